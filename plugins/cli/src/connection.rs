@@ -1,0 +1,54 @@
+use std::path::PathBuf;
+
+use clap::Args;
+use gitops::kubeconfig::{ConnectOptions, Connection, Environment, KubeconfigError, connect};
+
+/// kubectl's connection flags, with kubectl's names and meanings.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Cluster connection")]
+pub struct ConnectionArgs {
+    /// Path to the kubeconfig file to use (otherwise KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The name of the kubeconfig context to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The name of the kubeconfig cluster to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// The name of the kubeconfig user to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// The namespace (default: the context's namespace, then "default").
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// How long to wait for a single server request (0 = no limit), e.g. 30s, 1m.
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
+    /// Username to impersonate for the operation.
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub impersonate: Option<String>,
+    /// Group to impersonate for the operation (repeatable).
+    #[arg(long = "as-group", global = true, value_name = "GROUP")]
+    pub impersonate_groups: Vec<String>,
+}
+
+impl ConnectionArgs {
+    pub fn options(&self) -> ConnectOptions {
+        ConnectOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+            namespace: self.namespace.clone(),
+            request_timeout: self.request_timeout.clone(),
+            impersonate: self.impersonate.clone(),
+            impersonate_groups: self.impersonate_groups.clone(),
+        }
+    }
+
+    /// Resolves the connection from these flags and the process environment.
+    pub async fn connect(&self) -> Result<Connection, KubeconfigError> {
+        connect(&self.options(), &Environment::from_process()).await
+    }
+}

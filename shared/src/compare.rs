@@ -1,0 +1,127 @@
+//! Desired objects against the live cluster, as the server itself would apply them.
+//!
+//! Each desired object is server-side applied as a dry run; the result (server defaults
+//! filled in) is compared with the live object, both normalised. Objects whose kind comes
+//! from a CRD, or whose namespace comes from a Namespace, in the same desired set cannot be
+//! dry-run yet: they are reported as added from their manifest, not as errors.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use serde_json::Value;
+
+use crate::diff::ChangeSet;
+use crate::diff::normalise::normalise;
+use crate::live::{LiveCluster, LiveError};
+use crate::objects::{DesiredObject, DesiredSet, ObjectKey};
+
+const CONCURRENCY: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("{origin}: {source}")]
+    Object {
+        origin: String,
+        #[source]
+        source: LiveError,
+    },
+    #[error(transparent)]
+    Live(#[from] LiveError),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompareOptions {
+    /// Dry-run with force, so fields owned by other managers show as they would be taken over.
+    pub force_conflicts: bool,
+}
+
+fn describe_origin(object: &DesiredObject) -> String {
+    format!("{}:{} ({})", object.origin.file, object.origin.line, object.key)
+}
+
+/// Kinds that the desired set defines itself through a CustomResourceDefinition.
+fn kinds_defined_by_crds(desired: &DesiredSet) -> BTreeSet<(String, String)> {
+    desired
+        .iter()
+        .filter(|o| o.key.kind == "CustomResourceDefinition" && o.key.group == "apiextensions.k8s.io")
+        .filter_map(|o| {
+            let group = o.object.pointer("/spec/group")?.as_str()?;
+            let kind = o.object.pointer("/spec/names/kind")?.as_str()?;
+            Some((group.to_string(), kind.to_string()))
+        })
+        .collect()
+}
+
+/// Compares `desired` with the cluster. Only the desired objects are looked at: the
+/// result has added, changed and unchanged objects, never removed ones.
+pub async fn against_cluster(
+    cluster: &LiveCluster,
+    desired: &DesiredSet,
+    options: CompareOptions,
+) -> Result<ChangeSet, CompareError> {
+    let crd_kinds = kinds_defined_by_crds(desired);
+    // Known kinds are fetched and dry-run; kinds of CRDs in this set are new by definition.
+    let mut known = BTreeSet::new();
+    let mut pending = Vec::new();
+    for object in desired.iter() {
+        let api_version = object.object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        if cluster.resolve(api_version, &object.key.kind).is_some() {
+            known.insert(object.key.clone());
+        } else if crd_kinds.contains(&(object.key.group.clone(), object.key.kind.clone())) {
+            pending.push(object);
+        } else {
+            return Err(CompareError::Object {
+                origin: describe_origin(object),
+                source: LiveError::UnknownKind {
+                    api_version: api_version.to_string(),
+                    kind: object.key.kind.clone(),
+                    server: cluster.server().to_string(),
+                },
+            });
+        }
+    }
+
+    let live = cluster.fetch(&known).await?;
+    // Namespaces this set creates: their objects cannot be dry-run until they exist.
+    let new_namespaces: BTreeSet<&str> = desired
+        .iter()
+        .filter(|o| o.key.group.is_empty() && o.key.kind == "Namespace" && !live.contains_key(&o.key))
+        .map(|o| o.key.name.as_str())
+        .collect();
+
+    let mut after: BTreeMap<ObjectKey, Value> = BTreeMap::new();
+    for object in pending {
+        after.insert(object.key.clone(), normalised(object.object.clone()));
+    }
+    let to_dry_run: Vec<&DesiredObject> = desired
+        .iter()
+        .filter(|o| known.contains(&o.key))
+        .filter(|o| {
+            let in_new_namespace = o.key.namespace.as_deref().is_some_and(|ns| new_namespaces.contains(ns));
+            if in_new_namespace {
+                after.insert(o.key.clone(), normalised(o.object.clone()));
+            }
+            !in_new_namespace
+        })
+        .collect();
+
+    let dry_run = stream::iter(to_dry_run)
+        .map(|object| async move {
+            let result = cluster.dry_run_apply(&object.object, options.force_conflicts).await;
+            result
+                .map(|applied| (object.key.clone(), normalised(applied)))
+                .map_err(|source| CompareError::Object { origin: describe_origin(object), source })
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    after.extend(dry_run);
+
+    let before: BTreeMap<ObjectKey, Value> = live.into_iter().map(|(key, value)| (key, normalised(value))).collect();
+    Ok(ChangeSet::between(before, after))
+}
+
+fn normalised(mut object: Value) -> Value {
+    normalise(&mut object);
+    object
+}

@@ -1,0 +1,16 @@
+//! The library behind the kubectl-gitops plugins.
+//!
+//! Each module has one job; the plugins are thin command lines over them. Nothing here
+//! parses command-line flags, and nothing prints: the plugins print what it returns.
+
+pub mod api_error;
+pub mod compare;
+pub mod diff;
+mod error_text;
+pub mod kubeconfig;
+pub mod live;
+pub mod load;
+pub mod objects;
+pub mod output;
+pub mod render;
+pub mod source;

@@ -1,0 +1,201 @@
+//! The live cluster: discovery, fetching objects, and server-side dry-run apply.
+//!
+//! Discovery is one aggregated round trip. Live objects are fetched with one LIST per
+//! kind and namespace, in parallel and bounded, never one GET per object.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::{Client, core::GroupVersionKind};
+use serde_json::Value;
+
+use crate::api_error::{ApiError, CallContext};
+use crate::kubeconfig::Connection;
+use crate::objects::{ObjectKey, ScopeResolver};
+
+/// Our field manager: every apply and dry-run uses it, so managedFields tell our fields apart.
+pub const FIELD_MANAGER: &str = "kubectl-gitops";
+
+/// How many requests run at once.
+const CONCURRENCY: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{api_version} {kind} is not served by the API server {server} (is its CustomResourceDefinition installed?)")]
+    UnknownKind { api_version: String, kind: String, server: String },
+    #[error("{kind} {name}: {message}")]
+    DryRun { kind: String, name: String, message: String },
+    #[error("cannot read {what} returned by the server: {message}")]
+    Decode { what: String, message: String },
+}
+
+/// A connected cluster with its discovered kinds.
+pub struct LiveCluster {
+    client: Client,
+    discovery: Discovery,
+    server: String,
+    context: String,
+    timeout: Option<std::time::Duration>,
+}
+
+impl LiveCluster {
+    /// Connects and discovers the kinds the server serves.
+    pub async fn connect(connection: &Connection) -> Result<LiveCluster, LiveError> {
+        let client = connection.client().map_err(|e| ApiError::Other(e.to_string()))?;
+        let server = connection.server();
+        let context = connection.context.clone().unwrap_or_else(|| "in-cluster".into());
+        let call = CallContext {
+            server: &server,
+            context: &context,
+            verb: "list",
+            resource: "API discovery",
+            timeout: connection.request_timeout,
+        };
+        let discovery = Discovery::new(client.clone())
+            .run_aggregated()
+            .await
+            .map_err(|e| ApiError::from_kube(e, &call))?;
+        Ok(LiveCluster { client, discovery, server, context, timeout: connection.request_timeout })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    fn call<'a>(&'a self, verb: &'a str, resource: &'a str) -> CallContext<'a> {
+        CallContext { server: &self.server, context: &self.context, verb, resource, timeout: self.timeout }
+    }
+
+    /// The API resource serving `apiVersion`/`kind`, if the server knows it.
+    pub fn resolve(&self, api_version: &str, kind: &str) -> Option<(ApiResource, ApiCapabilities)> {
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        self.discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
+    }
+
+    /// The preferred version's resource for a group and kind (for keys without a version).
+    pub fn resolve_kind(&self, group: &str, kind: &str) -> Option<(ApiResource, ApiCapabilities)> {
+        self.discovery.get(group)?.recommended_kind(kind)
+    }
+
+    fn unknown_kind(&self, api_version: &str, kind: &str) -> LiveError {
+        LiveError::UnknownKind { api_version: api_version.into(), kind: kind.into(), server: self.server.clone() }
+    }
+
+    fn api(&self, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        }
+    }
+
+    /// The live state of `keys`: one LIST per kind and namespace. Keys whose kind the
+    /// server does not serve are left out (the caller decides whether that is an error).
+    pub async fn fetch(&self, keys: &BTreeSet<ObjectKey>) -> Result<BTreeMap<ObjectKey, Value>, LiveError> {
+        let mut batches: BTreeMap<(String, String, Option<String>), BTreeSet<&str>> = BTreeMap::new();
+        for key in keys {
+            batches
+                .entry((key.group.clone(), key.kind.clone(), key.namespace.clone()))
+                .or_default()
+                .insert(key.name.as_str());
+        }
+        let lists = stream::iter(batches)
+            .filter_map(|((group, kind, namespace), names)| async move {
+                let (resource, _) = self.resolve_kind(&group, &kind)?;
+                Some(async move {
+                    let listed = self.list(&resource, namespace.as_deref()).await?;
+                    Ok::<_, LiveError>(
+                        listed
+                            .into_iter()
+                            .filter(|(key, _)| names.contains(key.name.as_str()))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(lists.into_iter().flatten().collect())
+    }
+
+    /// Every object of one kind in one namespace (or cluster-wide), with apiVersion and
+    /// kind filled in (the server leaves them out of list items).
+    pub async fn list(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+    ) -> Result<Vec<(ObjectKey, Value)>, LiveError> {
+        self.list_selected(resource, namespace, &ListParams::default()).await
+    }
+
+    /// Like [`LiveCluster::list`], with a label selector or other list parameters.
+    pub async fn list_selected(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<Vec<(ObjectKey, Value)>, LiveError> {
+        let api = self.api(resource, namespace);
+        let list = api.list(params).await.map_err(|e| ApiError::from_kube(e, &self.call("list", &resource.plural)))?;
+        let mut out = Vec::with_capacity(list.items.len());
+        for item in list.items {
+            let mut value = serde_json::to_value(&item)
+                .map_err(|e| LiveError::Decode { what: resource.plural.clone(), message: e.to_string() })?;
+            value["apiVersion"] = Value::String(resource.api_version.clone());
+            value["kind"] = Value::String(resource.kind.clone());
+            if let Some(key) = ObjectKey::from_object(&value) {
+                out.push((key, value));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Server-side apply of `object` as a dry run: the object exactly as the server would
+    /// store it, defaults and all. `force` takes over fields other managers own.
+    pub async fn dry_run_apply(&self, object: &Value, force: bool) -> Result<Value, LiveError> {
+        self.apply_with(object, force, true).await
+    }
+
+    /// Server-side apply for real, with our field manager.
+    pub async fn apply(&self, object: &Value, force: bool) -> Result<Value, LiveError> {
+        self.apply_with(object, force, false).await
+    }
+
+    async fn apply_with(&self, object: &Value, force: bool, dry_run: bool) -> Result<Value, LiveError> {
+        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
+        let (resource, caps) = self.resolve(api_version, kind).ok_or_else(|| self.unknown_kind(api_version, kind))?;
+        let api = self.api(&resource, if caps.scope == Scope::Namespaced { namespace } else { None });
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        params.force = force;
+        params.dry_run = dry_run;
+        let applied = api.patch(name, &params, &Patch::Apply(object)).await.map_err(|e| {
+            let verb = if dry_run { "patch (dry-run)" } else { "patch" };
+            LiveError::Api(ApiError::from_kube(e, &self.call(verb, &resource.plural)))
+        })?;
+        let mut value = serde_json::to_value(&applied)
+            .map_err(|e| LiveError::Decode { what: format!("{kind} {name}"), message: e.to_string() })?;
+        value["apiVersion"] = Value::String(resource.api_version.clone());
+        value["kind"] = Value::String(resource.kind.clone());
+        Ok(value)
+    }
+}
+
+/// Scopes as the server reports them.
+impl ScopeResolver for LiveCluster {
+    fn is_namespaced(&self, group: &str, kind: &str) -> Option<bool> {
+        self.resolve_kind(group, kind).map(|(_, caps)| caps.scope == Scope::Namespaced)
+    }
+}

@@ -1,0 +1,78 @@
+//! From a repository, a revision and a path to the objects that revision wants: the first
+//! half of every plugin's flow (read, render, key), in one place.
+
+use std::path::{Path, PathBuf};
+
+use crate::objects::{DesiredSet, ObjectsError, ScopeResolver};
+use crate::render::{self, RenderError, RenderOptions, Renderer};
+use crate::source::{CommitInfo, Repo, Snapshot, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Objects(#[from] ObjectsError),
+}
+
+/// Which tree to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeSpec {
+    /// A revision, read from the object database.
+    Revision(String),
+    /// The files on disk, uncommitted changes included.
+    WorkingTree,
+}
+
+/// A revision's tree, read and described.
+pub struct LoadedTree {
+    pub snapshot: Snapshot,
+    /// A short name for diff headers: the short commit id, or `working-tree`.
+    pub label: String,
+}
+
+impl LoadedTree {
+    pub fn commit(&self) -> Option<&CommitInfo> {
+        self.snapshot.commit.as_ref()
+    }
+}
+
+/// Reads the tree `spec` names at `root` (repo-relative).
+pub fn read_tree(repo: &Repo, spec: &TreeSpec, root: &str) -> Result<LoadedTree, LoadError> {
+    Ok(match spec {
+        TreeSpec::Revision(rev) => {
+            let commit = repo.resolve(rev)?;
+            let label = commit.short_id.clone();
+            LoadedTree { snapshot: repo.snapshot(&commit, root)?, label }
+        }
+        TreeSpec::WorkingTree => LoadedTree { snapshot: repo.working_tree(root)?, label: "working-tree".into() },
+    })
+}
+
+/// Renders a tree and keys its objects.
+pub fn desired_set(
+    snapshot: &Snapshot,
+    options: &RenderOptions,
+    namespace: &str,
+    scopes: &dyn ScopeResolver,
+) -> Result<(Renderer, DesiredSet), LoadError> {
+    let renderer = render::detect(snapshot);
+    let manifests = render::render(snapshot, options)?;
+    Ok((renderer, DesiredSet::build(manifests, namespace, scopes)?))
+}
+
+/// The kubectl binary renderers run: `$KUBECTL` if set, else `kubectl` on PATH.
+pub fn kubectl_binary() -> PathBuf {
+    std::env::var_os("KUBECTL").map(PathBuf::from).unwrap_or_else(|| Path::new("kubectl").to_path_buf())
+}
+
+/// Where `--repo URL` clones are kept: `$XDG_CACHE_HOME/kubectl-gitops/repos`.
+pub fn repo_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("kubectl-gitops").join("repos")
+}

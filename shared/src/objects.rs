@@ -1,0 +1,531 @@
+//! Object identity and the desired set: what a revision says should exist.
+//!
+//! Scope rules follow what kubectl and the API server do, so the desired set matches the
+//! objects a `kubectl apply` of the same manifests would produce:
+//! - a namespaced object without `metadata.namespace` gets the default namespace, in its
+//!   key and in the object itself;
+//! - a cluster-scoped object's `metadata.namespace` is dropped (the API server ignores it
+//!   too, so keeping it would show a difference that can never be applied);
+//! - scope comes from the caller's [`ScopeResolver`] (a cluster's discovery, say), then
+//!   [`BuiltinScopes`], then CustomResourceDefinitions in the set itself; a kind nobody
+//!   knows is treated as namespaced, the common case for custom resources whose CRD is
+//!   installed by someone else.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::render::{Manifest, Origin};
+
+/// The identity of an object in a cluster. The API version is not part of it: one object
+/// is served under several versions of its group.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct ObjectKey {
+    /// API group, `""` for the core group.
+    pub group: String,
+    pub kind: String,
+    /// `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of an object as written: namespace as given (no defaulting, which needs
+    /// scope knowledge; see [`DesiredSet::build`]). `None` unless the object has string
+    /// `apiVersion`, `kind` and `metadata.name`.
+    pub fn from_object(obj: &Value) -> Option<ObjectKey> {
+        identify(obj).ok()
+    }
+
+    /// `Kind.group` (`Kind` for the core group), the form ApplySet annotations use.
+    pub fn group_kind(&self) -> String {
+        if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
+    }
+}
+
+/// `Kind.group namespace/name` for namespaced objects, `Kind.group name` for
+/// cluster-scoped ones; the core group has no suffix: `Deployment.apps web/api`,
+/// `ConfigMap web/settings`, `Namespace web`.
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{} {}/{}", self.group_kind(), namespace, self.name),
+            None => write!(f, "{} {}", self.group_kind(), self.name),
+        }
+    }
+}
+
+/// The group of an `apiVersion`: `apps/v1` -> `apps`, `v1` -> `""`. `None` if malformed.
+pub fn group_of(api_version: &str) -> Option<&str> {
+    match api_version.split_once('/') {
+        None if !api_version.is_empty() => Some(""),
+        Some((group, version))
+            if !group.is_empty() && !version.is_empty() && !version.contains('/') =>
+        {
+            Some(group)
+        }
+        _ => None,
+    }
+}
+
+/// Why a value is not an identifiable object (completes "the object ...").
+fn identify(obj: &Value) -> Result<ObjectKey, &'static str> {
+    let field = |name: &str| {
+        obj.get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let api_version = field("apiVersion").ok_or("has no apiVersion")?;
+    let group = group_of(api_version).ok_or("has a malformed apiVersion")?;
+    let kind = field("kind").ok_or("has no kind")?;
+    let metadata = obj.get("metadata");
+    let name = metadata
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or("has no metadata.name")?;
+    let namespace = match metadata.and_then(|m| m.get("namespace")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(ns)) if ns.is_empty() => None,
+        Some(Value::String(ns)) => Some(ns.clone()),
+        Some(_) => return Err("has a metadata.namespace that is not a string"),
+    };
+    Ok(ObjectKey {
+        group: group.to_string(),
+        kind: kind.to_string(),
+        namespace,
+        name: name.to_string(),
+    })
+}
+
+/// Answers whether a kind is namespaced.
+pub trait ScopeResolver {
+    /// `Some(true)` namespaced, `Some(false)` cluster-scoped, `None` unknown.
+    fn is_namespaced(&self, group: &str, kind: &str) -> Option<bool>;
+}
+
+/// The scopes of the kinds Kubernetes itself serves, without asking a cluster.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuiltinScopes;
+
+/// Every API group Kubernetes itself serves, with its cluster-scoped kinds; all other
+/// kinds of these groups are namespaced.
+const BUILTIN: &[(&str, &[&str])] = &[
+    (
+        "",
+        &["ComponentStatus", "Namespace", "Node", "PersistentVolume"],
+    ),
+    (
+        "admissionregistration.k8s.io",
+        &[
+            "MutatingAdmissionPolicy",
+            "MutatingAdmissionPolicyBinding",
+            "MutatingWebhookConfiguration",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+            "ValidatingWebhookConfiguration",
+        ],
+    ),
+    ("apiextensions.k8s.io", &["CustomResourceDefinition"]),
+    ("apiregistration.k8s.io", &["APIService"]),
+    ("apps", &[]),
+    (
+        "authentication.k8s.io",
+        &["SelfSubjectReview", "TokenReview"],
+    ),
+    (
+        "authorization.k8s.io",
+        &[
+            "SelfSubjectAccessReview",
+            "SelfSubjectRulesReview",
+            "SubjectAccessReview",
+        ],
+    ),
+    ("autoscaling", &[]),
+    ("batch", &[]),
+    (
+        "certificates.k8s.io",
+        &["CertificateSigningRequest", "ClusterTrustBundle"],
+    ),
+    ("coordination.k8s.io", &[]),
+    ("discovery.k8s.io", &[]),
+    ("events.k8s.io", &[]),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        &["FlowSchema", "PriorityLevelConfiguration"],
+    ),
+    ("internal.apiserver.k8s.io", &["StorageVersion"]),
+    (
+        "networking.k8s.io",
+        &["IPAddress", "IngressClass", "ServiceCIDR"],
+    ),
+    ("node.k8s.io", &["RuntimeClass"]),
+    ("policy", &[]),
+    (
+        "rbac.authorization.k8s.io",
+        &["ClusterRole", "ClusterRoleBinding"],
+    ),
+    (
+        "resource.k8s.io",
+        &["DeviceClass", "DeviceTaintRule", "ResourceSlice"],
+    ),
+    ("scheduling.k8s.io", &["PriorityClass"]),
+    (
+        "storage.k8s.io",
+        &[
+            "CSIDriver",
+            "CSINode",
+            "StorageClass",
+            "VolumeAttachment",
+            "VolumeAttributesClass",
+        ],
+    ),
+    ("storagemigration.k8s.io", &["StorageVersionMigration"]),
+];
+
+impl ScopeResolver for BuiltinScopes {
+    fn is_namespaced(&self, group: &str, kind: &str) -> Option<bool> {
+        let (_, cluster_scoped) = BUILTIN.iter().find(|(g, _)| *g == group)?;
+        Some(!cluster_scoped.contains(&kind))
+    }
+}
+
+/// Scopes declared by CustomResourceDefinitions: `(group, kind)` -> namespaced.
+struct CrdScopes(HashMap<(String, String), bool>);
+
+impl CrdScopes {
+    fn from_manifests(manifests: &[Manifest]) -> Self {
+        let mut scopes = HashMap::new();
+        for manifest in manifests {
+            let obj = &manifest.object;
+            let is_crd = obj.get("kind").and_then(Value::as_str)
+                == Some("CustomResourceDefinition")
+                && obj
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .and_then(group_of)
+                    == Some("apiextensions.k8s.io");
+            if !is_crd {
+                continue;
+            }
+            let spec = &obj["spec"];
+            let (Some(group), Some(kind)) =
+                (spec["group"].as_str(), spec["names"]["kind"].as_str())
+            else {
+                continue;
+            };
+            let namespaced = match spec["scope"].as_str() {
+                Some("Namespaced") => true,
+                Some("Cluster") => false,
+                _ => continue,
+            };
+            scopes.insert((group.to_string(), kind.to_string()), namespaced);
+        }
+        CrdScopes(scopes)
+    }
+
+    fn is_namespaced(&self, group: &str, kind: &str) -> Option<bool> {
+        self.0.get(&(group.to_string(), kind.to_string())).copied()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectsError {
+    #[error("{origin}: the object {reason}")]
+    NotAnObject {
+        origin: Origin,
+        reason: &'static str,
+    },
+
+    #[error("{key} is defined twice: in {first} and {second}")]
+    Duplicate {
+        // Boxed to keep the error small.
+        key: Box<ObjectKey>,
+        first: Origin,
+        second: Origin,
+    },
+}
+
+/// One object a revision wants, keyed and with its namespace settled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredObject {
+    pub key: ObjectKey,
+    pub object: Value,
+    pub origin: Origin,
+}
+
+/// The objects a revision wants, by key (so iteration is in key order; apply order is
+/// decided elsewhere).
+#[derive(Debug, Clone, Default)]
+pub struct DesiredSet {
+    objects: BTreeMap<ObjectKey, DesiredObject>,
+}
+
+impl DesiredSet {
+    /// Keys each manifest and settles its namespace (see the module documentation):
+    /// namespaced objects without one get `default_namespace` (`"default"` if that is
+    /// empty), cluster-scoped objects lose theirs. Scope comes from `scopes`, then the
+    /// built-in table, then CustomResourceDefinitions in `manifests`, else namespaced.
+    /// Two manifests with the
+    /// same key are an error naming both origins.
+    pub fn build(
+        manifests: Vec<Manifest>,
+        default_namespace: &str,
+        scopes: &dyn ScopeResolver,
+    ) -> Result<DesiredSet, ObjectsError> {
+        let default_namespace = if default_namespace.is_empty() {
+            "default"
+        } else {
+            default_namespace
+        };
+        let crds = CrdScopes::from_manifests(&manifests);
+        let mut objects: BTreeMap<ObjectKey, DesiredObject> = BTreeMap::new();
+        for Manifest { mut object, origin } in manifests {
+            let mut key = match identify(&object) {
+                Ok(key) => key,
+                Err(reason) => return Err(ObjectsError::NotAnObject { origin, reason }),
+            };
+            let namespaced = scopes
+                .is_namespaced(&key.group, &key.kind)
+                .or_else(|| BuiltinScopes.is_namespaced(&key.group, &key.kind))
+                .or_else(|| crds.is_namespaced(&key.group, &key.kind))
+                .unwrap_or(true);
+            // identify() proved metadata is there; it is an object if it has a name.
+            let metadata = object.get_mut("metadata").and_then(Value::as_object_mut);
+            match (namespaced, metadata) {
+                (true, Some(metadata)) if key.namespace.is_none() => {
+                    metadata.insert("namespace".into(), Value::from(default_namespace));
+                    key.namespace = Some(default_namespace.to_string());
+                }
+                (false, Some(metadata)) => {
+                    metadata.remove("namespace");
+                    key.namespace = None;
+                }
+                _ => {}
+            }
+            if let Some(first) = objects.get(&key) {
+                return Err(ObjectsError::Duplicate {
+                    key: Box::new(key),
+                    first: first.origin.clone(),
+                    second: origin,
+                });
+            }
+            objects.insert(
+                key.clone(),
+                DesiredObject {
+                    key,
+                    object,
+                    origin,
+                },
+            );
+        }
+        Ok(DesiredSet { objects })
+    }
+
+    pub fn get(&self, key: &ObjectKey) -> Option<&DesiredObject> {
+        self.objects.get(key)
+    }
+
+    pub fn contains(&self, key: &ObjectKey) -> bool {
+        self.objects.contains_key(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &ObjectKey> {
+        self.objects.keys()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &DesiredObject> {
+        self.objects.values()
+    }
+}
+
+impl IntoIterator for DesiredSet {
+    type Item = DesiredObject;
+    type IntoIter = std::collections::btree_map::IntoValues<ObjectKey, DesiredObject>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.objects.into_values()
+    }
+}
+
+impl<'a> IntoIterator for &'a DesiredSet {
+    type Item = &'a DesiredObject;
+    type IntoIter = std::collections::btree_map::Values<'a, ObjectKey, DesiredObject>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.objects.values()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn manifest(file: &str, line: usize, object: Value) -> Manifest {
+        let origin = Origin {
+            file: file.to_string(),
+            document: 0,
+            line,
+        };
+        Manifest { object, origin }
+    }
+
+    fn obj(api_version: &str, kind: &str, name: &str, namespace: Option<&str>) -> Value {
+        let mut object =
+            json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}});
+        if let Some(ns) = namespace {
+            object["metadata"]["namespace"] = json!(ns);
+        }
+        object
+    }
+
+    fn key(group: &str, kind: &str, namespace: Option<&str>, name: &str) -> ObjectKey {
+        ObjectKey {
+            group: group.into(),
+            kind: kind.into(),
+            namespace: namespace.map(Into::into),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn keys_parse_groups_and_display() {
+        assert_eq!(group_of("apps/v1"), Some("apps"));
+        assert_eq!(group_of("v1"), Some(""));
+        assert_eq!(group_of("a/b/c"), None);
+        assert_eq!(group_of("/v1"), None);
+        let k = ObjectKey::from_object(&obj("apps/v1", "Deployment", "api", Some("web"))).unwrap();
+        assert_eq!(k, key("apps", "Deployment", Some("web"), "api"));
+        assert_eq!(k.to_string(), "Deployment.apps web/api");
+        assert_eq!(
+            key("", "Namespace", None, "web").to_string(),
+            "Namespace web"
+        );
+        assert_eq!(
+            ObjectKey::from_object(&json!({"apiVersion": "v1", "kind": "Pod"})),
+            None
+        );
+    }
+
+    #[test]
+    fn namespaces_are_defaulted_by_scope() {
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Cluster", "names": {"kind": "Widget"}}
+        });
+        let manifests = vec![
+            manifest("a.yaml", 1, obj("apps/v1", "Deployment", "api", None)),
+            manifest("a.yaml", 5, obj("v1", "ConfigMap", "cfg", Some("other"))),
+            manifest("a.yaml", 9, obj("v1", "Namespace", "web", Some("ignored"))),
+            manifest(
+                "a.yaml",
+                13,
+                obj("rbac.authorization.k8s.io/v1", "ClusterRole", "r", None),
+            ),
+            manifest("b.yaml", 1, crd),
+            manifest(
+                "b.yaml",
+                20,
+                obj("example.com/v1", "Widget", "w", Some("ignored")),
+            ),
+            manifest("b.yaml", 30, obj("unknown.io/v1", "Gadget", "g", None)),
+        ];
+        let set = DesiredSet::build(manifests, "web", &BuiltinScopes).unwrap();
+        let keys: Vec<String> = set.keys().map(ToString::to_string).collect();
+        assert_eq!(
+            keys,
+            [
+                "ConfigMap other/cfg",
+                "Namespace web",
+                "CustomResourceDefinition.apiextensions.k8s.io widgets.example.com",
+                "Deployment.apps web/api",
+                "Widget.example.com w",
+                "ClusterRole.rbac.authorization.k8s.io r",
+                "Gadget.unknown.io web/g",
+            ]
+        );
+        let deploy = set
+            .get(&key("apps", "Deployment", Some("web"), "api"))
+            .unwrap();
+        assert_eq!(deploy.object["metadata"]["namespace"], json!("web"));
+        assert_eq!(deploy.object["apiVersion"], json!("apps/v1"));
+        let ns = set.get(&key("", "Namespace", None, "web")).unwrap();
+        assert_eq!(ns.object["metadata"], json!({"name": "web"}));
+        let widget = set.get(&key("example.com", "Widget", None, "w")).unwrap();
+        assert_eq!(widget.origin.to_string(), "b.yaml:20");
+        assert_eq!(set.len(), 7);
+        assert_eq!((&set).into_iter().count(), set.into_iter().count());
+    }
+
+    #[test]
+    fn resolver_first_then_builtins_and_unknown_kinds_are_namespaced() {
+        struct Cluster;
+        impl ScopeResolver for Cluster {
+            fn is_namespaced(&self, _: &str, kind: &str) -> Option<bool> {
+                (kind == "Gadget").then_some(false)
+            }
+        }
+        let manifests = vec![
+            manifest("a.yaml", 1, obj("unknown.io/v1", "Gadget", "g", Some("x"))),
+            manifest("a.yaml", 2, obj("unknown.io/v1", "Gizmo", "g", None)),
+            manifest("a.yaml", 3, obj("v1", "Namespace", "n", None)),
+        ];
+        let set = DesiredSet::build(manifests, "", &Cluster).unwrap();
+        let keys: Vec<String> = set.keys().map(ToString::to_string).collect();
+        assert_eq!(
+            keys,
+            [
+                "Namespace n",
+                "Gadget.unknown.io g",
+                "Gizmo.unknown.io default/g"
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicates_name_both_origins() {
+        let manifests = vec![
+            manifest("apps/a.yaml", 3, obj("apps/v1", "Deployment", "web", None)),
+            manifest("apps/c.yaml", 1, obj("v1", "Service", "web", None)),
+            manifest(
+                "apps/b.yaml",
+                10,
+                obj("apps/v2", "Deployment", "web", Some("apps")),
+            ),
+        ];
+        let err = DesiredSet::build(manifests, "apps", &BuiltinScopes).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Deployment.apps apps/web is defined twice: in apps/a.yaml:3 and apps/b.yaml:10"
+        );
+    }
+
+    #[test]
+    fn unidentifiable_objects_are_errors() {
+        let manifests = vec![manifest(
+            "x.yaml",
+            4,
+            json!({"apiVersion": "v1", "kind": "Pod"}),
+        )];
+        let err = DesiredSet::build(manifests, "d", &BuiltinScopes).unwrap_err();
+        assert_eq!(err.to_string(), "x.yaml:4: the object has no metadata.name");
+    }
+}

@@ -1,0 +1,224 @@
+//! Turning a source tree into Kubernetes objects: plain YAML/JSON and kustomize.
+//!
+//! Every object keeps its [`Origin`] so that errors, diffs and duplicates can point at the
+//! file and line a person would open. Which renderer runs is decided by what the requested
+//! path holds ([`detect`]); adding one (Helm) means a variant, a `detect` rule and a module.
+
+mod kustomize;
+mod value;
+mod yaml;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::source::{Snapshot, SourceError};
+
+pub use yaml::parse_documents;
+
+/// The largest file (or kustomize output) we parse. Manifests are rarely above a few
+/// hundred KiB; the cap keeps a hostile repository from exhausting memory.
+pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
+
+/// File names that make a directory a kustomization, in kustomize's own lookup order.
+const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Where an object came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Origin {
+    /// Repo-relative path, `/`-separated. For kustomize output, the kustomization file.
+    pub file: String,
+    /// 0-based index of the document among the file's non-empty documents (for kustomize
+    /// output: among the documents it printed).
+    pub document: usize,
+    /// 1-based line of the document's first line of content (comments and the `---`
+    /// separator excluded). 1 for kustomize output, which has no line in the repository.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// One Kubernetes object as rendered, with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub object: serde_json::Value,
+    pub origin: Origin,
+}
+
+/// How a path is turned into manifests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Renderer {
+    /// Every `.yaml`, `.yml` and `.json` file under the path.
+    Plain,
+    /// `kubectl kustomize` on the path.
+    Kustomize,
+}
+
+impl fmt::Display for Renderer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Renderer::Plain => "plain",
+            Renderer::Kustomize => "kustomize",
+        })
+    }
+}
+
+/// Settings the renderers need from the outside world.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// The binary run as `<kubectl> kustomize <dir>`.
+    pub kubectl: PathBuf,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            kubectl: PathBuf::from("kubectl"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("`{root}` does not exist in the source")]
+    RootNotFound { root: String },
+
+    #[error("{file}: the file is {size} bytes, more than the {limit}-byte limit for one file")]
+    TooLarge {
+        file: String,
+        size: usize,
+        limit: usize,
+    },
+
+    #[error("{file}:{line}: the file is not valid UTF-8 text")]
+    NotUtf8 { file: String, line: usize },
+
+    /// Malformed YAML or JSON, or a document that expands past the limits.
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    /// A document that claims to be a Kubernetes object (apiVersion and kind) but is not
+    /// a usable one.
+    #[error("{file}:{line}: {message}")]
+    InvalidObject {
+        file: String,
+        line: usize,
+        message: String,
+    },
+
+    #[error("could not create a temporary directory for kustomize")]
+    TempDir { source: std::io::Error },
+
+    #[error("could not write the source tree to a temporary directory for kustomize")]
+    Materialize { source: SourceError },
+
+    #[error(
+        "`{}` was not found; rendering a kustomization runs `kubectl kustomize`, so install \
+         kubectl (https://kubernetes.io/docs/tasks/tools/) or give the path to it",
+        kubectl.display()
+    )]
+    KubectlNotFound { kubectl: PathBuf },
+
+    #[error("could not run `{} kustomize`", kubectl.display())]
+    KubectlStart {
+        kubectl: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("kustomize failed for `{root}`: {message}")]
+    Kustomize { root: String, message: String },
+}
+
+/// Chooses the renderer by what `snapshot.root` holds: a kustomization file
+/// (`kustomization.yaml`, `kustomization.yml` or `Kustomization`) means kustomize,
+/// anything else (including a single file) plain YAML/JSON.
+pub fn detect(snapshot: &Snapshot) -> Renderer {
+    match kustomization_file(snapshot, root_of(snapshot)) {
+        Some(_) => Renderer::Kustomize,
+        None => Renderer::Plain,
+    }
+}
+
+/// Renders `snapshot.root` with the renderer [`detect`] picks.
+///
+/// Synchronous: kustomize runs as a child process and this waits for it. Call it through
+/// `tokio::task::spawn_blocking` from async code that must not stall a worker thread.
+pub fn render(snapshot: &Snapshot, opts: &RenderOptions) -> Result<Vec<Manifest>, RenderError> {
+    let root = root_of(snapshot);
+    match detect(snapshot) {
+        Renderer::Plain => yaml::render_plain(&snapshot.files, root),
+        Renderer::Kustomize => kustomize::render(snapshot, root, opts),
+    }
+}
+
+/// The requested path without `./` or surrounding slashes; `""` is the whole repository.
+fn root_of(snapshot: &Snapshot) -> &str {
+    let root = snapshot.root.trim_start_matches("./").trim_matches('/');
+    if root == "." { "" } else { root }
+}
+
+/// The repo-relative path of the kustomization file directly in `root`, if there is one.
+fn kustomization_file(snapshot: &Snapshot, root: &str) -> Option<String> {
+    KUSTOMIZATION_FILES
+        .iter()
+        .map(|name| join(root, name))
+        .find(|path| snapshot.files.contains_key(path))
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    pub(crate) fn snapshot(root: &str, files: &[(&str, &str)]) -> Snapshot {
+        Snapshot {
+            files: files
+                .iter()
+                .map(|(path, text)| (path.to_string(), text.as_bytes().to_vec()))
+                .collect::<BTreeMap<_, _>>(),
+            root: root.to_string(),
+            commit: None,
+        }
+    }
+
+    #[test]
+    fn detect_kustomize_only_at_the_root() {
+        let files = [
+            ("apps/web/kustomization.yml", "resources: []\n"),
+            ("apps/web/deploy.yaml", ""),
+            ("apps/Kustomization", ""),
+        ];
+        assert_eq!(detect(&snapshot("apps/web", &files)), Renderer::Kustomize);
+        assert_eq!(detect(&snapshot("./apps/", &files)), Renderer::Kustomize);
+        assert_eq!(detect(&snapshot("", &files)), Renderer::Plain);
+        assert_eq!(
+            detect(&snapshot("apps/web/deploy.yaml", &files)),
+            Renderer::Plain
+        );
+    }
+
+    #[test]
+    fn missing_root_is_an_error() {
+        let snap = snapshot("nope", &[("apps/a.yaml", "")]);
+        let err = render(&snap, &RenderOptions::default()).unwrap_err();
+        assert_eq!(err.to_string(), "`nope` does not exist in the source");
+    }
+}

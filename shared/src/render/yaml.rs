@@ -1,0 +1,541 @@
+//! Plain rendering: YAML and JSON files, split into documents, kept when they are
+//! Kubernetes objects.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use serde::de::DeserializeSeed as _;
+use serde_json::Value;
+
+use super::value::Builder;
+use super::{MAX_FILE_BYTES, Manifest, Origin, RenderError};
+
+/// Every `.yaml`, `.yml` and `.json` file under `root`, in path order. Hidden files and
+/// directories (`.git`, `.github`, ...) below `root` are tool configuration, not
+/// manifests, and are skipped. A `root` naming one file renders that file.
+pub(super) fn render_plain(
+    files: &BTreeMap<String, Vec<u8>>,
+    root: &str,
+) -> Result<Vec<Manifest>, RenderError> {
+    if let Some(bytes) = files.get(root) {
+        return parse_file(root, bytes);
+    }
+    let prefix = if root.is_empty() {
+        String::new()
+    } else {
+        format!("{root}/")
+    };
+    let mut found = false;
+    let mut manifests = Vec::new();
+    let under_root = files.range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded));
+    for (path, bytes) in under_root {
+        let Some(relative) = path.strip_prefix(&prefix) else {
+            break;
+        };
+        found = true;
+        let hidden = relative.split('/').any(|part| part.starts_with('.'));
+        let manifest_file = [".yaml", ".yml", ".json"]
+            .iter()
+            .any(|ext| path.ends_with(ext));
+        if manifest_file && !hidden {
+            manifests.extend(parse_file(path, bytes)?);
+        }
+    }
+    if !found {
+        return Err(RenderError::RootNotFound {
+            root: root.to_string(),
+        });
+    }
+    Ok(manifests)
+}
+
+fn parse_file(path: &str, bytes: &[u8]) -> Result<Vec<Manifest>, RenderError> {
+    check_size(path, bytes.len())?;
+    let text = std::str::from_utf8(bytes).map_err(|err| RenderError::NotUtf8 {
+        file: path.to_string(),
+        line: line_at(bytes, err.valid_up_to()),
+    })?;
+    parse_documents(path, text)
+}
+
+fn check_size(file: &str, size: usize) -> Result<(), RenderError> {
+    if size > MAX_FILE_BYTES {
+        return Err(RenderError::TooLarge {
+            file: file.to_string(),
+            size,
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// 1-based line of byte `offset`.
+fn line_at(bytes: &[u8], offset: usize) -> usize {
+    1 + bytes.iter().take(offset).filter(|&&b| b == b'\n').count()
+}
+
+/// Parses one YAML or JSON file's text into the Kubernetes objects it holds.
+///
+/// `file` names the file in errors and origins; a name ending in `.json`, or text
+/// starting with `{`, is read as a stream of JSON values (YAML is the fallback for the
+/// latter). Documents that are not Kubernetes objects (no `apiVersion` and `kind`: values
+/// files, CI configuration) are skipped, as are kustomize's own config files; `List` kinds
+/// are unpacked. YAML is read with YAML 1.1 scalars, as kubectl reads it.
+pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Manifest>, RenderError> {
+    check_size(file, text.len())?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut manifests = Vec::new();
+    let json = if file.ends_with(".json") {
+        Some(json_documents(file, text)?)
+    } else if text.trim_start().starts_with('{') {
+        json_documents(file, text).ok()
+    } else {
+        None
+    };
+    if let Some(values) = json {
+        for (document, (line, value)) in values.into_iter().enumerate() {
+            collect(file, document, line, value, &mut manifests)?;
+        }
+        return Ok(manifests);
+    }
+    let mut document = 0;
+    for chunk in split_documents(text) {
+        let Some(content_line) = chunk.content_line else {
+            continue;
+        };
+        for doc in serde_yaml_ng::Deserializer::from_str(chunk.text) {
+            let builder = Builder::yaml(text, chunk.text.len());
+            let value = builder
+                .seed()
+                .deserialize(doc)
+                .map_err(|err| yaml_error(file, &chunk, content_line, &err))?;
+            collect(file, document, content_line, value, &mut manifests)?;
+            document += 1;
+        }
+    }
+    Ok(manifests)
+}
+
+/// The text of one `---`-separated document.
+struct Chunk<'a> {
+    text: &'a str,
+    /// 1-based line where `text` begins.
+    first_line: usize,
+    /// 1-based line of its first line that is not blank or a comment; `None` if empty.
+    content_line: Option<usize>,
+}
+
+/// Splits like kubectl's YAML reader: a separator is a line starting with `---` followed
+/// by nothing but spaces or a comment. (A `--- value` line stays inside its document and
+/// serde_yaml_ng sees it as a document start.)
+fn split_documents(text: &str) -> Vec<Chunk<'_>> {
+    let mut chunks = Vec::new();
+    let (mut start, mut first_line, mut content_line) = (0, 1, None);
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let number = index + 1;
+        let rest = line.strip_prefix("---").map(str::trim);
+        if rest.is_some_and(|rest| rest.is_empty() || rest.starts_with('#')) {
+            chunks.push(Chunk {
+                text: &text[start..offset],
+                first_line,
+                content_line,
+            });
+            (start, first_line, content_line) = (offset + line.len(), number + 1, None);
+        } else if content_line.is_none() {
+            let trimmed = line.trim();
+            if !trimmed.is_empty() && !trimmed.starts_with('#') {
+                content_line = Some(number);
+            }
+        }
+        offset += line.len();
+    }
+    chunks.push(Chunk {
+        text: &text[start..],
+        first_line,
+        content_line,
+    });
+    chunks
+}
+
+fn yaml_error(
+    file: &str,
+    chunk: &Chunk<'_>,
+    content_line: usize,
+    err: &serde_yaml_ng::Error,
+) -> RenderError {
+    let (line, column) = match err.location() {
+        Some(at) => (chunk.first_line + at.line() - 1, at.column()),
+        None => (content_line, 1),
+    };
+    RenderError::Syntax {
+        file: file.to_string(),
+        line,
+        column,
+        message: relocate(&err.to_string(), chunk.first_line - 1),
+    }
+}
+
+/// serde_yaml_ng's messages carry positions relative to the document
+/// (`... at line 2 column 3`). The error's own position moves to the `file:line:col`
+/// prefix, so drop the first one and shift any later ones (libyaml's context) by `shift`.
+fn relocate(message: &str, shift: usize) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    let mut first = true;
+    while let Some(i) = rest.find(" at line ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + " at line ".len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(line) = after[..digits].parse::<usize>() else {
+            out.push_str(" at line ");
+            rest = after;
+            continue;
+        };
+        let tail = &after[digits..];
+        let column_len = tail.strip_prefix(" column ").map_or(0, |c| {
+            " column ".len() + c.bytes().take_while(u8::is_ascii_digit).count()
+        });
+        if !first {
+            out.push_str(&format!(" at line {}{}", line + shift, &tail[..column_len]));
+        }
+        first = false;
+        rest = &tail[column_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The values of a JSON stream (`{...} {...}`), each with the line it starts on.
+fn json_documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, RenderError> {
+    struct JsonValue(Value);
+    impl<'de> serde::Deserialize<'de> for JsonValue {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Builder::json().seed().deserialize(d).map(JsonValue)
+        }
+    }
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<JsonValue>();
+    let mut values = Vec::new();
+    // Lines are counted incrementally: a stream can hold many values.
+    let (mut end, mut line, mut counted) = (0, 1, 0);
+    while let Some(next) = stream.next() {
+        let value = next.map_err(|err| RenderError::Syntax {
+            file: file.to_string(),
+            line: err.line().max(1),
+            column: err.column().max(1),
+            message: relocate(&err.to_string(), 0),
+        })?;
+        let gap = text.get(end..).unwrap_or("");
+        let start = end + (gap.len() - gap.trim_start().len());
+        let between = text.as_bytes().get(counted..start).unwrap_or_default();
+        line += between.iter().filter(|&&b| b == b'\n').count();
+        counted = start;
+        values.push((line, value.0));
+        end = stream.byte_offset();
+    }
+    Ok(values)
+}
+
+/// Adds the Kubernetes objects in one document to `out`.
+fn collect(
+    file: &str,
+    document: usize,
+    line: usize,
+    value: Value,
+    out: &mut Vec<Manifest>,
+) -> Result<(), RenderError> {
+    let Some((api_version, kind)) = type_of(&value) else {
+        return Ok(());
+    };
+    // kustomize's own config (Kustomization, Component, transformers) is never applied.
+    if api_version.starts_with("kustomize.config.k8s.io/")
+        || api_version.starts_with("config.kubernetes.io/")
+        || api_version.starts_with("builtin/")
+    {
+        return Ok(());
+    }
+    let origin = Origin {
+        file: file.to_string(),
+        document,
+        line,
+    };
+    let invalid = |message: String| RenderError::InvalidObject {
+        file: file.to_string(),
+        line,
+        message,
+    };
+    if kind.ends_with("List") && value.get("items").is_some_and(Value::is_array) {
+        let kind = kind.to_string();
+        let Value::Object(mut list) = value else {
+            return Ok(());
+        };
+        let Some(Value::Array(items)) = list.remove("items") else {
+            return Ok(());
+        };
+        for (index, item) in items.into_iter().enumerate() {
+            if type_of(&item).is_none() {
+                return Err(invalid(format!(
+                    "item {index} of the {kind} has no apiVersion or kind"
+                )));
+            }
+            check_name(&item).map_err(|m| invalid(format!("item {index} of the {kind}: {m}")))?;
+            out.push(Manifest {
+                object: item,
+                origin: origin.clone(),
+            });
+        }
+        return Ok(());
+    }
+    check_name(&value).map_err(invalid)?;
+    out.push(Manifest {
+        object: value,
+        origin,
+    });
+    Ok(())
+}
+
+/// `apiVersion` and `kind`, if the value is shaped like a Kubernetes object.
+fn type_of(value: &Value) -> Option<(&str, &str)> {
+    let api_version = value.get("apiVersion")?.as_str()?;
+    let kind = value.get("kind")?.as_str()?;
+    (!api_version.is_empty() && !kind.is_empty()).then_some((api_version, kind))
+}
+
+fn check_name(object: &Value) -> Result<(), String> {
+    let metadata = object.get("metadata");
+    let name = metadata.and_then(|m| m.get("name")).and_then(Value::as_str);
+    if name.is_some_and(|name| !name.is_empty()) {
+        return Ok(());
+    }
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("object");
+    let mut message = format!("the {kind} has no metadata.name");
+    if metadata.and_then(|m| m.get("generateName")).is_some() {
+        message.push_str(
+            " (generateName cannot be used: objects need a fixed name to be diffed and pruned)",
+        );
+    }
+    Err(message)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+
+    fn parse(file: &str, text: &str) -> Vec<Manifest> {
+        parse_documents(file, text).unwrap()
+    }
+
+    fn origins(manifests: &[Manifest]) -> Vec<(usize, usize)> {
+        manifests
+            .iter()
+            .map(|m| (m.origin.document, m.origin.line))
+            .collect()
+    }
+
+    const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ";
+
+    #[test]
+    fn multi_document_lines_and_indexes() {
+        let text = format!(
+            "# license header\n\n{CM}a\n---\n---  # only a comment follows\n# nothing\n\
+             ---\n\n{CM}b\ndata:\n  x: |\n    ---not a separator\n--- # next\n{CM}c\n"
+        );
+        let manifests = parse("apps/cm.yaml", &text);
+        let names: Vec<_> = manifests
+            .iter()
+            .map(|m| &m.object["metadata"]["name"])
+            .collect();
+        assert_eq!(names, [&json!("a"), &json!("b"), &json!("c")]);
+        assert_eq!(origins(&manifests), [(0, 3), (1, 12), (2, 20)]);
+        assert_eq!(
+            manifests[1].object["data"]["x"],
+            json!("---not a separator\n")
+        );
+        assert_eq!(manifests[0].origin.file, "apps/cm.yaml");
+    }
+
+    #[test]
+    fn lists_are_unpacked_with_the_list_origin() {
+        let text = format!(
+            "{CM}first\n---\napiVersion: v1\nkind: List\nitems:\n- {}\n- apiVersion: apps/v1\n  \
+             kind: Deployment\n  metadata: {{name: web}}\n",
+            "{apiVersion: v1, kind: Secret, metadata: {name: s}}"
+        );
+        let manifests = parse("l.yaml", &text);
+        let kinds: Vec<_> = manifests.iter().map(|m| m.object["kind"].clone()).collect();
+        assert_eq!(
+            kinds,
+            [json!("ConfigMap"), json!("Secret"), json!("Deployment")]
+        );
+        assert_eq!(origins(&manifests), [(0, 1), (1, 6), (1, 6)]);
+
+        let err = parse_documents("l.yaml", "apiVersion: v1\nkind: List\nitems:\n- {a: 1}\n");
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "l.yaml:1: item 0 of the List has no apiVersion or kind"
+        );
+    }
+
+    #[test]
+    fn non_manifests_are_ignored() {
+        let files: BTreeMap<String, Vec<u8>> = [
+            (
+                "app/values.yaml",
+                "replicas: 3\nimage: {tag: v1}\n".to_string(),
+            ),
+            (
+                "app/Chart.yaml",
+                "apiVersion: v2\nname: chart\n".to_string(),
+            ),
+            (
+                "app/.github/workflows/ci.yml",
+                format!("{CM}hidden\non: push\n"),
+            ),
+            ("app/.hidden.yaml", format!("{CM}hidden\n")),
+            ("app/README.md", format!("{CM}readme\n")),
+            (
+                "app/base/kustomization.yaml",
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n"
+                    .to_string(),
+            ),
+            (
+                "app/scalar.yaml",
+                "just a string\n---\n- a list\n".to_string(),
+            ),
+            ("app/z/cm.yml", format!("{CM}z\n")),
+            (
+                "app/a.json",
+                r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a"}}"#.to_string(),
+            ),
+            ("app.yaml", format!("{CM}outside\n")),
+            ("apps/cm.yaml", format!("{CM}outside\n")),
+        ]
+        .into_iter()
+        .map(|(path, text)| (path.to_string(), text.into_bytes()))
+        .collect();
+        let manifests = render_plain(&files, "app").unwrap();
+        let files_seen: Vec<_> = manifests.iter().map(|m| m.origin.file.as_str()).collect();
+        assert_eq!(files_seen, ["app/a.json", "app/z/cm.yml"]);
+        assert_eq!(render_plain(&files, "").unwrap().len(), 4);
+        assert_eq!(render_plain(&files, "app/z/cm.yml").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn malformed_yaml_names_file_line_and_column() {
+        let text = format!("{CM}a\n---\n{CM}web\nspec:\n  replicas: 2\n  selector: [a, b\n");
+        let err = parse_documents("apps/web/deploy.yaml", &text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "apps/web/deploy.yaml:13:1: did not find expected ',' or ']', \
+             while parsing a flow sequence at line 12 column 13"
+        );
+        let err = parse_documents("x.yaml", "a: b\n  c: d\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "x.yaml:2:4: mapping values are not allowed in this context"
+        );
+        let err = parse_documents("d.yaml", &format!("{CM}a\n  name: b\n")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "d.yaml:4:3: metadata: duplicate key `name`"
+        );
+    }
+
+    #[test]
+    fn missing_name_is_an_error() {
+        let err = parse_documents("a.yaml", "apiVersion: v1\nkind: Pod\nspec: {}\n").unwrap_err();
+        assert_eq!(err.to_string(), "a.yaml:1: the Pod has no metadata.name");
+        let err = parse_documents(
+            "b.yaml",
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {generateName: x-}\n",
+        );
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .starts_with("b.yaml:2: the Pod has no metadata.name (generateName")
+        );
+    }
+
+    #[test]
+    fn json_files_and_streams() {
+        let text = "\n{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\",\n \"metadata\": {\"name\": \"a\"},\n \"data\": {\"mode\": \"0644\"}}\n\n{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": []}\n{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"b\"}}";
+        let manifests = parse("j.json", text);
+        assert_eq!(origins(&manifests), [(0, 2), (2, 7)]);
+        assert_eq!(manifests[0].object["data"]["mode"], json!("0644"));
+        let err = parse_documents("bad.json", "{\"a\": 1,\n \"b\": }").unwrap_err();
+        assert_eq!(err.to_string(), "bad.json:2:7: expected value");
+        // A `.yaml` file in flow style is YAML even though it starts with `{`.
+        let flow = parse(
+            "f.yaml",
+            "{apiVersion: v1, kind: Namespace, metadata: {name: f}}\n",
+        );
+        assert_eq!(flow[0].object["metadata"]["name"], json!("f"));
+    }
+
+    #[test]
+    fn alias_bombs_fail_fast() {
+        let mut laughs = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        for (name, prev) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+            .iter()
+            .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+        {
+            let refs = vec![format!("*{prev}"); 9].join(",");
+            laughs.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        // One large anchor repeated: within serde_yaml_ng's repetition limit, so only
+        // the expansion budget catches it.
+        let wide = format!(
+            "a: &a [{}]\nb: [{}]\n",
+            vec!["xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"; 10_000].join(","),
+            vec!["*a"; 10_000].join(",")
+        );
+        for bomb in [laughs, wide] {
+            let started = Instant::now();
+            let err = parse_documents("bomb.yaml", &bomb).unwrap_err().to_string();
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "took {:?}",
+                started.elapsed()
+            );
+            assert!(err.starts_with("bomb.yaml:"), "{err}");
+            assert!(
+                err.contains("repetition limit") || err.contains("alias bomb"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_utf8_and_oversized_files_are_refused() {
+        let files: BTreeMap<String, Vec<u8>> = [(
+            "a/bin.yaml".to_string(),
+            b"kind: x\nname: \xff\xfe\n".to_vec(),
+        )]
+        .into();
+        let err = render_plain(&files, "a").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a/bin.yaml:2: the file is not valid UTF-8 text"
+        );
+        let big = " ".repeat(MAX_FILE_BYTES + 1);
+        let err = parse_documents("big.yaml", &big).unwrap_err();
+        assert!(matches!(err, RenderError::TooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn relocate_shifts_context_positions() {
+        assert_eq!(
+            relocate("bad at line 2 column 3, while x at line 1 column 1", 10),
+            "bad, while x at line 11 column 1"
+        );
+        assert_eq!(relocate("no position", 3), "no position");
+    }
+}

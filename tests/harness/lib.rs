@@ -1,0 +1,180 @@
+//! Test helpers for the end-to-end suite: the control plane started by
+//! `tests/cluster/cluster.sh` (via `tests/run.sh`), per-test namespaces, the real kubectl
+//! running our plugins through its plugin discovery, and git fixture repositories.
+#![allow(clippy::unwrap_used)] // test code: a failed setup step should stop the test loudly
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub mod fixture;
+
+pub use fixture::GitFixture;
+
+/// The running test control plane.
+pub struct TestCluster {
+    pub admin_kubeconfig: PathBuf,
+    pub viewer_kubeconfig: PathBuf,
+    pub bin: PathBuf,
+    pub state: PathBuf,
+}
+
+impl TestCluster {
+    /// The control plane of this test run. Fails (never skips) when the suite was not
+    /// started through `tests/run.sh`, which starts it.
+    pub fn get() -> &'static TestCluster {
+        static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+        CLUSTER.get_or_init(|| {
+            let var = |name: &str| -> PathBuf {
+                std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| {
+                    panic!(
+                        "{name} is not set: these tests need the real control plane; run them with `bash tests/run.sh`"
+                    )
+                })
+            };
+            TestCluster {
+                admin_kubeconfig: var("KUBECTL_GITOPS_TEST_KUBECONFIG"),
+                viewer_kubeconfig: var("KUBECTL_GITOPS_TEST_VIEWER_KUBECONFIG"),
+                bin: var("KUBECTL_GITOPS_TEST_BIN"),
+                state: var("KUBECTL_GITOPS_TEST_STATE"),
+            }
+        })
+    }
+
+    pub fn kubectl_path(&self) -> PathBuf {
+        self.bin.join("kubectl")
+    }
+
+    /// The real kubectl as admin, with our plugins on PATH and a private HOME.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new(self.kubectl_path());
+        cmd.env("KUBECONFIG", &self.admin_kubeconfig);
+        isolate(&mut cmd);
+        cmd
+    }
+
+    /// Runs kubectl as admin and returns stdout, failing the test on a non-zero exit.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl().args(args).output().unwrap();
+        assert_success(&format!("kubectl {}", args.join(" ")), &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Applies YAML with the real kubectl (server-side, so no last-applied annotation).
+    pub fn apply_yaml(&self, namespace: &str, yaml: &str) {
+        use std::io::Write;
+        let mut child = self
+            .kubectl()
+            .args(["apply", "--server-side", "--field-manager=test-setup", "-n", namespace, "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_success("kubectl apply", &out);
+    }
+
+    /// A fresh namespace for one test, deleted when the guard drops.
+    pub fn namespace(&self, prefix: &str) -> TestNamespace {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "{}-{}-{}",
+            prefix,
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        self.kubectl_ok(&["create", "namespace", &name]);
+        TestNamespace { name, kubeconfig: self.admin_kubeconfig.clone(), kubectl: self.kubectl_path() }
+    }
+}
+
+/// A namespace that exists for one test.
+pub struct TestNamespace {
+    pub name: String,
+    kubeconfig: PathBuf,
+    kubectl: PathBuf,
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // Best effort, without waiting: the namespace controller finishes it in the background.
+        let _ = Command::new(&self.kubectl)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"])
+            .output();
+    }
+}
+
+/// Keeps tests away from the developer's own configuration.
+fn isolate(cmd: &mut Command) {
+    let home = private_home();
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("PATH", plugin_path())
+        .env_remove("KUBECTL_EXTERNAL_DIFF")
+        .env_remove("NO_COLOR");
+}
+
+fn private_home() -> &'static Path {
+    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    HOME.get_or_init(|| tempfile::Builder::new().prefix("kubectl-gitops-home").tempdir().unwrap()).path()
+}
+
+/// The directory holding the built plugin binaries (`target/debug`), built once per run.
+pub fn plugin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // The test binary is target/<profile>/deps/e2e-<hash>.
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        build.args(["build", "--quiet", "--bins"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let out = build.current_dir(workspace_root()).output().unwrap();
+        assert_success("cargo build --bins", &out);
+        dir
+    })
+}
+
+/// PATH with our plugins first, so kubectl's plugin discovery finds them.
+pub fn plugin_path() -> std::ffi::OsString {
+    let mut paths = vec![plugin_dir().to_path_buf()];
+    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(paths).unwrap()
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Fails the test with the command, its exit status, stdout and stderr.
+pub fn assert_success(what: &str, out: &Output) {
+    assert!(out.status.success(), "{what} failed: {}", describe(out));
+}
+
+/// A readable dump of a finished command.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "{}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A multi-threaded runtime for tests that call the library directly.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}

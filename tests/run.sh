@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command: checks formatting and lints, builds the control plane binaries
+# (cached by version), starts a real control plane on 127.0.0.1, runs every test against
+# it, and stops it. Extra arguments go to `cargo test` (e.g. a test name filter).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== test control plane"
+bash tests/cluster/build.sh >/dev/null
+state=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-gitops-test.XXXXXX")
+cleanup() {
+  local rc=$?
+  bash tests/cluster/cluster.sh down "$state" || rc=1
+  if [ "$rc" -eq 0 ]; then rm -rf "$state"; else echo "control plane logs kept in $state/logs" >&2; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+bash tests/cluster/cluster.sh up "$state"
+# shellcheck disable=SC1091
+. "$state/env"
+
+echo "== cargo test"
+cargo test --workspace --locked -- "$@"
