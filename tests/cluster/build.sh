@@ -74,9 +74,17 @@ build_etcd() {
 }
 
 build_kwok() {
-  have kwok && return
+  if have kwok && [ -f "$bin/kwok-stages.yaml" ]; then return; fi
   say "building kwok $KWOK_VERSION"
   GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  # kwok's "fast" stages (nodes become Ready and keep a lease, pods become Ready) ship as
+  # YAML in its module; kwok reads them from its config file.
+  local dir
+  dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  local stage=$dir/kustomize/stage
+  for f in "$stage"/node/fast/node-initialize.yaml "$stage"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml "$stage"/pod/fast/pod-*.yaml; do
+    printf -- '---\n'; cat "$f"
+  done >"$bin/kwok-stages.yaml"
 }
 
 install_kubectl() {

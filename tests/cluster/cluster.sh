@@ -46,7 +46,13 @@ stop() {
 wait_for() {
   local what=$1 timeout=$2; shift 2
   local deadline=$((SECONDS + timeout))
+  local pidfile="$state/pids/$what"
   until "$@" >/dev/null 2>&1; do
+    if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      say "$what exited; last log lines:"
+      tail -n 30 "$state/logs/$what.log" >&2 2>/dev/null || true
+      return 1
+    fi
     if ((SECONDS >= deadline)); then
       say "$what did not come up within ${timeout}s; last log lines:"
       tail -n 30 "$state/logs/$what.log" >&2 2>/dev/null || true
@@ -114,6 +120,7 @@ start_apiserver() {
     --service-account-key-file="$state/pki/sa.pub" \
     --service-account-signing-key-file="$state/pki/sa.key" \
     --allow-privileged=true \
+    --endpoint-reconciler-type=none \
     --audit-log-path="$state/logs/audit.log" --audit-policy-file="$state/audit-policy.yaml" \
     --audit-log-maxsize=200 --audit-log-maxbackup=1 \
     --enable-priority-and-fairness=false
@@ -133,6 +140,8 @@ load_state() {
 cmd_up() {
   bin=$(bash "$here/build.sh")
   mkdir -p "$state"
+  # A start that fails half-way stops what it started.
+  trap 'rc=$?; if [ $rc -ne 0 ]; then cmd_down || true; fi' EXIT
   etcd_port=$(free_port); apiserver_port=$(free_port)
   admin_token=$(openssl rand -hex 16); viewer_token=$(openssl rand -hex 16)
   printf 'bin=%s\netcd_port=%s\napiserver_port=%s\nadmin_token=%s\n' \
@@ -171,11 +180,11 @@ EOF
     --kubeconfig="$state/admin.kubeconfig" --bind-address=127.0.0.1 --secure-port="$(free_port)" \
     --service-account-private-key-file="$state/pki/sa.key" --root-ca-file="$state/pki/ca.crt" \
     --use-service-account-credentials=false --leader-elect=false \
-    --controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-persistentvolume-attach-detach-controller'
+    --controllers='*,-node-ipam-controller,-persistentvolume-attach-detach-controller'
   start kube-scheduler "$bin/kube-scheduler" \
     --kubeconfig="$state/admin.kubeconfig" --bind-address=127.0.0.1 --secure-port="$(free_port)" \
     --leader-elect=false
-  printf 'apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n' >"$state/kwok.yaml"
+  cp "$bin/kwok-stages.yaml" "$state/kwok.yaml"
   start kwok "$bin/kwok" --kubeconfig="$state/admin.kubeconfig" --config="$state/kwok.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-ip=127.0.0.1 --cidr=10.244.0.0/16 --server-address="127.0.0.1:$(free_port)"

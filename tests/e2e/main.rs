@@ -2,3 +2,4 @@
 //! One test binary, so the suite shares one control plane; every test has its own namespace.
 
 mod cluster;
+mod diff_git;

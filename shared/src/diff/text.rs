@@ -123,7 +123,7 @@ pub fn markdown(set: &ChangeSet, before_label: &str, after_label: &str) -> Strin
             out,
             "| {} | {} | {} | {} |",
             change.action.as_str(),
-            escape_markdown(&kind_group(&change.key)),
+            escape_markdown(&change.key.group_kind()),
             escape_markdown(change.key.namespace.as_deref().unwrap_or("")),
             escape_markdown(&change.key.name),
         );
@@ -135,10 +135,9 @@ pub fn markdown(set: &ChangeSet, before_label: &str, after_label: &str) -> Strin
         let fence = fence_for(&diff);
         let _ = write!(
             out,
-            "\n<details><summary>{} {} {}</summary>\n\n{fence}diff\n{diff}{fence}\n\n</details>\n",
+            "\n<details><summary>{} {}</summary>\n\n{fence}diff\n{diff}{fence}\n\n</details>\n",
             change.action.as_str(),
-            escape_html(&kind_group(&change.key)),
-            escape_html(&namespaced_name(&change.key)),
+            escape_html(&change.key.to_string()),
         );
     }
     out
@@ -182,22 +181,6 @@ fn object_path(key: &ObjectKey) -> String {
     match &key.namespace {
         Some(ns) => format!("{group}/{}/{ns}/{}", key.kind, key.name),
         None => format!("{group}/{}/{}", key.kind, key.name),
-    }
-}
-
-/// `Deployment.apps`, `ConfigMap` (the `Kind.group` spelling of ApplySet annotations).
-fn kind_group(key: &ObjectKey) -> String {
-    if key.group.is_empty() {
-        key.kind.clone()
-    } else {
-        format!("{}.{}", key.kind, key.group)
-    }
-}
-
-fn namespaced_name(key: &ObjectKey) -> String {
-    match &key.namespace {
-        Some(ns) => format!("{ns}/{}", key.name),
-        None => key.name.clone(),
     }
 }
 

@@ -185,6 +185,45 @@ mod tests {
         );
     }
 
+    /// Our YAML reading (render/value.rs) against kubectl's own: `kubectl patch --local`
+    /// prints the object as kubectl decoded it, without a cluster.
+    #[test]
+    fn yaml_scalars_read_as_kubectl_reads_them() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: scalars\nspec:\n  \
+            mode: 0644\n  quoted: '0644'\n  dq: \"yes\"\n  y: n\n  off: 'no'\n  \
+            big: 1_000\n  f: 08\n  neg: -010\n  t: !!str 0644\n  tag: !Thing 0644\n  \
+            ver: 1.20\n  e: 1e3\n  one: 1.0\n  half: .5\n  hex: 0x1F\n  bin: 0b101\n  \
+            oct: 0o17\n  nul: ~\n  empty:\n  tilde: '~'\n  date: 2024-01-01\n  \
+            list: [Yes, NO, On, 'on', 1_0, +12]\n  base: &b {a: 1, c: 1}\n  \
+            m: {<<: *b, c: 2}\n  lit: |\n    0644\n  str: plain text\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scalars.yaml");
+        std::fs::write(&path, text).unwrap();
+        let output = Command::new(kubectl().kubectl)
+            .args([
+                "patch",
+                "--local",
+                "--type=merge",
+                "-p",
+                "{}",
+                "-o",
+                "json",
+                "-f",
+            ])
+            .arg(&path)
+            .env("KUBECONFIG", dir.path().join("none"))
+            .output()
+            .expect("kubectl runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let theirs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let ours = parse_documents("scalars.yaml", text).unwrap();
+        assert_eq!(ours[0].object, theirs);
+    }
+
     #[test]
     fn missing_kubectl_says_how_to_install_it() {
         let opts = RenderOptions {

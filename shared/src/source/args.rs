@@ -71,7 +71,7 @@ pub fn classify_positional(repo: &Repo, arg: &str, cwd: &Path) -> Result<Positio
     };
     let revision = match parse_range(arg) {
         Ok(Some((from, to))) => (repo.resolve(&from).is_ok() && repo.resolve(&to).is_ok())
-            .then(|| Positional::Range(from, to)),
+            .then_some(Positional::Range(from, to)),
         Ok(None) => repo
             .resolve(arg)
             .is_ok()
@@ -94,6 +94,7 @@ pub fn classify_positional(repo: &Repo, arg: &str, cwd: &Path) -> Result<Positio
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 

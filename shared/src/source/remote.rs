@@ -135,6 +135,7 @@ fn userinfo_span(url: &str) -> Option<(usize, usize)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
@@ -160,6 +161,7 @@ mod tests {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod remote_tests {
     use super::super::test_support::{TestRepo, git_in};
     use super::*;

@@ -264,6 +264,7 @@ fn commit_info(commit: &git2::Commit<'_>) -> CommitInfo {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::super::test_support::TestRepo;
     use super::super::{Positional, classify_positional};
@@ -501,5 +502,14 @@ mod tests {
                 || k.starts_with(".git/")));
         }
         assert_eq!(on_disk.files_under_root().count(), 1);
+
+        // A tracked directory replaced on disk by a symlink to the outside is not entered.
+        std::fs::remove_dir_all(t.dir.join("apps/web")).unwrap();
+        std::fs::create_dir_all(t.tmp.path().join("elsewhere")).unwrap();
+        std::fs::write(t.tmp.path().join("elsewhere/deploy.yaml"), "TOP SECRET").unwrap();
+        symlink(t.tmp.path().join("elsewhere"), t.dir.join("apps/web")).unwrap();
+        let swapped = repo.working_tree("").unwrap();
+        assert!(swapped.files.values().all(|data| data != b"TOP SECRET"));
+        assert!(!swapped.files.contains_key("apps/web/deploy.yaml"));
     }
 }

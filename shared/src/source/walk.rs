@@ -278,6 +278,7 @@ fn follow(links: &BTreeMap<String, String>, link: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 

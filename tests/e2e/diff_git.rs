@@ -1,0 +1,403 @@
+//! `kubectl diff-git`, run by the real kubectl through its plugin discovery.
+
+use std::process::Output;
+
+use kubectl_gitops_tests::{GitFixture, TestCluster, TestNamespace, describe};
+
+/// The fixture app: a Namespace of its own, a CRD and a custom resource, a Deployment, a
+/// Service, a ConfigMap and a Secret. Everything unique per test, so tests run in parallel.
+struct App {
+    /// The namespace the app's objects live in (created by the app itself).
+    ns: String,
+    /// The CRD's group, unique per test since CRDs are cluster-scoped.
+    group: String,
+}
+
+impl App {
+    fn new(test_ns: &TestNamespace) -> App {
+        App { ns: format!("{}-app", test_ns.name), group: format!("{}.example.com", test_ns.name) }
+    }
+
+    fn write(&self, repo: &GitFixture, image: &str, secret: &str) {
+        let ns = &self.ns;
+        let group = &self.group;
+        repo.write("deploy/namespace.yaml", &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"));
+        repo.write(
+            "deploy/crd.yaml",
+            &format!(
+                "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.{group}
+spec:
+  group: {group}
+  names: {{kind: Widget, plural: widgets, singular: widget}}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {{type: integer, default: 3}}
+              color: {{type: string}}
+"
+            ),
+        );
+        repo.write(
+            "deploy/widget.yaml",
+            &format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: gadget\n  namespace: {ns}\nspec:\n  color: blue\n"),
+        );
+        repo.write(
+            "deploy/app.yaml",
+            &format!(
+                "# The web tier
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: {ns}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+        ports:
+        - containerPort: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: {ns}
+spec:
+  selector: {{app: web}}
+  ports:
+  - port: 80
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: {ns}
+data:
+  greeting: hello
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+  namespace: {ns}
+stringData:
+  password: {secret}
+"
+            ),
+        );
+        repo.write("README.md", "not a manifest\n");
+        repo.write("deploy/values.yaml", "replicas: 3\nimage: not-a-manifest\n");
+    }
+}
+
+/// Runs `kubectl diff-git ARGS` in `repo` as admin.
+fn diff_git(cluster: &TestCluster, repo: &GitFixture, args: &[&str]) -> Output {
+    cluster.kubectl().arg("diff-git").args(args).current_dir(repo.path()).output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", describe(out));
+}
+
+/// Applies the repository's deploy/ directory with the real kubectl, CRD first.
+fn kubectl_apply(cluster: &TestCluster, repo: &GitFixture, app: &App) {
+    let dir = repo.path().join("deploy");
+    let path = |f: &str| dir.join(f).display().to_string();
+    cluster.kubectl_ok(&["apply", "--server-side", "--field-manager=someone", "-f", &path("namespace.yaml"), "-f", &path("crd.yaml")]);
+    cluster.kubectl_ok(&["wait", "--for=condition=Established", &format!("crd/widgets.{}", app.group), "--timeout=60s"]);
+    cluster.kubectl_ok(&["apply", "--server-side", "--field-manager=someone", "-f", &path("app.yaml"), "-f", &path("widget.yaml")]);
+}
+
+fn delete_crd(cluster: &TestCluster, app: &App) {
+    let _ = cluster.kubectl().args(["delete", "crd", &format!("widgets.{}", app.group), "--wait=false"]).output();
+    let _ = cluster.kubectl().args(["delete", "namespace", &app.ns, "--wait=false"]).output();
+}
+
+#[test]
+fn new_namespace_crd_and_custom_resource_show_as_added_then_no_diff_once_applied() {
+    let cluster = TestCluster::get();
+    let test_ns = cluster.namespace("dg-added");
+    let app = App::new(&test_ns);
+    let repo = GitFixture::new();
+    app.write(&repo, "nginx:1.26", "canary-s3cr3t-1");
+    repo.commit("first version");
+
+    let out = diff_git(cluster, &repo, &["-n", &test_ns.name, "--color=never"]);
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("+++ {}/{}/Widget/{}/gadget", short(&repo), app.group, app.ns)), "{text}");
+    assert!(text.contains("+  name: gadget"), "{text}");
+    assert!(text.trim_end().ends_with("0 changed, 8 added, 0 removed, 0 unchanged"), "{text}");
+    assert!(!text.contains("canary-s3cr3t-1") && !stderr(&out).contains("canary-s3cr3t-1"));
+
+    kubectl_apply(cluster, &repo, &app);
+    // Everything live now; server defaults (strategy, ports' protocol, the CRD's default
+    // size, the Service's clusterIP...) must not show as differences.
+    let out = diff_git(cluster, &repo, &["-n", &test_ns.name]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out).trim(), "0 changed, 0 added, 0 removed, 8 unchanged");
+    delete_crd(cluster, &app);
+}
+
+fn short(repo: &GitFixture) -> String {
+    repo.git(&["rev-parse", "--short=7", "HEAD"])
+}
+
+#[test]
+fn changed_image_and_secret_exit_1_show_the_line_and_never_the_secret() {
+    let cluster = TestCluster::get();
+    let test_ns = cluster.namespace("dg-change");
+    let app = App::new(&test_ns);
+    let repo = GitFixture::new();
+    app.write(&repo, "nginx:1.26", "canary-before-9f2");
+    repo.commit("first");
+    kubectl_apply(cluster, &repo, &app);
+    app.write(&repo, "nginx:1.27", "canary-after-9f2");
+    repo.commit("bump");
+
+    let out = diff_git(cluster, &repo, &["deploy", "--color=never", "-n", &test_ns.name]);
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("--- live/apps/Deployment/{}/web", app.ns)), "{text}");
+    assert!(text.contains("-        image: nginx:1.26\n+        image: nginx:1.27"), "{text}");
+    assert!(text.contains("-  password: '*** (before)'\n+  password: '*** (after)'"), "{text}");
+    assert!(text.trim_end().ends_with("2 changed, 0 added, 0 removed, 6 unchanged"), "{text}");
+
+    let json = diff_git(cluster, &repo, &["-o", "json", "-n", &test_ns.name]);
+    assert_exit(&json, 1);
+    let all = format!("{text}{}{}{}", stderr(&out), stdout(&json), stderr(&json));
+    for canary in ["canary-before-9f2", "canary-after-9f2", "Y2FuYXJ5LWJlZm9yZS05ZjI", "Y2FuYXJ5LWFmdGVyLTlmMg"] {
+        assert!(!all.contains(canary), "secret value {canary} leaked:\n{all}");
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["summary"], serde_json::json!({"added": 0, "changed": 2, "removed": 0, "unchanged": 6}));
+    assert_eq!(doc["before"], "live");
+    let names: Vec<String> = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}/{}/{}", c["action"].as_str().unwrap(), c["key"]["kind"].as_str().unwrap(), c["key"]["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, ["changed/Deployment/web", "changed/Secret/creds"]);
+    let image = &doc["changes"][0]["after"]["spec"]["template"]["spec"]["containers"][0]["image"];
+    assert_eq!(image, "nginx:1.27");
+
+    // --show-secrets is the one way to see them.
+    let shown = diff_git(cluster, &repo, &["--show-secrets", "-n", &test_ns.name, "--color=never"]);
+    assert!(stdout(&shown).contains("Y2FuYXJ5LWFmdGVyLTlmMg=="), "{}", describe(&shown));
+
+    // -o name lists what differs, kubectl style.
+    let names = diff_git(cluster, &repo, &["-o", "name", "-n", &test_ns.name]);
+    assert_eq!(stdout(&names), "deployment.apps/web\nsecret/creds\n");
+    delete_crd(cluster, &app);
+}
+
+#[test]
+fn revision_range_needs_no_cluster() {
+    let cluster = TestCluster::get();
+    let test_ns = cluster.namespace("dg-range");
+    let app = App::new(&test_ns);
+    let repo = GitFixture::new();
+    app.write(&repo, "nginx:1.26", "x");
+    repo.commit("one");
+    repo.git(&["tag", "v1"]);
+    app.write(&repo, "nginx:1.27", "x");
+    repo.remove("deploy/widget.yaml");
+    repo.commit("two");
+    let out = cluster
+        .kubectl()
+        .args(["diff-git", "v1..main", "deploy", "--color=never"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(text.contains("+        image: nginx:1.27"), "{text}");
+    assert!(text.contains(&format!("-kind: Widget")), "{text}");
+    assert!(text.trim_end().ends_with("1 changed, 0 added, 1 removed, 6 unchanged"), "{text}");
+
+    let md = cluster
+        .kubectl()
+        .args(["diff-git", "v1..main", "-o", "markdown"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    let md = stdout(&md);
+    assert!(md.contains("<details>") && md.contains("```diff"), "{md}");
+}
+
+#[test]
+fn kustomize_overlay_is_rendered() {
+    let cluster = TestCluster::get();
+    let test_ns = cluster.namespace("dg-kust");
+    let repo = GitFixture::new();
+    repo.write(
+        "base/deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  selector:\n    matchLabels: {app: api}\n  template:\n    metadata:\n      labels: {app: api}\n    spec:\n      containers:\n      - name: api\n        image: example/api:1.0\n",
+    );
+    repo.write("base/kustomization.yaml", "resources:\n- deploy.yaml\n");
+    repo.write(
+        "overlays/prod/kustomization.yaml",
+        &format!("namespace: {}\nnamePrefix: prod-\nresources:\n- ../../base\nimages:\n- name: example/api\n  newTag: \"2.0\"\n", test_ns.name),
+    );
+    repo.commit("kustomize");
+    let out = diff_git(cluster, &repo, &["HEAD", "overlays/prod", "--color=never"]);
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("+++ {}/apps/Deployment/{}/prod-api", short(&repo), test_ns.name)), "{text}");
+    assert!(text.contains("+        image: example/api:2.0"), "{text}");
+}
+
+#[test]
+fn working_tree_shows_uncommitted_edits_and_color_follows_the_flags() {
+    let cluster = TestCluster::get();
+    let test_ns = cluster.namespace("dg-wt");
+    let repo = GitFixture::new();
+    repo.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: one\n");
+    repo.commit("cm");
+    cluster.kubectl_ok(&["apply", "--server-side", "-n", &test_ns.name, "-f", &repo.path().join("cm.yaml").display().to_string()]);
+    repo.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: two\n");
+
+    assert_exit(&diff_git(cluster, &repo, &["-n", &test_ns.name]), 0);
+    let out = diff_git(cluster, &repo, &["--working-tree", "-n", &test_ns.name, "--color=always"]);
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(text.contains("\x1b[31m-  a: one\x1b[0m"), "{text:?}");
+    assert!(text.contains("+++ working-tree/core/ConfigMap/"), "{text}");
+
+    // NO_COLOR and a pipe both mean no colour in auto mode.
+    let plain = cluster
+        .kubectl()
+        .args(["diff-git", "--working-tree", "-n", &test_ns.name])
+        .env("NO_COLOR", "1")
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert!(!stdout(&plain).contains('\x1b'), "{}", describe(&plain));
+
+    // A closed pipe ends quietly.
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("kubectl diff-git --working-tree -n {} -U 0 | head -n 1", test_ns.name))
+        .env("PATH", kubectl_gitops_tests::plugin_path())
+        .env("KUBECONFIG", &cluster.admin_kubeconfig)
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert!(piped.status.success() && stderr(&piped).is_empty(), "{}", describe(&piped));
+}
+
+#[test]
+fn external_diff_program_gets_two_directories() {
+    let cluster = TestCluster::get();
+    let test_ns = cluster.namespace("dg-ext");
+    let repo = GitFixture::new();
+    repo.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: one\n");
+    repo.commit("cm");
+    let out = cluster
+        .kubectl()
+        .args(["diff-git", "-n", &test_ns.name])
+        .env("KUBECTL_EXTERNAL_DIFF", "diff -r")
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(text.contains("Only in ") && text.contains(&format!("core.ConfigMap.{}.cfg", test_ns.name)), "{text}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_exit_2() {
+    let cluster = TestCluster::get();
+    let test_ns = cluster.namespace("dg-bad");
+    let ns = test_ns.name.as_str();
+    let repo = GitFixture::new();
+    repo.write("good/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n");
+    repo.write("broken/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  k: [unclosed\n");
+    repo.write("dup/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: same\n");
+    repo.write("dup/b.yaml", "---\n# again\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: same\n");
+    repo.write("unknown/w.yaml", "apiVersion: nothing.example.com/v1\nkind: Gizmo\nmetadata:\n  name: g\n");
+    repo.commit("inputs");
+
+    let check = |args: &[&str], expect: &[&str]| {
+        let out = diff_git(cluster, &repo, args);
+        assert_exit(&out, 2);
+        let err = stderr(&out);
+        assert!(err.starts_with("error: "), "{err}");
+        for e in expect {
+            assert!(err.contains(e), "expected {e:?} in:\n{err}");
+        }
+        assert!(!err.contains("panicked"), "{err}");
+    };
+    check(&["HEAD", "broken", "-n", ns], &["broken/a.yaml:6:"]);
+    check(&["HEAD", "dup", "-n", ns], &["dup/a.yaml:1", "dup/b.yaml:3"]);
+    check(&["no-such-rev", "good", "-n", ns], &["no-such-rev"]);
+    check(&["HEAD", "missing/dir", "-n", ns], &["missing/dir"]);
+    check(&["HEAD", "unknown", "-n", ns], &["nothing.example.com/v1", "Gizmo", "unknown/w.yaml:1"]);
+
+    // The read-only user may read but not dry-run a write: say which verb on which resource.
+    let out = cluster
+        .kubectl()
+        .args(["diff-git", "HEAD", "good", "-n", ns])
+        .env("KUBECONFIG", &cluster.viewer_kubeconfig)
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("User \"viewer\" cannot patch resource \"configmaps\""), "{err}");
+
+    // Nothing listens on port 1: fail fast, naming the server.
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead");
+    std::fs::write(
+        &dead,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster:\n    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n    token: x\ncontexts:\n- name: dead\n  context: {cluster: dead, user: u}\ncurrent-context: dead\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = cluster
+        .kubectl()
+        .args(["diff-git", "HEAD", "good", "--request-timeout=3s"])
+        .env("KUBECONFIG", &dead)
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("https://127.0.0.1:1"), "{}", describe(&out));
+    assert!(started.elapsed().as_secs() < 20, "took {:?}", started.elapsed());
+
+    // A context that does not exist lists the ones that do.
+    let out = diff_git(cluster, &repo, &["HEAD", "good", "--context", "prod"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("available contexts: admin@test"), "{}", describe(&out));
+}
