@@ -13,11 +13,21 @@ pub enum ApiError {
     #[error("the API server {server} did not answer within {}", humantime::format_duration(*timeout))]
     Timeout { server: String, timeout: Duration },
     #[error("forbidden: {message} (a cluster admin can grant \"{verb}\" on \"{resource}\")")]
-    Forbidden { verb: String, resource: String, message: String },
-    #[error("the credentials of context \"{context}\" were rejected (401 Unauthorized): log in again or check the kubeconfig user")]
+    Forbidden {
+        verb: String,
+        resource: String,
+        message: String,
+    },
+    #[error(
+        "the credentials of context \"{context}\" were rejected (401 Unauthorized): log in again or check the kubeconfig user"
+    )]
     Unauthorized { context: String },
     #[error("{message}")]
-    Rejected { code: u16, reason: String, message: String },
+    Rejected {
+        code: u16,
+        reason: String,
+        message: String,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -40,21 +50,37 @@ impl ApiError {
                 let reason = status.reason.clone();
                 let message = status.message.clone();
                 match code {
-                    401 => ApiError::Unauthorized { context: call.context.to_string() },
-                    403 => ApiError::Forbidden { verb: call.verb.to_string(), resource: call.resource.to_string(), message },
-                    _ => ApiError::Rejected { code, reason, message },
+                    401 => ApiError::Unauthorized {
+                        context: call.context.to_string(),
+                    },
+                    403 => ApiError::Forbidden {
+                        verb: call.verb.to_string(),
+                        resource: call.resource.to_string(),
+                        message,
+                    },
+                    _ => ApiError::Rejected {
+                        code,
+                        reason,
+                        message,
+                    },
                 }
             }
             other => {
                 let message = chain(&other);
                 let lower = message.to_lowercase();
-                if lower.contains("timed out") || lower.contains("timeout") || lower.contains("deadline") {
+                if lower.contains("timed out")
+                    || lower.contains("timeout")
+                    || lower.contains("deadline")
+                {
                     ApiError::Timeout {
                         server: call.server.to_string(),
                         timeout: call.timeout.unwrap_or_default(),
                     }
                 } else if is_transport(&other) {
-                    ApiError::Unreachable { server: call.server.to_string(), message }
+                    ApiError::Unreachable {
+                        server: call.server.to_string(),
+                        message,
+                    }
                 } else {
                     ApiError::Other(message)
                 }
@@ -80,7 +106,10 @@ impl ApiError {
 fn is_transport(error: &kube::Error) -> bool {
     matches!(
         error,
-        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) | kube::Error::TlsRequired
+        kube::Error::HyperError(_)
+            | kube::Error::Service(_)
+            | kube::Error::HttpError(_)
+            | kube::Error::TlsRequired
     ) || {
         let text = error.to_string().to_lowercase();
         text.contains("connect") || text.contains("dns") || text.contains("certificate")

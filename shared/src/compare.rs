@@ -29,21 +29,37 @@ pub enum CompareError {
     Live(#[from] LiveError),
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CompareOptions {
-    /// Dry-run with force, so fields owned by other managers show as they would be taken over.
-    pub force_conflicts: bool,
+/// An object whose apply would take fields over from another field manager.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Conflict {
+    pub key: ObjectKey,
+    /// The server's words: the fields and the managers that own them.
+    pub message: String,
+}
+
+/// What the comparison found: the changes, and the conflicts an apply would have to force.
+#[derive(Debug, Default)]
+pub struct Comparison {
+    pub changes: ChangeSet,
+    pub conflicts: Vec<Conflict>,
+    /// Namespaces objects want that neither exist nor are created by the desired set.
+    pub missing_namespaces: Vec<String>,
 }
 
 fn describe_origin(object: &DesiredObject) -> String {
-    format!("{}:{} ({})", object.origin.file, object.origin.line, object.key)
+    format!(
+        "{}:{} ({})",
+        object.origin.file, object.origin.line, object.key
+    )
 }
 
 /// Kinds that the desired set defines itself through a CustomResourceDefinition.
 fn kinds_defined_by_crds(desired: &DesiredSet) -> BTreeSet<(String, String)> {
     desired
         .iter()
-        .filter(|o| o.key.kind == "CustomResourceDefinition" && o.key.group == "apiextensions.k8s.io")
+        .filter(|o| {
+            o.key.kind == "CustomResourceDefinition" && o.key.group == "apiextensions.k8s.io"
+        })
         .filter_map(|o| {
             let group = o.object.pointer("/spec/group")?.as_str()?;
             let kind = o.object.pointer("/spec/names/kind")?.as_str()?;
@@ -54,17 +70,23 @@ fn kinds_defined_by_crds(desired: &DesiredSet) -> BTreeSet<(String, String)> {
 
 /// Compares `desired` with the cluster. Only the desired objects are looked at: the
 /// result has added, changed and unchanged objects, never removed ones.
+///
+/// A dry-run that conflicts with another field manager is repeated with force, so the diff
+/// still shows what the revision wants; the conflict is returned for the caller to report.
 pub async fn against_cluster(
     cluster: &LiveCluster,
     desired: &DesiredSet,
-    options: CompareOptions,
-) -> Result<ChangeSet, CompareError> {
+) -> Result<Comparison, CompareError> {
     let crd_kinds = kinds_defined_by_crds(desired);
     // Known kinds are fetched and dry-run; kinds of CRDs in this set are new by definition.
     let mut known = BTreeSet::new();
     let mut pending = Vec::new();
     for object in desired.iter() {
-        let api_version = object.object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let api_version = object
+            .object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if cluster.resolve(api_version, &object.key.kind).is_some() {
             known.insert(object.key.clone());
         } else if crd_kinds.contains(&(object.key.group.clone(), object.key.kind.clone())) {
@@ -83,11 +105,28 @@ pub async fn against_cluster(
 
     let live = cluster.fetch(&known).await?;
     // Namespaces this set creates: their objects cannot be dry-run until they exist.
-    let new_namespaces: BTreeSet<&str> = desired
+    let set_namespaces: BTreeSet<String> = desired
         .iter()
-        .filter(|o| o.key.group.is_empty() && o.key.kind == "Namespace" && !live.contains_key(&o.key))
-        .map(|o| o.key.name.as_str())
+        .filter(|o| o.key.group.is_empty() && o.key.kind == "Namespace")
+        .map(|o| o.key.name.clone())
         .collect();
+    let mut new_namespaces: BTreeSet<String> = set_namespaces
+        .iter()
+        .filter(|name| {
+            !live
+                .keys()
+                .any(|k| k.kind == "Namespace" && k.group.is_empty() && &k.name == *name)
+        })
+        .cloned()
+        .collect();
+    // Namespaces nobody creates: likewise, and the caller warns about them.
+    let referenced: BTreeSet<String> = known
+        .iter()
+        .filter_map(|k| k.namespace.clone())
+        .filter(|ns| !set_namespaces.contains(ns))
+        .collect();
+    let missing_namespaces = cluster.missing_namespaces(&referenced).await?;
+    new_namespaces.extend(missing_namespaces.iter().cloned());
 
     let mut after: BTreeMap<ObjectKey, Value> = BTreeMap::new();
     for object in pending {
@@ -97,7 +136,11 @@ pub async fn against_cluster(
         .iter()
         .filter(|o| known.contains(&o.key))
         .filter(|o| {
-            let in_new_namespace = o.key.namespace.as_deref().is_some_and(|ns| new_namespaces.contains(ns));
+            let in_new_namespace = o
+                .key
+                .namespace
+                .as_ref()
+                .is_some_and(|ns| new_namespaces.contains(ns));
             if in_new_namespace {
                 after.insert(o.key.clone(), normalised(o.object.clone()));
             }
@@ -107,18 +150,45 @@ pub async fn against_cluster(
 
     let dry_run = stream::iter(to_dry_run)
         .map(|object| async move {
-            let result = cluster.dry_run_apply(&object.object, options.force_conflicts).await;
-            result
-                .map(|applied| (object.key.clone(), normalised(applied)))
-                .map_err(|source| CompareError::Object { origin: describe_origin(object), source })
+            let (applied, conflict) = match cluster.dry_run_apply(&object.object, false).await {
+                Err(LiveError::Api(error)) if error.code() == Some(409) => {
+                    let conflict = Conflict {
+                        key: object.key.clone(),
+                        message: error.to_string(),
+                    };
+                    (
+                        cluster.dry_run_apply(&object.object, true).await,
+                        Some(conflict),
+                    )
+                }
+                other => (other, None),
+            };
+            applied
+                .map(|applied| (object.key.clone(), normalised(applied), conflict))
+                .map_err(|source| CompareError::Object {
+                    origin: describe_origin(object),
+                    source,
+                })
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
-    after.extend(dry_run);
+    let mut conflicts = Vec::new();
+    for (key, applied, conflict) in dry_run {
+        after.insert(key, applied);
+        conflicts.extend(conflict);
+    }
+    conflicts.sort_by(|a, b| a.key.cmp(&b.key));
 
-    let before: BTreeMap<ObjectKey, Value> = live.into_iter().map(|(key, value)| (key, normalised(value))).collect();
-    Ok(ChangeSet::between(before, after))
+    let before: BTreeMap<ObjectKey, Value> = live
+        .into_iter()
+        .map(|(key, value)| (key, normalised(value)))
+        .collect();
+    Ok(Comparison {
+        changes: ChangeSet::between(before, after),
+        conflicts,
+        missing_namespaces: missing_namespaces.into_iter().collect(),
+    })
 }
 
 fn normalised(mut object: Value) -> Value {

@@ -113,7 +113,10 @@ impl Connection {
 #[derive(Debug, thiserror::Error)]
 pub enum KubeconfigError {
     #[error("kubeconfig file {path} does not exist (given by {given_by})")]
-    FileNotFound { path: PathBuf, given_by: &'static str },
+    FileNotFound {
+        path: PathBuf,
+        given_by: &'static str,
+    },
     #[error("cannot read kubeconfig {path}: {message}")]
     Read { path: PathBuf, message: String },
     #[error(
@@ -121,18 +124,55 @@ pub enum KubeconfigError {
         looked_at.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
     NoConfiguration { looked_at: Vec<PathBuf> },
-    #[error("current-context is not set in {}; choose one with --context ({})", files_list(files), available_list(available))]
-    NoCurrentContext { files: Vec<PathBuf>, available: Vec<String> },
-    #[error("context \"{name}\" does not exist in {}; {}", files_list(files), available_list(available))]
-    ContextNotFound { name: String, files: Vec<PathBuf>, available: Vec<String> },
-    #[error("context \"{context}\" (in {file}) refers to cluster \"{name}\", which is not defined in {}", files_list(files))]
-    ClusterNotFound { name: String, context: String, file: String, files: Vec<PathBuf> },
-    #[error("context \"{context}\" (in {file}) refers to user \"{name}\", which is not defined in {}", files_list(files))]
-    UserNotFound { name: String, context: String, file: String, files: Vec<PathBuf> },
-    #[error("invalid --request-timeout \"{value}\": use a number with a unit, such as 30s, 1m or 500ms (0 means no timeout)")]
+    #[error(
+        "current-context is not set in {}; choose one with --context ({})",
+        files_list(files),
+        available_list(available)
+    )]
+    NoCurrentContext {
+        files: Vec<PathBuf>,
+        available: Vec<String>,
+    },
+    #[error(
+        "context \"{name}\" does not exist in {}; {}",
+        files_list(files),
+        available_list(available)
+    )]
+    ContextNotFound {
+        name: String,
+        files: Vec<PathBuf>,
+        available: Vec<String>,
+    },
+    #[error(
+        "context \"{context}\" (in {file}) refers to cluster \"{name}\", which is not defined in {}",
+        files_list(files)
+    )]
+    ClusterNotFound {
+        name: String,
+        context: String,
+        file: String,
+        files: Vec<PathBuf>,
+    },
+    #[error(
+        "context \"{context}\" (in {file}) refers to user \"{name}\", which is not defined in {}",
+        files_list(files)
+    )]
+    UserNotFound {
+        name: String,
+        context: String,
+        file: String,
+        files: Vec<PathBuf>,
+    },
+    #[error(
+        "invalid --request-timeout \"{value}\": use a number with a unit, such as 30s, 1m or 500ms (0 means no timeout)"
+    )]
     InvalidTimeout { value: String },
     #[error("cannot use context \"{context}\" from {file}: {message}")]
-    Build { context: String, file: String, message: String },
+    Build {
+        context: String,
+        file: String,
+        message: String,
+    },
     #[error("cannot load the in-cluster configuration: {message}")]
     InCluster { message: String },
     #[error("cannot create a client for context \"{context}\": {message}")]
@@ -143,7 +183,11 @@ fn files_list(files: &[PathBuf]) -> String {
     match files {
         [] => "the kubeconfig".into(),
         [one] => one.display().to_string(),
-        many => many.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        many => many
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
@@ -166,7 +210,11 @@ pub struct LoadedKubeconfig {
 impl LoadedKubeconfig {
     /// Context names, in the order they were defined.
     pub fn context_names(&self) -> Vec<String> {
-        self.merged.contexts.iter().map(|c| c.name.clone()).collect()
+        self.merged
+            .contexts
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
     }
 
     /// The file that defined a context.
@@ -176,15 +224,23 @@ impl LoadedKubeconfig {
 }
 
 /// The kubeconfig files in effect, in merge order, and whether they were named explicitly.
-fn kubeconfig_files(opts: &ConnectOptions, env: &Environment) -> Result<(Vec<PathBuf>, Vec<PathBuf>), KubeconfigError> {
+fn kubeconfig_files(
+    opts: &ConnectOptions,
+    env: &Environment,
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>), KubeconfigError> {
     if let Some(path) = &opts.kubeconfig {
         if !path.is_file() {
-            return Err(KubeconfigError::FileNotFound { path: path.clone(), given_by: "--kubeconfig" });
+            return Err(KubeconfigError::FileNotFound {
+                path: path.clone(),
+                given_by: "--kubeconfig",
+            });
         }
         return Ok((vec![path.clone()], vec![path.clone()]));
     }
     if let Some(value) = env.kubeconfig_var.as_ref().filter(|v| !v.is_empty()) {
-        let listed: Vec<PathBuf> = std::env::split_paths(value).filter(|p| !p.as_os_str().is_empty()).collect();
+        let listed: Vec<PathBuf> = std::env::split_paths(value)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
         if !listed.is_empty() {
             // kubectl skips files in KUBECONFIG that do not exist.
             let existing = listed.iter().filter(|p| p.is_file()).cloned().collect();
@@ -193,34 +249,56 @@ fn kubeconfig_files(opts: &ConnectOptions, env: &Environment) -> Result<(Vec<Pat
     }
     let default = env.home.as_ref().map(|h| h.join(".kube").join("config"));
     let looked_at: Vec<PathBuf> = default.iter().cloned().collect();
-    Ok((looked_at.iter().filter(|p| p.is_file()).cloned().collect(), looked_at))
+    Ok((
+        looked_at.iter().filter(|p| p.is_file()).cloned().collect(),
+        looked_at,
+    ))
 }
 
 /// Reads and merges the kubeconfig files that `opts` and `env` point at.
 /// Returns None when there are none (the caller may then try in-cluster).
-pub fn load(opts: &ConnectOptions, env: &Environment) -> Result<Option<LoadedKubeconfig>, KubeconfigError> {
+pub fn load(
+    opts: &ConnectOptions,
+    env: &Environment,
+) -> Result<Option<LoadedKubeconfig>, KubeconfigError> {
     let (files, _) = kubeconfig_files(opts, env)?;
     if files.is_empty() {
         return Ok(None);
     }
     let mut loaded = LoadedKubeconfig::default();
     for path in files {
-        let config = Kubeconfig::read_from(&path)
-            .map_err(|e| KubeconfigError::Read { path: path.clone(), message: error_chain(&e) })?;
+        let config = Kubeconfig::read_from(&path).map_err(|e| KubeconfigError::Read {
+            path: path.clone(),
+            message: error_chain(&e),
+        })?;
         for context in &config.contexts {
-            loaded.context_origin.entry(context.name.clone()).or_insert_with(|| path.clone());
+            loaded
+                .context_origin
+                .entry(context.name.clone())
+                .or_insert_with(|| path.clone());
         }
         loaded.merged = std::mem::take(&mut loaded.merged)
             .merge(config)
-            .map_err(|e| KubeconfigError::Read { path: path.clone(), message: error_chain(&e) })?;
+            .map_err(|e| KubeconfigError::Read {
+                path: path.clone(),
+                message: error_chain(&e),
+            })?;
         loaded.files.push(path);
     }
     Ok(Some(loaded))
 }
 
 /// Resolves the connection the user asked for.
-pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Connection, KubeconfigError> {
-    let request_timeout = opts.request_timeout.as_deref().map(parse_request_timeout).transpose()?.flatten();
+pub async fn connect(
+    opts: &ConnectOptions,
+    env: &Environment,
+) -> Result<Connection, KubeconfigError> {
+    let request_timeout = opts
+        .request_timeout
+        .as_deref()
+        .map(parse_request_timeout)
+        .transpose()?
+        .flatten();
     let mut connection = match load(opts, env)? {
         Some(loaded) => from_kubeconfig(opts, loaded).await?,
         None if env.in_cluster => in_cluster(opts)?,
@@ -246,20 +324,49 @@ pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Connect
     Ok(connection)
 }
 
-async fn from_kubeconfig(opts: &ConnectOptions, loaded: LoadedKubeconfig) -> Result<Connection, KubeconfigError> {
+async fn from_kubeconfig(
+    opts: &ConnectOptions,
+    loaded: LoadedKubeconfig,
+) -> Result<Connection, KubeconfigError> {
     let available = loaded.context_names();
-    let context_name = match opts.context.clone().or_else(|| loaded.merged.current_context.clone()) {
+    let context_name = match opts
+        .context
+        .clone()
+        .or_else(|| loaded.merged.current_context.clone())
+    {
         Some(name) if !name.is_empty() => name,
-        _ => return Err(KubeconfigError::NoCurrentContext { files: loaded.files.clone(), available }),
+        _ => {
+            return Err(KubeconfigError::NoCurrentContext {
+                files: loaded.files.clone(),
+                available,
+            });
+        }
     };
-    let Some(context) = loaded.merged.contexts.iter().find(|c| c.name == context_name) else {
-        return Err(KubeconfigError::ContextNotFound { name: context_name, files: loaded.files.clone(), available });
+    let Some(context) = loaded
+        .merged
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)
+    else {
+        return Err(KubeconfigError::ContextNotFound {
+            name: context_name,
+            files: loaded.files.clone(),
+            available,
+        });
     };
-    let context_file = loaded.context_file(&context_name).map(|p| p.display().to_string()).unwrap_or_default();
+    let context_file = loaded
+        .context_file(&context_name)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let body = context.context.clone().unwrap_or_default();
 
     let cluster_name = opts.cluster.clone().unwrap_or_else(|| body.cluster.clone());
-    if !loaded.merged.clusters.iter().any(|c| c.name == cluster_name) {
+    if !loaded
+        .merged
+        .clusters
+        .iter()
+        .any(|c| c.name == cluster_name)
+    {
         return Err(KubeconfigError::ClusterNotFound {
             name: cluster_name,
             context: context_name,
@@ -267,7 +374,11 @@ async fn from_kubeconfig(opts: &ConnectOptions, loaded: LoadedKubeconfig) -> Res
             files: loaded.files.clone(),
         });
     }
-    let user_name = opts.user.clone().or_else(|| body.user.clone()).filter(|u| !u.is_empty());
+    let user_name = opts
+        .user
+        .clone()
+        .or_else(|| body.user.clone())
+        .filter(|u| !u.is_empty());
     if let Some(user) = &user_name
         && !loaded.merged.auth_infos.iter().any(|u| &u.name == user)
     {
@@ -284,9 +395,13 @@ async fn from_kubeconfig(opts: &ConnectOptions, loaded: LoadedKubeconfig) -> Res
         cluster: Some(cluster_name),
         user: user_name.clone(),
     };
-    let mut config = kube::Config::from_custom_kubeconfig(loaded.merged, &kube_opts).await.map_err(|e| {
-        KubeconfigError::Build { context: context_name.clone(), file: context_file.clone(), message: error_chain(&e) }
-    })?;
+    let mut config = kube::Config::from_custom_kubeconfig(loaded.merged, &kube_opts)
+        .await
+        .map_err(|e| KubeconfigError::Build {
+            context: context_name.clone(),
+            file: context_file.clone(),
+            message: error_chain(&e),
+        })?;
     let (namespace, namespace_source) = match (&opts.namespace, &body.namespace) {
         (Some(ns), _) => (ns.clone(), NamespaceSource::Flag),
         (None, Some(ns)) if !ns.is_empty() => (ns.clone(), NamespaceSource::Context),
@@ -305,10 +420,15 @@ async fn from_kubeconfig(opts: &ConnectOptions, loaded: LoadedKubeconfig) -> Res
 }
 
 fn in_cluster(opts: &ConnectOptions) -> Result<Connection, KubeconfigError> {
-    let mut config = kube::Config::incluster().map_err(|e| KubeconfigError::InCluster { message: error_chain(&e) })?;
+    let mut config = kube::Config::incluster().map_err(|e| KubeconfigError::InCluster {
+        message: error_chain(&e),
+    })?;
     let (namespace, namespace_source) = match &opts.namespace {
         Some(ns) => (ns.clone(), NamespaceSource::Flag),
-        None => (config.default_namespace.clone(), NamespaceSource::ServiceAccount),
+        None => (
+            config.default_namespace.clone(),
+            NamespaceSource::ServiceAccount,
+        ),
     };
     config.default_namespace = namespace.clone();
     Ok(Connection {
@@ -324,7 +444,9 @@ fn in_cluster(opts: &ConnectOptions) -> Result<Connection, KubeconfigError> {
 
 /// Parses kubectl's `--request-timeout`: a bare number is seconds, `0` means no timeout.
 pub fn parse_request_timeout(value: &str) -> Result<Option<Duration>, KubeconfigError> {
-    let invalid = || KubeconfigError::InvalidTimeout { value: value.to_string() };
+    let invalid = || KubeconfigError::InvalidTimeout {
+        value: value.to_string(),
+    };
     let trimmed = value.trim();
     let duration = if let Ok(seconds) = trimmed.parse::<u64>() {
         Duration::from_secs(seconds)

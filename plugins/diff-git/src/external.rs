@@ -42,7 +42,11 @@ pub fn run(command: &str, view: &View) -> Result<()> {
 
 /// `group.Kind.namespace.name`, as kubectl names the files.
 fn file_name(key: &ObjectKey) -> String {
-    let group = if key.group.is_empty() { "core" } else { key.group.as_str() };
+    let group = if key.group.is_empty() {
+        "core"
+    } else {
+        key.group.as_str()
+    };
     match &key.namespace {
         Some(ns) => format!("{group}.{}.{ns}.{}", key.kind, key.name),
         None => format!("{group}.{}.{}", key.kind, key.name),
@@ -50,5 +54,6 @@ fn file_name(key: &ObjectKey) -> String {
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
-    std::fs::write(dir.join(name), text).with_context(|| format!("cannot write {}", dir.join(name).display()))
+    std::fs::write(dir.join(name), text)
+        .with_context(|| format!("cannot write {}", dir.join(name).display()))
 }

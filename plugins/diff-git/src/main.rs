@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use gitops::compare::{CompareOptions, against_cluster};
+use gitops::compare::{Conflict, against_cluster};
 use gitops::diff::{ChangeSet, normalise};
 use gitops::kubeconfig::{self, Environment};
 use gitops::live::LiveCluster;
@@ -70,9 +70,6 @@ struct Args {
     /// Show the values of Secrets instead of masking them.
     #[arg(long)]
     show_secrets: bool,
-    /// Show fields other field managers own as they would be after taking them over.
-    #[arg(long)]
-    force_conflicts: bool,
     #[command(flatten)]
     connection: ConnectionArgs,
 }
@@ -104,7 +101,9 @@ impl From<ColorArg> for ColorChoice {
 fn main() -> ExitCode {
     let args = Args::parse();
     gitops_cli::run(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
         runtime.block_on(run(args))
     })
 }
@@ -135,10 +134,15 @@ fn parse_request(args: &Args) -> Result<Request> {
         None => (None, args.path.clone()),
         Some(first) => match source::classify_positional(&repo, first, &cwd)? {
             Positional::Path(p) => match &args.path {
-                Some(second) => bail!("\"{first}\" is a path, so \"{second}\" is unexpected; give the revision first"),
+                Some(second) => bail!(
+                    "\"{first}\" is a path, so \"{second}\" is unexpected; give the revision first"
+                ),
                 None => (None, Some(p)),
             },
-            Positional::Revision(rev) => (Some(Target::Cluster(TreeSpec::Revision(rev))), args.path.clone()),
+            Positional::Revision(rev) => (
+                Some(Target::Cluster(TreeSpec::Revision(rev))),
+                args.path.clone(),
+            ),
             Positional::Range(a, b) => (Some(Target::Range(a, b)), args.path.clone()),
         },
     };
@@ -149,7 +153,9 @@ fn parse_request(args: &Args) -> Result<Request> {
         None => String::new(),
     };
     let target = match (revision, args.working_tree) {
-        (Some(_), true) => bail!("--working-tree diffs the files on disk; do not also give a revision"),
+        (Some(_), true) => {
+            bail!("--working-tree diffs the files on disk; do not also give a revision")
+        }
         (Some(target), false) => target,
         (None, true) => Target::Cluster(TreeSpec::WorkingTree),
         (None, false) => Target::Cluster(TreeSpec::Revision("HEAD".into())),
@@ -158,17 +164,23 @@ fn parse_request(args: &Args) -> Result<Request> {
 }
 
 fn is_url(spec: &str) -> bool {
-    spec.contains("://") || (spec.contains('@') && spec.contains(':') && !std::path::Path::new(spec).exists())
+    spec.contains("://")
+        || (spec.contains('@') && spec.contains(':') && !std::path::Path::new(spec).exists())
 }
 
 async fn run(args: Args) -> Result<Outcome> {
     let request = parse_request(&args)?;
-    let render_options = RenderOptions { kubectl: load::kubectl_binary() };
+    let render_options = RenderOptions {
+        kubectl: load::kubectl_binary(),
+    };
+    let mut conflicts: Vec<Conflict> = Vec::new();
     let (mut changes, before_label, after_label) = match &request.target {
         Target::Range(a, b) => {
             let namespace = offline_namespace(&args.connection);
-            let old = load::read_tree(&request.repo, &TreeSpec::Revision(a.clone()), &request.root)?;
-            let new = load::read_tree(&request.repo, &TreeSpec::Revision(b.clone()), &request.root)?;
+            let old =
+                load::read_tree(&request.repo, &TreeSpec::Revision(a.clone()), &request.root)?;
+            let new =
+                load::read_tree(&request.repo, &TreeSpec::Revision(b.clone()), &request.root)?;
             let changes = between_trees(&old, &new, &render_options, &namespace)?;
             (changes, old.label, new.label)
         }
@@ -176,28 +188,43 @@ async fn run(args: Args) -> Result<Outcome> {
             let tree = load::read_tree(&request.repo, spec, &request.root)?;
             let connection = args.connection.connect().await?;
             let cluster = LiveCluster::connect(&connection).await?;
-            let (_, desired) = load::desired_set(&tree.snapshot, &render_options, &connection.namespace, &cluster)?;
-            let options = CompareOptions { force_conflicts: args.force_conflicts };
-            let changes = against_cluster(&cluster, &desired, options).await?;
-            (changes, "live".to_string(), tree.label)
+            let (_, desired) = load::desired_set(
+                &tree.snapshot,
+                &render_options,
+                &connection.namespace,
+                &cluster,
+            )?;
+            let comparison = against_cluster(&cluster, &desired).await?;
+            conflicts = comparison.conflicts;
+            print::missing_namespace_warnings(&comparison.missing_namespaces);
+            (comparison.changes, "live".to_string(), tree.label)
         }
     };
     if !args.show_secrets {
         changes.mask_secrets();
     }
-    let outcome = if changes.has_differences() { Outcome::Differences } else { Outcome::Clean };
+    let outcome = if changes.has_differences() {
+        Outcome::Differences
+    } else {
+        Outcome::Clean
+    };
     let view = print::View {
         changes: &changes,
         before: &before_label,
         after: &after_label,
+        conflicts: &conflicts,
         context: args.unified,
         color: ColorChoice::from(args.color).enabled(),
     };
+    print::conflict_warnings(&conflicts);
     match args.output {
         Some(Format::Json) => print::json(&view)?,
         Some(Format::Name) => print::names(&view)?,
         Some(Format::Markdown) => print::markdown(&view)?,
-        None => match std::env::var("KUBECTL_EXTERNAL_DIFF").ok().filter(|v| !v.trim().is_empty()) {
+        None => match std::env::var("KUBECTL_EXTERNAL_DIFF")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
             Some(command) => external::run(&command, &view)?,
             None => print::unified(&view)?,
         },
@@ -207,7 +234,12 @@ async fn run(args: Args) -> Result<Outcome> {
 
 /// Two revisions compared without a cluster: each side rendered and keyed with the
 /// built-in scopes, then normalised so only what the manifests say is compared.
-fn between_trees(old: &LoadedTree, new: &LoadedTree, options: &RenderOptions, namespace: &str) -> Result<ChangeSet> {
+fn between_trees(
+    old: &LoadedTree,
+    new: &LoadedTree,
+    options: &RenderOptions,
+    namespace: &str,
+) -> Result<ChangeSet> {
     let side = |tree: &LoadedTree| -> Result<_> {
         let (_, desired) = load::desired_set(&tree.snapshot, options, namespace, &BuiltinScopes)
             .with_context(|| format!("at revision {}", tree.label))?;
@@ -234,8 +266,15 @@ fn offline_namespace(connection: &ConnectionArgs) -> String {
         .ok()
         .flatten()
         .and_then(|loaded| {
-            let name = options.context.clone().or(loaded.merged.current_context.clone())?;
-            let context = loaded.merged.contexts.into_iter().find(|c| c.name == name)?;
+            let name = options
+                .context
+                .clone()
+                .or(loaded.merged.current_context.clone())?;
+            let context = loaded
+                .merged
+                .contexts
+                .into_iter()
+                .find(|c| c.name == name)?;
             context.context?.namespace
         })
         .unwrap_or_else(|| "default".into())

@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use gitops::compare::Conflict;
 use gitops::diff::{self, ChangeSet, TextOptions};
 use serde::Serialize;
 
@@ -10,13 +11,17 @@ pub struct View<'a> {
     pub changes: &'a ChangeSet,
     pub before: &'a str,
     pub after: &'a str,
+    pub conflicts: &'a [Conflict],
     pub context: usize,
     pub color: bool,
 }
 
 /// The colored unified diff, then the one-line summary.
 pub fn unified(view: &View) -> io::Result<()> {
-    let options = TextOptions { context: view.context, color: view.color };
+    let options = TextOptions {
+        context: view.context,
+        color: view.color,
+    };
     let mut out = io::stdout().lock();
     for change in view.changes.differences() {
         out.write_all(diff::unified(change, view.before, view.after, &options).as_bytes())?;
@@ -33,8 +38,14 @@ pub fn json(view: &View) -> io::Result<()> {
         after: &'a str,
         #[serde(flatten)]
         report: diff::DiffReport,
+        conflicts: &'a [Conflict],
     }
-    let document = Document { before: view.before, after: view.after, report: view.changes.report(false) };
+    let document = Document {
+        before: view.before,
+        after: view.after,
+        report: view.changes.report(false),
+        conflicts: view.conflicts,
+    };
     let mut out = io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &document)?;
     writeln!(out)?;
@@ -51,4 +62,29 @@ pub fn markdown(view: &View) -> io::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(diff::markdown(view.changes, view.before, view.after).as_bytes())?;
     out.flush()
+}
+
+/// Fields another manager owns: the diff shows them taken over, and says so on stderr,
+/// since `kubectl sync` will need `--force-conflicts` to do it.
+pub fn conflict_warnings(conflicts: &[Conflict]) {
+    let mut err = io::stderr().lock();
+    for conflict in conflicts {
+        let _ = writeln!(
+            err,
+            "warning: {}: {} (the diff shows them taken over; sync needs --force-conflicts)",
+            conflict.key, conflict.message
+        );
+    }
+}
+
+/// Objects in a namespace that does not exist are shown as added; applying them will fail
+/// until someone creates it, so say so.
+pub fn missing_namespace_warnings(namespaces: &[String]) {
+    let mut err = io::stderr().lock();
+    for ns in namespaces {
+        let _ = writeln!(
+            err,
+            "warning: namespace \"{ns}\" does not exist and the revision does not create it; its objects are shown as added"
+        );
+    }
 }
