@@ -600,11 +600,21 @@ fn namespace_that_does_not_exist_shows_objects_as_added_with_a_warning() {
     let test_ns = cluster.namespace("dg-nons");
     let missing = format!("{}-absent", test_ns.name);
     let repo = GitFixture::new();
-    repo.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: one\n");
+    repo.write(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: one\n",
+    );
     repo.commit("cm");
     let out = diff_git(cluster, &repo, &["-n", &missing, "--color=never"]);
     assert_exit(&out, 1);
-    assert!(stdout(&out).contains(&format!("+++ {}/core/ConfigMap/{missing}/cfg", short(&repo))), "{}", describe(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "+++ {}/core/ConfigMap/{missing}/cfg",
+            short(&repo)
+        )),
+        "{}",
+        describe(&out)
+    );
     assert!(
         stderr(&out).contains(&format!("warning: namespace \"{missing}\" does not exist")),
         "{}",
