@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 
 use crate::diff::ChangeSet;
-use crate::diff::normalise::normalise;
+use crate::diff::normalise::{NormaliseOptions, normalise_with};
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey};
 
@@ -76,6 +76,7 @@ fn kinds_defined_by_crds(desired: &DesiredSet) -> BTreeSet<(String, String)> {
 pub async fn against_cluster(
     cluster: &LiveCluster,
     desired: &DesiredSet,
+    normalise: &NormaliseOptions,
 ) -> Result<Comparison, CompareError> {
     let crd_kinds = kinds_defined_by_crds(desired);
     // Known kinds are fetched and dry-run; kinds of CRDs in this set are new by definition.
@@ -130,7 +131,10 @@ pub async fn against_cluster(
 
     let mut after: BTreeMap<ObjectKey, Value> = BTreeMap::new();
     for object in pending {
-        after.insert(object.key.clone(), normalised(object.object.clone()));
+        after.insert(
+            object.key.clone(),
+            normalised(object.object.clone(), normalise),
+        );
     }
     let to_dry_run: Vec<&DesiredObject> = desired
         .iter()
@@ -142,7 +146,7 @@ pub async fn against_cluster(
                 .as_ref()
                 .is_some_and(|ns| new_namespaces.contains(ns));
             if in_new_namespace {
-                after.insert(o.key.clone(), normalised(o.object.clone()));
+                after.insert(o.key.clone(), normalised(o.object.clone(), normalise));
             }
             !in_new_namespace
         })
@@ -164,7 +168,7 @@ pub async fn against_cluster(
                 other => (other, None),
             };
             applied
-                .map(|applied| (object.key.clone(), normalised(applied), conflict))
+                .map(|applied| (object.key.clone(), normalised(applied, normalise), conflict))
                 .map_err(|source| CompareError::Object {
                     origin: describe_origin(object),
                     source,
@@ -182,7 +186,7 @@ pub async fn against_cluster(
 
     let before: BTreeMap<ObjectKey, Value> = live
         .into_iter()
-        .map(|(key, value)| (key, normalised(value)))
+        .map(|(key, value)| (key, normalised(value, normalise)))
         .collect();
     Ok(Comparison {
         changes: ChangeSet::between(before, after),
@@ -191,7 +195,7 @@ pub async fn against_cluster(
     })
 }
 
-fn normalised(mut object: Value) -> Value {
-    normalise(&mut object);
+fn normalised(mut object: Value, options: &NormaliseOptions) -> Value {
+    normalise_with(&mut object, options);
     object
 }

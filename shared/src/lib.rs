@@ -4,13 +4,17 @@
 //! parses command-line flags, and nothing prints: the plugins print what it returns.
 
 pub mod api_error;
+pub mod apply;
 pub mod compare;
 pub mod diff;
 mod error_text;
 pub mod kubeconfig;
 pub mod live;
 pub mod load;
+pub mod lock;
 pub mod objects;
 pub mod output;
+pub mod release;
 pub mod render;
 pub mod source;
+pub mod sync;

@@ -4,6 +4,7 @@
 //! kind and namespace, in parallel and bounded, never one GET per object.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::RwLock;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
@@ -46,7 +47,8 @@ pub enum LiveError {
 /// A connected cluster with its discovered kinds.
 pub struct LiveCluster {
     client: Client,
-    discovery: Discovery,
+    /// Replaced by [`LiveCluster::refresh_discovery`] once a sync's CRDs are established.
+    discovery: RwLock<Discovery>,
     server: String,
     context: String,
     timeout: Option<std::time::Duration>,
@@ -76,7 +78,7 @@ impl LiveCluster {
             .map_err(|e| ApiError::from_kube(e, &call))?;
         Ok(LiveCluster {
             client,
-            discovery,
+            discovery: RwLock::new(discovery),
             server,
             context,
             timeout: connection.request_timeout,
@@ -108,12 +110,46 @@ impl LiveCluster {
             None => ("", api_version),
         };
         self.discovery
+            .read()
+            .ok()?
             .resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
     }
 
     /// The preferred version's resource for a group and kind (for keys without a version).
     pub fn resolve_kind(&self, group: &str, kind: &str) -> Option<(ApiResource, ApiCapabilities)> {
-        self.discovery.get(group)?.recommended_kind(kind)
+        self.discovery
+            .read()
+            .ok()?
+            .get(group)?
+            .recommended_kind(kind)
+    }
+
+    /// Discovers again: kinds served by CRDs created since [`LiveCluster::connect`].
+    pub async fn refresh_discovery(&self) -> Result<(), LiveError> {
+        let fresh = Discovery::new(self.client.clone())
+            .run_aggregated()
+            .await
+            .map_err(|e| ApiError::from_kube(e, &self.call("list", "API discovery")))?;
+        if let Ok(mut discovery) = self.discovery.write() {
+            *discovery = fresh;
+        }
+        Ok(())
+    }
+
+    /// Like [`LiveCluster::resolve`], but asks the server about a kind discovery did not
+    /// know: a CRD applied earlier in the same sync serves new kinds.
+    pub async fn resolve_fresh(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, ApiCapabilities), LiveError> {
+        if let Some(found) = self.resolve(api_version, kind) {
+            return Ok(found);
+        }
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        kube::discovery::pinned_kind(&self.client, &GroupVersionKind::gvk(group, version, kind))
+            .await
+            .map_err(|_| self.unknown_kind(api_version, kind))
     }
 
     fn unknown_kind(&self, api_version: &str, kind: &str) -> LiveError {
@@ -284,9 +320,7 @@ impl LiveCluster {
         let namespace = object
             .pointer("/metadata/namespace")
             .and_then(Value::as_str);
-        let (resource, caps) = self
-            .resolve(api_version, kind)
-            .ok_or_else(|| self.unknown_kind(api_version, kind))?;
+        let (resource, caps) = self.resolve_fresh(api_version, kind).await?;
         let api = self.api(
             &resource,
             if caps.scope == Scope::Namespaced {
@@ -312,6 +346,51 @@ impl LiveCluster {
         value["apiVersion"] = Value::String(resource.api_version.clone());
         value["kind"] = Value::String(resource.kind.clone());
         Ok(value)
+    }
+
+    /// Deletes one object, its dependents in the background. With `uid` the server deletes
+    /// only that very object (409 Conflict if the name now belongs to another one), so a
+    /// caller that listed an object never deletes a replacement it did not see. Ok(false)
+    /// if the object is already gone or its kind is no longer served.
+    pub async fn delete(
+        &self,
+        key: &ObjectKey,
+        uid: Option<&str>,
+        dry_run: bool,
+    ) -> Result<bool, LiveError> {
+        let Some((resource, caps)) = self.resolve_kind(&key.group, &key.kind) else {
+            return Ok(false);
+        };
+        let namespace = match caps.scope {
+            Scope::Namespaced => key.namespace.as_deref(),
+            Scope::Cluster => None,
+        };
+        let mut params = kube::api::DeleteParams::background();
+        params.dry_run = dry_run;
+        params.preconditions = uid.map(|uid| kube::api::Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        });
+        let verb = if dry_run {
+            "delete (dry-run)"
+        } else {
+            "delete"
+        };
+        match self
+            .api(&resource, namespace)
+            .delete(&key.name, &params)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let error = ApiError::from_kube(e, &self.call(verb, &resource.plural));
+                if error.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(error.into())
+                }
+            }
+        }
     }
 }
 

@@ -352,6 +352,12 @@ impl DesiredSet {
     pub fn iter(&self) -> impl Iterator<Item = &DesiredObject> {
         self.objects.values()
     }
+
+    /// The objects, mutably, by key: for changes that keep an object's identity (labels,
+    /// say). The key is not handed out mutably, so the set stays keyed correctly.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&ObjectKey, &mut Value)> {
+        self.objects.values_mut().map(|o| (&o.key, &mut o.object))
+    }
 }
 
 impl IntoIterator for DesiredSet {

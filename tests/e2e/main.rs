@@ -2,5 +2,9 @@
 //! One test binary, so the suite shares one control plane; every test has its own namespace.
 #![allow(clippy::unwrap_used)] // test code: a failed step should stop the test loudly
 
+mod applyset;
 mod cluster;
 mod diff_git;
+mod health;
+mod release_store;
+mod sync;

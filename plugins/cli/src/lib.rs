@@ -2,8 +2,13 @@
 //! the output and colour flags, and `main`'s error printing and exit codes. The library
 //! (`gitops`) stays free of clap; this crate is the one place flags are defined.
 
+mod color;
 mod connection;
+pub mod diff_view;
 mod exit;
+mod source_args;
 
+pub use color::ColorWhen;
 pub use connection::ConnectionArgs;
 pub use exit::{Outcome, run};
+pub use source_args::{ResolvedSource, Selection, SourceArgs};

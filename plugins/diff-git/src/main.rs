@@ -2,23 +2,19 @@
 //! between two revisions. A thin command line over the `gitops` library.
 
 mod external;
-mod print;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use gitops::compare::{Conflict, against_cluster};
-use gitops::diff::{ChangeSet, normalise};
+use gitops::diff::{ChangeSet, NormaliseOptions, normalise};
 use gitops::kubeconfig::{self, Environment};
 use gitops::live::LiveCluster;
 use gitops::load::{self, LoadedTree, TreeSpec};
 use gitops::objects::BuiltinScopes;
-use gitops::output::ColorChoice;
 use gitops::render::RenderOptions;
-use gitops::source::{self, Positional, Repo};
-use gitops_cli::{ConnectionArgs, Outcome};
+use gitops_cli::{ColorWhen, ConnectionArgs, Outcome, Selection, SourceArgs, diff_view};
 
 /// Show what applying a git revision would change in the cluster, or what changed between
 /// two revisions.
@@ -46,15 +42,8 @@ use gitops_cli::{ConnectionArgs, Outcome};
 Exit status: 0 no differences, 1 differences found, 2 or more an error (as kubectl diff)."
 )]
 struct Args {
-    /// A revision (HEAD if omitted) or REV_A..REV_B; a path if it names one.
-    #[arg(value_name = "REVISION")]
-    revision: Option<String>,
-    /// The path inside the repository holding the manifests (default: the whole repository).
-    #[arg(value_name = "PATH")]
-    path: Option<String>,
-    /// The repository: a directory or a URL (cloned into a cache with your git credentials).
-    #[arg(long, value_name = "DIR|URL")]
-    repo: Option<String>,
+    #[command(flatten)]
+    source: SourceArgs,
     /// Diff the files on disk, uncommitted changes included, instead of a revision.
     #[arg(long)]
     working_tree: bool,
@@ -62,8 +51,8 @@ struct Args {
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
     output: Option<Format>,
     /// When to color the diff.
-    #[arg(long, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
-    color: ColorArg,
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    color: ColorWhen,
     /// Lines of context around each change.
     #[arg(short = 'U', long = "unified", default_value_t = 3, value_name = "N")]
     unified: usize,
@@ -81,23 +70,6 @@ enum Format {
     Markdown,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ColorArg {
-    Auto,
-    Always,
-    Never,
-}
-
-impl From<ColorArg> for ColorChoice {
-    fn from(value: ColorArg) -> Self {
-        match value {
-            ColorArg::Auto => ColorChoice::Auto,
-            ColorArg::Always => ColorChoice::Always,
-            ColorArg::Never => ColorChoice::Never,
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     gitops_cli::run(|| {
@@ -109,83 +81,22 @@ fn main() -> ExitCode {
 }
 
 /// What the positional arguments asked for.
-struct Request {
-    repo: Repo,
-    root: String,
-    target: Target,
-}
-
-enum Target {
-    /// One tree against the live cluster.
-    Cluster(TreeSpec),
-    /// Two revisions against each other.
-    Range(String, String),
-}
-
-fn parse_request(args: &Args) -> Result<Request> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let repo = match &args.repo {
-        Some(spec) if is_url(spec) => Repo::open_remote(spec, &load::repo_cache_dir())?,
-        Some(dir) => Repo::discover(&PathBuf::from(dir))?,
-        None => Repo::discover(&cwd)?,
-    };
-    // The first positional is a revision, a range, or (when it names one) a path.
-    let (revision, path) = match &args.revision {
-        None => (None, args.path.clone()),
-        Some(first) => match source::classify_positional(&repo, first, &cwd)? {
-            Positional::Path(p) => match &args.path {
-                Some(second) => bail!(
-                    "\"{first}\" is a path, so \"{second}\" is unexpected; give the revision first"
-                ),
-                None => (None, Some(p)),
-            },
-            Positional::Revision(rev) => (
-                Some(Target::Cluster(TreeSpec::Revision(rev))),
-                args.path.clone(),
-            ),
-            Positional::Range(a, b) => (Some(Target::Range(a, b)), args.path.clone()),
-        },
-    };
-    let root = match &path {
-        Some(p) => repo.repo_path(&cwd, p)?,
-        // Inside a checkout, no path means the directory the user stands in, as git does.
-        None if args.repo.is_none() => repo.repo_path(&cwd, ".")?,
-        None => String::new(),
-    };
-    let target = match (revision, args.working_tree) {
-        (Some(_), true) => {
-            bail!("--working-tree diffs the files on disk; do not also give a revision")
-        }
-        (Some(target), false) => target,
-        (None, true) => Target::Cluster(TreeSpec::WorkingTree),
-        (None, false) => Target::Cluster(TreeSpec::Revision("HEAD".into())),
-    };
-    Ok(Request { repo, root, target })
-}
-
-fn is_url(spec: &str) -> bool {
-    spec.contains("://")
-        || (spec.contains('@') && spec.contains(':') && !std::path::Path::new(spec).exists())
-}
-
 async fn run(args: Args) -> Result<Outcome> {
-    let request = parse_request(&args)?;
+    let source = args.source.resolve(args.working_tree)?;
     let render_options = RenderOptions {
         kubectl: load::kubectl_binary(),
     };
     let mut conflicts: Vec<Conflict> = Vec::new();
-    let (mut changes, before_label, after_label) = match &request.target {
-        Target::Range(a, b) => {
+    let (mut changes, before_label, after_label) = match &source.selection {
+        Selection::Range(a, b) => {
             let namespace = offline_namespace(&args.connection);
-            let old =
-                load::read_tree(&request.repo, &TreeSpec::Revision(a.clone()), &request.root)?;
-            let new =
-                load::read_tree(&request.repo, &TreeSpec::Revision(b.clone()), &request.root)?;
+            let old = load::read_tree(&source.repo, &TreeSpec::Revision(a.clone()), &source.root)?;
+            let new = load::read_tree(&source.repo, &TreeSpec::Revision(b.clone()), &source.root)?;
             let changes = between_trees(&old, &new, &render_options, &namespace)?;
             (changes, old.label, new.label)
         }
-        Target::Cluster(spec) => {
-            let tree = load::read_tree(&request.repo, spec, &request.root)?;
+        Selection::One(spec) => {
+            let tree = load::read_tree(&source.repo, spec, &source.root)?;
             let connection = args.connection.connect().await?;
             let cluster = LiveCluster::connect(&connection).await?;
             let (_, desired) = load::desired_set(
@@ -194,9 +105,11 @@ async fn run(args: Args) -> Result<Outcome> {
                 &connection.namespace,
                 &cluster,
             )?;
-            let comparison = against_cluster(&cluster, &desired).await?;
+            // Sync labels members with ApplySet bookkeeping the manifests do not carry.
+            let comparison =
+                against_cluster(&cluster, &desired, &NormaliseOptions::ignoring_applyset()).await?;
             conflicts = comparison.conflicts;
-            print::missing_namespace_warnings(&comparison.missing_namespaces);
+            diff_view::missing_namespace_warnings(&comparison.missing_namespaces);
             (comparison.changes, "live".to_string(), tree.label)
         }
     };
@@ -208,25 +121,25 @@ async fn run(args: Args) -> Result<Outcome> {
     } else {
         Outcome::Clean
     };
-    let view = print::View {
+    let view = diff_view::View {
         changes: &changes,
         before: &before_label,
         after: &after_label,
         conflicts: &conflicts,
         context: args.unified,
-        color: ColorChoice::from(args.color).enabled(),
+        color: args.color.enabled(),
     };
-    print::conflict_warnings(&conflicts);
+    diff_view::conflict_warnings(&conflicts);
     match args.output {
-        Some(Format::Json) => print::json(&view)?,
-        Some(Format::Name) => print::names(&view)?,
-        Some(Format::Markdown) => print::markdown(&view)?,
+        Some(Format::Json) => diff_view::json(&view)?,
+        Some(Format::Name) => diff_view::names(&view)?,
+        Some(Format::Markdown) => diff_view::markdown(&view)?,
         None => match std::env::var("KUBECTL_EXTERNAL_DIFF")
             .ok()
             .filter(|v| !v.trim().is_empty())
         {
             Some(command) => external::run(&command, &view)?,
-            None => print::unified(&view)?,
+            None => diff_view::unified(&view)?,
         },
     }
     Ok(outcome)

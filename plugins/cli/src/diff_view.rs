@@ -1,4 +1,4 @@
-//! Printing a change set in each output format. Write errors (a closed pipe) are returned,
+//! Printing a change set in each output format (diff-git's outputs, and sync's preview). Write errors (a closed pipe) are returned,
 //! so `kubectl diff-git | head` ends quietly.
 
 use std::io::{self, Write};

@@ -1,0 +1,111 @@
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use gitops::load::{self, TreeSpec};
+use gitops::source::{self, Positional, Repo};
+
+/// `[REVISION] [PATH]` and `--repo`: which repository, revision and path the manifests
+/// come from, shared by the plugins that read git.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SourceArgs {
+    /// A revision git understands (default HEAD); diff-git also takes REV_A..REV_B. A path
+    /// if it names one.
+    #[arg(value_name = "REVISION")]
+    pub revision: Option<String>,
+    /// The path inside the repository holding the manifests (default: the current
+    /// directory inside a checkout, the whole repository with --repo).
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+    /// The repository: a directory or a URL (cloned into a cache with your git credentials).
+    #[arg(long, value_name = "DIR|URL")]
+    pub repo: Option<String>,
+}
+
+/// What the arguments asked for.
+pub enum Selection {
+    /// One tree.
+    One(TreeSpec),
+    /// Two revisions.
+    Range(String, String),
+}
+
+pub struct ResolvedSource {
+    pub repo: Repo,
+    /// The path inside the repository, repo-relative ("" for all of it).
+    pub root: String,
+    pub selection: Selection,
+}
+
+impl ResolvedSource {
+    /// How records and messages name the repository: the URL or directory given, else the
+    /// checkout's directory.
+    pub fn repo_label(&self) -> String {
+        self.repo.label().to_string()
+    }
+
+    /// The repository's own name (its directory or the URL's last part), for default app names.
+    pub fn repo_name(&self) -> String {
+        let label = self
+            .repo
+            .label()
+            .trim_end_matches('/')
+            .trim_end_matches(".git");
+        label.rsplit(['/', ':']).next().unwrap_or(label).to_string()
+    }
+}
+
+impl SourceArgs {
+    /// Opens the repository and sorts out the positional arguments. `working_tree` asks
+    /// for the files on disk instead of a revision.
+    pub fn resolve(&self, working_tree: bool) -> Result<ResolvedSource> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let repo = match &self.repo {
+            Some(spec) if is_url(spec) => Repo::open_remote(spec, &load::repo_cache_dir())?,
+            Some(dir) => Repo::discover(&PathBuf::from(dir))?,
+            None => Repo::discover(&cwd)?,
+        };
+        // The first positional is a revision, a range, or (when it names one) a path.
+        let (selection, path) = match &self.revision {
+            None => (None, self.path.clone()),
+            Some(first) => match source::classify_positional(&repo, first, &cwd)? {
+                Positional::Path(p) => match &self.path {
+                    Some(second) => {
+                        bail!(
+                            "\"{first}\" is a path, so \"{second}\" is unexpected; give the revision first"
+                        )
+                    }
+                    None => (None, Some(p)),
+                },
+                Positional::Revision(rev) => (
+                    Some(Selection::One(TreeSpec::Revision(rev))),
+                    self.path.clone(),
+                ),
+                Positional::Range(a, b) => (Some(Selection::Range(a, b)), self.path.clone()),
+            },
+        };
+        let root = match &path {
+            Some(p) => repo.repo_path(&cwd, p)?,
+            // Inside a checkout, no path means the directory the user stands in, as git does.
+            None if self.repo.is_none() => repo.repo_path(&cwd, ".")?,
+            None => String::new(),
+        };
+        let selection = match (selection, working_tree) {
+            (Some(_), true) => {
+                bail!("--working-tree reads the files on disk; do not also give a revision")
+            }
+            (Some(selection), false) => selection,
+            (None, true) => Selection::One(TreeSpec::WorkingTree),
+            (None, false) => Selection::One(TreeSpec::Revision("HEAD".into())),
+        };
+        Ok(ResolvedSource {
+            repo,
+            root,
+            selection,
+        })
+    }
+}
+
+fn is_url(spec: &str) -> bool {
+    spec.contains("://") || (spec.contains('@') && spec.contains(':') && !Path::new(spec).exists())
+}

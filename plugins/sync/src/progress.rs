@@ -1,0 +1,85 @@
+//! What a sync is doing, as it happens: a spinner line on a terminal, plain lines
+//! otherwise. All on stderr, so stdout keeps the result.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use gitops::apply::health::Health;
+use gitops::sync::SyncEvent;
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct Display {
+    bar: Option<ProgressBar>,
+}
+
+impl Display {
+    pub fn new() -> Display {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Display { bar }
+    }
+
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{text}");
+            }
+        }
+    }
+
+    fn status(&self, text: String) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(text);
+        }
+    }
+
+    pub fn event(&mut self, event: SyncEvent<'_>) {
+        match event {
+            SyncEvent::Recorded { revision } => self.line(format!("release {revision}: pending")),
+            SyncEvent::Phase { name, wave, count } => {
+                let wave = if wave == 0 {
+                    String::new()
+                } else {
+                    format!(" (wave {wave})")
+                };
+                self.status(format!("applying {count} {name} object(s){wave}"));
+            }
+            SyncEvent::Applied { key, action } => self.line(format!("{key} {action}")),
+            SyncEvent::ApplyFailed { key, message } => {
+                self.line(format!("{key} failed: {message}"))
+            }
+            SyncEvent::Pruned { key } => self.line(format!("{key} pruned")),
+            SyncEvent::Waiting { count, timeout } => {
+                let text = format!(
+                    "waiting up to {} for {count} object(s) to be healthy",
+                    humantime::format_duration(timeout)
+                );
+                match &self.bar {
+                    Some(_) => self.status(text),
+                    None => self.line(text),
+                }
+            }
+            SyncEvent::Health { key, health } => match health {
+                Health::Healthy => self.line(format!("{key} healthy")),
+                other => match &self.bar {
+                    Some(_) => self.status(format!("waiting: {key} {other}")),
+                    None => self.line(format!("{key} {other}")),
+                },
+            },
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

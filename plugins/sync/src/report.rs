@@ -1,0 +1,83 @@
+//! The result of a sync: a table and a summary line for people, a JSON document for scripts.
+
+use std::io::{self, Write};
+
+use comfy_table::{ContentArrangement, Table, presets};
+use gitops::release::record::ReleaseRecord;
+use serde::Serialize;
+
+pub fn table(record: &ReleaseRecord) -> io::Result<()> {
+    let mut table = Table::new();
+    table
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    table.set_header(["OBJECT", "ACTION", "HEALTH"]);
+    for object in &record.objects {
+        let health = match (&object.health, &object.message) {
+            (_, Some(message)) => message.clone(),
+            (Some(health), None) => health.clone(),
+            (None, None) => "-".into(),
+        };
+        table.add_row([object.key.to_string(), object.action.clone(), health]);
+    }
+    let mut out = io::stdout().lock();
+    if !record.objects.is_empty() {
+        writeln!(out, "{table}")?;
+    }
+    writeln!(out, "{}", summary(record))?;
+    out.flush()
+}
+
+/// `release 3 of shop: deployed (1 created, 2 configured, 5 unchanged, 1 pruned) in 12s`.
+pub fn summary(record: &ReleaseRecord) -> String {
+    let c = &record.counts;
+    let took = record
+        .finished
+        .and_then(|f| f.since(record.started).ok())
+        .and_then(|span| span.total(jiff::Unit::Second).ok())
+        .map(|s| format!(" in {s:.1}s"))
+        .unwrap_or_default();
+    let mut text = format!(
+        "release {} of {}: {} ({} created, {} configured, {} unchanged, {} pruned",
+        record.revision, record.app, record.status, c.created, c.configured, c.unchanged, c.pruned
+    );
+    if c.failed > 0 {
+        text.push_str(&format!(", {} failed", c.failed));
+    }
+    text.push(')');
+    text.push_str(&took);
+    text
+}
+
+/// The stable document for scripts.
+pub fn json(record: &ReleaseRecord) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Document<'a> {
+        app: &'a str,
+        namespace: &'a str,
+        release: u32,
+        status: String,
+        operation: &'a gitops::release::record::Operation,
+        rollback_of: Option<u32>,
+        commit: Option<&'a str>,
+        counts: &'a gitops::release::record::Counts,
+        objects: &'a [gitops::release::record::ObjectResult],
+        error: Option<&'a str>,
+    }
+    let document = Document {
+        app: &record.app,
+        namespace: &record.namespace,
+        release: record.revision,
+        status: record.status.to_string(),
+        operation: &record.operation,
+        rollback_of: record.rollback_of,
+        commit: record.commit.as_ref().map(|c| c.id.as_str()),
+        counts: &record.counts,
+        objects: &record.objects,
+        error: record.error.as_deref(),
+    };
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &document)?;
+    writeln!(out)?;
+    out.flush()
+}

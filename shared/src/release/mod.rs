@@ -1,0 +1,4 @@
+//! Release records: what each sync did, kept in the cluster as Secrets.
+
+pub mod record;
+pub mod store;

@@ -1,0 +1,400 @@
+//! The release record: what one sync (or rollback, or heal) did, and how it is encoded.
+//!
+//! A record is JSON, gzip-compressed, as Helm stores its releases. Decoding accepts plain
+//! JSON too (no gzip magic), so a record edited by hand still reads, and refuses records
+//! written by a newer format instead of misreading them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{Read, Write};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use serde::{Deserialize, Serialize};
+
+use crate::objects::ObjectKey;
+use crate::source::CommitInfo;
+
+/// The record format this version writes and the newest it reads.
+pub const FORMAT: u32 = 1;
+
+/// The most a record may expand to when decompressed. Real records are far smaller (a
+/// Secret holds at most 1 MiB compressed); the limit keeps a gzip bomb from exhausting memory.
+pub const MAX_DECODED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Where a release stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReleaseStatus {
+    /// Written before the first change; a sync that crashed leaves it so.
+    Pending,
+    Deployed,
+    Failed,
+    /// Was deployed; a later release replaced it.
+    Superseded,
+    /// Was deployed; a rollback to an earlier release replaced it.
+    RolledBack,
+}
+
+impl ReleaseStatus {
+    /// The word used in JSON and in the status label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseStatus::Pending => "pending",
+            ReleaseStatus::Deployed => "deployed",
+            ReleaseStatus::Failed => "failed",
+            ReleaseStatus::Superseded => "superseded",
+            ReleaseStatus::RolledBack => "rolled-back",
+        }
+    }
+}
+
+impl fmt::Display for ReleaseStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What produced a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    Sync,
+    Rollback,
+    Heal,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Sync => "sync",
+            Operation::Rollback => "rollback",
+            Operation::Heal => "heal",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How many objects ended up in each state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub created: usize,
+    pub configured: usize,
+    pub unchanged: usize,
+    pub pruned: usize,
+    pub failed: usize,
+}
+
+impl Counts {
+    /// Counts the actions of `objects` (unknown action words are not counted).
+    pub fn of(objects: &[ObjectResult]) -> Counts {
+        let mut counts = Counts::default();
+        for object in objects {
+            match object.action.as_str() {
+                "created" => counts.created += 1,
+                "configured" => counts.configured += 1,
+                "unchanged" => counts.unchanged += 1,
+                "pruned" => counts.pruned += 1,
+                "failed" => counts.failed += 1,
+                _ => {}
+            }
+        }
+        counts
+    }
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectResult {
+    pub key: ObjectKey,
+    /// `created`, `configured`, `unchanged`, `pruned` or `failed`.
+    pub action: String,
+    pub health: Option<String>,
+    pub message: Option<String>,
+}
+
+/// One release of an app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    /// The record format ([`FORMAT`]).
+    pub format: u32,
+    pub app: String,
+    /// The namespace holding the record (the app's namespace).
+    pub namespace: String,
+    pub revision: u32,
+    pub operation: Operation,
+    /// For a rollback: the revision whose manifest it re-applied.
+    pub rollback_of: Option<u32>,
+    pub description: String,
+    pub repo: Option<String>,
+    pub path: String,
+    pub renderer: String,
+    pub commit: Option<CommitInfo>,
+    /// The kubeconfig user (or `--as`) who ran it.
+    pub who: String,
+    pub started: jiff::Timestamp,
+    pub finished: Option<jiff::Timestamp>,
+    pub status: ReleaseStatus,
+    pub counts: Counts,
+    pub objects: Vec<ObjectResult>,
+    pub error: Option<String>,
+    /// The rendered manifest exactly as applied (labels included), multi-document YAML, so
+    /// rollback needs no git.
+    pub manifest: String,
+    /// Free-form extras for later features (chart name/version/values, ...); stable key names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl ReleaseRecord {
+    /// A record about to be written as pending: started now, no results yet. The store
+    /// assigns the revision.
+    pub fn start(
+        app: &str,
+        namespace: &str,
+        operation: Operation,
+        who: &str,
+        manifest: String,
+    ) -> ReleaseRecord {
+        ReleaseRecord {
+            format: FORMAT,
+            app: app.to_string(),
+            namespace: namespace.to_string(),
+            revision: 0,
+            operation,
+            rollback_of: None,
+            description: String::new(),
+            repo: None,
+            path: String::new(),
+            renderer: String::new(),
+            commit: None,
+            who: who.to_string(),
+            started: jiff::Timestamp::now(),
+            finished: None,
+            status: ReleaseStatus::Pending,
+            counts: Counts::default(),
+            objects: Vec::new(),
+            error: None,
+            manifest,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("cannot encode the release record: {0}")]
+    Encode(String),
+    #[error("the release record is not valid gzip: {0}")]
+    Gzip(String),
+    #[error(
+        "the release record expands to more than {} MiB; refusing to read it",
+        MAX_DECODED_BYTES / (1024 * 1024)
+    )]
+    TooLarge,
+    #[error("the release record is not valid JSON: {0}")]
+    Json(String),
+    #[error("the release record has no format number; it was not written by kubectl-gitops")]
+    NoFormat,
+    #[error(
+        "the release record was written by a newer kubectl-gitops (format {0}); upgrade to read it"
+    )]
+    NewerFormat(u32),
+    #[error("the release record has an unknown format {0}")]
+    UnknownFormat(u32),
+}
+
+/// gzip(JSON), as stored in the record Secret's `release` key.
+pub fn encode(record: &ReleaseRecord) -> Result<Vec<u8>, RecordError> {
+    let json = serde_json::to_vec(record).map_err(|e| RecordError::Encode(e.to_string()))?;
+    let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::best());
+    encoder
+        .write_all(&json)
+        .map_err(|e| RecordError::Encode(e.to_string()))?;
+    encoder
+        .finish()
+        .map_err(|e| RecordError::Encode(e.to_string()))
+}
+
+/// Reads a record written by [`encode`], or plain JSON.
+pub fn decode(bytes: &[u8]) -> Result<ReleaseRecord, RecordError> {
+    let json = if bytes.starts_with(&[0x1f, 0x8b]) {
+        gunzip_bounded(bytes, MAX_DECODED_BYTES)?
+    } else if bytes.len() as u64 > MAX_DECODED_BYTES {
+        return Err(RecordError::TooLarge);
+    } else {
+        bytes.to_vec()
+    };
+    // The format is read on its own first, so a newer record is refused by name rather
+    // than failing on whichever field changed shape.
+    #[derive(Deserialize)]
+    struct Probe {
+        format: Option<u32>,
+    }
+    let probe: Probe =
+        serde_json::from_slice(&json).map_err(|e| RecordError::Json(e.to_string()))?;
+    match probe.format {
+        None => return Err(RecordError::NoFormat),
+        Some(FORMAT) => {}
+        Some(newer) if newer > FORMAT => return Err(RecordError::NewerFormat(newer)),
+        Some(other) => return Err(RecordError::UnknownFormat(other)),
+    }
+    serde_json::from_slice(&json).map_err(|e| RecordError::Json(e.to_string()))
+}
+
+/// Decompresses at most `limit` bytes; more is an error, found after reading one byte
+/// past the limit rather than after expanding everything.
+fn gunzip_bounded(bytes: &[u8], limit: u64) -> Result<Vec<u8>, RecordError> {
+    let mut out = Vec::new();
+    GzDecoder::new(bytes)
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| RecordError::Gzip(e.to_string()))?;
+    if out.len() as u64 > limit {
+        return Err(RecordError::TooLarge);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn sample() -> ReleaseRecord {
+        let mut record = ReleaseRecord::start(
+            "web",
+            "apps",
+            Operation::Sync,
+            "alice",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n".into(),
+        );
+        record.revision = 3;
+        record.repo = Some("https://example.com/repo.git".into());
+        record.path = "deploy/web".into();
+        record.renderer = "plain".into();
+        record.commit = Some(CommitInfo {
+            id: "0123456789abcdef0123456789abcdef01234567".into(),
+            short_id: "0123456".into(),
+            subject: "Bump the image".into(),
+            author_name: "Alice".into(),
+            author_email: "alice@example.com".into(),
+            time: 1_700_000_000,
+        });
+        record.finished = Some(record.started);
+        record.status = ReleaseStatus::Deployed;
+        record.objects = vec![ObjectResult {
+            key: ObjectKey {
+                group: String::new(),
+                kind: "ConfigMap".into(),
+                namespace: Some("apps".into()),
+                name: "a".into(),
+            },
+            action: "created".into(),
+            health: Some("Current".into()),
+            message: None,
+        }];
+        record.counts = Counts::of(&record.objects);
+        record
+            .extra
+            .insert("chart".into(), serde_json::json!({"name": "web"}));
+        record
+    }
+
+    #[test]
+    fn encode_then_decode_gives_the_same_record() {
+        let record = sample();
+        let bytes = encode(&record).unwrap();
+        assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip magic");
+        assert_eq!(decode(&bytes).unwrap(), record);
+        assert_eq!(record.counts.created, 1);
+    }
+
+    #[test]
+    fn statuses_and_operations_use_kebab_case_words() {
+        let json = serde_json::to_value(sample()).unwrap();
+        assert_eq!(json["status"], "deployed");
+        assert_eq!(json["operation"], "sync");
+        assert_eq!(
+            serde_json::to_value(ReleaseStatus::RolledBack).unwrap(),
+            "rolled-back"
+        );
+        assert_eq!(ReleaseStatus::RolledBack.to_string(), "rolled-back");
+        assert_eq!(Operation::Heal.to_string(), "heal");
+    }
+
+    #[test]
+    fn plain_json_is_accepted() {
+        let record = sample();
+        let json = serde_json::to_vec_pretty(&record).unwrap();
+        assert_eq!(decode(&json).unwrap(), record);
+    }
+
+    #[test]
+    fn empty_extra_is_left_out_and_may_be_missing() {
+        let mut record = sample();
+        record.extra.clear();
+        let json = serde_json::to_value(&record).unwrap();
+        assert!(json.get("extra").is_none(), "{json}");
+        assert_eq!(decode(json.to_string().as_bytes()).unwrap(), record);
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_by_name() {
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json["format"] = 2.into();
+        json["objects"] = "changed shape in format 2".into();
+        let err = decode(json.to_string().as_bytes()).unwrap_err();
+        assert!(matches!(err, RecordError::NewerFormat(2)), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("written by a newer kubectl-gitops (format 2)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn corrupt_bytes_are_errors() {
+        let bytes = encode(&sample()).unwrap();
+        let truncated = &bytes[..bytes.len() / 2];
+        assert!(matches!(decode(truncated), Err(RecordError::Gzip(_))));
+        assert!(matches!(
+            decode(&[0x1f, 0x8b, 0, 1, 2, 3]),
+            Err(RecordError::Gzip(_))
+        ));
+        assert!(matches!(decode(b"not json"), Err(RecordError::Json(_))));
+        assert!(matches!(decode(b""), Err(RecordError::Json(_))));
+        assert!(matches!(decode(b"{}"), Err(RecordError::NoFormat)));
+        assert!(matches!(
+            decode(br#"{"format": 1}"#),
+            Err(RecordError::Json(_))
+        ));
+        assert!(matches!(
+            decode(br#"{"format": 0}"#),
+            Err(RecordError::UnknownFormat(0))
+        ));
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_quickly() {
+        // 80 MiB of zeros compress to about 80 KiB: a Secret holds far worse.
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+        let zeros = vec![0u8; 1024 * 1024];
+        for _ in 0..80 {
+            encoder.write_all(&zeros).unwrap();
+        }
+        let bomb = encoder.finish().unwrap();
+        assert!(bomb.len() < 2 * 1024 * 1024, "{}", bomb.len());
+        let started = std::time::Instant::now();
+        assert!(matches!(decode(&bomb), Err(RecordError::TooLarge)));
+        // Stops at the limit rather than expanding everything.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+}

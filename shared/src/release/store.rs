@@ -1,0 +1,565 @@
+//! Release records kept in the cluster as Secrets, the way Helm keeps its releases.
+//!
+//! Record `N` of app `web` is the Secret `web.rN` in the app's namespace, of type
+//! [`RELEASE_TYPE`], labelled with the app, revision and status so `kubectl get secrets -l`
+//! finds them; its `release` key holds [`record::encode`]'s bytes. Secrets, because a
+//! manifest can hold Secrets.
+//!
+//! The Secret's name is the record's identity: the revision comes from the name, and a
+//! record whose body disagrees with its name is reported as unreadable, not trusted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::{Client, ResourceExt};
+
+use crate::api_error::ApiError;
+use crate::error_text::chain;
+use crate::release::record::{self, FORMAT, RecordError, ReleaseRecord, ReleaseStatus};
+
+/// The Secret type of release records.
+pub const RELEASE_TYPE: &str = "kubectl-gitops.io/release.v1";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "kubectl-gitops";
+pub const APP_LABEL: &str = "kubectl-gitops.io/app";
+pub const REVISION_LABEL: &str = "kubectl-gitops.io/revision";
+pub const STATUS_LABEL: &str = "kubectl-gitops.io/status";
+/// The data key holding the encoded record.
+pub const DATA_KEY: &str = "release";
+/// The longest app name: leaves room for `.r<N>` and for prefixes such as the lock's.
+pub const MAX_APP_NAME: usize = 53;
+/// The error recorded on a record a crashed sync left pending.
+pub const INTERRUPTED: &str =
+    "interrupted: the sync that wrote this record stopped before finishing";
+
+/// A Secret holds at most 1 MiB of data.
+const MAX_SECRET_BYTES: usize = 1024 * 1024;
+/// How many revision numbers `create_pending` tries when others keep taking them.
+const CREATE_ATTEMPTS: u32 = 20;
+/// A pending record younger than this may belong to a sync still running (it renews its
+/// lock within this time), so `trim` leaves it alone.
+const PENDING_GRACE: Duration = crate::lock::DEFAULT_LEASE_DURATION;
+
+/// The Secret name of revision `revision` of `app`.
+pub fn secret_name(app: &str, revision: u32) -> String {
+    format!("{app}.r{revision}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid app name \"{name}\": {reason}")]
+pub struct AppNameError {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Checks that `name` can name an app: a DNS-1123 label of at most [`MAX_APP_NAME`]
+/// characters, so it fits in label values and in the names derived from it.
+pub fn validate_app_name(name: &str) -> Result<(), AppNameError> {
+    let fail = |reason: String| {
+        Err(AppNameError {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return fail("it is empty".into());
+    }
+    if name.len() > MAX_APP_NAME {
+        return fail(format!(
+            "it has {} characters, at most {MAX_APP_NAME} are allowed",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return fail(format!(
+            "'{bad}' is not allowed: use lowercase letters, digits and '-'"
+        ));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return fail("it must start and end with a letter or digit".into());
+    }
+    Ok(())
+}
+
+/// A record Secret that could not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("release record {namespace}/{secret} cannot be read: {reason}")]
+pub struct UnreadableRecord {
+    pub namespace: String,
+    /// The Secret's name.
+    pub secret: String,
+    /// The revision its name gives, if it gives one.
+    pub revision: Option<u32>,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    AppName(#[from] AppNameError),
+    #[error(
+        "cannot {verb} Secrets in {}: {message}; release records are Secrets: ask a cluster admin for get, list, create, update and delete on secrets {}",
+        scope(namespace.as_deref()),
+        grant_scope(namespace.as_deref())
+    )]
+    Forbidden {
+        verb: String,
+        /// None when the call spanned all namespaces.
+        namespace: Option<String>,
+        message: String,
+    },
+    #[error("cannot {action}: {source}")]
+    Api { action: String, source: ApiError },
+    #[error(transparent)]
+    Unreadable(UnreadableRecord),
+    #[error("cannot write release {revision} of app {app}: {source}")]
+    Encode {
+        app: String,
+        revision: u32,
+        source: RecordError,
+    },
+    #[error(
+        "release {revision} of app {app} is {size} bytes compressed, more than a Secret holds (1 MiB); the manifest is too large to record"
+    )]
+    TooLarge {
+        app: String,
+        revision: u32,
+        size: usize,
+    },
+    #[error("release {revision} of app {app} does not exist in namespace {namespace}")]
+    NotFound {
+        app: String,
+        revision: u32,
+        namespace: String,
+    },
+    #[error(
+        "cannot find a free revision number for app {app} in namespace {namespace} after {CREATE_ATTEMPTS} attempts: other syncs keep taking them"
+    )]
+    NoFreeRevision { app: String, namespace: String },
+}
+
+impl StoreError {
+    /// The HTTP status the server answered with, if it answered.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            StoreError::Forbidden { .. } => Some(403),
+            StoreError::Api { source, .. } => source.code(),
+            _ => None,
+        }
+    }
+}
+
+fn scope(namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) => format!("namespace {ns}"),
+        None => "all namespaces".into(),
+    }
+}
+
+fn grant_scope(namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) => format!("in namespace {ns}"),
+        None => "cluster-wide (or pass a namespace)".into(),
+    }
+}
+
+/// Turns a kube error into a store error naming what was being done.
+fn api_failure(error: kube::Error, verb: &str, what: &str, namespace: Option<&str>) -> StoreError {
+    if let kube::Error::Api(status) = &error
+        && status.code == 403
+    {
+        return StoreError::Forbidden {
+            verb: verb.into(),
+            namespace: namespace.map(str::to_string),
+            message: status.message.clone(),
+        };
+    }
+    StoreError::Api {
+        action: format!("{verb} {what} in {}", scope(namespace)),
+        source: describe(error),
+    }
+}
+
+/// The error as [`ApiError`]: the server's own words when it answered.
+pub(crate) fn describe(error: kube::Error) -> ApiError {
+    match error {
+        kube::Error::Api(status) => ApiError::Rejected {
+            code: status.code,
+            reason: status.reason.clone(),
+            message: status.message.clone(),
+        },
+        other => ApiError::Other(chain(&other)),
+    }
+}
+
+fn status_is(error: &kube::Error, code: u16, reason: Option<&str>) -> bool {
+    matches!(error, kube::Error::Api(status)
+        if status.code == code && reason.is_none_or(|r| status.reason == r))
+}
+
+/// A record Secret as listed: its identity, preconditions for deleting it, and its body.
+struct Entry {
+    revision: Option<u32>,
+    name: String,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    record: Result<ReleaseRecord, UnreadableRecord>,
+}
+
+/// The revision in a record Secret's name (`<app>.r<N>`), else in its label.
+fn revision_of(name: &str, app: &str, labels: &BTreeMap<String, String>) -> Option<u32> {
+    name.strip_prefix(app)
+        .and_then(|rest| rest.strip_prefix(".r"))
+        .and_then(|n| n.parse().ok())
+        .or_else(|| labels.get(REVISION_LABEL)?.parse().ok())
+}
+
+/// Reads a record Secret; anything wrong with it becomes an [`UnreadableRecord`].
+fn read_secret(secret: Secret, namespace: &str, app: &str) -> Entry {
+    let name = secret.name_any();
+    let revision = revision_of(&name, app, secret.labels());
+    let unreadable = |reason: String| UnreadableRecord {
+        namespace: namespace.to_string(),
+        secret: name.clone(),
+        revision,
+        reason,
+    };
+    let record = match (secret.type_.as_deref(), secret.data.as_ref()) {
+        (Some(RELEASE_TYPE), Some(data)) => match data.get(DATA_KEY) {
+            None => Err(unreadable(format!("it has no \"{DATA_KEY}\" key"))),
+            Some(bytes) => record::decode(&bytes.0)
+                .map_err(|e| unreadable(e.to_string()))
+                .and_then(|record| match revision {
+                    Some(r) if record.app == app && record.revision == r => Ok(record),
+                    _ => Err(unreadable(format!(
+                        "it holds revision {} of app {}, which does not match its name",
+                        record.revision, record.app
+                    ))),
+                }),
+        },
+        (Some(RELEASE_TYPE), None) => Err(unreadable("it has no data".into())),
+        (other, _) => Err(unreadable(format!(
+            "its type is {}, not {RELEASE_TYPE}",
+            other.unwrap_or("empty")
+        ))),
+    };
+    Entry {
+        revision,
+        uid: secret.metadata.uid.clone(),
+        resource_version: secret.metadata.resource_version.clone(),
+        name,
+        record,
+    }
+}
+
+/// The labels of a record Secret.
+fn labels(record: &ReleaseRecord) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
+        (APP_LABEL.to_string(), record.app.clone()),
+        (REVISION_LABEL.to_string(), record.revision.to_string()),
+        (STATUS_LABEL.to_string(), record.status.to_string()),
+    ])
+}
+
+/// The release records of the apps in one namespace.
+pub struct ReleaseStore {
+    client: Client,
+    namespace: String,
+}
+
+impl ReleaseStore {
+    pub fn new(client: Client, namespace: &str) -> Self {
+        ReleaseStore {
+            client,
+            namespace: namespace.to_string(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn api(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn fail(&self, verb: &str, what: &str) -> impl FnOnce(kube::Error) -> StoreError {
+        let (verb, what, namespace) = (verb.to_string(), what.to_string(), self.namespace.clone());
+        move |e| api_failure(e, &verb, &what, Some(&namespace))
+    }
+
+    fn selector(app: &str) -> ListParams {
+        ListParams::default()
+            .labels(&format!("{APP_LABEL}={app}"))
+            .fields(&format!("type={RELEASE_TYPE}"))
+    }
+
+    /// Every record Secret of `app`, newest first; those without a revision last.
+    async fn entries(&self, app: &str) -> Result<Vec<Entry>, StoreError> {
+        validate_app_name(app)?;
+        let list = self
+            .api()
+            .list(&Self::selector(app))
+            .await
+            .map_err(self.fail("list", &format!("the release records of app {app}")))?;
+        let mut entries: Vec<Entry> = list
+            .items
+            .into_iter()
+            .map(|secret| read_secret(secret, &self.namespace, app))
+            .collect();
+        entries.sort_by(|a, b| {
+            b.revision
+                .cmp(&a.revision)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        Ok(entries)
+    }
+
+    /// Every record of `app`, newest first; unreadable ones as `Err` entries carrying the
+    /// Secret name and the reason (one bad record never fails the whole listing).
+    pub async fn list(
+        &self,
+        app: &str,
+    ) -> Result<Vec<Result<ReleaseRecord, UnreadableRecord>>, StoreError> {
+        Ok(self
+            .entries(app)
+            .await?
+            .into_iter()
+            .map(|e| e.record)
+            .collect())
+    }
+
+    /// The names of the apps with records in this namespace, sorted.
+    pub async fn apps(&self) -> Result<Vec<String>, StoreError> {
+        let params = ListParams::default()
+            .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY},{APP_LABEL}"))
+            .fields(&format!("type={RELEASE_TYPE}"));
+        let list = self
+            .api()
+            .list_metadata(&params)
+            .await
+            .map_err(self.fail("list", "release records"))?;
+        let apps: BTreeSet<String> = list
+            .items
+            .iter()
+            .filter_map(|meta| meta.labels().get(APP_LABEL).cloned())
+            .collect();
+        Ok(apps.into_iter().collect())
+    }
+
+    /// The newest readable record with status deployed.
+    pub async fn latest_deployed(&self, app: &str) -> Result<Option<ReleaseRecord>, StoreError> {
+        Ok(self
+            .list(app)
+            .await?
+            .into_iter()
+            .flatten()
+            .find(|r| r.status == ReleaseStatus::Deployed))
+    }
+
+    /// One record; an unreadable one is an error.
+    pub async fn get(&self, app: &str, revision: u32) -> Result<Option<ReleaseRecord>, StoreError> {
+        validate_app_name(app)?;
+        let name = secret_name(app, revision);
+        let found = self
+            .api()
+            .get_opt(&name)
+            .await
+            .map_err(self.fail("get", &format!("Secret {name}")))?;
+        match found {
+            None => Ok(None),
+            Some(secret) => read_secret(secret, &self.namespace, app)
+                .record
+                .map(Some)
+                .map_err(StoreError::Unreadable),
+        }
+    }
+
+    /// The highest revision of `app` (0 if it has none), unreadable records included.
+    async fn highest_revision(&self, app: &str) -> Result<u32, StoreError> {
+        let list = self
+            .api()
+            .list_metadata(&Self::selector(app))
+            .await
+            .map_err(self.fail("list", &format!("the release records of app {app}")))?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|meta| revision_of(&meta.name_any(), app, meta.labels()))
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// The Secret holding `record`.
+    fn secret(&self, record: &ReleaseRecord) -> Result<Secret, StoreError> {
+        let bytes = record::encode(record).map_err(|source| StoreError::Encode {
+            app: record.app.clone(),
+            revision: record.revision,
+            source,
+        })?;
+        if bytes.len() > MAX_SECRET_BYTES {
+            return Err(StoreError::TooLarge {
+                app: record.app.clone(),
+                revision: record.revision,
+                size: bytes.len(),
+            });
+        }
+        Ok(Secret {
+            metadata: ObjectMeta {
+                name: Some(secret_name(&record.app, record.revision)),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(labels(record)),
+                ..ObjectMeta::default()
+            },
+            type_: Some(RELEASE_TYPE.to_string()),
+            data: Some(BTreeMap::from([(DATA_KEY.to_string(), ByteString(bytes))])),
+            ..Secret::default()
+        })
+    }
+
+    /// Writes `record` as a new pending release: revision = highest existing + 1 (on a
+    /// clash with a concurrent writer, the next number), namespace = this store's.
+    /// Returns the record as written.
+    pub async fn create_pending(
+        &self,
+        mut record: ReleaseRecord,
+    ) -> Result<ReleaseRecord, StoreError> {
+        validate_app_name(&record.app)?;
+        record.format = FORMAT;
+        record.namespace = self.namespace.clone();
+        record.status = ReleaseStatus::Pending;
+        let highest = self.highest_revision(&record.app).await?;
+        for revision in (highest + 1..).take(CREATE_ATTEMPTS as usize) {
+            record.revision = revision;
+            let secret = self.secret(&record)?;
+            match self.api().create(&PostParams::default(), &secret).await {
+                Ok(_) => return Ok(record),
+                Err(e) if status_is(&e, 409, Some("AlreadyExists")) => continue,
+                Err(e) => {
+                    let name = secret_name(&record.app, revision);
+                    return Err(self.fail("create", &format!("Secret {name}"))(e));
+                }
+            }
+        }
+        Err(StoreError::NoFreeRevision {
+            app: record.app,
+            namespace: self.namespace.clone(),
+        })
+    }
+
+    /// Rewrites an existing record, its status label too.
+    pub async fn update(&self, record: &ReleaseRecord) -> Result<(), StoreError> {
+        validate_app_name(&record.app)?;
+        let name = secret_name(&record.app, record.revision);
+        let secret = self.secret(record)?;
+        // A merge patch of labels and data: other labels and annotations stay as they are.
+        let patch = Secret {
+            metadata: ObjectMeta {
+                labels: secret.metadata.labels,
+                ..ObjectMeta::default()
+            },
+            data: secret.data,
+            ..Secret::default()
+        };
+        match self
+            .api()
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if status_is(&e, 404, None) => Err(StoreError::NotFound {
+                app: record.app.clone(),
+                revision: record.revision,
+                namespace: self.namespace.clone(),
+            }),
+            Err(e) => Err(self.fail("update", &format!("Secret {name}"))(e)),
+        }
+    }
+
+    /// Marks every other deployed record of `app` superseded.
+    pub async fn supersede_others(&self, app: &str, current: u32) -> Result<(), StoreError> {
+        for mut record in self.list(app).await?.into_iter().flatten() {
+            if record.revision != current && record.status == ReleaseStatus::Deployed {
+                record.status = ReleaseStatus::Superseded;
+                self.update(&record).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the oldest records beyond the newest `keep`, except the newest deployed one
+    /// and pending ones young enough to belong to a running sync. Unreadable records count
+    /// and are trimmed like the others (unless their name gives no revision). Returns the
+    /// deleted revisions, newest first.
+    pub async fn trim(&self, app: &str, keep: usize) -> Result<Vec<u32>, StoreError> {
+        let entries = self.entries(app).await?;
+        let newest_deployed = entries.iter().find_map(|e| match &e.record {
+            Ok(r) if r.status == ReleaseStatus::Deployed => Some(r.revision),
+            _ => None,
+        });
+        let now = jiff::Timestamp::now();
+        let grace = jiff::SignedDuration::try_from(PENDING_GRACE).unwrap_or_default();
+        let mut deleted = Vec::new();
+        for entry in entries.into_iter().skip(keep) {
+            let Some(revision) = entry.revision else {
+                continue;
+            };
+            if Some(revision) == newest_deployed {
+                continue;
+            }
+            if let Ok(r) = &entry.record
+                && r.status == ReleaseStatus::Pending
+                && now.duration_since(r.started) < grace
+            {
+                continue;
+            }
+            // The preconditions keep a record rewritten since the listing.
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: entry.uid,
+                    resource_version: entry.resource_version,
+                }),
+                ..DeleteParams::default()
+            };
+            match self.api().delete(&entry.name, &params).await {
+                Ok(_) => deleted.push(revision),
+                Err(e) if status_is(&e, 404, None) || status_is(&e, 409, None) => {}
+                Err(e) => {
+                    return Err(self.fail("delete", &format!("Secret {}", entry.name))(e));
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Marks the records a crashed sync left pending as failed ([`INTERRUPTED`]). Call it
+    /// only while holding the app's lock (then no other sync is running) and before
+    /// writing this sync's own pending record. Returns the revisions it marked.
+    pub async fn fail_stale_pending(&self, app: &str) -> Result<Vec<u32>, StoreError> {
+        let mut marked = Vec::new();
+        for mut record in self.list(app).await?.into_iter().flatten() {
+            if record.status == ReleaseStatus::Pending {
+                record.status = ReleaseStatus::Failed;
+                record.error = Some(INTERRUPTED.to_string());
+                self.update(&record).await?;
+                marked.push(record.revision);
+            }
+        }
+        Ok(marked)
+    }
+}
+
+mod overview;
+
+pub use overview::{AppReleases, list_all};
+
+#[cfg(test)]
+mod tests;

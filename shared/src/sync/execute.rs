@@ -1,0 +1,306 @@
+//! Carrying out a plan: record it as pending, apply in order, prune, wait for health, and
+//! finish the record, whatever happens in between.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+
+use super::plan::SyncPlan;
+use super::{SyncError, SyncEvent, SyncOptions, SyncOutcome};
+use crate::apply::applyset;
+use crate::apply::health::{Health, WaitOptions, wait_healthy};
+use crate::apply::prune;
+use crate::diff::to_yaml;
+use crate::live::LiveCluster;
+use crate::objects::ObjectKey;
+use crate::release::record::{Counts, ObjectResult, ReleaseRecord, ReleaseStatus};
+use crate::release::store::ReleaseStore;
+
+const CONCURRENCY: usize = 16;
+/// How long a CRD applied in this sync may take to become Established.
+const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What happened to each object, filled in as the sync goes.
+#[derive(Default)]
+struct Progress {
+    actions: BTreeMap<ObjectKey, &'static str>,
+    messages: BTreeMap<ObjectKey, String>,
+    health: BTreeMap<ObjectKey, Health>,
+    pruned: Vec<ObjectKey>,
+}
+
+/// Runs `plan`: the record is written as pending before the first change and finished
+/// after the last, so a failure leaves a failed record, never a gap.
+pub async fn execute(
+    cluster: &LiveCluster,
+    store: &ReleaseStore,
+    plan: &SyncPlan,
+    options: &SyncOptions,
+    events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
+) -> Result<SyncOutcome, SyncError> {
+    // A record left pending by a sync that died is failed now (we hold the app's lock).
+    store.fail_stale_pending(&plan.app).await?;
+    let pending = ReleaseRecord {
+        format: 1,
+        app: plan.app.clone(),
+        namespace: plan.namespace.clone(),
+        revision: 0,
+        operation: options.operation,
+        rollback_of: options.rollback_of,
+        description: options.description.clone(),
+        repo: options.repo.clone(),
+        path: options.path.clone(),
+        renderer: options.renderer.clone(),
+        commit: options.commit.clone(),
+        who: options.who.clone(),
+        started: jiff::Timestamp::now(),
+        finished: None,
+        status: ReleaseStatus::Pending,
+        counts: Counts::default(),
+        objects: Vec::new(),
+        error: None,
+        manifest: manifest_of(plan),
+        extra: options.extra.clone(),
+    };
+    let mut record = store.create_pending(pending).await?;
+    events(SyncEvent::Recorded {
+        revision: record.revision,
+    });
+
+    let mut progress = Progress::default();
+    let result = run(cluster, plan, options, &mut progress, events).await;
+
+    record.finished = Some(jiff::Timestamp::now());
+    record.counts = counts(plan, &progress);
+    record.objects = object_results(plan, &progress);
+    match &result {
+        Ok(()) => record.status = ReleaseStatus::Deployed,
+        Err(error) => {
+            record.status = ReleaseStatus::Failed;
+            record.error = Some(error.to_string());
+        }
+    }
+    // The record must be finished even if the sync failed; a failure to write it is
+    // reported alongside the sync's own error.
+    if let Err(write_error) = store.update(&record).await {
+        return Err(SyncError::RecordNotFinished {
+            revision: record.revision,
+            sync: result.err().map(|e| e.to_string()),
+            write: write_error.to_string(),
+        });
+    }
+    result?;
+    store.supersede_others(&plan.app, record.revision).await?;
+    store.trim(&plan.app, options.history_max).await?;
+    Ok(SyncOutcome { record })
+}
+
+async fn run(
+    cluster: &LiveCluster,
+    plan: &SyncPlan,
+    options: &SyncOptions,
+    progress: &mut Progress,
+    events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
+) -> Result<(), SyncError> {
+    if !plan.comparison.conflicts.is_empty() && !options.force_conflicts {
+        return Err(SyncError::Conflicts(plan.comparison.conflicts.clone()));
+    }
+    // The parent lists every kind and namespace before any member exists (KEP-3659), so
+    // an interrupted sync never leaves members that a later prune cannot find.
+    let mut superset = plan.applyset.clone();
+    if let Some(existing) = &plan.existing {
+        superset
+            .group_kinds
+            .extend(existing.group_kinds.iter().cloned());
+        superset
+            .additional_namespaces
+            .extend(existing.additional_namespaces.iter().cloned());
+    }
+    applyset::write_parent(cluster, &superset).await?;
+
+    let to_apply = plan.to_apply();
+    for key in plan.desired.keys() {
+        if !to_apply.contains(key) {
+            progress.actions.insert(key.clone(), "unchanged");
+        }
+    }
+    for phase in &plan.phases {
+        let keys: Vec<&ObjectKey> = phase
+            .keys
+            .iter()
+            .filter(|k| to_apply.contains(*k))
+            .collect();
+        if keys.is_empty() {
+            continue;
+        }
+        events(SyncEvent::Phase {
+            name: phase.name,
+            wave: phase.wave,
+            count: keys.len(),
+        });
+        let results = stream::iter(keys)
+            .map(|key| async move {
+                let object = plan.desired.get(key).map(|o| &o.object);
+                let result = match object {
+                    Some(object) => cluster
+                        .apply(object, options.force_conflicts)
+                        .await
+                        .map(|_| ()),
+                    None => Ok(()),
+                };
+                (key, result)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        let mut failed = Vec::new();
+        for (key, result) in results {
+            let action = match plan
+                .comparison
+                .changes
+                .changes
+                .iter()
+                .find(|c| &c.key == key)
+            {
+                Some(change) if change.action == crate::diff::Action::Added => "created",
+                _ => "configured",
+            };
+            match result {
+                Ok(()) => {
+                    progress.actions.insert(key.clone(), action);
+                    events(SyncEvent::Applied { key, action });
+                }
+                Err(error) => {
+                    progress.actions.insert(key.clone(), "failed");
+                    progress.messages.insert(key.clone(), error.to_string());
+                    events(SyncEvent::ApplyFailed {
+                        key,
+                        message: &error.to_string(),
+                    });
+                    failed.push((key.clone(), error.to_string()));
+                }
+            }
+        }
+        if !failed.is_empty() {
+            let applied: Vec<ObjectKey> = progress
+                .actions
+                .iter()
+                .filter(|(_, a)| matches!(**a, "created" | "configured"))
+                .map(|(k, _)| k.clone())
+                .collect();
+            let not_applied: Vec<ObjectKey> = to_apply
+                .iter()
+                .filter(|k| !progress.actions.contains_key(*k))
+                .cloned()
+                .collect();
+            return Err(SyncError::ApplyFailed {
+                failed,
+                applied,
+                not_applied,
+            });
+        }
+        if phase.name == "crds" {
+            // Custom resources of these CRDs come in later phases.
+            let crds: Vec<ObjectKey> = phase.keys.clone();
+            let wait = WaitOptions {
+                timeout: CRD_ESTABLISH_TIMEOUT,
+                poll_interval: Duration::from_millis(250),
+            };
+            let health = wait_healthy(cluster, &crds, &wait, &mut |_, _| {}).await?;
+            if let Some((key, h)) = health.iter().find(|(_, h)| **h != Health::Healthy) {
+                return Err(SyncError::Unhealthy {
+                    objects: vec![(key.clone(), h.to_string())],
+                });
+            }
+            cluster.refresh_discovery().await?;
+        }
+    }
+
+    if plan.prune && !plan.stale.is_empty() {
+        let keep: BTreeSet<ObjectKey> = plan.desired.keys().cloned().collect();
+        let pruned = prune::prune(cluster, &superset, &keep, false).await?;
+        for key in &pruned {
+            events(SyncEvent::Pruned { key });
+        }
+        progress.pruned = pruned;
+    }
+    // Once pruned, the parent lists exactly what the revision has; without pruning the
+    // stale members still exist and stay listed.
+    if plan.prune {
+        applyset::write_parent(cluster, &plan.applyset).await?;
+    }
+
+    if let Some(wait) = &options.wait {
+        let keys: Vec<ObjectKey> = plan.desired.keys().cloned().collect();
+        events(SyncEvent::Waiting {
+            count: keys.len(),
+            timeout: wait.timeout,
+        });
+        let mut on_change =
+            |key: &ObjectKey, health: &Health| events(SyncEvent::Health { key, health });
+        let health = wait_healthy(cluster, &keys, wait, &mut on_change).await?;
+        let unhealthy: Vec<(ObjectKey, String)> = health
+            .iter()
+            .filter(|(_, h)| **h != Health::Healthy)
+            .map(|(k, h)| (k.clone(), h.to_string()))
+            .collect();
+        progress.health = health;
+        if !unhealthy.is_empty() {
+            return Err(SyncError::Unhealthy { objects: unhealthy });
+        }
+    }
+    Ok(())
+}
+
+fn counts(plan: &SyncPlan, progress: &Progress) -> Counts {
+    let count = |action: &str| progress.actions.values().filter(|a| **a == action).count();
+    let _ = plan;
+    Counts {
+        created: count("created"),
+        configured: count("configured"),
+        unchanged: count("unchanged"),
+        pruned: progress.pruned.len(),
+        failed: count("failed"),
+    }
+}
+
+fn object_results(plan: &SyncPlan, progress: &Progress) -> Vec<ObjectResult> {
+    let mut results: Vec<ObjectResult> = plan
+        .desired
+        .keys()
+        .map(|key| ObjectResult {
+            key: key.clone(),
+            action: progress
+                .actions
+                .get(key)
+                .copied()
+                .unwrap_or("not-applied")
+                .to_string(),
+            health: progress.health.get(key).map(ToString::to_string),
+            message: progress.messages.get(key).cloned(),
+        })
+        .collect();
+    results.extend(progress.pruned.iter().map(|key| ObjectResult {
+        key: key.clone(),
+        action: "pruned".into(),
+        health: None,
+        message: None,
+    }));
+    results
+}
+
+/// The rendered manifest as applied (labels included), in apply order, so a rollback can
+/// re-apply it without git.
+fn manifest_of(plan: &SyncPlan) -> String {
+    let mut out = String::new();
+    for phase in &plan.phases {
+        for key in &phase.keys {
+            if let Some(object) = plan.desired.get(key) {
+                out.push_str("---\n");
+                out.push_str(&to_yaml(&object.object));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,217 @@
+//! A sync: apply a desired set as one app, prune what it no longer has, wait for health,
+//! and record the result as a release. [`plan`] decides; [`execute`] acts.
+
+mod execute;
+mod plan;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use execute::execute;
+pub use plan::{SyncPlan, plan};
+
+use crate::apply::applyset::ApplySetError;
+use crate::apply::health::{Health, HealthError, WaitOptions};
+use crate::apply::order::OrderError;
+use crate::apply::prune::PruneError;
+use crate::compare::{CompareError, Conflict};
+use crate::live::LiveError;
+use crate::objects::{BuiltinScopes, DesiredSet, ObjectKey, ObjectsError};
+use crate::release::record::{Operation, ReleaseRecord};
+use crate::release::store::StoreError;
+use crate::render::{RenderError, parse_documents};
+use crate::source::CommitInfo;
+
+/// How to carry out a plan, and what to record about it.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub force_conflicts: bool,
+    /// Wait for health after applying; None skips it (`--wait=false`).
+    pub wait: Option<WaitOptions>,
+    /// Records to keep (`--history-max`).
+    pub history_max: usize,
+    pub operation: Operation,
+    pub rollback_of: Option<u32>,
+    pub description: String,
+    pub who: String,
+    pub repo: Option<String>,
+    pub path: String,
+    pub renderer: String,
+    pub commit: Option<CommitInfo>,
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// A finished sync.
+#[derive(Debug)]
+pub struct SyncOutcome {
+    pub record: ReleaseRecord,
+}
+
+/// What a sync is doing, for progress displays.
+#[derive(Debug)]
+pub enum SyncEvent<'a> {
+    Recorded {
+        revision: u32,
+    },
+    Phase {
+        name: &'static str,
+        wave: i64,
+        count: usize,
+    },
+    Applied {
+        key: &'a ObjectKey,
+        action: &'static str,
+    },
+    ApplyFailed {
+        key: &'a ObjectKey,
+        message: &'a str,
+    },
+    Pruned {
+        key: &'a ObjectKey,
+    },
+    Waiting {
+        count: usize,
+        timeout: Duration,
+    },
+    Health {
+        key: &'a ObjectKey,
+        health: &'a Health,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Compare(#[from] CompareError),
+    #[error(transparent)]
+    Live(#[from] LiveError),
+    #[error(transparent)]
+    ApplySet(#[from] ApplySetError),
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    #[error(transparent)]
+    Prune(#[from] PruneError),
+    #[error(transparent)]
+    Health(#[from] HealthError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{}", describe_conflicts(.0))]
+    Conflicts(Vec<Conflict>),
+    #[error("{}", describe_apply_failure(failed, applied, not_applied))]
+    ApplyFailed {
+        failed: Vec<(ObjectKey, String)>,
+        applied: Vec<ObjectKey>,
+        not_applied: Vec<ObjectKey>,
+    },
+    #[error("not healthy: {}", objects.iter().map(|(k, h)| format!("{k} ({h})")).collect::<Vec<_>>().join("; "))]
+    Unhealthy { objects: Vec<(ObjectKey, String)> },
+    #[error("release {revision} could not be finished ({write}); the sync itself {}", sync.as_deref().map(|s| format!("failed: {s}")).unwrap_or_else(|| "succeeded".into()))]
+    RecordNotFinished {
+        revision: u32,
+        sync: Option<String>,
+        write: String,
+    },
+    #[error("the manifest stored in release {revision} cannot be read: {source}")]
+    StoredManifest { revision: u32, source: RenderError },
+    #[error("the manifest stored in release {revision} cannot be used: {source}")]
+    StoredObjects { revision: u32, source: ObjectsError },
+}
+
+fn describe_conflicts(conflicts: &[Conflict]) -> String {
+    let list: Vec<String> = conflicts
+        .iter()
+        .map(|c| format!("{}: {}", c.key, c.message))
+        .collect();
+    format!(
+        "fields are owned by other field managers; nothing was applied (use --force-conflicts to take them over): {}",
+        list.join("; ")
+    )
+}
+
+fn describe_apply_failure(
+    failed: &[(ObjectKey, String)],
+    applied: &[ObjectKey],
+    not_applied: &[ObjectKey],
+) -> String {
+    let failed: Vec<String> = failed.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+    let names = |keys: &[ObjectKey]| {
+        if keys.is_empty() {
+            "none".to_string()
+        } else {
+            keys.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    format!(
+        "apply failed for {}; applied before the failure: {}; not applied: {}",
+        failed.join("; "),
+        names(applied),
+        names(not_applied)
+    )
+}
+
+/// The desired set a release recorded, for a rollback: its manifest already carries
+/// namespaces and membership labels.
+pub fn desired_from_record(record: &ReleaseRecord) -> Result<DesiredSet, SyncError> {
+    let file = format!("release {}.r{}", record.app, record.revision);
+    let manifests =
+        parse_documents(&file, &record.manifest).map_err(|source| SyncError::StoredManifest {
+            revision: record.revision,
+            source,
+        })?;
+    DesiredSet::build(manifests, &record.namespace, &BuiltinScopes).map_err(|source| {
+        SyncError::StoredObjects {
+            revision: record.revision,
+            source,
+        }
+    })
+}
+
+/// A stable app name for a path: its components joined with `-` (the repository's
+/// directory name for the whole repository), lower-cased, other characters replaced, at
+/// most 53 characters so record names fit.
+pub fn app_name_for_path(path: &str, repo_name: &str) -> String {
+    let base = if path.trim_matches('/').is_empty() {
+        repo_name
+    } else {
+        path
+    };
+    let mut name: String = base
+        .trim_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while name.contains("--") {
+        name = name.replace("--", "-");
+    }
+    let name = name.trim_matches('-');
+    let name: String = name.chars().take(53).collect();
+    let name = name.trim_end_matches('-').to_string();
+    if name.is_empty() {
+        "app".to_string()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::app_name_for_path;
+
+    #[test]
+    fn app_names_are_stable_and_valid() {
+        assert_eq!(app_name_for_path("deploy/prod", "repo"), "deploy-prod");
+        assert_eq!(app_name_for_path("", "My_Repo"), "my-repo");
+        assert_eq!(app_name_for_path("/apps//Web.UI/", "r"), "apps-web-ui");
+        assert_eq!(app_name_for_path("", "---"), "app");
+        assert_eq!(app_name_for_path(&"a".repeat(80), "r").len(), 53);
+    }
+}

@@ -1,0 +1,117 @@
+//! Planning a sync: what would be created, configured and pruned, decided before anything
+//! changes, so the user can see it and say yes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::SyncError;
+use crate::apply::applyset::{self, ApplySet, ApplySetId};
+use crate::apply::order::{Phase, apply_phases};
+use crate::apply::prune;
+use crate::compare::{Comparison, against_cluster};
+use crate::diff::normalise::{NormaliseOptions, normalise_with};
+use crate::diff::{Action, ChangeSet, ObjectChange};
+use crate::live::LiveCluster;
+use crate::objects::{DesiredSet, ObjectKey};
+
+/// Everything a sync will do, and why.
+pub struct SyncPlan {
+    pub app: String,
+    /// Where the app's records, lock and ApplySet parent live.
+    pub namespace: String,
+    /// The ApplySet as it is in the cluster before this sync, if the app was synced before.
+    pub existing: Option<ApplySet>,
+    /// The ApplySet once this sync is done: exactly the desired set's kinds and namespaces.
+    pub applyset: ApplySet,
+    /// The desired objects, labelled as members of the ApplySet.
+    pub desired: DesiredSet,
+    pub phases: Vec<Phase>,
+    /// The desired objects against the cluster.
+    pub comparison: Comparison,
+    /// Members the revision no longer has (pruned only with `--prune`).
+    pub stale: BTreeMap<ObjectKey, Value>,
+    pub prune: bool,
+}
+
+impl SyncPlan {
+    /// The change set to show: the comparison, plus the stale members as removed when
+    /// pruning (without `--prune` they stay, and are not a difference this sync makes).
+    pub fn change_set(&self) -> ChangeSet {
+        let mut changes = self.comparison.changes.clone();
+        if self.prune {
+            for (key, object) in &self.stale {
+                let mut before = object.clone();
+                normalise_with(&mut before, &NormaliseOptions::default());
+                changes.changes.push(ObjectChange {
+                    key: key.clone(),
+                    action: Action::Removed,
+                    before: Some(before),
+                    after: None,
+                });
+            }
+            changes.changes.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        changes
+    }
+
+    /// The objects whose dry-run differs from the live object: the only ones applied.
+    pub fn to_apply(&self) -> BTreeSet<ObjectKey> {
+        self.comparison
+            .changes
+            .changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Added | Action::Changed))
+            .map(|c| c.key.clone())
+            .collect()
+    }
+
+    /// How many objects this sync changes.
+    pub fn change_count(&self) -> usize {
+        self.to_apply().len() + if self.prune { self.stale.len() } else { 0 }
+    }
+}
+
+/// Plans a sync of `desired` as the app `app` with records in `namespace`.
+pub async fn plan(
+    cluster: &LiveCluster,
+    app: &str,
+    namespace: &str,
+    mut desired: DesiredSet,
+    prune: bool,
+) -> Result<SyncPlan, SyncError> {
+    let existing = applyset::read(cluster, namespace, app).await?;
+    if let Some(set) = &existing {
+        set.check_tooling()?;
+    }
+    let id = ApplySetId::for_secret(&applyset::parent_name(app), namespace);
+    for (_, object) in desired.iter_mut() {
+        applyset::label_member(object, &id);
+    }
+    let applyset = ApplySet::new(namespace, app).with_members(desired.keys());
+    let phases = apply_phases(&desired)?;
+    let comparison = against_cluster(cluster, &desired, &NormaliseOptions::default()).await?;
+    let stale = match &existing {
+        Some(set) => {
+            let members = applyset::list_members(cluster, set).await?;
+            let keep: BTreeSet<ObjectKey> = desired.keys().cloned().collect();
+            let stale: BTreeSet<ObjectKey> = prune::stale(&members, &keep).into_iter().collect();
+            members
+                .into_iter()
+                .filter(|(k, _)| stale.contains(k))
+                .collect()
+        }
+        None => BTreeMap::new(),
+    };
+    Ok(SyncPlan {
+        app: app.to_string(),
+        namespace: namespace.to_string(),
+        existing,
+        applyset,
+        desired,
+        phases,
+        comparison,
+        stale,
+        prune,
+    })
+}

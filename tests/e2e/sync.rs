@@ -1,0 +1,534 @@
+//! `kubectl sync`, run by the real kubectl through its plugin discovery.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
+use serde_json::Value;
+
+fn web(image: &str, node_selector: Option<&str>) -> String {
+    let selector = node_selector
+        .map(|s| format!("      nodeSelector: {{{s}}}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+{selector}      containers:
+      - name: web
+        image: {image}
+"
+    )
+}
+
+const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - port: 80\n";
+const SETTINGS: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  greeting: hello\n";
+
+fn sync_cmd(cluster: &TestCluster, repo: &GitFixture, args: &[&str]) -> Command {
+    let mut cmd = cluster.kubectl();
+    cmd.arg("sync").args(args).current_dir(repo.path());
+    cmd
+}
+
+fn sync(cluster: &TestCluster, repo: &GitFixture, args: &[&str]) -> Output {
+    sync_cmd(cluster, repo, args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", describe(out)))
+}
+
+fn assert_ok(out: &Output) {
+    assert_eq!(out.status.code(), Some(0), "{}", describe(out));
+}
+
+/// The statuses of an app's release records, by revision, read with kubectl.
+fn statuses(cluster: &TestCluster, ns: &str, app: &str) -> Vec<(u32, String)> {
+    let text = cluster.kubectl_ok(&[
+        "get",
+        "secrets",
+        "-n",
+        ns,
+        "-l",
+        &format!("kubectl-gitops.io/app={app}"),
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.labels.kubectl-gitops\\.io/revision} {.metadata.labels.kubectl-gitops\\.io/status}{\"\\n\"}{end}",
+    ]);
+    let mut rows: Vec<(u32, String)> = text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(r, s)| (r.parse().unwrap(), s.to_string()))
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn get(cluster: &TestCluster, ns: &str, what: &str, jsonpath: &str) -> String {
+    cluster.kubectl_ok(&["get", what, "-n", ns, "-o", &format!("jsonpath={jsonpath}")])
+}
+
+#[test]
+fn sync_creates_waits_updates_prunes_and_rolls_back() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("sy-main");
+    let n = ns.name.as_str();
+    let repo = GitFixture::new();
+    repo.write("app/web.yaml", &web("nginx:1.26", None));
+    repo.write("app/service.yaml", SERVICE);
+    repo.write("app/settings.yaml", SETTINGS);
+    let first = repo.commit("first");
+
+    // First sync: everything created, and the Deployment Available before it returns.
+    let out = sync(
+        cluster,
+        &repo,
+        &[
+            "HEAD",
+            "app",
+            "--app",
+            "shop",
+            "-n",
+            n,
+            "-o",
+            "json",
+            "--timeout",
+            "90s",
+        ],
+    );
+    assert_ok(&out);
+    let doc = json(&out);
+    assert_eq!(doc["release"], 1);
+    assert_eq!(doc["status"], "deployed");
+    assert_eq!(doc["commit"], first.as_str());
+    assert_eq!(doc["counts"]["created"], 3, "{doc}");
+    let ready = get(cluster, n, "deployment/web", "{.status.readyReplicas}");
+    assert_eq!(
+        ready, "2",
+        "sync returned before the Deployment was Available"
+    );
+    assert_eq!(
+        get(cluster, n, "secret/shop.r1", "{.type}"),
+        "kubectl-gitops.io/release.v1"
+    );
+
+    // ApplySet membership, as kubectl understands it.
+    let id = get(
+        cluster,
+        n,
+        "secret/shop.applyset",
+        "{.metadata.labels.applyset\\.kubernetes\\.io/id}",
+    );
+    assert!(id.starts_with("applyset-") && id.ends_with("-v1"), "{id}");
+    let kinds = get(
+        cluster,
+        n,
+        "secret/shop.applyset",
+        "{.metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}",
+    );
+    assert_eq!(kinds, "ConfigMap,Deployment.apps,Service");
+    assert_eq!(
+        get(
+            cluster,
+            n,
+            "configmap/settings",
+            "{.metadata.labels.applyset\\.kubernetes\\.io/part-of}"
+        ),
+        id
+    );
+
+    // A no-op resync applies nothing (the Deployment keeps its resourceVersion) and still records a release.
+    let before = get(cluster, n, "deployment/web", "{.metadata.resourceVersion}");
+    let out = sync(
+        cluster,
+        &repo,
+        &["HEAD", "app", "--app", "shop", "-n", n, "-o", "json"],
+    );
+    assert_ok(&out);
+    let doc = json(&out);
+    assert_eq!(doc["release"], 2);
+    assert_eq!(
+        doc["counts"],
+        serde_json::json!({"created": 0, "configured": 0, "unchanged": 3, "pruned": 0, "failed": 0})
+    );
+    assert_eq!(
+        get(cluster, n, "deployment/web", "{.metadata.resourceVersion}"),
+        before
+    );
+
+    // New image, ConfigMap removed: kept without --prune, deleted with it.
+    repo.write("app/web.yaml", &web("nginx:1.27", None));
+    repo.remove("app/settings.yaml");
+    repo.commit("bump, drop settings");
+    let out = sync(
+        cluster,
+        &repo,
+        &["HEAD", "app", "--app", "shop", "-n", n, "--color=never"],
+    );
+    assert_ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("+        image: nginx:1.27"),
+        "the diff is shown first: {text}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stay (--prune deletes them): ConfigMap"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        get(cluster, n, "configmap/settings", "{.data.greeting}"),
+        "hello"
+    );
+    let out = sync(
+        cluster,
+        &repo,
+        &[
+            "HEAD", "app", "--app", "shop", "-n", n, "--prune", "-o", "json",
+        ],
+    );
+    assert_ok(&out);
+    assert_eq!(json(&out)["counts"]["pruned"], 1);
+    let gone = cluster
+        .kubectl()
+        .args(["get", "configmap/settings", "-n", n])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "pruned ConfigMap still exists");
+    assert_eq!(
+        get(
+            cluster,
+            n,
+            "deployment/web",
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        "nginx:1.27"
+    );
+    let kinds = get(
+        cluster,
+        n,
+        "secret/shop.applyset",
+        "{.metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}",
+    );
+    assert_eq!(kinds, "Deployment.apps,Service");
+
+    let history = statuses(cluster, n, "shop");
+    assert_eq!(
+        history,
+        vec![
+            (1, "superseded".to_string()),
+            (2, "superseded".to_string()),
+            (3, "superseded".to_string()),
+            (4, "deployed".to_string())
+        ]
+    );
+
+    // Roll back to release 2 (image 1.26, with the ConfigMap), without git.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = cluster
+        .kubectl()
+        .args([
+            "sync",
+            "--rollback",
+            "2",
+            "--app",
+            "shop",
+            "-n",
+            n,
+            "-o",
+            "json",
+            "--timeout",
+            "90s",
+        ])
+        .current_dir(elsewhere.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let doc = json(&out);
+    assert_eq!(doc["release"], 5);
+    assert_eq!(doc["operation"], "rollback");
+    assert_eq!(doc["rollback_of"], 2);
+    assert_eq!(
+        get(
+            cluster,
+            n,
+            "deployment/web",
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        "nginx:1.26"
+    );
+    assert_eq!(
+        get(cluster, n, "configmap/settings", "{.data.greeting}"),
+        "hello"
+    );
+}
+
+#[test]
+fn crd_and_custom_resource_apply_in_one_sync() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("sy-crd");
+    let n = ns.name.as_str();
+    let group = format!("{n}.example.com");
+    let repo = GitFixture::new();
+    repo.write(
+        "crd.yaml",
+        &format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets.{group}\nspec:\n  group: {group}\n  names: {{kind: Gadget, plural: gadgets}}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n"
+        ),
+    );
+    repo.write(
+        "gadget.yaml",
+        &format!("apiVersion: {group}/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: 3\n"),
+    );
+    repo.commit("crd and cr");
+    let out = sync(cluster, &repo, &["--app", "gadgets", "-n", n, "-o", "json"]);
+    assert_ok(&out);
+    assert_eq!(json(&out)["counts"]["created"], 2);
+    assert_eq!(
+        get(cluster, n, &format!("gadgets.{group}/g1"), "{.spec.size}"),
+        "3"
+    );
+    let _ = cluster
+        .kubectl()
+        .args(["delete", "crd", &format!("gadgets.{group}"), "--wait=false"])
+        .output();
+}
+
+#[test]
+fn conflict_with_another_manager_fails_and_force_conflicts_takes_over() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("sy-conflict");
+    let n = ns.name.as_str();
+    let repo = GitFixture::new();
+    repo.write("settings.yaml", SETTINGS);
+    repo.commit("settings");
+    assert_ok(&sync(
+        cluster,
+        &repo,
+        &["--app", "cfg", "-n", n, "--wait=false"],
+    ));
+    // Someone else takes the field over.
+    cluster.kubectl_ok(&[
+        "patch",
+        "configmap/settings",
+        "-n",
+        n,
+        "--type=merge",
+        "-p",
+        "{\"data\":{\"greeting\":\"hacked\"}}",
+        "--field-manager=intruder",
+    ]);
+
+    let out = sync(cluster, &repo, &["--app", "cfg", "-n", n]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("conflict with \"intruder\"") && err.contains(".data.greeting"),
+        "{err}"
+    );
+    assert!(err.contains("--force-conflicts"), "{err}");
+    assert_eq!(
+        get(cluster, n, "configmap/settings", "{.data.greeting}"),
+        "hacked",
+        "nothing applied"
+    );
+    assert_eq!(
+        statuses(cluster, n, "cfg").last().unwrap().1,
+        "failed",
+        "the failed sync is recorded"
+    );
+
+    assert_ok(&sync(
+        cluster,
+        &repo,
+        &["--app", "cfg", "-n", n, "--force-conflicts"],
+    ));
+    assert_eq!(
+        get(cluster, n, "configmap/settings", "{.data.greeting}"),
+        "hello"
+    );
+}
+
+/// Waits until the app has a record with `status`, or fails after `timeout`.
+fn wait_for_status(
+    cluster: &TestCluster,
+    ns: &str,
+    app: &str,
+    revision: u32,
+    status: &str,
+    timeout: Duration,
+) {
+    let started = Instant::now();
+    loop {
+        if statuses(cluster, ns, app)
+            .iter()
+            .any(|(r, s)| *r == revision && s == status)
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "release {revision} of {app} never became {status}: {:?}",
+            statuses(cluster, ns, app)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn concurrent_sync_is_refused_and_a_killed_sync_leaves_a_failed_record() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("sy-lock");
+    let n = ns.name.as_str();
+    let repo = GitFixture::new();
+    // Pods that can never be scheduled: the first sync waits (and holds the app) until killed.
+    repo.write(
+        "web.yaml",
+        &web("nginx:1.26", Some("no-such-node: \"true\"")),
+    );
+    repo.commit("unschedulable");
+    let mut first = sync_cmd(
+        cluster,
+        &repo,
+        &[
+            "--app",
+            "locked",
+            "-n",
+            n,
+            "--timeout",
+            "5m",
+            "--lock-duration",
+            "3s",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_status(cluster, n, "locked", 1, "pending", Duration::from_secs(60));
+
+    let out = sync(cluster, &repo, &["--app", "locked", "-n", n]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("being synced by admin@") && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
+
+    // Killed in the middle: the record stays pending until the next sync marks it failed.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(4)); // the dead sync's lease expires
+    repo.write("web.yaml", &web("nginx:1.26", None));
+    repo.commit("schedulable");
+    let out = sync(
+        cluster,
+        &repo,
+        &["--app", "locked", "-n", n, "-o", "json", "--timeout", "90s"],
+    );
+    assert_ok(&out);
+    assert_eq!(json(&out)["release"], 2);
+    assert_eq!(
+        statuses(cluster, n, "locked"),
+        vec![(1, "failed".to_string()), (2, "deployed".to_string())]
+    );
+}
+
+#[test]
+fn read_only_user_gets_a_clear_rbac_error_and_nothing_changes() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("sy-rbac");
+    let n = ns.name.as_str();
+    let repo = GitFixture::new();
+    repo.write("settings.yaml", SETTINGS);
+    repo.commit("settings");
+    let out = sync_cmd(cluster, &repo, &["--app", "ro", "-n", n])
+        .env("KUBECONFIG", &cluster.viewer_kubeconfig)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("User \"viewer\" cannot") && err.contains(n),
+        "{err}"
+    );
+    let found = cluster
+        .kubectl()
+        .args(["get", "configmap/settings", "-n", n])
+        .output()
+        .unwrap();
+    assert!(!found.status.success(), "nothing may be applied");
+}
+
+#[test]
+fn watch_syncs_a_commit_made_while_it_runs_and_stops_on_interrupt() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("sy-watch");
+    let n = ns.name.as_str();
+    let repo = GitFixture::new();
+    repo.write("settings.yaml", SETTINGS);
+    repo.commit("one");
+    let child = sync_cmd(
+        cluster,
+        &repo,
+        &[
+            "main",
+            "--app",
+            "follow",
+            "-n",
+            n,
+            "--watch",
+            "--interval",
+            "1s",
+            "--wait=false",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for_status(cluster, n, "follow", 1, "deployed", Duration::from_secs(60));
+    repo.write("settings.yaml", &SETTINGS.replace("hello", "bonjour"));
+    repo.commit("two");
+    wait_for_status(cluster, n, "follow", 2, "deployed", Duration::from_secs(60));
+    assert_eq!(
+        get(cluster, n, "configmap/settings", "{.data.greeting}"),
+        "bonjour"
+    );
+
+    // Ctrl-C (SIGINT) ends it cleanly between syncs.
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("synced") && err.trim_end().ends_with("stopped"),
+        "{err}"
+    );
+    assert_eq!(
+        statuses(cluster, n, "follow").len(),
+        2,
+        "one release per commit"
+    );
+}
