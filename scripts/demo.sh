@@ -12,7 +12,13 @@ bash scripts/setup.sh
 bin=$(bash tests/cluster/build.sh)
 say "building the plugins"
 cargo build --quiet --bins
-export PATH="$root/target/debug:$bin:$PATH"
+# Only the plugin binaries (target/debug also holds cargo's *.d files, which kubectl would list).
+plugins="$root/target/kubectl-plugins"
+mkdir -p "$plugins"
+for p in "$root"/target/debug/kubectl-*; do
+  [ -x "$p" ] && [ -f "$p" ] && ln -sf "$p" "$plugins/"
+done
+export PATH="$plugins:$bin:$PATH"
 
 if [ -z "${KUBECTL_GITOPS_DEMO_LOCAL:-}" ] && kubectl version --request-timeout=5s >/dev/null 2>&1; then
   say "using your current cluster: context $(kubectl config current-context)"
@@ -35,13 +41,18 @@ app=examples/guestbook/base
 say "kubectl plugin list"
 kubectl plugin list 2>/dev/null | grep kubectl- || true
 
-say "kubectl diff-git HEAD $app -n $ns   (nothing deployed yet: everything is added)"
+say "kubectl diff-git HEAD $app -n $ns   (what a sync would change)"
 kubectl diff-git HEAD "$app" -n "$ns" --color=always || [ $? -eq 1 ]
 
-say "deploying it (kubectl apply --server-side) and diffing again: no differences"
+say "kubectl sync HEAD $app --app guestbook -n $ns --prune --yes   (apply, wait for health, record release)"
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl apply --server-side --field-manager=kubectl-gitops -k "$app" -n "$ns" >/dev/null
+kubectl sync HEAD "$app" --app guestbook -n "$ns" --prune --yes --timeout 3m --color=always
+
+say "diffing again: no differences (exit 0)"
 kubectl diff-git HEAD "$app" -n "$ns"
+
+say "syncing again changes nothing, and is recorded as a new release"
+kubectl sync HEAD "$app" --app guestbook -n "$ns" --prune --yes
 
 say "the staging overlay against the same namespace, as a pull-request comment"
 kubectl diff-git HEAD examples/guestbook/overlays/staging -n "$ns" -o markdown || [ $? -eq 1 ]

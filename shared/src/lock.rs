@@ -384,20 +384,20 @@ async fn renew_loop(lock: Arc<AppLock>, health: Arc<Mutex<Health>>, interval: Du
     loop {
         tokio::time::sleep(interval).await;
         let result = lock.renew().await;
-        let mut health = health.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = health.lock().unwrap_or_else(|p| p.into_inner());
         match result {
-            Ok(()) => health.last_renewed = Instant::now(),
+            Ok(()) => state.last_renewed = Instant::now(),
             Err(LockError::Lost { reason, .. }) => {
-                health.lost = Some(reason);
+                state.lost = Some(reason);
                 return;
             }
             // A passing failure (network, server): retry at the next tick, unless the
             // lease may have expired meanwhile; then another sync may hold it.
             Err(other) => {
-                if health.last_renewed.elapsed() >= lock.duration {
-                    health.lost = Some(format!(
+                if state.last_renewed.elapsed() >= lock.duration {
+                    state.lost = Some(format!(
                         "it could not be renewed for {}: {other}",
-                        seconds(health.last_renewed.elapsed())
+                        seconds(state.last_renewed.elapsed())
                     ));
                     return;
                 }

@@ -74,7 +74,6 @@ fn deployment_goes_from_progressing_to_healthy() {
         assert_eq!(healths.get(&web), Some(&Health::Healthy), "{seen:?}");
         // Every change was reported, ending with healthy; before that only progress (the
         // controllers may be quick enough that the first look is already healthy).
-        eprintln!("SEEN {seen:?}");
         let (last, earlier) = seen.split_last().unwrap();
         assert_eq!(last, &(web.clone(), Health::Healthy), "{seen:?}");
         assert!(

@@ -152,12 +152,8 @@ pub async fn sync_once(
 ) -> Result<Outcome> {
     validate_app_name(&job.app)?;
     let namespace = &session.connection.namespace;
-    let holder = format!(
-        "{}@{} pid {}",
-        session.connection.actor(),
-        hostname(),
-        std::process::id()
-    );
+    let holder = lock::holder_identity(&session.connection.actor());
+    // Renewed in the background: waiting for health can outlast one lease term.
     let lock = lock::acquire(
         session.cluster.client().clone(),
         namespace,
@@ -165,8 +161,9 @@ pub async fn sync_once(
         &holder,
         args.lock_duration,
     )
-    .await?;
-    let result = sync_locked(args, session, job, assume_yes).await;
+    .await?
+    .keep_alive()?;
+    let result = sync_locked(args, session, job, assume_yes, &lock).await;
     let released = lock.release().await;
     let outcome = result?;
     released.context("the sync finished, but its lock could not be released")?;
@@ -178,6 +175,7 @@ async fn sync_locked(
     session: &Session,
     job: Job,
     assume_yes: bool,
+    lock: &lock::KeepAlive,
 ) -> Result<Outcome> {
     let Job {
         app,
@@ -232,6 +230,8 @@ async fn sync_locked(
         return Ok(Outcome::Clean);
     }
 
+    // The prompt may have taken long; make sure the app is still ours before changing it.
+    lock.check()?;
     let mut display = progress::Display::new();
     let result = sync::execute(
         &session.cluster,
@@ -273,14 +273,6 @@ fn confirm(changes: usize) -> Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Health waiting as the flags ask.
