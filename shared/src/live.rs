@@ -173,13 +173,14 @@ impl LiveCluster {
         &self,
         keys: &BTreeSet<ObjectKey>,
     ) -> Result<BTreeMap<ObjectKey, Value>, LiveError> {
-        let mut batches: BTreeMap<(String, String, Option<String>), BTreeSet<&str>> =
+        // Owned names, so the future stays Send (callers may spawn it).
+        let mut batches: BTreeMap<(String, String, Option<String>), BTreeSet<String>> =
             BTreeMap::new();
         for key in keys {
             batches
                 .entry((key.group.clone(), key.kind.clone(), key.namespace.clone()))
                 .or_default()
-                .insert(key.name.as_str());
+                .insert(key.name.clone());
         }
         let lists = stream::iter(batches)
             .filter_map(|((group, kind, namespace), names)| async move {
@@ -189,7 +190,7 @@ impl LiveCluster {
                     Ok::<_, LiveError>(
                         listed
                             .into_iter()
-                            .filter(|(key, _)| names.contains(key.name.as_str()))
+                            .filter(|(key, _)| names.contains(&key.name))
                             .collect::<Vec<_>>(),
                     )
                 })

@@ -187,7 +187,8 @@ EOF
   cp "$bin/kwok-stages.yaml" "$state/kwok.yaml"
   start kwok "$bin/kwok" --kubeconfig="$state/admin.kubeconfig" --config="$state/kwok.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-    --node-ip=127.0.0.1 --cidr=10.244.0.0/16 --server-address="127.0.0.1:$(free_port)"
+    --node-ip=127.0.0.1 --cidr=10.244.0.0/16 --server-address="127.0.0.1:$(free_port)" \
+    --node-lease-duration-seconds=40
 
   for i in 0 1; do
     "${kubectl[@]}" apply -f - >/dev/null <<EOF
