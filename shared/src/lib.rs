@@ -7,6 +7,7 @@ pub mod api_error;
 pub mod apply;
 pub mod compare;
 pub mod diff;
+pub mod drift;
 mod error_text;
 pub mod kubeconfig;
 pub mod live;

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::ListParams;
 use kube::discovery::Scope;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::live::{LiveCluster, LiveError};
@@ -153,27 +153,17 @@ pub fn parent_name(app: &str) -> String {
 /// Labels `object` as a member of the ApplySet `id` (creating metadata.labels if needed).
 /// A value that is not a JSON object is left alone: it is no Kubernetes object.
 pub fn label_member(object: &mut Value, id: &ApplySetId) {
-    let Some(object) = object.as_object_mut() else {
+    // Indexing a JSON object (or null) never panics: it inserts.
+    if !object.is_object() {
         return;
-    };
-    let metadata = object
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !metadata.is_object() {
-        *metadata = Value::Object(Map::new());
     }
-    let Some(metadata) = metadata.as_object_mut() else {
-        return;
-    };
-    let labels = metadata
-        .entry("labels")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !labels.is_object() {
-        *labels = Value::Object(Map::new());
+    if !object["metadata"].is_object() {
+        object["metadata"] = json!({});
     }
-    if let Some(labels) = labels.as_object_mut() {
-        labels.insert(PART_OF_LABEL.into(), Value::from(id.as_str()));
+    if !object["metadata"]["labels"].is_object() {
+        object["metadata"]["labels"] = json!({});
     }
+    object["metadata"]["labels"][PART_OF_LABEL] = Value::from(id.as_str());
 }
 
 /// Labels every object of `desired` as a member of the ApplySet `id`.
@@ -232,18 +222,14 @@ impl ApplySet {
     /// The parent Secret to server-side apply: id label, tooling and membership
     /// annotations, no data.
     pub fn parent_object(&self) -> Value {
-        let mut annotations = Map::new();
-        annotations.insert(TOOLING_ANNOTATION.into(), Value::from(TOOLING));
-        annotations.insert(
-            CONTAINS_GROUP_KINDS_ANNOTATION.into(),
-            Value::from(join(&self.group_kinds)),
-        );
+        let mut annotations = json!({
+            TOOLING_ANNOTATION: TOOLING,
+            CONTAINS_GROUP_KINDS_ANNOTATION: join(&self.group_kinds),
+        });
         // Left out when empty; server-side apply then removes an earlier value we wrote.
         if !self.additional_namespaces.is_empty() {
-            annotations.insert(
-                ADDITIONAL_NAMESPACES_ANNOTATION.into(),
-                Value::from(join(&self.additional_namespaces)),
-            );
+            annotations[ADDITIONAL_NAMESPACES_ANNOTATION] =
+                Value::from(join(&self.additional_namespaces));
         }
         json!({
             "apiVersion": "v1",
@@ -296,25 +282,20 @@ impl ApplySet {
                 .and_then(|a| a.get(key))
                 .and_then(Value::as_str)
         };
-        let bad = |annotation: &'static str, value: &str, reason| ApplySetError::BadAnnotation {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            annotation,
-            value: value.to_string(),
-            reason,
-        };
         let group_kinds = match annotation(CONTAINS_GROUP_KINDS_ANNOTATION) {
             Some(value) => {
                 let kinds = split(value);
-                if kinds.iter().any(|gk| {
-                    let (_, kind) = split_group_kind(gk);
-                    kind.is_empty() || gk.ends_with('.')
-                }) {
-                    return Err(bad(
-                        CONTAINS_GROUP_KINDS_ANNOTATION,
-                        value,
-                        "each entry must be Kind or Kind.group",
-                    ));
+                if kinds
+                    .iter()
+                    .any(|gk| split_group_kind(gk).1.is_empty() || gk.ends_with('.'))
+                {
+                    return Err(ApplySetError::BadAnnotation {
+                        namespace,
+                        name,
+                        annotation: CONTAINS_GROUP_KINDS_ANNOTATION,
+                        value: value.to_string(),
+                        reason: "each entry must be Kind or Kind.group",
+                    });
                 }
                 kinds
             }
