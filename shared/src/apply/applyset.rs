@@ -597,38 +597,36 @@ mod tests {
 
     #[test]
     fn parents_that_are_not_what_they_claim_are_refused() {
-        let mut moved = kubectl_parent();
-        moved["metadata"]["namespace"] = json!("elsewhere");
-        let err = ApplySet::from_parent(&moved).unwrap_err();
-        assert!(matches!(err, ApplySetError::IdMismatch { .. }), "{err}");
-        assert!(err.to_string().contains("will not touch it"), "{err}");
-
-        let mut unlabelled = kubectl_parent();
-        unlabelled["metadata"]["labels"] = json!({});
-        let err = ApplySet::from_parent(&unlabelled).unwrap_err().to_string();
-        assert!(
-            err.contains("has no applyset.kubernetes.io/id label"),
-            "{err}"
-        );
-
-        let mut config_map = kubectl_parent();
-        config_map["kind"] = json!("ConfigMap");
-        assert!(ApplySet::from_parent(&config_map).is_err());
-
-        let mut malformed = kubectl_parent();
-        malformed["metadata"]["annotations"][CONTAINS_GROUP_KINDS_ANNOTATION] = json!(".apps");
-        let err = ApplySet::from_parent(&malformed).unwrap_err().to_string();
-        assert!(err.contains("malformed"), "{err}");
-
-        let mut old = kubectl_parent();
-        let annotations = old["metadata"]["annotations"].as_object_mut().unwrap();
-        annotations.remove(CONTAINS_GROUP_KINDS_ANNOTATION);
-        annotations.insert(
-            DEPRECATED_GROUP_RESOURCES_ANNOTATION.into(),
-            json!("configmaps"),
-        );
-        let err = ApplySet::from_parent(&old).unwrap_err().to_string();
-        assert!(err.contains("contains-group-resources"), "{err}");
+        let cases = [
+            (
+                "/metadata/namespace",
+                json!("moved"),
+                "but its name and namespace give",
+            ),
+            (
+                "/metadata/labels",
+                json!({}),
+                "has no applyset.kubernetes.io/id label",
+            ),
+            ("/kind", json!("ConfigMap"), "it is not a v1 Secret"),
+            (
+                "/metadata/annotations",
+                json!({CONTAINS_GROUP_KINDS_ANNOTATION: "ConfigMap,.apps"}),
+                "malformed",
+            ),
+            (
+                "/metadata/annotations",
+                json!({DEPRECATED_GROUP_RESOURCES_ANNOTATION: "configmaps"}),
+                "old contains-group-resources annotation",
+            ),
+        ];
+        for (pointer, value, expected) in cases {
+            let mut parent = kubectl_parent();
+            *parent.pointer_mut(pointer).unwrap() = value;
+            let err = ApplySet::from_parent(&parent).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+            assert!(err.contains("will not touch it"), "{err}");
+        }
     }
 
     #[test]
@@ -654,7 +652,6 @@ mod tests {
 
     #[test]
     fn group_kinds_split_at_the_first_dot() {
-        assert_eq!(split_group_kind("Deployment.apps"), ("apps", "Deployment"));
         assert_eq!(
             split_group_kind("Widget.example.com"),
             ("example.com", "Widget")

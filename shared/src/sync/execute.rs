@@ -41,28 +41,20 @@ pub async fn execute(
 ) -> Result<SyncOutcome, SyncError> {
     // A record left pending by a sync that died is failed now (we hold the app's lock).
     store.fail_stale_pending(&plan.app).await?;
-    let pending = ReleaseRecord {
-        format: 1,
-        app: plan.app.clone(),
-        namespace: plan.namespace.clone(),
-        revision: 0,
-        operation: options.operation,
-        rollback_of: options.rollback_of,
-        description: options.description.clone(),
-        repo: options.repo.clone(),
-        path: options.path.clone(),
-        renderer: options.renderer.clone(),
-        commit: options.commit.clone(),
-        who: options.who.clone(),
-        started: jiff::Timestamp::now(),
-        finished: None,
-        status: ReleaseStatus::Pending,
-        counts: Counts::default(),
-        objects: Vec::new(),
-        error: None,
-        manifest: manifest_of(plan),
-        extra: options.extra.clone(),
-    };
+    let mut pending = ReleaseRecord::start(
+        &plan.app,
+        &plan.namespace,
+        options.operation,
+        &options.who,
+        manifest_of(plan),
+    );
+    pending.rollback_of = options.rollback_of;
+    pending.description = options.description.clone();
+    pending.repo = options.repo.clone();
+    pending.path = options.path.clone();
+    pending.renderer = options.renderer.clone();
+    pending.commit = options.commit.clone();
+    pending.extra = options.extra.clone();
     let mut record = store.create_pending(pending).await?;
     events(SyncEvent::Recorded {
         revision: record.revision,
@@ -72,7 +64,7 @@ pub async fn execute(
     let result = run(cluster, plan, options, &mut progress, events).await;
 
     record.finished = Some(jiff::Timestamp::now());
-    record.counts = counts(plan, &progress);
+    record.counts = counts(&progress);
     record.objects = object_results(plan, &progress);
     match &result {
         Ok(()) => record.status = ReleaseStatus::Deployed,
@@ -253,9 +245,8 @@ async fn run(
     Ok(())
 }
 
-fn counts(plan: &SyncPlan, progress: &Progress) -> Counts {
+fn counts(progress: &Progress) -> Counts {
     let count = |action: &str| progress.actions.values().filter(|a| **a == action).count();
-    let _ = plan;
     Counts {
         created: count("created"),
         configured: count("configured"),
