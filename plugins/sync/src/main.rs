@@ -29,7 +29,7 @@ use crate::job::Job;
 #[command(
     name = "kubectl sync",
     bin_name = "kubectl sync",
-    version,
+    version = gitops_cli::VERSION,
     after_help = "Examples:
   # Sync HEAD of this checkout's deploy/ directory as the app \"shop\", deleting what git removed
   kubectl sync HEAD deploy --app shop -n shop --prune
@@ -105,6 +105,12 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = gitops_cli::completion::intercept::<Args>(
+        "kubectl-sync",
+        gitops_cli::completion::FirstPositional::RevisionOrPath,
+    ) {
+        return code;
+    }
     let args = Args::parse();
     gitops_cli::run(|| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
