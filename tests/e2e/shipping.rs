@@ -1,0 +1,265 @@
+//! What makes the plugins finished products: completion through kubectl, `--version`,
+//! `--help` with examples.
+
+use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
+
+const PLUGINS: [&str; 2] = ["diff-git", "sync"];
+
+/// `kubectl __complete PLUGIN ARGS…`: the candidates kubectl would offer, and the directive.
+fn complete(cluster: &TestCluster, args: &[&str]) -> (Vec<String>, String) {
+    let out = cluster
+        .kubectl()
+        .arg("__complete")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let directive = lines.pop().unwrap_or_default();
+    (lines, directive)
+}
+
+#[test]
+fn kubectl_completes_contexts_namespaces_flags_and_apps() {
+    let cluster = TestCluster::get();
+    for plugin in PLUGINS {
+        let (contexts, directive) = complete(cluster, &[plugin, "--context", ""]);
+        assert_eq!(contexts, ["admin@test"], "{plugin}");
+        assert_eq!(directive, ":4", "no file names after --context");
+
+        let ns = cluster.namespace("cmp");
+        let (namespaces, _) = complete(cluster, &[plugin, "-n", &ns.name[..5]]);
+        assert!(namespaces.contains(&ns.name), "{plugin}: {namespaces:?}");
+        let (namespaces, _) = complete(
+            cluster,
+            &[plugin, &format!("--namespace={}", &ns.name[..5])],
+        );
+        assert!(
+            namespaces.contains(&format!("--namespace={}", ns.name)),
+            "{plugin}: {namespaces:?}"
+        );
+
+        let (flags, _) = complete(cluster, &[plugin, "--kubec"]);
+        assert_eq!(flags, ["--kubeconfig"]);
+    }
+
+    // Apps are the ones recorded in the namespace.
+    let ns = cluster.namespace("cmp-app");
+    let repo = GitFixture::new();
+    repo.write(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+    );
+    repo.commit("cm");
+    let out = cluster
+        .kubectl()
+        .args([
+            "sync",
+            "--app",
+            "checkout-api",
+            "-n",
+            &ns.name,
+            "--wait=false",
+        ])
+        .current_dir(repo.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let (apps, _) = complete(cluster, &["sync", "-n", &ns.name, "--app", "check"]);
+    assert_eq!(apps, ["checkout-api"]);
+}
+
+#[test]
+fn every_plugin_prints_completion_scripts_version_and_examples() {
+    let cluster = TestCluster::get();
+    for plugin in PLUGINS {
+        for (shell, marker) in [
+            ("bash", "complete -F"),
+            ("zsh", "#compdef"),
+            ("fish", "complete -c"),
+        ] {
+            let out = cluster
+                .kubectl()
+                .args([plugin, "completion", shell])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", describe(&out));
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains(marker),
+                "{plugin} {shell}"
+            );
+        }
+        let out = cluster
+            .kubectl()
+            .args([plugin, "--version"])
+            .output()
+            .unwrap();
+        let version = String::from_utf8_lossy(&out.stdout);
+        let expected = format!("kubectl {plugin} {} (commit ", env!("CARGO_PKG_VERSION"));
+        assert!(version.starts_with(&expected), "{version}");
+
+        let out = cluster.kubectl().args([plugin, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("Examples:") && help.contains(&format!("  kubectl {plugin}")),
+            "{help}"
+        );
+        assert!(
+            help.contains("--kubeconfig") && help.contains("--namespace"),
+            "{help}"
+        );
+    }
+}
+
+/// Release archives and krew manifests made by the project's scripts install with the real
+/// krew, and the installed plugins run through kubectl.
+#[test]
+fn krew_installs_every_plugin_from_the_generated_manifests() {
+    let cluster = TestCluster::get();
+    let root = kubectl_gitops_tests::workspace_root();
+    let work = tempfile::tempdir().unwrap();
+    let dist = work.path().join("dist");
+    let manifests = work.path().join("manifests");
+    let run = |script: &str, args: &[&std::path::Path]| {
+        let out = std::process::Command::new("bash")
+            .arg(root.join("scripts").join(script))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {}", describe(&out));
+    };
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/release-archives.sh"))
+        .args(["--profile", "dev", "--out"])
+        .arg(&dist)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    run(
+        "krew-manifests.sh",
+        &[&dist, std::path::Path::new("--out"), &manifests],
+    );
+
+    // kubectl finds krew as the plugin `kubectl krew`.
+    let krew_bin = work.path().join("krew-bin");
+    std::fs::create_dir_all(&krew_bin).unwrap();
+    std::os::unix::fs::symlink(cluster.bin.join("krew"), krew_bin.join("kubectl-krew")).unwrap();
+    let krew_root = work.path().join("krew-root");
+    // Only krew's own bin directory and the tools: not our build directory.
+    let path = std::env::join_paths([
+        krew_root.join("bin"),
+        krew_bin.clone(),
+        cluster.bin.clone(),
+        "/usr/bin".into(),
+        "/bin".into(),
+    ])
+    .unwrap();
+
+    let version = env!("CARGO_PKG_VERSION");
+    for (plugin, binary) in [
+        ("diff-git", "kubectl-diff_git"),
+        ("sync", "kubectl-sync"),
+        ("release-history", "kubectl-release_history"),
+        ("drift", "kubectl-drift"),
+    ] {
+        let manifest = manifests.join(format!("{plugin}.yaml"));
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let doc: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(
+            doc["apiVersion"],
+            "krew.googlecontainertools.github.com/v1alpha2"
+        );
+        assert_eq!(doc["kind"], "Plugin");
+        assert_eq!(
+            doc["metadata"]["name"], plugin,
+            "name = file name = command"
+        );
+        assert_eq!(doc["spec"]["version"], format!("v{version}"));
+        for field in ["shortDescription", "description", "caveats", "homepage"] {
+            assert!(
+                doc["spec"][field]
+                    .as_str()
+                    .is_some_and(|s| !s.trim().is_empty()),
+                "{plugin}: {field}"
+            );
+        }
+        let archive = dist.join(format!(
+            "kubectl-gitops-{plugin}-v{version}-linux-amd64.tar.gz"
+        ));
+        let platform = &doc["spec"]["platforms"][0];
+        assert_eq!(
+            platform["selector"]["matchLabels"],
+            serde_json::json!({"os": "linux", "arch": "amd64"})
+        );
+        assert_eq!(platform["bin"], binary);
+        assert!(platform["uri"].as_str().unwrap().ends_with(&format!(
+            "/v{version}/kubectl-gitops-{plugin}-v{version}-linux-amd64.tar.gz"
+        )));
+        let sha = std::process::Command::new("sha256sum")
+            .arg(&archive)
+            .output()
+            .unwrap();
+        let sha = String::from_utf8_lossy(&sha.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            platform["sha256"],
+            sha.as_str(),
+            "the checksum is the archive's"
+        );
+
+        let out = std::process::Command::new(cluster.kubectl_path())
+            .args([
+                "krew",
+                "install",
+                &format!("--manifest={}", manifest.display()),
+                &format!("--archive={}", archive.display()),
+            ])
+            .env("KREW_ROOT", &krew_root)
+            .env("PATH", &path)
+            .env("HOME", work.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "krew install {plugin}: {}",
+            describe(&out)
+        );
+
+        let out = std::process::Command::new(cluster.kubectl_path())
+            .args([plugin, "--help"])
+            .env("PATH", &path)
+            .env("HOME", work.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {plugin} --help after krew install: {}",
+            describe(&out)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("kubectl {plugin}")));
+    }
+    // `krew list` needs krew's index (a network fetch); its receipts say the same offline.
+    for plugin in ["diff-git", "sync", "release-history", "drift"] {
+        let receipt = krew_root.join("receipts").join(format!("{plugin}.yaml"));
+        assert!(receipt.is_file(), "no krew receipt for {plugin}");
+    }
+    let list = std::process::Command::new(cluster.kubectl_path())
+        .args(["plugin", "list"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    for binary in [
+        "kubectl-diff_git",
+        "kubectl-sync",
+        "kubectl-release_history",
+        "kubectl-drift",
+    ] {
+        assert!(list.contains(&format!("krew-root/bin/{binary}")), "{list}");
+    }
+}
