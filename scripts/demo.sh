@@ -54,6 +54,20 @@ kubectl diff-git HEAD "$app" -n "$ns"
 say "syncing again changes nothing, and is recorded as a new release"
 kubectl sync HEAD "$app" --app guestbook -n "$ns" --prune --yes
 
+say "kubectl release-history -n $ns   (every app and its latest release)"
+kubectl release-history -n "$ns" --color=always
+
+say "kubectl release-history guestbook -n $ns   (the app's releases, newest first)"
+kubectl release-history guestbook -n "$ns" --color=always
+
+revs=($(kubectl release-history guestbook -n "$ns" --max 2 -o yaml | sed -n 's/^  revision: //p'))
+say "kubectl release-history guestbook ${revs[0]} -n $ns   (one release: its fields and objects)"
+kubectl release-history guestbook "${revs[0]}" -n "$ns" --color=always
+if [ "${#revs[@]}" -eq 2 ]; then
+  say "kubectl release-history guestbook ${revs[1]}..${revs[0]} -n $ns   (what changed between two releases)"
+  kubectl release-history guestbook "${revs[1]}..${revs[0]}" -n "$ns" --color=always
+fi
+
 say "the staging overlay against the same namespace, as a pull-request comment"
 kubectl diff-git HEAD examples/guestbook/overlays/staging -n "$ns" -o markdown || [ $? -eq 1 ]
 

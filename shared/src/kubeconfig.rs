@@ -15,6 +15,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::error_text::chain as error_chain;
 
+/// The User-Agent of every request the plugins make.
+pub const USER_AGENT: &str = concat!("kubectl-gitops/v", env!("CARGO_PKG_VERSION"));
+
 /// What the user asked for on the command line (kubectl's connection flags).
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
@@ -315,6 +318,11 @@ pub async fn connect(
         connection.config.reset_reader_on_write = true;
     }
     connection.request_timeout = request_timeout;
+    // Audit logs and API priority rules can then tell our requests apart.
+    connection.config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
     if let Some(user) = &opts.impersonate {
         connection.config.auth_info.impersonate = Some(user.clone());
     }

@@ -3,7 +3,7 @@
 
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 
-const PLUGINS: [&str; 2] = ["diff-git", "sync"];
+const PLUGINS: [&str; 3] = ["diff-git", "sync", "release-history"];
 
 /// `kubectl __complete PLUGIN ARGS…`: the candidates kubectl would offer, and the directive.
 fn complete(cluster: &TestCluster, args: &[&str]) -> (Vec<String>, String) {

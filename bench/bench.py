@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""Benchmarks kubectl-gitops against the real kubectl on one real control plane.
+
+Generates a fixture repository (N objects of mixed kinds across namespaces, reproducible
+from a seed), starts the test control plane (or uses a running one with --state), runs
+each operation for ours and for kubectl alternately several times, counts the API requests
+each made (from the API server's audit log, by user agent) and prints a table of medians,
+ratios, requests and peak memory.
+
+    python3 bench/bench.py                 # the full run (N=1000), writes BENCHMARKS.md
+    python3 bench/bench.py --smoke         # small N, one repeat: CI runs it so it cannot rot
+
+Timings are reported, never asserted; --smoke checks only that every row ran.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLUSTER = ROOT / "tests" / "cluster" / "cluster.sh"
+
+
+def log(message):
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- fixtures
+
+def objects(n, seed, namespaces, variant=0):
+    """N objects of mixed kinds, spread over `namespaces`; `variant` changes ten of them."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        ns = namespaces[i % len(namespaces)]
+        kind = rng.choices(["ConfigMap", "Secret", "Service", "Deployment"], [40, 15, 20, 25])[0]
+        name = f"{kind.lower()}-{i:05d}"
+        value = f"value-{rng.randrange(10**9)}"
+        if variant and i % max(1, n // 10) == 0 and kind == "ConfigMap":
+            value += f"-v{variant}"
+        if kind == "ConfigMap":
+            body = f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  key: {value}\n"
+        elif kind == "Secret":
+            body = f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\nstringData:\n  token: {value}\n"
+        elif kind == "Service":
+            body = (f"apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n"
+                    f"  selector: {{app: {name}}}\n  ports:\n  - port: {rng.randrange(1000, 9000)}\n")
+        else:
+            body = (f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n"
+                    f"  replicas: 0\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n"
+                    f"      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: main\n"
+                    f"        image: example/{name}:{rng.randrange(1, 9)}\n")
+        out.append((f"{ns}/{name}.yaml", body))
+    return out
+
+
+def changed_count(n, seed, namespaces):
+    return sum(1 for (p, a), (_, b) in zip(objects(n, seed, namespaces), objects(n, seed, namespaces, 1)) if a != b)
+
+
+def write_tree(directory, files):
+    for path, body in files:
+        target = directory / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(body)
+
+
+def git(repo, *args):
+    env = dict(os.environ, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@example.com",
+               GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.com")
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout
+
+
+def fixture_repo(directory, n, seed, namespaces):
+    """A repository with two commits under objs/: the base, and ten objects changed."""
+    directory.mkdir(parents=True)
+    git(directory, "init", "-q", "-b", "main")
+    write_tree(directory / "objs", objects(n, seed, namespaces))
+    git(directory, "add", "-A")
+    git(directory, "commit", "-qm", "base")
+    write_tree(directory / "objs", objects(n, seed, namespaces, 1))
+    git(directory, "commit", "-qam", "ten changed")
+    return directory
+
+
+# ---------------------------------------------------------------- measuring
+
+class Cluster:
+    def __init__(self, state):
+        self.state = Path(state)
+        env = {}
+        for line in (self.state / "env").read_text().splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = value
+        self.kubeconfig = env["KUBECTL_GITOPS_TEST_KUBECONFIG"]
+        self.bin = Path(env["KUBECTL_GITOPS_TEST_BIN"])
+        self.audit = self.state / "logs" / "audit.log"
+
+    def kubectl(self, *args, check=True):
+        return subprocess.run([str(self.bin / "kubectl"), "--kubeconfig", self.kubeconfig, *args],
+                              check=check, capture_output=True, text=True)
+
+
+def audit_offset(cluster):
+    return cluster.audit.stat().st_size if cluster.audit.exists() else 0
+
+
+def requests_since(cluster, offset, agent):
+    """Requests by user agent prefix since `offset`, by verb (the audit log is written as
+    each request completes)."""
+    counts = {}
+    with open(cluster.audit, "rb") as log_file:
+        log_file.seek(offset)
+        for line in log_file:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("stage") != "ResponseComplete":
+                continue
+            if not event.get("userAgent", "").startswith(agent):
+                continue
+            verb = event.get("verb", "?")
+            if verb == "patch" and "dryRun=All" in event.get("requestURI", ""):
+                verb = "patch(dry-run)"
+            counts[verb] = counts.get(verb, 0) + 1
+    return counts
+
+
+def run(cmd, env, cwd, expect=(0,)):
+    """Runs a command; returns (seconds, peak RSS in MiB)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if code not in expect:
+        raise SystemExit(f"{' '.join(map(str, cmd))} exited {code}:\n{stderr}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+class Row:
+    def __init__(self, name, target):
+        self.name, self.target = name, target
+        self.ours, self.base = [], []
+        self.ours_mem, self.base_mem = [], []
+        self.ours_requests, self.base_requests = {}, {}
+
+    def median(self, values):
+        return statistics.median(values) if values else None
+
+    def cells(self):
+        ours, base = self.median(self.ours), self.median(self.base)
+        ratio = f"{base / ours:.1f}x" if ours and base else "-"
+        fmt = lambda v: f"{v * 1000:.0f} ms" if v is not None else "-"
+        mem = lambda v: f"{max(v):.0f} MiB" if v else "-"
+        req = lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r.items())) or "-"
+        return [self.name, fmt(ours), fmt(base), ratio, self.target, req(self.ours_requests),
+                req(self.base_requests), mem(self.ours_mem), mem(self.base_mem)]
+
+
+HEADER = ["operation", "ours (median)", "kubectl (median)", "ratio", "target", "our requests",
+          "kubectl requests", "our peak memory", "kubectl peak memory"]
+
+
+def table(rows):
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for row in rows:
+        lines.append("| " + " | ".join(row.cells()) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the rows
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, default=1000)
+    parser.add_argument("--big", type=int, default=10000, help="objects for the no-cluster rows")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--namespaces", type=int, default=10)
+    parser.add_argument("--state", help="a running control plane's state directory (else one is started)")
+    parser.add_argument("--profile", default="release", help="cargo profile of the plugins (dev for smoke runs)")
+    parser.add_argument("--smoke", action="store_true", help="small N, one repeat, no BENCHMARKS.md")
+    parser.add_argument("--write", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    if args.smoke:
+        args.objects, args.big, args.repeat, args.namespaces = 40, 200, 1, 2
+
+    log(f"building the plugins ({args.profile})")
+    subprocess.run(["cargo", "build", "--quiet", "--profile", args.profile, "--bins"], cwd=ROOT, check=True)
+    target_dir = ROOT / "target" / ("debug" if args.profile == "dev" else args.profile)
+    work = Path(tempfile.mkdtemp(prefix="kubectl-gitops-bench-"))
+    plugins = work / "plugins"
+    plugins.mkdir()
+    for binary in target_dir.glob("kubectl-*"):
+        if binary.is_file() and os.access(binary, os.X_OK):
+            (plugins / binary.name).symlink_to(binary)
+
+    started_here = args.state is None
+    state = Path(args.state) if args.state else work / "cluster"
+    if started_here:
+        log("starting the control plane")
+        subprocess.run(["bash", str(CLUSTER), "up", str(state)], check=True, stdout=subprocess.DEVNULL)
+    cluster = Cluster(state)
+    env = dict(os.environ, KUBECONFIG=cluster.kubeconfig, HOME=str(work), NO_COLOR="1",
+               PATH=f"{plugins}:{cluster.bin}:{os.environ['PATH']}")
+    kubectl = str(cluster.bin / "kubectl")
+    rows = []
+    try:
+        rows = measure(args, cluster, env, kubectl, work)
+    finally:
+        if started_here:
+            subprocess.run(["bash", str(CLUSTER), "down", str(state)], check=False, stdout=subprocess.DEVNULL)
+    print(table(rows))
+    missing = [r.name for r in rows if not r.ours]
+    if missing:
+        raise SystemExit(f"rows that did not run: {missing}")
+    if not args.smoke:
+        write_report(args, rows)
+
+
+def measure(args, cluster, env, kubectl, work):
+    n, seed = args.objects, args.seed
+    tag = f"b{os.getpid() % 10000}"
+    namespaces = [f"{tag}-ns{i}" for i in range(args.namespaces)]
+    for ns in namespaces + [f"{tag}-records"]:
+        cluster.kubectl("create", "namespace", ns)
+    records = f"{tag}-records"
+    repo = fixture_repo(work / "repo", n, seed, namespaces)
+    base_dir, changed_dir = work / "base", work / "changed"
+    write_tree(base_dir, objects(n, seed, namespaces))
+    write_tree(changed_dir, objects(n, seed, namespaces, 1))
+    changed = changed_count(n, seed, namespaces)
+    ours_agent, kubectl_agent = "kubectl-gitops/", "kubectl/"
+
+    def measured(row, which, cmd, agent, expect=(0,), cwd=repo):
+        offset = audit_offset(cluster)
+        seconds, mem = run(cmd, env, cwd, expect)
+        time.sleep(0.3)  # let the audit log catch up
+        counts = requests_since(cluster, offset, agent)
+        if which == "ours":
+            row.ours.append(seconds); row.ours_mem.append(mem); row.ours_requests = counts
+        else:
+            row.base.append(seconds); row.base_mem.append(mem); row.base_requests = counts
+
+    # Sync from empty: each round gets its own copy of the objects (fresh namespaces), so
+    # both start from nothing.
+    sync_empty = Row(f"sync from empty, {n} objects", ">= 3x")
+    noop_sync = Row(f"no-op resync, {n} objects", ">= 10x, zero PATCH")
+    for round_ in range(args.repeat):
+        for who in ("ours", "kubectl"):
+            nss = [f"{tag}-{who[0]}{round_}-{i}" for i in range(args.namespaces)]
+            for ns in nss:
+                cluster.kubectl("create", "namespace", ns)
+            r = fixture_repo(work / f"empty-{who}-{round_}", n, seed, nss)
+            if who == "ours":
+                cmd = [kubectl, "sync", "HEAD~1", "objs", "--app", f"e{round_}", "-n", records, "--yes", "--wait=false"]
+                measured(sync_empty, "ours", cmd, ours_agent, cwd=r)
+                measured(noop_sync, "ours", cmd, ours_agent, cwd=r)
+            else:
+                d = work / f"empty-dir-{round_}"
+                write_tree(d, objects(n, seed, nss))
+                cmd = [kubectl, "apply", "--server-side", "-R", "-f", str(d)]
+                measured(sync_empty, "kubectl", cmd, kubectl_agent)
+                measured(noop_sync, "kubectl", cmd, kubectl_agent)
+
+    # The diff rows: the base revision is live (synced by us), the second commit changes ten.
+    log("syncing the base revision for the diff rows")
+    run([kubectl, "sync", "HEAD~1", "objs", "--app", "diffbase", "-n", records, "--yes", "--wait=false"], env, repo)
+    diff_changed = Row(f"diff-git, {n} objects, {changed} changed", ">= 5x")
+    diff_same = Row(f"diff-git, {n} objects, nothing changed", ">= 20x, one LIST per kind")
+    kubectl_diff = [kubectl, "diff", "--server-side", "--force-conflicts", "-R", "-f"]
+    for _ in range(args.repeat):
+        measured(diff_changed, "ours", [kubectl, "diff-git", "HEAD", "objs", "-n", records], ours_agent, (1,))
+        measured(diff_changed, "kubectl", kubectl_diff + [str(changed_dir)], kubectl_agent, (1,))
+        measured(diff_same, "ours", [kubectl, "diff-git", "HEAD~1", "objs", "-n", records], ours_agent, (0,))
+        measured(diff_same, "kubectl", kubectl_diff + [str(base_dir)], kubectl_agent, (0, 1))
+
+    # No cluster: two revisions of a big repository.
+    big = fixture_repo(work / "big", args.big, seed, [f"x{i}" for i in range(args.namespaces)])
+    range_row = Row(f"rev..rev diff, {args.big} objects, no cluster", "< 1 s, < 200 MiB")
+    read_row = Row(f"reading a {args.big}-file revision", ">= 3x vs git worktree + read")
+    for i in range(args.repeat):
+        seconds, mem = run([kubectl, "diff-git", "HEAD~1..HEAD", "objs", "-o", "name"], env, big, (1,))
+        range_row.ours.append(seconds); range_row.ours_mem.append(mem)
+        seconds, mem = run([kubectl, "diff-git", "HEAD..HEAD", "objs", "-o", "name"], env, big, (0,))
+        read_row.ours.append(seconds / 2); read_row.ours_mem.append(mem)  # two trees read
+        tree = work / f"worktree-{i}"
+        started = time.perf_counter()
+        git(big, "worktree", "add", "-q", "--detach", str(tree), "HEAD")
+        for path in (tree / "objs").rglob("*.yaml"):
+            path.read_bytes()
+        read_row.base.append(time.perf_counter() - started)
+        git(big, "worktree", "remove", "--force", str(tree))
+
+    help_row = Row("kubectl diff-git --help start-up (the plugin binary)", "< 10 ms")
+    binary = str(next((work / "plugins").glob("kubectl-diff_git")))
+    for _ in range(max(5, args.repeat * 5)):
+        seconds, mem = run([binary, "--help"], env, repo)
+        help_row.ours.append(seconds); help_row.ours_mem.append(mem)
+
+    return [diff_changed, diff_same, sync_empty, noop_sync, range_row, read_row, help_row]
+
+
+def write_report(args, rows):
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"""# Benchmarks
+
+The latest run of `python3 bench/bench.py` (N={args.objects}, {args.repeat} rounds, seed
+{args.seed}, {args.namespaces} namespaces), ours and the real kubectl alternately on the same
+local control plane (the project's test cluster). Medians; requests are one round's, by verb,
+from the API server's audit log.
+
+Machine: {platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}.
+Date: {time.strftime('%Y-%m-%d')}.
+
+{table(rows)}
+
+Reproduce: `python3 bench/bench.py` (builds the release binaries, starts a control plane,
+takes several minutes); `python3 bench/bench.py --smoke` is the small version CI runs.
+"""
+    Path(args.write).write_text(text)
+    log(f"wrote {args.write}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+//! Mapping both sources into the common model, and the errors it reports.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::release::helm::{Chart, ChartMetadata, Info};
+use crate::release::record::{Operation, ReleaseStatus};
+
+fn record() -> ReleaseRecord {
+    let mut record = ReleaseRecord::start("shop", "apps", Operation::Rollback, "alice", "m".into());
+    record.revision = 4;
+    record.rollback_of = Some(2);
+    record.status = ReleaseStatus::Deployed;
+    record.started = "2025-01-02T03:04:05Z".parse().unwrap();
+    record.finished = Some("2025-01-02T03:04:09.2504Z".parse().unwrap());
+    record.path = "deploy".into();
+    record.commit = Some(CommitInfo {
+        id: "0123456789abcdef0123456789abcdef01234567".into(),
+        short_id: "0123456".into(),
+        subject: "Bump".into(),
+        author_name: "Ada".into(),
+        author_email: "ada@example.com".into(),
+        time: 1_700_000_000,
+    });
+    record.extra.insert(
+        "chart".into(),
+        serde_json::json!({"name": "web", "version": "1.0.0"}),
+    );
+    record
+}
+
+#[test]
+fn our_records_map_with_duration_and_operation() {
+    let release = Release::from_record(record());
+    assert_eq!(release.source, Source::Gitops);
+    assert_eq!(release.revision, 4);
+    assert_eq!(release.status, "deployed");
+    assert_eq!(release.operation.as_deref(), Some("rollback"));
+    assert_eq!(release.rollback_of, Some(2));
+    assert_eq!(release.duration_seconds, Some(4.25));
+    assert_eq!(release.updated, release.finished);
+    assert_eq!(release.who.as_deref(), Some("alice"));
+    assert_eq!(release.path.as_deref(), Some("deploy"));
+    assert_eq!(release.renderer, None);
+    assert_eq!(
+        release.chart,
+        Some(ChartRef {
+            name: "web".into(),
+            version: "1.0.0".into()
+        })
+    );
+
+    let mut pending = record();
+    pending.finished = None;
+    let release = Release::from_record(pending);
+    assert_eq!(release.updated, release.started);
+    assert_eq!(release.duration_seconds, None);
+}
+
+#[test]
+fn helm_releases_map_with_chart_and_times() {
+    let release = Release::from_helm(HelmRelease {
+        name: "web".into(),
+        namespace: "apps".into(),
+        version: 3,
+        info: Info {
+            last_deployed: "2024-05-02T11:30:00Z".into(),
+            deleted: "0001-01-01T00:00:00Z".into(),
+            description: "Upgrade complete".into(),
+            status: "superseded".into(),
+            ..Info::default()
+        },
+        chart: Chart {
+            metadata: ChartMetadata {
+                name: "nginx".into(),
+                version: "15.1.0".into(),
+                app_version: "1.25.3".into(),
+            },
+        },
+        manifest: "m".into(),
+    });
+    assert_eq!(release.source, Source::Helm);
+    assert_eq!((release.app.as_str(), release.revision), ("web", 3));
+    assert_eq!(release.status, "superseded");
+    assert_eq!(
+        release.updated.map(|t| t.to_string()).as_deref(),
+        Some("2024-05-02T11:30:00Z")
+    );
+    assert_eq!(release.deleted, None);
+    assert_eq!(release.app_version.as_deref(), Some("1.25.3"));
+    assert_eq!(release.chart.unwrap().version, "15.1.0");
+    assert_eq!(release.who, None);
+    let unknown = Release::from_helm(HelmRelease::default());
+    assert_eq!(unknown.status, "unknown");
+    assert_eq!(unknown.chart, None);
+}
+
+#[test]
+fn json_field_names_are_stable() {
+    let json = serde_json::to_value(Release::from_record(record())).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "source",
+            "app",
+            "namespace",
+            "revision",
+            "status",
+            "updated",
+            "started",
+            "finished",
+            "duration_seconds",
+            "operation",
+            "rollback_of",
+            "description",
+            "commit",
+            "who",
+            "counts",
+            "repo",
+            "path",
+            "renderer",
+            "chart",
+            "app_version",
+            "first_deployed",
+            "deleted",
+            "notes",
+            "error"
+        ]
+    );
+    assert_eq!(json["source"], "kubectl-gitops");
+    assert_eq!(json["updated"], "2025-01-02T03:04:09.2504Z");
+    assert_eq!(json["commit"]["short_id"], "0123456");
+    assert_eq!(
+        serde_json::to_value(Source::Helm).unwrap(),
+        serde_json::json!("helm")
+    );
+}
+
+#[test]
+fn errors_read_as_one_sentence_with_context() {
+    let forbidden = HistoryError::from(StoreError::Forbidden {
+        verb: "list".into(),
+        namespace: Some("shop".into()),
+        message: "secrets is forbidden".into(),
+    });
+    assert_eq!(
+        forbidden.to_string(),
+        "cannot list Secrets in namespace shop: secrets is forbidden; releases are kept in Secrets, so reading them needs get and list on secrets in namespace shop"
+    );
+    let everywhere = HistoryError::from(HelmError::Forbidden {
+        verb: "list".into(),
+        namespace: None,
+        message: "no".into(),
+    });
+    assert!(
+        everywhere.to_string().contains("in all namespaces"),
+        "{everywhere}"
+    );
+    let missing = HistoryError::NoSuchRelease {
+        app: "shop".into(),
+        namespace: "apps".into(),
+        revision: 9,
+        available: vec![3, 2, 1],
+    };
+    assert_eq!(
+        missing.to_string(),
+        "app shop has no release 9 in namespace apps (its releases: 3, 2, 1)"
+    );
+    let none = HistoryError::NoSuchApp {
+        app: "shop".into(),
+        namespace: "apps".into(),
+        known: vec!["web".into()],
+    };
+    assert_eq!(
+        none.to_string(),
+        "no releases of app shop in namespace apps (apps with releases there: web)"
+    );
+}
