@@ -28,3 +28,9 @@ bash tests/cluster/cluster.sh up "$state"
 
 echo "== cargo test"
 cargo test --workspace --locked -- "$@"
+
+# The benchmark's small mode, so it cannot rot (timings are printed, never asserted).
+if [ $# -eq 0 ]; then
+  echo "== benchmark smoke run"
+  python3 bench/bench.py --smoke --profile dev --state "$state"
+fi
