@@ -54,6 +54,16 @@ kubectl diff-git HEAD "$app" -n "$ns"
 say "syncing again changes nothing, and is recorded as a new release"
 kubectl sync HEAD "$app" --app guestbook -n "$ns" --prune --yes
 
+say "someone scales the frontend by hand: kubectl drift says what changed and who did it (exit 1)"
+kubectl scale deployment/frontend -n "$ns" --replicas=4
+kubectl drift guestbook -n "$ns" --color=always || [ $? -eq 1 ]
+
+say "kubectl drift --heal puts the release back and records a release saying so"
+kubectl drift guestbook -n "$ns" --heal --timeout 3m --color=always
+
+say "in sync again (exit 0)"
+kubectl drift guestbook -n "$ns"
+
 say "kubectl release-history -n $ns   (every app and its latest release)"
 kubectl release-history -n "$ns" --color=always
 

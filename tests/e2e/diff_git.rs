@@ -621,3 +621,45 @@ fn namespace_that_does_not_exist_shows_objects_as_added_with_a_warning() {
         describe(&out)
     );
 }
+
+#[test]
+fn for_a_synced_app_diff_shows_what_sync_would_prune() {
+    let cluster = TestCluster::get();
+    let test_ns = cluster.namespace("dg-app");
+    let n = test_ns.name.as_str();
+    let repo = GitFixture::new();
+    repo.write(
+        "app/a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: one\n",
+    );
+    repo.write(
+        "app/b.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  k: one\n",
+    );
+    repo.commit("two configmaps");
+    let out = cluster
+        .kubectl()
+        .args(["sync", "HEAD", "app", "-n", n, "--wait=false"])
+        .current_dir(repo.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    // Synced (with membership labels): no difference, with the app name derived as sync derives it.
+    assert_exit(&diff_git(cluster, &repo, &["HEAD", "app", "-n", n]), 0);
+
+    repo.remove("app/b.yaml");
+    repo.commit("drop b");
+    let out = diff_git(cluster, &repo, &["HEAD", "app", "-n", n, "--color=never"]);
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("--- live/core/ConfigMap/{n}/b")) && text.contains("-  name: b"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end()
+            .ends_with("0 changed, 0 added, 1 removed, 1 unchanged"),
+        "{text}"
+    );
+}

@@ -5,6 +5,9 @@
 mod applyset;
 mod cluster;
 mod diff_git;
+mod drift;
 mod health;
+mod release_history;
 mod release_store;
+mod shipping;
 mod sync;

@@ -3,7 +3,7 @@
 
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 
-const PLUGINS: [&str; 3] = ["diff-git", "sync", "release-history"];
+const PLUGINS: [&str; 4] = ["diff-git", "sync", "release-history", "drift"];
 
 /// `kubectl __complete PLUGIN ARGS…`: the candidates kubectl would offer, and the directive.
 fn complete(cluster: &TestCluster, args: &[&str]) -> (Vec<String>, String) {

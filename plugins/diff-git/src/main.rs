@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
+use gitops::apply::applyset;
 use gitops::compare::{Conflict, against_cluster};
 use gitops::diff::{ChangeSet, NormaliseOptions, normalise};
 use gitops::kubeconfig::{self, Environment};
@@ -14,6 +15,7 @@ use gitops::live::LiveCluster;
 use gitops::load::{self, LoadedTree, TreeSpec};
 use gitops::objects::BuiltinScopes;
 use gitops::render::RenderOptions;
+use gitops::sync::{self, app_name_for_path};
 use gitops_cli::{ColorWhen, ConnectionArgs, Outcome, Selection, SourceArgs, diff_view};
 
 /// Show what applying a git revision would change in the cluster, or what changed between
@@ -47,6 +49,10 @@ struct Args {
     /// Diff the files on disk, uncommitted changes included, instead of a revision.
     #[arg(long)]
     working_tree: bool,
+    /// The app, for a path synced with `kubectl sync`: its ApplySet's members that the
+    /// revision no longer has show as removed (default: derived from the path, as sync does).
+    #[arg(long, value_name = "NAME")]
+    app: Option<String>,
     /// Output format: a colored unified diff (default), json, name or markdown.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
     output: Option<Format>,
@@ -111,12 +117,37 @@ async fn run(args: Args) -> Result<Outcome> {
                 &connection.namespace,
                 &cluster,
             )?;
-            // Sync labels members with ApplySet bookkeeping the manifests do not carry.
-            let comparison =
-                against_cluster(&cluster, &desired, &NormaliseOptions::ignoring_applyset()).await?;
-            conflicts = comparison.conflicts;
-            diff_view::missing_namespace_warnings(&comparison.missing_namespaces);
-            (comparison.changes, "live".to_string(), tree.label)
+            let app = args
+                .app
+                .clone()
+                .unwrap_or_else(|| app_name_for_path(&source.root, &source.repo_name()));
+            let synced = match applyset::read(&cluster, &connection.namespace, &app).await {
+                Ok(parent) => parent.is_some(),
+                Err(error) if error.is_forbidden() => {
+                    eprintln!(
+                        "warning: cannot read app {app}'s ApplySet in namespace {} (forbidden), so objects a sync would prune are not shown",
+                        connection.namespace
+                    );
+                    false
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let changes = if synced {
+                // A synced app: show exactly what `kubectl sync --prune` would do, removals included.
+                let plan = sync::plan(&cluster, &app, &connection.namespace, desired, true).await?;
+                diff_view::missing_namespace_warnings(&plan.comparison.missing_namespaces);
+                conflicts = plan.comparison.conflicts.clone();
+                plan.change_set()
+            } else {
+                // Never synced: compare without the ApplySet bookkeeping sync would add.
+                let comparison =
+                    against_cluster(&cluster, &desired, &NormaliseOptions::ignoring_applyset())
+                        .await?;
+                diff_view::missing_namespace_warnings(&comparison.missing_namespaces);
+                conflicts = comparison.conflicts;
+                comparison.changes
+            };
+            (changes, "live".to_string(), tree.label)
         }
     };
     if !args.show_secrets {

@@ -116,6 +116,14 @@ pub enum ApplySetError {
     },
 }
 
+impl ApplySetError {
+    /// Whether the parent could not be read for lack of rights (a read-only user), as
+    /// opposed to being missing or broken.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, ApplySetError::Read { source, .. } if matches!(&**source, LiveError::Api(e) if e.code() == Some(403)))
+    }
+}
+
 /// The id of an ApplySet: what its parent's id label and its members' part-of label hold.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ApplySetId(String);

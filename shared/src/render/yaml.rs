@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::value::Builder;
 use super::{MAX_FILE_BYTES, Manifest, Origin, RenderError};
+use crate::error_text::one_line;
 
 /// Every `.yaml`, `.yml` and `.json` file under `root`, in path order. Hidden files and
 /// directories (`.git`, `.github`, ...) below `root` are tool configuration, not
@@ -172,7 +173,8 @@ fn yaml_error(
         file: file.to_string(),
         line,
         column,
-        message: relocate(&err.to_string(), chunk.first_line - 1),
+        // Messages can quote the document (a duplicate key): keep them one line.
+        message: one_line(&relocate(&err.to_string(), chunk.first_line - 1)),
     }
 }
 
@@ -223,7 +225,7 @@ fn json_documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, RenderE
             file: file.to_string(),
             line: err.line().max(1),
             column: err.column().max(1),
-            message: relocate(&err.to_string(), 0),
+            message: one_line(&relocate(&err.to_string(), 0)),
         })?;
         let gap = text.get(end..).unwrap_or("");
         let start = end + (gap.len() - gap.trim_start().len());
@@ -259,10 +261,11 @@ fn collect(
         document,
         line,
     };
+    // The message names the document's kind, which is hostile input like the rest.
     let invalid = |message: String| RenderError::InvalidObject {
         file: file.to_string(),
         line,
-        message,
+        message: one_line(&message),
     };
     if kind.ends_with("List") && value.get("items").is_some_and(Value::is_array) {
         let kind = kind.to_string();

@@ -46,7 +46,9 @@ pub async fn execute(
         &plan.namespace,
         options.operation,
         &options.who,
-        manifest_of(plan),
+        plan.record_manifest
+            .clone()
+            .unwrap_or_else(|| manifest_of(plan)),
     );
     pending.rollback_of = options.rollback_of;
     pending.description = options.description.clone();

@@ -32,6 +32,10 @@ pub struct SyncPlan {
     /// Members the revision no longer has (pruned only with `--prune`).
     pub stale: BTreeMap<ObjectKey, Value>,
     pub prune: bool,
+    /// The manifest to record instead of the desired objects', for a caller that applies
+    /// an adjusted copy of a release (drift's heal leaves ignored fields out of what it
+    /// applies, yet records the release's manifest as it was). None from [`plan`].
+    pub record_manifest: Option<String>,
 }
 
 impl SyncPlan {
@@ -113,5 +117,6 @@ pub async fn plan(
         comparison,
         stale,
         prune,
+        record_manifest: None,
     })
 }

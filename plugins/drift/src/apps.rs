@@ -1,0 +1,131 @@
+//! Which apps to check, and one round of checking (and healing) them.
+
+use std::io::Write;
+
+use anyhow::Result;
+use gitops::drift::{self, AppDrift, Checked, DriftError, Repos};
+use gitops::release::store::{ReleaseStore, list_all};
+
+use crate::{Args, Session, heal_options, request};
+
+/// An app that was not checked, and why.
+pub struct Skipped {
+    pub namespace: String,
+    pub app: String,
+    pub reason: String,
+}
+
+/// An app whose check or heal failed.
+pub struct Failed {
+    pub namespace: String,
+    pub app: String,
+    pub error: anyhow::Error,
+}
+
+/// One round over the apps.
+#[derive(Default)]
+pub struct Round {
+    pub checked: Vec<Checked>,
+    /// Apps without a deployed release (only when listing apps; a named app is an error).
+    pub skipped: Vec<Skipped>,
+    pub failed: Vec<Failed>,
+}
+
+/// (namespace, app) pairs: the named app, or every app with records in the namespace
+/// (`-A`: in every namespace), sorted.
+pub async fn targets(args: &Args, session: &Session) -> Result<Vec<(String, String)>> {
+    let namespace = &session.connection.namespace;
+    if let Some(app) = &args.app {
+        return Ok(vec![(namespace.clone(), app.clone())]);
+    }
+    let client = session.cluster.client().clone();
+    if args.all_namespaces {
+        let apps = list_all(client, None).await?;
+        return Ok(apps.into_iter().map(|a| (a.namespace, a.app)).collect());
+    }
+    let apps = ReleaseStore::new(client, namespace).apps().await?;
+    Ok(apps
+        .into_iter()
+        .map(|app| (namespace.clone(), app))
+        .collect())
+}
+
+/// Checks every target, healing the drifted ones with `--heal`. A named app's failure
+/// is the caller's error; with several apps, each failure is kept and the round goes on.
+pub async fn check_round(args: &Args, session: &Session) -> Result<Round> {
+    let mut round = Round::default();
+    // Fresh each round, so a watch sees new commits of URL repositories.
+    let mut repos = Repos::default();
+    for (namespace, app) in targets(args, session).await? {
+        let request = request(args, session, &namespace, &app);
+        match drift::check_app(&session.cluster, &mut repos, &request).await {
+            Ok(checked) => round.checked.push(checked),
+            Err(DriftError::NoDeployedRelease { newest, .. }) if args.app.is_none() => {
+                round.skipped.push(Skipped {
+                    namespace,
+                    app,
+                    reason: newest,
+                });
+            }
+            Err(error) => {
+                let error = anyhow::Error::new(error);
+                if args.app.is_some() {
+                    return Err(error);
+                }
+                round.failed.push(Failed {
+                    namespace,
+                    app,
+                    error,
+                });
+            }
+        }
+    }
+    if args.heal {
+        for checked in &mut round.checked {
+            if let Err(error) = heal(args, session, checked).await {
+                round.failed.push(Failed {
+                    namespace: checked.report.namespace.clone(),
+                    app: checked.report.app.clone(),
+                    error: error.context(format!("healing app {} failed", checked.report.app)),
+                });
+            }
+        }
+    }
+    Ok(round)
+}
+
+/// Heals one checked app if it needs it, saying so on stderr (stdout is the report's).
+pub async fn heal(args: &Args, session: &Session, checked: &mut Checked) -> Result<()> {
+    if !drift::needs_heal(&checked.report, args.prune_strays) {
+        return Ok(());
+    }
+    if args.output.is_none() && !args.watch {
+        let _ = writeln!(
+            std::io::stderr(),
+            "healing app {} in namespace {} (release {})...",
+            checked.report.app,
+            checked.report.namespace,
+            checked.release.revision
+        );
+    }
+    let options = heal_options(args, session);
+    drift::heal(
+        &session.cluster,
+        &mut checked.report,
+        &checked.release,
+        &options,
+        &mut |_| {},
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether `report` leaves something to do: drift or undeployed changes, or after a heal
+/// what it did not fix (strays it kept, the branch ahead).
+pub fn outstanding(args: &Args, report: &AppDrift) -> bool {
+    if report.healed.is_some() {
+        report.behind() || (!args.prune_strays && report.summary.stray > 0)
+    } else {
+        report.drifted() || report.behind()
+    }
+}

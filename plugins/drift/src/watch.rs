@@ -1,0 +1,240 @@
+//! `--watch`: check every interval and print only what changed since the last check,
+//! healing each time with `--heal` (a self-healing loop). Ctrl-C stops it between
+//! checks, never in the middle of a heal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Result;
+use gitops::drift::{self, AppDrift, DriftError, ObjectState, Repos};
+use gitops_cli::Outcome;
+use tokio::sync::Notify;
+
+use crate::report::{field_line, summary};
+use crate::{Args, Format, Session, apps, request};
+
+/// What was last printed about an app: its drift lines, or its error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Drift(BTreeSet<String>),
+    Error(String),
+}
+
+pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let wake = Arc::new(Notify::new());
+    {
+        let (stop, wake) = (stop.clone(), wake.clone());
+        tokio::spawn(async move {
+            // Owning the signal is what keeps Ctrl-C from killing a heal half-way.
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, Ordering::SeqCst);
+                wake.notify_one();
+            }
+        });
+    }
+    let what = match &args.app {
+        Some(app) => format!("app {app}"),
+        None if args.all_namespaces => "every app in every namespace".to_string(),
+        None => format!("every app in namespace {}", session.connection.namespace),
+    };
+    eprintln!(
+        "{} watching {what} every {}{}; Ctrl-C stops",
+        now(),
+        humantime::format_duration(args.interval),
+        if args.heal { ", healing drift" } else { "" }
+    );
+    let mut seen: BTreeMap<(String, String), Seen> = BTreeMap::new();
+    let mut repos = Repos::default();
+    while !stop.load(Ordering::SeqCst) {
+        if args.git.is_some() || args.against.is_some() {
+            fetch(args);
+        }
+        repos.new_round();
+        if let Err(error) = round(args, session, &mut repos, &mut seen).await {
+            // `kubectl drift --watch | head`: the reader is gone, so is the point.
+            if broken_pipe(&error)
+                || emit(&format!(
+                    "error: {error:#} (trying again in the next round)"
+                ))
+                .is_err()
+            {
+                break;
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(args.interval) => {}
+            _ = wake.notified() => {}
+        }
+    }
+    eprintln!("{} stopped", now());
+    Ok(Outcome::Clean)
+}
+
+/// One check of every target, printing what changed, healing what drifted.
+async fn round(
+    args: &Args,
+    session: &Session,
+    repos: &mut Repos,
+    seen: &mut BTreeMap<(String, String), Seen>,
+) -> Result<()> {
+    let targets = apps::targets(args, session).await?;
+    seen.retain(|key, _| targets.contains(key));
+    for (namespace, app) in targets {
+        let request = request(args, session, &namespace, &app);
+        let key = (namespace.clone(), app.clone());
+        let mut checked = match drift::check_app(&session.cluster, repos, &request).await {
+            Ok(checked) => checked,
+            Err(DriftError::NoDeployedRelease { .. }) if args.app.is_none() => continue,
+            Err(error) => {
+                let message = format!("{:#}", anyhow::Error::new(error));
+                if seen.get(&key) != Some(&Seen::Error(message.clone())) {
+                    emit(&format!("{app}: error: {message}"))?;
+                    seen.insert(key, Seen::Error(message));
+                }
+                continue;
+            }
+        };
+        let lines = drift_lines(&checked.report);
+        let fingerprint: BTreeSet<String> = lines.iter().map(|(f, _)| f.clone()).collect();
+        let before = seen.get(&key).cloned();
+        let changed = before.as_ref() != Some(&Seen::Drift(fingerprint.clone()));
+        if args.output == Some(Format::Json) {
+            if changed {
+                json_line(&checked.report)?;
+            }
+        } else {
+            let old = match &before {
+                Some(Seen::Drift(old)) => old.clone(),
+                _ => BTreeSet::new(),
+            };
+            for (fingerprint, line) in &lines {
+                if !old.contains(fingerprint) {
+                    emit(&format!("{app}: {line}"))?;
+                }
+            }
+            let was_clean = matches!(&before, Some(Seen::Drift(old)) if old.is_empty());
+            if fingerprint.is_empty() && !was_clean {
+                emit(&summary(&checked.report, false))?;
+            }
+        }
+        seen.insert(key.clone(), Seen::Drift(fingerprint));
+        if args.heal && drift::needs_heal(&checked.report, args.prune_strays) {
+            match apps::heal(args, session, &mut checked).await {
+                Ok(()) => {
+                    if args.output == Some(Format::Json) {
+                        json_line(&checked.report)?;
+                    } else if let Some(healed) = &checked.report.healed {
+                        let c = &healed.counts;
+                        emit(&format!(
+                            "{app}: healed: release {} {} ({} created, {} configured, {} pruned)",
+                            healed.release, healed.status, c.created, c.configured, c.pruned
+                        ))?;
+                    }
+                    // Drift that comes back after a heal is news again.
+                    seen.insert(key, Seen::Drift(BTreeSet::new()));
+                }
+                Err(error) => emit(&format!("{app}: heal failed: {error:#}"))?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// (what identifies a line across rounds, what to print): a line per field of a modified
+/// object, per deleted or stray object, and one for undeployed git changes.
+fn drift_lines(report: &AppDrift) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    for object in &report.objects {
+        match object.state {
+            ObjectState::Modified => {
+                for field in &object.fields {
+                    let live = field.live.as_ref().map(ToString::to_string);
+                    lines.push((
+                        format!("{} {} {live:?} {:?}", object.key, field.path, field.manager),
+                        format!("{} {}", object.key, field_line(field)),
+                    ));
+                }
+            }
+            state => lines.push((
+                format!("{} {}", object.key, state.as_str()),
+                format!("{} {}", object.key, state.as_str()),
+            )),
+        }
+    }
+    if let Some(git) = report.git.as_ref().filter(|g| g.behind) {
+        lines.push((
+            format!("git {}", git.commit.id),
+            format!(
+                "behind git: {} ({} {}) changes {} object(s) not deployed yet",
+                git.revision,
+                git.commit.short_id,
+                git.commit.subject,
+                git.changes.len()
+            ),
+        ));
+    }
+    lines
+}
+
+/// One report as one line of JSON (JSON Lines).
+fn json_line(report: &AppDrift) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer(&mut out, report)?;
+    writeln!(out)?;
+    out.flush()
+}
+
+/// A timestamped line on stdout: the watch's report.
+fn emit(line: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{} {line}", now())?;
+    out.flush()
+}
+
+fn broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// `git fetch` in a checkout that has remotes (`--repo DIR`, else the current
+/// directory), so `origin/main` moves between rounds; a URL is fetched when it is opened.
+/// A failed fetch is reported and the local state used.
+fn fetch(args: &Args) {
+    let dir = match args.repo.as_deref() {
+        Some(repo) if repo.contains("://") => return,
+        Some(repo) => repo.to_string(),
+        None => ".".to_string(),
+    };
+    let remotes = std::process::Command::new("git")
+        .args(["-C", &dir, "remote"])
+        .output();
+    if !remotes.is_ok_and(|o| o.status.success() && !o.stdout.is_empty()) {
+        return;
+    }
+    match std::process::Command::new("git")
+        .args(["-C", &dir, "fetch", "--quiet", "--all"])
+        .output()
+    {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => eprintln!(
+            "{} git fetch failed: {}",
+            now(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(error) => eprintln!("{} git fetch failed: {error}", now()),
+    }
+}
