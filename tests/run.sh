@@ -15,9 +15,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== test control plane"
 bash tests/cluster/build.sh >/dev/null
 state=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-gitops-test.XXXXXX")
+# One closing line with the totals of every test binary (cargo prints one line each, the
+# last ones for crates without doc tests), printed last.
+totals() {
+  [ -f "$state/cargo-test.log" ] || return 0
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;/) p += $(i-1); if ($i ~ /^failed;/) f += $(i-1) } }
+       END { printf "tests: %d passed, %d failed\n", p, f }' "$state/cargo-test.log"
+}
 cleanup() {
   local rc=$?
   bash tests/cluster/cluster.sh down "$state" || rc=1
+  totals
   if [ "$rc" -eq 0 ]; then rm -rf "$state"; else echo "control plane logs kept in $state/logs" >&2; fi
   exit "$rc"
 }
@@ -27,7 +35,7 @@ bash tests/cluster/cluster.sh up "$state"
 . "$state/env"
 
 echo "== cargo test"
-cargo test --workspace --locked -- "$@"
+cargo test --workspace --locked -- "$@" 2>&1 | tee "$state/cargo-test.log"
 
 # The benchmark's small mode, so it cannot rot (timings are printed, never asserted).
 if [ $# -eq 0 ]; then
