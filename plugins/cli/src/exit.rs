@@ -1,5 +1,30 @@
+use std::future::Future;
 use std::io::{self, Write};
 use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::completion::{self, FirstPositional};
+
+/// A plugin's whole `main`: completion requests first, then the flags, then `body` on a
+/// tokio runtime, its result turned into kubectl's exit codes by [`run`].
+pub fn main<A, F, Fut>(bin_name: &str, first: FirstPositional, body: F) -> ExitCode
+where
+    A: Parser,
+    F: FnOnce(A) -> Fut,
+    Fut: Future<Output = anyhow::Result<Outcome>>,
+{
+    if let Some(code) = completion::intercept::<A>(bin_name, first) {
+        return code;
+    }
+    let args = A::parse();
+    run(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(body(args))
+    })
+}
 
 /// How a plugin run ended, in `kubectl diff`'s terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ mod source_args;
 
 pub use color::ColorWhen;
 pub use connection::ConnectionArgs;
-pub use exit::{Outcome, run};
+pub use exit::{Outcome, main, run};
 pub use source_args::{ResolvedSource, Selection, SourceArgs};
 
 /// `--version`: the version and the git commit the plugin was built from.

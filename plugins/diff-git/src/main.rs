@@ -77,19 +77,11 @@ enum Format {
 }
 
 fn main() -> ExitCode {
-    if let Some(code) = gitops_cli::completion::intercept::<Args>(
+    gitops_cli::main::<Args, _, _>(
         "kubectl-diff_git",
         gitops_cli::completion::FirstPositional::RevisionOrPath,
-    ) {
-        return code;
-    }
-    let args = Args::parse();
-    gitops_cli::run(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(run(args))
-    })
+        run,
+    )
 }
 
 /// What the positional arguments asked for.

@@ -122,19 +122,11 @@ enum Format {
 }
 
 fn main() -> ExitCode {
-    if let Some(code) = gitops_cli::completion::intercept::<Args>(
+    gitops_cli::main::<Args, _, _>(
         "kubectl-drift",
         gitops_cli::completion::FirstPositional::App,
-    ) {
-        return code;
-    }
-    let args = Args::parse();
-    gitops_cli::run(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(run(args))
-    })
+        run,
+    )
 }
 
 /// What one run works with.

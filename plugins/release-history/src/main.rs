@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use gitops::release::history::{self, Source};
-use gitops_cli::completion::{self, FirstPositional};
+use gitops_cli::completion::FirstPositional;
 use gitops_cli::diff_view::{self, View};
 use gitops_cli::{ColorWhen, ConnectionArgs, Outcome};
 
@@ -163,18 +163,7 @@ fn revision(text: &str) -> Result<u32> {
 }
 
 fn main() -> ExitCode {
-    if let Some(code) =
-        completion::intercept::<Args>("kubectl-release_history", FirstPositional::App)
-    {
-        return code;
-    }
-    let args = Args::parse();
-    gitops_cli::run(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(run(args))
-    })
+    gitops_cli::main::<Args, _, _>("kubectl-release_history", FirstPositional::App, run)
 }
 
 async fn run(args: Args) -> Result<Outcome> {
