@@ -8,6 +8,7 @@ mod connection;
 pub mod diff_view;
 mod exit;
 mod source_args;
+pub mod watch;
 
 pub use color::ColorWhen;
 pub use connection::ConnectionArgs;

@@ -4,13 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use gitops::drift::{self, AppDrift, DriftError, ObjectState, Repos};
 use gitops_cli::Outcome;
-use tokio::sync::Notify;
+use gitops_cli::watch::{StopSignal, fetch, now};
 
 use crate::report::{field_line, summary};
 use crate::{Args, Format, Session, apps, request};
@@ -23,18 +21,7 @@ enum Seen {
 }
 
 pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let wake = Arc::new(Notify::new());
-    {
-        let (stop, wake) = (stop.clone(), wake.clone());
-        tokio::spawn(async move {
-            // Owning the signal is what keeps Ctrl-C from killing a heal half-way.
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, Ordering::SeqCst);
-                wake.notify_one();
-            }
-        });
-    }
+    let stop = StopSignal::on_ctrl_c();
     let what = match &args.app {
         Some(app) => format!("app {app}"),
         None if args.all_namespaces => "every app in every namespace".to_string(),
@@ -48,9 +35,11 @@ pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
     );
     let mut seen: BTreeMap<(String, String), Seen> = BTreeMap::new();
     let mut repos = Repos::default();
-    while !stop.load(Ordering::SeqCst) {
-        if args.git.is_some() || args.against.is_some() {
-            fetch(args);
+    while !stop.stopped() {
+        if (args.git.is_some() || args.against.is_some())
+            && let Err(problem) = fetch(args.repo.as_deref())
+        {
+            eprintln!("{} {problem}", now());
         }
         repos.new_round();
         if let Err(error) = round(args, session, &mut repos, &mut seen).await {
@@ -64,13 +53,10 @@ pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
                 break;
             }
         }
-        if stop.load(Ordering::SeqCst) {
+        if stop.stopped() {
             break;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(args.interval) => {}
-            _ = wake.notified() => {}
-        }
+        stop.sleep(args.interval).await;
     }
     eprintln!("{} stopped", now());
     Ok(Outcome::Clean)
@@ -202,39 +188,4 @@ fn broken_pipe(error: &anyhow::Error) -> bool {
         .chain()
         .filter_map(|e| e.downcast_ref::<io::Error>())
         .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
-}
-
-fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-/// `git fetch` in a checkout that has remotes (`--repo DIR`, else the current
-/// directory), so `origin/main` moves between rounds; a URL is fetched when it is opened.
-/// A failed fetch is reported and the local state used.
-fn fetch(args: &Args) {
-    let dir = match args.repo.as_deref() {
-        Some(repo) if repo.contains("://") => return,
-        Some(repo) => repo.to_string(),
-        None => ".".to_string(),
-    };
-    let remotes = std::process::Command::new("git")
-        .args(["-C", &dir, "remote"])
-        .output();
-    if !remotes.is_ok_and(|o| o.status.success() && !o.stdout.is_empty()) {
-        return;
-    }
-    match std::process::Command::new("git")
-        .args(["-C", &dir, "fetch", "--quiet", "--all"])
-        .output()
-    {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => eprintln!(
-            "{} git fetch failed: {}",
-            now(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(error) => eprintln!("{} git fetch failed: {error}", now()),
-    }
 }
