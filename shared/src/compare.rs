@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::diff::ChangeSet;
 use crate::diff::normalise::{NormaliseOptions, normalise_with};
+use crate::fingerprint::Fingerprints;
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey};
 
@@ -78,6 +79,17 @@ pub async fn against_cluster(
     desired: &DesiredSet,
     normalise: &NormaliseOptions,
 ) -> Result<Comparison, CompareError> {
+    against_cluster_with(cluster, desired, normalise, None).await
+}
+
+/// [`against_cluster`], skipping the dry-run of every object `known` proves unchanged
+/// (same applied object, same resourceVersion as the last deployed release left it).
+pub async fn against_cluster_with(
+    cluster: &LiveCluster,
+    desired: &DesiredSet,
+    normalise: &NormaliseOptions,
+    known_unchanged: Option<&Fingerprints>,
+) -> Result<Comparison, CompareError> {
     let crd_kinds = kinds_defined_by_crds(desired);
     // Known kinds are fetched and dry-run; kinds of CRDs in this set are new by definition.
     let mut known = BTreeSet::new();
@@ -121,10 +133,12 @@ pub async fn against_cluster(
         .cloned()
         .collect();
     // Namespaces nobody creates: likewise, and the caller warns about them.
+    // A namespace holding a live object exists: no need to ask.
+    let populated: BTreeSet<&str> = live.keys().filter_map(|k| k.namespace.as_deref()).collect();
     let referenced: BTreeSet<String> = known
         .iter()
         .filter_map(|k| k.namespace.clone())
-        .filter(|ns| !set_namespaces.contains(ns))
+        .filter(|ns| !set_namespaces.contains(ns) && !populated.contains(ns.as_str()))
         .collect();
     let missing_namespaces = cluster.missing_namespaces(&referenced).await?;
     new_namespaces.extend(missing_namespaces.iter().cloned());
@@ -136,21 +150,29 @@ pub async fn against_cluster(
             normalised(object.object.clone(), normalise),
         );
     }
-    let to_dry_run: Vec<&DesiredObject> = desired
-        .iter()
-        .filter(|o| known.contains(&o.key))
-        .filter(|o| {
-            let in_new_namespace = o
-                .key
-                .namespace
-                .as_ref()
-                .is_some_and(|ns| new_namespaces.contains(ns));
-            if in_new_namespace {
-                after.insert(o.key.clone(), normalised(o.object.clone(), normalise));
-            }
-            !in_new_namespace
-        })
-        .collect();
+    // What cannot be dry-run yet (new namespace) is shown from its manifest; what the last
+    // release proves unchanged is shown as it is live; everything else is dry-run.
+    let mut to_dry_run: Vec<&DesiredObject> = Vec::new();
+    for object in desired.iter().filter(|o| known.contains(&o.key)) {
+        let current = live.get(&object.key);
+        if object
+            .key
+            .namespace
+            .as_ref()
+            .is_some_and(|ns| new_namespaces.contains(ns))
+        {
+            after.insert(
+                object.key.clone(),
+                normalised(object.object.clone(), normalise),
+            );
+        } else if let (Some(fingerprints), Some(current)) = (known_unchanged, current)
+            && fingerprints.unchanged(&object.key, &object.object, current)
+        {
+            after.insert(object.key.clone(), normalised(current.clone(), normalise));
+        } else {
+            to_dry_run.push(object);
+        }
+    }
 
     let dry_run = stream::iter(to_dry_run)
         .map(|object| async move {

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod diff;
 pub mod drift;
 mod error_text;
+pub mod fingerprint;
 pub mod kubeconfig;
 pub mod live;
 pub mod load;

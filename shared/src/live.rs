@@ -230,8 +230,7 @@ impl LiveCluster {
                 what: resource.plural.clone(),
                 message: e.to_string(),
             })?;
-            value["apiVersion"] = Value::String(resource.api_version.clone());
-            value["kind"] = Value::String(resource.kind.clone());
+            value = typed(value, resource);
             if let Some(key) = ObjectKey::from_object(&value) {
                 out.push((key, value));
             }
@@ -257,8 +256,7 @@ impl LiveCluster {
                     what: format!("{} {name}", resource.kind),
                     message: e.to_string(),
                 })?;
-                value["apiVersion"] = Value::String(resource.api_version.clone());
-                value["kind"] = Value::String(resource.kind.clone());
+                value = typed(value, resource);
                 Ok(value)
             })
             .transpose()
@@ -344,8 +342,7 @@ impl LiveCluster {
             what: format!("{kind} {name}"),
             message: e.to_string(),
         })?;
-        value["apiVersion"] = Value::String(resource.api_version.clone());
-        value["kind"] = Value::String(resource.kind.clone());
+        value = typed(value, &resource);
         Ok(value)
     }
 
@@ -401,4 +398,24 @@ impl ScopeResolver for LiveCluster {
         self.resolve_kind(group, kind)
             .map(|(_, caps)| caps.scope == Scope::Namespaced)
     }
+}
+
+/// The object with `apiVersion` and `kind` first, as manifests are written: the server
+/// leaves them out of list items, and appending them would print them last in diffs.
+fn typed(value: Value, resource: &ApiResource) -> Value {
+    let Value::Object(fields) = value else {
+        return value;
+    };
+    let mut out = serde_json::Map::with_capacity(fields.len() + 2);
+    out.insert(
+        "apiVersion".into(),
+        Value::String(resource.api_version.clone()),
+    );
+    out.insert("kind".into(), Value::String(resource.kind.clone()));
+    out.extend(
+        fields
+            .into_iter()
+            .filter(|(k, _)| k != "apiVersion" && k != "kind"),
+    );
+    Value::Object(out)
 }

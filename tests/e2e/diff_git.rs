@@ -663,3 +663,108 @@ fn for_a_synced_app_diff_shows_what_sync_would_prune() {
         "{text}"
     );
 }
+
+#[test]
+fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_seen() {
+    let cluster = TestCluster::get();
+    let test_ns = cluster.namespace("dg-fast");
+    let n = test_ns.name.as_str();
+    let repo = GitFixture::new();
+    for i in 0..5 {
+        repo.write(
+            &format!("app/cm{i}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm{i}\ndata:\n  k: v{i}\n"
+            ),
+        );
+    }
+    repo.commit("five configmaps");
+    let sync = |args: &[&str]| {
+        cluster
+            .kubectl()
+            .arg("sync")
+            .args(args)
+            .current_dir(repo.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert_exit(
+        &sync(&["HEAD", "app", "--app", "fast", "-n", n, "--wait=false"]),
+        0,
+    );
+
+    // What writes or dry-runs ConfigMaps: reads (LISTs per kind) are not the point here.
+    let configmap_requests = |offset| -> Vec<String> {
+        cluster
+            .our_requests_since(offset, n)
+            .into_iter()
+            .filter(|r| r.ends_with(" configmaps") && r.starts_with("patch"))
+            .collect()
+    };
+    let offset = cluster.audit_offset();
+    assert_exit(
+        &diff_git(cluster, &repo, &["HEAD", "app", "--app", "fast", "-n", n]),
+        0,
+    );
+    assert_eq!(
+        configmap_requests(offset),
+        Vec::<String>::new(),
+        "no dry-run of untouched objects"
+    );
+
+    // Someone edits one of them: it is dry-run (and its change shown), the others are not.
+    cluster.kubectl_ok(&[
+        "patch",
+        "configmap/cm3",
+        "-n",
+        n,
+        "--type=merge",
+        "-p",
+        "{\"data\":{\"k\":\"edited\"}}",
+    ]);
+    let offset = cluster.audit_offset();
+    let out = diff_git(
+        cluster,
+        &repo,
+        &["HEAD", "app", "--app", "fast", "-n", n, "--color=never"],
+    );
+    assert_exit(&out, 1);
+    assert!(
+        stdout(&out).contains("-  k: edited\n+  k: v3"),
+        "{}",
+        describe(&out)
+    );
+    // Only the edited object: dry-run, and again with force, since kubectl-patch owns the
+    // field now (the conflict warning).
+    assert_eq!(
+        configmap_requests(offset),
+        ["patch(dry-run) configmaps", "patch(dry-run) configmaps"],
+        "only the edited object is dry-run"
+    );
+
+    // Take the edited field back, then a no-op resync patches no member at all.
+    assert_exit(
+        &sync(&[
+            "HEAD",
+            "app",
+            "--app",
+            "fast",
+            "-n",
+            n,
+            "--wait=false",
+            "--force-conflicts",
+        ]),
+        0,
+    );
+    let offset = cluster.audit_offset();
+    assert_exit(
+        &sync(&["HEAD", "app", "--app", "fast", "-n", n, "--wait=false"]),
+        0,
+    );
+    assert_eq!(
+        configmap_requests(offset),
+        Vec::<String>::new(),
+        "a no-op resync patches no member"
+    );
+}

@@ -90,6 +90,50 @@ impl TestCluster {
         assert_success("kubectl apply", &out);
     }
 
+    /// Where the API server's audit log ends now: pass it to [`TestCluster::our_requests_since`].
+    pub fn audit_offset(&self) -> u64 {
+        std::fs::metadata(self.state.join("logs/audit.log"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    /// The requests our plugins (User-Agent `kubectl-gitops/`) made in `namespace` since
+    /// `offset`, as `verb resource` (`patch(dry-run) configmaps`, `list secrets`, ...).
+    pub fn our_requests_since(&self, offset: u64, namespace: &str) -> Vec<String> {
+        use std::io::{BufRead, Seek};
+        // The audit log is written as requests complete; give the last one a moment.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let mut file = std::fs::File::open(self.state.join("logs/audit.log")).unwrap();
+        file.seek(std::io::SeekFrom::Start(offset)).unwrap();
+        let mut out = Vec::new();
+        for line in std::io::BufReader::new(file).lines() {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line.unwrap()) else {
+                continue;
+            };
+            let ours = event["userAgent"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("kubectl-gitops/"));
+            if !ours
+                || event["stage"] != "ResponseComplete"
+                || event["objectRef"]["namespace"] != namespace
+            {
+                continue;
+            }
+            let mut verb = event["verb"].as_str().unwrap_or("?").to_string();
+            if event["requestURI"]
+                .as_str()
+                .is_some_and(|u| u.contains("dryRun=All"))
+            {
+                verb.push_str("(dry-run)");
+            }
+            out.push(format!(
+                "{verb} {}",
+                event["objectRef"]["resource"].as_str().unwrap_or("?")
+            ));
+        }
+        out
+    }
+
     /// A fresh namespace for one test, deleted when the guard drops.
     pub fn namespace(&self, prefix: &str) -> TestNamespace {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);

@@ -14,6 +14,7 @@ use gitops::kubeconfig::{self, Environment};
 use gitops::live::LiveCluster;
 use gitops::load::{self, LoadedTree, TreeSpec};
 use gitops::objects::BuiltinScopes;
+use gitops::release::store::ReleaseStore;
 use gitops::render::RenderOptions;
 use gitops::sync::{self, app_name_for_path};
 use gitops_cli::{ColorWhen, ConnectionArgs, Outcome, Selection, SourceArgs, diff_view};
@@ -126,7 +127,17 @@ async fn run(args: Args) -> Result<Outcome> {
             };
             let changes = if synced {
                 // A synced app: show exactly what `kubectl sync --prune` would do, removals included.
-                let plan = sync::plan(&cluster, &app, &connection.namespace, desired, true).await?;
+                let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
+                let known = sync::known_fingerprints(&store, &app).await;
+                let plan = sync::plan_with(
+                    &cluster,
+                    &app,
+                    &connection.namespace,
+                    desired,
+                    true,
+                    known.as_ref(),
+                )
+                .await?;
                 diff_view::missing_namespace_warnings(&plan.comparison.missing_namespaces);
                 conflicts = plan.comparison.conflicts.clone();
                 plan.change_set()

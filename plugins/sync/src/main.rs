@@ -182,12 +182,14 @@ async fn sync_locked(
         label,
     } = job;
     let namespace = session.connection.namespace.clone();
-    let plan = sync::plan(
+    let known = sync::known_fingerprints(&session.store, &app).await;
+    let plan = sync::plan_with(
         &session.cluster,
         &app,
         &namespace,
         desired,
         args.prune || options.rollback_of.is_some(),
+        known.as_ref(),
     )
     .await?;
 

@@ -13,6 +13,7 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 
+use crate::error_text::one_line;
 use crate::objects::ObjectKey;
 use crate::source::CommitInfo;
 
@@ -117,6 +118,12 @@ pub struct ObjectResult {
     pub action: String,
     pub health: Option<String>,
     pub message: Option<String>,
+    /// The object's resourceVersion when the sync finished, and a hash of what the sync
+    /// applied: while both still match, the object is known unchanged without a dry run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_hash: Option<String>,
 }
 
 /// One release of an app.
@@ -237,15 +244,16 @@ pub fn decode(bytes: &[u8]) -> Result<ReleaseRecord, RecordError> {
     struct Probe {
         format: Option<u32>,
     }
-    let probe: Probe =
-        serde_json::from_slice(&json).map_err(|e| RecordError::Json(e.to_string()))?;
+    // serde quotes unknown enum words as they are: keep a hostile record's error one line.
+    let json_error = |e: serde_json::Error| RecordError::Json(one_line(&e.to_string()));
+    let probe: Probe = serde_json::from_slice(&json).map_err(json_error)?;
     match probe.format {
         None => return Err(RecordError::NoFormat),
         Some(FORMAT) => {}
         Some(newer) if newer > FORMAT => return Err(RecordError::NewerFormat(newer)),
         Some(other) => return Err(RecordError::UnknownFormat(other)),
     }
-    serde_json::from_slice(&json).map_err(|e| RecordError::Json(e.to_string()))
+    serde_json::from_slice(&json).map_err(json_error)
 }
 
 /// Decompresses at most `limit` bytes; more is an error, found after reading one byte
@@ -300,6 +308,8 @@ mod tests {
             action: "created".into(),
             health: Some("Current".into()),
             message: None,
+            resource_version: None,
+            applied_hash: None,
         }];
         record.counts = Counts::of(&record.objects);
         record

@@ -12,6 +12,7 @@ use crate::apply::applyset;
 use crate::apply::health::{Health, WaitOptions, wait_healthy};
 use crate::apply::prune;
 use crate::diff::to_yaml;
+use crate::fingerprint::applied_hash;
 use crate::live::LiveCluster;
 use crate::objects::ObjectKey;
 use crate::release::record::{Counts, ObjectResult, ReleaseRecord, ReleaseStatus};
@@ -28,6 +29,8 @@ struct Progress {
     messages: BTreeMap<ObjectKey, String>,
     health: BTreeMap<ObjectKey, Health>,
     pruned: Vec<ObjectKey>,
+    /// resourceVersions when the sync finished, for the next sync's fingerprints.
+    versions: BTreeMap<ObjectKey, String>,
 }
 
 /// Runs `plan`: the record is written as pending before the first change and finished
@@ -244,6 +247,21 @@ async fn run(
             return Err(SyncError::Unhealthy { objects: unhealthy });
         }
     }
+    // Where every object was left (one LIST per kind), so the next sync or diff can skip
+    // the dry-run of those nobody has written since.
+    let keys: BTreeSet<ObjectKey> = plan.desired.keys().cloned().collect();
+    progress.versions = cluster
+        .fetch(&keys)
+        .await?
+        .into_iter()
+        .filter_map(|(key, object)| {
+            let version = object
+                .pointer("/metadata/resourceVersion")?
+                .as_str()?
+                .to_string();
+            Some((key, version))
+        })
+        .collect();
     Ok(())
 }
 
@@ -272,6 +290,12 @@ fn object_results(plan: &SyncPlan, progress: &Progress) -> Vec<ObjectResult> {
                 .to_string(),
             health: progress.health.get(key).map(ToString::to_string),
             message: progress.messages.get(key).cloned(),
+            resource_version: progress.versions.get(key).cloned(),
+            applied_hash: progress
+                .versions
+                .get(key)
+                .and_then(|_| plan.desired.get(key))
+                .map(|o| applied_hash(&o.object)),
         })
         .collect();
     results.extend(progress.pruned.iter().map(|key| ObjectResult {
@@ -279,6 +303,8 @@ fn object_results(plan: &SyncPlan, progress: &Progress) -> Vec<ObjectResult> {
         action: "pruned".into(),
         health: None,
         message: None,
+        resource_version: None,
+        applied_hash: None,
     }));
     results
 }

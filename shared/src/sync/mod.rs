@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use execute::execute;
-pub use plan::{SyncPlan, plan};
+pub use plan::{SyncPlan, plan, plan_with};
 
 use crate::apply::applyset::ApplySetError;
 use crate::apply::health::{Health, HealthError, WaitOptions};
@@ -150,6 +150,16 @@ fn describe_apply_failure(
         names(applied),
         names(not_applied)
     )
+}
+
+/// The fingerprints of `app`'s last deployed release, if there is one and it can be read:
+/// without them everything is dry-run, which is slower but never wrong.
+pub async fn known_fingerprints(
+    store: &crate::release::store::ReleaseStore,
+    app: &str,
+) -> Option<crate::fingerprint::Fingerprints> {
+    let record = store.latest_deployed(app).await.ok().flatten()?;
+    Some(crate::fingerprint::Fingerprints::from_record(&record))
 }
 
 /// The desired set a release recorded, for a rollback: its manifest already carries

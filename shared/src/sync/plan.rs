@@ -9,9 +9,10 @@ use super::SyncError;
 use crate::apply::applyset::{self, ApplySet, ApplySetId};
 use crate::apply::order::{Phase, apply_phases};
 use crate::apply::prune;
-use crate::compare::{Comparison, against_cluster};
+use crate::compare::{Comparison, against_cluster_with};
 use crate::diff::normalise::{NormaliseOptions, normalise_with};
 use crate::diff::{Action, ChangeSet, ObjectChange};
+use crate::fingerprint::Fingerprints;
 use crate::live::LiveCluster;
 use crate::objects::{DesiredSet, ObjectKey};
 
@@ -81,8 +82,21 @@ pub async fn plan(
     cluster: &LiveCluster,
     app: &str,
     namespace: &str,
+    desired: DesiredSet,
+    prune: bool,
+) -> Result<SyncPlan, SyncError> {
+    plan_with(cluster, app, namespace, desired, prune, None).await
+}
+
+/// [`plan`], trusting `known` (the last deployed release's fingerprints) for objects
+/// nobody has written since: they are not dry-run.
+pub async fn plan_with(
+    cluster: &LiveCluster,
+    app: &str,
+    namespace: &str,
     mut desired: DesiredSet,
     prune: bool,
+    known: Option<&Fingerprints>,
 ) -> Result<SyncPlan, SyncError> {
     let existing = applyset::read(cluster, namespace, app).await?;
     if let Some(set) = &existing {
@@ -94,7 +108,8 @@ pub async fn plan(
     }
     let applyset = ApplySet::new(namespace, app).with_members(desired.keys());
     let phases = apply_phases(&desired)?;
-    let comparison = against_cluster(cluster, &desired, &NormaliseOptions::default()).await?;
+    let comparison =
+        against_cluster_with(cluster, &desired, &NormaliseOptions::default(), known).await?;
     let stale = match &existing {
         Some(set) => {
             let members = applyset::list_members(cluster, set).await?;

@@ -253,6 +253,8 @@ metadata:
             action: "pruned".into(),
             health: None,
             message: None,
+            resource_version: None,
+            applied_hash: None,
         }];
         let recorded = super::objects(&Release::from_record(record)).unwrap();
         assert_eq!(recorded[0].action.as_deref(), Some("pruned"));
