@@ -10,6 +10,12 @@ use crate::error_text::chain;
 pub enum ApiError {
     #[error("cannot reach the API server {server}: {message}")]
     Unreachable { server: String, message: String },
+    /// TLS verification failed: the server is not who the kubeconfig says it trusts.
+    #[error(
+        "the TLS certificate of the API server {server} does not verify against the cluster's \
+         certificate authority in the kubeconfig: {message}"
+    )]
+    Certificate { server: String, message: String },
     #[error("the API server {server} did not answer within {}", humantime::format_duration(*timeout))]
     Timeout { server: String, timeout: Duration },
     #[error("forbidden: {message} (a cluster admin can grant \"{verb}\" on \"{resource}\")")]
@@ -75,6 +81,11 @@ impl ApiError {
                     ApiError::Timeout {
                         server: call.server.to_string(),
                         timeout: call.timeout.unwrap_or_default(),
+                    }
+                } else if lower.contains("invalid peer certificate") {
+                    ApiError::Certificate {
+                        server: call.server.to_string(),
+                        message,
                     }
                 } else if is_transport(&other) {
                     ApiError::Unreachable {

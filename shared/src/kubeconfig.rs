@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::error_text::chain as error_chain;
+use crate::error_text::{chain as error_chain, one_line};
 
 /// The User-Agent of every request the plugins make.
 pub const USER_AGENT: &str = concat!("kubectl-gitops/v", env!("CARGO_PKG_VERSION"));
@@ -137,7 +137,8 @@ pub enum KubeconfigError {
         available: Vec<String>,
     },
     #[error(
-        "context \"{name}\" does not exist in {}; {}",
+        "context \"{}\" does not exist in {}; {}",
+        one_line(name),
         files_list(files),
         available_list(available)
     )]
@@ -147,7 +148,9 @@ pub enum KubeconfigError {
         available: Vec<String>,
     },
     #[error(
-        "context \"{context}\" (in {file}) refers to cluster \"{name}\", which is not defined in {}",
+        "context \"{}\" (in {file}) refers to cluster \"{}\", which is not defined in {}",
+        one_line(context),
+        one_line(name),
         files_list(files)
     )]
     ClusterNotFound {
@@ -157,7 +160,9 @@ pub enum KubeconfigError {
         files: Vec<PathBuf>,
     },
     #[error(
-        "context \"{context}\" (in {file}) refers to user \"{name}\", which is not defined in {}",
+        "context \"{}\" (in {file}) refers to user \"{}\", which is not defined in {}",
+        one_line(context),
+        one_line(name),
         files_list(files)
     )]
     UserNotFound {
@@ -170,7 +175,11 @@ pub enum KubeconfigError {
         "invalid --request-timeout \"{value}\": use a number with a unit, such as 30s, 1m or 500ms (0 means no timeout)"
     )]
     InvalidTimeout { value: String },
-    #[error("cannot use context \"{context}\" from {file}: {message}")]
+    #[error(
+        "cannot use context \"{}\" from {file}: {}",
+        one_line(context),
+        one_line(message)
+    )]
     Build {
         context: String,
         file: String,
@@ -178,7 +187,11 @@ pub enum KubeconfigError {
     },
     #[error("cannot load the in-cluster configuration: {message}")]
     InCluster { message: String },
-    #[error("cannot create a client for context \"{context}\": {message}")]
+    #[error(
+        "cannot create a client for context \"{}\": {}",
+        one_line(context),
+        one_line(message)
+    )]
     Client { context: String, message: String },
 }
 
@@ -198,7 +211,8 @@ fn available_list(available: &[String]) -> String {
     if available.is_empty() {
         "no contexts are defined".into()
     } else {
-        format!("available contexts: {}", available.join(", "))
+        // Names come from the kubeconfig: keep the message one line.
+        format!("available contexts: {}", one_line(&available.join(", ")))
     }
 }
 
@@ -270,9 +284,10 @@ pub fn load(
     }
     let mut loaded = LoadedKubeconfig::default();
     for path in files {
+        refuse_odd_utf16(&path)?;
         let config = Kubeconfig::read_from(&path).map_err(|e| KubeconfigError::Read {
             path: path.clone(),
-            message: error_chain(&e),
+            message: parse_message(&e),
         })?;
         for context in &config.contexts {
             loaded
@@ -284,11 +299,44 @@ pub fn load(
             .merge(config)
             .map_err(|e| KubeconfigError::Read {
                 path: path.clone(),
-                message: error_chain(&e),
+                message: parse_message(&e),
             })?;
         loaded.files.push(path);
     }
     Ok(Some(loaded))
+}
+
+/// The YAML parser's message in one line: its first line holds the position and the
+/// problem; the source snippet drawn below it would quote the file (secrets included)
+/// into the terminal.
+fn parse_message(error: &kube::config::KubeconfigError) -> String {
+    let text = error_chain(error);
+    one_line(text.lines().next().unwrap_or_default())
+}
+
+/// kube's reader decodes a file with a UTF-16 byte order mark two bytes at a time and
+/// panics on an odd byte count (kube-client 5.0, `read_path`); such a file cannot be
+/// UTF-16 text, so it is refused before kube sees it.
+fn refuse_odd_utf16(path: &Path) -> Result<(), KubeconfigError> {
+    use std::io::Read as _;
+    let read_error = |e: std::io::Error| KubeconfigError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    let mut bom = [0u8; 2];
+    if size % 2 == 1
+        && file.read_exact(&mut bom).is_ok()
+        && matches!(bom, [0xFF, 0xFE] | [0xFE, 0xFF])
+    {
+        return Err(KubeconfigError::Read {
+            path: path.to_path_buf(),
+            message: "it starts with a UTF-16 byte order mark but has an odd number of bytes"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Resolves the connection the user asked for.

@@ -78,13 +78,18 @@ pub fn from_git(args: &Args, session: &Session) -> Result<Job> {
 /// The manifest stored in a release: `revision`, or the previous deployed one.
 pub async fn from_release(args: &Args, session: &Session, revision: Option<u32>) -> Result<Job> {
     let app = app_name(args)?;
-    let records: Vec<_> = session
-        .store
-        .list(&app)
-        .await?
-        .into_iter()
-        .filter_map(Result::ok)
-        .collect();
+    let mut records = Vec::new();
+    let mut unreadable = Vec::new();
+    for entry in session.store.list(&app).await? {
+        match entry {
+            Ok(record) => records.push(record),
+            Err(bad) => unreadable.push(bad),
+        }
+    }
+    // Asked for by number, an unreadable record says why, rather than seeming absent.
+    if let Some(bad) = revision.and_then(|n| unreadable.iter().find(|u| u.revision == Some(n))) {
+        bail!("{bad}");
+    }
     if records.is_empty() {
         bail!(
             "app {app} has no releases in namespace {}",

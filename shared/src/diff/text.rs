@@ -1,6 +1,7 @@
 //! The change set as text for people: YAML, unified diffs, a summary line, markdown for a
 //! pull-request comment, and kubectl's `-o name`.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 
 use serde_json::Value;
@@ -33,12 +34,77 @@ impl Default for TextOptions {
     }
 }
 
-/// An object as YAML, its keys in the object's own order.
+/// An object as YAML, its keys in the object's own order. The text reads back as the same
+/// object with YAML 1.1 rules, as kubectl and [`crate::render::parse_documents`] read it
+/// (release records store their manifest this way, and rollback parses it again).
 pub fn to_yaml(obj: &Value) -> String {
     // A JSON value always has a YAML form; should the emitter still refuse, JSON is YAML too.
-    serde_yaml_ng::to_string(obj)
-        .or_else(|_| serde_json::to_string_pretty(obj).map(|s| s + "\n"))
-        .unwrap_or_default()
+    let json = || {
+        serde_json::to_string_pretty(obj)
+            .map(|s| s + "\n")
+            .unwrap_or_default()
+    };
+    let tagged = Cell::new(false);
+    let Ok(text) = serde_yaml_ng::to_string(&Yaml11Safe(obj, &tagged)) else {
+        return json();
+    };
+    if !tagged.get() {
+        return text;
+    }
+    // libyaml percent-encodes the second `!` of the tag; both spellings read as a string,
+    // but `!!str` is the one people know. Should a string of the object itself hold that
+    // text, the check below catches it.
+    let text = text.replace("!%21str ", "!!str ");
+    if crate::render::yaml_value(&text).as_ref() == Some(obj) {
+        text
+    } else {
+        json()
+    }
+}
+
+/// serde_yaml_ng quotes strings that YAML 1.2 would read as something else, but writes
+/// `yes`, `on`, `1_000` or `0b101` plain, and YAML 1.1 reads those as booleans and
+/// numbers. Such strings (values and keys) are written with the `!!str` tag instead; the
+/// cell records that one was.
+struct Yaml11Safe<'a>(&'a Value, &'a Cell<bool>);
+
+impl serde::Serialize for Yaml11Safe<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let tagged = self.1;
+        match self.0 {
+            Value::String(s) => Yaml11Str(s, tagged).serialize(serializer),
+            Value::Array(items) => {
+                serializer.collect_seq(items.iter().map(|item| Yaml11Safe(item, tagged)))
+            }
+            Value::Object(map) => {
+                // No length: serde_yaml_ng would take a one-entry map for a possible
+                // `!Tag value` and mangle a tagged key.
+                let mut out = serializer.serialize_map(None)?;
+                for (key, value) in map {
+                    out.serialize_entry(&Yaml11Str(key, tagged), &Yaml11Safe(value, tagged))?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
+        }
+    }
+}
+
+struct Yaml11Str<'a>(&'a str, &'a Cell<bool>);
+
+impl serde::Serialize for Yaml11Str<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let written_plain =
+            || serde_yaml_ng::to_string(self.0).is_ok_and(|text| !text.starts_with(['\'', '"']));
+        if crate::render::yaml11_reads_as_non_string(self.0) && written_plain() {
+            self.1.set(true);
+            // serde_yaml_ng writes a newtype variant as a tagged scalar.
+            serializer.serialize_newtype_variant("", 0, "!!str", self.0)
+        } else {
+            serializer.serialize_str(self.0)
+        }
+    }
 }
 
 /// A unified diff of one object's YAML, headed `--- <before_label>/<group>/<Kind>/<ns>/<name>`
@@ -318,6 +384,23 @@ mod tests {
     /// Escape codes made visible, so a snapshot shows where colour starts and ends.
     fn visible(text: &str) -> String {
         text.replace('\x1b', "<ESC>")
+    }
+
+    #[test]
+    fn yaml_reads_back_as_the_same_object_with_yaml_1_1_rules() {
+        let object = json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
+            "data": {"a": "yes", "b": "on", "c": "1_000", "d": "0b101", "e": "0644", "f": "Y",
+                     "g": "+1_0", "h": "1_0.5", "i": "plain", "on": "key", "j": true, "k": 1.5,
+                     "<<": "not a merge", "l": ["NO", "off", "0x_1F"], "m": {"on": "1_0"},
+                     "n": {"!tag": "x"}}
+        });
+        let yaml = to_yaml(&object);
+        assert!(yaml.contains("a: !!str yes\n"), "{yaml}");
+        assert!(yaml.contains("e: '0644'\n"), "{yaml}");
+        assert!(yaml.contains("i: plain\n"), "{yaml}");
+        let read = crate::render::parse_documents("m.yaml", &yaml).unwrap();
+        assert_eq!(read[0].object, object, "{yaml}");
     }
 
     #[test]

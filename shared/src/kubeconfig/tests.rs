@@ -412,3 +412,38 @@ fn relative_certificate_paths_resolve_against_the_file() {
         "{msg}"
     );
 }
+
+#[test]
+fn odd_length_utf16_is_refused_not_a_panic() {
+    let dir = TempDir::new().expect("tempdir");
+    for bom in [[0xFF, 0xFE], [0xFE, 0xFF]] {
+        let path = dir.path().join("utf16");
+        let mut bytes = bom.to_vec();
+        bytes.extend_from_slice(b"a\0b");
+        fs::write(&path, &bytes).expect("write");
+        let err = load(&ConnectOptions::default(), &env_with(&[&path])).expect_err("odd utf-16");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read kubeconfig {}: it starts with a UTF-16 byte order mark but has an odd number of bytes",
+                path.display()
+            )
+        );
+    }
+}
+
+#[test]
+fn parse_errors_are_one_line() {
+    let dir = TempDir::new().expect("tempdir");
+    let a = write(&dir, "broken", "clusters: [this is: not valid\n");
+    let msg = load(&ConnectOptions::default(), &env_with(&[&a]))
+        .expect_err("bad yaml")
+        .to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "cannot read kubeconfig {}: failed to parse kubeconfig YAML: error: line 1 column 11: unclosed bracket '['",
+            a.display()
+        )
+    );
+}

@@ -21,6 +21,7 @@ use kube::{Client, ResourceExt};
 use serde::{Deserialize, Deserializer};
 
 use crate::api_error::ApiError;
+use crate::error_text::one_line;
 use crate::release::record::MAX_DECODED_BYTES;
 use crate::release::store::{UnreadableRecord, describe};
 
@@ -131,7 +132,8 @@ pub enum DecodeError {
 /// accepted too, for records written by other tools.
 pub fn decode(data: &[u8]) -> Result<HelmRelease, DecodeError> {
     let json = payload(data)?;
-    serde_json::from_slice(&json).map_err(|e| DecodeError::Json(e.to_string()))
+    // serde quotes what it could not read as it is: keep the message one line.
+    serde_json::from_slice(&json).map_err(|e| DecodeError::Json(one_line(&e.to_string())))
 }
 
 fn payload(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
@@ -235,7 +237,8 @@ pub fn read_secret(secret: &Secret, namespace: &str) -> Result<HelmRelease, Unre
     if release.name != release_name || release.version != version {
         return Err(unreadable(format!(
             "it holds version {} of release \"{}\", which does not match its name",
-            release.version, release.name
+            release.version,
+            one_line(&release.name)
         )));
     }
     // Where it is stored is where it was installed; an empty field means the same.

@@ -18,7 +18,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, P
 use kube::{Client, ResourceExt};
 
 use crate::api_error::ApiError;
-use crate::error_text::chain;
+use crate::error_text::{chain, one_line};
 use crate::release::record::{self, FORMAT, RecordError, ReleaseRecord, ReleaseStatus};
 
 /// The Secret type of release records.
@@ -240,7 +240,8 @@ fn read_secret(secret: Secret, namespace: &str, app: &str) -> Entry {
                     Some(r) if record.app == app && record.revision == r => Ok(record),
                     _ => Err(unreadable(format!(
                         "it holds revision {} of app {}, which does not match its name",
-                        record.revision, record.app
+                        record.revision,
+                        one_line(&record.app)
                     ))),
                 }),
         },

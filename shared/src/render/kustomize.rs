@@ -1,15 +1,34 @@
 //! Kustomize rendering through `kubectl kustomize`.
 //!
 //! The whole repository is written to a temporary directory, because overlays reach
-//! their bases through `../`; kustomize's default load restrictor still keeps each
-//! kustomization inside its own tree.
+//! their bases through `../`. kustomize's default load restrictor keeps the *files* a
+//! kustomization reads inside its own directory, but not the *directories* it loads as
+//! bases and components: `resources: [../../../../home/me/other]` would read whatever
+//! kustomization lies outside the temporary directory. So before kustomize runs, every
+//! kustomization the root reaches is checked to stay inside the repository.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use serde_json::Value;
+
+use super::yaml::yaml_documents;
 use super::{Manifest, RenderError, RenderOptions, join, kustomization_file, parse_documents};
 use crate::source::Snapshot;
+
+/// Kustomization fields whose entries may name a directory that kustomize then loads as a
+/// new root, wherever it lies. (Fields naming files only, such as `patches` or generator
+/// `files`, are held inside the kustomization's directory by kustomize itself.)
+const ROOT_FIELDS: [&str; 6] = [
+    "resources",
+    "bases",
+    "components",
+    "generators",
+    "transformers",
+    "validators",
+];
 
 /// Runs `<kubectl> kustomize <tmp>/<root>` and parses what it prints. Origins name the
 /// kustomization file, with the document's position in the output and line 1.
@@ -18,6 +37,7 @@ pub(super) fn render(
     root: &str,
     opts: &RenderOptions,
 ) -> Result<Vec<Manifest>, RenderError> {
+    check_confined(snapshot, root)?;
     let tmp = tempfile::Builder::new()
         .prefix("kubectl-gitops-")
         .tempdir()
@@ -69,6 +89,92 @@ pub(super) fn render(
         manifest.origin.line = 1;
     }
     Ok(manifests)
+}
+
+/// Refuses a kustomization reachable from `root` whose bases, components or plugins lie
+/// outside the repository (`..` past its top, an absolute path, a `file://` URL). Remote
+/// bases by URL stay allowed: that is kustomize's own, explicit way to reach out.
+fn check_confined(snapshot: &Snapshot, root: &str) -> Result<(), RenderError> {
+    let mut pending = vec![root.to_string()];
+    let mut seen = BTreeSet::new();
+    while let Some(dir) = pending.pop() {
+        if !seen.insert(dir.clone()) {
+            continue;
+        }
+        let Some(file) = kustomization_file(snapshot, &dir) else {
+            continue; // a file, or a path kustomize will report missing
+        };
+        let bytes = snapshot.files.get(&file).map_or(&[][..], Vec::as_slice);
+        let text = std::str::from_utf8(bytes).map_err(|_| RenderError::NotUtf8 {
+            file: file.clone(),
+            line: 1,
+        })?;
+        for (_, document) in yaml_documents(&file, text)? {
+            for field in ROOT_FIELDS {
+                let Some(Value::Array(entries)) = document.get(field) else {
+                    continue;
+                };
+                for entry in entries.iter().filter_map(Value::as_str) {
+                    if let Some(target) = local_target(&file, &dir, field, entry)? {
+                        pending.push(target);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a kustomization entry leads inside the repository; `None` for a remote URL or an
+/// inline configuration. An entry leaving the repository is an error.
+fn local_target(
+    file: &str,
+    dir: &str,
+    field: &str,
+    entry: &str,
+) -> Result<Option<String>, RenderError> {
+    let outside = |reason: &str| RenderError::KustomizeOutside {
+        file: file.to_string(),
+        field: field.to_string(),
+        entry: crate::error_text::one_line(entry),
+        reason: reason.to_string(),
+    };
+    // Generators and transformers may be inline YAML rather than a path.
+    if entry.contains('\n') {
+        return Ok(None);
+    }
+    let unprefixed = entry.strip_prefix("git::").unwrap_or(entry);
+    if let Some((scheme, _)) = unprefixed.split_once("://") {
+        return match scheme {
+            "https" | "http" | "ssh" | "git" => Ok(None),
+            _ => Err(outside(
+                "only https, http, ssh and git URLs reach outside it",
+            )),
+        };
+    }
+    // scp-like `git@github.com:org/repo`: remote too.
+    if unprefixed
+        .split_once(':')
+        .is_some_and(|(host, _)| host.contains('@') && !host.contains('/'))
+    {
+        return Ok(None);
+    }
+    if unprefixed.starts_with('/') {
+        return Err(outside("it is an absolute path"));
+    }
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in unprefixed.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(outside("it climbs above the top of the repository"));
+                }
+            }
+            name => parts.push(name),
+        }
+    }
+    Ok(Some(parts.join("/")))
 }
 
 /// kustomize names files by their absolute temporary path; make them repo-relative.
@@ -195,7 +301,8 @@ mod tests {
             ver: 1.20\n  e: 1e3\n  one: 1.0\n  half: .5\n  hex: 0x1F\n  bin: 0b101\n  \
             oct: 0o17\n  nul: ~\n  empty:\n  tilde: '~'\n  date: 2024-01-01\n  \
             list: [Yes, NO, On, 'on', 1_0, +12]\n  base: &b {a: 1, c: 1}\n  \
-            m: {<<: *b, c: 2}\n  lit: |\n    0644\n  str: plain text\n";
+            m: {<<: *b, c: 2}\n  q: {'<<': 1, !!str x: yes}\n  lit: |\n    0644\n  \
+            str: plain text\n";
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scalars.yaml");
         std::fs::write(&path, text).unwrap();
@@ -222,6 +329,131 @@ mod tests {
         let theirs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         let ours = parse_documents("scalars.yaml", text).unwrap();
         assert_eq!(ours[0].object, theirs);
+    }
+
+    /// A kustomization outside the repository, next to where the render's temporary
+    /// directory is made, holding a value that must never show up.
+    fn outside_kustomization() -> tempfile::TempDir {
+        let outside = tempfile::Builder::new()
+            .prefix("outside-")
+            .tempdir_in(std::env::temp_dir())
+            .unwrap();
+        std::fs::write(
+            outside.path().join("kustomization.yaml"),
+            "resources: [cm.yaml]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            outside.path().join("cm.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leaked}\ndata: {v: TOPSECRET}\n",
+        )
+        .unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "TOPSECRET\n").unwrap();
+        outside
+    }
+
+    #[test]
+    fn bases_outside_the_repository_are_refused_before_kustomize_runs() {
+        let outside = outside_kustomization();
+        let name = outside.path().file_name().unwrap().to_str().unwrap();
+        // The temporary tree is <tmp>/kubectl-gitops-XXXX/<repo files>: from `app`,
+        // `../../NAME` is <tmp>/NAME, which kustomize would load as a base.
+        let escape = format!("../../{name}");
+        let cases = [
+            (
+                vec![(
+                    "app/kustomization.yaml",
+                    format!("resources:\n- {escape}\n"),
+                )],
+                "app/kustomization.yaml: `../../outside-",
+            ),
+            (
+                vec![
+                    (
+                        "app/kustomization.yaml",
+                        "resources: [../base]\n".to_string(),
+                    ),
+                    (
+                        "base/kustomization.yaml",
+                        format!("components:\n- ../{escape}\n"),
+                    ),
+                ],
+                "base/kustomization.yaml: `../../../outside-",
+            ),
+            (
+                vec![(
+                    "app/kustomization.yaml",
+                    "resources: [../../../../../../etc]\n".to_string(),
+                )],
+                "app/kustomization.yaml: `../../../../../../etc` in resources points outside \
+                 the repository: it climbs above the top of the repository",
+            ),
+            (
+                vec![(
+                    "app/kustomization.yaml",
+                    format!("resources: [{}]\n", outside.path().display()),
+                )],
+                "it is an absolute path",
+            ),
+            (
+                vec![(
+                    "app/kustomization.yaml",
+                    "bases: ['git::file:///srv/git/other']\n".to_string(),
+                )],
+                "only https, http, ssh and git URLs reach outside it",
+            ),
+        ];
+        for (files, want) in cases {
+            let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+            let err = render_any(&snapshot("app", &files), &kubectl())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err}");
+            assert!(!err.contains("TOPSECRET"), "{err}");
+        }
+    }
+
+    #[test]
+    fn remote_inline_and_inside_entries_are_allowed() {
+        for entry in [
+            "https://github.com/org/repo//deploy?ref=v1",
+            "git::https://example.com/repo.git",
+            "ssh://git@example.com/repo.git",
+            "git@github.com:org/repo.git",
+            "{apiVersion: builtin, kind: LabelTransformer}\nmetadata: {name: x}",
+        ] {
+            assert_eq!(
+                local_target("k", "app", "resources", entry).unwrap(),
+                None,
+                "{entry}"
+            );
+        }
+        assert_eq!(
+            local_target("k", "overlays/prod", "resources", "./../../base/").unwrap(),
+            Some("base".to_string())
+        );
+        // A self-reference or a loop is for kustomize to report; the check terminates.
+        let files = [
+            ("a/kustomization.yaml", "resources: [../b, .]\n"),
+            ("b/kustomization.yaml", "resources: [../a]\n"),
+        ];
+        check_confined(&snapshot("a", &files), "a").unwrap();
+    }
+
+    #[test]
+    fn files_outside_a_kustomization_are_refused_by_kustomize() {
+        let outside = outside_kustomization();
+        let name = outside.path().file_name().unwrap().to_str().unwrap();
+        let text = format!("configMapGenerator:\n- name: x\n  files: [../../{name}/secret.txt]\n");
+        let err = render_any(
+            &snapshot("app", &[("app/kustomization.yaml", &text)]),
+            &kubectl(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("kustomize failed for `app`: "), "{err}");
+        assert!(err.contains("is not in or below"), "{err}");
+        assert!(!err.contains("TOPSECRET"), "{err}");
     }
 
     #[test]

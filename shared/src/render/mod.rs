@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use crate::source::{Snapshot, SourceError};
 
+pub(crate) use value::yaml11_reads_as_non_string;
 pub use yaml::parse_documents;
 
 /// The largest file (or kustomize output) we parse. Manifests are rarely above a few
@@ -136,6 +137,26 @@ pub enum RenderError {
 
     #[error("kustomize failed for `{root}`: {message}")]
     Kustomize { root: String, message: String },
+
+    /// A kustomization whose bases or components would make kustomize read outside the
+    /// repository.
+    #[error("{file}: `{entry}` in {field} points outside the repository: {reason}")]
+    KustomizeOutside {
+        file: String,
+        field: String,
+        entry: String,
+        reason: String,
+    },
+}
+
+/// The value of a single-document YAML text as [`parse_documents`] reads it (YAML 1.1, the
+/// same limits); `None` if it does not parse or holds another number of documents.
+pub(crate) fn yaml_value(text: &str) -> Option<serde_json::Value> {
+    let mut documents = yaml::yaml_documents("yaml", text).ok()?;
+    match documents.pop() {
+        Some((_, value)) if documents.is_empty() => Some(value),
+        _ => None,
+    }
 }
 
 /// Chooses the renderer by what `snapshot.root` holds: a kustomization file

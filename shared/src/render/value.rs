@@ -24,6 +24,9 @@ pub(super) struct Builder<'t> {
     /// The YAML text the deserializer borrows from, to tell plain scalars from quoted
     /// ones; `None` for JSON, which has neither plain scalars nor merge keys.
     yaml_source: Option<&'t str>,
+    /// Set when the scalar just read was a plain `<<`: only that spelling is a merge key
+    /// (go-yaml's rule); `'<<'` and `!!str <<` are ordinary keys.
+    plain_merge_key: Cell<bool>,
 }
 
 impl<'t> Builder<'t> {
@@ -35,6 +38,7 @@ impl<'t> Builder<'t> {
         Builder {
             budget: Cell::new(budget),
             yaml_source: Some(source),
+            plain_merge_key: Cell::new(false),
         }
     }
 
@@ -42,6 +46,7 @@ impl<'t> Builder<'t> {
         Builder {
             budget: Cell::new(usize::MAX),
             yaml_source: None,
+            plain_merge_key: Cell::new(false),
         }
     }
 
@@ -159,6 +164,9 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Value, E> {
+        if v == "<<" {
+            self.builder.plain_merge_key.set(self.builder.is_plain(v));
+        }
         if self.builder.is_plain(v)
             && let Some(resolved) = resolve_yaml11(v)
         {
@@ -202,10 +210,15 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
         self.builder.charge(1)?;
         let mut out = Map::new();
         let mut merges = Vec::new();
-        while let Some(key) = map.next_key_seed(self)? {
+        loop {
+            self.builder.plain_merge_key.set(false);
+            let Some(key) = map.next_key_seed(self)? else {
+                break;
+            };
+            let merge = self.builder.plain_merge_key.get();
             let key = key_string(key)?;
             let value = map.next_value_seed(self)?;
-            if key == "<<" && self.builder.yaml_source.is_some() {
+            if key == "<<" && merge {
                 merges.push(value);
             } else if out.contains_key(&key) {
                 return Err(de::Error::custom(format!("duplicate key `{key}`")));
@@ -263,6 +276,13 @@ fn key_string<E: de::Error>(key: Value) -> Result<String, E> {
             "a mapping key must be a scalar, not a list or mapping",
         )),
     }
+}
+
+/// Whether YAML 1.1 (kubectl, [`super::parse_documents`]) reads `s`, written as a plain
+/// scalar that YAML 1.2 reads as a string, as something else: a boolean, a number, or
+/// (as a key) a merge.
+pub(crate) fn yaml11_reads_as_non_string(s: &str) -> bool {
+    s == "<<" || resolve_yaml11(s).is_some()
 }
 
 /// YAML 1.1 meanings (as go-yaml v2 resolves them) of plain scalars that YAML 1.2 reads
@@ -370,10 +390,15 @@ mod tests {
 
     #[test]
     fn merge_keys_and_local_tags() {
-        let text = "base: &b {a: 1, b: 2}\nm:\n  <<: *b\n  b: 3\nt: !Thing {x: 1}\n";
+        let text = "base: &b {a: 1, b: 2}\nm:\n  <<: *b\n  b: 3\nt: !Thing {x: 1}\n\
+                    q: {'<<': 1, \"<<\": 2}\ns: {!!str <<: 3}\n";
+        let err = yaml(text).unwrap_err().to_string();
+        assert!(err.contains("duplicate key `<<`"), "{err}");
+        let text = text.replace(", \"<<\": 2", "");
         assert_eq!(
-            yaml(text).unwrap(),
-            json!({"base": {"a": 1, "b": 2}, "m": {"b": 3, "a": 1}, "t": {"x": 1}})
+            yaml(&text).unwrap(),
+            json!({"base": {"a": 1, "b": 2}, "m": {"b": 3, "a": 1}, "t": {"x": 1},
+                   "q": {"<<": 1}, "s": {"<<": 3}})
         );
     }
 

@@ -99,22 +99,65 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Manifest>, RenderEr
         }
         return Ok(manifests);
     }
-    let mut document = 0;
+    for (document, (line, value)) in yaml_documents(file, text)?.into_iter().enumerate() {
+        collect(file, document, line, value, &mut manifests)?;
+    }
+    Ok(manifests)
+}
+
+/// Every non-empty YAML document of `text` as JSON, read as [`parse_documents`] reads
+/// them (YAML 1.1 scalars, the alias budget), each with the line its content starts on.
+pub(super) fn yaml_documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, RenderError> {
+    let mut values = Vec::new();
     for chunk in split_documents(text) {
         let Some(content_line) = chunk.content_line else {
             continue;
         };
+        check_flow_depth(file, &chunk)?;
         for doc in serde_yaml_ng::Deserializer::from_str(chunk.text) {
             let builder = Builder::yaml(text, chunk.text.len());
             let value = builder
                 .seed()
                 .deserialize(doc)
                 .map_err(|err| yaml_error(file, &chunk, content_line, &err))?;
-            collect(file, document, content_line, value, &mut manifests)?;
-            document += 1;
+            values.push((content_line, value));
         }
     }
-    Ok(manifests)
+    Ok(values)
+}
+
+/// How deep brackets may nest in one YAML document. Real manifests stay far below the
+/// deserializer's own limit (128 levels).
+const MAX_FLOW_DEPTH: usize = 1_000;
+
+/// libyaml keeps a possible simple key per open bracket and walks them all on every
+/// token, so deeply nested flow collections take quadratic time before the deserializer's
+/// recursion limit refuses them: 40,000 `{a: ` take seconds, a 16 MiB file would take
+/// hours. Brackets are counted in scalars too, which can only overestimate the depth.
+fn check_flow_depth(file: &str, chunk: &Chunk<'_>) -> Result<(), RenderError> {
+    let (mut depth, mut line, mut line_start) = (0usize, chunk.first_line, 0);
+    for (offset, byte) in chunk.text.bytes().enumerate() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(RenderError::Syntax {
+                        file: file.to_string(),
+                        line,
+                        column: offset - line_start + 1,
+                        message: format!(
+                            "brackets nest more than {MAX_FLOW_DEPTH} levels deep; refusing \
+                             to parse the document"
+                        ),
+                    });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'\n' => (line, line_start) = (line + 1, offset + 1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The text of one `---`-separated document.
@@ -531,6 +574,65 @@ mod tests {
         let big = " ".repeat(MAX_FILE_BYTES + 1);
         let err = parse_documents("big.yaml", &big).unwrap_err();
         assert!(matches!(err, RenderError::TooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let depth = 10_000;
+        let block: String = (0..2_000)
+            .map(|i| format!("{}k:\n", "  ".repeat(i)))
+            .collect();
+        let aliases: String = (0..200)
+            .map(|i| match i {
+                0 => "a0: &a0 [x]\n".to_string(),
+                _ => format!("a{i}: &a{i} [*a{}]\n", i - 1),
+            })
+            .collect();
+        let cases = [
+            ("block.yaml", block, "recursion limit exceeded"),
+            ("aliases.yaml", aliases, "recursion limit exceeded"),
+            // Within the bracket limit: the deserializer's recursion limit answers.
+            ("flow.yaml", "{a: ".repeat(900), "recursion limit exceeded"),
+            (
+                "deep.json",
+                format!("{}1{}", "[".repeat(depth), "]".repeat(depth)),
+                "recursion limit exceeded",
+            ),
+            (
+                "object.json",
+                format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth)),
+                "recursion limit exceeded",
+            ),
+            (
+                "seq.yaml",
+                format!("x: y\nz: {}{}", "[".repeat(depth), "]".repeat(depth)),
+                "seq.yaml:2:1004: brackets nest more than 1000 levels deep",
+            ),
+            // Quadratic in libyaml without the bracket limit: minutes for a few MiB.
+            (
+                "map.yaml",
+                "{a: ".repeat(1_000_000),
+                "map.yaml:1:4001: brackets nest more than 1000 levels deep",
+            ),
+            (
+                "keys.yaml",
+                "[{\"a\": ".repeat(1_000_000),
+                "brackets nest more than 1000 levels deep",
+            ),
+        ];
+        for (file, text, want) in cases {
+            let started = Instant::now();
+            let err = parse_documents(file, &text).unwrap_err().to_string();
+            assert!(started.elapsed() < Duration::from_secs(5), "{file}");
+            assert!(err.starts_with(&format!("{file}:")), "{err}");
+            assert!(err.contains(want), "{file}: {err}");
+        }
+        // Brackets in a scalar count too, but real text stays far below the limit.
+        let script = format!(
+            "{CM}a\ndata:\n  s: |\n    {}\n",
+            "function f() { return [1, {a: 2}]; }\n    ".repeat(1_000)
+        );
+        assert_eq!(parse("s.yaml", &script).len(), 1);
     }
 
     #[test]

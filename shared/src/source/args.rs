@@ -65,6 +65,8 @@ pub fn parse_range(arg: &str) -> Result<Option<(String, String)>, SourceError> {
 /// - both is an error that suggests `--` (the caller treats everything after `--` as paths);
 /// - neither is an error too, since a typo should not silently become an empty path.
 pub fn classify_positional(repo: &Repo, arg: &str, cwd: &Path) -> Result<Positional, SourceError> {
+    // Otherwise a corrupt repository would only make `HEAD` look unknown.
+    repo.check_objects()?;
     let is_path = match repo.workdir() {
         Some(_) => std::fs::symlink_metadata(cwd.join(arg)).is_ok(),
         None => repo.head_has_path(arg),

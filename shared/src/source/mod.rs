@@ -8,9 +8,11 @@
 //!
 //! Hostile repositories exist, so: symlinks are never followed on disk or in a tree; a
 //! symlink whose target stays inside the tree is resolved from the files already read, and
-//! any other symlink is skipped. Submodules and names that are not UTF-8 are skipped too.
+//! any other symlink is skipped. Submodules, names that are not UTF-8 and names with control
+//! characters are skipped too.
 
 mod args;
+mod integrity;
 mod remote;
 mod repo;
 mod walk;
@@ -108,6 +110,14 @@ pub enum SourceError {
     #[error("{context} in {repo} failed: {message}")]
     Git {
         context: String,
+        repo: String,
+        message: String,
+    },
+    #[error(
+        "the git object {id} in {repo} is corrupt: {message}; `git fsck` in the repository tells more"
+    )]
+    CorruptObject {
+        id: String,
         repo: String,
         message: String,
     },

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use git2::{ErrorCode, Repository, Sort};
 
-use super::walk::{self, RawTree};
+use super::integrity::{self, Corrupt};
+use super::walk::{self, RawTree, TreeError};
 use super::{CommitInfo, Snapshot, SourceError, has_path, normalize_root};
 
 /// An opened git repository.
@@ -14,6 +15,8 @@ pub struct Repo {
     workdir: Option<PathBuf>,
     /// How messages name the repository: its working directory, git directory or remote URL.
     label: String,
+    /// The loose objects, checked before libgit2 first reads any (see integrity.rs).
+    loose_objects: std::cell::OnceCell<Result<(), Corrupt>>,
 }
 
 impl fmt::Debug for Repo {
@@ -51,6 +54,23 @@ impl Repo {
             repo,
             workdir,
             label,
+            loose_objects: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Fails on a loose object libgit2 would hang on; checked once, before the first read.
+    pub(super) fn check_objects(&self) -> Result<(), SourceError> {
+        self.loose_objects
+            .get_or_init(|| integrity::check_loose_objects(&integrity::objects_dir(&self.repo)))
+            .clone()
+            .map_err(|corrupt| self.corrupt(corrupt))
+    }
+
+    fn corrupt(&self, corrupt: Corrupt) -> SourceError {
+        SourceError::CorruptObject {
+            id: corrupt.id,
+            repo: self.label.clone(),
+            message: corrupt.message,
         }
     }
 
@@ -73,6 +93,7 @@ impl Repo {
     }
 
     fn find_commit(&self, rev: &str) -> Result<git2::Commit<'_>, SourceError> {
+        self.check_objects()?;
         let mut found = self.repo.revparse_single(rev);
         if let (Err(_), Some(branch)) = (&found, rev.strip_prefix("origin/"))
             && self.repo.is_bare()
@@ -107,8 +128,12 @@ impl Repo {
         let tree = found
             .tree()
             .map_err(|e| self.git_error(format!("reading the tree of {}", commit.short_id), &e))?;
-        let raw = walk::read_git_tree(&self.repo, &tree)
-            .map_err(|e| self.git_error(format!("reading revision {}", commit.short_id), &e))?;
+        let raw = walk::read_git_tree(&self.repo, &tree).map_err(|e| match e {
+            TreeError::Git(e) => {
+                self.git_error(format!("reading revision {}", commit.short_id), &e)
+            }
+            TreeError::Corrupt(corrupt) => self.corrupt(corrupt),
+        })?;
         let files = raw.resolve_links(&self.label)?;
         let exists = has_path(&files, &root) || tree.get_path(Path::new(&root)).is_ok();
         if !exists {
@@ -134,6 +159,7 @@ impl Repo {
             });
         };
         let root = normalize_root(root, &self.label)?;
+        self.check_objects()?;
         let mut options = git2::StatusOptions::new();
         options
             .include_untracked(true)
@@ -230,6 +256,10 @@ impl Repo {
     /// Whether `path` (repo-relative) names something in the tree of HEAD; false when HEAD
     /// is unborn.
     pub(super) fn head_has_path(&self, path: &str) -> bool {
+        // A corrupt object is reported by the read that follows.
+        if self.check_objects().is_err() {
+            return false;
+        }
         let Ok(root) = normalize_root(path, &self.label) else {
             return false;
         };

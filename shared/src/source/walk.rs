@@ -7,6 +7,7 @@ use std::path::Path;
 
 use git2::{ObjectType, Oid, Repository};
 
+use super::integrity::{self, Corrupt};
 use super::{Snapshot, SourceError};
 
 /// Limit on files copied through directory symlinks, so a hostile tree of links cannot
@@ -23,11 +24,15 @@ pub(super) struct RawTree {
     links: BTreeMap<String, String>,
 }
 
-/// A name we are willing to put in a path: UTF-8, not special, not git's own directory.
+/// A name we are willing to put in a path: UTF-8, not special, not git's own directory,
+/// and without control characters (a newline or an escape sequence in a file name would
+/// reach error messages and diff headers, and no manifest needs one).
 fn usable_name(name: &[u8]) -> Option<&str> {
     let name = std::str::from_utf8(name).ok()?;
-    let special =
-        matches!(name, "" | "." | "..") || name.eq_ignore_ascii_case(".git") || name.contains('/');
+    let special = matches!(name, "" | "." | "..")
+        || name.eq_ignore_ascii_case(".git")
+        || name.contains('/')
+        || name.chars().any(char::is_control);
     (!special).then_some(name)
 }
 
@@ -39,14 +44,31 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// Why a tree could not be read.
+#[derive(Debug)]
+pub(super) enum TreeError {
+    Git(git2::Error),
+    Corrupt(Corrupt),
+}
+
+impl From<git2::Error> for TreeError {
+    fn from(error: git2::Error) -> Self {
+        TreeError::Git(error)
+    }
+}
+
 /// Walk `tree` once, reading every blob straight from the object database.
 pub(super) fn read_git_tree(
     repo: &Repository,
     tree: &git2::Tree<'_>,
-) -> Result<RawTree, git2::Error> {
+) -> Result<RawTree, TreeError> {
     // Reading through the odb skips libgit2's object cache, which would only hold every
     // blob in memory a second time.
     let odb = repo.odb()?;
+    let objects = integrity::objects_dir(repo);
+    // Large loose blobs were left unchecked by `Repo`'s first read (see integrity.rs).
+    let check =
+        |id: Oid| integrity::check_large_loose_object(&objects, id).map_err(TreeError::Corrupt);
     let mut raw = RawTree::default();
     let mut pending: Vec<(String, Oid)> = vec![(String::new(), tree.id())];
     while let Some((prefix, id)) = pending.pop() {
@@ -59,11 +81,13 @@ pub(super) fn read_git_tree(
             match entry.kind() {
                 Some(ObjectType::Tree) => pending.push((path, entry.id())),
                 Some(ObjectType::Blob) if entry.filemode() == GIT_SYMLINK_MODE => {
+                    check(entry.id())?;
                     if let Ok(target) = std::str::from_utf8(odb.read(entry.id())?.data()) {
                         raw.links.insert(path, target.to_owned());
                     }
                 }
                 Some(ObjectType::Blob) => {
+                    check(entry.id())?;
                     raw.files
                         .insert(path, odb.read(entry.id())?.data().to_vec());
                 }
@@ -339,7 +363,17 @@ mod tests {
     #[test]
     fn usable_names_exclude_specials() {
         assert_eq!(usable_name(b"a.yaml"), Some("a.yaml"));
-        for bad in [&b".."[..], b".", b"", b".git", b".GIT", b"a/b", b"\xff\xfe"] {
+        for bad in [
+            &b".."[..],
+            b".",
+            b"",
+            b".git",
+            b".GIT",
+            b"a/b",
+            b"\xff\xfe",
+            b"a\nb.yaml",
+            b"\x1b[31mred.yaml",
+        ] {
             assert_eq!(usable_name(bad), None);
         }
     }
