@@ -4,6 +4,7 @@
 //! parses command-line flags, and nothing prints: the plugins print what it returns.
 
 pub mod api_error;
+pub mod app_file;
 pub mod apply;
 pub mod compare;
 pub mod diff;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed step should stop the test loudly
 
 mod applyset;
+mod apps;
 mod cluster;
 mod diff_git;
 mod drift;

@@ -10,9 +10,10 @@ pub struct ConnectionArgs {
     /// Path to the kubeconfig file to use (otherwise KUBECONFIG, then ~/.kube/config).
     #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// The name of the kubeconfig context to use.
-    #[arg(long, global = true, value_name = "NAME")]
-    pub context: Option<String>,
+    /// The name of the kubeconfig context to use. Repeat it to act on several clusters at
+    /// once (diff-git, sync and drift).
+    #[arg(long = "context", global = true, value_name = "NAME")]
+    pub contexts: Vec<String>,
     /// The name of the kubeconfig cluster to use.
     #[arg(long, global = true, value_name = "NAME")]
     pub cluster: Option<String>,
@@ -37,7 +38,7 @@ impl ConnectionArgs {
     pub fn options(&self) -> ConnectOptions {
         ConnectOptions {
             kubeconfig: self.kubeconfig.clone(),
-            context: self.context.clone(),
+            context: self.contexts.first().cloned(),
             cluster: self.cluster.clone(),
             user: self.user.clone(),
             namespace: self.namespace.clone(),
@@ -45,6 +46,17 @@ impl ConnectionArgs {
             impersonate: self.impersonate.clone(),
             impersonate_groups: self.impersonate_groups.clone(),
         }
+    }
+
+    /// The options for one of several destinations: `context` (None: the kubeconfig's
+    /// current one) and a namespace when -n did not give one.
+    pub fn options_for(&self, context: Option<&str>, namespace: Option<&str>) -> ConnectOptions {
+        let mut options = self.options();
+        options.context = context.map(str::to_string);
+        if options.namespace.is_none() {
+            options.namespace = namespace.map(str::to_string);
+        }
+        options
     }
 
     /// Resolves the connection from these flags and the process environment.

@@ -17,12 +17,11 @@ pub struct View<'a> {
 }
 
 /// The colored unified diff, then the one-line summary.
-pub fn unified(view: &View) -> io::Result<()> {
+pub fn unified(out: &mut dyn Write, view: &View) -> io::Result<()> {
     let options = TextOptions {
         context: view.context,
         color: view.color,
     };
-    let mut out = io::stdout().lock();
     for change in view.changes.differences() {
         out.write_all(diff::unified(change, view.before, view.after, &options).as_bytes())?;
     }
@@ -31,7 +30,14 @@ pub fn unified(view: &View) -> io::Result<()> {
 }
 
 /// The stable document for scripts.
-pub fn json(view: &View) -> io::Result<()> {
+pub fn json(out: &mut dyn Write, view: &View) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &document(view))?;
+    writeln!(out)?;
+    out.flush()
+}
+
+/// What `-o json` prints, as a value (several destinations print one per item).
+pub fn document(view: &View) -> serde_json::Value {
     #[derive(Serialize)]
     struct Document<'a> {
         before: &'a str,
@@ -46,28 +52,22 @@ pub fn json(view: &View) -> io::Result<()> {
         report: view.changes.report(false),
         conflicts: view.conflicts,
     };
-    let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &document)?;
-    writeln!(out)?;
-    out.flush()
+    serde_json::to_value(&document).unwrap_or_default()
 }
 
-pub fn names(view: &View) -> io::Result<()> {
-    let mut out = io::stdout().lock();
+pub fn names(out: &mut dyn Write, view: &View) -> io::Result<()> {
     out.write_all(diff::names(view.changes).as_bytes())?;
     out.flush()
 }
 
-pub fn markdown(view: &View) -> io::Result<()> {
-    let mut out = io::stdout().lock();
+pub fn markdown(out: &mut dyn Write, view: &View) -> io::Result<()> {
     out.write_all(diff::markdown(view.changes, view.before, view.after).as_bytes())?;
     out.flush()
 }
 
 /// Fields another manager owns: the diff shows them taken over, and says so on stderr,
 /// since `kubectl sync` will need `--force-conflicts` to do it.
-pub fn conflict_warnings(conflicts: &[Conflict]) {
-    let mut err = io::stderr().lock();
+pub fn conflict_warnings(err: &mut dyn Write, conflicts: &[Conflict]) {
     for conflict in conflicts {
         let _ = writeln!(
             err,
@@ -79,8 +79,7 @@ pub fn conflict_warnings(conflicts: &[Conflict]) {
 
 /// Objects in a namespace that does not exist are shown as added; applying them will fail
 /// until someone creates it, so say so.
-pub fn missing_namespace_warnings(namespaces: &[String]) {
-    let mut err = io::stderr().lock();
+pub fn missing_namespace_warnings(err: &mut dyn Write, namespaces: &[String]) {
     for ns in namespaces {
         let _ = writeln!(
             err,

@@ -8,12 +8,14 @@ mod connection;
 pub mod diff_view;
 mod exit;
 mod source_args;
+pub mod targets;
 pub mod watch;
 
 pub use color::ColorWhen;
 pub use connection::ConnectionArgs;
 pub use exit::{Outcome, main, run};
 pub use source_args::{ResolvedSource, Selection, SourceArgs};
+pub use targets::{AppListArgs, Target};
 
 /// `--version`: the version and the git commit the plugin was built from.
 pub const VERSION: &str = concat!(

@@ -34,6 +34,8 @@ pub struct ResolvedSource {
     pub repo: Repo,
     /// The path inside the repository, repo-relative ("" for all of it).
     pub root: String,
+    /// Whether the command line named the path (else it is the current directory's).
+    pub path_given: bool,
     pub selection: Selection,
 }
 
@@ -101,6 +103,7 @@ impl SourceArgs {
         Ok(ResolvedSource {
             repo,
             root,
+            path_given: path.is_some(),
             selection,
         })
     }

@@ -3,6 +3,7 @@
 
 mod external;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -10,14 +11,18 @@ use clap::{Parser, ValueEnum};
 use gitops::apply::applyset;
 use gitops::compare::{Conflict, against_cluster};
 use gitops::diff::{ChangeSet, NormaliseOptions, normalise};
-use gitops::kubeconfig::{self, Environment};
+use gitops::kubeconfig::{self, ConnectOptions, Connection, Environment};
 use gitops::live::LiveCluster;
 use gitops::load::{self, LoadedTree, TreeSpec};
 use gitops::objects::BuiltinScopes;
 use gitops::release::store::ReleaseStore;
 use gitops::render::RenderOptions;
 use gitops::sync::{self, app_name_for_path};
-use gitops_cli::{ColorWhen, ConnectionArgs, Outcome, Selection, SourceArgs, diff_view};
+use gitops_cli::targets::{self, Target};
+use gitops_cli::{
+    AppListArgs, ColorWhen, ConnectionArgs, Outcome, ResolvedSource, Selection, SourceArgs,
+    diff_view,
+};
 
 /// Show what applying a git revision would change in the cluster, or what changed between
 /// two revisions.
@@ -47,6 +52,8 @@ Exit status: 0 no differences, 1 differences found, 2 or more an error (as kubec
 struct Args {
     #[command(flatten)]
     source: SourceArgs,
+    #[command(flatten)]
+    apps: AppListArgs,
     /// Diff the files on disk, uncommitted changes included, instead of a revision.
     #[arg(long)]
     working_tree: bool,
@@ -88,99 +95,275 @@ fn main() -> ExitCode {
 /// What the positional arguments asked for.
 async fn run(args: Args) -> Result<Outcome> {
     let source = args.source.resolve(args.working_tree)?;
-    let render_options = RenderOptions {
-        kubectl: load::kubectl_binary(),
-    };
-    let mut conflicts: Vec<Conflict> = Vec::new();
-    let (mut changes, before_label, after_label) = match &source.selection {
+    let (tree, range) = match &source.selection {
         Selection::Range(a, b) => {
-            let namespace = offline_namespace(&args.connection);
             let old = load::read_tree(&source.repo, &TreeSpec::Revision(a.clone()), &source.root)?;
             let new = load::read_tree(&source.repo, &TreeSpec::Revision(b.clone()), &source.root)?;
-            let changes = between_trees(&old, &new, &render_options, &namespace)?;
-            (changes, old.label, new.label)
+            (new, Some(old))
         }
-        Selection::One(spec) => {
-            let tree = load::read_tree(&source.repo, spec, &source.root)?;
-            let connection = args.connection.connect().await?;
-            let cluster = LiveCluster::connect(&connection).await?;
-            let (_, desired) = load::desired_set(
-                &tree.snapshot,
-                &render_options,
-                &connection.namespace,
-                &cluster,
-            )?;
-            let app = args
-                .app
-                .clone()
-                .unwrap_or_else(|| app_name_for_path(&source.root, &source.repo_name()));
-            let synced = match applyset::read(&cluster, &connection.namespace, &app).await {
-                Ok(parent) => parent.is_some(),
-                Err(error) if error.is_forbidden() => {
-                    eprintln!(
-                        "warning: cannot read app {app}'s ApplySet in namespace {} (forbidden), so objects a sync would prune are not shown",
-                        connection.namespace
-                    );
-                    false
-                }
-                Err(error) => return Err(error.into()),
-            };
-            let changes = if synced {
-                // A synced app: show exactly what `kubectl sync --prune` would do, removals included.
-                let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
-                let known = sync::known_fingerprints(&store, &app).await;
-                let plan = sync::plan_with(
-                    &cluster,
-                    &app,
-                    &connection.namespace,
-                    desired,
-                    true,
-                    known.as_ref(),
-                )
-                .await?;
-                diff_view::missing_namespace_warnings(&plan.comparison.missing_namespaces);
-                conflicts = plan.comparison.conflicts.clone();
-                plan.change_set()
-            } else {
-                // Never synced: compare without the ApplySet bookkeeping sync would add.
-                let comparison =
-                    against_cluster(&cluster, &desired, &NormaliseOptions::ignoring_applyset())
-                        .await?;
-                diff_view::missing_namespace_warnings(&comparison.missing_namespaces);
-                conflicts = comparison.conflicts;
-                comparison.changes
-            };
-            (changes, "live".to_string(), tree.label)
+        Selection::One(spec) => (load::read_tree(&source.repo, spec, &source.root)?, None),
+    };
+    let request = targets::Request {
+        list: &args.apps,
+        app: args.app.as_deref(),
+        path_given: source.path_given,
+        root: &source.root,
+        default_app: app_name_for_path(&source.root, &source.repo_name()),
+        contexts: &args.connection.contexts,
+    };
+    let mut destinations = targets::select(
+        &request,
+        &tree.snapshot,
+        (&source.repo_label(), &tree.label),
+    )?;
+    if let Some(old) = &range {
+        // No cluster: one section per app, whatever its contexts.
+        destinations.dedup_by(|a, b| a.app == b.app);
+        let several = destinations.len() > 1
+            || source.path_given != destinations.iter().all(|t| t.spec.is_none());
+        return report(
+            &args,
+            destinations
+                .iter()
+                .map(|target| {
+                    let namespace = target
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.namespace.clone())
+                        .unwrap_or_else(|| offline_namespace(&args.connection));
+                    let computed = between_trees(old, &tree, target, &namespace, &args);
+                    (target, "-".to_string(), namespace, computed)
+                })
+                .collect(),
+            several,
+        );
+    }
+    if let [target] = destinations.as_slice() {
+        let computed = against_cluster_of(&args, &source, &tree, target).await;
+        return match computed {
+            Ok((context, namespace, computed)) => report(
+                &args,
+                vec![(target, context, namespace, Ok(computed))],
+                false,
+            ),
+            Err(error) => Err(error),
+        };
+    }
+    let results = futures::future::join_all(
+        destinations
+            .iter()
+            .map(|target| against_cluster_of(&args, &source, &tree, target)),
+    )
+    .await;
+    let sections = destinations
+        .iter()
+        .zip(results)
+        .map(|(target, result)| match result {
+            Ok((context, namespace, computed)) => (target, context, namespace, Ok(computed)),
+            Err(error) => (
+                target,
+                target.context.clone().unwrap_or_else(|| "-".into()),
+                target
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.namespace.clone())
+                    .or_else(|| args.connection.namespace.clone())
+                    .unwrap_or_else(|| "-".into()),
+                Err(error),
+            ),
+        })
+        .collect();
+    report(&args, sections, true)
+}
+
+/// One destination's comparison, ready to print.
+struct Computed {
+    changes: ChangeSet,
+    conflicts: Vec<Conflict>,
+    missing_namespaces: Vec<String>,
+    /// Said on stderr before the diff.
+    warnings: Vec<String>,
+    before: String,
+    after: String,
+}
+
+/// The revision against one cluster: (context, namespace, what differs).
+async fn against_cluster_of(
+    args: &Args,
+    source: &ResolvedSource,
+    tree: &LoadedTree,
+    target: &Target,
+) -> Result<(String, String, Computed)> {
+    let connection = connect(&target.options(&args.connection)).await?;
+    let context = connection
+        .context
+        .clone()
+        .unwrap_or_else(|| "in-cluster".into());
+    let namespace = connection.namespace.clone();
+    let cluster = LiveCluster::connect(&connection).await?;
+    let snapshot = target.snapshot(&tree.snapshot);
+    let render_options = render_options(args, target, &namespace);
+    let (_, desired) = load::desired_set(&snapshot, &render_options, &namespace, &cluster)?;
+    let app = &target.app;
+    let mut warnings = Vec::new();
+    let synced = match applyset::read(&cluster, &namespace, app).await {
+        Ok(parent) => parent.is_some(),
+        Err(error) if error.is_forbidden() => {
+            warnings.push(format!(
+                "warning: cannot read app {app}'s ApplySet in namespace {namespace} (forbidden), so objects a sync would prune are not shown"
+            ));
+            false
         }
+        Err(error) => return Err(error.into()),
+    };
+    let _ = source;
+    let (mut changes, conflicts, missing_namespaces) = if synced {
+        // A synced app: show exactly what `kubectl sync --prune` would do, removals included.
+        let store = ReleaseStore::new(cluster.client().clone(), &namespace);
+        let known = sync::known_fingerprints(&store, app).await;
+        let plan =
+            sync::plan_with(&cluster, app, &namespace, desired, true, known.as_ref()).await?;
+        let changes = plan.change_set();
+        (
+            changes,
+            plan.comparison.conflicts,
+            plan.comparison.missing_namespaces,
+        )
+    } else {
+        // Never synced: compare without the ApplySet bookkeeping sync would add.
+        let comparison =
+            against_cluster(&cluster, &desired, &NormaliseOptions::ignoring_applyset()).await?;
+        (
+            comparison.changes,
+            comparison.conflicts,
+            comparison.missing_namespaces,
+        )
     };
     if !args.show_secrets {
         changes.mask_secrets();
     }
-    let outcome = if changes.has_differences() {
-        Outcome::Differences
-    } else {
-        Outcome::Clean
-    };
-    let view = diff_view::View {
-        changes: &changes,
-        before: &before_label,
-        after: &after_label,
-        conflicts: &conflicts,
-        context: args.unified,
-        color: args.color.enabled(),
-    };
-    diff_view::conflict_warnings(&conflicts);
-    match args.output {
-        Some(Format::Json) => diff_view::json(&view)?,
-        Some(Format::Name) => diff_view::names(&view)?,
-        Some(Format::Markdown) => diff_view::markdown(&view)?,
-        None => match std::env::var("KUBECTL_EXTERNAL_DIFF")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-        {
-            Some(command) => external::run(&command, &view)?,
-            None => diff_view::unified(&view)?,
+    Ok((
+        context,
+        namespace,
+        Computed {
+            changes,
+            conflicts,
+            missing_namespaces,
+            warnings,
+            before: "live".into(),
+            after: tree.label.clone(),
         },
+    ))
+}
+
+/// The renderers' settings for one destination.
+fn render_options(_args: &Args, _target: &Target, _namespace: &str) -> RenderOptions {
+    RenderOptions {
+        kubectl: load::kubectl_binary(),
+    }
+}
+
+/// Prints each destination's section (headed when there are `several`), then a summary
+/// row each; the outcome is the worst of them.
+fn report(
+    args: &Args,
+    sections: Vec<(&Target, String, String, Result<Computed>)>,
+    several: bool,
+) -> Result<Outcome> {
+    let mut outcome = Outcome::Clean;
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr();
+    for (target, context, namespace, computed) in sections {
+        if several && args.output != Some(Format::Json) {
+            targets::heading(&mut out, &target.app, &context, &namespace)?;
+        }
+        let computed = match computed {
+            Ok(computed) => computed,
+            Err(error) if !several => return Err(error),
+            Err(error) => {
+                let line = targets::one_line(&error);
+                writeln!(
+                    err,
+                    "error: app {} on context {context}: {line}",
+                    target.app
+                )?;
+                if args.output == Some(Format::Json) {
+                    items.push(serde_json::json!({
+                        "app": target.app, "context": context, "namespace": namespace, "error": line,
+                    }));
+                }
+                rows.push(targets::Row {
+                    app: target.app.clone(),
+                    context,
+                    namespace,
+                    result: Err(line),
+                });
+                continue;
+            }
+        };
+        for warning in &computed.warnings {
+            writeln!(err, "{warning}")?;
+        }
+        diff_view::missing_namespace_warnings(&mut err, &computed.missing_namespaces);
+        diff_view::conflict_warnings(&mut err, &computed.conflicts);
+        if computed.changes.has_differences() {
+            outcome = Outcome::Differences;
+        }
+        let view = diff_view::View {
+            changes: &computed.changes,
+            before: &computed.before,
+            after: &computed.after,
+            conflicts: &computed.conflicts,
+            context: args.unified,
+            color: args.color.enabled(),
+        };
+        match args.output {
+            Some(Format::Json) if several => {
+                let mut item = serde_json::json!({
+                    "app": target.app, "context": context, "namespace": namespace, "error": null,
+                });
+                if let (Some(item), serde_json::Value::Object(doc)) =
+                    (item.as_object_mut(), diff_view::document(&view))
+                {
+                    item.extend(doc);
+                }
+                items.push(item);
+            }
+            Some(Format::Json) => diff_view::json(&mut out, &view)?,
+            Some(Format::Name) => diff_view::names(&mut out, &view)?,
+            Some(Format::Markdown) => diff_view::markdown(&mut out, &view)?,
+            None => match std::env::var("KUBECTL_EXTERNAL_DIFF")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+            {
+                Some(command) => external::run(&command, &view)?,
+                None => diff_view::unified(&mut out, &view)?,
+            },
+        }
+        rows.push(targets::Row {
+            app: target.app.clone(),
+            context,
+            namespace,
+            result: Ok(match computed.changes.has_differences() {
+                true => gitops::diff::summary_line(&computed.changes.summary()),
+                false => "no differences".to_string(),
+            }),
+        });
+    }
+    if several {
+        match args.output {
+            Some(Format::Json) => {
+                serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "items": items }))?;
+                writeln!(out)?;
+            }
+            _ => {
+                writeln!(out)?;
+                targets::summary(&mut out, &rows)?;
+            }
+        }
+        targets::failed(&rows)?;
     }
     Ok(outcome)
 }
@@ -190,11 +373,14 @@ async fn run(args: Args) -> Result<Outcome> {
 fn between_trees(
     old: &LoadedTree,
     new: &LoadedTree,
-    options: &RenderOptions,
+    target: &Target,
     namespace: &str,
-) -> Result<ChangeSet> {
+    args: &Args,
+) -> Result<Computed> {
+    let options = render_options(args, target, namespace);
     let side = |tree: &LoadedTree| -> Result<_> {
-        let (_, desired) = load::desired_set(&tree.snapshot, options, namespace, &BuiltinScopes)
+        let snapshot = target.snapshot(&tree.snapshot);
+        let (_, desired) = load::desired_set(&snapshot, &options, namespace, &BuiltinScopes)
             .with_context(|| format!("at revision {}", tree.label))?;
         Ok(desired
             .iter()
@@ -205,7 +391,18 @@ fn between_trees(
             })
             .collect())
     };
-    Ok(ChangeSet::between(side(old)?, side(new)?))
+    let mut changes = ChangeSet::between(side(old)?, side(new)?);
+    if !args.show_secrets {
+        changes.mask_secrets();
+    }
+    Ok(Computed {
+        changes,
+        conflicts: Vec::new(),
+        missing_namespaces: Vec::new(),
+        warnings: Vec::new(),
+        before: old.label.clone(),
+        after: new.label.clone(),
+    })
 }
 
 /// The namespace for a diff without a cluster: `-n`, else the kubeconfig context's, else
@@ -231,4 +428,8 @@ fn offline_namespace(connection: &ConnectionArgs) -> String {
             context.context?.namespace
         })
         .unwrap_or_else(|| "default".into())
+}
+
+async fn connect(options: &ConnectOptions) -> Result<Connection> {
+    Ok(kubeconfig::connect(options, &Environment::from_process()).await?)
 }

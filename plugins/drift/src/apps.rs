@@ -35,6 +35,21 @@ pub struct Round {
 /// (`-A`: in every namespace), sorted.
 pub async fn targets(args: &Args, session: &Session) -> Result<Vec<(String, String)>> {
     let namespace = &session.connection.namespace;
+    if !session.listed.is_empty() {
+        return Ok(session
+            .listed
+            .iter()
+            .map(|spec| {
+                let namespace = args
+                    .connection
+                    .namespace
+                    .clone()
+                    .or_else(|| spec.namespace.clone())
+                    .unwrap_or_else(|| namespace.clone());
+                (namespace, spec.name.clone())
+            })
+            .collect());
+    }
     if let Some(app) = &args.app {
         return Ok(vec![(namespace.clone(), app.clone())]);
     }

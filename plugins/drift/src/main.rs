@@ -2,6 +2,7 @@
 //! healing it. A thin command line over `gitops::drift`.
 
 mod apps;
+mod destinations;
 mod report;
 mod watch;
 
@@ -10,12 +11,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Parser, ValueEnum};
+use gitops::app_file::AppSpec;
 use gitops::apply::health::WaitOptions;
 use gitops::drift::{CheckRequest, HealOptions, IgnoreRule, IgnoreRules};
-use gitops::kubeconfig::Connection;
+use gitops::kubeconfig::{self, Connection, Environment};
 use gitops::live::LiveCluster;
 use gitops::release::store::validate_app_name;
-use gitops_cli::{ColorWhen, ConnectionArgs, Outcome};
+use gitops_cli::{AppListArgs, ColorWhen, ConnectionArgs, Outcome};
 
 use crate::apps::Round;
 
@@ -53,6 +55,8 @@ pub struct Args {
     /// The app to check (default: every app with releases in the namespace).
     #[arg(value_name = "APP")]
     app: Option<String>,
+    #[command(flatten)]
+    apps: AppListArgs,
     /// Check the apps of every namespace.
     #[arg(short = 'A', long)]
     all_namespaces: bool,
@@ -135,25 +139,68 @@ pub struct Session {
     pub cluster: LiveCluster,
     /// The flags' and --config's ignore rules.
     pub rules: IgnoreRules,
+    /// The apps of the repository's app list to check here (empty: as the flags say).
+    pub listed: Vec<AppSpec>,
+}
+
+impl Session {
+    async fn connect(
+        args: &Args,
+        context: Option<&str>,
+        listed: Vec<AppSpec>,
+        rules: IgnoreRules,
+    ) -> Result<Session> {
+        let options = args.connection.options_for(context, None);
+        let connection = kubeconfig::connect(&options, &Environment::from_process()).await?;
+        let cluster = LiveCluster::connect(&connection).await?;
+        Ok(Session {
+            connection,
+            cluster,
+            rules,
+            listed,
+        })
+    }
 }
 
 async fn run(args: Args) -> Result<Outcome> {
     check_flags(&args)?;
     let rules = flag_rules(&args)?;
-    let connection = args.connection.connect().await?;
-    let cluster = LiveCluster::connect(&connection).await?;
-    let session = Session {
-        connection,
-        cluster,
-        rules,
-    };
-    if args.watch {
-        return watch::run(&args, &session).await;
+    let mut groups = destinations::by_context(&args)?;
+    if groups.len() == 1 {
+        let (context, listed) = groups.remove(0);
+        let session = Session::connect(&args, context.as_deref(), listed, rules).await?;
+        if args.watch {
+            return watch::run(&args, &session).await;
+        }
+        let mut round = apps::check_round(&args, &session).await?;
+        report::print(
+            &mut std::io::stdout(),
+            &args,
+            &session.connection.namespace,
+            &round,
+        )?;
+        failures(&args, &mut round)?;
+        return Ok(outcome(&args, &round));
     }
-    let mut round = apps::check_round(&args, &session).await?;
-    report::print(&args, &session.connection.namespace, &round)?;
-    failures(&args, &mut round)?;
-    Ok(outcome(&args, &round))
+    if args.watch {
+        bail!("--watch follows one cluster; give one --context");
+    }
+    let rounds = futures::future::join_all(groups.into_iter().map(|(context, listed)| {
+        let (args, rules) = (&args, rules.clone());
+        async move {
+            let label = context.clone().unwrap_or_else(|| "-".into());
+            let session = match Session::connect(args, context.as_deref(), listed, rules).await {
+                Ok(session) => session,
+                Err(error) => return (label, "-".to_string(), Err(error)),
+            };
+            let label = session.connection.context.clone().unwrap_or(label);
+            let namespace = session.connection.namespace.clone();
+            let round = apps::check_round(args, &session).await;
+            (label, namespace, round)
+        }
+    }))
+    .await;
+    destinations::report(&args, rounds)
 }
 
 /// Apps that could not be checked or healed make the run an error (exit 2), after the
@@ -184,6 +231,14 @@ fn check_flags(args: &Args) -> Result<()> {
         if args.all_namespaces {
             bail!("give an app or --all-namespaces, not both");
         }
+        if args.apps.all {
+            bail!("give an app or --all, not both");
+        }
+    }
+    if args.apps.all && args.all_namespaces {
+        bail!(
+            "--all checks the apps of the app list, each in its namespace; leave out --all-namespaces"
+        );
     }
     if args.heal && args.against.is_some() {
         bail!(
@@ -222,16 +277,25 @@ fn flag_rules(args: &Args) -> Result<IgnoreRules> {
     Ok(rules)
 }
 
-/// What to check for `app` in `namespace`.
+/// What to check for `app` in `namespace`: the flags, and the app list's entry if any
+/// (its ignore rules added, its path unless --path).
 pub fn request(args: &Args, session: &Session, namespace: &str, app: &str) -> CheckRequest {
+    let listed = session.listed.iter().find(|spec| spec.name == app);
+    let mut rules = session.rules.clone();
+    if let Some(spec) = listed {
+        rules.extend(spec.ignore_rules());
+    }
     CheckRequest {
         app: app.to_string(),
         namespace: namespace.to_string(),
-        rules: session.rules.clone(),
+        rules,
         against: args.against.clone(),
         git: args.git.clone(),
         repo: args.repo.clone(),
-        path: args.path.clone(),
+        path: args
+            .path
+            .clone()
+            .or_else(|| listed.map(|spec| spec.path.clone())),
         show_secrets: args.show_secrets,
     }
 }

@@ -14,18 +14,13 @@ use crate::{Args, Format};
 const MAX_VALUE_CHARS: usize = 120;
 
 /// `namespace` is the one apps were listed in (without `-A`).
-pub fn print(args: &Args, namespace: &str, round: &Round) -> io::Result<()> {
-    let mut out = io::stdout().lock();
+pub fn print(out: &mut dyn Write, args: &Args, namespace: &str, round: &Round) -> io::Result<()> {
     match (args.output, &args.app) {
-        (Some(Format::Json), Some(_)) => {
-            if let Some(checked) = round.checked.first() {
-                serde_json::to_writer_pretty(&mut out, &checked.report)?;
+        (Some(Format::Json), _) => {
+            if let Some(value) = json(args, round) {
+                serde_json::to_writer_pretty(&mut *out, &value)?;
                 writeln!(out)?;
             }
-        }
-        (Some(Format::Json), None) => {
-            serde_json::to_writer_pretty(&mut out, &document(round))?;
-            writeln!(out)?;
         }
         (None, Some(_)) => {
             if let Some(checked) = round.checked.first() {
@@ -35,6 +30,17 @@ pub fn print(args: &Args, namespace: &str, round: &Round) -> io::Result<()> {
         (None, None) => out.write_all(table(args, namespace, round).as_bytes())?,
     }
     out.flush()
+}
+
+/// What `-o json` prints: a named app's report, else the round's document.
+pub fn json(args: &Args, round: &Round) -> Option<Value> {
+    match &args.app {
+        Some(_) => round
+            .checked
+            .first()
+            .and_then(|checked| serde_json::to_value(&checked.report).ok()),
+        None => Some(document(round)),
+    }
 }
 
 /// `{"apps": [...], "skipped": [...], "errors": [...], "summary": {...}}`.
@@ -110,7 +116,7 @@ fn table(args: &Args, namespace: &str, round: &Round) -> String {
         .load_style(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Dynamic);
     let mut header = vec!["APP", "RELEASE", "STATUS", "MODIFIED", "DELETED", "STRAY"];
-    if args.all_namespaces {
+    if args.all_namespaces || args.apps.all {
         header.insert(0, "NAMESPACE");
     }
     let git = args.git.is_some() || args.against.is_some();
@@ -177,14 +183,14 @@ fn table(args: &Args, namespace: &str, round: &Round) -> String {
     }
     rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     for (namespace, _, mut row) in rows {
-        if args.all_namespaces {
+        if args.all_namespaces || args.apps.all {
             row.insert(0, namespace);
         }
         table.add_row(row);
     }
     let mut out = String::new();
     if round.checked.is_empty() && round.skipped.is_empty() && round.failed.is_empty() {
-        if args.all_namespaces {
+        if args.all_namespaces || args.apps.all {
             out.push_str("no apps with releases in any namespace\n");
         } else {
             out.push_str(&format!("no apps with releases in namespace {namespace}\n"));

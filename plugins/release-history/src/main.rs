@@ -226,14 +226,17 @@ async fn run(args: Args) -> Result<Outcome> {
                 Some(format) => {
                     document::diff(&old, &changes, &before_label, &after_label, format)?
                 }
-                None => diff_view::unified(&View {
-                    changes: &changes,
-                    before: &before_label,
-                    after: &after_label,
-                    conflicts: &[],
-                    context: args.unified,
-                    color,
-                })?,
+                None => diff_view::unified(
+                    &mut std::io::stdout(),
+                    &View {
+                        changes: &changes,
+                        before: &before_label,
+                        after: &after_label,
+                        conflicts: &[],
+                        context: args.unified,
+                        color,
+                    },
+                )?,
             }
         }
     }

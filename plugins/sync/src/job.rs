@@ -1,12 +1,13 @@
 //! What to sync: a git revision, or the manifest of a recorded release.
 
 use anyhow::{Context, Result, bail};
-use gitops::load::{self, TreeSpec};
+use gitops::load::{self, LoadedTree, TreeSpec};
 use gitops::objects::DesiredSet;
 use gitops::release::record::{Operation, ReleaseStatus};
 use gitops::render::RenderOptions;
 use gitops::sync::{self, SyncOptions, app_name_for_path};
-use gitops_cli::Selection;
+use gitops_cli::targets::{self, Target};
+use gitops_cli::{ResolvedSource, Selection};
 
 use crate::{Args, Session, base_options};
 
@@ -17,6 +18,8 @@ pub struct Job {
     pub options: SyncOptions,
     /// The after side's label in the diff.
     pub label: String,
+    /// Delete the app's members the revision no longer has.
+    pub prune: bool,
 }
 
 /// The app name: `--app`, else derived from the path (which needs the repository).
@@ -31,47 +34,88 @@ pub fn app_name(args: &Args) -> Result<String> {
     Ok(app_name_for_path(&source.root, &source.repo_name()))
 }
 
-/// A revision of the repository.
+/// The revision to sync, read once for every destination.
+pub struct Source {
+    resolved: ResolvedSource,
+    spec: TreeSpec,
+    tree: LoadedTree,
+}
+
+impl Source {
+    pub fn read(args: &Args) -> Result<Source> {
+        let resolved = args.source.resolve(false)?;
+        let spec = match &resolved.selection {
+            Selection::One(spec) => spec.clone(),
+            Selection::Range(a, b) => {
+                bail!("sync applies one revision; {a}..{b} is a range (diff-git compares ranges)")
+            }
+        };
+        let tree = load::read_tree(&resolved.repo, &spec, &resolved.root)?;
+        Ok(Source {
+            resolved,
+            spec,
+            tree,
+        })
+    }
+
+    /// The apps and clusters the flags and the app list ask for.
+    pub fn destinations(&self, args: &Args) -> Result<Vec<Target>> {
+        let request = targets::Request {
+            list: &args.apps,
+            app: args.app.as_deref(),
+            path_given: self.resolved.path_given,
+            root: &self.resolved.root,
+            default_app: app_name_for_path(&self.resolved.root, &self.resolved.repo_name()),
+            contexts: &args.connection.contexts,
+        };
+        targets::select(
+            &request,
+            &self.tree.snapshot,
+            (&self.resolved.repo_label(), &self.tree.label),
+        )
+    }
+}
+
+/// The revision of the repository, for the one app the flags name (`--watch`).
 pub fn from_git(args: &Args, session: &Session) -> Result<Job> {
-    let source = args.source.resolve(false)?;
-    let spec = match &source.selection {
-        Selection::One(spec) => spec.clone(),
-        Selection::Range(a, b) => {
-            bail!("sync applies one revision; {a}..{b} is a range (diff-git compares ranges)")
-        }
-    };
-    let tree = load::read_tree(&source.repo, &spec, &source.root)?;
+    let source = Source::read(args)?;
+    match source.destinations(args)?.as_slice() {
+        [target] => from_tree(args, session, &source, target),
+        _ => bail!("--watch follows one app on one cluster"),
+    }
+}
+
+/// One app of the revision, rendered for the session's cluster and namespace.
+pub fn from_tree(args: &Args, session: &Session, source: &Source, target: &Target) -> Result<Job> {
+    let snapshot = target.snapshot(&source.tree.snapshot);
     let options = RenderOptions {
         kubectl: load::kubectl_binary(),
     };
     let (renderer, desired) = load::desired_set(
-        &tree.snapshot,
+        &snapshot,
         &options,
         &session.connection.namespace,
         &session.cluster,
     )?;
-    let app = match &args.app {
-        Some(app) => app.clone(),
-        None => app_name_for_path(&source.root, &source.repo_name()),
-    };
-    let commit = tree.commit().cloned();
-    let description = match (&spec, &commit) {
+    let commit = source.tree.commit().cloned();
+    let description = match (&source.spec, &commit) {
         (TreeSpec::Revision(rev), Some(c)) => {
             format!("sync of {rev} ({} {})", c.short_id, c.subject)
         }
         _ => "sync".to_string(),
     };
-    let mut sync_options = base_options(args, session);
+    let mut sync_options = base_options(args, session, target.spec.as_ref());
     sync_options.description = description;
-    sync_options.repo = Some(source.repo_label());
-    sync_options.path = source.root.clone();
+    sync_options.repo = Some(source.resolved.repo_label());
+    sync_options.path = target.root.clone();
     sync_options.renderer = renderer.to_string();
     sync_options.commit = commit;
     Ok(Job {
-        app,
+        app: target.app.clone(),
         desired,
         options: sync_options,
-        label: tree.label,
+        label: source.tree.label.clone(),
+        prune: crate::prune(args, target.spec.as_ref()),
     })
 }
 
@@ -118,7 +162,7 @@ pub async fn from_release(args: &Args, session: &Session, revision: Option<u32>)
             })?,
     };
     let desired = sync::desired_from_record(target)?;
-    let mut options = base_options(args, session);
+    let mut options = base_options(args, session, None);
     options.operation = Operation::Rollback;
     options.rollback_of = Some(target.revision);
     options.description = format!("rollback to release {}", target.revision);
@@ -132,6 +176,7 @@ pub async fn from_release(args: &Args, session: &Session, revision: Option<u32>)
         desired,
         options,
         label: format!("release-{}", target.revision),
+        prune: true,
     })
 }
 

@@ -12,14 +12,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Parser, ValueEnum};
+use gitops::app_file::AppSpec;
 use gitops::apply::health::WaitOptions;
-use gitops::kubeconfig::Connection;
+use gitops::kubeconfig::{self, ConnectOptions, Connection, Environment};
 use gitops::live::LiveCluster;
 use gitops::lock;
+use gitops::release::record::ReleaseRecord;
 use gitops::release::store::{ReleaseStore, validate_app_name};
 use gitops::sync::{self, SyncOptions};
 use gitops_cli::diff_view::{self, View};
-use gitops_cli::{ColorWhen, ConnectionArgs, Outcome, SourceArgs};
+use gitops_cli::{AppListArgs, ColorWhen, ConnectionArgs, Outcome, SourceArgs, Target};
 
 use crate::job::Job;
 
@@ -49,6 +51,8 @@ release record says why)."
 pub struct Args {
     #[command(flatten)]
     source: SourceArgs,
+    #[command(flatten)]
+    apps: AppListArgs,
     /// The app's name (default: derived from the path). Its records live in -n's namespace.
     #[arg(long, value_name = "NAME")]
     app: Option<String>,
@@ -64,12 +68,13 @@ pub struct Args {
     /// Take over fields that other field managers own.
     #[arg(long)]
     force_conflicts: bool,
-    /// Wait until every object is healthy (--wait=false skips it).
-    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
-    wait: bool,
-    /// How long to wait for health.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    timeout: Duration,
+    /// Wait until every object is healthy (--wait=false skips it; default: the app list's
+    /// `wait:`, else true).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    wait: Option<bool>,
+    /// How long to wait for health (default: the app list's `timeout:`, else 5m).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    timeout: Option<Duration>,
     /// Release records to keep.
     #[arg(long, default_value_t = 10, value_name = "N")]
     history_max: usize,
@@ -99,6 +104,9 @@ pub struct Args {
     connection: ConnectionArgs,
 }
 
+/// How long a sync waits for health unless told otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Json,
@@ -119,35 +127,209 @@ pub struct Session {
     pub store: ReleaseStore,
 }
 
+impl Session {
+    async fn connect(options: &ConnectOptions) -> Result<Session> {
+        let connection = kubeconfig::connect(options, &Environment::from_process()).await?;
+        let cluster = LiveCluster::connect(&connection).await?;
+        let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
+        Ok(Session {
+            connection,
+            cluster,
+            store,
+        })
+    }
+}
+
 async fn run(args: Args) -> Result<Outcome> {
     if args.watch && (args.rollback.is_some() || args.dry_run) {
         bail!("--watch follows a revision; it cannot be combined with --rollback or --dry-run");
     }
-    let connection = args.connection.connect().await?;
-    let cluster = LiveCluster::connect(&connection).await?;
-    let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
-    let session = Session {
-        connection,
-        cluster,
-        store,
-    };
-    if args.watch {
-        return watch::run(&args, &session).await;
+    if args.rollback.is_some() || args.watch {
+        if args.apps.all || args.connection.contexts.len() > 1 {
+            bail!(
+                "--rollback and --watch act on one app on one cluster; leave out --all and extra --context flags"
+            );
+        }
+        let session = Session::connect(&args.connection.options()).await?;
+        if args.watch {
+            return watch::run(&args, &session).await;
+        }
+        let job = job::from_release(&args, &session, args.rollback.flatten()).await?;
+        return single(&args, &session, job).await;
     }
-    let job = match args.rollback {
-        Some(revision) => job::from_release(&args, &session, revision).await?,
-        None => job::from_git(&args, &session)?,
-    };
-    sync_once(&args, &session, job, args.yes).await
+    let source = job::Source::read(&args)?;
+    let destinations = source.destinations(&args)?;
+    if let [target] = destinations.as_slice() {
+        let session = Session::connect(&target.options(&args.connection)).await?;
+        let job = job::from_tree(&args, &session, &source, target)?;
+        return single(&args, &session, job).await;
+    }
+    if !args.yes && !args.dry_run && std::io::stdin().is_terminal() {
+        bail!(
+            "{} destinations would be synced without a question each: add --yes (--dry-run previews them)",
+            destinations.len()
+        );
+    }
+    let results = futures::future::join_all(
+        destinations
+            .iter()
+            .map(|target| sync_destination(&args, &source, target)),
+    )
+    .await;
+    several(&args, &destinations, results)
 }
 
-/// One sync, start to finish: lock, plan, show, confirm, execute, report.
+/// One app on one cluster, printing as it goes.
+async fn single(args: &Args, session: &Session, job: Job) -> Result<Outcome> {
+    let mut out = std::io::stdout();
+    let done = sync_once(args, session, job, args.yes, &mut out, None).await?;
+    if let Some(record) = &done.record {
+        print_record(args, &mut out, record)?;
+    }
+    done.result?;
+    Ok(Outcome::Clean)
+}
+
+/// One destination of several: its output kept for its section.
+struct Destination {
+    context: String,
+    namespace: String,
+    output: Vec<u8>,
+    done: Result<Done>,
+}
+
+async fn sync_destination(args: &Args, source: &job::Source, target: &Target) -> Destination {
+    let mut output = Vec::new();
+    let context = target.context.clone().unwrap_or_else(|| "-".into());
+    let namespace = target
+        .spec
+        .as_ref()
+        .and_then(|s| s.namespace.clone())
+        .or_else(|| args.connection.namespace.clone())
+        .unwrap_or_else(|| "-".into());
+    let session = match Session::connect(&target.options(&args.connection)).await {
+        Ok(session) => session,
+        Err(error) => {
+            return Destination {
+                context,
+                namespace,
+                output,
+                done: Err(error),
+            };
+        }
+    };
+    let context = session
+        .connection
+        .context
+        .clone()
+        .unwrap_or_else(|| "in-cluster".into());
+    let namespace = session.connection.namespace.clone();
+    let prefix = format!("[{} @ {context}]", target.app);
+    let done = match job::from_tree(args, &session, source, target) {
+        Ok(job) => sync_once(args, &session, job, true, &mut output, Some(&prefix)).await,
+        Err(error) => Err(error),
+    };
+    Destination {
+        context,
+        namespace,
+        output,
+        done,
+    }
+}
+
+/// Each destination's section, then a summary row each.
+fn several(args: &Args, targets: &[Target], results: Vec<Destination>) -> Result<Outcome> {
+    let mut out = std::io::stdout().lock();
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    for (target, destination) in targets.iter().zip(results) {
+        let Destination {
+            context,
+            namespace,
+            output,
+            done,
+        } = destination;
+        let json = args.output == Some(Format::Json);
+        if !json {
+            gitops_cli::targets::heading(&mut out, &target.app, &context, &namespace)?;
+            out.write_all(&output)?;
+        }
+        let (record, result) = match done {
+            Ok(done) => (done.record, done.result.map(|()| done.dry_run)),
+            Err(error) => (None, Err(error)),
+        };
+        if let Some(record) = &record {
+            match json {
+                true => items.push(report::document(record)),
+                false => report::table(&mut out, record)?,
+            }
+        }
+        let result = match result {
+            Ok(Some(changes)) => Ok(format!("dry run: {changes} change(s)")),
+            Ok(None) => Ok(record.as_ref().map(report::summary).unwrap_or_default()),
+            Err(error) => {
+                let line = gitops_cli::targets::one_line(&error);
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "error: app {} on context {context}: {line}",
+                    target.app
+                );
+                if json && record.is_none() {
+                    items.push(serde_json::json!({
+                        "app": target.app, "namespace": namespace, "error": line,
+                    }));
+                }
+                Err(line)
+            }
+        };
+        if json && let Some(serde_json::Value::Object(item)) = items.last_mut() {
+            item.insert("context".into(), context.clone().into());
+        }
+        rows.push(gitops_cli::targets::Row {
+            app: target.app.clone(),
+            context,
+            namespace,
+            result,
+        });
+    }
+    if args.output == Some(Format::Json) {
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "items": items }))?;
+        writeln!(out)?;
+    } else {
+        writeln!(out)?;
+        gitops_cli::targets::summary(&mut out, &rows)?;
+    }
+    gitops_cli::targets::failed(&rows)?;
+    Ok(Outcome::Clean)
+}
+
+fn print_record(args: &Args, out: &mut dyn Write, record: &ReleaseRecord) -> Result<()> {
+    match args.output {
+        Some(Format::Json) => report::json(out, record)?,
+        None => report::table(out, record)?,
+    }
+    Ok(())
+}
+
+/// How a sync ended: the record it left (shown before an error, which it explains), and
+/// the result.
+pub struct Done {
+    pub record: Option<ReleaseRecord>,
+    pub result: Result<()>,
+    /// For --dry-run: how many changes there would be.
+    pub dry_run: Option<usize>,
+}
+
+/// One sync, start to finish: lock, plan, show, confirm, execute. The preview goes to
+/// `out`; progress lines to stderr, after `prefix` when several run at once.
 pub async fn sync_once(
     args: &Args,
     session: &Session,
     job: Job,
     assume_yes: bool,
-) -> Result<Outcome> {
+    out: &mut dyn Write,
+    prefix: Option<&str>,
+) -> Result<Done> {
     validate_app_name(&job.app)?;
     let namespace = &session.connection.namespace;
     let holder = lock::holder_identity(&session.connection.actor());
@@ -161,11 +343,13 @@ pub async fn sync_once(
     )
     .await?
     .keep_alive()?;
-    let result = sync_locked(args, session, job, assume_yes, &lock).await;
+    let result = sync_locked(args, session, job, assume_yes, &lock, out, prefix).await;
     let released = lock.release().await;
-    let outcome = result?;
-    released.context("the sync finished, but its lock could not be released")?;
-    Ok(outcome)
+    let done = result?;
+    if done.result.is_ok() {
+        released.context("the sync finished, but its lock could not be released")?;
+    }
+    Ok(done)
 }
 
 async fn sync_locked(
@@ -174,12 +358,15 @@ async fn sync_locked(
     job: Job,
     assume_yes: bool,
     lock: &lock::KeepAlive,
-) -> Result<Outcome> {
+    out: &mut dyn Write,
+    prefix: Option<&str>,
+) -> Result<Done> {
     let Job {
         app,
         desired,
         options,
         label,
+        prune,
     } = job;
     let namespace = session.connection.namespace.clone();
     let known = sync::known_fingerprints(&session.store, &app).await;
@@ -188,7 +375,7 @@ async fn sync_locked(
         &app,
         &namespace,
         desired,
-        args.prune || options.rollback_of.is_some(),
+        prune || options.rollback_of.is_some(),
         known.as_ref(),
     )
     .await?;
@@ -206,12 +393,14 @@ async fn sync_locked(
             context: 3,
             color: args.color.enabled(),
         };
-        diff_view::unified(&view)?;
+        diff_view::unified(out, &view)?;
     }
-    diff_view::conflict_warnings(&plan.comparison.conflicts);
-    diff_view::missing_namespace_warnings(&plan.comparison.missing_namespaces);
+    let mut err = Prefixed::new(prefix);
+    diff_view::conflict_warnings(&mut err, &plan.comparison.conflicts);
+    diff_view::missing_namespace_warnings(&mut err, &plan.comparison.missing_namespaces);
     if !plan.prune && !plan.stale.is_empty() {
-        eprintln!(
+        writeln!(
+            err,
             "note: {} object(s) of app {app} are no longer in the revision and stay (--prune deletes them): {}",
             plan.stale.len(),
             plan.stale
@@ -219,20 +408,28 @@ async fn sync_locked(
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
-    }
-    if args.dry_run {
-        return Ok(Outcome::Clean);
+        )?;
     }
     let changes = plan.change_count();
+    if args.dry_run {
+        return Ok(Done {
+            record: None,
+            result: Ok(()),
+            dry_run: Some(changes),
+        });
+    }
     if changes > 0 && !assume_yes && std::io::stdin().is_terminal() && !confirm(changes)? {
         eprintln!("nothing applied");
-        return Ok(Outcome::Clean);
+        return Ok(Done {
+            record: None,
+            result: Ok(()),
+            dry_run: None,
+        });
     }
 
     // The prompt may have taken long; make sure the app is still ours before changing it.
     lock.check()?;
-    let mut display = progress::Display::new();
+    let mut display = progress::Display::new(prefix);
     let result = sync::execute(
         &session.cluster,
         &session.store,
@@ -252,14 +449,46 @@ async fn sync_locked(
             .ok()
             .and_then(|records| records.into_iter().find_map(Result::ok)),
     };
-    if let Some(record) = &record {
-        match args.output {
-            Some(Format::Json) => report::json(record)?,
-            None => report::table(record)?,
+    Ok(Done {
+        record,
+        result: result.map(|_| ()).map_err(Into::into),
+        dry_run: None,
+    })
+}
+
+/// Lines for stderr, each after a prefix naming the destination when several run at once.
+struct Prefixed<'a> {
+    prefix: Option<&'a str>,
+    at_line_start: bool,
+}
+
+impl<'a> Prefixed<'a> {
+    fn new(prefix: Option<&'a str>) -> Prefixed<'a> {
+        Prefixed {
+            prefix,
+            at_line_start: true,
         }
     }
-    result?;
-    Ok(Outcome::Clean)
+}
+
+impl Write for Prefixed<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut err = std::io::stderr().lock();
+        for line in buf.split_inclusive(|b| *b == b'\n') {
+            if self.at_line_start
+                && let Some(prefix) = self.prefix
+            {
+                write!(err, "{prefix} ")?;
+            }
+            err.write_all(line)?;
+            self.at_line_start = line.ends_with(b"\n");
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 fn confirm(changes: usize) -> Result<bool> {
@@ -275,19 +504,28 @@ fn confirm(changes: usize) -> Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
-/// Health waiting as the flags ask.
-fn wait_options(args: &Args) -> Option<WaitOptions> {
-    args.wait.then(|| WaitOptions {
-        timeout: args.timeout,
+/// Health waiting as the flags ask, else as the app list says (default: wait 5m).
+fn wait_options(args: &Args, spec: Option<&AppSpec>) -> Option<WaitOptions> {
+    let wait = args.wait.or(spec.and_then(|s| s.wait)).unwrap_or(true);
+    wait.then(|| WaitOptions {
+        timeout: args
+            .timeout
+            .or(spec.and_then(|s| s.timeout))
+            .unwrap_or(DEFAULT_TIMEOUT),
         poll_interval: Duration::from_secs(1),
     })
 }
 
+/// `--prune`, else the app list's `prune:`.
+fn prune(args: &Args, spec: Option<&AppSpec>) -> bool {
+    args.prune || spec.and_then(|s| s.prune).unwrap_or(false)
+}
+
 /// Options shared by every kind of job.
-fn base_options(args: &Args, session: &Session) -> SyncOptions {
+fn base_options(args: &Args, session: &Session, spec: Option<&AppSpec>) -> SyncOptions {
     SyncOptions {
         force_conflicts: args.force_conflicts,
-        wait: wait_options(args),
+        wait: wait_options(args, spec),
         history_max: args.history_max,
         operation: gitops::release::record::Operation::Sync,
         rollback_of: None,

@@ -10,11 +10,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 pub struct Display {
     bar: Option<ProgressBar>,
+    /// Names the destination on each line when several sync at once (no spinner then).
+    prefix: Option<String>,
 }
 
 impl Display {
-    pub fn new() -> Display {
-        let bar = std::io::stderr().is_terminal().then(|| {
+    pub fn new(prefix: Option<&str>) -> Display {
+        let bar = (prefix.is_none() && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {msg}")
@@ -23,10 +25,17 @@ impl Display {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Display { bar }
+        Display {
+            bar,
+            prefix: prefix.map(str::to_string),
+        }
     }
 
     fn line(&self, text: String) {
+        let text = match &self.prefix {
+            Some(prefix) => format!("{prefix} {text}"),
+            None => text,
+        };
         match &self.bar {
             Some(bar) => bar.println(text),
             None => {

@@ -6,7 +6,7 @@ use comfy_table::{ContentArrangement, Table, presets};
 use gitops::release::record::ReleaseRecord;
 use serde::Serialize;
 
-pub fn table(record: &ReleaseRecord) -> io::Result<()> {
+pub fn table(out: &mut dyn Write, record: &ReleaseRecord) -> io::Result<()> {
     let mut table = Table::new();
     table
         .load_style(presets::NOTHING)
@@ -20,7 +20,6 @@ pub fn table(record: &ReleaseRecord) -> io::Result<()> {
         };
         table.add_row([object.key.to_string(), object.action.clone(), health]);
     }
-    let mut out = io::stdout().lock();
     if !record.objects.is_empty() {
         writeln!(out, "{table}")?;
     }
@@ -50,7 +49,14 @@ pub fn summary(record: &ReleaseRecord) -> String {
 }
 
 /// The stable document for scripts.
-pub fn json(record: &ReleaseRecord) -> io::Result<()> {
+pub fn json(out: &mut dyn Write, record: &ReleaseRecord) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &document(record))?;
+    writeln!(out)?;
+    out.flush()
+}
+
+/// What `-o json` prints for one release, as a value (several destinations print one per item).
+pub fn document(record: &ReleaseRecord) -> serde_json::Value {
     #[derive(Serialize)]
     struct Document<'a> {
         app: &'a str,
@@ -76,8 +82,5 @@ pub fn json(record: &ReleaseRecord) -> io::Result<()> {
         objects: &record.objects,
         error: record.error.as_deref(),
     };
-    let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &document)?;
-    writeln!(out)?;
-    out.flush()
+    serde_json::to_value(&document).unwrap_or_default()
 }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use gitops_cli::Outcome;
 use gitops_cli::watch::{StopSignal, fetch, now};
 
-use crate::{Args, Session, job, sync_once};
+use crate::{Args, Session, job, print_record, sync_once};
 
 pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
     let stop = StopSignal::on_ctrl_c();
@@ -49,7 +49,12 @@ async fn check_once(
         .map(|c| format!("{} {}", c.short_id, c.subject))
         .unwrap_or_default();
     log(&format!("new commit {what}: syncing"));
-    sync_once(args, session, job, true).await?;
+    let mut out = std::io::stdout();
+    let done = sync_once(args, session, job, true, &mut out, None).await?;
+    if let Some(record) = &done.record {
+        print_record(args, &mut out, record)?;
+    }
+    done.result?;
     log(&format!("synced {what}"));
     *last_synced = id;
     Ok(())

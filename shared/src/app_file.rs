@@ -1,0 +1,400 @@
+//! The repository's list of apps: the `apps:` key of `.kubectl-gitops.yaml` at the root of
+//! the repository, read at the same revision as the manifests, so the list of what is
+//! deployed where is versioned with them.
+//!
+//! ```yaml
+//! apps:
+//! - name: shop                  # required: the app (its ApplySet and release records)
+//!   path: deploy/shop           # required: repo-relative path of its manifests
+//!   namespace: shop             # default: -n, else the context's namespace
+//!   contexts: [prod-eu, prod-us] # kubeconfig contexts to deploy to (default: the current one)
+//!   values: [deploy/shop/values-prod.yaml]  # Helm values files, repo-relative
+//!   set: [image.tag=1.4.2]      # Helm --set
+//!   prune: true                 # default false
+//!   wait: true                  # default true
+//!   timeout: 5m                 # health wait (default 5m)
+//!   ignore: [...]               # drift ignore rules, as in the app's own config file
+//! ```
+//!
+//! Other top-level keys (`ignore:` for an app at the repository root) are left alone.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::drift::{IgnoreRule, IgnoreRules};
+use crate::release::store::validate_app_name;
+use crate::source::Snapshot;
+
+/// Where the app list lives, repo-relative.
+pub const APP_FILE: &str = ".kubectl-gitops.yaml";
+
+/// One app of the list, validated.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSpec {
+    pub name: String,
+    pub path: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub contexts: Vec<String>,
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub set: Vec<String>,
+    #[serde(default)]
+    pub prune: Option<bool>,
+    #[serde(default)]
+    pub wait: Option<bool>,
+    #[serde(default, rename = "timeout")]
+    timeout_text: Option<String>,
+    #[serde(skip)]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub ignore: Vec<IgnoreRule>,
+}
+
+impl AppSpec {
+    /// The drift ignore rules the entry carries.
+    pub fn ignore_rules(&self) -> IgnoreRules {
+        IgnoreRules {
+            rules: self.ignore.clone(),
+        }
+    }
+}
+
+/// The list, in file order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AppFile {
+    /// Repo-relative path it was read from.
+    pub file: String,
+    pub apps: Vec<AppSpec>,
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    #[serde(default)]
+    apps: Option<Vec<AppSpec>>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AppFileError {
+    /// Unreadable YAML, or a field of the wrong type or name (serde names it).
+    #[error("{at}: {message}")]
+    Syntax { at: String, message: String },
+
+    /// A field whose value is not usable.
+    #[error("{file}: {field}: {message}")]
+    Invalid {
+        file: String,
+        field: String,
+        message: String,
+    },
+
+    #[error("{file} lists no apps (an `apps:` list is needed for --all or an app by name)")]
+    NoApps { file: String },
+
+    #[error("there is no {file} at the root of {repo} at {revision}, so there is no app list")]
+    Missing {
+        file: String,
+        repo: String,
+        revision: String,
+    },
+
+    #[error("{file} has no app named {name} (it has {known})")]
+    UnknownApp {
+        file: String,
+        name: String,
+        known: String,
+    },
+}
+
+impl AppFile {
+    /// The app list in `snapshot` (a whole-repository tree): `None` when the file is absent
+    /// or has no `apps:` key, so a repository without one works as before.
+    pub fn from_snapshot(snapshot: &Snapshot, file: &str) -> Result<Option<AppFile>, AppFileError> {
+        match snapshot.files.get(file) {
+            None => Ok(None),
+            Some(bytes) => {
+                let text = String::from_utf8_lossy(bytes);
+                AppFile::parse(file, &text)
+            }
+        }
+    }
+
+    /// Parses and checks the text of `file`.
+    pub fn parse(file: &str, text: &str) -> Result<Option<AppFile>, AppFileError> {
+        let raw: Option<RawFile> = serde_yaml_ng::from_str(text).map_err(|error| {
+            let at = match error.location() {
+                Some(at) => format!("{file}:{}", at.line()),
+                None => file.to_string(),
+            };
+            AppFileError::Syntax {
+                at,
+                message: crate::error_text::one_line(&error.to_string()),
+            }
+        })?;
+        let Some(apps) = raw.and_then(|raw| raw.apps) else {
+            return Ok(None);
+        };
+        if apps.is_empty() {
+            return Err(AppFileError::NoApps { file: file.into() });
+        }
+        let mut seen = BTreeSet::new();
+        let mut checked = Vec::with_capacity(apps.len());
+        for (index, mut app) in apps.into_iter().enumerate() {
+            let field = |name: &str| match app.name.is_empty() {
+                true => format!("apps[{index}].{name}"),
+                false => format!("apps[{index}] ({}).{name}", app.name),
+            };
+            let invalid = |field: String, message: String| AppFileError::Invalid {
+                file: file.into(),
+                field,
+                message,
+            };
+            if let Err(error) = validate_app_name(&app.name) {
+                return Err(invalid(field("name"), error.to_string()));
+            }
+            if !seen.insert(app.name.clone()) {
+                return Err(invalid(
+                    field("name"),
+                    format!("app {} is listed twice", app.name),
+                ));
+            }
+            app.path = check_path(&app.path).map_err(|m| invalid(field("path"), m))?;
+            for (i, values) in app.values.iter_mut().enumerate() {
+                *values =
+                    check_path(values).map_err(|m| invalid(field(&format!("values[{i}]")), m))?;
+            }
+            if let Some(namespace) = &app.namespace {
+                check_dns_label(namespace).map_err(|m| invalid(field("namespace"), m))?;
+            }
+            for (i, context) in app.contexts.iter().enumerate() {
+                if context.trim().is_empty() {
+                    return Err(invalid(field(&format!("contexts[{i}]")), "is empty".into()));
+                }
+            }
+            let mut contexts = BTreeSet::new();
+            if let Some(twice) = app.contexts.iter().find(|c| !contexts.insert(*c)) {
+                return Err(invalid(
+                    field("contexts"),
+                    format!("context {twice} is listed twice"),
+                ));
+            }
+            for (i, set) in app.set.iter().enumerate() {
+                if !set.contains('=') || set.starts_with('=') {
+                    return Err(invalid(
+                        field(&format!("set[{i}]")),
+                        format!("\"{set}\" is not KEY=VALUE"),
+                    ));
+                }
+            }
+            if let Some(text) = &app.timeout_text {
+                let timeout = humantime::parse_duration(text).map_err(|_| {
+                    invalid(
+                        field("timeout"),
+                        format!("\"{text}\" is not a duration (e.g. 90s, 5m, 1h)"),
+                    )
+                })?;
+                if timeout.is_zero() {
+                    return Err(invalid(field("timeout"), "must be longer than 0s".into()));
+                }
+                app.timeout = Some(timeout);
+            }
+            for (i, rule) in app.ignore.iter().enumerate() {
+                for pointer in &rule.paths {
+                    if !pointer.starts_with('/') {
+                        return Err(invalid(
+                            field(&format!("ignore[{i}].paths")),
+                            format!("\"{pointer}\" is not a JSON pointer (it starts with /)"),
+                        ));
+                    }
+                }
+            }
+            checked.push(app);
+        }
+        Ok(Some(AppFile {
+            file: file.into(),
+            apps: checked,
+        }))
+    }
+
+    /// The app called `name`.
+    pub fn app(&self, name: &str) -> Result<&AppSpec, AppFileError> {
+        self.apps
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| AppFileError::UnknownApp {
+                file: self.file.clone(),
+                name: name.into(),
+                known: self
+                    .apps
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+/// A repo-relative path without `./`, `..`, or a leading `/`.
+fn check_path(path: &str) -> Result<String, String> {
+    let trimmed = path.trim();
+    if trimmed.is_empty() {
+        return Err("is empty (use . for the repository root)".into());
+    }
+    if trimmed.starts_with('/') {
+        return Err(format!(
+            "\"{path}\" must be relative to the repository root"
+        ));
+    }
+    let mut parts = Vec::new();
+    for part in trimmed.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(format!("\"{path}\" leaves the repository")),
+            other => parts.push(other),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn check_dns_label(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{name}\" is not a namespace name (lowercase letters, digits and '-', at most 63)"
+        ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Option<AppFile>, AppFileError> {
+        AppFile::parse(APP_FILE, text)
+    }
+
+    #[test]
+    fn reads_every_field() {
+        let file = parse(
+            "apps:\n\
+             - name: shop\n  path: ./deploy/shop/\n  namespace: shop\n  contexts: [eu, us]\n  \
+             values: [deploy/values.yaml]\n  set: [image.tag=1.2]\n  prune: true\n  wait: false\n  \
+             timeout: 90s\n  ignore:\n  - kind: Deployment\n    paths: [/spec/replicas]\n\
+             - name: web\n  path: .\n",
+        )
+        .unwrap()
+        .unwrap();
+        let shop = file.app("shop").unwrap();
+        assert_eq!(shop.path, "deploy/shop");
+        assert_eq!(shop.namespace.as_deref(), Some("shop"));
+        assert_eq!(shop.contexts, ["eu", "us"]);
+        assert_eq!(shop.values, ["deploy/values.yaml"]);
+        assert_eq!(shop.set, ["image.tag=1.2"]);
+        assert_eq!(shop.prune, Some(true));
+        assert_eq!(shop.wait, Some(false));
+        assert_eq!(shop.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(shop.ignore_rules().rules.len(), 1);
+        let web = file.app("web").unwrap();
+        assert_eq!(web.path, "");
+        assert_eq!(web.prune, None);
+        assert_eq!(file.apps.len(), 2);
+    }
+
+    #[test]
+    fn a_file_without_apps_is_no_list() {
+        assert_eq!(parse("ignore:\n- paths: [/spec/replicas]\n").unwrap(), None);
+        assert_eq!(parse("").unwrap(), None);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (
+                "apps:\n- name: shop\n  path: a\n  timout: 5m\n",
+                "unknown field `timout`",
+            ),
+            ("apps:\n- name: Shop\n  path: a\n", "apps[0] (Shop).name"),
+            ("apps:\n- path: a\n", "missing field `name`"),
+            (
+                "apps:\n- name: a\n  path: ../x\n",
+                "apps[0] (a).path: \"../x\" leaves the repository",
+            ),
+            ("apps:\n- name: a\n  path: /x\n", "apps[0] (a).path"),
+            (
+                "apps:\n- name: a\n  path: x\n- name: a\n  path: y\n",
+                "app a is listed twice",
+            ),
+            (
+                "apps:\n- name: a\n  path: x\n  timeout: soon\n",
+                "apps[0] (a).timeout: \"soon\" is not a duration",
+            ),
+            (
+                "apps:\n- name: a\n  path: x\n  set: [novalue]\n",
+                "apps[0] (a).set[0]",
+            ),
+            (
+                "apps:\n- name: a\n  path: x\n  namespace: Prod\n",
+                "apps[0] (a).namespace",
+            ),
+            (
+                "apps:\n- name: a\n  path: x\n  contexts: [c, c]\n",
+                "context c is listed twice",
+            ),
+            ("apps:\n- name: a\n  path: x\n  prune: maybe\n", "prune"),
+            (
+                "apps:\n- name: a\n  path: x\n  values: [../v.yaml]\n",
+                "apps[0] (a).values[0]",
+            ),
+            (
+                "apps:\n- name: a\n  path: x\n  ignore:\n  - paths: [spec]\n",
+                "apps[0] (a).ignore[0].paths",
+            ),
+            ("apps: []\n", "lists no apps"),
+            ("apps: {name: a}\n", "apps"),
+        ];
+        for (text, expected) in cases {
+            let error = parse(text).unwrap_err().to_string();
+            assert!(error.starts_with(APP_FILE), "{text:?}: {error}");
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_line() {
+        let error = parse("apps:\n- name: a\n  path: x\n  prune: [\n").unwrap_err();
+        assert!(
+            error.to_string().starts_with(".kubectl-gitops.yaml:"),
+            "{error}"
+        );
+        let error = parse("apps:\n- name: a\n  path: x\n  timout: 5m\n").unwrap_err();
+        assert!(
+            error.to_string().starts_with(".kubectl-gitops.yaml:4"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unknown_app_lists_the_known_ones() {
+        let file = parse("apps:\n- name: a\n  path: x\n- name: b\n  path: y\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            file.app("c").unwrap_err().to_string(),
+            ".kubectl-gitops.yaml has no app named c (it has a, b)"
+        );
+    }
+}
