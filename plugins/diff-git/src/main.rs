@@ -51,7 +51,8 @@ struct Args {
     #[arg(long)]
     working_tree: bool,
     /// The app, for a path synced with `kubectl sync`: its ApplySet's members that the
-    /// revision no longer has show as removed (default: derived from the path, as sync does).
+    /// revision no longer has show as removed; a Helm chart's release name (default:
+    /// derived from the path, as sync does).
     #[arg(long, value_name = "NAME")]
     app: Option<String>,
     /// Output format: a colored unified diff (default), json, name or markdown.
@@ -88,13 +89,15 @@ fn main() -> ExitCode {
 /// What the positional arguments asked for.
 async fn run(args: Args) -> Result<Outcome> {
     let source = args.source.resolve(args.working_tree)?;
-    let render_options = RenderOptions {
-        kubectl: load::kubectl_binary(),
-    };
+    let app = args
+        .app
+        .clone()
+        .unwrap_or_else(|| app_name_for_path(&source.root, &source.repo_name()));
     let mut conflicts: Vec<Conflict> = Vec::new();
     let (mut changes, before_label, after_label) = match &source.selection {
         Selection::Range(a, b) => {
             let namespace = offline_namespace(&args.connection);
+            let render_options = args.source.render_options(&app, &namespace);
             let old = load::read_tree(&source.repo, &TreeSpec::Revision(a.clone()), &source.root)?;
             let new = load::read_tree(&source.repo, &TreeSpec::Revision(b.clone()), &source.root)?;
             let changes = between_trees(&old, &new, &render_options, &namespace)?;
@@ -104,16 +107,13 @@ async fn run(args: Args) -> Result<Outcome> {
             let tree = load::read_tree(&source.repo, spec, &source.root)?;
             let connection = args.connection.connect().await?;
             let cluster = LiveCluster::connect(&connection).await?;
+            let render_options = args.source.render_options(&app, &connection.namespace);
             let (_, desired) = load::desired_set(
                 &tree.snapshot,
                 &render_options,
                 &connection.namespace,
                 &cluster,
             )?;
-            let app = args
-                .app
-                .clone()
-                .unwrap_or_else(|| app_name_for_path(&source.root, &source.repo_name()));
             let synced = match applyset::read(&cluster, &connection.namespace, &app).await {
                 Ok(parent) => parent.is_some(),
                 Err(error) if error.is_forbidden() => {

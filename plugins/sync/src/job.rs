@@ -3,8 +3,7 @@
 use anyhow::{Context, Result, bail};
 use gitops::load::{self, TreeSpec};
 use gitops::objects::DesiredSet;
-use gitops::release::record::{Operation, ReleaseStatus};
-use gitops::render::RenderOptions;
+use gitops::release::record::{CHART_KEY, Operation, ReleaseStatus};
 use gitops::sync::{self, SyncOptions, app_name_for_path};
 use gitops_cli::Selection;
 
@@ -41,19 +40,20 @@ pub fn from_git(args: &Args, session: &Session) -> Result<Job> {
         }
     };
     let tree = load::read_tree(&source.repo, &spec, &source.root)?;
-    let options = RenderOptions {
-        kubectl: load::kubectl_binary(),
+    let app = match &args.app {
+        Some(app) => app.clone(),
+        None => app_name_for_path(&source.root, &source.repo_name()),
     };
+    let options = args
+        .source
+        .render_options(&app, &session.connection.namespace);
     let (renderer, desired) = load::desired_set(
         &tree.snapshot,
         &options,
         &session.connection.namespace,
         &session.cluster,
     )?;
-    let app = match &args.app {
-        Some(app) => app.clone(),
-        None => app_name_for_path(&source.root, &source.repo_name()),
-    };
+    let chart = load::chart_info(&tree.snapshot, &options)?;
     let commit = tree.commit().cloned();
     let description = match (&spec, &commit) {
         (TreeSpec::Revision(rev), Some(c)) => {
@@ -67,6 +67,11 @@ pub fn from_git(args: &Args, session: &Session) -> Result<Job> {
     sync_options.path = source.root.clone();
     sync_options.renderer = renderer.to_string();
     sync_options.commit = commit;
+    if let Some(chart) = chart {
+        sync_options
+            .extra
+            .insert(CHART_KEY.to_string(), serde_json::to_value(chart)?);
+    }
     Ok(Job {
         app,
         desired,
