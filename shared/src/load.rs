@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::objects::{DesiredSet, ObjectsError, ScopeResolver};
-use crate::render::{self, RenderError, RenderOptions, Renderer};
+use crate::render::{self, ChartInfo, HelmOptions, RenderError, RenderOptions, Renderer};
 use crate::source::{CommitInfo, Repo, Snapshot, SourceError};
 
 #[derive(Debug, thiserror::Error)]
@@ -69,11 +69,49 @@ pub fn desired_set(
     Ok((renderer, DesiredSet::build(manifests, namespace, scopes)?))
 }
 
+/// The chart a tree's path holds and the values given to it, for the release record;
+/// `None` when the path is not a Helm chart.
+pub fn chart_info(
+    snapshot: &Snapshot,
+    options: &RenderOptions,
+) -> Result<Option<ChartInfo>, LoadError> {
+    Ok(render::chart_info(snapshot, options)?)
+}
+
+/// The render settings of one app: the tools from the environment (`$KUBECTL`, `$HELM`),
+/// the app's name and namespace as a chart's release name and namespace, and the chart's
+/// `--values` files (repo-relative) and `--set` strings.
+pub fn render_options(
+    app: &str,
+    namespace: &str,
+    values_files: &[String],
+    set: &[String],
+) -> RenderOptions {
+    RenderOptions {
+        kubectl: kubectl_binary(),
+        helm: HelmOptions {
+            binary: helm_binary(),
+            release_name: app.to_string(),
+            namespace: namespace.to_string(),
+            values_files: values_files.to_vec(),
+            set: set.to_vec(),
+        },
+    }
+}
+
 /// The kubectl binary renderers run: `$KUBECTL` if set, else `kubectl` on PATH.
 pub fn kubectl_binary() -> PathBuf {
     std::env::var_os("KUBECTL")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new("kubectl").to_path_buf())
+}
+
+/// The helm binary charts are rendered with: `$HELM` if set, else `helm` on PATH.
+pub fn helm_binary() -> PathBuf {
+    std::env::var_os("HELM")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new("helm").to_path_buf())
 }
 
 /// Where `--repo URL` clones are kept: `$XDG_CACHE_HOME/kubectl-gitops/repos`.

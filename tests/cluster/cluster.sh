@@ -12,6 +12,7 @@
 #   KUBECTL_GITOPS_TEST_VIEWER_KUBECONFIG  user "viewer", bound to the read-only "view" ClusterRole
 #   KUBECTL_GITOPS_TEST_BIN                the directory holding kubectl and the servers
 #   KUBECTL_GITOPS_TEST_STATE              STATE_DIR
+#   HELM                                   the helm build.sh built (the library and plugins read $HELM)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -213,6 +214,7 @@ export KUBECTL_GITOPS_TEST_KUBECONFIG=$state/admin.kubeconfig
 export KUBECTL_GITOPS_TEST_VIEWER_KUBECONFIG=$state/viewer.kubeconfig
 export KUBECTL_GITOPS_TEST_BIN=$bin
 export KUBECTL_GITOPS_TEST_STATE=$state
+export HELM=$bin/helm
 EOF
   say "control plane ready (state in $state)"
 }

@@ -8,6 +8,7 @@ mod cluster;
 mod diff_git;
 mod drift;
 mod health;
+mod helm;
 mod hostile;
 mod release_history;
 mod release_store;

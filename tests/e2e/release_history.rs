@@ -186,6 +186,20 @@ fn synced_releases_and_helm_releases_side_by_side() {
         n
     );
 
+    // Helm's values (its `config`) only when asked for.
+    let helm_one = json_of(cluster, &["web", "2", "-n", n, "-o", "json"]);
+    assert_eq!(helm_one["values"], Value::Null);
+    let helm_one = json_of(
+        cluster,
+        &["web", "2", "-n", n, "-o", "json", "--show-secrets"],
+    );
+    assert_eq!(helm_one["values"]["password"], "values-are-never-shown");
+    let page = ok(&history(cluster, &["web", "2", "-n", n, "--show-secrets"]));
+    assert!(
+        page.contains("Values:         password: values-are-never-shown\n"),
+        "{page}"
+    );
+
     // One release: its objects, and its manifest with Secrets masked.
     let one = json_of(cluster, &["shop", "2", "-n", n, "-o", "json"]);
     assert_eq!(one["revision"], 2);

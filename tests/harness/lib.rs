@@ -46,10 +46,16 @@ impl TestCluster {
         self.bin.join("kubectl")
     }
 
+    /// The helm that build.sh built: our plugins render charts with it (`$HELM`).
+    pub fn helm_path(&self) -> PathBuf {
+        self.bin.join("helm")
+    }
+
     /// The real kubectl as admin, with our plugins on PATH and a private HOME.
     pub fn kubectl(&self) -> Command {
         let mut cmd = Command::new(self.kubectl_path());
-        cmd.env("KUBECONFIG", &self.admin_kubeconfig);
+        cmd.env("KUBECONFIG", &self.admin_kubeconfig)
+            .env("HELM", self.helm_path());
         isolate(&mut cmd);
         cmd
     }

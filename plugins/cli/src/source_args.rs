@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gitops::load::{self, TreeSpec};
+use gitops::render::RenderOptions;
 use gitops::source::{self, Positional, Repo};
 
 /// `[REVISION] [PATH]` and `--repo`: which repository, revision and path the manifests
@@ -20,6 +21,13 @@ pub struct SourceArgs {
     /// The repository: a directory or a URL (cloned into a cache with your git credentials).
     #[arg(long, value_name = "DIR|URL")]
     pub repo: Option<String>,
+    /// For a Helm chart: a values file, relative to the top of the repository and read
+    /// from the same revision as the chart (repeatable; later files win).
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<String>,
+    /// For a Helm chart: set a value, as `helm --set` does (repeatable; wins over --values).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// What the arguments asked for.
@@ -58,6 +66,12 @@ impl ResolvedSource {
 }
 
 impl SourceArgs {
+    /// How app `app` in `namespace` is rendered: the tools from the environment, and for a
+    /// Helm chart the release name, namespace and these --values and --set flags.
+    pub fn render_options(&self, app: &str, namespace: &str) -> RenderOptions {
+        load::render_options(app, namespace, &self.values, &self.set)
+    }
+
     /// Opens the repository and sorts out the positional arguments. `working_tree` asks
     /// for the files on disk instead of a revision.
     pub fn resolve(&self, working_tree: bool) -> Result<ResolvedSource> {

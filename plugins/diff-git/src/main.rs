@@ -58,7 +58,8 @@ struct Args {
     #[arg(long)]
     working_tree: bool,
     /// The app, for a path synced with `kubectl sync`: its ApplySet's members that the
-    /// revision no longer has show as removed (default: derived from the path, as sync does).
+    /// revision no longer has show as removed; a Helm chart's release name (default:
+    /// derived from the path, as sync does).
     #[arg(long, value_name = "NAME")]
     app: Option<String>,
     /// Output format: a colored unified diff (default), json, name or markdown.
@@ -256,11 +257,15 @@ async fn against_cluster_of(
     ))
 }
 
-/// The renderers' settings for one destination.
-fn render_options(_args: &Args, _target: &Target, _namespace: &str) -> RenderOptions {
-    RenderOptions {
-        kubectl: load::kubectl_binary(),
-    }
+/// The renderers' settings for one destination: a chart's release is the app, its values
+/// the flags', else the app list's.
+fn render_options(args: &Args, target: &Target, namespace: &str) -> RenderOptions {
+    load::render_options(
+        &target.app,
+        namespace,
+        target.values(&args.source.values),
+        &target.set(&args.source.set),
+    )
 }
 
 /// Prints each destination's section (headed when there are `several`), then a summary

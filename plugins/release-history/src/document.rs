@@ -48,6 +48,9 @@ struct One<'a> {
     objects: &'a [ReleaseObject],
     /// Masked unless --show-secrets; `null` without --manifest.
     manifest: Option<&'a str>,
+    /// A chart's user-supplied values (Helm's `config`); `null` unless --show-secrets,
+    /// as they can hold credentials.
+    values: Option<&'a serde_json::Value>,
 }
 
 /// diff-git's document, with the app it is about.
@@ -104,6 +107,7 @@ pub fn release(
     release: &Release,
     objects: &[ReleaseObject],
     manifest: Option<&str>,
+    show_values: bool,
     format: Format,
 ) -> io::Result<()> {
     write(
@@ -111,6 +115,7 @@ pub fn release(
             release,
             objects,
             manifest,
+            values: release.values.as_ref().filter(|_| show_values),
         },
         format,
     )

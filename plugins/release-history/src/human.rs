@@ -39,8 +39,19 @@ pub fn history(history: &AppHistory, color: bool) -> io::Result<()> {
     print(&history_text(history, Timestamp::now(), color))
 }
 
-pub fn release(release: &Release, objects: &[ReleaseObject], color: bool) -> io::Result<()> {
-    print(&release_text(release, objects, Timestamp::now(), color))
+pub fn release(
+    release: &Release,
+    objects: &[ReleaseObject],
+    show_values: bool,
+    color: bool,
+) -> io::Result<()> {
+    print(&release_text(
+        release,
+        objects,
+        show_values,
+        Timestamp::now(),
+        color,
+    ))
 }
 
 pub fn manifest(manifest: &str) -> io::Result<()> {
@@ -109,30 +120,61 @@ pub fn apps_text(apps: &[AppSummary], now: Timestamp, color: bool) -> String {
 pub fn history_text(history: &AppHistory, now: Timestamp, color: bool) -> String {
     let mut table = new_table(color);
     // The free-text columns wrap on a narrow terminal.
-    let wrap: &[(usize, u16)] = match history.source {
-        Source::Gitops => &[(1, WHEN_WIDTH), (4, TEXT_WIDTH), (5, 10), (7, 12)],
-        Source::Helm => &[(1, WHEN_WIDTH), (5, TEXT_WIDTH)],
+    // A CHART column only for an app with chart releases, as `helm history` has.
+    let charts = history
+        .entries
+        .iter()
+        .any(|e| e.as_ref().is_ok_and(|r| r.chart.is_some()));
+    let wrap: Vec<(usize, u16)> = match history.source {
+        Source::Gitops => [(1, WHEN_WIDTH), (4, TEXT_WIDTH), (5, 10), (7, 12)]
+            .into_iter()
+            .map(|(i, w)| {
+                (
+                    if charts && i >= CHART_COLUMN {
+                        i + 1
+                    } else {
+                        i
+                    },
+                    w,
+                )
+            })
+            .collect(),
+        Source::Helm => vec![(1, WHEN_WIDTH), (5, TEXT_WIDTH)],
     };
     match history.source {
         Source::Gitops => {
-            table.set_header([
+            let mut header = vec![
                 "REVISION", "UPDATED", "STATUS", "COMMIT", "SUBJECT", "AUTHOR", "BY", "CHANGES",
                 "DURATION",
-            ]);
+            ];
+            let layout = if charts {
+                header.insert(CHART_COLUMN, "CHART");
+                &OURS_WITH_CHART
+            } else {
+                &OURS
+            };
+            table.set_header(header);
             for entry in &history.entries {
                 let cells = match entry {
-                    Ok(r) => vec![
-                        Cell::new(r.revision),
-                        Cell::new(when(r.updated, now)),
-                        status_cell(&r.status, color),
-                        Cell::new(r.commit.as_ref().map_or(NONE, |c| c.short_id.as_str())),
-                        Cell::new(or_none(&subject(r))),
-                        Cell::new(r.commit.as_ref().map_or(NONE, |c| c.author_name.as_str())),
-                        Cell::new(r.who.as_deref().unwrap_or(NONE)),
-                        Cell::new(r.counts.as_ref().map_or(NONE.into(), changes)),
-                        Cell::new(r.duration_seconds.map_or(NONE.into(), duration)),
-                    ],
-                    Err(u) => unreadable_cells(u, color, &OURS),
+                    Ok(r) => {
+                        let mut cells = vec![
+                            Cell::new(r.revision),
+                            Cell::new(when(r.updated, now)),
+                            status_cell(&r.status, color),
+                            Cell::new(r.commit.as_ref().map_or(NONE, |c| c.short_id.as_str())),
+                            Cell::new(or_none(&subject(r))),
+                            Cell::new(r.commit.as_ref().map_or(NONE, |c| c.author_name.as_str())),
+                            Cell::new(r.who.as_deref().unwrap_or(NONE)),
+                            Cell::new(r.counts.as_ref().map_or(NONE.into(), changes)),
+                            Cell::new(r.duration_seconds.map_or(NONE.into(), duration)),
+                        ];
+                        if charts {
+                            let chart = chart(r);
+                            cells.insert(CHART_COLUMN, Cell::new(chart.as_deref().unwrap_or(NONE)));
+                        }
+                        cells
+                    }
+                    Err(u) => unreadable_cells(u, color, layout),
                 };
                 table.add_row(cells);
             }
@@ -162,13 +204,15 @@ pub fn history_text(history: &AppHistory, now: Timestamp, color: bool) -> String
             }
         }
     }
-    render(&mut table, wrap)
+    render(&mut table, &wrap)
 }
 
 /// One release, field by field as `kubectl describe` shows an object, then its objects.
+/// A chart's values are shown only with `show_values`: they can hold credentials.
 pub fn release_text(
     release: &Release,
     objects: &[ReleaseObject],
+    show_values: bool,
     now: Timestamp,
     color: bool,
 ) -> String {
@@ -220,6 +264,19 @@ pub fn release_text(
     add("Repository", release.repo.clone());
     add("Path", release.path.clone());
     add("Renderer", release.renderer.clone());
+    add(
+        "Values files",
+        release.values_files.as_ref().map(|files| files.join(", ")),
+    );
+    add(
+        "Set",
+        release
+            .set_keys
+            .as_ref()
+            .filter(|keys| !keys.is_empty())
+            .map(|keys| format!("{} (values hidden)", keys.join(", "))),
+    );
+    add("Values", values_text(release.values.as_ref(), show_values));
     add("Changes", release.counts.as_ref().map(all_counts));
     add("Error", release.error.clone());
     add("Notes", release.notes.clone());
@@ -329,6 +386,14 @@ const OURS: Layout = Layout {
     status: 2,
     reason: 4,
 };
+/// Where the CHART column goes in our history when an app has chart releases.
+const CHART_COLUMN: usize = 3;
+const OURS_WITH_CHART: Layout = Layout {
+    columns: 10,
+    revision: 0,
+    status: 2,
+    reason: 5,
+};
 const HELM: Layout = Layout {
     columns: 6,
     revision: 0,
@@ -376,6 +441,17 @@ fn subject(release: &Release) -> String {
         (Some("heal"), _) => format!("heal: {subject}"),
         _ => subject,
     }
+}
+
+/// The user-supplied values as YAML, or a note that they are hidden; nothing when there
+/// are none.
+fn values_text(values: Option<&serde_json::Value>, show: bool) -> Option<String> {
+    let values = values.filter(|v| v.as_object().is_none_or(|m| !m.is_empty()))?;
+    if !show {
+        return Some("(hidden: they can hold credentials; --show-secrets shows them)".into());
+    }
+    // Every JSON value has a YAML form.
+    Some(serde_yaml_ng::to_string(values).unwrap_or_else(|_| values.to_string()))
 }
 
 /// `nginx-15.1.0`, as Helm names a chart.
@@ -563,13 +639,77 @@ mod tests {
         assert!(history_text(&history, now(), true).contains('\x1b'));
     }
 
+    fn from_chart(revision: u32) -> Release {
+        let mut release = ours(revision, ReleaseStatus::Deployed);
+        release.chart = Some(gitops::release::history::ChartRef {
+            name: "web".into(),
+            version: "1.4.0".into(),
+        });
+        release.values_files = Some(vec!["env/prod.yaml".into(), "chart/more.yaml".into()]);
+        release.set_keys = Some(vec!["image.tag".into()]);
+        release.values = Some(serde_json::json!({"token": "s3cret", "replicas": 2}));
+        release
+    }
+
+    #[test]
+    fn chart_releases_have_a_chart_column_and_hide_their_values() {
+        let history = AppHistory {
+            source: Source::Gitops,
+            app: "shop".into(),
+            namespace: "apps".into(),
+            entries: vec![
+                Ok(from_chart(2)),
+                Err(Unreadable {
+                    source: Source::Gitops,
+                    namespace: "apps".into(),
+                    secret: "shop.r1".into(),
+                    revision: Some(1),
+                    reason: "corrupt".into(),
+                }),
+            ],
+        };
+        let text = history_text(&history, now(), false);
+        let lines: Vec<&str> = text.lines().collect();
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            header[..5],
+            ["REVISION", "UPDATED", "STATUS", "CHART", "COMMIT"]
+        );
+        assert!(
+            lines[1].contains("deployed     web-1.4.0   0123456"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("unreadable") && lines[2].contains("shop.r1: corrupt"),
+            "{text}"
+        );
+
+        let page = release_text(&from_chart(2), &[], false, now(), false);
+        assert!(page.contains("Chart:        web-1.4.0\n"), "{page}");
+        assert!(
+            page.contains("Values files: env/prod.yaml, chart/more.yaml\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains("Set:          image.tag (values hidden)\n"),
+            "{page}"
+        );
+        assert!(page.contains("Values:       (hidden"), "{page}");
+        assert!(!page.contains("s3cret"), "{page}");
+        let shown = release_text(&from_chart(2), &[], true, now(), false);
+        assert!(
+            shown.contains("Values:       token: s3cret\n              replicas: 2\n"),
+            "{shown}"
+        );
+    }
+
     #[test]
     fn release_page_lists_fields_and_objects() {
         let mut release = ours(4, ReleaseStatus::Deployed);
         release.operation = Some("rollback".into());
         release.rollback_of = Some(2);
         release.error = Some("line one\nline two".into());
-        let text = release_text(&release, &[], now(), false);
+        let text = release_text(&release, &[], false, now(), false);
         assert!(text.starts_with("App:       shop\n"), "{text}");
         assert!(
             text.contains("Operation: rollback to release 2\n"),

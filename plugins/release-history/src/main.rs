@@ -51,7 +51,8 @@ struct Args {
     /// Print the manifest stored in the release (Secrets masked).
     #[arg(long)]
     manifest: bool,
-    /// Show Secret values in --manifest and in diffs instead of masking them.
+    /// Show Secret values in --manifest and in diffs, and a chart's values, instead of
+    /// hiding them.
     #[arg(long)]
     show_secrets: bool,
     /// Only releases written by this tool (needed when an app name is used by both).
@@ -204,11 +205,15 @@ async fn run(args: Args) -> Result<Outcome> {
                 Vec::new()
             });
             match (args.output, manifest) {
-                (Some(format), manifest) => {
-                    document::release(&release, &objects, manifest.as_deref(), format)?
-                }
+                (Some(format), manifest) => document::release(
+                    &release,
+                    &objects,
+                    manifest.as_deref(),
+                    args.show_secrets,
+                    format,
+                )?,
                 (None, Some(manifest)) => human::manifest(&manifest)?,
-                (None, None) => human::release(&release, &objects, color)?,
+                (None, None) => human::release(&release, &objects, args.show_secrets, color)?,
             }
         }
         Request::Diff { app, before, after } => {

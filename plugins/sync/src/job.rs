@@ -3,8 +3,7 @@
 use anyhow::{Context, Result, bail};
 use gitops::load::{self, LoadedTree, TreeSpec};
 use gitops::objects::DesiredSet;
-use gitops::release::record::{Operation, ReleaseStatus};
-use gitops::render::RenderOptions;
+use gitops::release::record::{CHART_KEY, Operation, ReleaseStatus};
 use gitops::sync::{self, SyncOptions, app_name_for_path};
 use gitops_cli::targets::{self, Target};
 use gitops_cli::{ResolvedSource, Selection};
@@ -88,15 +87,19 @@ pub fn from_git(args: &Args, session: &Session) -> Result<Job> {
 /// One app of the revision, rendered for the session's cluster and namespace.
 pub fn from_tree(args: &Args, session: &Session, source: &Source, target: &Target) -> Result<Job> {
     let snapshot = target.snapshot(&source.tree.snapshot);
-    let options = RenderOptions {
-        kubectl: load::kubectl_binary(),
-    };
+    let options = load::render_options(
+        &target.app,
+        &session.connection.namespace,
+        target.values(&args.source.values),
+        &target.set(&args.source.set),
+    );
     let (renderer, desired) = load::desired_set(
         &snapshot,
         &options,
         &session.connection.namespace,
         &session.cluster,
     )?;
+    let chart = load::chart_info(&snapshot, &options)?;
     let commit = source.tree.commit().cloned();
     let description = match (&source.spec, &commit) {
         (TreeSpec::Revision(rev), Some(c)) => {
@@ -110,6 +113,11 @@ pub fn from_tree(args: &Args, session: &Session, source: &Source, target: &Targe
     sync_options.path = target.root.clone();
     sync_options.renderer = renderer.to_string();
     sync_options.commit = commit;
+    if let Some(chart) = chart {
+        sync_options
+            .extra
+            .insert(CHART_KEY.to_string(), serde_json::to_value(chart)?);
+    }
     Ok(Job {
         app: target.app.clone(),
         desired,

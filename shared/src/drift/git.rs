@@ -15,7 +15,6 @@ use crate::diff::normalise::normalise;
 use crate::load;
 use crate::objects::{DesiredSet, ObjectKey, ScopeResolver};
 use crate::release::record::ReleaseRecord;
-use crate::render::RenderOptions;
 use crate::source::{CommitInfo, Repo, Snapshot, SourceError};
 
 /// Repositories opened during one round of checks, by how they were named, so apps from
@@ -24,7 +23,7 @@ use crate::source::{CommitInfo, Repo, Snapshot, SourceError};
 #[derive(Default)]
 pub struct Repos {
     opened: BTreeMap<String, Repo>,
-    /// (repository, commit, path, app namespace, app) -> what was read there.
+    /// (repository, commit, path and chart values, app namespace, app) -> what was read there.
     read: BTreeMap<(String, String, String, String, String), AtCommit>,
 }
 
@@ -170,10 +169,13 @@ pub fn read(
         return Ok(side);
     };
     let commit = repo.resolve(revision).map_err(git_error)?;
+    // A chart renders with the values the release was synced with, which a later
+    // release may change at the same commit: they are part of what was read.
+    let chart = release.chart().unwrap_or_default();
     let key = (
         spec,
         commit.id.clone(),
-        path.to_string(),
+        format!("{path}\0{:?}\0{:?}", chart.values_files, chart.set),
         release.namespace.clone(),
         release.app.clone(),
     );
@@ -182,9 +184,12 @@ pub fn read(
         None => {
             let snapshot = repo.snapshot(&commit, path).map_err(git_error)?;
             let rules = config_rules(&snapshot)?;
-            let options = RenderOptions {
-                kubectl: load::kubectl_binary(),
-            };
+            let options = load::render_options(
+                &release.app,
+                &release.namespace,
+                &chart.values_files,
+                &chart.set,
+            );
             let (_, mut desired) =
                 load::desired_set(&snapshot, &options, &release.namespace, scopes).map_err(
                     |source| DriftError::Render {

@@ -56,6 +56,9 @@ pub struct HelmRelease {
     /// The rendered templates (hooks excluded), multi-document YAML.
     #[serde(default, deserialize_with = "or_default")]
     pub manifest: String,
+    /// The user-supplied values (`--values`, `--set`); can hold credentials.
+    #[serde(default, deserialize_with = "or_default")]
+    pub config: serde_json::Value,
 }
 
 /// `info`: the release's status and times. Times are Go's RFC 3339 strings; Go's zero

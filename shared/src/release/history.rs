@@ -17,6 +17,7 @@ use crate::objects::{ObjectKey, ObjectsError};
 use crate::release::helm::{self, HelmError, HelmRelease};
 use crate::release::record::{Counts, ObjectResult, ReleaseRecord};
 use crate::release::store::{StoreError, UnreadableRecord};
+use crate::render::ChartInfo;
 use crate::render::RenderError;
 use crate::source::CommitInfo;
 
@@ -52,7 +53,7 @@ impl fmt::Display for Source {
     }
 }
 
-/// A Helm chart, or the chart our record names in its extras.
+/// A Helm chart, or the chart our record names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChartRef {
     pub name: String,
@@ -89,6 +90,14 @@ pub struct Release {
     pub renderer: Option<String>,
     pub chart: Option<ChartRef>,
     pub app_version: Option<String>,
+    /// A chart's `--values` files, repo-relative (ours only).
+    pub values_files: Option<Vec<String>>,
+    /// The keys a chart's `--set` flags assigned, without their values (ours only).
+    pub set_keys: Option<Vec<String>>,
+    /// The user-supplied values: ours merged from `--values` and `--set`, Helm's
+    /// `config`. They can hold credentials: shown only when asked.
+    #[serde(skip)]
+    pub values: Option<serde_json::Value>,
     pub first_deployed: Option<jiff::Timestamp>,
     pub deleted: Option<jiff::Timestamp>,
     pub notes: Option<String>,
@@ -112,13 +121,10 @@ impl Release {
             // Millisecond precision; a clock that went backwards gives no duration.
             (seconds >= 0.0).then(|| (seconds * 1000.0).round() / 1000.0)
         });
-        let extra_text = |key: &str| {
-            let value = record.extra.get("chart")?.get(key)?.as_str()?;
-            non_empty(value)
-        };
-        let chart = extra_text("name").map(|name| ChartRef {
-            name,
-            version: extra_text("version").unwrap_or_default(),
+        let info = record.chart().filter(|c| !c.name.is_empty());
+        let chart = info.as_ref().map(|c| ChartRef {
+            name: c.name.clone(),
+            version: c.version.clone(),
         });
         Release {
             source: Source::Gitops,
@@ -134,7 +140,10 @@ impl Release {
             path: non_empty(&record.path),
             renderer: non_empty(&record.renderer),
             chart,
-            app_version: extra_text("app_version"),
+            app_version: info.as_ref().and_then(|c| c.app_version.clone()),
+            values_files: info.as_ref().map(|c| c.values_files.clone()),
+            set_keys: info.as_ref().map(ChartInfo::set_keys),
+            values: info.map(|c| c.values),
             first_deployed: None,
             deleted: None,
             notes: None,
@@ -177,6 +186,9 @@ impl Release {
                 version: metadata.version,
             }),
             app_version: non_empty(&metadata.app_version),
+            values_files: None,
+            set_keys: None,
+            values: Some(release.config).filter(|c| !c.is_null()),
             first_deployed: helm::timestamp(&info.first_deployed),
             deleted: helm::timestamp(&info.deleted),
             notes: non_empty(&info.notes),

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error_text::one_line;
 use crate::objects::ObjectKey;
+use crate::render::ChartInfo;
 use crate::source::CommitInfo;
 
 /// The record format this version writes and the newest it reads.
@@ -154,9 +155,23 @@ pub struct ReleaseRecord {
     /// The rendered manifest exactly as applied (labels included), multi-document YAML, so
     /// rollback needs no git.
     pub manifest: String,
-    /// Free-form extras for later features (chart name/version/values, ...); stable key names.
+    /// Extras with stable key names, absent from older records: [`CHART_KEY`] holds the
+    /// Helm chart and values of a chart's release ([`ChartInfo`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// The key of [`ReleaseRecord::extra`] holding a chart's [`ChartInfo`]. Kept in the
+/// extras, so rollbacks and heals, which copy them, keep it too.
+pub const CHART_KEY: &str = "chart";
+
+impl ReleaseRecord {
+    /// The chart this release was rendered from and its values; `None` for a path that
+    /// is not a chart, and for a chart entry this version cannot read.
+    pub fn chart(&self) -> Option<ChartInfo> {
+        let value = self.extra.get(CHART_KEY)?;
+        serde_json::from_value(value.clone()).ok()
+    }
 }
 
 impl ReleaseRecord {

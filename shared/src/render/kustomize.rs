@@ -203,7 +203,10 @@ mod tests {
     fn kubectl() -> RenderOptions {
         let kubectl =
             std::env::var_os("KUBECTL").map_or_else(|| PathBuf::from("kubectl"), PathBuf::from);
-        RenderOptions { kubectl }
+        RenderOptions {
+            kubectl,
+            ..RenderOptions::default()
+        }
     }
 
     fn snapshot(root: &str, files: &[(&str, &str)]) -> Snapshot {
@@ -460,6 +463,7 @@ mod tests {
     fn missing_kubectl_says_how_to_install_it() {
         let opts = RenderOptions {
             kubectl: PathBuf::from("/nonexistent/kubectl"),
+            ..RenderOptions::default()
         };
         let err = render_any(&snapshot("base", BASE), &opts)
             .unwrap_err()

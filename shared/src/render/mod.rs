@@ -1,9 +1,10 @@
-//! Turning a source tree into Kubernetes objects: plain YAML/JSON and kustomize.
+//! Turning a source tree into Kubernetes objects: plain YAML/JSON, kustomize and Helm.
 //!
 //! Every object keeps its [`Origin`] so that errors, diffs and duplicates can point at the
 //! file and line a person would open. Which renderer runs is decided by what the requested
-//! path holds ([`detect`]); adding one (Helm) means a variant, a `detect` rule and a module.
+//! path holds ([`detect`]); adding one means a variant, a `detect` rule and a module.
 
+mod helm;
 mod kustomize;
 mod value;
 mod yaml;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use crate::source::{Snapshot, SourceError};
 
+pub use helm::{ChartInfo, HelmOptions};
 pub(crate) use value::yaml11_reads_as_non_string;
 pub use yaml::parse_documents;
 
@@ -57,6 +59,8 @@ pub enum Renderer {
     Plain,
     /// `kubectl kustomize` on the path.
     Kustomize,
+    /// `helm template` on the chart at the path.
+    Helm,
 }
 
 impl fmt::Display for Renderer {
@@ -64,6 +68,7 @@ impl fmt::Display for Renderer {
         f.write_str(match self {
             Renderer::Plain => "plain",
             Renderer::Kustomize => "kustomize",
+            Renderer::Helm => "helm",
         })
     }
 }
@@ -73,12 +78,15 @@ impl fmt::Display for Renderer {
 pub struct RenderOptions {
     /// The binary run as `<kubectl> kustomize <dir>`.
     pub kubectl: PathBuf,
+    /// How a chart is templated: release name, namespace, values.
+    pub helm: HelmOptions,
 }
 
 impl Default for RenderOptions {
     fn default() -> Self {
         RenderOptions {
             kubectl: PathBuf::from("kubectl"),
+            helm: HelmOptions::default(),
         }
     }
 }
@@ -138,6 +146,49 @@ pub enum RenderError {
     #[error("kustomize failed for `{root}`: {message}")]
     Kustomize { root: String, message: String },
 
+    #[error(
+        "`{}` was not found; rendering a Helm chart runs `helm template`, so install Helm \
+         (https://helm.sh/docs/intro/install/) or set $HELM to its path",
+        helm.display()
+    )]
+    HelmNotFound { helm: PathBuf },
+
+    #[error("could not run `{} template`", helm.display())]
+    HelmStart {
+        helm: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("helm template failed for `{root}`: {message}")]
+    Helm { root: String, message: String },
+
+    #[error(
+        "{chart} lists the {} {}, not vendored under {charts_dir}/: run `helm dependency build` \
+         in the chart and commit {charts_dir}/ (charts are never fetched from the network)",
+        if dependencies.len() == 1 { "dependency" } else { "dependencies" },
+        dependencies.join(", ")
+    )]
+    HelmDependencyNotVendored {
+        chart: String,
+        dependencies: Vec<String>,
+        charts_dir: String,
+    },
+
+    #[error(
+        "values file `{file}` does not exist {at} (--values paths are relative to the top of \
+         the repository)"
+    )]
+    ValuesFileNotFound { file: String, at: String },
+
+    #[error("values file `{file}` is outside the repository: give a path relative to its top")]
+    ValuesFileOutside { file: String },
+
+    #[error(
+        "--values and --set are for Helm charts, but `{root}` has no Chart.yaml (it is rendered \
+         as {renderer})"
+    )]
+    ValuesWithoutChart { root: String, renderer: Renderer },
+
     /// A kustomization whose bases or components would make kustomize read outside the
     /// repository.
     #[error("{file}: `{entry}` in {field} points outside the repository: {reason}")]
@@ -159,13 +210,17 @@ pub(crate) fn yaml_value(text: &str) -> Option<serde_json::Value> {
     }
 }
 
-/// Chooses the renderer by what `snapshot.root` holds: a kustomization file
-/// (`kustomization.yaml`, `kustomization.yml` or `Kustomization`) means kustomize,
-/// anything else (including a single file) plain YAML/JSON.
+/// Chooses the renderer by what `snapshot.root` holds: a `Chart.yaml` means Helm, a
+/// kustomization file (`kustomization.yaml`, `kustomization.yml` or `Kustomization`)
+/// kustomize, anything else (including a single file) plain YAML/JSON.
 pub fn detect(snapshot: &Snapshot) -> Renderer {
-    match kustomization_file(snapshot, root_of(snapshot)) {
-        Some(_) => Renderer::Kustomize,
-        None => Renderer::Plain,
+    let root = root_of(snapshot);
+    if helm::is_chart(snapshot, root) {
+        Renderer::Helm
+    } else if kustomization_file(snapshot, root).is_some() {
+        Renderer::Kustomize
+    } else {
+        Renderer::Plain
     }
 }
 
@@ -175,10 +230,32 @@ pub fn detect(snapshot: &Snapshot) -> Renderer {
 /// `tokio::task::spawn_blocking` from async code that must not stall a worker thread.
 pub fn render(snapshot: &Snapshot, opts: &RenderOptions) -> Result<Vec<Manifest>, RenderError> {
     let root = root_of(snapshot);
-    match detect(snapshot) {
+    let renderer = detect(snapshot);
+    if renderer != Renderer::Helm && opts.helm.has_values() {
+        return Err(RenderError::ValuesWithoutChart {
+            root: if root.is_empty() { "." } else { root }.to_string(),
+            renderer,
+        });
+    }
+    match renderer {
         Renderer::Plain => yaml::render_plain(&snapshot.files, root),
         Renderer::Kustomize => kustomize::render(snapshot, root, opts),
+        Renderer::Helm => helm::render(snapshot, root, &opts.helm),
     }
+}
+
+/// The chart at `snapshot.root` and the values it is given, for the release record;
+/// `None` when the path is not a chart. Runs helm when values are given, to merge them
+/// as helm does.
+pub fn chart_info(
+    snapshot: &Snapshot,
+    opts: &RenderOptions,
+) -> Result<Option<ChartInfo>, RenderError> {
+    let root = root_of(snapshot);
+    if !helm::is_chart(snapshot, root) {
+        return Ok(None);
+    }
+    helm::chart_info(snapshot, root, &opts.helm).map(Some)
 }
 
 /// The requested path without `./` or surrounding slashes; `""` is the whole repository.

@@ -23,7 +23,8 @@ fn record() -> ReleaseRecord {
     });
     record.extra.insert(
         "chart".into(),
-        serde_json::json!({"name": "web", "version": "1.0.0"}),
+        serde_json::json!({"name": "web", "version": "1.0.0", "values_files": ["env/prod.yaml"],
+            "set": ["image.tag=v2,token=s3cret"], "values": {"token": "s3cret"}}),
     );
     record
 }
@@ -47,6 +48,25 @@ fn our_records_map_with_duration_and_operation() {
             name: "web".into(),
             version: "1.0.0".into()
         })
+    );
+    assert_eq!(
+        release.values_files,
+        Some(vec!["env/prod.yaml".to_string()])
+    );
+    assert_eq!(
+        release.set_keys,
+        Some(vec!["image.tag".to_string(), "token".to_string()])
+    );
+    assert_eq!(release.values, Some(serde_json::json!({"token": "s3cret"})));
+    assert!(!serde_json::to_string(&release).unwrap().contains("s3cret"));
+
+    // Records of paths that are not charts, and older records, have none of it.
+    let mut plain = record();
+    plain.extra.clear();
+    let release = Release::from_record(plain);
+    assert_eq!(
+        (release.chart, release.values_files, release.values),
+        (None, None, None)
     );
 
     let mut pending = record();
@@ -77,6 +97,7 @@ fn helm_releases_map_with_chart_and_times() {
             },
         },
         manifest: "m".into(),
+        config: serde_json::json!({"password": "hunter2"}),
     });
     assert_eq!(release.source, Source::Helm);
     assert_eq!((release.app.as_str(), release.revision), ("web", 3));
@@ -87,8 +108,16 @@ fn helm_releases_map_with_chart_and_times() {
     );
     assert_eq!(release.deleted, None);
     assert_eq!(release.app_version.as_deref(), Some("1.25.3"));
-    assert_eq!(release.chart.unwrap().version, "15.1.0");
+    assert_eq!(release.chart.as_ref().unwrap().version, "15.1.0");
     assert_eq!(release.who, None);
+    assert_eq!(
+        release.values,
+        Some(serde_json::json!({"password": "hunter2"}))
+    );
+    assert!(
+        !serde_json::to_string(&release).unwrap().contains("hunter2"),
+        "values are printed only when asked"
+    );
     let unknown = Release::from_helm(HelmRelease::default());
     assert_eq!(unknown.status, "unknown");
     assert_eq!(unknown.chart, None);
@@ -126,6 +155,8 @@ fn json_field_names_are_stable() {
             "renderer",
             "chart",
             "app_version",
+            "values_files",
+            "set_keys",
             "first_deployed",
             "deleted",
             "notes",

@@ -1,0 +1,373 @@
+//! Detection, `# Source:` mapping and errors without helm; rendering with the real helm
+//! (`$HELM`, else `helm` on PATH: a missing one fails).
+
+use super::*;
+use crate::render::{
+    RenderOptions, Renderer, chart_info as chart_info_any, detect, render as render_any,
+};
+use crate::source::CommitInfo;
+use serde_json::json;
+
+fn snapshot(root: &str, files: &[(&str, &str)]) -> Snapshot {
+    Snapshot {
+        files: files
+            .iter()
+            .map(|(path, text)| (path.to_string(), text.as_bytes().to_vec()))
+            .collect(),
+        root: root.to_string(),
+        commit: None,
+    }
+}
+
+fn options(values_files: &[&str], set: &[&str]) -> RenderOptions {
+    let binary = std::env::var_os("HELM").map_or_else(|| PathBuf::from("helm"), PathBuf::from);
+    RenderOptions {
+        helm: HelmOptions {
+            binary,
+            release_name: "shop".into(),
+            namespace: "apps".into(),
+            values_files: values_files.iter().map(|s| s.to_string()).collect(),
+            set: set.iter().map(|s| s.to_string()).collect(),
+        },
+        ..RenderOptions::default()
+    }
+}
+
+const CHART: &str = "apiVersion: v2\nname: web\nversion: 1.2.3\nappVersion: \"2.0\"\n\
+    dependencies:\n- name: cache\n  version: 0.1.0\n";
+const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  \
+    name: {{ .Release.Name }}-web\n  namespace: {{ .Release.Namespace }}\nspec:\n  \
+    replicas: {{ .Values.replicas }}\n  selector: {matchLabels: {app: web}}\n  template:\n    \
+    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: web\n        \
+    image: \"nginx:{{ .Values.image.tag }}\"\n";
+const CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+    metadata: {name: widgets.example.com}\nspec:\n  group: example.com\n  \
+    names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions:\n  \
+    - name: v1\n    served: true\n    storage: true\n    schema:\n      \
+    openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}\n";
+const HOOK: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: test-{{ .Release.Name }}\n  \
+    annotations: {helm.sh/hook: test}\nspec:\n  containers: [{name: t, image: busybox}]\n";
+
+fn chart_files() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("charts/web/Chart.yaml", CHART),
+        (
+            "charts/web/values.yaml",
+            "replicas: 1\nimage: {tag: \"1.0\"}\n",
+        ),
+        ("charts/web/templates/deployment.yaml", DEPLOYMENT),
+        ("charts/web/templates/tests/test.yaml", HOOK),
+        ("charts/web/crds/widget.yaml", CRD),
+        (
+            "charts/web/charts/cache/Chart.yaml",
+            "apiVersion: v2\nname: cache\nversion: 0.1.0\n",
+        ),
+        (
+            "charts/web/charts/cache/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cache}\ndata: {size: {{ .Values.size | quote }}}\n",
+        ),
+        ("charts/web/charts/cache/values.yaml", "size: 10\n"),
+        ("env/prod.yaml", "replicas: 3\ncache: {size: 20}\n"),
+        (
+            "other/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n",
+        ),
+    ]
+}
+
+#[test]
+fn a_chart_yaml_at_the_root_means_helm() {
+    let mut files = chart_files();
+    files.push(("charts/web/kustomization.yaml", "resources: []\n"));
+    assert_eq!(detect(&snapshot("charts/web", &files)), Renderer::Helm);
+    assert_eq!(detect(&snapshot("./charts/web/", &files)), Renderer::Helm);
+    assert_eq!(Renderer::Helm.to_string(), "helm");
+    // A chart below the path, or a path inside a chart, is not one.
+    assert_eq!(detect(&snapshot("charts", &files)), Renderer::Plain);
+    assert_eq!(
+        detect(&snapshot("charts/web/templates", &files)),
+        Renderer::Plain
+    );
+}
+
+#[test]
+fn sources_map_to_repository_files() {
+    let mut files = chart_files();
+    files.push(("charts/web/charts/db-2.0.0.tgz", ""));
+    let snap = snapshot("charts/web", &files);
+    let map = |source: &str| repo_file(&snap, "charts/web", source);
+    assert_eq!(
+        map("web/templates/deployment.yaml"),
+        "charts/web/templates/deployment.yaml"
+    );
+    assert_eq!(map("web/crds/widget.yaml"), "charts/web/crds/widget.yaml");
+    assert_eq!(
+        map("web/charts/cache/templates/cm.yaml"),
+        "charts/web/charts/cache/templates/cm.yaml"
+    );
+    // A subchart vendored as an archive: the archive.
+    assert_eq!(
+        map("web/charts/db/templates/x.yaml"),
+        "charts/web/charts/db-2.0.0.tgz"
+    );
+    // Made by a template helm names in another way: the chart.
+    assert_eq!(map("web/templates/gone.yaml"), "charts/web/Chart.yaml");
+    assert_eq!(map("nonsense"), "charts/web/Chart.yaml");
+}
+
+#[test]
+fn output_is_split_at_source_comments() {
+    let snap = snapshot("charts/web", &chart_files());
+    let output = "---\n# Source: web/crds/widget.yaml\napiVersion: v1\nkind: ConfigMap\n\
+        metadata: {name: a}\n---\n# Source: web/templates/deployment.yaml\n\
+        apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n---\n\
+        # Source: web/templates/deployment.yaml\n# a comment of the template\n\
+        apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {x: \"# Source: no\"}\n";
+    let manifests = split_by_source(&snap, "charts/web", output).unwrap();
+    let origins: Vec<_> = manifests
+        .iter()
+        .map(|m| {
+            (
+                m.object["metadata"]["name"].clone(),
+                m.origin.to_string(),
+                m.origin.document,
+            )
+        })
+        .collect();
+    assert_eq!(
+        origins,
+        [
+            (json!("a"), "charts/web/crds/widget.yaml:1".to_string(), 0),
+            (
+                json!("b"),
+                "charts/web/templates/deployment.yaml:1".to_string(),
+                0
+            ),
+            (
+                json!("c"),
+                "charts/web/templates/deployment.yaml:1".to_string(),
+                1
+            ),
+        ]
+    );
+    // A malformed document names the template.
+    let err = split_by_source(
+        &snap,
+        "charts/web",
+        "---\n# Source: web/templates/deployment.yaml\nkind: [\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("charts/web/templates/deployment.yaml:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn set_keys_leave_the_values_out() {
+    let info = ChartInfo {
+        set: vec![
+            "image.tag=v2,password=hunter2".into(),
+            "a\\,b=1".into(),
+            "list[0]=x".into(),
+        ],
+        ..ChartInfo::default()
+    };
+    assert_eq!(
+        info.set_keys(),
+        ["image.tag", "password", "a\\,b", "list[0]"]
+    );
+}
+
+#[test]
+fn values_paths_are_repo_relative() {
+    assert_eq!(
+        normalise_repo_path("./env/../env/prod.yaml").as_deref(),
+        Some("env/prod.yaml")
+    );
+    assert_eq!(normalise_repo_path("/etc/passwd"), None);
+    assert_eq!(normalise_repo_path("../outside.yaml"), None);
+    assert_eq!(normalise_repo_path("."), None);
+}
+
+#[test]
+fn missing_dependencies_are_read_from_helms_message() {
+    assert_eq!(
+        missing_dependencies("found in Chart.yaml, but missing in charts/ directory: a, b"),
+        Some(vec!["a".to_string(), "b".to_string()])
+    );
+    assert_eq!(missing_dependencies("parse error"), None);
+}
+
+#[test]
+fn values_need_a_chart() {
+    let snap = snapshot("other", &chart_files());
+    let err = render_any(&snap, &options(&["env/prod.yaml"], &[])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--values and --set are for Helm charts, but `other` has no Chart.yaml (it is rendered as plain)"
+    );
+}
+
+#[test]
+fn a_missing_values_file_is_named() {
+    let mut snap = snapshot("charts/web", &chart_files());
+    let err = render_any(&snap, &options(&["env/nope.yaml"], &[])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "values file `env/nope.yaml` does not exist in the working tree (--values paths are \
+         relative to the top of the repository)"
+    );
+    snap.commit = Some(CommitInfo {
+        id: "0123456789abcdef0123456789abcdef01234567".into(),
+        short_id: "0123456".into(),
+        subject: String::new(),
+        author_name: String::new(),
+        author_email: String::new(),
+        time: 0,
+    });
+    let err = render_any(&snap, &options(&["env/nope.yaml"], &[])).unwrap_err();
+    assert!(
+        err.to_string().contains("does not exist at commit 0123456"),
+        "{err}"
+    );
+    let err = render_any(&snap, &options(&["../up.yaml"], &[])).unwrap_err();
+    assert!(
+        matches!(err, RenderError::ValuesFileOutside { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_helm_says_how_to_install_it() {
+    let mut opts = options(&[], &[]);
+    opts.helm.binary = PathBuf::from("/nonexistent/helm");
+    let err = render_any(&snapshot("charts/web", &chart_files()), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("`/nonexistent/helm` was not found;"),
+        "{err}"
+    );
+    assert!(err.contains("https://helm.sh/docs/intro/install/"), "{err}");
+    assert!(err.contains("$HELM"), "{err}");
+}
+
+#[test]
+fn renders_templates_subcharts_and_crds_with_values_from_outside_the_chart() {
+    let snap = snapshot("charts/web", &chart_files());
+    let manifests = render_any(&snap, &options(&["env/prod.yaml"], &["image.tag=1.5"])).unwrap();
+    let summary: Vec<_> = manifests
+        .iter()
+        .map(|m| {
+            (
+                m.object["kind"].as_str().unwrap().to_string(),
+                m.origin.file.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "CustomResourceDefinition".to_string(),
+                "charts/web/crds/widget.yaml".to_string()
+            ),
+            (
+                "ConfigMap".to_string(),
+                "charts/web/charts/cache/templates/cm.yaml".to_string()
+            ),
+            (
+                "Deployment".to_string(),
+                "charts/web/templates/deployment.yaml".to_string()
+            ),
+        ],
+        "test hooks are left out"
+    );
+    let deployment = &manifests[2].object;
+    assert_eq!(deployment["metadata"]["name"], "shop-web");
+    assert_eq!(deployment["metadata"]["namespace"], "apps");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.5"
+    );
+    assert_eq!(manifests[1].object["data"]["size"], "20");
+
+    let info = chart_info_any(&snap, &options(&["env/prod.yaml"], &["image.tag=1.5"]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("web", "1.2.3")
+    );
+    assert_eq!(info.app_version.as_deref(), Some("2.0"));
+    assert_eq!(info.values_files, ["env/prod.yaml"]);
+    assert_eq!(
+        info.values,
+        json!({"replicas": 3, "cache": {"size": 20}, "image": {"tag": "1.5"}})
+    );
+    assert_eq!(
+        chart_info_any(&snapshot("other", &chart_files()), &options(&[], &[])).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn helm_errors_are_one_clear_line() {
+    let mut files = chart_files();
+    files.push((
+        "charts/web/templates/bad.yaml",
+        "{{ fail \"replicas must be set\" }}\n",
+    ));
+    let err = render_any(&snapshot("charts/web", &files), &options(&[], &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("helm template failed for `charts/web`: "),
+        "{err}"
+    );
+    assert!(err.contains("replicas must be set"), "{err}");
+    assert!(
+        !err.contains('\n') && !err.contains("kubectl-gitops-"),
+        "{err}"
+    );
+
+    let mut files = chart_files();
+    files.push(("charts/web/templates/nil.yaml", "{{ .Values.a.b.c }}\n"));
+    let err = render_any(&snapshot("charts/web", &files), &options(&[], &[]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "helm template failed for `charts/web`: charts/web/templates/nil.yaml:1:10; executing \
+         \"charts/web/templates/nil.yaml\" at <.Values.a.b.c>:; nil pointer evaluating \
+         interface {}.b"
+    );
+
+    let unvendored: Vec<_> = chart_files()
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with("charts/web/charts/"))
+        .collect();
+    let err = render_any(&snapshot("charts/web", &unvendored), &options(&[], &[]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "charts/web/Chart.yaml lists the dependency cache, not vendored under charts/web/charts/: \
+         run `helm dependency build` in the chart and commit charts/web/charts/ (charts are never \
+         fetched from the network)"
+    );
+
+    let err = render_any(
+        &snapshot("charts/web", &chart_files()),
+        &options(&[], &["novalue"]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("helm template failed for `charts/web`: "),
+        "{err}"
+    );
+}
