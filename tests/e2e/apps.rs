@@ -57,19 +57,21 @@ fn row<'a>(text: &'a str, app: &str, context: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no summary row for {app} on {context} in:\n{text}"))
 }
 
-/// A repository with three apps: plain YAML, a kustomization, and a second plain one
-/// whose list entry overrides nothing, each in its own namespace.
+/// A repository with four apps: plain YAML, a kustomization, a second plain one, and a
+/// Helm chart with values from the list, each in its own namespace.
 struct ThreeApps {
     repo: GitFixture,
     plain: TestNamespace,
     kust: TestNamespace,
     other: TestNamespace,
+    chart: TestNamespace,
 }
 
 fn three_apps(cluster: &TestCluster) -> ThreeApps {
     let plain = cluster.namespace("apps-plain");
     let kust = cluster.namespace("apps-kust");
     let other = cluster.namespace("apps-other");
+    let chart = cluster.namespace("apps-chart");
     let repo = GitFixture::new();
     repo.write("apps/plain/cm.yaml", &config_map("plain", "one"));
     repo.write("apps/kust/base/cm.yaml", &config_map("kust", "one"));
@@ -78,14 +80,27 @@ fn three_apps(cluster: &TestCluster) -> ThreeApps {
         "resources:\n- base/cm.yaml\nnamePrefix: k-\n",
     );
     repo.write("apps/other/cm.yaml", &config_map("other", "one"));
+    // A Helm chart whose values come from the list: a file outside the chart, and --set.
+    repo.write(
+        "apps/chart/Chart.yaml",
+        "apiVersion: v2\nname: settings\nversion: 0.3.0\n",
+    );
+    repo.write("apps/chart/values.yaml", "value: default\nsuffix: none\n");
+    repo.write(
+        "apps/chart/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\n\
+         data:\n  value: \"{{ .Values.value }}-{{ .Values.suffix }}\"\n",
+    );
+    repo.write("env/chart.yaml", "value: from-list\n");
     repo.write(
         ".kubectl-gitops.yaml",
         &format!(
             "apps:\n\
              - name: plain\n  path: apps/plain\n  namespace: {}\n  prune: true\n\
              - name: kust\n  path: apps/kust\n  namespace: {}\n  timeout: 2m\n\
-             - name: other\n  path: ./apps/other/\n  namespace: {}\n  wait: false\n",
-            plain.name, kust.name, other.name
+             - name: other\n  path: ./apps/other/\n  namespace: {}\n  wait: false\n\
+             - name: chart\n  path: apps/chart\n  namespace: {}\n  values: [env/chart.yaml]\n  set: [suffix=set]\n",
+            plain.name, kust.name, other.name, chart.name
         ),
     );
     repo.commit("three apps");
@@ -94,6 +109,7 @@ fn three_apps(cluster: &TestCluster) -> ThreeApps {
         plain,
         kust,
         other,
+        chart,
     }
 }
 
@@ -110,6 +126,7 @@ fn sync_all_applies_every_app_and_diff_git_all_reports_each() {
         ("plain", &apps.plain),
         ("kust", &apps.kust),
         ("other", &apps.other),
+        ("chart", &apps.chart),
     ] {
         assert!(
             text.contains(&format!("==> app {app} · context ")) && text.contains(&ns.name),
@@ -123,11 +140,29 @@ fn sync_all_applies_every_app_and_diff_git_all_reports_each() {
     assert_eq!(data(cluster, &apps.plain.name, "plain"), "one");
     assert_eq!(data(cluster, &apps.kust.name, "k-kust"), "one");
     assert_eq!(data(cluster, &apps.other.name, "other"), "one");
+    // The chart's release is the app; its values are the list's file and --set.
+    assert_eq!(
+        data(cluster, &apps.chart.name, "chart-settings"),
+        "from-list-set"
+    );
+    let history = cluster.kubectl_ok(&[
+        "release-history",
+        "chart",
+        "-n",
+        &apps.chart.name,
+        "-o",
+        "json",
+    ]);
+    assert!(
+        history.contains("settings") && history.contains("0.3.0"),
+        "{history}"
+    );
+    assert!(history.contains("env/chart.yaml"), "{history}");
 
     // Nothing changed: every app is clean.
     let out = run(cluster, repo, None, &["diff-git", "--all"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    for app in ["plain", "kust", "other"] {
+    for app in ["plain", "kust", "other", "chart"] {
         assert!(
             row(&stdout(&out), app, "admin@test").contains("no differences"),
             "{}",
@@ -166,7 +201,7 @@ fn sync_all_applies_every_app_and_diff_git_all_reports_each() {
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let items = doc["items"].as_array().unwrap();
     let names: Vec<&str> = items.iter().map(|i| i["app"].as_str().unwrap()).collect();
-    assert_eq!(names, ["plain", "kust", "other"]);
+    assert_eq!(names, ["plain", "kust", "other", "chart"]);
     assert_eq!(items[0]["namespace"], apps.plain.name.as_str());
     assert_eq!(items[0]["context"], "admin@test");
     assert!(items[0]["error"].is_null());
