@@ -3,11 +3,15 @@
 #![allow(clippy::unwrap_used)] // test code: a failed step should stop the test loudly
 
 mod applyset;
+mod canary;
 mod cluster;
+mod concurrency;
 mod diff_git;
 mod drift;
+mod faults;
 mod health;
 mod hostile;
+mod rbac;
 mod release_history;
 mod release_store;
 mod shipping;

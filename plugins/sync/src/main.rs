@@ -123,7 +123,8 @@ async fn run(args: Args) -> Result<Outcome> {
     if args.watch && (args.rollback.is_some() || args.dry_run) {
         bail!("--watch follows a revision; it cannot be combined with --rollback or --dry-run");
     }
-    let connection = args.connection.connect().await?;
+    let mut connection = args.connection.connect().await?;
+    connection.retry_budget = args.timeout; // retries are bounded by the sync's --timeout
     let cluster = LiveCluster::connect(&connection).await?;
     let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
     let session = Session {
