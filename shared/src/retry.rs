@@ -136,19 +136,19 @@ impl fmt::Debug for RequestLog {
     }
 }
 
+/// What [`layer`] makes of a client's service.
+pub type RetryingService<S> = tower::retry::Retry<
+    RetryPolicy,
+    Logged<tower::buffer::Buffer<Request<Body>, <S as Service<Request<Body>>>::Future>>,
+>;
+
 /// The layer every client gets: retries outside, the request log inside (each attempt is
 /// logged). `server` prefixes the paths in log lines.
 pub fn layer<S, B>(
     budget: Duration,
     server: String,
     log: Option<RequestLog>,
-) -> impl Layer<
-    S,
-    Service = tower::retry::Retry<
-        RetryPolicy,
-        Logged<tower::buffer::Buffer<Request<Body>, S::Future>>,
-    >,
->
+) -> impl Layer<S, Service = RetryingService<S>>
 where
     S: Service<Request<Body>, Response = Response<B>, Error = BoxError> + Send + 'static,
     S::Future: Send + 'static,

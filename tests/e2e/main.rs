@@ -11,6 +11,7 @@ mod drift;
 mod faults;
 mod health;
 mod hostile;
+mod prune;
 mod rbac;
 mod release_history;
 mod release_store;
