@@ -37,6 +37,15 @@ bash tests/cluster/cluster.sh up "$state"
 echo "== cargo test"
 cargo test --workspace --locked -- "$@" 2>&1 | tee "$state/cargo-test.log"
 
+# Last: no plugin run of the whole suite printed a canary (a Secret value in the fixtures,
+# a test user's bearer token) unless asked to with --show-secrets. The harness recorded
+# every run under $state/plugin-runs/.
+if [ $# -eq 0 ]; then
+  echo "== canary check"
+  cargo test -p kubectl-gitops-tests --test e2e --locked -- --ignored \
+    canary::canary_values_appear_in_no_recorded_output 2>&1 | tee -a "$state/cargo-test.log"
+fi
+
 # The benchmark's small mode, so it cannot rot (timings are printed, never asserted).
 if [ $# -eq 0 ]; then
   echo "== benchmark smoke run"

@@ -59,11 +59,18 @@ impl ApiError {
                     401 => ApiError::Unauthorized {
                         context: call.context.to_string(),
                     },
-                    403 => ApiError::Forbidden {
-                        verb: call.verb.to_string(),
-                        resource: call.resource.to_string(),
-                        message,
-                    },
+                    403 => {
+                        // The server names the verb it checked, which is not always the
+                        // request's: a server-side apply that would create the object
+                        // needs "create", its dry-run too.
+                        let (verb, resource) = denied_permission(&message)
+                            .unwrap_or_else(|| (call.verb.to_string(), call.resource.to_string()));
+                        ApiError::Forbidden {
+                            verb,
+                            resource,
+                            message,
+                        }
+                    }
                     _ => ApiError::Rejected {
                         code,
                         reason,
@@ -114,6 +121,24 @@ impl ApiError {
     }
 }
 
+/// The verb and resource (`deployments/scale` for a subresource) an RBAC denial names:
+/// `... cannot create resource "configmaps" in API group "" ...`.
+pub fn denied_permission(message: &str) -> Option<(String, String)> {
+    let rest = &message[message.find(" cannot ")? + " cannot ".len()..];
+    let (verb, rest) = rest.split_once(' ')?;
+    let rest = rest.strip_prefix("resource \"")?;
+    let (resource, rest) = rest.split_once('"')?;
+    let resource = match rest
+        .strip_prefix(" in API group \"")
+        .and_then(|r| r.split_once('"'))
+        .map(|(group, _)| group)
+    {
+        Some(group) if !group.is_empty() => format!("{resource}.{group}"),
+        _ => resource.to_string(),
+    };
+    (!verb.is_empty() && !resource.is_empty()).then(|| (verb.to_string(), resource))
+}
+
 fn is_transport(error: &kube::Error) -> bool {
     matches!(
         error,
@@ -124,5 +149,27 @@ fn is_transport(error: &kube::Error) -> bool {
     ) || {
         let text = error.to_string().to_lowercase();
         text.contains("connect") || text.contains("dns") || text.contains("certificate")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::denied_permission;
+
+    #[test]
+    fn the_denied_verb_and_resource_come_from_the_servers_message() {
+        let core = r#"configmaps "settings" is forbidden: User "system:serviceaccount:a:b" cannot create resource "configmaps" in API group "" in the namespace "a""#;
+        assert_eq!(
+            denied_permission(core),
+            Some(("create".into(), "configmaps".into()))
+        );
+        let grouped = r#"leases.coordination.k8s.io "x" is forbidden: User "u" cannot update resource "leases" in API group "coordination.k8s.io" in the namespace "a""#;
+        assert_eq!(
+            denied_permission(grouped),
+            Some(("update".into(), "leases.coordination.k8s.io".into()))
+        );
+        let sub = r#"User "u" cannot patch resource "deployments/scale" in API group "apps" in the namespace "a""#;
+        assert_eq!(denied_permission(sub).map(|(v, _)| v), Some("patch".into()));
+        assert_eq!(denied_permission("something else entirely"), None);
     }
 }

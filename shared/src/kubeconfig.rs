@@ -14,6 +14,7 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::error_text::{chain as error_chain, one_line};
+use crate::retry::RequestLog;
 
 /// The User-Agent of every request the plugins make.
 pub const USER_AGENT: &str = concat!("kubectl-gitops/v", env!("CARGO_PKG_VERSION"));
@@ -86,6 +87,11 @@ pub struct Connection {
     pub files: Vec<PathBuf>,
     /// The request timeout, if any, for callers that bound whole operations.
     pub request_timeout: Option<Duration>,
+    /// How long one request may keep being retried (see [`crate::retry`]); a sync sets
+    /// its `--timeout`.
+    pub retry_budget: Duration,
+    /// Where retries (and, with `-v`, every request) are reported.
+    pub request_log: Option<RequestLog>,
 }
 
 impl Connection {
@@ -94,12 +100,19 @@ impl Connection {
         self.config.cluster_url.to_string()
     }
 
-    /// A client for this connection.
+    /// A client for this connection, retrying as [`crate::retry`] says.
     pub fn client(&self) -> Result<kube::Client, KubeconfigError> {
-        kube::Client::try_from(self.config.clone()).map_err(|source| KubeconfigError::Client {
-            context: self.context.clone().unwrap_or_else(|| "in-cluster".into()),
-            message: source.to_string(),
-        })
+        let mut config = self.config.clone();
+        // kube's own retry is silent and unbounded by our budget; ours replaces it.
+        config.default_retry = false;
+        let builder = kube::client::ClientBuilder::try_from(config).map_err(|source| {
+            KubeconfigError::Client {
+                context: self.context.clone().unwrap_or_else(|| "in-cluster".into()),
+                message: source.to_string(),
+            }
+        })?;
+        let layer = crate::retry::layer(self.retry_budget, self.server(), self.request_log.clone());
+        Ok(builder.with_layer(&layer).build())
     }
 
     /// Who is acting, for release records: `--as` if given, else the kubeconfig user.
@@ -472,6 +485,8 @@ async fn from_kubeconfig(
         user: user_name,
         files: loaded.files,
         request_timeout: None,
+        retry_budget: crate::retry::DEFAULT_BUDGET,
+        request_log: None,
     })
 }
 
@@ -495,6 +510,8 @@ fn in_cluster(opts: &ConnectOptions) -> Result<Connection, KubeconfigError> {
         user: Some("serviceaccount".into()),
         files: Vec::new(),
         request_timeout: None,
+        retry_budget: crate::retry::DEFAULT_BUDGET,
+        request_log: None,
     })
 }
 

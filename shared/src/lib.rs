@@ -19,5 +19,6 @@ pub mod objects;
 pub mod output;
 pub mod release;
 pub mod render;
+pub mod retry;
 pub mod source;
 pub mod sync;

@@ -13,6 +13,8 @@
 #   KUBECTL_GITOPS_TEST_BIN                the directory holding kubectl and the servers
 #   KUBECTL_GITOPS_TEST_STATE              STATE_DIR
 #   HELM                                   the helm build.sh built (the library and plugins read $HELM)
+# KUBECTL_GITOPS_APISERVER_ARGS (at `up`): extra kube-apiserver flags, kept for restarts
+# (fault tests start private control planes with e.g. --max-requests-inflight).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -108,6 +110,8 @@ current-context: $user@test
 EOF
 }
 
+# apiserver_args is split into words on purpose: it holds several flags.
+# shellcheck disable=SC2086
 start_apiserver() {
   start kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$etcd_port" \
@@ -124,7 +128,8 @@ start_apiserver() {
     --endpoint-reconciler-type=none \
     --audit-log-path="$state/logs/audit.log" --audit-policy-file="$state/audit-policy.yaml" \
     --audit-log-maxsize=200 --audit-log-maxbackup=1 \
-    --enable-priority-and-fairness=false
+    --enable-priority-and-fairness=false \
+    ${apiserver_args:-}
 }
 
 apiserver_ready() {
@@ -147,6 +152,8 @@ cmd_up() {
   admin_token=$(openssl rand -hex 16); viewer_token=$(openssl rand -hex 16)
   printf 'bin=%s\netcd_port=%s\napiserver_port=%s\nadmin_token=%s\n' \
     "$bin" "$etcd_port" "$apiserver_port" "$admin_token" >"$state/ports"
+  apiserver_args=${KUBECTL_GITOPS_APISERVER_ARGS:-}
+  printf 'apiserver_args=%q\n' "$apiserver_args" >>"$state/ports"
   make_certs
   cat >"$state/tokens.csv" <<EOF
 $admin_token,admin,admin-uid,"system:masters"

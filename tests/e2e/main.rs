@@ -4,12 +4,17 @@
 
 mod applyset;
 mod apps;
+mod canary;
 mod cluster;
+mod concurrency;
 mod diff_git;
 mod drift;
+mod faults;
 mod health;
 mod helm;
 mod hostile;
+mod prune;
+mod rbac;
 mod release_history;
 mod release_store;
 mod shipping;

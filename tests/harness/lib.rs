@@ -9,8 +9,13 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub mod fixture;
+pub mod private;
+pub mod record;
+pub mod users;
 
 pub use fixture::GitFixture;
+pub use private::PrivateCluster;
+pub use users::ServiceAccountUser;
 
 /// The running test control plane.
 pub struct TestCluster {
@@ -140,6 +145,34 @@ impl TestCluster {
         out
     }
 
+    /// The statuses of an app's release records by revision, read with kubectl.
+    pub fn release_statuses(&self, namespace: &str, app: &str) -> Vec<(u32, String)> {
+        let text = self.kubectl_ok(&[
+            "get",
+            "secrets",
+            "-n",
+            namespace,
+            "-l",
+            &format!("kubectl-gitops.io/app={app}"),
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.labels.kubectl-gitops\\.io/revision} {.metadata.labels.kubectl-gitops\\.io/status}{\"\\n\"}{end}",
+        ]);
+        let mut rows: Vec<(u32, String)> = text
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(r, s)| (r.parse().unwrap(), s.to_string()))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    /// How many objects of `resource` exist in `namespace`.
+    pub fn count(&self, namespace: &str, resource: &str) -> usize {
+        self.kubectl_ok(&["get", resource, "-n", namespace, "-o", "name"])
+            .lines()
+            .count()
+    }
+
     /// A fresh namespace for one test, deleted when the guard drops.
     pub fn namespace(&self, prefix: &str) -> TestNamespace {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -223,12 +256,17 @@ pub fn plugin_dir() -> &'static Path {
 }
 
 /// PATH with our plugins (and their `kubectl_complete-*` scripts) first, so kubectl's
-/// plugin discovery finds them.
+/// plugin discovery finds them; first of all the wrappers that record each run for the
+/// canary check ([`record`]), when the suite runs against a control plane.
 pub fn plugin_path() -> std::ffi::OsString {
-    let mut paths = vec![
+    let mut paths = Vec::new();
+    if let Some(state) = std::env::var_os("KUBECTL_GITOPS_TEST_STATE") {
+        paths.push(record::wrapper_dir(Path::new(&state), plugin_dir()).to_path_buf());
+    }
+    paths.extend([
         plugin_dir().to_path_buf(),
         workspace_root().join("plugins").join("completion"),
-    ];
+    ]);
     paths.extend(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
     ));

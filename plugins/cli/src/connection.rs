@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use gitops::kubeconfig::{ConnectOptions, Connection, Environment, KubeconfigError, connect};
+use gitops::retry::RequestLog;
 
 /// kubectl's connection flags, with kubectl's names and meanings.
 #[derive(Debug, Clone, Default, Args)]
@@ -32,6 +33,16 @@ pub struct ConnectionArgs {
     /// Group to impersonate for the operation (repeatable).
     #[arg(long = "as-group", global = true, value_name = "GROUP")]
     pub impersonate_groups: Vec<String>,
+    /// Log level, as kubectl's: 6 or more prints every request (method, URL, status,
+    /// duration) on stderr. Credentials are never printed.
+    #[arg(
+        short = 'v',
+        long = "v",
+        global = true,
+        value_name = "N",
+        default_value_t = 0
+    )]
+    pub verbosity: u8,
 }
 
 impl ConnectionArgs {
@@ -59,8 +70,29 @@ impl ConnectionArgs {
         options
     }
 
-    /// Resolves the connection from these flags and the process environment.
+    /// Resolves the connection from these flags and the process environment. Retries
+    /// are reported on stderr, one line each; with `-v=6` or more, every request too.
     pub async fn connect(&self) -> Result<Connection, KubeconfigError> {
-        connect(&self.options(), &Environment::from_process()).await
+        self.connect_to(&self.options()).await
     }
+
+    /// [`ConnectionArgs::connect`] for one destination's `options` (see
+    /// [`ConnectionArgs::options_for`]).
+    pub async fn connect_to(
+        &self,
+        options: &ConnectOptions,
+    ) -> Result<Connection, KubeconfigError> {
+        let mut connection = connect(options, &Environment::from_process()).await?;
+        connection.request_log = Some(request_log(self.verbosity));
+        Ok(connection)
+    }
+}
+
+/// Prints retries always and every request at level 6 (kubectl's "request URLs" level).
+fn request_log(verbosity: u8) -> RequestLog {
+    RequestLog::new(move |event| {
+        if event.is_retry() || verbosity >= 6 {
+            eprintln!("{event}");
+        }
+    })
 }

@@ -11,7 +11,7 @@ use clap::{Parser, ValueEnum};
 use gitops::apply::applyset;
 use gitops::compare::{Conflict, against_cluster};
 use gitops::diff::{ChangeSet, NormaliseOptions, normalise};
-use gitops::kubeconfig::{self, ConnectOptions, Connection, Environment};
+use gitops::kubeconfig::{self, Environment};
 use gitops::live::LiveCluster;
 use gitops::load::{self, LoadedTree, TreeSpec};
 use gitops::objects::BuiltinScopes;
@@ -195,7 +195,10 @@ async fn against_cluster_of(
     tree: &LoadedTree,
     target: &Target,
 ) -> Result<(String, String, Computed)> {
-    let connection = connect(&target.options(&args.connection)).await?;
+    let connection = args
+        .connection
+        .connect_to(&target.options(&args.connection))
+        .await?;
     let context = connection
         .context
         .clone()
@@ -433,8 +436,4 @@ fn offline_namespace(connection: &ConnectionArgs) -> String {
             context.context?.namespace
         })
         .unwrap_or_else(|| "default".into())
-}
-
-async fn connect(options: &ConnectOptions) -> Result<Connection> {
-    Ok(kubeconfig::connect(options, &Environment::from_process()).await?)
 }

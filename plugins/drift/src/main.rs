@@ -14,7 +14,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 use gitops::app_file::AppSpec;
 use gitops::apply::health::WaitOptions;
 use gitops::drift::{CheckRequest, HealOptions, IgnoreRule, IgnoreRules};
-use gitops::kubeconfig::{self, Connection, Environment};
+use gitops::kubeconfig::Connection;
 use gitops::live::LiveCluster;
 use gitops::release::store::validate_app_name;
 use gitops_cli::{AppListArgs, ColorWhen, ConnectionArgs, Outcome};
@@ -151,7 +151,7 @@ impl Session {
         rules: IgnoreRules,
     ) -> Result<Session> {
         let options = args.connection.options_for(context, None);
-        let connection = kubeconfig::connect(&options, &Environment::from_process()).await?;
+        let connection = args.connection.connect_to(&options).await?;
         let cluster = LiveCluster::connect(&connection).await?;
         Ok(Session {
             connection,

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Parser, ValueEnum};
 use gitops::app_file::AppSpec;
 use gitops::apply::health::WaitOptions;
-use gitops::kubeconfig::{self, ConnectOptions, Connection, Environment};
+use gitops::kubeconfig::{ConnectOptions, Connection};
 use gitops::live::LiveCluster;
 use gitops::lock;
 use gitops::release::record::ReleaseRecord;
@@ -128,8 +128,17 @@ pub struct Session {
 }
 
 impl Session {
-    async fn connect(options: &ConnectOptions) -> Result<Session> {
-        let connection = kubeconfig::connect(options, &Environment::from_process()).await?;
+    /// Connects as `options` say; requests are retried for at most the sync's timeout.
+    async fn connect(
+        args: &Args,
+        options: &ConnectOptions,
+        spec: Option<&AppSpec>,
+    ) -> Result<Session> {
+        let mut connection = args.connection.connect_to(options).await?;
+        connection.retry_budget = args
+            .timeout
+            .or(spec.and_then(|s| s.timeout))
+            .unwrap_or(DEFAULT_TIMEOUT);
         let cluster = LiveCluster::connect(&connection).await?;
         let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
         Ok(Session {
@@ -150,7 +159,7 @@ async fn run(args: Args) -> Result<Outcome> {
                 "--rollback and --watch act on one app on one cluster; leave out --all and extra --context flags"
             );
         }
-        let session = Session::connect(&args.connection.options()).await?;
+        let session = Session::connect(&args, &args.connection.options(), None).await?;
         if args.watch {
             return watch::run(&args, &session).await;
         }
@@ -160,7 +169,12 @@ async fn run(args: Args) -> Result<Outcome> {
     let source = job::Source::read(&args)?;
     let destinations = source.destinations(&args)?;
     if let [target] = destinations.as_slice() {
-        let session = Session::connect(&target.options(&args.connection)).await?;
+        let session = Session::connect(
+            &args,
+            &target.options(&args.connection),
+            target.spec.as_ref(),
+        )
+        .await?;
         let job = job::from_tree(&args, &session, &source, target)?;
         return single(&args, &session, job).await;
     }
@@ -207,7 +221,13 @@ async fn sync_destination(args: &Args, source: &job::Source, target: &Target) ->
         .and_then(|s| s.namespace.clone())
         .or_else(|| args.connection.namespace.clone())
         .unwrap_or_else(|| "-".into());
-    let session = match Session::connect(&target.options(&args.connection)).await {
+    let session = match Session::connect(
+        args,
+        &target.options(&args.connection),
+        target.spec.as_ref(),
+    )
+    .await
+    {
         Ok(session) => session,
         Err(error) => {
             return Destination {

@@ -128,26 +128,47 @@ fn describe_conflicts(conflicts: &[Conflict]) -> String {
     )
 }
 
+/// How many names an apply failure lists of each kind before saying "and N more": a
+/// 200-object sync that lost its API server must still fit on a screen.
+const NAMES_SHOWN: usize = 5;
+
 fn describe_apply_failure(
     failed: &[(ObjectKey, String)],
     applied: &[ObjectKey],
     not_applied: &[ObjectKey],
 ) -> String {
-    let failed: Vec<String> = failed.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+    let failed_text: Vec<String> = failed
+        .iter()
+        .take(NAMES_SHOWN)
+        .map(|(k, m)| format!("{k}: {m}"))
+        .collect();
+    let more = |total: usize| {
+        if total > NAMES_SHOWN {
+            format!(" and {} more", total - NAMES_SHOWN)
+        } else {
+            String::new()
+        }
+    };
     let names = |keys: &[ObjectKey]| {
         if keys.is_empty() {
             "none".to_string()
         } else {
-            keys.iter()
+            let shown: Vec<String> = keys
+                .iter()
+                .take(NAMES_SHOWN)
                 .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+                .collect();
+            format!("{}{}", shown.join(", "), more(keys.len()))
         }
     };
     format!(
-        "apply failed for {}; applied before the failure: {}; not applied: {}",
-        failed.join("; "),
+        "apply failed for {} object(s): {}{}; applied before the failure: {} object(s): {}; not applied: {} object(s): {}",
+        failed.len(),
+        failed_text.join("; "),
+        more(failed.len()),
+        applied.len(),
         names(applied),
+        not_applied.len(),
         names(not_applied)
     )
 }
