@@ -397,6 +397,66 @@ fn a_chart_diffs_syncs_records_and_drifts_like_plain_manifests() {
         (&replicas["desired"], &replicas["live"]),
         (&json!(2), &json!(5))
     );
+
+    // The new values deployed, then rolled back: the rollback's record keeps the chart
+    // and the values of the release it restored.
+    let out = run(
+        cluster,
+        &repo,
+        &with_values(&[
+            "sync",
+            "HEAD",
+            "chart",
+            "--app",
+            "shop",
+            "-n",
+            n,
+            "--timeout",
+            "90s",
+            "--force-conflicts",
+        ]),
+    );
+    code(&out, 0);
+    assert_eq!(
+        get(cluster, n, "deployment/shop-web", "{.spec.replicas}"),
+        "3"
+    );
+    let out = run(
+        cluster,
+        &repo,
+        &[
+            "sync",
+            "--rollback",
+            "1",
+            "--app",
+            "shop",
+            "-n",
+            n,
+            "--timeout",
+            "90s",
+        ],
+    );
+    code(&out, 0);
+    assert_eq!(
+        get(cluster, n, "deployment/shop-web", "{.spec.replicas}"),
+        "2"
+    );
+    let out = run(
+        cluster,
+        &repo,
+        &["release-history", "shop", "3", "-n", n, "-o", "json"],
+    );
+    code(&out, 0);
+    let doc = json(&out);
+    assert_eq!(doc["operation"], "rollback");
+    assert_eq!(
+        doc["chart"],
+        json!({"name": "web-chart", "version": "1.4.0"})
+    );
+    assert_eq!(
+        doc["values_files"],
+        json!(["env/prod.yaml", "chart/values-prod.yaml"])
+    );
 }
 
 #[test]

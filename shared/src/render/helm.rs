@@ -125,8 +125,7 @@ pub(super) fn render(
     opts: &HelmOptions,
 ) -> Result<Vec<Manifest>, RenderError> {
     let chart = chart_metadata(snapshot, root)?;
-    let mut work = Workspace::new(snapshot, root, opts)?;
-    work.chart_name = chart.name.clone();
+    let work = Workspace::new(snapshot, opts, &chart_subtree(snapshot, root), &chart.name)?;
     let release = if opts.release_name.is_empty() {
         chart.name.as_str()
     } else {
@@ -229,11 +228,7 @@ fn merged_values(
         root: String::new(),
         commit: None,
     };
-    let mut work = Workspace::new(snapshot, root, opts)?;
-    work.chart_dir = work.tmp.path().join("values-chart");
-    empty
-        .materialize(&work.chart_dir)
-        .map_err(|source| RenderError::Materialize { source })?;
+    let work = Workspace::new(snapshot, opts, &empty, "")?;
     let output = work.helm(
         opts,
         root,
@@ -265,8 +260,36 @@ struct Workspace {
     chart_name: String,
 }
 
+/// The chart at `root` alone, as a tree of its own: templates can read only its files
+/// (`.Files`), so nothing else of the repository is written out.
+fn chart_subtree(snapshot: &Snapshot, root: &str) -> Snapshot {
+    let prefix = if root.is_empty() {
+        String::new()
+    } else {
+        format!("{root}/")
+    };
+    Snapshot {
+        files: snapshot
+            .files
+            .iter()
+            .filter_map(|(path, data)| {
+                let relative = path.strip_prefix(&prefix)?;
+                Some((relative.to_string(), data.clone()))
+            })
+            .collect(),
+        root: String::new(),
+        commit: None,
+    }
+}
+
 impl Workspace {
-    fn new(snapshot: &Snapshot, root: &str, opts: &HelmOptions) -> Result<Workspace, RenderError> {
+    /// Writes `chart` and the values files `opts` names (read from `snapshot`).
+    fn new(
+        snapshot: &Snapshot,
+        opts: &HelmOptions,
+        chart: &Snapshot,
+        chart_name: &str,
+    ) -> Result<Workspace, RenderError> {
         let values = opts
             .values_files
             .iter()
@@ -276,24 +299,6 @@ impl Workspace {
             .prefix("kubectl-gitops-")
             .tempdir()
             .map_err(|source| RenderError::TempDir { source })?;
-        // The chart alone: templates can read only its own files (`.Files`).
-        let prefix = if root.is_empty() {
-            String::new()
-        } else {
-            format!("{root}/")
-        };
-        let chart = Snapshot {
-            files: snapshot
-                .files
-                .iter()
-                .filter_map(|(path, data)| {
-                    let relative = path.strip_prefix(&prefix)?;
-                    Some((relative.to_string(), data.clone()))
-                })
-                .collect(),
-            root: String::new(),
-            commit: None,
-        };
         let chart_dir = tmp.path().join("chart");
         chart
             .materialize(&chart_dir)
@@ -320,7 +325,7 @@ impl Workspace {
             tmp,
             chart_dir,
             values: written,
-            chart_name: String::new(),
+            chart_name: chart_name.to_string(),
         })
     }
 
@@ -411,12 +416,9 @@ impl Workspace {
         ));
         replacements.push((self.tmp.path().to_string_lossy().into_owned(), ".".into()));
         // Templates are named `CHART/templates/x.yaml`: name the repository's file.
-        if !self.chart_name.is_empty() && !root.is_empty() {
+        if !self.chart_name.is_empty() {
             for dir in ["templates/", "charts/", "crds/"] {
-                replacements.push((
-                    format!("{}/{dir}", self.chart_name),
-                    format!("{root}/{dir}"),
-                ));
+                replacements.push((format!("{}/{dir}", self.chart_name), join(root, dir)));
             }
         }
         for (from, to) in replacements {

@@ -371,3 +371,33 @@ fn helm_errors_are_one_clear_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_chart_at_the_top_of_the_repository() {
+    let files: Vec<(String, &str)> = chart_files()
+        .into_iter()
+        .filter_map(|(path, text)| Some((path.strip_prefix("charts/web/")?.to_string(), text)))
+        .collect();
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+    let snap = snapshot("", &files);
+    assert_eq!(detect(&snap), Renderer::Helm);
+    let manifests = render_any(&snap, &options(&[], &[])).unwrap();
+    let origins: Vec<_> = manifests.iter().map(|m| m.origin.file.as_str()).collect();
+    assert_eq!(
+        origins,
+        [
+            "crds/widget.yaml",
+            "charts/cache/templates/cm.yaml",
+            "templates/deployment.yaml"
+        ]
+    );
+    let mut broken = files.clone();
+    broken.push(("templates/bad.yaml", "{{ .Values.a.b.c }}\n"));
+    let err = render_any(&snapshot("", &broken), &options(&[], &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("helm template failed for `.`: templates/bad.yaml:1:10;"),
+        "{err}"
+    );
+}
