@@ -140,7 +140,10 @@ pub struct Session {
 async fn run(args: Args) -> Result<Outcome> {
     check_flags(&args)?;
     let rules = flag_rules(&args)?;
-    let connection = args.connection.connect().await?;
+    let mut connection = args.connection.connect().await?;
+    if args.heal {
+        connection.retry_budget = args.timeout; // healing writes: bounded as a sync is
+    }
     let cluster = LiveCluster::connect(&connection).await?;
     let session = Session {
         connection,
