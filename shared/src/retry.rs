@@ -458,6 +458,41 @@ mod tests {
         assert!(late <= MAX_DELAY && late >= MAX_DELAY / 2, "{late:?}");
     }
 
+    #[tokio::test]
+    async fn retrying_stops_when_the_next_attempt_would_start_after_the_budget() {
+        use tower::retry::Policy as _;
+        let mut policy = RetryPolicy {
+            budget: Duration::from_secs(2),
+            server: Arc::from("https://x"),
+            log: None,
+            started: None,
+            attempt: 1,
+            jitter: 7,
+        };
+        let mut request = Request::new(Body::empty());
+        assert!(
+            tower::retry::Policy::<Request<Body>, Response<()>, BoxError>::clone_request(
+                &mut policy,
+                &request
+            )
+            .is_some()
+        );
+        let mut throttled: Result<Response<()>, BoxError> = Ok(Response::builder()
+            .status(429)
+            .header("Retry-After", "1")
+            .body(())
+            .unwrap_or_default());
+        assert!(policy.retry(&mut request, &mut throttled).is_some());
+        assert_eq!(policy.attempt, 2);
+        // A Retry-After beyond what is left of the budget: give up now, not later.
+        let mut too_late: Result<Response<()>, BoxError> = Ok(Response::builder()
+            .status(429)
+            .header("Retry-After", "5")
+            .body(())
+            .unwrap_or_default());
+        assert!(policy.retry(&mut request, &mut too_late).is_none());
+    }
+
     #[test]
     fn log_lines_name_method_url_and_reason_on_one_line() {
         let reason = RetryReason::Status(StatusCode::TOO_MANY_REQUESTS);

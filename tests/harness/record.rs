@@ -6,6 +6,8 @@
 //! Secret values by design. Recording works through PATH: kubectl finds a small wrapper
 //! per plugin first, which tees the plugin's output into the log and then `exec`s the real
 //! binary, so the process id, signals and exit status stay the plugin's own.
+//! Runs on a terminal (tests of colour on a pty) are not recorded, since teeing would
+//! take the terminal away from the plugin.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -54,6 +56,8 @@ pub fn wrapper_dir(state: &Path, plugin_dir: &Path) -> &'static Path {
             let script = format!(
                 "#!/usr/bin/env bash\n\
                  # Records this run for the suite's canary check, then becomes the plugin.\n\
+                 # A run on a terminal is not recorded: the tee would take the terminal away.\n\
+                 if [ -t 1 ] || [ -t 2 ]; then exec {real} \"$@\"; fi\n\
                  log={log}/$(date +%s%N)-$$-{name}\n\
                  printf '%s\\n' \"$@\" >\"$log.args\"\n\
                  exec > >(tee \"$log.out\") 2> >(tee \"$log.err\" >&2)\n\

@@ -151,7 +151,10 @@ impl Session {
         rules: IgnoreRules,
     ) -> Result<Session> {
         let options = args.connection.options_for(context, None);
-        let connection = args.connection.connect_to(&options).await?;
+        let mut connection = args.connection.connect_to(&options).await?;
+        if args.heal {
+            connection.retry_budget = args.timeout; // healing writes: bounded as a sync is
+        }
         let cluster = LiveCluster::connect(&connection).await?;
         Ok(Session {
             connection,
