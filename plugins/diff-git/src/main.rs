@@ -114,23 +114,24 @@ async fn run(args: Args) -> Result<Outcome> {
                 .app
                 .clone()
                 .unwrap_or_else(|| app_name_for_path(&source.root, &source.repo_name()));
-            let synced = match applyset::read(&cluster, &connection.namespace, &app).await {
-                Ok(parent) => parent.is_some(),
+            let parent = match applyset::read(&cluster, &connection.namespace, &app).await {
+                Ok(parent) => parent,
                 Err(error) if error.is_forbidden() => {
                     eprintln!(
                         "warning: cannot read app {app}'s ApplySet in namespace {} (forbidden), so objects a sync would prune are not shown",
                         connection.namespace
                     );
-                    false
+                    None
                 }
                 Err(error) => return Err(error.into()),
             };
-            let changes = if synced {
+            let changes = if parent.is_some() {
                 // A synced app: show exactly what `kubectl sync --prune` would do, removals included.
                 let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
                 let known = sync::known_fingerprints(&store, &app).await;
-                let plan = sync::plan_with(
+                let plan = sync::plan_with_parent(
                     &cluster,
+                    parent,
                     &app,
                     &connection.namespace,
                     desired,
