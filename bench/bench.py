@@ -36,7 +36,9 @@ def log(message):
 # ---------------------------------------------------------------- fixtures
 
 def objects(n, seed, namespaces, variant=0):
-    """N objects of mixed kinds, spread over `namespaces`; `variant` changes ten of them."""
+    """N objects of mixed kinds, spread over `namespaces`; `variant` changes ten of them.
+    Services are headless: the rounds create thousands, more than a test cluster's service
+    IP range holds."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -52,7 +54,7 @@ def objects(n, seed, namespaces, variant=0):
             body = f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\nstringData:\n  token: {value}\n"
         elif kind == "Service":
             body = (f"apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n"
-                    f"  selector: {{app: {name}}}\n  ports:\n  - port: {rng.randrange(1000, 9000)}\n")
+                    f"  clusterIP: None\n  selector: {{app: {name}}}\n  ports:\n  - port: {rng.randrange(1000, 9000)}\n")
         else:
             body = (f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n"
                     f"  replicas: 0\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n"
