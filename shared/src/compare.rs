@@ -16,8 +16,6 @@ use crate::fingerprint::Fingerprints;
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey};
 
-const CONCURRENCY: usize = 16;
-
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
     #[error("{origin}: {source}")]
@@ -45,6 +43,9 @@ pub struct Comparison {
     pub conflicts: Vec<Conflict>,
     /// Namespaces objects want that neither exist nor are created by the desired set.
     pub missing_namespaces: Vec<String>,
+    /// The resourceVersion of each desired object that exists, as compared: what a sync
+    /// records for the objects it leaves alone, without reading them again.
+    pub live_versions: BTreeMap<ObjectKey, String>,
 }
 
 fn describe_origin(object: &DesiredObject) -> String {
@@ -116,6 +117,8 @@ pub async fn against_cluster_with(
         }
     }
 
+    // The namespace check below reuses a LIST of Namespaces the fetch made.
+    let _reads = cluster.shared_reads();
     let live = cluster.fetch(&known).await?;
     // Namespaces this set creates: their objects cannot be dry-run until they exist.
     let set_namespaces: BTreeSet<String> = desired
@@ -196,7 +199,7 @@ pub async fn against_cluster_with(
                     source,
                 })
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(cluster.concurrency())
         .try_collect::<Vec<_>>()
         .await?;
     let mut conflicts = Vec::new();
@@ -206,6 +209,13 @@ pub async fn against_cluster_with(
     }
     conflicts.sort_by(|a, b| a.key.cmp(&b.key));
 
+    let live_versions = live
+        .iter()
+        .filter_map(|(key, object)| {
+            let version = object.pointer("/metadata/resourceVersion")?.as_str()?;
+            Some((key.clone(), version.to_string()))
+        })
+        .collect();
     let before: BTreeMap<ObjectKey, Value> = live
         .into_iter()
         .map(|(key, value)| (key, normalised(value, normalise)))
@@ -214,6 +224,7 @@ pub async fn against_cluster_with(
         changes: ChangeSet::between(before, after),
         conflicts,
         missing_namespaces: missing_namespaces.into_iter().collect(),
+        live_versions,
     })
 }
 

@@ -2,9 +2,13 @@
 //!
 //! Discovery is one aggregated round trip. Live objects are fetched with one LIST per
 //! kind and namespace, in parallel and bounded, never one GET per object.
+//!
+//! Within a [`SharedReads`] scope (planning a sync or a diff) each LIST is made once and
+//! serves every reader: the comparison and the ApplySet member lookup read the same
+//! objects. Outside one, and after any write, every read goes to the server.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::RwLock;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
@@ -19,8 +23,42 @@ use crate::objects::{ObjectKey, ScopeResolver};
 /// Our field manager: every apply and dry-run uses it, so managedFields tell our fields apart.
 pub const FIELD_MANAGER: &str = "kubectl-gitops";
 
-/// How many requests run at once.
-const CONCURRENCY: usize = 16;
+/// How many requests run at once, unless [`CONCURRENCY_ENV`] says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// The environment variable that bounds how many API requests one command runs at once.
+pub const CONCURRENCY_ENV: &str = "KUBECTL_GITOPS_CONCURRENCY";
+/// More than this in flight only queues in the API server's priority and fairness.
+const MAX_CONCURRENCY: usize = 256;
+
+/// The request bound from `KUBECTL_GITOPS_CONCURRENCY` (1 to 256), else the default. A
+/// value that is not a number in range is an error rather than silently ignored.
+pub fn concurrency_from(value: Option<&str>) -> Result<usize, LiveError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(DEFAULT_CONCURRENCY),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+            _ => Err(LiveError::BadConcurrency(text.to_string())),
+        },
+    }
+}
+
+/// Which LIST a cached answer belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ListKey {
+    group: String,
+    version: String,
+    plural: String,
+    namespace: Option<String>,
+}
+
+type Listed = Arc<Vec<(ObjectKey, Value)>>;
+
+/// LIST answers shared within [`SharedReads`] scopes; `depth` counts the open scopes.
+#[derive(Default)]
+struct ListCache {
+    depth: usize,
+    lists: HashMap<ListKey, Listed>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -42,6 +80,8 @@ pub enum LiveError {
     },
     #[error("cannot read {what} returned by the server: {message}")]
     Decode { what: String, message: String },
+    #[error("{CONCURRENCY_ENV}={0:?} is not a number of requests from 1 to {MAX_CONCURRENCY}")]
+    BadConcurrency(String),
 }
 
 /// A connected cluster with its discovered kinds.
@@ -52,11 +92,31 @@ pub struct LiveCluster {
     server: String,
     context: String,
     timeout: Option<std::time::Duration>,
+    concurrency: usize,
+    lists: Mutex<ListCache>,
+}
+
+/// While alive, LISTs of the [`LiveCluster`] it came from are made once and shared (see
+/// [`LiveCluster::shared_reads`]); the cache is dropped with the last open scope.
+pub struct SharedReads<'a> {
+    cluster: &'a LiveCluster,
+}
+
+impl Drop for SharedReads<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut cache) = self.cluster.lists.lock() {
+            cache.depth = cache.depth.saturating_sub(1);
+            if cache.depth == 0 {
+                cache.lists.clear();
+            }
+        }
+    }
 }
 
 impl LiveCluster {
     /// Connects and discovers the kinds the server serves.
     pub async fn connect(connection: &Connection) -> Result<LiveCluster, LiveError> {
+        let concurrency = concurrency_from(std::env::var(CONCURRENCY_ENV).ok().as_deref())?;
         let client = connection
             .client()
             .map_err(|e| ApiError::Other(e.to_string()))?;
@@ -82,7 +142,60 @@ impl LiveCluster {
             server,
             context,
             timeout: connection.request_timeout,
+            concurrency,
+            lists: Mutex::default(),
         })
+    }
+
+    /// How many API requests may run at once (`KUBECTL_GITOPS_CONCURRENCY`, default 16).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// Opens a scope in which each LIST is made once and its answer shared by every
+    /// reader ([`LiveCluster::fetch_shared`], ApplySet member lookups, namespace checks),
+    /// so one plan never fetches the same objects twice. Any write through this cluster
+    /// forgets what was read; so does closing the last scope, so later reads (health
+    /// waits, a watch's next round) always see the server's current state.
+    pub fn shared_reads(&self) -> SharedReads<'_> {
+        if let Ok(mut cache) = self.lists.lock() {
+            cache.depth += 1;
+        }
+        SharedReads { cluster: self }
+    }
+
+    /// What a write makes stale: everything read so far.
+    fn forget_reads(&self) {
+        if let Ok(mut cache) = self.lists.lock() {
+            cache.lists.clear();
+        }
+    }
+
+    /// An earlier LIST's answer for `resource` in `namespace`, inside a shared-reads scope.
+    pub fn listed(&self, resource: &ApiResource, namespace: Option<&str>) -> Option<Listed> {
+        let cache = self.lists.lock().ok()?;
+        cache.lists.get(&list_key(resource, namespace)).cloned()
+    }
+
+    /// Every object of one kind in one namespace, from an earlier LIST in the open
+    /// shared-reads scope if there was one, else from the server (kept for the scope).
+    pub async fn list_shared(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+    ) -> Result<Listed, LiveError> {
+        if let Some(found) = self.listed(resource, namespace) {
+            return Ok(found);
+        }
+        let listed = Arc::new(self.list(resource, namespace).await?);
+        if let Ok(mut cache) = self.lists.lock()
+            && cache.depth > 0
+        {
+            cache
+                .lists
+                .insert(list_key(resource, namespace), listed.clone());
+        }
+        Ok(listed)
     }
 
     pub fn client(&self) -> &Client {
@@ -167,8 +280,9 @@ impl LiveCluster {
         }
     }
 
-    /// The live state of `keys`: one LIST per kind and namespace. Keys whose kind the
-    /// server does not serve are left out (the caller decides whether that is an error).
+    /// The live state of `keys`: one LIST per kind and namespace, shared with other readers
+    /// inside a [`LiveCluster::shared_reads`] scope. Keys whose kind the server does not
+    /// serve are left out (the caller decides whether that is an error).
     pub async fn fetch(
         &self,
         keys: &BTreeSet<ObjectKey>,
@@ -186,16 +300,17 @@ impl LiveCluster {
             .filter_map(|((group, kind, namespace), names)| async move {
                 let (resource, _) = self.resolve_kind(&group, &kind)?;
                 Some(async move {
-                    let listed = self.list(&resource, namespace.as_deref()).await?;
+                    let listed = self.list_shared(&resource, namespace.as_deref()).await?;
                     Ok::<_, LiveError>(
                         listed
-                            .into_iter()
+                            .iter()
                             .filter(|(key, _)| names.contains(&key.name))
+                            .cloned()
                             .collect::<Vec<_>>(),
                     )
                 })
             })
-            .buffer_unordered(CONCURRENCY)
+            .buffer_unordered(self.concurrency)
             .try_collect::<Vec<_>>()
             .await?;
         Ok(lists.into_iter().flatten().collect())
@@ -263,7 +378,10 @@ impl LiveCluster {
     }
 
     /// Which of `names` are namespaces that do not exist. A namespace the user may not
-    /// read counts as existing: the server will say more when it is used.
+    /// read counts as existing: the server will say more when it is used. Several names
+    /// are one LIST of namespaces (shared in a [`LiveCluster::shared_reads`] scope, so a
+    /// desired set with Namespaces costs nothing more), one name or a user who may not
+    /// list namespaces a GET each.
     pub async fn missing_namespaces(
         &self,
         names: &BTreeSet<String>,
@@ -272,6 +390,29 @@ impl LiveCluster {
             return Ok(BTreeSet::new());
         };
         let resource = &resource;
+        if names.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let cached = self.listed(resource, None);
+        if cached.is_some() || names.len() > 1 {
+            let listed = match cached {
+                Some(listed) => Some(listed),
+                None => match self.list_shared(resource, None).await {
+                    Ok(listed) => Some(listed),
+                    Err(LiveError::Api(e)) if e.code() == Some(403) => None,
+                    Err(e) => return Err(e),
+                },
+            };
+            if let Some(listed) = listed {
+                let existing: BTreeSet<&str> =
+                    listed.iter().map(|(key, _)| key.name.as_str()).collect();
+                return Ok(names
+                    .iter()
+                    .filter(|name| !existing.contains(name.as_str()))
+                    .cloned()
+                    .collect());
+            }
+        }
         let checks = stream::iter(names)
             .map(|name| async move {
                 match self.get(resource, None, name).await {
@@ -281,7 +422,7 @@ impl LiveCluster {
                     Err(e) => Err(e),
                 }
             })
-            .buffer_unordered(CONCURRENCY)
+            .buffer_unordered(self.concurrency)
             .try_collect::<Vec<_>>()
             .await?;
         Ok(checks.into_iter().flatten().collect())
@@ -331,6 +472,9 @@ impl LiveCluster {
         let mut params = PatchParams::apply(FIELD_MANAGER);
         params.force = force;
         params.dry_run = dry_run;
+        if !dry_run {
+            self.forget_reads();
+        }
         let applied = api
             .patch(name, &params, &Patch::Apply(object))
             .await
@@ -372,6 +516,7 @@ impl LiveCluster {
         let verb = if dry_run {
             "delete (dry-run)"
         } else {
+            self.forget_reads();
             "delete"
         };
         match self
@@ -400,6 +545,15 @@ impl ScopeResolver for LiveCluster {
     }
 }
 
+fn list_key(resource: &ApiResource, namespace: Option<&str>) -> ListKey {
+    ListKey {
+        group: resource.group.clone(),
+        version: resource.version.clone(),
+        plural: resource.plural.clone(),
+        namespace: namespace.map(str::to_string),
+    }
+}
+
 /// The object with `apiVersion` and `kind` first, as manifests are written: the server
 /// leaves them out of list items, and appending them would print them last in diffs.
 fn typed(value: Value, resource: &ApiResource) -> Value {
@@ -418,4 +572,22 @@ fn typed(value: Value, resource: &ApiResource) -> Value {
             .filter(|(k, _)| k != "apiVersion" && k != "kind"),
     );
     Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_bound_comes_from_the_environment_or_is_refused() {
+        assert_eq!(concurrency_from(None).unwrap(), DEFAULT_CONCURRENCY);
+        assert_eq!(concurrency_from(Some(" ")).unwrap(), DEFAULT_CONCURRENCY);
+        assert_eq!(concurrency_from(Some("4")).unwrap(), 4);
+        assert_eq!(concurrency_from(Some("256")).unwrap(), 256);
+        for bad in ["0", "257", "-1", "many"] {
+            let err = concurrency_from(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("KUBECTL_GITOPS_CONCURRENCY"), "{err}");
+            assert!(err.contains(bad), "{err}");
+        }
+    }
 }

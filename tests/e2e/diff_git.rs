@@ -664,12 +664,68 @@ fn for_a_synced_app_diff_shows_what_sync_would_prune() {
     );
 }
 
+/// One request as the audit log saw it: verb (with `(dry-run)`), resource, namespace, name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Request {
+    verb: String,
+    resource: String,
+    namespace: String,
+    name: String,
+}
+
+/// Our requests since `offset` that concern `namespaces`: objects in them, and the
+/// Namespace objects themselves (other tests run at the same time, so requests about
+/// other namespaces, and discovery, are left out).
+fn requests_about(cluster: &TestCluster, offset: u64, namespaces: &[&str]) -> Vec<Request> {
+    let field = |event: &serde_json::Value, name: &str| {
+        event["objectRef"][name]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut out: Vec<Request> = cluster
+        .our_audit_events_since(offset)
+        .iter()
+        .filter_map(|event| {
+            let request = Request {
+                verb: kubectl_gitops_tests::describe_request(event)
+                    .split(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                resource: field(event, "resource"),
+                namespace: field(event, "namespace"),
+                name: field(event, "name"),
+            };
+            let about = namespaces.contains(&request.namespace.as_str())
+                || request.resource == "namespaces" && namespaces.contains(&request.name.as_str());
+            about.then_some(request)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// How often each `verb resource namespace` occurs among `requests` with verb `verb`.
+fn counted(requests: &[Request], verb: &str) -> Vec<(String, usize)> {
+    let mut counts = std::collections::BTreeMap::new();
+    for r in requests.iter().filter(|r| r.verb == verb) {
+        *counts
+            .entry(format!("{} {}", r.resource, r.namespace))
+            .or_insert(0) += 1;
+    }
+    counts.into_iter().collect()
+}
+
 #[test]
 fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_seen() {
     let cluster = TestCluster::get();
     let test_ns = cluster.namespace("dg-fast");
-    let n = test_ns.name.as_str();
+    let other_ns = cluster.namespace("dg-fast-other");
+    let (n, other) = (test_ns.name.as_str(), other_ns.name.as_str());
     let repo = GitFixture::new();
+    // Members in the records namespace and in another one (an additional namespace of the
+    // ApplySet), of two kinds.
     for i in 0..5 {
         repo.write(
             &format!("app/cm{i}.yaml"),
@@ -678,7 +734,21 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
             ),
         );
     }
-    repo.commit("five configmaps");
+    for i in 0..3 {
+        repo.write(
+            &format!("app/other{i}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other{i}\n  namespace: {other}\ndata:\n  k: v{i}\n"
+            ),
+        );
+    }
+    repo.write(
+        "app/service.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {other}\nspec:\n  ports:\n  - port: 80\n"
+        ),
+    );
+    repo.commit("configmaps and a service in two namespaces");
     let sync = |args: &[&str]| {
         cluster
             .kubectl()
@@ -693,32 +763,60 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
         &sync(&["HEAD", "app", "--app", "fast", "-n", n, "--wait=false"]),
         0,
     );
-
-    // What writes or dry-runs ConfigMaps: reads (LISTs per kind) are not the point here.
-    let configmap_requests = |offset| -> Vec<String> {
-        cluster
-            .our_requests_since(offset, n)
-            .into_iter()
-            .filter(|r| r.ends_with(" configmaps") && r.starts_with("patch"))
+    let namespaces = [n, other];
+    let dry_runs = |requests: &[Request]| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|r| r.verb == "patch(dry-run)")
+            .map(|r| format!("{} {}/{}", r.resource, r.namespace, r.name))
             .collect()
     };
+
+    // Nothing changed: no dry-run, one LIST per kind and namespace, shared by the
+    // comparison and the ApplySet member lookup; no GET of any member, nor of a namespace
+    // that holds members; the ApplySet parent read once.
     let offset = cluster.audit_offset();
-    assert_exit(
-        &diff_git(cluster, &repo, &["HEAD", "app", "--app", "fast", "-n", n]),
-        0,
-    );
+    let out = diff_git(cluster, &repo, &["HEAD", "app", "--app", "fast", "-n", n]);
+    assert_exit(&out, 0);
+    let requests = requests_about(cluster, offset, &namespaces);
+    assert_eq!(dry_runs(&requests), Vec::<String>::new(), "{requests:#?}");
     assert_eq!(
-        configmap_requests(offset),
-        Vec::<String>::new(),
-        "no dry-run of untouched objects"
+        counted(&requests, "list"),
+        [
+            (format!("configmaps {n}"), 1),
+            (format!("configmaps {other}"), 1),
+            // The release records (label-selected).
+            (format!("secrets {n}"), 1),
+            // Members are looked for in every namespace of the set; where the revision has
+            // no Service, a label-selected LIST.
+            (format!("services {n}"), 1),
+            (format!("services {other}"), 1),
+        ],
+        "{requests:#?}"
+    );
+    let gets: Vec<String> = requests
+        .iter()
+        .filter(|r| r.verb == "get")
+        .map(|r| format!("{} {}/{}", r.resource, r.namespace, r.name))
+        .collect();
+    assert_eq!(
+        gets,
+        [format!("secrets {n}/fast.applyset")],
+        "{requests:#?}"
+    );
+    assert!(
+        requests.iter().all(|r| !r.verb.starts_with("patch")
+            && !r.verb.starts_with("create")
+            && !r.verb.starts_with("update")),
+        "a diff writes nothing: {requests:#?}"
     );
 
     // Someone edits one of them: it is dry-run (and its change shown), the others are not.
     cluster.kubectl_ok(&[
         "patch",
-        "configmap/cm3",
+        "configmap/other1",
         "-n",
-        n,
+        other,
         "--type=merge",
         "-p",
         "{\"data\":{\"k\":\"edited\"}}",
@@ -731,19 +829,45 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
     );
     assert_exit(&out, 1);
     assert!(
-        stdout(&out).contains("-  k: edited\n+  k: v3"),
+        stdout(&out).contains("-  k: edited\n+  k: v1"),
         "{}",
         describe(&out)
     );
     // Only the edited object: dry-run, and again with force, since kubectl-patch owns the
     // field now (the conflict warning).
     assert_eq!(
-        configmap_requests(offset),
-        ["patch(dry-run) configmaps", "patch(dry-run) configmaps"],
+        dry_runs(&requests_about(cluster, offset, &namespaces)),
+        [
+            format!("configmaps {other}/other1"),
+            format!("configmaps {other}/other1")
+        ],
         "only the edited object is dry-run"
     );
 
-    // Take the edited field back, then a no-op resync patches no member at all.
+    // A member the revision no longer has is still found (its kind and namespace were
+    // listed once, for both the comparison and the member lookup) and shown as removed.
+    repo.remove("app/service.yaml");
+    repo.commit("drop the service");
+    let offset = cluster.audit_offset();
+    let out = diff_git(
+        cluster,
+        &repo,
+        &["HEAD", "app", "--app", "fast", "-n", n, "--color=never"],
+    );
+    assert_exit(&out, 1);
+    assert!(
+        stdout(&out).contains(&format!("--- live/core/Service/{other}/web")),
+        "{}",
+        describe(&out)
+    );
+    let requests = requests_about(cluster, offset, &namespaces);
+    assert!(
+        counted(&requests, "list").iter().all(|(_, c)| *c == 1),
+        "{requests:#?}"
+    );
+
+    // Take the edited field back and prune the service, then a no-op resync patches no
+    // member and reads each kind once.
     assert_exit(
         &sync(&[
             "HEAD",
@@ -753,6 +877,7 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
             "-n",
             n,
             "--wait=false",
+            "--prune",
             "--force-conflicts",
         ]),
         0,
@@ -762,9 +887,35 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
         &sync(&["HEAD", "app", "--app", "fast", "-n", n, "--wait=false"]),
         0,
     );
+    let requests = requests_about(cluster, offset, &namespaces);
+    let member_writes: Vec<&Request> = requests
+        .iter()
+        .filter(|r| r.verb.starts_with("patch") && r.resource == "configmaps")
+        .collect();
     assert_eq!(
-        configmap_requests(offset),
-        Vec::<String>::new(),
+        member_writes,
+        Vec::<&Request>::new(),
         "a no-op resync patches no member"
+    );
+    assert_eq!(
+        counted(&requests, "list")
+            .into_iter()
+            .filter(|(what, _)| what.starts_with("configmaps"))
+            .collect::<Vec<_>>(),
+        [
+            (format!("configmaps {n}"), 1),
+            (format!("configmaps {other}"), 1)
+        ],
+        "{requests:#?}"
+    );
+    // And the next diff after it is still the fast one.
+    let offset = cluster.audit_offset();
+    assert_exit(
+        &diff_git(cluster, &repo, &["HEAD", "app", "--app", "fast", "-n", n]),
+        0,
+    );
+    assert_eq!(
+        dry_runs(&requests_about(cluster, offset, &namespaces)),
+        Vec::<String>::new()
     );
 }

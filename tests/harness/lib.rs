@@ -111,6 +111,16 @@ impl TestCluster {
     /// The requests our plugins (User-Agent `kubectl-gitops/`) made in `namespace` since
     /// `offset`, as `verb resource` (`patch(dry-run) configmaps`, `list secrets`, ...).
     pub fn our_requests_since(&self, offset: u64, namespace: &str) -> Vec<String> {
+        self.our_audit_events_since(offset)
+            .iter()
+            .filter(|event| event["objectRef"]["namespace"] == namespace)
+            .map(describe_request)
+            .collect()
+    }
+
+    /// Every audit event (stage ResponseComplete) of our plugins since `offset`, for
+    /// tests that look at more than one namespace's requests.
+    pub fn our_audit_events_since(&self, offset: u64) -> Vec<serde_json::Value> {
         use std::io::{BufRead, Seek};
         // The audit log is written as requests complete; give the last one a moment.
         std::thread::sleep(std::time::Duration::from_millis(500));
@@ -124,23 +134,9 @@ impl TestCluster {
             let ours = event["userAgent"]
                 .as_str()
                 .is_some_and(|a| a.starts_with("kubectl-gitops/"));
-            if !ours
-                || event["stage"] != "ResponseComplete"
-                || event["objectRef"]["namespace"] != namespace
-            {
-                continue;
+            if ours && event["stage"] == "ResponseComplete" {
+                out.push(event);
             }
-            let mut verb = event["verb"].as_str().unwrap_or("?").to_string();
-            if event["requestURI"]
-                .as_str()
-                .is_some_and(|u| u.contains("dryRun=All"))
-            {
-                verb.push_str("(dry-run)");
-            }
-            out.push(format!(
-                "{verb} {}",
-                event["objectRef"]["resource"].as_str().unwrap_or("?")
-            ));
         }
         out
     }
@@ -303,4 +299,19 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .build()
         .unwrap()
         .block_on(future)
+}
+
+/// An audit event as `verb resource`, `(dry-run)` after the verb of a dry run.
+pub fn describe_request(event: &serde_json::Value) -> String {
+    let mut verb = event["verb"].as_str().unwrap_or("?").to_string();
+    if event["requestURI"]
+        .as_str()
+        .is_some_and(|u| u.contains("dryRun=All"))
+    {
+        verb.push_str("(dry-run)");
+    }
+    format!(
+        "{verb} {}",
+        event["objectRef"]["resource"].as_str().unwrap_or("?")
+    )
 }

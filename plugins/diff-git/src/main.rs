@@ -20,8 +20,7 @@ use gitops::render::RenderOptions;
 use gitops::sync::{self, app_name_for_path};
 use gitops_cli::targets::{self, Target};
 use gitops_cli::{
-    AppListArgs, ColorWhen, ConnectionArgs, Outcome, ResolvedSource, Selection, SourceArgs,
-    diff_view,
+    AppListArgs, ColorWhen, ConnectionArgs, Outcome, Selection, SourceArgs, diff_view,
 };
 
 /// Show what applying a git revision would change in the cluster, or what changed between
@@ -140,7 +139,7 @@ async fn run(args: Args) -> Result<Outcome> {
         );
     }
     if let [target] = destinations.as_slice() {
-        let computed = against_cluster_of(&args, &source, &tree, target).await;
+        let computed = against_cluster_of(&args, &tree, target).await;
         return match computed {
             Ok((context, namespace, computed)) => report(
                 &args,
@@ -153,7 +152,7 @@ async fn run(args: Args) -> Result<Outcome> {
     let results = futures::future::join_all(
         destinations
             .iter()
-            .map(|target| against_cluster_of(&args, &source, &tree, target)),
+            .map(|target| against_cluster_of(&args, &tree, target)),
     )
     .await;
     let sections = destinations
@@ -191,7 +190,6 @@ struct Computed {
 /// The revision against one cluster: (context, namespace, what differs).
 async fn against_cluster_of(
     args: &Args,
-    source: &ResolvedSource,
     tree: &LoadedTree,
     target: &Target,
 ) -> Result<(String, String, Computed)> {
@@ -210,23 +208,30 @@ async fn against_cluster_of(
     let (_, desired) = load::desired_set(&snapshot, &render_options, &namespace, &cluster)?;
     let app = &target.app;
     let mut warnings = Vec::new();
-    let synced = match applyset::read(&cluster, &namespace, app).await {
-        Ok(parent) => parent.is_some(),
+    let parent = match applyset::read(&cluster, &namespace, app).await {
+        Ok(parent) => parent,
         Err(error) if error.is_forbidden() => {
             warnings.push(format!(
                 "warning: cannot read app {app}'s ApplySet in namespace {namespace} (forbidden), so objects a sync would prune are not shown"
             ));
-            false
+            None
         }
         Err(error) => return Err(error.into()),
     };
-    let _ = source;
-    let (mut changes, conflicts, missing_namespaces) = if synced {
+    let (mut changes, conflicts, missing_namespaces) = if parent.is_some() {
         // A synced app: show exactly what `kubectl sync --prune` would do, removals included.
         let store = ReleaseStore::new(cluster.client().clone(), &namespace);
         let known = sync::known_fingerprints(&store, app).await;
-        let plan =
-            sync::plan_with(&cluster, app, &namespace, desired, true, known.as_ref()).await?;
+        let plan = sync::plan_with_parent(
+            &cluster,
+            parent,
+            app,
+            &namespace,
+            desired,
+            true,
+            known.as_ref(),
+        )
+        .await?;
         let changes = plan.change_set();
         (
             changes,

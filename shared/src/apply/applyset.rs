@@ -44,9 +44,6 @@ pub const TOOLING: &str = concat!("kubectl-gitops/v", env!("CARGO_PKG_VERSION"))
 /// Any version of kubectl-gitops may manage a set another version wrote.
 const TOOLING_PREFIX: &str = "kubectl-gitops/";
 
-/// How many LISTs run at once.
-const CONCURRENCY: usize = 8;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ApplySetError {
     #[error(
@@ -429,6 +426,10 @@ pub async fn write_parent(cluster: &LiveCluster, set: &ApplySet) -> Result<(), A
 /// Every live member of `set`: one label-selected LIST per group-kind, in the parent's and
 /// each additional namespace for namespaced kinds, once for cluster-scoped ones. Kinds the
 /// server no longer serves are skipped: they can have no members left.
+///
+/// Inside a [`LiveCluster::shared_reads`] scope, a kind and namespace the comparison has
+/// already listed in full is not asked again: its members are the listed objects carrying
+/// the part-of label.
 pub async fn list_members(
     cluster: &LiveCluster,
     set: &ApplySet,
@@ -453,6 +454,13 @@ pub async fn list_members(
     let params = &params;
     let found = stream::iter(lists)
         .map(|(group_kind, resource, namespace)| async move {
+            if let Some(listed) = cluster.listed(&resource, namespace) {
+                return Ok(listed
+                    .iter()
+                    .filter(|(_, object)| is_member(object, &set.id))
+                    .cloned()
+                    .collect());
+            }
             match cluster.list_selected(&resource, namespace, params).await {
                 Ok(items) => Ok(items),
                 // Served at discovery, gone since (a CRD deleted meanwhile): no members.
@@ -466,10 +474,10 @@ pub async fn list_members(
                 }),
             }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(cluster.concurrency())
         .try_collect::<Vec<_>>()
         .await?;
-    // The selector already did this; checking again costs nothing and keeps prune honest.
+    // The selector already did this (a shared full LIST did not); checking again costs nothing and keeps prune honest.
     Ok(found
         .into_iter()
         .flatten()

@@ -15,7 +15,6 @@ use crate::live::{LiveCluster, LiveError};
 use crate::objects::ObjectKey;
 
 /// How many deletes run at once.
-const CONCURRENCY: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
@@ -64,7 +63,7 @@ pub async fn prune(
                 let result = cluster.delete(&key, uid, dry_run).await;
                 (key, result)
             })
-            .buffer_unordered(CONCURRENCY)
+            .buffer_unordered(cluster.concurrency())
             .collect()
             .await;
         let mut deleted = Vec::new();

@@ -17,8 +17,6 @@ use crate::release::record::{ReleaseRecord, ReleaseStatus};
 use crate::release::store::ReleaseStore;
 use crate::render::parse_documents;
 
-const CONCURRENCY: usize = 16;
-
 /// What to check for one app.
 #[derive(Debug, Clone, Default)]
 pub struct CheckRequest {
@@ -186,6 +184,8 @@ async fn compare_live(
             });
         }
     }
+    // The stray lookup below reads the same kinds: one LIST serves both.
+    let _reads = cluster.shared_reads();
     let live = cluster.fetch(&known).await?;
     for key in &known {
         if !live.contains_key(key) && in_release(key) {
@@ -222,7 +222,7 @@ async fn compare_live(
             );
             Ok::<_, DriftError>((object.key.clone(), fields, applied))
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(cluster.concurrency())
         .try_collect::<Vec<_>>()
         .await?;
     let mut in_sync = 0;

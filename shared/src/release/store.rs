@@ -305,10 +305,26 @@ impl ReleaseStore {
 
     /// Every record Secret of `app`, newest first; those without a revision last.
     async fn entries(&self, app: &str) -> Result<Vec<Entry>, StoreError> {
+        self.entries_selected(app, None).await
+    }
+
+    /// [`ReleaseStore::entries`], only those whose status label is `status` if given: the
+    /// server filters, so records of other statuses are neither sent nor decoded (each
+    /// holds a whole compressed manifest). Callers still check the decoded status.
+    async fn entries_selected(
+        &self,
+        app: &str,
+        status: Option<ReleaseStatus>,
+    ) -> Result<Vec<Entry>, StoreError> {
         validate_app_name(app)?;
+        let mut params = Self::selector(app);
+        if let Some(status) = status {
+            // `labels` replaces the selector: repeat the app's.
+            params = params.labels(&format!("{APP_LABEL}={app},{STATUS_LABEL}={status}"));
+        }
         let list = self
             .api()
-            .list(&Self::selector(app))
+            .list(&params)
             .await
             .map_err(self.fail("list", &format!("the release records of app {app}")))?;
         let mut entries: Vec<Entry> = list
@@ -338,6 +354,21 @@ impl ReleaseStore {
             .collect())
     }
 
+    /// The readable records of `app` with `status`, newest first.
+    async fn with_status(
+        &self,
+        app: &str,
+        status: ReleaseStatus,
+    ) -> Result<Vec<ReleaseRecord>, StoreError> {
+        Ok(self
+            .entries_selected(app, Some(status))
+            .await?
+            .into_iter()
+            .filter_map(|e| e.record.ok())
+            .filter(|r| r.status == status)
+            .collect())
+    }
+
     /// The names of the apps with records in this namespace, sorted.
     pub async fn apps(&self) -> Result<Vec<String>, StoreError> {
         let params = ListParams::default()
@@ -359,10 +390,9 @@ impl ReleaseStore {
     /// The newest readable record with status deployed.
     pub async fn latest_deployed(&self, app: &str) -> Result<Option<ReleaseRecord>, StoreError> {
         Ok(self
-            .list(app)
+            .with_status(app, ReleaseStatus::Deployed)
             .await?
             .into_iter()
-            .flatten()
             .find(|r| r.status == ReleaseStatus::Deployed))
     }
 
@@ -487,8 +517,8 @@ impl ReleaseStore {
 
     /// Marks every other deployed record of `app` superseded.
     pub async fn supersede_others(&self, app: &str, current: u32) -> Result<(), StoreError> {
-        for mut record in self.list(app).await?.into_iter().flatten() {
-            if record.revision != current && record.status == ReleaseStatus::Deployed {
+        for mut record in self.with_status(app, ReleaseStatus::Deployed).await? {
+            if record.revision != current {
                 record.status = ReleaseStatus::Superseded;
                 self.update(&record).await?;
             }
@@ -546,8 +576,8 @@ impl ReleaseStore {
     /// writing this sync's own pending record. Returns the revisions it marked.
     pub async fn fail_stale_pending(&self, app: &str) -> Result<Vec<u32>, StoreError> {
         let mut marked = Vec::new();
-        for mut record in self.list(app).await?.into_iter().flatten() {
-            if record.status == ReleaseStatus::Pending {
+        for mut record in self.with_status(app, ReleaseStatus::Pending).await? {
+            {
                 record.status = ReleaseStatus::Failed;
                 record.error = Some(INTERRUPTED.to_string());
                 self.update(&record).await?;

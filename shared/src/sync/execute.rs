@@ -18,7 +18,6 @@ use crate::objects::ObjectKey;
 use crate::release::record::{Counts, ObjectResult, ReleaseRecord, ReleaseStatus};
 use crate::release::store::ReleaseStore;
 
-const CONCURRENCY: usize = 16;
 /// How long a CRD applied in this sync may take to become Established.
 const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -148,7 +147,7 @@ async fn run(
                 };
                 (key, result)
             })
-            .buffer_unordered(CONCURRENCY)
+            .buffer_unordered(cluster.concurrency())
             .collect::<Vec<_>>()
             .await;
         let mut failed = Vec::new();
@@ -247,21 +246,35 @@ async fn run(
             return Err(SyncError::Unhealthy { objects: unhealthy });
         }
     }
-    // Where every object was left (one LIST per kind), so the next sync or diff can skip
-    // the dry-run of those nobody has written since.
-    let keys: BTreeSet<ObjectKey> = plan.desired.keys().cloned().collect();
-    progress.versions = cluster
-        .fetch(&keys)
-        .await?
-        .into_iter()
-        .filter_map(|(key, object)| {
-            let version = object
-                .pointer("/metadata/resourceVersion")?
-                .as_str()?
-                .to_string();
-            Some((key, version))
-        })
+    // Where every object was left, so the next sync or diff can skip the dry-run of those
+    // nobody has written since. Objects this sync left alone are where the plan saw them;
+    // only the written ones are read again (one LIST per kind and namespace), after the
+    // health wait, so the versions include what controllers wrote in reply.
+    let written: BTreeSet<ObjectKey> = progress
+        .actions
+        .iter()
+        .filter(|(_, action)| matches!(**action, "created" | "configured"))
+        .map(|(key, _)| key.clone())
         .collect();
+    progress.versions = plan
+        .comparison
+        .live_versions
+        .iter()
+        .filter(|(key, _)| !written.contains(*key) && plan.desired.get(key).is_some())
+        .map(|(key, version)| (key.clone(), version.clone()))
+        .collect();
+    if !written.is_empty() {
+        let reread = cluster.fetch(&written).await?;
+        progress
+            .versions
+            .extend(reread.into_iter().filter_map(|(key, object)| {
+                let version = object
+                    .pointer("/metadata/resourceVersion")?
+                    .as_str()?
+                    .to_string();
+                Some((key, version))
+            }));
+    }
     Ok(())
 }
 

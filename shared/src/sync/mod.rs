@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use execute::execute;
-pub use plan::{SyncPlan, plan, plan_with};
+pub use plan::{SyncPlan, plan, plan_with, plan_with_parent};
 
 use crate::apply::applyset::ApplySetError;
 use crate::apply::health::{Health, HealthError, WaitOptions};

@@ -94,11 +94,25 @@ pub async fn plan_with(
     cluster: &LiveCluster,
     app: &str,
     namespace: &str,
-    mut desired: DesiredSet,
+    desired: DesiredSet,
     prune: bool,
     known: Option<&Fingerprints>,
 ) -> Result<SyncPlan, SyncError> {
     let existing = applyset::read(cluster, namespace, app).await?;
+    plan_with_parent(cluster, existing, app, namespace, desired, prune, known).await
+}
+
+/// [`plan_with`] for a caller that has already read the app's ApplySet parent (`existing`,
+/// None if there is none), so it is not read again.
+pub async fn plan_with_parent(
+    cluster: &LiveCluster,
+    existing: Option<ApplySet>,
+    app: &str,
+    namespace: &str,
+    mut desired: DesiredSet,
+    prune: bool,
+    known: Option<&Fingerprints>,
+) -> Result<SyncPlan, SyncError> {
     if let Some(set) = &existing {
         set.check_tooling()?;
     }
@@ -108,6 +122,8 @@ pub async fn plan_with(
     }
     let applyset = ApplySet::new(namespace, app).with_members(desired.keys());
     let phases = apply_phases(&desired)?;
+    // The comparison and the member lookup read the same kinds: one LIST serves both.
+    let reads = cluster.shared_reads();
     let comparison =
         against_cluster_with(cluster, &desired, &NormaliseOptions::default(), known).await?;
     let stale = match &existing {
@@ -122,6 +138,7 @@ pub async fn plan_with(
         }
         None => BTreeMap::new(),
     };
+    drop(reads);
     Ok(SyncPlan {
         app: app.to_string(),
         namespace: namespace.to_string(),
