@@ -404,7 +404,14 @@ fn between_trees(
             })
             .collect())
     };
-    let mut changes = ChangeSet::between(side(old)?, side(new)?);
+    // The two revisions render independently: one on another core.
+    let (before, after) = std::thread::scope(|scope| {
+        let before = scope.spawn(|| side(old));
+        (before.join(), side(new))
+    });
+    let before =
+        before.map_err(|_| anyhow::anyhow!("rendering revision {} failed", old.label))??;
+    let mut changes = ChangeSet::between(before, after?);
     if !args.show_secrets {
         changes.mask_secrets();
     }
