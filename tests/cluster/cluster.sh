@@ -144,6 +144,12 @@ load_state() {
 }
 
 cmd_up() {
+  # `up` starts a new cluster: a control plane still running here is refused, and the
+  # data of a stopped one is dropped (its RBAC objects would clash with the new ones).
+  if [ -f "$state/ports" ] && (load_state && apiserver_ready) >/dev/null 2>&1; then
+    die "a control plane is already running in $state (stop it with: $0 down $state)"
+  fi
+  rm -rf "$state/etcd"
   bin=$(bash "$here/build.sh")
   mkdir -p "$state"
   # A start that fails half-way stops what it started.
