@@ -69,6 +69,32 @@ fn kubectl_completes_contexts_namespaces_flags_and_apps() {
     assert!(out.status.success(), "{}", describe(&out));
     let (apps, _) = complete(cluster, &["sync", "-n", &ns.name, "--app", "check"]);
     assert_eq!(apps, ["checkout-api"]);
+
+    // In a repository with an app list, its apps too (drift's APP as well).
+    repo.write(
+        ".kubectl-gitops.yaml",
+        "apps:\n- name: checkout-web\n  path: .\n- name: billing\n  path: .\n",
+    );
+    repo.commit("app list");
+    let in_repo = |args: &[&str]| -> Vec<String> {
+        let out = cluster
+            .kubectl()
+            .arg("__complete")
+            .args(args)
+            .current_dir(repo.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", describe(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.pop();
+        lines
+    };
+    assert_eq!(
+        in_repo(&["sync", "-n", &ns.name, "--app", "check"]),
+        ["checkout-api", "checkout-web"]
+    );
+    assert_eq!(in_repo(&["drift", "-n", &ns.name, "b"]), ["billing"]);
 }
 
 #[test]

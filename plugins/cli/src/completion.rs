@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
+use gitops::app_file::{APP_FILE, AppFile};
 use gitops::kubeconfig::{self, ConnectOptions, Environment};
+use gitops::load::{self, TreeSpec};
+use gitops::source::Repo;
 
 /// cobra's ShellCompDirectiveNoFileComp: do not fall back to file names.
 const NO_FILES: u8 = 4;
@@ -186,7 +189,27 @@ async fn namespaces(options: &ConnectOptions) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The apps of the app list in the repository the user stands in, at HEAD, and those
+/// recorded in the namespace.
 async fn apps(options: &ConnectOptions) -> Vec<String> {
+    let mut names = listed_apps();
+    names.extend(recorded_apps(options).await);
+    names
+}
+
+/// The names in `.kubectl-gitops.yaml`'s `apps:` at HEAD of the current directory's
+/// repository; none when there is no repository or list.
+fn listed_apps() -> Vec<String> {
+    let listed = || -> Option<Vec<String>> {
+        let repo = Repo::discover(&std::env::current_dir().ok()?).ok()?;
+        let tree = load::read_tree(&repo, &TreeSpec::Revision("HEAD".into()), "").ok()?;
+        let list = AppFile::from_snapshot(&tree.snapshot, APP_FILE).ok()??;
+        Some(list.apps.into_iter().map(|app| app.name).collect())
+    };
+    listed().unwrap_or_default()
+}
+
+async fn recorded_apps(options: &ConnectOptions) -> Vec<String> {
     let work = async {
         let connection = kubeconfig::connect(options, &Environment::from_process())
             .await
