@@ -45,9 +45,11 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<Outcome>) -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let mut stderr = io::stderr().lock();
-            let _ = writeln!(stderr, "error: {err}");
-            for cause in err.chain().skip(1) {
-                let _ = writeln!(stderr, "  caused by: {cause}");
+            for (i, line) in messages(&err).iter().enumerate() {
+                let _ = match i {
+                    0 => writeln!(stderr, "error: {line}"),
+                    _ => writeln!(stderr, "  caused by: {line}"),
+                };
             }
             ExitCode::from(2)
         }
@@ -58,4 +60,42 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain()
         .filter_map(|e| e.downcast_ref::<io::Error>())
         .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// An error's message and its causes', leaving out a cause the message before it already
+/// says word for word (errors that print their source as part of their own message).
+pub fn messages(err: &anyhow::Error) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if lines
+            .last()
+            .is_some_and(|previous| previous.contains(&text))
+        {
+            continue;
+        }
+        lines.push(text);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner reason")]
+    struct Inner;
+
+    #[test]
+    fn a_cause_the_message_already_says_is_left_out() {
+        let err = anyhow::Error::new(Outer(Inner)).context("while syncing");
+        assert_eq!(messages(&err), ["while syncing", "outer: inner reason"]);
+        let err = anyhow::anyhow!("plain");
+        assert_eq!(messages(&err), ["plain"]);
+    }
 }

@@ -216,11 +216,7 @@ pub fn failed(rows: &[Row]) -> Result<()> {
 
 /// An error on one line: its message and causes, joined.
 pub fn one_line(error: &anyhow::Error) -> String {
-    error
-        .chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
+    crate::exit::messages(error).join(": ")
 }
 
 #[cfg(test)]
