@@ -57,9 +57,16 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<Outcome>) -> ExitCode {
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain()
-        .filter_map(|e| e.downcast_ref::<io::Error>())
-        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    err.chain().any(|e| {
+        let kind = match e.downcast_ref::<io::Error>() {
+            Some(io) => Some(io.kind()),
+            // JSON written straight to stdout fails as a serde_json error.
+            None => e
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind),
+        };
+        kind == Some(io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// An error's message and its causes', leaving out a cause the message before it already
@@ -80,6 +87,7 @@ pub fn messages(err: &anyhow::Error) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
@@ -90,6 +98,17 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("inner reason")]
     struct Inner;
+
+    #[test]
+    fn a_closed_pipe_under_json_is_a_closed_pipe() {
+        let closed = io::Error::from(io::ErrorKind::BrokenPipe);
+        let json = serde_json::Error::io(closed);
+        assert!(is_broken_pipe(
+            &anyhow::Error::new(json).context("printing")
+        ));
+        let other = serde_json::from_str::<u8>("x").unwrap_err();
+        assert!(!is_broken_pipe(&anyhow::Error::new(other)));
+    }
 
     #[test]
     fn a_cause_the_message_already_says_is_left_out() {
