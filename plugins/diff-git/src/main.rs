@@ -407,7 +407,8 @@ fn between_trees(
     // The two revisions render independently: one on another core.
     let (before, after) = std::thread::scope(|scope| {
         let before = scope.spawn(|| side(old));
-        (before.join(), side(new))
+        let after = side(new);
+        (before.join(), after)
     });
     let before =
         before.map_err(|_| anyhow::anyhow!("rendering revision {} failed", old.label))??;
