@@ -114,6 +114,21 @@ pub fn helm_binary() -> PathBuf {
         .unwrap_or_else(|| Path::new("helm").to_path_buf())
 }
 
+/// The repository a `--repo` value names: a URL (cloned or fetched into
+/// [`repo_cache_dir`] with the user's git) or a directory inside a checkout.
+pub fn open_repo(spec: &str) -> Result<Repo, SourceError> {
+    if is_url(spec) {
+        Repo::open_remote(spec, &repo_cache_dir())
+    } else {
+        Repo::discover(Path::new(spec))
+    }
+}
+
+/// `scheme://...`, or scp-like `user@host:path` that is not a directory here.
+pub fn is_url(spec: &str) -> bool {
+    spec.contains("://") || (spec.contains('@') && spec.contains(':') && !Path::new(spec).exists())
+}
+
 /// Where `--repo URL` clones are kept: `$XDG_CACHE_HOME/kubectl-gitops/repos`.
 pub fn repo_cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")

@@ -1,5 +1,3 @@
-use std::path::{Path, PathBuf};
-
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gitops::load::{self, TreeSpec};
@@ -77,8 +75,7 @@ impl SourceArgs {
     pub fn resolve(&self, working_tree: bool) -> Result<ResolvedSource> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let repo = match &self.repo {
-            Some(spec) if is_url(spec) => Repo::open_remote(spec, &load::repo_cache_dir())?,
-            Some(dir) => Repo::discover(&PathBuf::from(dir))?,
+            Some(spec) => load::open_repo(spec)?,
             None => Repo::discover(&cwd)?,
         };
         // The first positional is a revision, a range, or (when it names one) a path.
@@ -121,8 +118,4 @@ impl SourceArgs {
             selection,
         })
     }
-}
-
-fn is_url(spec: &str) -> bool {
-    spec.contains("://") || (spec.contains('@') && spec.contains(':') && !Path::new(spec).exists())
 }

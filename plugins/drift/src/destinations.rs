@@ -2,7 +2,6 @@
 //! app list (`--all`, or an APP it lists); and the report when there are several clusters.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use gitops::app_file::{AppFile, AppFileError, AppSpec};
@@ -83,10 +82,7 @@ fn listed_targets(args: &Args) -> Result<Option<Vec<Target>>> {
 
 fn open_repo(args: &Args) -> Result<Repo> {
     Ok(match &args.repo {
-        Some(spec) if spec.contains("://") || spec.contains('@') => {
-            Repo::open_remote(spec, &load::repo_cache_dir())?
-        }
-        Some(dir) => Repo::discover(&PathBuf::from(dir))?,
+        Some(spec) => load::open_repo(spec)?,
         None => Repo::discover(&std::env::current_dir()?)?,
     })
 }

@@ -45,20 +45,11 @@ impl Repos {
 
 fn open<'a>(opened: &'a mut BTreeMap<String, Repo>, spec: &str) -> Result<&'a Repo, SourceError> {
     if !opened.contains_key(spec) {
-        let repo = if is_url(spec) {
-            Repo::open_remote(spec, &load::repo_cache_dir())?
-        } else {
-            Repo::discover(Path::new(spec))?
-        };
-        opened.insert(spec.to_string(), repo);
+        opened.insert(spec.to_string(), load::open_repo(spec)?);
     }
     opened
         .get(spec)
         .ok_or_else(|| SourceError::NotARepository { path: spec.into() })
-}
-
-fn is_url(spec: &str) -> bool {
-    spec.contains("://") || (spec.contains('@') && spec.contains(':') && !Path::new(spec).exists())
 }
 
 /// What a revision would change compared with the deployed release, object by object.
@@ -254,7 +245,7 @@ fn repository_spec(
     let wanted = request.revision.is_some();
     match release.repo.as_deref() {
         Some(repo) if Path::new(repo).is_dir() => Some((repo.to_string(), None)),
-        Some(repo) if is_url(repo) && wanted => Some((repo.to_string(), None)),
+        Some(repo) if load::is_url(repo) && wanted => Some((repo.to_string(), None)),
         Some(repo) if wanted => Some((
             ".".to_string(),
             Some(format!(
@@ -370,8 +361,8 @@ mod tests {
 
     #[test]
     fn urls_are_told_from_directories() {
-        assert!(is_url("https://example.com/r.git"));
-        assert!(is_url("git@example.com:org/r.git"));
-        assert!(!is_url("/tmp"));
+        assert!(load::is_url("https://example.com/r.git"));
+        assert!(load::is_url("git@example.com:org/r.git"));
+        assert!(!load::is_url("/tmp"));
     }
 }
