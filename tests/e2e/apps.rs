@@ -517,6 +517,29 @@ fn one_app_on_several_clusters() {
         describe(&out)
     );
 
+    // A preview of both as a document: one item per cluster, each with its own context,
+    // and only west has something to change.
+    let out = run(
+        cluster,
+        repo.path(),
+        kubeconfig,
+        &["sync", "--all", "--dry-run", "-o", "json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = doc["items"].as_array().unwrap();
+    let seen: Vec<(&str, u64)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["context"].as_str().unwrap(),
+                i["dry_run_changes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("east", 0), ("west", 1)], "{doc}");
+    assert!(items.iter().all(|i| i["error"].is_null()), "{doc}");
+
     // Heal west through the list, then everything is in sync on both.
     let out = run(
         cluster,

@@ -216,10 +216,7 @@ async fn sync_destination(args: &Args, source: &job::Source, target: &Target) ->
     let mut output = Vec::new();
     let context = target.context.clone().unwrap_or_else(|| "-".into());
     let namespace = target
-        .spec
-        .as_ref()
-        .and_then(|s| s.namespace.clone())
-        .or_else(|| args.connection.namespace.clone())
+        .namespace(&args.connection)
         .unwrap_or_else(|| "-".into());
     let session = match Session::connect(
         args,
@@ -278,11 +275,9 @@ fn several(args: &Args, targets: &[Target], results: Vec<Destination>) -> Result
             Ok(done) => (done.record, done.result.map(|()| done.dry_run)),
             Err(error) => (None, Err(error)),
         };
-        if let Some(record) = &record {
-            match json {
-                true => items.push(report::document(record)),
-                false => report::table(&mut out, record)?,
-            }
+        let dry_run = result.as_ref().ok().copied().flatten();
+        if let (Some(record), false) = (&record, json) {
+            report::table(&mut out, record)?;
         }
         let result = match result {
             Ok(Some(changes)) => Ok(format!("dry run: {changes} change(s)")),
@@ -294,16 +289,27 @@ fn several(args: &Args, targets: &[Target], results: Vec<Destination>) -> Result
                     "error: app {} on context {context}: {line}",
                     target.app
                 );
-                if json && record.is_none() {
-                    items.push(serde_json::json!({
-                        "app": target.app, "namespace": namespace, "error": line,
-                    }));
-                }
                 Err(line)
             }
         };
-        if json && let Some(serde_json::Value::Object(item)) = items.last_mut() {
-            item.insert("context".into(), context.clone().into());
+        if json {
+            // The release's document when there is one (its own `error` says why a
+            // failed sync failed), else what is known of the destination.
+            let mut item = match &record {
+                Some(record) => report::document(record),
+                None => serde_json::json!({
+                    "app": target.app,
+                    "namespace": namespace,
+                    "error": result.as_ref().err(),
+                }),
+            };
+            if let Some(item) = item.as_object_mut() {
+                item.insert("context".into(), context.clone().into());
+                if let Some(changes) = dry_run {
+                    item.insert("dry_run_changes".into(), changes.into());
+                }
+            }
+            items.push(item);
         }
         rows.push(gitops_cli::targets::Row {
             app: target.app.clone(),
