@@ -56,27 +56,6 @@ fn assert_ok(out: &Output) {
     assert_eq!(out.status.code(), Some(0), "{}", describe(out));
 }
 
-/// The statuses of an app's release records, by revision, read with kubectl.
-fn statuses(cluster: &TestCluster, ns: &str, app: &str) -> Vec<(u32, String)> {
-    let text = cluster.kubectl_ok(&[
-        "get",
-        "secrets",
-        "-n",
-        ns,
-        "-l",
-        &format!("kubectl-gitops.io/app={app}"),
-        "-o",
-        "jsonpath={range .items[*]}{.metadata.labels.kubectl-gitops\\.io/revision} {.metadata.labels.kubectl-gitops\\.io/status}{\"\\n\"}{end}",
-    ]);
-    let mut rows: Vec<(u32, String)> = text
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(r, s)| (r.parse().unwrap(), s.to_string()))
-        .collect();
-    rows.sort();
-    rows
-}
-
 fn get(cluster: &TestCluster, ns: &str, what: &str, jsonpath: &str) -> String {
     cluster.kubectl_ok(&["get", what, "-n", ns, "-o", &format!("jsonpath={jsonpath}")])
 }
@@ -225,7 +204,7 @@ fn sync_creates_waits_updates_prunes_and_rolls_back() {
     );
     assert_eq!(kinds, "Deployment.apps,Service");
 
-    let history = statuses(cluster, n, "shop");
+    let history = cluster.release_statuses(n, "shop");
     assert_eq!(
         history,
         vec![
@@ -347,7 +326,7 @@ fn conflict_with_another_manager_fails_and_force_conflicts_takes_over() {
         "nothing applied"
     );
     assert_eq!(
-        statuses(cluster, n, "cfg").last().unwrap().1,
+        cluster.release_statuses(n, "cfg").last().unwrap().1,
         "failed",
         "the failed sync is recorded"
     );
@@ -374,7 +353,8 @@ fn wait_for_status(
 ) {
     let started = Instant::now();
     loop {
-        if statuses(cluster, ns, app)
+        if cluster
+            .release_statuses(ns, app)
             .iter()
             .any(|(r, s)| *r == revision && s == status)
         {
@@ -383,7 +363,7 @@ fn wait_for_status(
         assert!(
             started.elapsed() < timeout,
             "release {revision} of {app} never became {status}: {:?}",
-            statuses(cluster, ns, app)
+            cluster.release_statuses(ns, app)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -444,7 +424,7 @@ fn concurrent_sync_is_refused_and_a_killed_sync_leaves_a_failed_record() {
     assert_ok(&out);
     assert_eq!(json(&out)["release"], 2);
     assert_eq!(
-        statuses(cluster, n, "locked"),
+        cluster.release_statuses(n, "locked"),
         vec![(1, "failed".to_string()), (2, "deployed".to_string())]
     );
 }
@@ -527,7 +507,7 @@ fn watch_syncs_a_commit_made_while_it_runs_and_stops_on_interrupt() {
         "{err}"
     );
     assert_eq!(
-        statuses(cluster, n, "follow").len(),
+        cluster.release_statuses(n, "follow").len(),
         2,
         "one release per commit"
     );
