@@ -49,6 +49,14 @@ impl Target {
         connection.options_for(self.context.as_deref(), namespace)
     }
 
+    /// The namespace asked for: -n, else the app list's; None means the context's own.
+    pub fn namespace(&self, connection: &ConnectionArgs) -> Option<String> {
+        connection
+            .namespace
+            .clone()
+            .or_else(|| self.spec.as_ref().and_then(|s| s.namespace.clone()))
+    }
+
     /// The tree to render for this app: the revision's tree, rooted at the app's path.
     pub fn snapshot(&self, whole: &Snapshot) -> Snapshot {
         Snapshot {

@@ -119,17 +119,14 @@ async fn run(args: Args) -> Result<Outcome> {
     if let Some(old) = &range {
         // No cluster: one section per app, whatever its contexts.
         destinations.dedup_by(|a, b| a.app == b.app);
-        let several = destinations.len() > 1
-            || source.path_given != destinations.iter().all(|t| t.spec.is_none());
+        let several = destinations.len() > 1;
         return report(
             &args,
             destinations
                 .iter()
                 .map(|target| {
                     let namespace = target
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.namespace.clone())
+                        .namespace(&args.connection)
                         .unwrap_or_else(|| offline_namespace(&args.connection));
                     let computed = between_trees(old, &tree, target, &namespace, &args);
                     (target, "-".to_string(), namespace, computed)
@@ -164,10 +161,7 @@ async fn run(args: Args) -> Result<Outcome> {
                 target,
                 target.context.clone().unwrap_or_else(|| "-".into()),
                 target
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.namespace.clone())
-                    .or_else(|| args.connection.namespace.clone())
+                    .namespace(&args.connection)
                     .unwrap_or_else(|| "-".into()),
                 Err(error),
             ),

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{Result, bail};
-use gitops::app_file::{AppFile, AppFileError, AppSpec};
+use gitops::app_file::{AppFile, AppSpec};
 use gitops::load::{self, TreeSpec};
 use gitops::source::Repo;
 use gitops_cli::targets::{self, Row};
@@ -59,24 +59,18 @@ fn listed_targets(args: &Args) -> Result<Option<Vec<Target>>> {
         default_app: String::new(),
         contexts: &args.connection.contexts,
     };
+    // A named app comes from the list only when the list has it; --all without a list
+    // is select's error.
     if !args.apps.all {
-        // A named app: from the list only when the list has it.
         match AppFile::from_snapshot(&tree.snapshot, &args.apps.app_file)? {
             Some(list) if list.app(args.app.as_deref().unwrap_or_default()).is_ok() => {}
             _ => return Ok(None),
         }
-    } else if AppFile::from_snapshot(&tree.snapshot, &args.apps.app_file)?.is_none() {
-        return Err(AppFileError::Missing {
-            file: args.apps.app_file.clone(),
-            repo: repo.label().to_string(),
-            revision,
-        }
-        .into());
     }
     Ok(Some(targets::select(
         &request,
         &tree.snapshot,
-        (repo.label(), &tree.label),
+        (repo.label(), &revision),
     )?))
 }
 
