@@ -46,6 +46,25 @@ pub struct Comparison {
     /// The resourceVersion of each desired object that exists, as compared: what a sync
     /// records for the objects it leaves alone, without reading them again.
     pub live_versions: BTreeMap<ObjectKey, String>,
+    /// Missing objects shown from their manifest instead of a dry-run
+    /// ([`Missing::FromManifestIfOnlyCreating`]): nothing else changes, so a sync that
+    /// fails to create one of them can delete those it created and leave the cluster as
+    /// it found it.
+    pub unchecked_creates: BTreeSet<ObjectKey>,
+}
+
+/// How objects that do not exist yet are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Missing {
+    /// Dry-run them like the others: the preview shows server defaults, and an object the
+    /// server would refuse is an error before anything changes.
+    #[default]
+    DryRun,
+    /// Dry-run them only if an existing object changes too. When the comparison only
+    /// adds objects, they are taken from their manifest, which halves the requests of a
+    /// first sync; the server's verdict then comes with the create itself, and the caller
+    /// must undo its creations if one is refused (see [`Comparison::unchecked_creates`]).
+    FromManifestIfOnlyCreating,
 }
 
 fn describe_origin(object: &DesiredObject) -> String {
@@ -80,7 +99,7 @@ pub async fn against_cluster(
     desired: &DesiredSet,
     normalise: &NormaliseOptions,
 ) -> Result<Comparison, CompareError> {
-    against_cluster_with(cluster, desired, normalise, None).await
+    against_cluster_with(cluster, desired, normalise, None, Missing::DryRun).await
 }
 
 /// [`against_cluster`], skipping the dry-run of every object `known` proves unchanged
@@ -90,6 +109,7 @@ pub async fn against_cluster_with(
     desired: &DesiredSet,
     normalise: &NormaliseOptions,
     known_unchanged: Option<&Fingerprints>,
+    missing: Missing,
 ) -> Result<Comparison, CompareError> {
     let crd_kinds = kinds_defined_by_crds(desired);
     // Known kinds are fetched and dry-run; kinds of CRDs in this set are new by definition.
@@ -177,7 +197,68 @@ pub async fn against_cluster_with(
         }
     }
 
-    let dry_run = stream::iter(to_dry_run)
+    // Existing objects first: whether they change decides how missing ones are compared.
+    let (existing, absent): (Vec<&DesiredObject>, Vec<&DesiredObject>) = to_dry_run
+        .into_iter()
+        .partition(|o| live.contains_key(&o.key));
+    let mut conflicts = Vec::new();
+    let mut any_change = false;
+    for (key, applied, conflict) in dry_run_all(cluster, existing, normalise).await? {
+        any_change |= conflict.is_some()
+            || live
+                .get(&key)
+                .is_none_or(|current| normalised(current.clone(), normalise) != applied);
+        after.insert(key, applied);
+        conflicts.extend(conflict);
+    }
+    let mut unchecked_creates = BTreeSet::new();
+    if missing == Missing::FromManifestIfOnlyCreating && !any_change {
+        for object in absent {
+            unchecked_creates.insert(object.key.clone());
+            after.insert(
+                object.key.clone(),
+                normalised(object.object.clone(), normalise),
+            );
+        }
+    } else {
+        for (key, applied, conflict) in dry_run_all(cluster, absent, normalise).await? {
+            after.insert(key, applied);
+            conflicts.extend(conflict);
+        }
+    }
+    conflicts.sort_by(|a, b| a.key.cmp(&b.key));
+
+    let live_versions = live
+        .iter()
+        .filter_map(|(key, object)| {
+            let version = object.pointer("/metadata/resourceVersion")?.as_str()?;
+            Some((key.clone(), version.to_string()))
+        })
+        .collect();
+    let before: BTreeMap<ObjectKey, Value> = live
+        .into_iter()
+        .map(|(key, value)| (key, normalised(value, normalise)))
+        .collect();
+    Ok(Comparison {
+        changes: ChangeSet::between(before, after),
+        conflicts,
+        missing_namespaces: missing_namespaces.into_iter().collect(),
+        live_versions,
+        unchecked_creates,
+    })
+}
+
+/// Server-side applies `objects` as dry runs, a bounded number at once: each object's key,
+/// its normalised result, and the conflict if one had to be forced.
+///
+/// A dry-run that conflicts with another field manager is repeated with force, so the diff
+/// still shows what the revision wants.
+async fn dry_run_all(
+    cluster: &LiveCluster,
+    objects: Vec<&DesiredObject>,
+    normalise: &NormaliseOptions,
+) -> Result<Vec<(ObjectKey, Value, Option<Conflict>)>, CompareError> {
+    stream::iter(objects)
         .map(|object| async move {
             let (applied, conflict) = match cluster.dry_run_apply(&object.object, false).await {
                 Err(LiveError::Api(error)) if error.code() == Some(409) => {
@@ -201,31 +282,7 @@ pub async fn against_cluster_with(
         })
         .buffer_unordered(cluster.concurrency())
         .try_collect::<Vec<_>>()
-        .await?;
-    let mut conflicts = Vec::new();
-    for (key, applied, conflict) in dry_run {
-        after.insert(key, applied);
-        conflicts.extend(conflict);
-    }
-    conflicts.sort_by(|a, b| a.key.cmp(&b.key));
-
-    let live_versions = live
-        .iter()
-        .filter_map(|(key, object)| {
-            let version = object.pointer("/metadata/resourceVersion")?.as_str()?;
-            Some((key.clone(), version.to_string()))
-        })
-        .collect();
-    let before: BTreeMap<ObjectKey, Value> = live
-        .into_iter()
-        .map(|(key, value)| (key, normalised(value, normalise)))
-        .collect();
-    Ok(Comparison {
-        changes: ChangeSet::between(before, after),
-        conflicts,
-        missing_namespaces: missing_namespaces.into_iter().collect(),
-        live_versions,
-    })
+        .await
 }
 
 fn normalised(mut object: Value, options: &NormaliseOptions) -> Value {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, ValidationDirective};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::{Client, core::GroupVersionKind};
 use serde_json::Value;
@@ -472,6 +472,9 @@ impl LiveCluster {
         let mut params = PatchParams::apply(FIELD_MANAGER);
         params.force = force;
         params.dry_run = dry_run;
+        // As kubectl's default --validate=strict: a misspelt or misplaced field is an
+        // error, not a warning the server sends and nobody reads.
+        params.field_validation = Some(ValidationDirective::Strict);
         if !dry_run {
             self.forget_reads();
         }

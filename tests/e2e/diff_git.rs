@@ -897,6 +897,24 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
         Vec::<&Request>::new(),
         "a no-op resync patches no member"
     );
+    // Nor the ApplySet parent, which already says what it would write; and its release is
+    // recorded once, deployed from the start (created, never patched from pending), the
+    // previous one patched to superseded.
+    let record_writes: Vec<String> = requests
+        .iter()
+        .filter(|r| r.resource == "secrets" && r.namespace == n)
+        .filter(|r| matches!(r.verb.as_str(), "create" | "patch" | "update"))
+        .map(|r| format!("{} {}", r.verb, r.name))
+        .collect();
+    assert_eq!(
+        record_writes,
+        ["create fast.r3", "patch fast.r2"],
+        "{requests:#?}"
+    );
+    assert_eq!(
+        cluster.release_statuses(n, "fast").last().unwrap(),
+        &(3, "deployed".to_string())
+    );
     assert_eq!(
         counted(&requests, "list")
             .into_iter()

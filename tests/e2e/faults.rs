@@ -90,11 +90,15 @@ fn apiserver_killed_mid_sync_fails_with_what_was_applied_and_the_next_sync_conve
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-    // The error counts and names what was applied and what was not.
+    // The sync only created objects, so it tried to delete them again; with the API server
+    // gone that fails too, and the error counts and names what remains and what was not
+    // applied.
     assert!(
-        err.contains("applied before the failure: ")
-            && err.contains("object(s): ConfigMap ")
-            && err.contains("cannot reach the API server")
+        err.contains("this sync only created objects, and deleting them again failed for ")
+            && err.contains("that remain (cannot reach the API server")
+            && err.contains("object(s) that remain (")
+            && err.contains("): ConfigMap ")
+            && err.contains("not applied: ")
             && err.contains("more"),
         "{err}"
     );

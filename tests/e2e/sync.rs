@@ -512,3 +512,115 @@ fn watch_syncs_a_commit_made_while_it_runs_and_stops_on_interrupt() {
         "one release per commit"
     );
 }
+
+/// A Deployment whose `replicas` is misspelt: the server's strict field validation refuses it.
+const MISSPELT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replica: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: example/web:1
+";
+
+#[test]
+fn a_misspelt_field_is_refused_and_no_sync_leaves_half_of_its_objects() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("sy-strict");
+    let n = ns.name.as_str();
+    let repo = GitFixture::new();
+    for i in 0..5 {
+        repo.write(
+            &format!("cm{i}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm{i}\ndata:\n  k: v{i}\n"
+            ),
+        );
+    }
+    repo.write("web.yaml", MISSPELT);
+    repo.commit("five config maps and a misspelt deployment");
+    let args = ["--app", "strict", "-n", n, "--yes", "--wait=false"];
+
+    // A first sync only creates: its objects are not dry-run first, so the refusal comes
+    // with the create, and the sync deletes what it had created.
+    let offset = cluster.audit_offset();
+    let out = sync(cluster, &repo, &args);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("web.yaml:1: ") && err.contains(".spec.replica: field not declared in schema"),
+        "the error names the file and the field: {err}"
+    );
+    assert!(
+        err.contains("the 5 it had created were deleted again: the cluster is as it was"),
+        "{err}"
+    );
+    let requests = cluster.our_requests_since(offset, n);
+    assert!(
+        !requests.iter().any(|r| r.starts_with("patch(dry-run)")),
+        "an install is not dry-run first: {requests:?}"
+    );
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| *r == "delete configmaps")
+            .count(),
+        5,
+        "{requests:?}"
+    );
+    assert_eq!(cluster.count(n, "configmaps"), 1, "only kube-root-ca.crt");
+    assert_eq!(
+        cluster.release_statuses(n, "strict"),
+        vec![(1, "failed".to_string())]
+    );
+
+    // Fixed, it installs.
+    repo.write("web.yaml", &MISSPELT.replace("replica:", "replicas:"));
+    repo.commit("fix the typo");
+    assert_ok(&sync(cluster, &repo, &args));
+    assert_eq!(cluster.count(n, "configmaps"), 6);
+
+    // A change to an existing object and a new misspelt one: everything is dry-run first,
+    // the refusal comes before any write, and the existing object keeps its value.
+    repo.write(
+        "cm0.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm0\ndata:\n  k: changed\n",
+    );
+    repo.write("api.yaml", &MISSPELT.replace("name: web", "name: api"));
+    repo.commit("change cm0, add a misspelt api");
+    let out = sync(cluster, &repo, &args);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("api.yaml:1 (Deployment.apps ") && err.contains(".spec.replica"),
+        "{err}"
+    );
+    assert_eq!(get(cluster, n, "configmap/cm0", "{.data.k}"), "v0");
+    assert_eq!(
+        get(cluster, n, "deployments", "{.items[*].metadata.name}"),
+        "web"
+    );
+
+    // diff-git refuses it the same way (kubectl diff validates strictly too).
+    let out = cluster
+        .kubectl()
+        .args(["diff-git", "HEAD", ".", "--app", "strict", "-n", n])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(".spec.replica: field not declared in schema"),
+        "{}",
+        describe(&out)
+    );
+}

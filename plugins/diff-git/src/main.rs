@@ -222,8 +222,11 @@ async fn against_cluster_of(
             app,
             &namespace,
             desired,
-            true,
-            known.as_ref(),
+            sync::PlanOptions {
+                prune: true,
+                known: known.as_ref(),
+                ..Default::default()
+            },
         )
         .await?;
         let changes = plan.change_set();

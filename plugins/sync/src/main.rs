@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Parser, ValueEnum};
 use gitops::app_file::AppSpec;
 use gitops::apply::health::WaitOptions;
+use gitops::compare::Missing;
 use gitops::kubeconfig::{ConnectOptions, Connection};
 use gitops::live::LiveCluster;
 use gitops::lock;
@@ -396,15 +397,21 @@ async fn sync_locked(
     } = job;
     let namespace = session.connection.namespace.clone();
     let known = sync::known_fingerprints(&session.store, &app).await;
-    let plan = sync::plan_with(
-        &session.cluster,
-        &app,
-        &namespace,
-        desired,
-        prune || options.rollback_of.is_some(),
-        known.as_ref(),
-    )
-    .await?;
+    // Without a prompt or a --dry-run nobody reads the preview before it is applied, so a
+    // sync that only creates objects need not dry-run them first (it undoes its creations
+    // if the server refuses one).
+    let prompts = !assume_yes && std::io::stdin().is_terminal();
+    let missing = if args.dry_run || prompts {
+        Missing::DryRun
+    } else {
+        Missing::FromManifestIfOnlyCreating
+    };
+    let plan_options = sync::PlanOptions {
+        prune: prune || options.rollback_of.is_some(),
+        known: known.as_ref(),
+        missing,
+    };
+    let plan = sync::plan_with(&session.cluster, &app, &namespace, desired, plan_options).await?;
 
     let mut preview = plan.change_set();
     if !args.show_secrets {
@@ -444,7 +451,7 @@ async fn sync_locked(
             dry_run: Some(changes),
         });
     }
-    if changes > 0 && !assume_yes && std::io::stdin().is_terminal() && !confirm(changes)? {
+    if changes > 0 && prompts && !confirm(changes)? {
         eprintln!("nothing applied");
         return Ok(Done {
             record: None,

@@ -66,6 +66,7 @@ impl Display {
                 self.line(format!("{key} failed: {message}"))
             }
             SyncEvent::Pruned { key } => self.line(format!("{key} pruned")),
+            SyncEvent::Undone { key } => self.line(format!("{key} deleted again")),
             SyncEvent::Waiting { count, timeout } => {
                 let text = format!(
                     "waiting up to {} for {count} object(s) to be healthy",

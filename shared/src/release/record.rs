@@ -235,7 +235,7 @@ pub enum RecordError {
 /// gzip(JSON), as stored in the record Secret's `release` key.
 pub fn encode(record: &ReleaseRecord) -> Result<Vec<u8>, RecordError> {
     let json = serde_json::to_vec(record).map_err(|e| RecordError::Encode(e.to_string()))?;
-    let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::best());
+    let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::default());
     encoder
         .write_all(&json)
         .map_err(|e| RecordError::Encode(e.to_string()))?;

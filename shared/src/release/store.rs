@@ -14,7 +14,9 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{
+    Api, DeleteParams, ListParams, PartialObjectMeta, Patch, PatchParams, PostParams, Preconditions,
+};
 use kube::{Client, ResourceExt};
 
 use crate::api_error::ApiError;
@@ -204,12 +206,10 @@ fn status_is(error: &kube::Error, code: u16, reason: Option<&str>) -> bool {
         if status.code == code && reason.is_none_or(|r| status.reason == r))
 }
 
-/// A record Secret as listed: its identity, preconditions for deleting it, and its body.
+/// A record Secret as listed: its identity and its body.
 struct Entry {
     revision: Option<u32>,
     name: String,
-    uid: Option<String>,
-    resource_version: Option<String>,
     record: Result<ReleaseRecord, UnreadableRecord>,
 }
 
@@ -253,8 +253,6 @@ fn read_secret(secret: Secret, namespace: &str, app: &str) -> Entry {
     };
     Entry {
         revision,
-        uid: secret.metadata.uid.clone(),
-        resource_version: secret.metadata.resource_version.clone(),
         name,
         record,
     }
@@ -463,10 +461,16 @@ impl ReleaseStore {
         &self,
         mut record: ReleaseRecord,
     ) -> Result<ReleaseRecord, StoreError> {
+        record.status = ReleaseStatus::Pending;
+        self.create(record).await
+    }
+
+    /// Writes `record` as a new release with the status it has: for a sync that changed
+    /// nothing, recorded once when it ends. Numbered as [`ReleaseStore::create_pending`].
+    pub async fn create(&self, mut record: ReleaseRecord) -> Result<ReleaseRecord, StoreError> {
         validate_app_name(&record.app)?;
         record.format = FORMAT;
         record.namespace = self.namespace.clone();
-        record.status = ReleaseStatus::Pending;
         let highest = self.highest_revision(&record.app).await?;
         for revision in (highest + 1..).take(CREATE_ATTEMPTS as usize) {
             record.revision = revision;
@@ -530,41 +534,56 @@ impl ReleaseStore {
     /// and pending ones young enough to belong to a running sync. Unreadable records count
     /// and are trimmed like the others (unless their name gives no revision). Returns the
     /// deleted revisions, newest first.
+    ///
+    /// Only metadata is listed: the status label and the Secret's creation time say all
+    /// this needs, and no record (each a whole compressed manifest) is sent or decoded.
     pub async fn trim(&self, app: &str, keep: usize) -> Result<Vec<u32>, StoreError> {
-        let entries = self.entries(app).await?;
-        let newest_deployed = entries.iter().find_map(|e| match &e.record {
-            Ok(r) if r.status == ReleaseStatus::Deployed => Some(r.revision),
-            _ => None,
-        });
+        validate_app_name(app)?;
+        let list = self
+            .api()
+            .list_metadata(&Self::selector(app))
+            .await
+            .map_err(self.fail("list", &format!("the release records of app {app}")))?;
+        let mut entries: Vec<(u32, PartialObjectMeta<Secret>)> = list
+            .items
+            .into_iter()
+            .filter_map(|meta| Some((revision_of(&meta.name_any(), app, meta.labels())?, meta)))
+            .collect();
+        entries.sort_by_key(|(revision, _)| std::cmp::Reverse(*revision));
+        let status = |meta: &PartialObjectMeta<Secret>| meta.labels().get(STATUS_LABEL).cloned();
+        let deployed = ReleaseStatus::Deployed.to_string();
+        let pending = ReleaseStatus::Pending.to_string();
+        let newest_deployed = entries
+            .iter()
+            .find(|(_, meta)| status(meta).as_ref() == Some(&deployed))
+            .map(|(revision, _)| *revision);
         let now = jiff::Timestamp::now();
         let grace = jiff::SignedDuration::try_from(PENDING_GRACE).unwrap_or_default();
         let mut deleted = Vec::new();
-        for entry in entries.into_iter().skip(keep) {
-            let Some(revision) = entry.revision else {
-                continue;
-            };
+        for (revision, meta) in entries.into_iter().skip(keep) {
             if Some(revision) == newest_deployed {
                 continue;
             }
-            if let Ok(r) = &entry.record
-                && r.status == ReleaseStatus::Pending
-                && now.duration_since(r.started) < grace
+            let created = meta.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            if status(&meta).as_ref() == Some(&pending)
+                && created.is_some_and(|c| now.duration_since(c) < grace)
             {
                 continue;
             }
             // The preconditions keep a record rewritten since the listing.
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
-                    uid: entry.uid,
-                    resource_version: entry.resource_version,
+                    uid: meta.metadata.uid.clone(),
+                    resource_version: meta.metadata.resource_version.clone(),
                 }),
                 ..DeleteParams::default()
             };
-            match self.api().delete(&entry.name, &params).await {
+            let name = meta.name_any();
+            match self.api().delete(&name, &params).await {
                 Ok(_) => deleted.push(revision),
                 Err(e) if status_is(&e, 404, None) || status_is(&e, 409, None) => {}
                 Err(e) => {
-                    return Err(self.fail("delete", &format!("Secret {}", entry.name))(e));
+                    return Err(self.fail("delete", &format!("Secret {name}"))(e));
                 }
             }
         }

@@ -7,13 +7,13 @@ use std::time::Duration;
 use futures::{StreamExt, stream};
 
 use super::plan::SyncPlan;
-use super::{SyncError, SyncEvent, SyncOptions, SyncOutcome};
+use super::{SyncError, SyncEvent, SyncOptions, SyncOutcome, Undo};
 use crate::apply::applyset;
 use crate::apply::health::{Health, WaitOptions, wait_healthy};
 use crate::apply::prune;
 use crate::diff::to_yaml;
 use crate::fingerprint::applied_hash;
-use crate::live::LiveCluster;
+use crate::live::{FIELD_MANAGER, LiveCluster};
 use crate::objects::ObjectKey;
 use crate::release::record::{Counts, ObjectResult, ReleaseRecord, ReleaseStatus};
 use crate::release::store::ReleaseStore;
@@ -30,6 +30,8 @@ struct Progress {
     pruned: Vec<ObjectKey>,
     /// resourceVersions when the sync finished, for the next sync's fingerprints.
     versions: BTreeMap<ObjectKey, String>,
+    /// Objects this sync created, with their uids: what undoing it deletes.
+    created: Vec<(ObjectKey, String)>,
 }
 
 /// Runs `plan`: the record is written as pending before the first change and finished
@@ -59,10 +61,18 @@ pub async fn execute(
     pending.renderer = options.renderer.clone();
     pending.commit = options.commit.clone();
     pending.extra = options.extra.clone();
-    let mut record = store.create_pending(pending).await?;
-    events(SyncEvent::Recorded {
-        revision: record.revision,
-    });
+    // A sync that changes nothing cannot stop half-way through a change: its record is
+    // written once, when it ends, instead of pending first and finished after.
+    let changes_nothing = plan.change_count() == 0;
+    let mut record = if changes_nothing {
+        pending
+    } else {
+        let record = store.create_pending(pending).await?;
+        events(SyncEvent::Recorded {
+            revision: record.revision,
+        });
+        record
+    };
 
     let mut progress = Progress::default();
     let result = run(cluster, plan, options, &mut progress, events).await;
@@ -79,7 +89,17 @@ pub async fn execute(
     }
     // The record must be finished even if the sync failed; a failure to write it is
     // reported alongside the sync's own error.
-    if let Err(write_error) = store.update(&record).await {
+    if changes_nothing {
+        match store.create(record).await {
+            Ok(created) => record = created,
+            Err(write_error) => {
+                return Err(SyncError::RecordNotWritten {
+                    sync: result.err().map(|e| e.to_string()),
+                    write: write_error.to_string(),
+                });
+            }
+        }
+    } else if let Err(write_error) = store.update(&record).await {
         return Err(SyncError::RecordNotFinished {
             revision: record.revision,
             sync: result.err().map(|e| e.to_string()),
@@ -113,7 +133,10 @@ async fn run(
             .additional_namespaces
             .extend(existing.additional_namespaces.iter().cloned());
     }
-    applyset::write_parent(cluster, &superset).await?;
+    // A parent that already says so is not written again (a no-op sync writes nothing).
+    if plan.existing.as_ref() != Some(&superset) {
+        applyset::write_parent(cluster, &superset).await?;
+    }
 
     let to_apply = plan.to_apply();
     for key in plan.desired.keys() {
@@ -142,8 +165,8 @@ async fn run(
                     Some(object) => cluster
                         .apply(object, options.force_conflicts)
                         .await
-                        .map(|_| ()),
-                    None => Ok(()),
+                        .map(Some),
+                    None => Ok(None),
                 };
                 (key, result)
             })
@@ -163,18 +186,30 @@ async fn run(
                 _ => "configured",
             };
             match result {
-                Ok(()) => {
+                Ok(applied) => {
+                    if action == "created"
+                        && let Some(uid) = applied.as_ref().and_then(created_by_us)
+                    {
+                        progress.created.push((key.clone(), uid));
+                    }
                     progress.actions.insert(key.clone(), action);
                     events(SyncEvent::Applied { key, action });
                 }
                 Err(error) => {
+                    // Where in the revision the refused object comes from.
+                    let message = match plan.desired.get(key) {
+                        Some(object) => {
+                            format!("{}:{}: {error}", object.origin.file, object.origin.line)
+                        }
+                        None => error.to_string(),
+                    };
                     progress.actions.insert(key.clone(), "failed");
-                    progress.messages.insert(key.clone(), error.to_string());
+                    progress.messages.insert(key.clone(), message.clone());
                     events(SyncEvent::ApplyFailed {
                         key,
-                        message: &error.to_string(),
+                        message: &message,
                     });
-                    failed.push((key.clone(), error.to_string()));
+                    failed.push((key.clone(), message));
                 }
             }
         }
@@ -190,10 +225,16 @@ async fn run(
                 .filter(|k| !progress.actions.contains_key(*k))
                 .cloned()
                 .collect();
+            let undo = if plan.comparison.unchecked_creates.is_empty() {
+                None
+            } else {
+                Some(undo_creations(cluster, progress, events).await)
+            };
             return Err(SyncError::ApplyFailed {
                 failed,
                 applied,
                 not_applied,
+                undo,
             });
         }
         if phase.name == "crds" {
@@ -223,7 +264,7 @@ async fn run(
     }
     // Once pruned, the parent lists exactly what the revision has; without pruning the
     // stale members still exist and stay listed.
-    if plan.prune {
+    if plan.prune && plan.applyset != superset {
         applyset::write_parent(cluster, &plan.applyset).await?;
     }
 
@@ -276,6 +317,52 @@ async fn run(
             }));
     }
     Ok(())
+}
+
+/// Whether `applied` (an apply's answer for an object that did not exist when planned) was
+/// created by this apply, and its uid if so: every field is ours. An object someone else
+/// created in between also carries their fields, and an undo must not delete it.
+fn created_by_us(applied: &serde_json::Value) -> Option<String> {
+    let managers = applied.pointer("/metadata/managedFields")?.as_array()?;
+    let ours = managers
+        .iter()
+        .all(|m| m.get("manager").and_then(serde_json::Value::as_str) == Some(FIELD_MANAGER));
+    if !ours {
+        return None;
+    }
+    applied
+        .pointer("/metadata/uid")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+}
+
+/// Deletes what this sync created (by uid, so never a replacement), after a create the
+/// server refused: nothing else was changed, so the cluster is then as the sync found it.
+async fn undo_creations(
+    cluster: &LiveCluster,
+    progress: &mut Progress,
+    events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
+) -> Undo {
+    let created = std::mem::take(&mut progress.created);
+    let results = stream::iter(&created)
+        .map(|(key, uid)| async move { (key, cluster.delete(key, Some(uid), false).await) })
+        .buffer_unordered(cluster.concurrency())
+        .collect::<Vec<_>>()
+        .await;
+    let mut undo = Undo::default();
+    for (key, result) in results {
+        match result {
+            Ok(_) => {
+                progress.actions.insert(key.clone(), "undone");
+                events(SyncEvent::Undone { key });
+                undo.deleted.push(key.clone());
+            }
+            Err(error) => undo.left.push((key.clone(), error.to_string())),
+        }
+    }
+    undo.deleted.sort();
+    undo.left.sort();
+    undo
 }
 
 fn counts(progress: &Progress) -> Counts {
@@ -335,4 +422,26 @@ fn manifest_of(plan: &SyncPlan) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::created_by_us;
+
+    #[test]
+    fn only_an_object_whose_every_field_is_ours_counts_as_created_by_this_sync() {
+        let ours = json!({"metadata": {"uid": "u1", "managedFields": [
+            {"manager": "kubectl-gitops", "operation": "Apply"}
+        ]}});
+        assert_eq!(created_by_us(&ours).as_deref(), Some("u1"));
+        // Someone created it between the plan and the apply: an undo must leave it.
+        let shared = json!({"metadata": {"uid": "u2", "managedFields": [
+            {"manager": "kubectl-gitops", "operation": "Apply"},
+            {"manager": "kubectl-create", "operation": "Update"}
+        ]}});
+        assert_eq!(created_by_us(&shared), None);
+        assert_eq!(created_by_us(&json!({"metadata": {"uid": "u3"}})), None);
+    }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use execute::execute;
-pub use plan::{SyncPlan, plan, plan_with, plan_with_parent};
+pub use plan::{PlanOptions, SyncPlan, plan, plan_with, plan_with_parent};
 
 use crate::apply::applyset::ApplySetError;
 use crate::apply::health::{Health, HealthError, WaitOptions};
@@ -69,6 +69,10 @@ pub enum SyncEvent<'a> {
     Pruned {
         key: &'a ObjectKey,
     },
+    /// An object this sync created was deleted again, after another create failed.
+    Undone {
+        key: &'a ObjectKey,
+    },
     Waiting {
         count: usize,
         timeout: Duration,
@@ -97,11 +101,13 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("{}", describe_conflicts(.0))]
     Conflicts(Vec<Conflict>),
-    #[error("{}", describe_apply_failure(failed, applied, not_applied))]
+    #[error("{}", describe_apply_failure(failed, applied, not_applied, undo.as_ref()))]
     ApplyFailed {
         failed: Vec<(ObjectKey, String)>,
         applied: Vec<ObjectKey>,
         not_applied: Vec<ObjectKey>,
+        /// For a sync that only created objects: what deleting its creations did.
+        undo: Option<Undo>,
     },
     #[error("not healthy: {}", objects.iter().map(|(k, h)| format!("{k} ({h})")).collect::<Vec<_>>().join("; "))]
     Unhealthy { objects: Vec<(ObjectKey, String)> },
@@ -111,6 +117,8 @@ pub enum SyncError {
         sync: Option<String>,
         write: String,
     },
+    #[error("the release could not be recorded ({write}); the sync itself {}", sync.as_deref().map(|s| format!("failed: {s}")).unwrap_or_else(|| "succeeded (it changed nothing)".into()))]
+    RecordNotWritten { sync: Option<String>, write: String },
     #[error("the manifest stored in release {revision} cannot be read: {source}")]
     StoredManifest { revision: u32, source: RenderError },
     #[error("the manifest stored in release {revision} cannot be used: {source}")]
@@ -128,6 +136,15 @@ fn describe_conflicts(conflicts: &[Conflict]) -> String {
     )
 }
 
+/// What undoing a sync's creations did.
+#[derive(Debug, Default, Clone)]
+pub struct Undo {
+    /// Created by the sync, then deleted again.
+    pub deleted: Vec<ObjectKey>,
+    /// Created by the sync and still there: the delete failed.
+    pub left: Vec<(ObjectKey, String)>,
+}
+
 /// How many names an apply failure lists of each kind before saying "and N more": a
 /// 200-object sync that lost its API server must still fit on a screen.
 const NAMES_SHOWN: usize = 5;
@@ -136,6 +153,7 @@ fn describe_apply_failure(
     failed: &[(ObjectKey, String)],
     applied: &[ObjectKey],
     not_applied: &[ObjectKey],
+    undo: Option<&Undo>,
 ) -> String {
     let failed_text: Vec<String> = failed
         .iter()
@@ -161,16 +179,39 @@ fn describe_apply_failure(
             format!("{}{}", shown.join(", "), more(keys.len()))
         }
     };
-    format!(
-        "apply failed for {} object(s): {}{}; applied before the failure: {} object(s): {}; not applied: {} object(s): {}",
+    let failure = format!(
+        "apply failed for {} object(s): {}{}",
         failed.len(),
         failed_text.join("; "),
         more(failed.len()),
-        applied.len(),
-        names(applied),
-        not_applied.len(),
-        names(not_applied)
-    )
+    );
+    match undo {
+        None => format!(
+            "{failure}; applied before the failure: {} object(s): {}; not applied: {} object(s): {}",
+            applied.len(),
+            names(applied),
+            not_applied.len(),
+            names(not_applied)
+        ),
+        Some(undo) if undo.left.is_empty() => format!(
+            "{failure}; this sync only created objects, and the {} it had created were deleted again: the cluster is as it was",
+            undo.deleted.len()
+        ),
+        Some(undo) => {
+            let left: Vec<ObjectKey> = undo.left.iter().map(|(k, _)| k.clone()).collect();
+            format!(
+                "{failure}; this sync only created objects, and deleting them again failed for {} object(s) that remain ({}): {}; deleted again: {} object(s); not applied: {} object(s)",
+                left.len(),
+                undo.left
+                    .first()
+                    .map(|(_, m)| m.as_str())
+                    .unwrap_or_default(),
+                names(&left),
+                undo.deleted.len(),
+                not_applied.len()
+            )
+        }
+    }
 }
 
 /// The fingerprints of `app`'s last deployed release, if there is one and it can be read:

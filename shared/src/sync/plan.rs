@@ -9,7 +9,7 @@ use super::SyncError;
 use crate::apply::applyset::{self, ApplySet, ApplySetId};
 use crate::apply::order::{Phase, apply_phases};
 use crate::apply::prune;
-use crate::compare::{Comparison, against_cluster_with};
+use crate::compare::{Comparison, Missing, against_cluster_with};
 use crate::diff::normalise::{NormaliseOptions, normalise_with};
 use crate::diff::{Action, ChangeSet, ObjectChange};
 use crate::fingerprint::Fingerprints;
@@ -77,6 +77,18 @@ impl SyncPlan {
     }
 }
 
+/// What a plan may take on trust, and whether it prunes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions<'a> {
+    /// Plan the deletion of members the revision no longer has.
+    pub prune: bool,
+    /// The last deployed release's fingerprints: objects nobody has written since are not
+    /// dry-run.
+    pub known: Option<&'a Fingerprints>,
+    /// How objects that do not exist yet are compared.
+    pub missing: Missing,
+}
+
 /// Plans a sync of `desired` as the app `app` with records in `namespace`.
 pub async fn plan(
     cluster: &LiveCluster,
@@ -85,21 +97,23 @@ pub async fn plan(
     desired: DesiredSet,
     prune: bool,
 ) -> Result<SyncPlan, SyncError> {
-    plan_with(cluster, app, namespace, desired, prune, None).await
+    let options = PlanOptions {
+        prune,
+        ..PlanOptions::default()
+    };
+    plan_with(cluster, app, namespace, desired, options).await
 }
 
-/// [`plan`], trusting `known` (the last deployed release's fingerprints) for objects
-/// nobody has written since: they are not dry-run.
+/// [`plan`] with all of [`PlanOptions`].
 pub async fn plan_with(
     cluster: &LiveCluster,
     app: &str,
     namespace: &str,
     desired: DesiredSet,
-    prune: bool,
-    known: Option<&Fingerprints>,
+    options: PlanOptions<'_>,
 ) -> Result<SyncPlan, SyncError> {
     let existing = applyset::read(cluster, namespace, app).await?;
-    plan_with_parent(cluster, existing, app, namespace, desired, prune, known).await
+    plan_with_parent(cluster, existing, app, namespace, desired, options).await
 }
 
 /// [`plan_with`] for a caller that has already read the app's ApplySet parent (`existing`,
@@ -110,9 +124,13 @@ pub async fn plan_with_parent(
     app: &str,
     namespace: &str,
     mut desired: DesiredSet,
-    prune: bool,
-    known: Option<&Fingerprints>,
+    options: PlanOptions<'_>,
 ) -> Result<SyncPlan, SyncError> {
+    let PlanOptions {
+        prune,
+        known,
+        missing,
+    } = options;
     if let Some(set) = &existing {
         set.check_tooling()?;
     }
@@ -124,8 +142,14 @@ pub async fn plan_with_parent(
     let phases = apply_phases(&desired)?;
     // The comparison and the member lookup read the same kinds: one LIST serves both.
     let reads = cluster.shared_reads();
-    let comparison =
-        against_cluster_with(cluster, &desired, &NormaliseOptions::default(), known).await?;
+    let comparison = against_cluster_with(
+        cluster,
+        &desired,
+        &NormaliseOptions::default(),
+        known,
+        missing,
+    )
+    .await?;
     let stale = match &existing {
         Some(set) => {
             let members = applyset::list_members(cluster, set).await?;
