@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, ValidationDirective};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
-use kube::{Client, core::GroupVersionKind};
+use kube::{Client, Resource, core::GroupVersionKind};
 use serde_json::Value;
 
 use crate::api_error::{ApiError, CallContext};
@@ -94,7 +94,16 @@ pub struct LiveCluster {
     timeout: Option<std::time::Duration>,
     concurrency: usize,
     lists: Mutex<ListCache>,
+    /// Discovery's answers, remembered: each lookup clones a whole API group's resource
+    /// list, and a plan asks about every object several times.
+    resolved: Mutex<HashMap<ResolveKey, Option<Resolved>>>,
 }
+
+/// A kind as discovery knows it: its resource and what the server can do with it.
+type Resolved = (ApiResource, ApiCapabilities);
+
+/// A lookup: group, version (None: the preferred one), kind.
+type ResolveKey = (String, Option<String>, String);
 
 /// While alive, LISTs of the [`LiveCluster`] it came from are made once and shared (see
 /// [`LiveCluster::shared_reads`]); the cache is dropped with the last open scope.
@@ -144,7 +153,24 @@ impl LiveCluster {
             timeout: connection.request_timeout,
             concurrency,
             lists: Mutex::default(),
+            resolved: Mutex::default(),
         })
+    }
+
+    /// `lookup` in discovery, or its remembered answer for `key`.
+    fn resolve_cached(
+        &self,
+        key: ResolveKey,
+        lookup: impl FnOnce(&Discovery) -> Option<Resolved>,
+    ) -> Option<Resolved> {
+        if let Some(found) = self.resolved.lock().ok()?.get(&key) {
+            return found.clone();
+        }
+        let found = lookup(&*self.discovery.read().ok()?);
+        if let Ok(mut resolved) = self.resolved.lock() {
+            resolved.insert(key, found.clone());
+        }
+        found
     }
 
     /// How many API requests may run at once (`KUBECTL_GITOPS_CONCURRENCY`, default 16).
@@ -222,19 +248,22 @@ impl LiveCluster {
             Some((g, v)) => (g, v),
             None => ("", api_version),
         };
-        self.discovery
-            .read()
-            .ok()?
-            .resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
+        let key = (
+            group.to_string(),
+            Some(version.to_string()),
+            kind.to_string(),
+        );
+        self.resolve_cached(key, |discovery| {
+            discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
+        })
     }
 
     /// The preferred version's resource for a group and kind (for keys without a version).
     pub fn resolve_kind(&self, group: &str, kind: &str) -> Option<(ApiResource, ApiCapabilities)> {
-        self.discovery
-            .read()
-            .ok()?
-            .get(group)?
-            .recommended_kind(kind)
+        let key = (group.to_string(), None, kind.to_string());
+        self.resolve_cached(key, |discovery| {
+            discovery.get(group)?.recommended_kind(kind)
+        })
     }
 
     /// Discovers again: kinds served by CRDs created since [`LiveCluster::connect`].
@@ -245,6 +274,9 @@ impl LiveCluster {
             .map_err(|e| ApiError::from_kube(e, &self.call("list", "API discovery")))?;
         if let Ok(mut discovery) = self.discovery.write() {
             *discovery = fresh;
+        }
+        if let Ok(mut resolved) = self.resolved.lock() {
+            resolved.clear();
         }
         Ok(())
     }
@@ -334,18 +366,25 @@ impl LiveCluster {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<Vec<(ObjectKey, Value)>, LiveError> {
-        let api = self.api(resource, namespace);
-        let list = api
+        // Decoded straight into JSON values (kube's typed list would be decoded, then
+        // converted: twice the work for the biggest answers a plan reads).
+        #[derive(serde::Deserialize)]
+        struct Items {
+            items: Option<Vec<Value>>,
+        }
+        let call = || self.call("list", &resource.plural);
+        let request = kube::core::Request::new(DynamicObject::url_path(resource, namespace))
             .list(params)
+            .map_err(|e| ApiError::Other(format!("listing {}: {e}", resource.plural)))?;
+        let list: Items = self
+            .client
+            .request(request)
             .await
-            .map_err(|e| ApiError::from_kube(e, &self.call("list", &resource.plural)))?;
-        let mut out = Vec::with_capacity(list.items.len());
-        for item in list.items {
-            let mut value = serde_json::to_value(&item).map_err(|e| LiveError::Decode {
-                what: resource.plural.clone(),
-                message: e.to_string(),
-            })?;
-            value = typed(value, resource);
+            .map_err(|e| ApiError::from_kube(e, &call()))?;
+        let items = list.items.unwrap_or_default();
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let value = typed(item, resource);
             if let Some(key) = ObjectKey::from_object(&value) {
                 out.push((key, value));
             }
