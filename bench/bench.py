@@ -105,6 +105,19 @@ class Cluster:
         self.kubeconfig = env["KUBECTL_GITOPS_TEST_KUBECONFIG"]
         self.bin = Path(env["KUBECTL_GITOPS_TEST_BIN"])
         self.audit = self.state / "logs" / "audit.log"
+        pid_file = self.state / "pids" / "kube-apiserver"
+        self.apiserver_pid = int(pid_file.read_text().strip()) if pid_file.exists() else None
+
+    def apiserver_cpu(self):
+        """CPU seconds the API server has used so far (user + system), or None."""
+        if self.apiserver_pid is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.apiserver_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        # utime and stime are fields 14 and 15 of stat; [0] here is field 3.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def kubectl(self, *args, check=True):
         return subprocess.run([str(self.bin / "kubectl"), "--kubeconfig", self.kubeconfig, *args],
@@ -160,6 +173,7 @@ class Row:
         self.ours, self.base = [], []
         self.ours_mem, self.base_mem = [], []
         self.ours_requests, self.base_requests = {}, {}
+        self.ours_cpu, self.base_cpu = [], []
 
     def median(self, values):
         return statistics.median(values) if values else None
@@ -170,12 +184,15 @@ class Row:
         fmt = lambda v: f"{v * 1000:.0f} ms" if v is not None else "-"
         mem = lambda v: f"{max(v):.0f} MiB" if v else "-"
         req = lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r.items())) or "-"
+        cpu = lambda v: f"{statistics.median(v):.2f} s" if v else "-"
         return [self.name, fmt(ours), fmt(base), ratio, self.target, req(self.ours_requests),
-                req(self.base_requests), mem(self.ours_mem), mem(self.base_mem)]
+                req(self.base_requests), cpu(self.ours_cpu), cpu(self.base_cpu),
+                mem(self.ours_mem), mem(self.base_mem)]
 
 
 HEADER = ["operation", "ours (median)", "kubectl (median)", "ratio", "target", "our requests",
-          "kubectl requests", "our peak memory", "kubectl peak memory"]
+          "kubectl requests", "API server CPU (ours)", "API server CPU (kubectl)",
+          "our peak memory", "kubectl peak memory"]
 
 
 def table(rows):
@@ -253,9 +270,14 @@ def measure(args, cluster, env, kubectl, work):
 
     def measured(row, which, cmd, agent, expect=(0,), cwd=repo):
         offset = audit_offset(cluster)
+        cpu_before = cluster.apiserver_cpu()
         seconds, mem = run(cmd, env, cwd, expect)
+        cpu_after = cluster.apiserver_cpu()
         time.sleep(0.3)  # let the audit log catch up
         counts = requests_since(cluster, offset, agent)
+        cpus = row.ours_cpu if which == "ours" else row.base_cpu
+        if cpu_before is not None and cpu_after is not None:
+            cpus.append(cpu_after - cpu_before)
         if which == "ours":
             row.ours.append(seconds); row.ours_mem.append(mem); row.ours_requests = counts
         else:
@@ -373,7 +395,9 @@ The latest run of `python3 bench/bench.py` (N={args.objects}, {args.big} objects
 rows, {args.repeat} rounds, seed {args.seed}, {args.namespaces} namespaces), ours and the real
 kubectl alternately on the same local control plane (the project's test cluster: etcd,
 kube-apiserver, controller-manager, scheduler and kwok nodes on 127.0.0.1). Medians; requests
-are one round's, by verb, from the API server's audit log (by User-Agent); peak memory is the
+are one round's, by verb, from the API server's audit log (by User-Agent); API server CPU is
+the CPU time the kube-apiserver process used while the command ran (median; it includes
+the server's own background work, about 0.1 s per second here); peak memory is the
 process's maximum resident set.
 
 Machine: {machine()}.

@@ -202,7 +202,13 @@ async fn against_cluster_of(
     let (_, desired) = load::desired_set(&snapshot, &render_options, &namespace, &cluster)?;
     let app = &target.app;
     let mut warnings = Vec::new();
-    let parent = match applyset::read(&cluster, &namespace, app).await {
+    // The records are read alongside the parent; they matter only if the parent exists.
+    let store = ReleaseStore::new(cluster.client().clone(), &namespace);
+    let (parent, known) = futures::join!(
+        applyset::read(&cluster, &namespace, app),
+        sync::known_fingerprints(&store, app)
+    );
+    let parent = match parent {
         Ok(parent) => parent,
         Err(error) if error.is_forbidden() => {
             warnings.push(format!(
@@ -214,8 +220,6 @@ async fn against_cluster_of(
     };
     let (mut changes, conflicts, missing_namespaces) = if parent.is_some() {
         // A synced app: show exactly what `kubectl sync --prune` would do, removals included.
-        let store = ReleaseStore::new(cluster.client().clone(), &namespace);
-        let known = sync::known_fingerprints(&store, app).await;
         let plan = sync::plan_with_parent(
             &cluster,
             parent,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Parser, ValueEnum};
 use gitops::app_file::AppSpec;
+use gitops::apply::applyset;
 use gitops::apply::health::WaitOptions;
 use gitops::compare::Missing;
 use gitops::kubeconfig::{ConnectOptions, Connection};
@@ -396,7 +397,12 @@ async fn sync_locked(
         prune,
     } = job;
     let namespace = session.connection.namespace.clone();
-    let known = sync::known_fingerprints(&session.store, &app).await;
+    // Two independent reads: the last release's fingerprints and the ApplySet parent.
+    let (known, existing) = futures::join!(
+        sync::known_fingerprints(&session.store, &app),
+        applyset::read(&session.cluster, &namespace, &app)
+    );
+    let existing = existing?;
     // Without a prompt or a --dry-run nobody reads the preview before it is applied, so a
     // sync that only creates objects need not dry-run them first (it undoes its creations
     // if the server refuses one).
@@ -411,7 +417,15 @@ async fn sync_locked(
         known: known.as_ref(),
         missing,
     };
-    let plan = sync::plan_with(&session.cluster, &app, &namespace, desired, plan_options).await?;
+    let plan = sync::plan_with_parent(
+        &session.cluster,
+        existing,
+        &app,
+        &namespace,
+        desired,
+        plan_options,
+    )
+    .await?;
 
     let mut preview = plan.change_set();
     if !args.show_secrets {

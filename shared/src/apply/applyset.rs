@@ -434,6 +434,17 @@ pub async fn list_members(
     cluster: &LiveCluster,
     set: &ApplySet,
 ) -> Result<BTreeMap<ObjectKey, Value>, ApplySetError> {
+    list_members_where(cluster, set, |_, _| true).await
+}
+
+/// [`list_members`] in the group-kinds and namespaces `wanted(group_kind, namespace)`
+/// accepts (namespace None for a cluster-scoped kind): a caller can look where nothing
+/// else lists while a comparison lists the rest, then read those from the shared LISTs.
+pub async fn list_members_where(
+    cluster: &LiveCluster,
+    set: &ApplySet,
+    wanted: impl Fn(&str, Option<&str>) -> bool,
+) -> Result<BTreeMap<ObjectKey, Value>, ApplySetError> {
     let params = ListParams::default().labels(&format!("{PART_OF_LABEL}={}", set.id));
     let namespaces = set.member_namespaces();
     let mut lists = Vec::new();
@@ -443,10 +454,15 @@ pub async fn list_members(
             continue;
         };
         match caps.scope {
-            Scope::Cluster => lists.push((group_kind, resource, None)),
+            Scope::Cluster => {
+                if wanted(group_kind, None) {
+                    lists.push((group_kind, resource, None));
+                }
+            }
             Scope::Namespaced => lists.extend(
                 namespaces
                     .iter()
+                    .filter(|ns| wanted(group_kind, Some(ns)))
                     .map(|ns| (group_kind, resource.clone(), Some(*ns))),
             ),
         }

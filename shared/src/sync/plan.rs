@@ -141,18 +141,31 @@ pub async fn plan_with_parent(
     let applyset = ApplySet::new(namespace, app).with_members(desired.keys());
     let phases = apply_phases(&desired)?;
     // The comparison and the member lookup read the same kinds: one LIST serves both.
+    // Members where the revision has nothing of their kind (no LIST of the comparison
+    // covers them) are looked for meanwhile; the rest come from the comparison's LISTs.
     let reads = cluster.shared_reads();
-    let comparison = against_cluster_with(
-        cluster,
-        &desired,
-        &NormaliseOptions::default(),
-        known,
-        missing,
-    )
-    .await?;
-    let stale = match &existing {
-        Some(set) => {
-            let members = applyset::list_members(cluster, set).await?;
+    let listed: BTreeSet<(String, Option<String>)> = desired
+        .keys()
+        .map(|k| (k.group_kind(), k.namespace.clone()))
+        .collect();
+    let covered = |group_kind: &str, namespace: Option<&str>| {
+        listed.contains(&(group_kind.to_string(), namespace.map(str::to_string)))
+    };
+    let normalise = NormaliseOptions::default();
+    let comparing = against_cluster_with(cluster, &desired, &normalise, known, missing);
+    let elsewhere = async {
+        match &existing {
+            Some(set) => applyset::list_members_where(cluster, set, |gk, ns| !covered(gk, ns))
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    };
+    let (comparison, elsewhere) = futures::join!(comparing, elsewhere);
+    let comparison = comparison?;
+    let stale = match (&existing, elsewhere?) {
+        (Some(set), Some(mut members)) => {
+            members.extend(applyset::list_members_where(cluster, set, covered).await?);
             let keep: BTreeSet<ObjectKey> = desired.keys().cloned().collect();
             let stale: BTreeSet<ObjectKey> = prune::stale(&members, &keep).into_iter().collect();
             members
@@ -160,7 +173,7 @@ pub async fn plan_with_parent(
                 .filter(|(k, _)| stale.contains(k))
                 .collect()
         }
-        None => BTreeMap::new(),
+        _ => BTreeMap::new(),
     };
     drop(reads);
     Ok(SyncPlan {
