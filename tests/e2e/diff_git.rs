@@ -759,11 +759,32 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
             .output()
             .unwrap()
     };
+    let namespaces = [n, other];
+    let offset = cluster.audit_offset();
     assert_exit(
         &sync(&["HEAD", "app", "--app", "fast", "-n", n, "--wait=false"]),
         0,
     );
-    let namespaces = [n, other];
+    // A first sync only creates: nothing is dry-run. Afterwards the ConfigMaps keep the
+    // resourceVersion their apply answered with (no controller writes them back); the
+    // Service, a kind with a status subresource, is listed again for its final one.
+    let requests = requests_about(cluster, offset, &namespaces);
+    assert!(
+        !requests.iter().any(|r| r.verb == "patch(dry-run)"),
+        "{requests:#?}"
+    );
+    assert_eq!(
+        counted(&requests, "list")
+            .into_iter()
+            .filter(|(what, _)| what.starts_with("configmaps") || what.starts_with("services"))
+            .collect::<Vec<_>>(),
+        [
+            (format!("configmaps {n}"), 1),
+            (format!("configmaps {other}"), 1),
+            (format!("services {other}"), 2),
+        ],
+        "{requests:#?}"
+    );
     let dry_runs = |requests: &[Request]| -> Vec<String> {
         requests
             .iter()

@@ -32,6 +32,8 @@ struct Progress {
     versions: BTreeMap<ObjectKey, String>,
     /// Objects this sync created, with their uids: what undoing it deletes.
     created: Vec<(ObjectKey, String)>,
+    /// The resourceVersion each apply answered with.
+    applied_versions: BTreeMap<ObjectKey, String>,
 }
 
 /// Runs `plan`: the record is written as pending before the first change and finished
@@ -187,6 +189,15 @@ async fn run(
             };
             match result {
                 Ok(applied) => {
+                    if let Some(version) = applied
+                        .as_ref()
+                        .and_then(|a| a.pointer("/metadata/resourceVersion"))
+                        .and_then(serde_json::Value::as_str)
+                    {
+                        progress
+                            .applied_versions
+                            .insert(key.clone(), version.to_string());
+                    }
                     if action == "created"
                         && let Some(uid) = applied.as_ref().and_then(created_by_us)
                     {
@@ -288,22 +299,41 @@ async fn run(
         }
     }
     // Where every object was left, so the next sync or diff can skip the dry-run of those
-    // nobody has written since. Objects this sync left alone are where the plan saw them;
-    // only the written ones are read again (one LIST per kind and namespace), after the
-    // health wait, so the versions include what controllers wrote in reply.
+    // nobody has written since. Objects this sync left alone are where the plan saw them.
+    // Written objects of kinds with a status subresource are read again (one LIST per
+    // kind and namespace), after the health wait, so the versions include what
+    // controllers wrote in reply; other kinds (ConfigMaps, Secrets, RBAC, ...) have no
+    // controller answering, and stay where their apply left them.
     let written: BTreeSet<ObjectKey> = progress
         .actions
         .iter()
         .filter(|(_, action)| matches!(**action, "created" | "configured"))
         .map(|(key, _)| key.clone())
+        .filter(|key| {
+            let settled = !has_status(cluster, key);
+            match progress.applied_versions.get(key) {
+                Some(version) if settled => {
+                    progress.versions.insert(key.clone(), version.clone());
+                    false
+                }
+                _ => true,
+            }
+        })
         .collect();
-    progress.versions = plan
+    let untouched: Vec<(ObjectKey, String)> = plan
         .comparison
         .live_versions
         .iter()
-        .filter(|(key, _)| !written.contains(*key) && plan.desired.get(key).is_some())
+        .filter(|(key, _)| {
+            !progress
+                .actions
+                .get(*key)
+                .is_some_and(|a| matches!(*a, "created" | "configured"))
+                && plan.desired.get(key).is_some()
+        })
         .map(|(key, version)| (key.clone(), version.clone()))
         .collect();
+    progress.versions.extend(untouched);
     if !written.is_empty() {
         let reread = cluster.fetch(&written).await?;
         progress
@@ -317,6 +347,14 @@ async fn run(
             }));
     }
     Ok(())
+}
+
+/// Whether the server serves a status subresource for `key`'s kind: a sign that a
+/// controller writes the object back after it is applied.
+fn has_status(cluster: &LiveCluster, key: &ObjectKey) -> bool {
+    cluster
+        .resolve_kind(&key.group, &key.kind)
+        .is_none_or(|(_, caps)| caps.subresources.iter().any(|(r, _)| r.plural == "status"))
 }
 
 /// Whether `applied` (an apply's answer for an object that did not exist when planned) was
