@@ -16,6 +16,7 @@ use gitops::app_file::AppSpec;
 use gitops::apply::applyset;
 use gitops::apply::health::WaitOptions;
 use gitops::compare::Missing;
+use gitops::fingerprint::Fingerprints;
 use gitops::kubeconfig::{ConnectOptions, Connection};
 use gitops::live::LiveCluster;
 use gitops::lock;
@@ -397,12 +398,18 @@ async fn sync_locked(
         prune,
     } = job;
     let namespace = session.connection.namespace.clone();
-    // Two independent reads: the last release's fingerprints and the ApplySet parent.
-    let (known, existing) = futures::join!(
-        sync::known_fingerprints(&session.store, &app),
+    // Two independent reads: the last deployed release (its fingerprints spare dry-runs)
+    // and the ApplySet parent.
+    let (previous, existing) = futures::join!(
+        session.store.latest_deployed(&app),
         applyset::read(&session.cluster, &namespace, &app)
     );
     let existing = existing?;
+    // Without the last release everything is dry-run: slower, never wrong.
+    let previous = previous.ok().flatten();
+    let known = previous.as_ref().map(Fingerprints::from_record);
+    let mut options = options;
+    options.previous = previous;
     // Without a prompt or a --dry-run nobody reads the preview before it is applied, so a
     // sync that only creates objects need not dry-run them first (it undoes its creations
     // if the server refuses one).
@@ -583,5 +590,6 @@ fn base_options(args: &Args, session: &Session, spec: Option<&AppSpec>) -> SyncO
         renderer: String::new(),
         commit: None,
         extra: Default::default(),
+        previous: None,
     }
 }

@@ -137,6 +137,7 @@ async fn heal_locked(
         renderer: release.renderer.clone(),
         commit: release.commit.clone(),
         extra: release.extra.clone(),
+        previous: Some(release.clone()),
     };
     match sync::execute(cluster, &store, &plan, &sync_options, events).await {
         Ok(outcome) => Ok(outcome.record),

@@ -14,9 +14,7 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{
-    Api, DeleteParams, ListParams, PartialObjectMeta, Patch, PatchParams, PostParams, Preconditions,
-};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Client, ResourceExt};
 
 use crate::api_error::ApiError;
@@ -211,6 +209,25 @@ struct Entry {
     revision: Option<u32>,
     name: String,
     record: Result<ReleaseRecord, UnreadableRecord>,
+}
+
+/// A record Secret as listed without its data: enough to number a new record, and to find
+/// the ones to fail, supersede or trim, without sending or decoding any manifest.
+#[derive(Debug, Clone)]
+pub struct RecordMeta {
+    pub revision: u32,
+    pub name: String,
+    /// The status label (what the record says, as of its last write).
+    pub status: Option<String>,
+    created: Option<jiff::Timestamp>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+}
+
+impl RecordMeta {
+    fn has_status(&self, status: ReleaseStatus) -> bool {
+        self.status.as_deref() == Some(status.to_string().as_str())
+    }
 }
 
 /// The revision in a record Secret's name (`<app>.r<N>`), else in its label.
@@ -412,19 +429,31 @@ impl ReleaseStore {
         }
     }
 
-    /// The highest revision of `app` (0 if it has none), unreadable records included.
-    async fn highest_revision(&self, app: &str) -> Result<u32, StoreError> {
+    /// Every record Secret of `app` by metadata, newest first (unreadable ones included;
+    /// those whose name and labels give no revision left out).
+    pub async fn metadata(&self, app: &str) -> Result<Vec<RecordMeta>, StoreError> {
+        validate_app_name(app)?;
         let list = self
             .api()
             .list_metadata(&Self::selector(app))
             .await
             .map_err(self.fail("list", &format!("the release records of app {app}")))?;
-        Ok(list
+        let mut metas: Vec<RecordMeta> = list
             .items
-            .iter()
-            .filter_map(|meta| revision_of(&meta.name_any(), app, meta.labels()))
-            .max()
-            .unwrap_or(0))
+            .into_iter()
+            .filter_map(|meta| {
+                Some(RecordMeta {
+                    revision: revision_of(&meta.name_any(), app, meta.labels())?,
+                    name: meta.name_any(),
+                    status: meta.labels().get(STATUS_LABEL).cloned(),
+                    created: meta.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                    uid: meta.metadata.uid.clone(),
+                    resource_version: meta.metadata.resource_version.clone(),
+                })
+            })
+            .collect();
+        metas.sort_by_key(|m| std::cmp::Reverse(m.revision));
+        Ok(metas)
     }
 
     /// The Secret holding `record`.
@@ -465,13 +494,34 @@ impl ReleaseStore {
         self.create(record).await
     }
 
+    /// [`ReleaseStore::create_pending`], numbered after the records `listed`.
+    pub async fn create_pending_after(
+        &self,
+        mut record: ReleaseRecord,
+        listed: &[RecordMeta],
+    ) -> Result<ReleaseRecord, StoreError> {
+        record.status = ReleaseStatus::Pending;
+        self.create_after(record, listed).await
+    }
+
     /// Writes `record` as a new release with the status it has: for a sync that changed
     /// nothing, recorded once when it ends. Numbered as [`ReleaseStore::create_pending`].
-    pub async fn create(&self, mut record: ReleaseRecord) -> Result<ReleaseRecord, StoreError> {
+    pub async fn create(&self, record: ReleaseRecord) -> Result<ReleaseRecord, StoreError> {
+        let listed = self.metadata(&record.app).await?;
+        self.create_after(record, &listed).await
+    }
+
+    /// [`ReleaseStore::create`], numbered after the records `listed` (from
+    /// [`ReleaseStore::metadata`]) instead of listing them again.
+    pub async fn create_after(
+        &self,
+        mut record: ReleaseRecord,
+        listed: &[RecordMeta],
+    ) -> Result<ReleaseRecord, StoreError> {
         validate_app_name(&record.app)?;
         record.format = FORMAT;
         record.namespace = self.namespace.clone();
-        let highest = self.highest_revision(&record.app).await?;
+        let highest = listed.iter().map(|m| m.revision).max().unwrap_or(0);
         for revision in (highest + 1..).take(CREATE_ATTEMPTS as usize) {
             record.revision = revision;
             let secret = self.secret(&record)?;
@@ -521,10 +571,36 @@ impl ReleaseStore {
 
     /// Marks every other deployed record of `app` superseded.
     pub async fn supersede_others(&self, app: &str, current: u32) -> Result<(), StoreError> {
-        for mut record in self.with_status(app, ReleaseStatus::Deployed).await? {
-            if record.revision != current {
+        let mut listed = self.metadata(app).await?;
+        self.supersede_listed(app, current, &mut listed, None).await
+    }
+
+    /// [`ReleaseStore::supersede_others`] among the records `listed`, which are updated to
+    /// say what was done (so [`ReleaseStore::trim_listed`] can follow without listing
+    /// again); `known`, a record already read (the deployed one a sync replaces), is not
+    /// read again.
+    pub async fn supersede_listed(
+        &self,
+        app: &str,
+        current: u32,
+        listed: &mut [RecordMeta],
+        known: Option<&ReleaseRecord>,
+    ) -> Result<(), StoreError> {
+        for meta in listed.iter_mut() {
+            if meta.revision == current || !meta.has_status(ReleaseStatus::Deployed) {
+                continue;
+            }
+            let record = match known {
+                Some(known) if known.revision == meta.revision => Some(known.clone()),
+                // An unreadable record stays as it is.
+                _ => self.get(app, meta.revision).await.ok().flatten(),
+            };
+            if let Some(mut record) = record.filter(|r| r.status == ReleaseStatus::Deployed) {
                 record.status = ReleaseStatus::Superseded;
                 self.update(&record).await?;
+                meta.status = Some(ReleaseStatus::Superseded.to_string());
+                // Rewritten just now: a later delete is conditional on the uid alone.
+                meta.resource_version = None;
             }
         }
         Ok(())
@@ -538,52 +614,46 @@ impl ReleaseStore {
     /// Only metadata is listed: the status label and the Secret's creation time say all
     /// this needs, and no record (each a whole compressed manifest) is sent or decoded.
     pub async fn trim(&self, app: &str, keep: usize) -> Result<Vec<u32>, StoreError> {
-        validate_app_name(app)?;
-        let list = self
-            .api()
-            .list_metadata(&Self::selector(app))
-            .await
-            .map_err(self.fail("list", &format!("the release records of app {app}")))?;
-        let mut entries: Vec<(u32, PartialObjectMeta<Secret>)> = list
-            .items
-            .into_iter()
-            .filter_map(|meta| Some((revision_of(&meta.name_any(), app, meta.labels())?, meta)))
-            .collect();
-        entries.sort_by_key(|(revision, _)| std::cmp::Reverse(*revision));
-        let status = |meta: &PartialObjectMeta<Secret>| meta.labels().get(STATUS_LABEL).cloned();
-        let deployed = ReleaseStatus::Deployed.to_string();
-        let pending = ReleaseStatus::Pending.to_string();
-        let newest_deployed = entries
+        let listed = self.metadata(app).await?;
+        self.trim_listed(keep, &listed).await
+    }
+
+    /// [`ReleaseStore::trim`] among the records `listed` (newest first, as
+    /// [`ReleaseStore::metadata`] gives them).
+    pub async fn trim_listed(
+        &self,
+        keep: usize,
+        listed: &[RecordMeta],
+    ) -> Result<Vec<u32>, StoreError> {
+        let newest_deployed = listed
             .iter()
-            .find(|(_, meta)| status(meta).as_ref() == Some(&deployed))
-            .map(|(revision, _)| *revision);
+            .find(|m| m.has_status(ReleaseStatus::Deployed))
+            .map(|m| m.revision);
         let now = jiff::Timestamp::now();
         let grace = jiff::SignedDuration::try_from(PENDING_GRACE).unwrap_or_default();
         let mut deleted = Vec::new();
-        for (revision, meta) in entries.into_iter().skip(keep) {
-            if Some(revision) == newest_deployed {
+        for meta in listed.iter().skip(keep) {
+            if Some(meta.revision) == newest_deployed {
                 continue;
             }
-            let created = meta.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            if status(&meta).as_ref() == Some(&pending)
-                && created.is_some_and(|c| now.duration_since(c) < grace)
+            if meta.has_status(ReleaseStatus::Pending)
+                && meta.created.is_some_and(|c| now.duration_since(c) < grace)
             {
                 continue;
             }
             // The preconditions keep a record rewritten since the listing.
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
-                    uid: meta.metadata.uid.clone(),
-                    resource_version: meta.metadata.resource_version.clone(),
+                    uid: meta.uid.clone(),
+                    resource_version: meta.resource_version.clone(),
                 }),
                 ..DeleteParams::default()
             };
-            let name = meta.name_any();
-            match self.api().delete(&name, &params).await {
-                Ok(_) => deleted.push(revision),
+            match self.api().delete(&meta.name, &params).await {
+                Ok(_) => deleted.push(meta.revision),
                 Err(e) if status_is(&e, 404, None) || status_is(&e, 409, None) => {}
                 Err(e) => {
-                    return Err(self.fail("delete", &format!("Secret {name}"))(e));
+                    return Err(self.fail("delete", &format!("Secret {}", meta.name))(e));
                 }
             }
         }
@@ -594,15 +664,33 @@ impl ReleaseStore {
     /// only while holding the app's lock (then no other sync is running) and before
     /// writing this sync's own pending record. Returns the revisions it marked.
     pub async fn fail_stale_pending(&self, app: &str) -> Result<Vec<u32>, StoreError> {
+        let listed = self.metadata(app).await?;
+        self.fail_pending_listed(app, &listed).await
+    }
+
+    /// [`ReleaseStore::fail_stale_pending`] among the records `listed`: only those labelled
+    /// pending are read.
+    pub async fn fail_pending_listed(
+        &self,
+        app: &str,
+        listed: &[RecordMeta],
+    ) -> Result<Vec<u32>, StoreError> {
         let mut marked = Vec::new();
-        for mut record in self.with_status(app, ReleaseStatus::Pending).await? {
-            {
+        for meta in listed
+            .iter()
+            .filter(|m| m.has_status(ReleaseStatus::Pending))
+        {
+            let Some(mut record) = self.get(app, meta.revision).await.ok().flatten() else {
+                continue;
+            };
+            if record.status == ReleaseStatus::Pending {
                 record.status = ReleaseStatus::Failed;
                 record.error = Some(INTERRUPTED.to_string());
                 self.update(&record).await?;
                 marked.push(record.revision);
             }
         }
+        marked.sort_by_key(|r| std::cmp::Reverse(*r));
         Ok(marked)
     }
 }

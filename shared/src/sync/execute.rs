@@ -46,7 +46,9 @@ pub async fn execute(
     events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
 ) -> Result<SyncOutcome, SyncError> {
     // A record left pending by a sync that died is failed now (we hold the app's lock).
-    store.fail_stale_pending(&plan.app).await?;
+    // One listing of the records (metadata only) serves that and the new record's number.
+    let listed = store.metadata(&plan.app).await?;
+    store.fail_pending_listed(&plan.app, &listed).await?;
     let mut pending = ReleaseRecord::start(
         &plan.app,
         &plan.namespace,
@@ -69,7 +71,7 @@ pub async fn execute(
     let mut record = if changes_nothing {
         pending
     } else {
-        let record = store.create_pending(pending).await?;
+        let record = store.create_pending_after(pending, &listed).await?;
         events(SyncEvent::Recorded {
             revision: record.revision,
         });
@@ -92,7 +94,7 @@ pub async fn execute(
     // The record must be finished even if the sync failed; a failure to write it is
     // reported alongside the sync's own error.
     if changes_nothing {
-        match store.create(record).await {
+        match store.create_after(record, &listed).await {
             Ok(created) => record = created,
             Err(write_error) => {
                 return Err(SyncError::RecordNotWritten {
@@ -109,8 +111,18 @@ pub async fn execute(
         });
     }
     result?;
-    store.supersede_others(&plan.app, record.revision).await?;
-    store.trim(&plan.app, options.history_max).await?;
+    // The records once more (this sync's is among them now): the previous deployed one
+    // is superseded without reading it again, then the oldest are trimmed.
+    let mut listed = store.metadata(&plan.app).await?;
+    store
+        .supersede_listed(
+            &plan.app,
+            record.revision,
+            &mut listed,
+            options.previous.as_ref(),
+        )
+        .await?;
+    store.trim_listed(options.history_max, &listed).await?;
     Ok(SyncOutcome { record })
 }
 

@@ -39,6 +39,9 @@ pub struct SyncOptions {
     pub renderer: String,
     pub commit: Option<CommitInfo>,
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// The deployed release this sync follows, if the caller has read it (for its
+    /// fingerprints): superseded at the end without reading it again.
+    pub previous: Option<ReleaseRecord>,
 }
 
 /// A finished sync.
