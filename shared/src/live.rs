@@ -348,6 +348,27 @@ impl LiveCluster {
         Ok(lists.into_iter().flatten().collect())
     }
 
+    /// Starts the LISTs [`LiveCluster::fetch`] of `keys` will need, so that reads the
+    /// caller makes meanwhile (the ApplySet parent, the last release) do not delay them.
+    /// Only useful inside a [`LiveCluster::shared_reads`] scope, which keeps the answers
+    /// for the fetch; a failed LIST is left for the fetch to make again and report.
+    pub async fn prefetch(&self, keys: impl IntoIterator<Item = &ObjectKey>) {
+        let batches: BTreeSet<(&str, &str, Option<&str>)> = keys
+            .into_iter()
+            .map(|k| (k.group.as_str(), k.kind.as_str(), k.namespace.as_deref()))
+            .collect();
+        stream::iter(batches)
+            .filter_map(|(group, kind, namespace)| async move {
+                let (resource, _) = self.resolve_kind(group, kind)?;
+                Some(async move {
+                    let _ = self.list_shared(&resource, namespace).await;
+                })
+            })
+            .buffer_unordered(self.concurrency)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
     /// Every object of one kind in one namespace (or cluster-wide), with apiVersion and
     /// kind filled in (the server leaves them out of list items).
     pub async fn list(

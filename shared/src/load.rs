@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::objects::{DesiredSet, ObjectsError, ScopeResolver};
-use crate::render::{self, ChartInfo, HelmOptions, RenderError, RenderOptions, Renderer};
+use crate::render::{self, ChartInfo, HelmOptions, Manifest, RenderError, RenderOptions, Renderer};
 use crate::source::{CommitInfo, Repo, Snapshot, SourceError};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,9 +64,37 @@ pub fn desired_set(
     namespace: &str,
     scopes: &dyn ScopeResolver,
 ) -> Result<(Renderer, DesiredSet), LoadError> {
-    let renderer = render::detect(snapshot);
-    let manifests = render::render(snapshot, options)?;
-    Ok((renderer, DesiredSet::build(manifests, namespace, scopes)?))
+    rendered(snapshot, options)?.keyed(namespace, scopes)
+}
+
+/// A tree rendered, its objects not yet keyed: rendering needs no cluster, so it can run
+/// while the client connects; keying needs the cluster's scopes.
+pub struct Rendered {
+    pub renderer: Renderer,
+    manifests: Vec<Manifest>,
+}
+
+/// The first half of [`desired_set`].
+pub fn rendered(snapshot: &Snapshot, options: &RenderOptions) -> Result<Rendered, LoadError> {
+    Ok(Rendered {
+        renderer: render::detect(snapshot),
+        manifests: render::render(snapshot, options)?,
+    })
+}
+
+impl Rendered {
+    /// The second half of [`desired_set`]: the objects keyed, with `namespace` for those
+    /// without one.
+    pub fn keyed(
+        self,
+        namespace: &str,
+        scopes: &dyn ScopeResolver,
+    ) -> Result<(Renderer, DesiredSet), LoadError> {
+        Ok((
+            self.renderer,
+            DesiredSet::build(self.manifests, namespace, scopes)?,
+        ))
+    }
 }
 
 /// The chart a tree's path holds and the values given to it, for the release record;

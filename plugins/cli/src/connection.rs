@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use gitops::kubeconfig::{ConnectOptions, Connection, Environment, KubeconfigError, connect};
+use gitops::live::LiveCluster;
 use gitops::retry::RequestLog;
 
 /// kubectl's connection flags, with kubectl's names and meanings.
@@ -95,4 +96,23 @@ fn request_log(verbosity: u8) -> RequestLog {
             eprintln!("{event}");
         }
     })
+}
+
+/// Discovers the cluster `connection` leads to on another task while `meanwhile` runs
+/// here with the connection's namespace: rendering a revision needs no cluster, and
+/// discovery no revision, so neither waits for the other.
+pub async fn discover_while<T>(
+    connection: &Connection,
+    meanwhile: impl FnOnce(&str) -> T,
+) -> (anyhow::Result<LiveCluster>, T) {
+    let discovering = tokio::spawn({
+        let connection = connection.clone();
+        async move { LiveCluster::connect(&connection).await }
+    });
+    let value = meanwhile(&connection.namespace);
+    let cluster = match discovering.await {
+        Ok(result) => result.map_err(Into::into),
+        Err(stopped) => Err(anyhow::anyhow!("API discovery stopped: {stopped}")),
+    };
+    (cluster, value)
 }

@@ -12,7 +12,6 @@ use gitops::apply::applyset;
 use gitops::compare::{Conflict, against_cluster};
 use gitops::diff::{ChangeSet, NormaliseOptions, normalise};
 use gitops::kubeconfig::{self, Environment};
-use gitops::live::LiveCluster;
 use gitops::load::{self, LoadedTree, TreeSpec};
 use gitops::objects::BuiltinScopes;
 use gitops::release::store::ReleaseStore;
@@ -196,17 +195,23 @@ async fn against_cluster_of(
         .clone()
         .unwrap_or_else(|| "in-cluster".into());
     let namespace = connection.namespace.clone();
-    let cluster = LiveCluster::connect(&connection).await?;
     let snapshot = target.snapshot(&tree.snapshot);
     let render_options = render_options(args, target, &namespace);
-    let (_, desired) = load::desired_set(&snapshot, &render_options, &namespace, &cluster)?;
+    let (cluster, rendered) =
+        gitops_cli::discover_while(&connection, |_| load::rendered(&snapshot, &render_options))
+            .await;
+    let cluster = cluster?;
+    let (_, desired) = rendered?.keyed(&namespace, &cluster)?;
     let app = &target.app;
     let mut warnings = Vec::new();
-    // The records are read alongside the parent; they matter only if the parent exists.
+    // The records are read alongside the parent (they matter only if the parent exists),
+    // and the objects' kinds are listed meanwhile: the LISTs need neither.
     let store = ReleaseStore::new(cluster.client().clone(), &namespace);
-    let (parent, known) = futures::join!(
+    let reads = cluster.shared_reads();
+    let (parent, known, ()) = futures::join!(
         applyset::read(&cluster, &namespace, app),
-        sync::known_fingerprints(&store, app)
+        sync::known_fingerprints(&store, app),
+        cluster.prefetch(desired.keys())
     );
     let parent = match parent {
         Ok(parent) => parent,
@@ -249,6 +254,7 @@ async fn against_cluster_of(
             comparison.missing_namespaces,
         )
     };
+    drop(reads);
     if !args.show_secrets {
         changes.mask_secrets();
     }

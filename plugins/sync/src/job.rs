@@ -86,20 +86,43 @@ pub fn from_git(args: &Args, session: &Session) -> Result<Job> {
 
 /// One app of the revision, rendered for the session's cluster and namespace.
 pub fn from_tree(args: &Args, session: &Session, source: &Source, target: &Target) -> Result<Job> {
+    let rendered = render(args, source, target, &session.connection.namespace)?;
+    from_rendered(args, session, source, target, rendered)
+}
+
+/// An app rendered, its objects not yet keyed, and the chart it came from if any.
+pub struct Rendered {
+    objects: load::Rendered,
+    chart: Option<gitops::render::ChartInfo>,
+}
+
+/// One app of the revision rendered for `namespace`: this needs no cluster.
+pub fn render(args: &Args, source: &Source, target: &Target, namespace: &str) -> Result<Rendered> {
     let snapshot = target.snapshot(&source.tree.snapshot);
     let options = load::render_options(
         &target.app,
-        &session.connection.namespace,
+        namespace,
         target.values(&args.source.values),
         &target.set(&args.source.set),
     );
-    let (renderer, desired) = load::desired_set(
-        &snapshot,
-        &options,
-        &session.connection.namespace,
-        &session.cluster,
-    )?;
-    let chart = load::chart_info(&snapshot, &options)?;
+    Ok(Rendered {
+        objects: load::rendered(&snapshot, &options)?,
+        chart: load::chart_info(&snapshot, &options)?,
+    })
+}
+
+/// [`from_tree`] for an app [`render`]ed already (for the session's namespace).
+pub fn from_rendered(
+    args: &Args,
+    session: &Session,
+    source: &Source,
+    target: &Target,
+    rendered: Rendered,
+) -> Result<Job> {
+    let (renderer, desired) = rendered
+        .objects
+        .keyed(&session.connection.namespace, &session.cluster)?;
+    let chart = rendered.chart;
     let commit = source.tree.commit().cloned();
     let description = match (&source.spec, &commit) {
         (TreeSpec::Revision(rev), Some(c)) => {

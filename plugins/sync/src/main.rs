@@ -137,18 +137,36 @@ impl Session {
         options: &ConnectOptions,
         spec: Option<&AppSpec>,
     ) -> Result<Session> {
-        let mut connection = args.connection.connect_to(options).await?;
+        let (session, _) = Session::connect_while(args, options, spec, |_| ()).await;
+        session
+    }
+
+    /// [`Session::connect`], running `meanwhile` with the namespace while the cluster is
+    /// discovered (see [`gitops_cli::discover_while`]).
+    async fn connect_while<T>(
+        args: &Args,
+        options: &ConnectOptions,
+        spec: Option<&AppSpec>,
+        meanwhile: impl FnOnce(&str) -> T,
+    ) -> (Result<Session>, Option<T>) {
+        let mut connection = match args.connection.connect_to(options).await {
+            Ok(connection) => connection,
+            Err(error) => return (Err(error.into()), None),
+        };
         connection.retry_budget = args
             .timeout
             .or(spec.and_then(|s| s.timeout))
             .unwrap_or(DEFAULT_TIMEOUT);
-        let cluster = LiveCluster::connect(&connection).await?;
-        let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
-        Ok(Session {
-            connection,
-            cluster,
-            store,
-        })
+        let (cluster, value) = gitops_cli::discover_while(&connection, meanwhile).await;
+        let session = cluster.map(|cluster| {
+            let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
+            Session {
+                connection,
+                cluster,
+                store,
+            }
+        });
+        (session, Some(value))
     }
 }
 
@@ -172,13 +190,17 @@ async fn run(args: Args) -> Result<Outcome> {
     let source = job::Source::read(&args)?;
     let destinations = source.destinations(&args)?;
     if let [target] = destinations.as_slice() {
-        let session = Session::connect(
+        // The revision renders while the cluster is discovered.
+        let (session, rendered) = Session::connect_while(
             &args,
             &target.options(&args.connection),
             target.spec.as_ref(),
+            |namespace| job::render(&args, &source, target, namespace),
         )
-        .await?;
-        let job = job::from_tree(&args, &session, &source, target)?;
+        .await;
+        let session = session?;
+        let rendered = rendered.context("the revision was not rendered")??;
+        let job = job::from_rendered(&args, &session, &source, target, rendered)?;
         return single(&args, &session, job).await;
     }
     if !args.yes && !args.dry_run && std::io::stdin().is_terminal() {
@@ -398,11 +420,13 @@ async fn sync_locked(
         prune,
     } = job;
     let namespace = session.connection.namespace.clone();
-    // Two independent reads: the last deployed release (its fingerprints spare dry-runs)
-    // and the ApplySet parent.
-    let (previous, existing) = futures::join!(
+    // Independent reads at once: the last deployed release (its fingerprints spare
+    // dry-runs), the ApplySet parent, and the LISTs of the objects' kinds the plan reads.
+    let reads = session.cluster.shared_reads();
+    let (previous, existing, ()) = futures::join!(
         session.store.latest_deployed(&app),
-        applyset::read(&session.cluster, &namespace, &app)
+        applyset::read(&session.cluster, &namespace, &app),
+        session.cluster.prefetch(desired.keys())
     );
     let existing = existing?;
     // Without the last release everything is dry-run: slower, never wrong.
@@ -433,6 +457,7 @@ async fn sync_locked(
         plan_options,
     )
     .await?;
+    drop(reads);
 
     let mut preview = plan.change_set();
     if !args.show_secrets {

@@ -161,7 +161,8 @@ pub async fn plan_with_parent(
             None => Ok(None),
         }
     };
-    let (comparison, elsewhere) = futures::join!(comparing, elsewhere);
+    // The member LISTs go first: the comparison's CPU work would hold them back.
+    let (elsewhere, comparison) = futures::join!(elsewhere, comparing);
     let comparison = comparison?;
     let stale = match (&existing, elsewhere?) {
         (Some(set), Some(mut members)) => {
