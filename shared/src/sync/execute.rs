@@ -54,9 +54,7 @@ pub async fn execute(
         &plan.namespace,
         options.operation,
         &options.who,
-        plan.record_manifest
-            .clone()
-            .unwrap_or_else(|| manifest_of(plan)),
+        manifest_to_record(plan, options),
     );
     pending.rollback_of = options.rollback_of;
     pending.description = options.description.clone();
@@ -457,6 +455,33 @@ fn object_results(plan: &SyncPlan, progress: &Progress) -> Vec<ObjectResult> {
         applied_hash: None,
     }));
     results
+}
+
+/// The manifest this sync records: the plan's own if it has one, else the previous
+/// release's text when that release applied exactly these objects (the same hash for
+/// every key, none more or less: writing them out again would give the same text), else
+/// [`manifest_of`] the plan.
+fn manifest_to_record(plan: &SyncPlan, options: &SyncOptions) -> String {
+    if let Some(manifest) = &plan.record_manifest {
+        return manifest.clone();
+    }
+    if let Some(previous) = &options.previous {
+        let recorded: BTreeMap<&ObjectKey, &str> = previous
+            .objects
+            .iter()
+            .filter(|o| o.action != "pruned")
+            .filter_map(|o| Some((&o.key, o.applied_hash.as_deref()?)))
+            .collect();
+        let same = recorded.len() == plan.desired.len()
+            && plan
+                .desired
+                .iter()
+                .all(|o| recorded.get(&o.key) == Some(&applied_hash(&o.object).as_str()));
+        if same {
+            return previous.manifest.clone();
+        }
+    }
+    manifest_of(plan)
 }
 
 /// The rendered manifest as applied (labels included), in apply order, so a rollback can
