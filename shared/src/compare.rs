@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::diff::ChangeSet;
 use crate::diff::normalise::{NormaliseOptions, normalise_with};
-use crate::fingerprint::Fingerprints;
+use crate::fingerprint::{Fingerprints, resource_version};
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey};
 
@@ -176,6 +176,7 @@ pub async fn against_cluster_with(
     // What cannot be dry-run yet (new namespace) is shown from its manifest; what the last
     // release proves unchanged is shown as it is live; everything else is dry-run.
     let mut to_dry_run: Vec<&DesiredObject> = Vec::new();
+    let mut proven: Vec<&ObjectKey> = Vec::new();
     for object in desired.iter().filter(|o| known.contains(&o.key)) {
         let current = live.get(&object.key);
         if object
@@ -191,23 +192,36 @@ pub async fn against_cluster_with(
         } else if let (Some(fingerprints), Some(current)) = (known_unchanged, current)
             && fingerprints.unchanged(&object.key, &object.object, current)
         {
-            after.insert(object.key.clone(), normalised(current.clone(), normalise));
+            proven.push(&object.key);
         } else {
             to_dry_run.push(object);
+        }
+    }
+
+    // The live objects are normalised once: the before side, and the after side of those
+    // proven unchanged.
+    let live_versions = live
+        .iter()
+        .filter_map(|(key, object)| Some((key.clone(), resource_version(object)?.to_string())))
+        .collect();
+    let before: BTreeMap<ObjectKey, Value> = live
+        .into_iter()
+        .map(|(key, value)| (key, normalised(value, normalise)))
+        .collect();
+    for key in proven {
+        if let Some(current) = before.get(key) {
+            after.insert(key.clone(), current.clone());
         }
     }
 
     // Existing objects first: whether they change decides how missing ones are compared.
     let (existing, absent): (Vec<&DesiredObject>, Vec<&DesiredObject>) = to_dry_run
         .into_iter()
-        .partition(|o| live.contains_key(&o.key));
+        .partition(|o| before.contains_key(&o.key));
     let mut conflicts = Vec::new();
     let mut any_change = false;
     for (key, applied, conflict) in dry_run_all(cluster, existing, normalise).await? {
-        any_change |= conflict.is_some()
-            || live
-                .get(&key)
-                .is_none_or(|current| normalised(current.clone(), normalise) != applied);
+        any_change |= conflict.is_some() || before.get(&key) != Some(&applied);
         after.insert(key, applied);
         conflicts.extend(conflict);
     }
@@ -228,17 +242,6 @@ pub async fn against_cluster_with(
     }
     conflicts.sort_by(|a, b| a.key.cmp(&b.key));
 
-    let live_versions = live
-        .iter()
-        .filter_map(|(key, object)| {
-            let version = object.pointer("/metadata/resourceVersion")?.as_str()?;
-            Some((key.clone(), version.to_string()))
-        })
-        .collect();
-    let before: BTreeMap<ObjectKey, Value> = live
-        .into_iter()
-        .map(|(key, value)| (key, normalised(value, normalise)))
-        .collect();
     Ok(Comparison {
         changes: ChangeSet::between(before, after),
         conflicts,

@@ -21,7 +21,8 @@ pub fn applied_hash(object: &Value) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-fn resource_version(object: &Value) -> Option<&str> {
+/// An object's `metadata.resourceVersion`.
+pub fn resource_version(object: &Value) -> Option<&str> {
     object
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)

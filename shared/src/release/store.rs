@@ -491,28 +491,14 @@ impl ReleaseStore {
         mut record: ReleaseRecord,
     ) -> Result<ReleaseRecord, StoreError> {
         record.status = ReleaseStatus::Pending;
-        self.create(record).await
-    }
-
-    /// [`ReleaseStore::create_pending`], numbered after the records `listed`.
-    pub async fn create_pending_after(
-        &self,
-        mut record: ReleaseRecord,
-        listed: &[RecordMeta],
-    ) -> Result<ReleaseRecord, StoreError> {
-        record.status = ReleaseStatus::Pending;
-        self.create_after(record, listed).await
-    }
-
-    /// Writes `record` as a new release with the status it has: for a sync that changed
-    /// nothing, recorded once when it ends. Numbered as [`ReleaseStore::create_pending`].
-    pub async fn create(&self, record: ReleaseRecord) -> Result<ReleaseRecord, StoreError> {
         let listed = self.metadata(&record.app).await?;
         self.create_after(record, &listed).await
     }
 
-    /// [`ReleaseStore::create`], numbered after the records `listed` (from
-    /// [`ReleaseStore::metadata`]) instead of listing them again.
+    /// Writes `record` as a new release with the status it has (pending before a sync's
+    /// first change; deployed or failed for a sync that changed nothing, recorded once
+    /// when it ends), numbered after the records `listed` (from
+    /// [`ReleaseStore::metadata`]) as [`ReleaseStore::create_pending`] numbers them.
     pub async fn create_after(
         &self,
         mut record: ReleaseRecord,

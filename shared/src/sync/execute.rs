@@ -12,7 +12,7 @@ use crate::apply::applyset;
 use crate::apply::health::{Health, WaitOptions, wait_healthy};
 use crate::apply::prune;
 use crate::diff::to_yaml;
-use crate::fingerprint::applied_hash;
+use crate::fingerprint::{applied_hash, resource_version};
 use crate::live::{FIELD_MANAGER, LiveCluster};
 use crate::objects::ObjectKey;
 use crate::release::record::{Counts, ObjectResult, ReleaseRecord, ReleaseStatus};
@@ -69,7 +69,8 @@ pub async fn execute(
     let mut record = if changes_nothing {
         pending
     } else {
-        let record = store.create_pending_after(pending, &listed).await?;
+        // Pending, as it was started.
+        let record = store.create_after(pending, &listed).await?;
         events(SyncEvent::Recorded {
             revision: record.revision,
         });
@@ -151,6 +152,14 @@ async fn run(
     }
 
     let to_apply = plan.to_apply();
+    let added: BTreeSet<&ObjectKey> = plan
+        .comparison
+        .changes
+        .changes
+        .iter()
+        .filter(|c| c.action == crate::diff::Action::Added)
+        .map(|c| &c.key)
+        .collect();
     for key in plan.desired.keys() {
         if !to_apply.contains(key) {
             progress.actions.insert(key.clone(), "unchanged");
@@ -187,23 +196,14 @@ async fn run(
             .await;
         let mut failed = Vec::new();
         for (key, result) in results {
-            let action = match plan
-                .comparison
-                .changes
-                .changes
-                .iter()
-                .find(|c| &c.key == key)
-            {
-                Some(change) if change.action == crate::diff::Action::Added => "created",
-                _ => "configured",
+            let action = if added.contains(key) {
+                "created"
+            } else {
+                "configured"
             };
             match result {
                 Ok(applied) => {
-                    if let Some(version) = applied
-                        .as_ref()
-                        .and_then(|a| a.pointer("/metadata/resourceVersion"))
-                        .and_then(serde_json::Value::as_str)
-                    {
+                    if let Some(version) = applied.as_ref().and_then(resource_version) {
                         progress
                             .applied_versions
                             .insert(key.clone(), version.to_string());
@@ -314,48 +314,41 @@ async fn run(
     // kind and namespace), after the health wait, so the versions include what
     // controllers wrote in reply; other kinds (ConfigMaps, Secrets, RBAC, ...) have no
     // controller answering, and stay where their apply left them.
-    let written: BTreeSet<ObjectKey> = progress
+    let written: BTreeSet<&ObjectKey> = progress
         .actions
         .iter()
         .filter(|(_, action)| matches!(**action, "created" | "configured"))
-        .map(|(key, _)| key.clone())
-        .filter(|key| {
-            let settled = !has_status(cluster, key);
-            match progress.applied_versions.get(key) {
-                Some(version) if settled => {
-                    progress.versions.insert(key.clone(), version.clone());
-                    false
-                }
-                _ => true,
+        .map(|(key, _)| key)
+        .collect();
+    let mut reread = BTreeSet::new();
+    let mut versions: BTreeMap<ObjectKey, String> = BTreeMap::new();
+    for key in &written {
+        match progress.applied_versions.get(*key) {
+            Some(version) if !has_status(cluster, key) => {
+                versions.insert((*key).clone(), version.clone());
             }
-        })
-        .collect();
-    let untouched: Vec<(ObjectKey, String)> = plan
-        .comparison
-        .live_versions
-        .iter()
-        .filter(|(key, _)| {
-            !progress
-                .actions
-                .get(*key)
-                .is_some_and(|a| matches!(*a, "created" | "configured"))
-                && plan.desired.get(key).is_some()
-        })
-        .map(|(key, version)| (key.clone(), version.clone()))
-        .collect();
-    progress.versions.extend(untouched);
-    if !written.is_empty() {
-        let reread = cluster.fetch(&written).await?;
-        progress
-            .versions
-            .extend(reread.into_iter().filter_map(|(key, object)| {
-                let version = object
-                    .pointer("/metadata/resourceVersion")?
-                    .as_str()?
-                    .to_string();
-                Some((key, version))
-            }));
+            _ => {
+                reread.insert((*key).clone());
+            }
+        }
     }
+    versions.extend(
+        plan.comparison
+            .live_versions
+            .iter()
+            .filter(|(key, _)| !written.contains(key) && plan.desired.get(key).is_some())
+            .map(|(key, version)| (key.clone(), version.clone())),
+    );
+    if !reread.is_empty() {
+        versions.extend(
+            cluster
+                .fetch(&reread)
+                .await?
+                .into_iter()
+                .filter_map(|(key, object)| Some((key, resource_version(&object)?.to_string()))),
+        );
+    }
+    progress.versions = versions;
     Ok(())
 }
 

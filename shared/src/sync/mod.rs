@@ -217,13 +217,21 @@ fn describe_apply_failure(
     }
 }
 
-/// The fingerprints of `app`'s last deployed release, if there is one and it can be read:
-/// without them everything is dry-run, which is slower but never wrong.
+/// `app`'s last deployed release, if there is one and it can be read: without it (and its
+/// fingerprints) everything is dry-run, which is slower but never wrong.
+pub async fn last_deployed(
+    store: &crate::release::store::ReleaseStore,
+    app: &str,
+) -> Option<ReleaseRecord> {
+    store.latest_deployed(app).await.ok().flatten()
+}
+
+/// The fingerprints of [`last_deployed`].
 pub async fn known_fingerprints(
     store: &crate::release::store::ReleaseStore,
     app: &str,
 ) -> Option<crate::fingerprint::Fingerprints> {
-    let record = store.latest_deployed(app).await.ok().flatten()?;
+    let record = last_deployed(store, app).await?;
     Some(crate::fingerprint::Fingerprints::from_record(&record))
 }
 
