@@ -513,23 +513,10 @@ fn watch_syncs_a_commit_made_while_it_runs_and_stops_on_interrupt() {
     );
 }
 
-/// A Deployment whose `replicas` is misspelt: the server's strict field validation refuses it.
-const MISSPELT: &str = "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replica: 2
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: example/web:1
-";
+/// [`web`] with `replicas` misspelt: the server's strict field validation refuses it.
+fn misspelt() -> String {
+    web("example/web:1", None).replace("replicas:", "replica:")
+}
 
 #[test]
 fn a_misspelt_field_is_refused_and_no_sync_leaves_half_of_its_objects() {
@@ -545,7 +532,7 @@ fn a_misspelt_field_is_refused_and_no_sync_leaves_half_of_its_objects() {
             ),
         );
     }
-    repo.write("web.yaml", MISSPELT);
+    repo.write("web.yaml", &misspelt());
     repo.commit("five config maps and a misspelt deployment");
     let args = ["--app", "strict", "-n", n, "--yes", "--wait=false"];
 
@@ -583,7 +570,7 @@ fn a_misspelt_field_is_refused_and_no_sync_leaves_half_of_its_objects() {
     );
 
     // Fixed, it installs.
-    repo.write("web.yaml", &MISSPELT.replace("replica:", "replicas:"));
+    repo.write("web.yaml", &web("example/web:1", None));
     repo.commit("fix the typo");
     assert_ok(&sync(cluster, &repo, &args));
     assert_eq!(cluster.count(n, "configmaps"), 6);
@@ -594,7 +581,7 @@ fn a_misspelt_field_is_refused_and_no_sync_leaves_half_of_its_objects() {
         "cm0.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm0\ndata:\n  k: changed\n",
     );
-    repo.write("api.yaml", &MISSPELT.replace("name: web", "name: api"));
+    repo.write("api.yaml", &misspelt().replace("name: web", "name: api"));
     repo.commit("change cm0, add a misspelt api");
     let out = sync(cluster, &repo, &args);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));

@@ -100,19 +100,19 @@ fn request_log(verbosity: u8) -> RequestLog {
 
 /// Discovers the cluster `connection` leads to on another task while `meanwhile` runs
 /// here with the connection's namespace: rendering a revision needs no cluster, and
-/// discovery no revision, so neither waits for the other.
+/// discovery no revision, so neither waits for the other. A failed discovery is the
+/// error, whatever `meanwhile` gave.
 pub async fn discover_while<T>(
     connection: &Connection,
     meanwhile: impl FnOnce(&str) -> T,
-) -> (anyhow::Result<LiveCluster>, T) {
+) -> anyhow::Result<(LiveCluster, T)> {
     let discovering = tokio::spawn({
         let connection = connection.clone();
         async move { LiveCluster::connect(&connection).await }
     });
     let value = meanwhile(&connection.namespace);
-    let cluster = match discovering.await {
-        Ok(result) => result.map_err(Into::into),
-        Err(stopped) => Err(anyhow::anyhow!("API discovery stopped: {stopped}")),
-    };
-    (cluster, value)
+    let cluster = discovering
+        .await
+        .map_err(|stopped| anyhow::anyhow!("API discovery stopped: {stopped}"))??;
+    Ok((cluster, value))
 }

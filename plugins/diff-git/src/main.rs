@@ -199,8 +199,7 @@ async fn against_cluster_of(
     let render_options = render_options(args, target, &namespace);
     let (cluster, rendered) =
         gitops_cli::discover_while(&connection, |_| load::rendered(&snapshot, &render_options))
-            .await;
-    let cluster = cluster?;
+            .await?;
     let (_, desired) = rendered?.keyed(&namespace, &cluster)?;
     let app = &target.app;
     let mut warnings = Vec::new();

@@ -137,8 +137,7 @@ impl Session {
         options: &ConnectOptions,
         spec: Option<&AppSpec>,
     ) -> Result<Session> {
-        let (session, _) = Session::connect_while(args, options, spec, |_| ()).await;
-        session
+        Ok(Session::connect_while(args, options, spec, |_| ()).await?.0)
     }
 
     /// [`Session::connect`], running `meanwhile` with the namespace while the cluster is
@@ -148,25 +147,20 @@ impl Session {
         options: &ConnectOptions,
         spec: Option<&AppSpec>,
         meanwhile: impl FnOnce(&str) -> T,
-    ) -> (Result<Session>, Option<T>) {
-        let mut connection = match args.connection.connect_to(options).await {
-            Ok(connection) => connection,
-            Err(error) => return (Err(error.into()), None),
-        };
+    ) -> Result<(Session, T)> {
+        let mut connection = args.connection.connect_to(options).await?;
         connection.retry_budget = args
             .timeout
             .or(spec.and_then(|s| s.timeout))
             .unwrap_or(DEFAULT_TIMEOUT);
-        let (cluster, value) = gitops_cli::discover_while(&connection, meanwhile).await;
-        let session = cluster.map(|cluster| {
-            let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
-            Session {
-                connection,
-                cluster,
-                store,
-            }
-        });
-        (session, Some(value))
+        let (cluster, value) = gitops_cli::discover_while(&connection, meanwhile).await?;
+        let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
+        let session = Session {
+            connection,
+            cluster,
+            store,
+        };
+        Ok((session, value))
     }
 }
 
@@ -197,10 +191,8 @@ async fn run(args: Args) -> Result<Outcome> {
             target.spec.as_ref(),
             |namespace| job::render(&args, &source, target, namespace),
         )
-        .await;
-        let session = session?;
-        let rendered = rendered.context("the revision was not rendered")??;
-        let job = job::from_rendered(&args, &session, &source, target, rendered)?;
+        .await?;
+        let job = job::from_rendered(&args, &session, &source, target, rendered?)?;
         return single(&args, &session, job).await;
     }
     if !args.yes && !args.dry_run && std::io::stdin().is_terminal() {
@@ -424,13 +416,11 @@ async fn sync_locked(
     // dry-runs), the ApplySet parent, and the LISTs of the objects' kinds the plan reads.
     let reads = session.cluster.shared_reads();
     let (previous, existing, ()) = futures::join!(
-        session.store.latest_deployed(&app),
+        sync::last_deployed(&session.store, &app),
         applyset::read(&session.cluster, &namespace, &app),
         session.cluster.prefetch(desired.keys())
     );
     let existing = existing?;
-    // Without the last release everything is dry-run: slower, never wrong.
-    let previous = previous.ok().flatten();
     let known = previous.as_ref().map(Fingerprints::from_record);
     let mut options = options;
     options.previous = previous;
