@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::diff::ChangeSet;
 use crate::diff::normalise::{NormaliseOptions, normalise_with};
-use crate::fingerprint::{Fingerprints, resource_version};
+use crate::fingerprint::{Fingerprints, LiveMark};
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey};
 
@@ -43,9 +43,9 @@ pub struct Comparison {
     pub conflicts: Vec<Conflict>,
     /// Namespaces objects want that neither exist nor are created by the desired set.
     pub missing_namespaces: Vec<String>,
-    /// The resourceVersion of each desired object that exists, as compared: what a sync
-    /// records for the objects it leaves alone, without reading them again.
-    pub live_versions: BTreeMap<ObjectKey, String>,
+    /// Where each desired object that exists stood, as compared: what a sync records for
+    /// the objects it leaves alone, without reading them again.
+    pub live_marks: BTreeMap<ObjectKey, LiveMark>,
     /// Missing objects shown from their manifest instead of a dry-run
     /// ([`Missing::FromManifestIfOnlyCreating`]): nothing else changes, so a sync that
     /// fails to create one of them can delete those it created and leave the cluster as
@@ -200,9 +200,9 @@ pub async fn against_cluster_with(
 
     // The live objects are normalised once: the before side, and the after side of those
     // proven unchanged.
-    let live_versions = live
+    let live_marks = live
         .iter()
-        .filter_map(|(key, object)| Some((key.clone(), resource_version(object)?.to_string())))
+        .filter_map(|(key, object)| Some((key.clone(), LiveMark::of(object)?)))
         .collect();
     let before: BTreeMap<ObjectKey, Value> = live
         .into_iter()
@@ -246,7 +246,7 @@ pub async fn against_cluster_with(
         changes: ChangeSet::between(before, after),
         conflicts,
         missing_namespaces: missing_namespaces.into_iter().collect(),
-        live_versions,
+        live_marks,
         unchecked_creates,
     })
 }

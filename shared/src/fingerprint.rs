@@ -1,14 +1,25 @@
 //! Knowing an object is unchanged without asking the server: the last deployed release
-//! remembers, per object, a hash of what it applied and the resourceVersion the object had
-//! when the sync finished. While the revision still wants the same object and nobody
-//! (person or controller) has written it since, a dry-run would only confirm "no change".
-//! Any write moves the resourceVersion, so an out-of-band edit is never missed.
+//! remembers, per object, a hash of what it applied, the resourceVersion the object had
+//! when the sync finished, and a hash of what our field manager owned of it then
+//! ([`owned_hash`]). While the revision still wants the same object, a dry-run would only
+//! confirm "no change" if nobody has written the object since (same resourceVersion), or
+//! if nobody has written any field we own (same owned hash): writes by others to fields
+//! we do not apply (a controller's status, its annotations) cannot change what applying
+//! again would do.
+//!
+//! Why the owned hash proves that: the API server moves every field that another
+//! manager's write changes or removes out of the set of its previous owners (a
+//! `kubectl edit` of a field we applied takes it out of our entry in `managedFields`),
+//! and each of our own applies that changes the object moves our entry's time. The
+//! object's uid is part of the hash, so a deleted and re-created object is never taken
+//! for the one we applied.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::live::FIELD_MANAGER;
 use crate::objects::ObjectKey;
 use crate::release::record::ReleaseRecord;
 
@@ -17,8 +28,7 @@ pub fn applied_hash(object: &Value) -> String {
     // serde_json keeps the manifest's key order, and the same revision renders the same
     // order, so the bytes are stable for the same desired object.
     let bytes = serde_json::to_vec(object).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(&bytes))
 }
 
 /// An object's `metadata.resourceVersion`.
@@ -28,10 +38,68 @@ pub fn resource_version(object: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
+/// Our own entry of `object`'s `managedFields` (our manager's apply to the object
+/// itself, not to a subresource).
+fn our_entry(object: &Value) -> Option<&Value> {
+    object
+        .pointer("/metadata/managedFields")?
+        .as_array()?
+        .iter()
+        .find(|entry| {
+            entry.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
+                && entry.get("operation").and_then(Value::as_str) == Some("Apply")
+                && entry.get("subresource").is_none()
+        })
+}
+
+/// A hash of what our field manager owns of `object`: its uid and our apply entry of
+/// `managedFields` (the fields, their apiVersion and the time of our last change). None
+/// if the object has no uid or we own nothing of it.
+pub fn owned_hash(object: &Value) -> Option<String> {
+    let uid = object.pointer("/metadata/uid")?.as_str()?;
+    let entry = our_entry(object)?;
+    let mut hasher = Sha256::new();
+    hasher.update(uid.as_bytes());
+    hasher.update([0]);
+    // The server writes an entry's keys in one fixed order, in LIST and apply answers
+    // alike, so the same entry gives the same bytes.
+    hasher.update(serde_json::to_vec(entry).unwrap_or_default());
+    Some(hex(&hasher.finalize()))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a live object stands, as a release remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveMark {
+    pub resource_version: String,
+    /// [`owned_hash`].
+    pub owned: Option<String>,
+}
+
+impl LiveMark {
+    /// `object`'s mark, if it has a resourceVersion (every object the server returns does).
+    pub fn of(object: &Value) -> Option<LiveMark> {
+        Some(LiveMark {
+            resource_version: resource_version(object)?.to_string(),
+            owned: owned_hash(object),
+        })
+    }
+}
+
+/// What a release remembers of one object.
+#[derive(Debug, Clone)]
+struct Remembered {
+    applied: String,
+    mark: LiveMark,
+}
+
 /// What a deployed release remembers about its objects.
 #[derive(Debug, Clone, Default)]
 pub struct Fingerprints {
-    by_key: BTreeMap<ObjectKey, (String, String)>,
+    by_key: BTreeMap<ObjectKey, Remembered>,
 }
 
 impl Fingerprints {
@@ -43,7 +111,13 @@ impl Fingerprints {
             .filter_map(|o| {
                 Some((
                     o.key.clone(),
-                    (o.applied_hash.clone()?, o.resource_version.clone()?),
+                    Remembered {
+                        applied: o.applied_hash.clone()?,
+                        mark: LiveMark {
+                            resource_version: o.resource_version.clone()?,
+                            owned: o.owned_hash.clone(),
+                        },
+                    },
                 ))
             })
             .collect();
@@ -58,14 +132,23 @@ impl Fingerprints {
         self.by_key.is_empty()
     }
 
-    /// Whether applying `desired` over `live` is known to change nothing.
+    /// Whether applying `desired` over `live` is known to change nothing: the revision
+    /// wants what the release applied, and since then nobody wrote the object, or at least
+    /// no field of it that we own.
     pub fn unchanged(&self, key: &ObjectKey, desired: &Value, live: &Value) -> bool {
-        match (self.by_key.get(key), resource_version(live)) {
-            (Some((hash, version)), Some(live_version)) => {
-                version == live_version && *hash == applied_hash(desired)
-            }
-            _ => false,
-        }
+        let Some(remembered) = self.by_key.get(key) else {
+            return false;
+        };
+        let untouched = match resource_version(live) {
+            Some(version) if version == remembered.mark.resource_version => true,
+            Some(_) => remembered
+                .mark
+                .owned
+                .as_ref()
+                .is_some_and(|owned| owned_hash(live).as_ref() == Some(owned)),
+            None => false,
+        };
+        untouched && remembered.applied == applied_hash(desired)
     }
 }
 
@@ -76,6 +159,15 @@ mod tests {
     use serde_json::json;
 
     fn record_with(key: &ObjectKey, hash: &str, version: &str) -> ReleaseRecord {
+        record_owning(key, hash, version, None)
+    }
+
+    fn record_owning(
+        key: &ObjectKey,
+        hash: &str,
+        version: &str,
+        owned: Option<String>,
+    ) -> ReleaseRecord {
         let mut record = ReleaseRecord::start("app", "ns", Operation::Sync, "me", String::new());
         record.objects.push(ObjectResult {
             key: key.clone(),
@@ -84,8 +176,142 @@ mod tests {
             message: None,
             resource_version: Some(version.into()),
             applied_hash: Some(hash.into()),
+            owned_hash: owned,
         });
         record
+    }
+
+    /// A live Deployment as the server returns it: our apply entry, and whatever other
+    /// managers' entries are given.
+    fn live(uid: &str, version: &str, ours: Value, others: &[Value]) -> Value {
+        let mut entries = vec![ours];
+        entries.extend(others.iter().cloned());
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
+            "name": "web", "namespace": "ns", "uid": uid, "resourceVersion": version,
+            "managedFields": entries,
+        }, "spec": {"replicas": 2}})
+    }
+
+    fn entry(manager: &str, operation: &str, time: &str, fields: Value) -> Value {
+        json!({"manager": manager, "operation": operation, "apiVersion": "apps/v1",
+               "time": time, "fieldsType": "FieldsV1", "fieldsV1": fields})
+    }
+
+    #[test]
+    fn writes_to_fields_we_do_not_own_keep_an_object_known_unchanged() {
+        let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"}, "spec": {"replicas": 2}});
+        let key = ObjectKey::from_object(&desired).expect("key");
+        let ours = entry(
+            FIELD_MANAGER,
+            "Apply",
+            "2026-01-01T00:00:00Z",
+            json!({"f:spec": {"f:replicas": {}}}),
+        );
+        let applied = live("u1", "10", ours.clone(), &[]);
+        let known = Fingerprints::from_record(&record_owning(
+            &key,
+            &applied_hash(&desired),
+            "10",
+            owned_hash(&applied),
+        ));
+        // A controller wrote the status and an annotation of its own: the version moved,
+        // our fields did not.
+        let mut status = entry(
+            "kube-controller-manager",
+            "Update",
+            "2026-01-01T00:00:01Z",
+            json!({"f:status": {}}),
+        );
+        status["subresource"] = json!("status");
+        let annotation = entry(
+            "kube-controller-manager",
+            "Update",
+            "2026-01-01T00:00:01Z",
+            json!({"f:metadata": {"f:annotations": {}}}),
+        );
+        assert!(known.unchanged(
+            &key,
+            &desired,
+            &live("u1", "12", ours.clone(), &[status.clone(), annotation])
+        ));
+        // Someone edited a field we applied: the server took it out of our entry.
+        let edited = entry(
+            FIELD_MANAGER,
+            "Apply",
+            "2026-01-01T00:00:00Z",
+            json!({"f:spec": {}}),
+        );
+        let editor = entry(
+            "kubectl-edit",
+            "Update",
+            "2026-01-01T00:00:05Z",
+            json!({"f:spec": {"f:replicas": {}}}),
+        );
+        assert!(!known.unchanged(&key, &desired, &live("u1", "13", edited, &[editor])));
+        // Another apply of ours changed something: our entry's time moved.
+        let reapplied = entry(
+            FIELD_MANAGER,
+            "Apply",
+            "2026-01-01T00:01:00Z",
+            json!({"f:spec": {"f:replicas": {}}}),
+        );
+        assert!(!known.unchanged(&key, &desired, &live("u1", "14", reapplied, &[])));
+        // Deleted and created again with the very same entry: another object.
+        assert!(!known.unchanged(&key, &desired, &live("u2", "15", ours.clone(), &[])));
+        // Our entry is gone (managedFields reset by someone).
+        let mut bare = live("u1", "16", ours, &[]);
+        bare["metadata"]["managedFields"] = json!([status]);
+        assert!(!known.unchanged(&key, &desired, &bare));
+        // A release written before owned hashes existed: only the version proves it.
+        let old = Fingerprints::from_record(&record_with(&key, &applied_hash(&desired), "10"));
+        assert!(!old.unchanged(
+            &key,
+            &desired,
+            &live(
+                "u1",
+                "12",
+                entry(
+                    FIELD_MANAGER,
+                    "Apply",
+                    "2026-01-01T00:00:00Z",
+                    json!({"f:spec": {"f:replicas": {}}})
+                ),
+                &[]
+            )
+        ));
+    }
+
+    #[test]
+    fn only_our_own_apply_entry_counts_as_what_we_own() {
+        let object = |entries: Value| json!({"metadata": {"uid": "u", "managedFields": entries}});
+        let fields = json!({"f:data": {}});
+        assert_eq!(owned_hash(&object(json!([]))), None);
+        assert_eq!(
+            owned_hash(&object(json!([entry(
+                "kubectl-edit",
+                "Apply",
+                "t",
+                fields.clone()
+            )]))),
+            None
+        );
+        assert_eq!(
+            owned_hash(&object(json!([entry(
+                FIELD_MANAGER,
+                "Update",
+                "t",
+                fields.clone()
+            )]))),
+            None
+        );
+        let mut on_status = entry(FIELD_MANAGER, "Apply", "t", fields.clone());
+        on_status["subresource"] = json!("status");
+        assert_eq!(owned_hash(&object(json!([on_status]))), None);
+        assert!(owned_hash(&object(json!([entry(FIELD_MANAGER, "Apply", "t", fields)]))).is_some());
+        assert_eq!(
+            owned_hash(&json!({"metadata": {"managedFields": []}})),
+            None
+        );
     }
 
     #[test]

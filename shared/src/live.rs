@@ -6,6 +6,11 @@
 //! Within a [`SharedReads`] scope (planning a sync or a diff) each LIST is made once and
 //! serves every reader: the comparison and the ApplySet member lookup read the same
 //! objects. Outside one, and after any write, every read goes to the server.
+//!
+//! An app synced before has its objects labelled as members of its ApplySet: one
+//! label-selected LIST per kind across all namespaces finds them all
+//! ([`LiveCluster::prefetch`] with the set's id), and only objects that are not members
+//! yet are looked for with a LIST per kind and namespace.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -17,6 +22,7 @@ use kube::{Client, Resource, core::GroupVersionKind};
 use serde_json::Value;
 
 use crate::api_error::{ApiError, CallContext};
+use crate::apply::applyset::PART_OF_LABEL;
 use crate::kubeconfig::Connection;
 use crate::objects::{ObjectKey, ScopeResolver};
 
@@ -53,11 +59,20 @@ struct ListKey {
 
 type Listed = Arc<Vec<(ObjectKey, Value)>>;
 
+/// The members of one ApplySet of one kind, in every namespace: a partial view of that
+/// kind (an object missing from it may still exist, unlabelled).
+struct Members {
+    id: String,
+    objects: HashMap<ObjectKey, Value>,
+}
+
 /// LIST answers shared within [`SharedReads`] scopes; `depth` counts the open scopes.
 #[derive(Default)]
 struct ListCache {
     depth: usize,
     lists: HashMap<ListKey, Listed>,
+    /// By kind (a [`ListKey`] without namespace).
+    members: HashMap<ListKey, Arc<Members>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +132,7 @@ impl Drop for SharedReads<'_> {
             cache.depth = cache.depth.saturating_sub(1);
             if cache.depth == 0 {
                 cache.lists.clear();
+                cache.members.clear();
             }
         }
     }
@@ -194,7 +210,81 @@ impl LiveCluster {
     fn forget_reads(&self) {
         if let Ok(mut cache) = self.lists.lock() {
             cache.lists.clear();
+            cache.members.clear();
         }
+    }
+
+    /// The members of ApplySet `id` of `resource`'s kind in `namespace` (None: a
+    /// cluster-scoped kind), if the kind's members were listed across all namespaces in
+    /// the open shared-reads scope.
+    pub fn listed_members(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        id: &str,
+    ) -> Option<Vec<(ObjectKey, Value)>> {
+        let cache = self.lists.lock().ok()?;
+        let members = cache.members.get(&list_key(resource, None))?;
+        (members.id == id).then(|| {
+            members
+                .objects
+                .iter()
+                .filter(|(key, _)| key.namespace.as_deref() == namespace)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+    }
+
+    /// Lists the members of ApplySet `id` of each of `resources`' kinds with one
+    /// label-selected LIST per kind across all namespaces, kept for the open shared-reads
+    /// scope. A kind whose LIST fails (a user allowed to list only some namespaces) is left
+    /// out: its objects are then read per namespace, as for an app never synced.
+    async fn list_members_everywhere(&self, id: &str, resources: Vec<ApiResource>) {
+        let params = ListParams::default().labels(&format!("{PART_OF_LABEL}={id}"));
+        let params = &params;
+        stream::iter(resources)
+            .map(|resource| async move {
+                let Ok(listed) = self.list_selected(&resource, None, params).await else {
+                    return;
+                };
+                let members = Members {
+                    id: id.to_string(),
+                    objects: listed.into_iter().collect(),
+                };
+                if let Ok(mut cache) = self.lists.lock()
+                    && cache.depth > 0
+                {
+                    cache
+                        .members
+                        .insert(list_key(&resource, None), Arc::new(members));
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
+    /// The live objects of `names` (of one kind, in one namespace) from that kind's
+    /// member LIST, if every one of them was found there.
+    fn members_named(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+        names: &BTreeSet<String>,
+    ) -> Option<Vec<(ObjectKey, Value)>> {
+        let cache = self.lists.lock().ok()?;
+        let members = cache.members.get(&list_key(resource, None))?;
+        names
+            .iter()
+            .map(|name| {
+                let key = ObjectKey {
+                    name: name.clone(),
+                    ..key.clone()
+                };
+                let object = members.objects.get(&key)?.clone();
+                Some((key, object))
+            })
+            .collect()
     }
 
     /// An earlier LIST's answer for `resource` in `namespace`, inside a shared-reads scope.
@@ -332,6 +422,15 @@ impl LiveCluster {
             .filter_map(|((group, kind, namespace), names)| async move {
                 let (resource, _) = self.resolve_kind(&group, &kind)?;
                 Some(async move {
+                    let first = ObjectKey {
+                        group,
+                        kind,
+                        namespace: namespace.clone(),
+                        name: String::new(),
+                    };
+                    if let Some(found) = self.members_named(&resource, &first, &names) {
+                        return Ok(found);
+                    }
                     let listed = self.list_shared(&resource, namespace.as_deref()).await?;
                     Ok::<_, LiveError>(
                         listed
@@ -352,14 +451,47 @@ impl LiveCluster {
     /// caller makes meanwhile (the ApplySet parent, the last release) do not delay them.
     /// Only useful inside a [`LiveCluster::shared_reads`] scope, which keeps the answers
     /// for the fetch; a failed LIST is left for the fetch to make again and report.
-    pub async fn prefetch(&self, keys: impl IntoIterator<Item = &ObjectKey>) {
-        let batches: BTreeSet<(&str, &str, Option<&str>)> = keys
-            .into_iter()
-            .map(|k| (k.group.as_str(), k.kind.as_str(), k.namespace.as_deref()))
-            .collect();
+    ///
+    /// With `members_of` (the id of the ApplySet the keys belong to) the members of each
+    /// kind are listed first, across all namespaces; a kind and namespace is then listed
+    /// only if some key there is not a member yet. An app synced before is read with one
+    /// LIST per kind, however many namespaces it spans.
+    pub async fn prefetch(
+        &self,
+        keys: impl IntoIterator<Item = &ObjectKey>,
+        members_of: Option<&str>,
+    ) {
+        let mut batches: BTreeMap<(&str, &str, Option<&str>), BTreeSet<String>> = BTreeMap::new();
+        for key in keys {
+            batches
+                .entry((
+                    key.group.as_str(),
+                    key.kind.as_str(),
+                    key.namespace.as_deref(),
+                ))
+                .or_default()
+                .insert(key.name.clone());
+        }
+        if let Some(id) = members_of {
+            let kinds: BTreeSet<(&str, &str)> = batches.keys().map(|(g, k, _)| (*g, *k)).collect();
+            let resources = kinds
+                .into_iter()
+                .filter_map(|(group, kind)| Some(self.resolve_kind(group, kind)?.0))
+                .collect();
+            self.list_members_everywhere(id, resources).await;
+        }
         stream::iter(batches)
-            .filter_map(|(group, kind, namespace)| async move {
+            .filter_map(|((group, kind, namespace), names)| async move {
                 let (resource, _) = self.resolve_kind(group, kind)?;
+                let first = ObjectKey {
+                    group: group.to_string(),
+                    kind: kind.to_string(),
+                    namespace: namespace.map(str::to_string),
+                    name: String::new(),
+                };
+                if self.members_named(&resource, &first, &names).is_some() {
+                    return None;
+                }
                 Some(async move {
                     let _ = self.list_shared(&resource, namespace).await;
                 })

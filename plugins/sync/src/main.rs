@@ -415,10 +415,11 @@ async fn sync_locked(
     // Independent reads at once: the last deployed release (its fingerprints spare
     // dry-runs), the ApplySet parent, and the LISTs of the objects' kinds the plan reads.
     let reads = session.cluster.shared_reads();
+    let id = applyset::ApplySetId::for_app(&app, &namespace);
     let (previous, existing, ()) = futures::join!(
         sync::last_deployed(&session.store, &app),
         applyset::read(&session.cluster, &namespace, &app),
-        session.cluster.prefetch(desired.keys())
+        session.cluster.prefetch(desired.keys(), Some(id.as_str()))
     );
     let existing = existing?;
     let known = previous.as_ref().map(Fingerprints::from_record);

@@ -138,6 +138,11 @@ impl ApplySetId {
         ApplySetId::for_parent(name, namespace, "Secret", "")
     }
 
+    /// The id of `app`'s ApplySet, whose parent lives in `namespace`.
+    pub fn for_app(app: &str, namespace: &str) -> ApplySetId {
+        ApplySetId::for_secret(&parent_name(app), namespace)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -427,9 +432,9 @@ pub async fn write_parent(cluster: &LiveCluster, set: &ApplySet) -> Result<(), A
 /// each additional namespace for namespaced kinds, once for cluster-scoped ones. Kinds the
 /// server no longer serves are skipped: they can have no members left.
 ///
-/// Inside a [`LiveCluster::shared_reads`] scope, a kind and namespace the comparison has
-/// already listed in full is not asked again: its members are the listed objects carrying
-/// the part-of label.
+/// Inside a [`LiveCluster::shared_reads`] scope, a kind whose members were listed across
+/// all namespaces ([`LiveCluster::prefetch`]), or a kind and namespace the comparison has
+/// already listed in full, is not asked again.
 pub async fn list_members(
     cluster: &LiveCluster,
     set: &ApplySet,
@@ -470,6 +475,9 @@ pub async fn list_members_where(
     let params = &params;
     let found = stream::iter(lists)
         .map(|(group_kind, resource, namespace)| async move {
+            if let Some(members) = cluster.listed_members(&resource, namespace, set.id.as_str()) {
+                return Ok(members);
+            }
             if let Some(listed) = cluster.listed(&resource, namespace) {
                 return Ok(listed
                     .iter()

@@ -125,6 +125,11 @@ pub struct ObjectResult {
     pub resource_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_hash: Option<String>,
+    /// A hash of what our field manager owned of the object then
+    /// ([`crate::fingerprint::owned_hash`]): while it still matches, writes by others
+    /// touched only fields we do not apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_hash: Option<String>,
 }
 
 /// One release of an app.
@@ -325,6 +330,7 @@ mod tests {
             message: None,
             resource_version: None,
             applied_hash: None,
+            owned_hash: None,
         }];
         record.counts = Counts::of(&record.objects);
         record

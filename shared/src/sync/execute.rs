@@ -12,7 +12,7 @@ use crate::apply::applyset;
 use crate::apply::health::{Health, WaitOptions, wait_healthy};
 use crate::apply::prune;
 use crate::diff::to_yaml;
-use crate::fingerprint::{applied_hash, resource_version};
+use crate::fingerprint::{LiveMark, applied_hash};
 use crate::live::{FIELD_MANAGER, LiveCluster};
 use crate::objects::ObjectKey;
 use crate::release::record::{Counts, ObjectResult, ReleaseRecord, ReleaseStatus};
@@ -28,12 +28,12 @@ struct Progress {
     messages: BTreeMap<ObjectKey, String>,
     health: BTreeMap<ObjectKey, Health>,
     pruned: Vec<ObjectKey>,
-    /// resourceVersions when the sync finished, for the next sync's fingerprints.
-    versions: BTreeMap<ObjectKey, String>,
+    /// Where each object stood when the sync finished, for the next sync's fingerprints.
+    marks: BTreeMap<ObjectKey, LiveMark>,
     /// Objects this sync created, with their uids: what undoing it deletes.
     created: Vec<(ObjectKey, String)>,
-    /// The resourceVersion each apply answered with.
-    applied_versions: BTreeMap<ObjectKey, String>,
+    /// Where each apply left its object.
+    applied_marks: BTreeMap<ObjectKey, LiveMark>,
 }
 
 /// Runs `plan`: the record is written as pending before the first change and finished
@@ -203,10 +203,8 @@ async fn run(
             };
             match result {
                 Ok(applied) => {
-                    if let Some(version) = applied.as_ref().and_then(resource_version) {
-                        progress
-                            .applied_versions
-                            .insert(key.clone(), version.to_string());
+                    if let Some(mark) = applied.as_ref().and_then(LiveMark::of) {
+                        progress.applied_marks.insert(key.clone(), mark);
                     }
                     if action == "created"
                         && let Some(uid) = applied.as_ref().and_then(created_by_us)
@@ -309,55 +307,24 @@ async fn run(
         }
     }
     // Where every object was left, so the next sync or diff can skip the dry-run of those
-    // nobody has written since. Objects this sync left alone are where the plan saw them.
-    // Written objects of kinds with a status subresource are read again (one LIST per
-    // kind and namespace), after the health wait, so the versions include what
-    // controllers wrote in reply; other kinds (ConfigMaps, Secrets, RBAC, ...) have no
-    // controller answering, and stay where their apply left them.
-    let written: BTreeSet<&ObjectKey> = progress
-        .actions
-        .iter()
-        .filter(|(_, action)| matches!(**action, "created" | "configured"))
-        .map(|(key, _)| key)
-        .collect();
-    let mut reread = BTreeSet::new();
-    let mut versions: BTreeMap<ObjectKey, String> = BTreeMap::new();
-    for key in &written {
-        match progress.applied_versions.get(*key) {
-            Some(version) if !has_status(cluster, key) => {
-                versions.insert((*key).clone(), version.clone());
-            }
-            _ => {
-                reread.insert((*key).clone());
-            }
+    // nobody has written since: as its apply answered for a written object, as the plan
+    // saw it for the others. Controllers that write back (status, their own annotations)
+    // move the resourceVersion but not what we own, which the mark remembers too, so
+    // nothing needs reading again.
+    let mut marks = std::mem::take(&mut progress.applied_marks);
+    marks.retain(|key, _| {
+        matches!(
+            progress.actions.get(key).copied(),
+            Some("created" | "configured")
+        )
+    });
+    for (key, mark) in &plan.comparison.live_marks {
+        if !marks.contains_key(key) && plan.desired.get(key).is_some() {
+            marks.insert(key.clone(), mark.clone());
         }
     }
-    versions.extend(
-        plan.comparison
-            .live_versions
-            .iter()
-            .filter(|(key, _)| !written.contains(key) && plan.desired.get(key).is_some())
-            .map(|(key, version)| (key.clone(), version.clone())),
-    );
-    if !reread.is_empty() {
-        versions.extend(
-            cluster
-                .fetch(&reread)
-                .await?
-                .into_iter()
-                .filter_map(|(key, object)| Some((key, resource_version(&object)?.to_string()))),
-        );
-    }
-    progress.versions = versions;
+    progress.marks = marks;
     Ok(())
-}
-
-/// Whether the server serves a status subresource for `key`'s kind: a sign that a
-/// controller writes the object back after it is applied.
-fn has_status(cluster: &LiveCluster, key: &ObjectKey) -> bool {
-    cluster
-        .resolve_kind(&key.group, &key.kind)
-        .is_none_or(|(_, caps)| caps.subresources.iter().any(|(r, _)| r.plural == "status"))
 }
 
 /// Whether `applied` (an apply's answer for an object that did not exist when planned) was
@@ -431,12 +398,13 @@ fn object_results(plan: &SyncPlan, progress: &Progress) -> Vec<ObjectResult> {
                 .to_string(),
             health: progress.health.get(key).map(ToString::to_string),
             message: progress.messages.get(key).cloned(),
-            resource_version: progress.versions.get(key).cloned(),
+            resource_version: progress.marks.get(key).map(|m| m.resource_version.clone()),
             applied_hash: progress
-                .versions
+                .marks
                 .get(key)
                 .and_then(|_| plan.desired.get(key))
                 .map(|o| applied_hash(&o.object)),
+            owned_hash: progress.marks.get(key).and_then(|m| m.owned.clone()),
         })
         .collect();
     results.extend(progress.pruned.iter().map(|key| ObjectResult {
@@ -446,6 +414,7 @@ fn object_results(plan: &SyncPlan, progress: &Progress) -> Vec<ObjectResult> {
         message: None,
         resource_version: None,
         applied_hash: None,
+        owned_hash: None,
     }));
     results
 }

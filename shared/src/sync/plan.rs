@@ -134,7 +134,7 @@ pub async fn plan_with_parent(
     if let Some(set) = &existing {
         set.check_tooling()?;
     }
-    let id = ApplySetId::for_secret(&applyset::parent_name(app), namespace);
+    let id = ApplySetId::for_app(app, namespace);
     for (_, object) in desired.iter_mut() {
         applyset::label_member(object, &id);
     }

@@ -255,6 +255,7 @@ metadata:
             message: None,
             resource_version: None,
             applied_hash: None,
+            owned_hash: None,
         }];
         let recorded = super::objects(&Release::from_record(record)).unwrap();
         assert_eq!(recorded[0].action.as_deref(), Some("pruned"));
