@@ -222,6 +222,7 @@ impl LiveCluster {
         resource: &ApiResource,
         namespace: Option<&str>,
         id: &str,
+        pick: impl Fn(&ObjectKey) -> bool,
     ) -> Option<Vec<(ObjectKey, Value)>> {
         let cache = self.lists.lock().ok()?;
         let members = cache.members.get(&list_key(resource, None))?;
@@ -229,7 +230,7 @@ impl LiveCluster {
             members
                 .objects
                 .iter()
-                .filter(|(key, _)| key.namespace.as_deref() == namespace)
+                .filter(|(key, _)| key.namespace.as_deref() == namespace && pick(key))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })

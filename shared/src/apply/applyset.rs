@@ -439,16 +439,19 @@ pub async fn list_members(
     cluster: &LiveCluster,
     set: &ApplySet,
 ) -> Result<BTreeMap<ObjectKey, Value>, ApplySetError> {
-    list_members_where(cluster, set, |_, _| true).await
+    list_members_where(cluster, set, |_, _| true, |_| true).await
 }
 
 /// [`list_members`] in the group-kinds and namespaces `wanted(group_kind, namespace)`
 /// accepts (namespace None for a cluster-scoped kind): a caller can look where nothing
 /// else lists while a comparison lists the rest, then read those from the shared LISTs.
+/// Only members whose key `pick` accepts are returned (a plan wants the stale ones, not
+/// copies of every object it is about to compare).
 pub async fn list_members_where(
     cluster: &LiveCluster,
     set: &ApplySet,
     wanted: impl Fn(&str, Option<&str>) -> bool,
+    pick: impl Fn(&ObjectKey) -> bool,
 ) -> Result<BTreeMap<ObjectKey, Value>, ApplySetError> {
     let params = ListParams::default().labels(&format!("{PART_OF_LABEL}={}", set.id));
     let namespaces = set.member_namespaces();
@@ -473,15 +476,18 @@ pub async fn list_members_where(
         }
     }
     let params = &params;
+    let pick = &pick;
     let found = stream::iter(lists)
         .map(|(group_kind, resource, namespace)| async move {
-            if let Some(members) = cluster.listed_members(&resource, namespace, set.id.as_str()) {
+            if let Some(members) =
+                cluster.listed_members(&resource, namespace, set.id.as_str(), pick)
+            {
                 return Ok(members);
             }
             if let Some(listed) = cluster.listed(&resource, namespace) {
                 return Ok(listed
                     .iter()
-                    .filter(|(_, object)| is_member(object, &set.id))
+                    .filter(|(key, object)| pick(key) && is_member(object, &set.id))
                     .cloned()
                     .collect());
             }
@@ -505,7 +511,7 @@ pub async fn list_members_where(
     Ok(found
         .into_iter()
         .flatten()
-        .filter(|(_, object)| is_member(object, &set.id))
+        .filter(|(key, object)| pick(key) && is_member(object, &set.id))
         .collect())
 }
 

@@ -153,11 +153,15 @@ pub async fn plan_with_parent(
     };
     let normalise = NormaliseOptions::default();
     let comparing = against_cluster_with(cluster, &desired, &normalise, known, missing);
+    // Only members the revision no longer has are wanted: the others are compared anyway.
+    let not_desired = |key: &ObjectKey| desired.get(key).is_none();
     let elsewhere = async {
         match &existing {
-            Some(set) => applyset::list_members_where(cluster, set, |gk, ns| !covered(gk, ns))
-                .await
-                .map(Some),
+            Some(set) => {
+                applyset::list_members_where(cluster, set, |gk, ns| !covered(gk, ns), not_desired)
+                    .await
+                    .map(Some)
+            }
             None => Ok(None),
         }
     };
@@ -166,7 +170,7 @@ pub async fn plan_with_parent(
     let comparison = comparison?;
     let stale = match (&existing, elsewhere?) {
         (Some(set), Some(mut members)) => {
-            members.extend(applyset::list_members_where(cluster, set, covered).await?);
+            members.extend(applyset::list_members_where(cluster, set, covered, not_desired).await?);
             let keep: BTreeSet<ObjectKey> = desired.keys().cloned().collect();
             let stale: BTreeSet<ObjectKey> = prune::stale(&members, &keep).into_iter().collect();
             members

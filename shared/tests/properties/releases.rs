@@ -98,6 +98,7 @@ fn object_result() -> impl Strategy<Value = ObjectResult> {
         (
             prop::option::of(tricky_string()),
             prop::option::of("[0-9a-f]{64}"),
+            prop::option::of("[0-9a-f]{32}"),
         ),
     )
         .prop_map(
@@ -105,7 +106,7 @@ fn object_result() -> impl Strategy<Value = ObjectResult> {
                 (group, kind, namespace, name),
                 action,
                 (health, message),
-                (resource_version, applied_hash),
+                (resource_version, applied_hash, owned_hash),
             )| ObjectResult {
                 key: ObjectKey {
                     group,
@@ -118,6 +119,7 @@ fn object_result() -> impl Strategy<Value = ObjectResult> {
                 message,
                 resource_version,
                 applied_hash,
+                owned_hash,
             },
         )
 }
