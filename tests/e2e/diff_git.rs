@@ -675,8 +675,14 @@ struct Request {
 
 /// Our requests since `offset` that concern `namespaces`: objects in them, and the
 /// Namespace objects themselves (other tests run at the same time, so requests about
-/// other namespaces, and discovery, are left out).
-fn requests_about(cluster: &TestCluster, offset: u64, namespaces: &[&str]) -> Vec<Request> {
+/// other namespaces, and discovery, are left out). Requests across all namespaces are kept
+/// when they select the members of ApplySet `members_of`, with namespace `*`.
+fn requests_about(
+    cluster: &TestCluster,
+    offset: u64,
+    namespaces: &[&str],
+    members_of: Option<&str>,
+) -> Vec<Request> {
     let field = |event: &serde_json::Value, name: &str| {
         event["objectRef"][name]
             .as_str()
@@ -697,6 +703,19 @@ fn requests_about(cluster: &TestCluster, offset: u64, namespaces: &[&str]) -> Ve
                 namespace: field(event, "namespace"),
                 name: field(event, "name"),
             };
+            let everywhere = request.namespace.is_empty()
+                && request.resource != "namespaces"
+                && members_of.is_some_and(|id| {
+                    event["requestURI"]
+                        .as_str()
+                        .is_some_and(|uri| uri.contains(id))
+                });
+            if everywhere {
+                return Some(Request {
+                    namespace: "*".into(),
+                    ..request
+                });
+            }
             let about = namespaces.contains(&request.namespace.as_str())
                 || request.resource == "namespaces" && namespaces.contains(&request.name.as_str());
             about.then_some(request)
@@ -760,15 +779,16 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
             .unwrap()
     };
     let namespaces = [n, other];
+    let id = gitops::apply::applyset::ApplySetId::for_app("fast", n).to_string();
     let offset = cluster.audit_offset();
     assert_exit(
         &sync(&["HEAD", "app", "--app", "fast", "-n", n, "--wait=false"]),
         0,
     );
-    // A first sync only creates: nothing is dry-run. Afterwards the ConfigMaps keep the
-    // resourceVersion their apply answered with (no controller writes them back); the
-    // Service, a kind with a status subresource, is listed again for its final one.
-    let requests = requests_about(cluster, offset, &namespaces);
+    // A first sync only creates: nothing is dry-run. Its objects are not members yet, so
+    // each kind and namespace is listed; once applied, every object keeps what its apply
+    // answered (nothing is listed again, not even the Service a controller may write).
+    let requests = requests_about(cluster, offset, &namespaces, Some(id.as_str()));
     assert!(
         !requests.iter().any(|r| r.verb == "patch(dry-run)"),
         "{requests:#?}"
@@ -779,9 +799,11 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
             .filter(|(what, _)| what.starts_with("configmaps") || what.starts_with("services"))
             .collect::<Vec<_>>(),
         [
+            (format!("configmaps *"), 1),
             (format!("configmaps {n}"), 1),
             (format!("configmaps {other}"), 1),
-            (format!("services {other}"), 2),
+            (format!("services *"), 1),
+            (format!("services {other}"), 1),
         ],
         "{requests:#?}"
     );
@@ -793,25 +815,22 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
             .collect()
     };
 
-    // Nothing changed: no dry-run, one LIST per kind and namespace, shared by the
-    // comparison and the ApplySet member lookup; no GET of any member, nor of a namespace
-    // that holds members; the ApplySet parent read once.
+    // Nothing changed: no dry-run, one LIST per kind across all namespaces (the app's
+    // members, label-selected), shared by the comparison and the ApplySet member lookup;
+    // no LIST per namespace, no GET of any member, nor of a namespace that holds members;
+    // the ApplySet parent read once.
     let offset = cluster.audit_offset();
     let out = diff_git(cluster, &repo, &["HEAD", "app", "--app", "fast", "-n", n]);
     assert_exit(&out, 0);
-    let requests = requests_about(cluster, offset, &namespaces);
+    let requests = requests_about(cluster, offset, &namespaces, Some(id.as_str()));
     assert_eq!(dry_runs(&requests), Vec::<String>::new(), "{requests:#?}");
     assert_eq!(
         counted(&requests, "list"),
         [
-            (format!("configmaps {n}"), 1),
-            (format!("configmaps {other}"), 1),
+            (format!("configmaps *"), 1),
             // The release records (label-selected).
             (format!("secrets {n}"), 1),
-            // Members are looked for in every namespace of the set; where the revision has
-            // no Service, a label-selected LIST.
-            (format!("services {n}"), 1),
-            (format!("services {other}"), 1),
+            (format!("services *"), 1),
         ],
         "{requests:#?}"
     );
@@ -832,6 +851,30 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
             && !r.verb.starts_with("create")
             && !r.verb.starts_with("update")),
         "a diff writes nothing: {requests:#?}"
+    );
+
+    // Someone writes a field the app does not apply (an annotation of their own), as
+    // controllers write status: the object's resourceVersion moves, but nothing the app
+    // owns, so it is still known unchanged without a dry-run.
+    cluster.kubectl_ok(&[
+        "annotate",
+        "configmap/cm1",
+        "-n",
+        n,
+        "example.com/note=hello",
+    ]);
+    let offset = cluster.audit_offset();
+    let out = diff_git(cluster, &repo, &["HEAD", "app", "--app", "fast", "-n", n]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        dry_runs(&requests_about(
+            cluster,
+            offset,
+            &namespaces,
+            Some(id.as_str())
+        )),
+        Vec::<String>::new(),
+        "a write to fields the app does not own needs no dry-run"
     );
 
     // Someone edits one of them: it is dry-run (and its change shown), the others are not.
@@ -859,7 +902,12 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
     // Only the edited object: dry-run, and again with force, since kubectl-patch owns the
     // field now (the conflict warning).
     assert_eq!(
-        dry_runs(&requests_about(cluster, offset, &namespaces)),
+        dry_runs(&requests_about(
+            cluster,
+            offset,
+            &namespaces,
+            Some(id.as_str())
+        )),
         [
             format!("configmaps {other}/other1"),
             format!("configmaps {other}/other1")
@@ -883,7 +931,7 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
         "{}",
         describe(&out)
     );
-    let requests = requests_about(cluster, offset, &namespaces);
+    let requests = requests_about(cluster, offset, &namespaces, Some(id.as_str()));
     assert!(
         counted(&requests, "list").iter().all(|(_, c)| *c == 1),
         "{requests:#?}"
@@ -910,7 +958,7 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
         &sync(&["HEAD", "app", "--app", "fast", "-n", n, "--wait=false"]),
         0,
     );
-    let requests = requests_about(cluster, offset, &namespaces);
+    let requests = requests_about(cluster, offset, &namespaces, Some(id.as_str()));
     let member_writes: Vec<&Request> = requests
         .iter()
         .filter(|r| r.verb.starts_with("patch") && r.resource == "configmaps")
@@ -965,10 +1013,7 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
             .into_iter()
             .filter(|(what, _)| what.starts_with("configmaps"))
             .collect::<Vec<_>>(),
-        [
-            (format!("configmaps {n}"), 1),
-            (format!("configmaps {other}"), 1)
-        ],
+        [(format!("configmaps *"), 1)],
         "{requests:#?}"
     );
     // And the next diff after it is still the fast one.
@@ -978,7 +1023,12 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
         0,
     );
     assert_eq!(
-        dry_runs(&requests_about(cluster, offset, &namespaces)),
+        dry_runs(&requests_about(
+            cluster,
+            offset,
+            &namespaces,
+            Some(id.as_str())
+        )),
         Vec::<String>::new()
     );
 }
