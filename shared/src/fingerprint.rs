@@ -58,13 +58,53 @@ fn our_entry(object: &Value) -> Option<&Value> {
 pub fn owned_hash(object: &Value) -> Option<String> {
     let uid = object.pointer("/metadata/uid")?.as_str()?;
     let entry = our_entry(object)?;
+    let text = |name: &str| entry.get(name).and_then(Value::as_str).unwrap_or_default();
+    // Field by field, keys sorted: an apply's answer and a LIST item may write the same
+    // entry with its keys in another order or its time in another form.
+    let time = text("time")
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.as_second().to_string())
+        .unwrap_or_else(|_| text("time").to_string());
     let mut hasher = Sha256::new();
-    hasher.update(uid.as_bytes());
-    hasher.update([0]);
-    // The server writes an entry's keys in one fixed order, in LIST and apply answers
-    // alike, so the same entry gives the same bytes.
-    hasher.update(serde_json::to_vec(entry).unwrap_or_default());
+    for part in [uid, text("apiVersion"), &time, text("fieldsType")] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    let mut fields = String::new();
+    canonical(entry.get("fieldsV1").unwrap_or(&Value::Null), &mut fields);
+    hasher.update(fields.as_bytes());
     Some(hex(&hasher.finalize()))
+}
+
+/// `value` as JSON with every object's keys sorted.
+fn canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(key.as_str()).to_string());
+                out.push(':');
+                canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }
 
 fn hex(digest: &[u8]) -> String {
@@ -279,6 +319,26 @@ mod tests {
                 &[]
             )
         ));
+    }
+
+    #[test]
+    fn the_owned_hash_does_not_depend_on_how_the_entry_is_written() {
+        // As a LIST item has it, and as an apply's answer decoded and written out again.
+        let listed = json!({"metadata": {"uid": "u", "managedFields": [
+            {"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": "v1",
+             "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:metadata": {"f:labels": {"f:a": {}}}, "f:data": {"f:k": {}}}}
+        ]}});
+        let answered = json!({"metadata": {"managedFields": [
+            {"apiVersion": "v1", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:a": {}}}},
+             "manager": FIELD_MANAGER, "operation": "Apply", "time": "2026-01-01T00:00:00.000Z"}
+        ], "uid": "u"}});
+        assert!(owned_hash(&listed).is_some());
+        assert_eq!(owned_hash(&listed), owned_hash(&answered));
+        let mut other_fields = listed.clone();
+        other_fields["metadata"]["managedFields"][0]["fieldsV1"] = json!({"f:data": {}});
+        assert_ne!(owned_hash(&listed), owned_hash(&other_fields));
     }
 
     #[test]
