@@ -799,10 +799,10 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
             .filter(|(what, _)| what.starts_with("configmaps") || what.starts_with("services"))
             .collect::<Vec<_>>(),
         [
-            (format!("configmaps *"), 1),
+            ("configmaps *".to_string(), 1),
             (format!("configmaps {n}"), 1),
             (format!("configmaps {other}"), 1),
-            (format!("services *"), 1),
+            ("services *".to_string(), 1),
             (format!("services {other}"), 1),
         ],
         "{requests:#?}"
@@ -827,10 +827,10 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
     assert_eq!(
         counted(&requests, "list"),
         [
-            (format!("configmaps *"), 1),
+            ("configmaps *".to_string(), 1),
             // The release records (label-selected).
             (format!("secrets {n}"), 1),
-            (format!("services *"), 1),
+            ("services *".to_string(), 1),
         ],
         "{requests:#?}"
     );
@@ -1013,7 +1013,7 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
             .into_iter()
             .filter(|(what, _)| what.starts_with("configmaps"))
             .collect::<Vec<_>>(),
-        [(format!("configmaps *"), 1)],
+        [("configmaps *".to_string(), 1)],
         "{requests:#?}"
     );
     // And the next diff after it is still the fast one.
