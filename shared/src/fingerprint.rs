@@ -111,6 +111,17 @@ fn hex(digest: &[u8]) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether every top-level field `desired` sets is one the server keeps in `live`. A
+/// write-only field (a Secret's `stringData`, which the server folds into `data`) is owned
+/// by us in `managedFields`, but another writer's change to what it became (`data`) is not
+/// a change to it: for such an object only an unchanged resourceVersion proves anything.
+fn stores_what_it_applied(desired: &Value, live: &Value) -> bool {
+    let (Some(desired), Some(live)) = (desired.as_object(), live.as_object()) else {
+        return false;
+    };
+    desired.keys().all(|field| live.contains_key(field))
+}
+
 /// Where a live object stands, as a release remembers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveMark {
@@ -181,11 +192,14 @@ impl Fingerprints {
         };
         let untouched = match resource_version(live) {
             Some(version) if version == remembered.mark.resource_version => true,
-            Some(_) => remembered
-                .mark
-                .owned
-                .as_ref()
-                .is_some_and(|owned| owned_hash(live).as_ref() == Some(owned)),
+            Some(_) => {
+                remembered
+                    .mark
+                    .owned
+                    .as_ref()
+                    .is_some_and(|owned| owned_hash(live).as_ref() == Some(owned))
+                    && stores_what_it_applied(desired, live)
+            }
             None => false,
         };
         untouched && remembered.applied == applied_hash(desired)
@@ -319,6 +333,41 @@ mod tests {
                 &[]
             )
         ));
+    }
+
+    #[test]
+    fn a_secret_applied_with_string_data_is_proven_by_its_version_alone() {
+        let desired = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"}, "stringData": {"token": "a"}});
+        let key = ObjectKey::from_object(&desired).expect("key");
+        let ours = entry(
+            FIELD_MANAGER,
+            "Apply",
+            "2026-01-01T00:00:00Z",
+            json!({"f:stringData": {"f:token": {}}}),
+        );
+        let secret = |version: &str, others: &[Value]| {
+            let mut entries = vec![ours.clone()];
+            entries.extend(others.iter().cloned());
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {
+                "name": "s", "namespace": "ns", "uid": "u1", "resourceVersion": version,
+                "managedFields": entries}, "data": {"token": "YQ=="}})
+        };
+        let known = Fingerprints::from_record(&record_owning(
+            &key,
+            &applied_hash(&desired),
+            "10",
+            owned_hash(&secret("10", &[])),
+        ));
+        assert!(known.unchanged(&key, &desired, &secret("10", &[])));
+        // `kubectl patch -p '{"stringData":{"token":"edited"}}'` changes data, which
+        // nobody's entry of ours names: our entry is as it was, yet the value is not.
+        let patch = entry(
+            "kubectl-patch",
+            "Update",
+            "2026-01-01T00:00:09Z",
+            json!({"f:data": {"f:token": {}}}),
+        );
+        assert!(!known.unchanged(&key, &desired, &secret("11", &[patch])));
     }
 
     #[test]
