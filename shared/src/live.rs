@@ -265,6 +265,27 @@ impl LiveCluster {
             .await;
     }
 
+    /// Whether every one of `names` (of one kind, in one namespace) is in that kind's
+    /// member LIST.
+    fn members_include(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+        names: &BTreeSet<String>,
+    ) -> bool {
+        let Ok(cache) = self.lists.lock() else {
+            return false;
+        };
+        let Some(members) = cache.members.get(&list_key(resource, None)) else {
+            return false;
+        };
+        let mut key = key.clone();
+        names.iter().all(|name| {
+            key.name.clone_from(name);
+            members.objects.contains_key(&key)
+        })
+    }
+
     /// The live objects of `names` (of one kind, in one namespace) from that kind's
     /// member LIST, if every one of them was found there.
     fn members_named(
@@ -490,7 +511,7 @@ impl LiveCluster {
                     namespace: namespace.map(str::to_string),
                     name: String::new(),
                 };
-                if self.members_named(&resource, &first, &names).is_some() {
+                if self.members_include(&resource, &first, &names) {
                     return None;
                 }
                 Some(async move {

@@ -11,6 +11,7 @@
 //!   knows is treated as namespaced, the common case for custom resources whose CRD is
 //!   installed by someone else.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -19,10 +20,9 @@ use serde_json::Value;
 use crate::render::{Manifest, Origin};
 
 /// The identity of an object in a cluster. The API version is not part of it: one object
-/// is served under several versions of its group.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+/// is served under several versions of its group. Ordered by group, kind, namespace
+/// (cluster-scoped first), name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ObjectKey {
     /// API group, `""` for the core group.
     pub group: String,
@@ -30,6 +30,47 @@ pub struct ObjectKey {
     /// `None` for cluster-scoped objects.
     pub namespace: Option<String>,
     pub name: String,
+}
+
+impl Ord for ObjectKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        bytes_cmp(&self.group, &other.group)
+            .then_with(|| bytes_cmp(&self.kind, &other.kind))
+            .then_with(|| match (&self.namespace, &other.namespace) {
+                (Some(a), Some(b)) => bytes_cmp(a, b),
+                (a, b) => a.is_some().cmp(&b.is_some()),
+            })
+            .then_with(|| bytes_cmp(&self.name, &other.name))
+    }
+}
+
+impl PartialOrd for ObjectKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// `a.cmp(b)`, eight bytes at a time. Keys are compared in every map a plan keeps (tens
+/// of thousands of times for a thousand objects); they are short and share long
+/// prefixes, where a call to `memcmp` per field cost a fifth of a no-op sync's CPU.
+#[inline]
+fn bytes_cmp(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut left = a.chunks_exact(8);
+    let mut right = b.chunks_exact(8);
+    for (x, y) in left.by_ref().zip(right.by_ref()) {
+        let word = |chunk: &[u8]| {
+            chunk
+                .iter()
+                .fold(0u64, |word, byte| (word << 8) | u64::from(*byte))
+        };
+        let (x, y) = (word(x), word(y));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    let done = a.len().min(b.len()) / 8 * 8;
+    a[done..].iter().cmp(b[done..].iter())
 }
 
 impl ObjectKey {
@@ -383,6 +424,58 @@ impl<'a> IntoIterator for &'a DesiredSet {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn keys_order_as_their_fields_do() {
+        let words = [
+            "",
+            "a",
+            "apps",
+            "ConfigMap",
+            "Deployment",
+            "configmap-00012",
+            "configmap-00013",
+            "configmap-0001",
+            "configmap-000120",
+            "ns-1",
+            "ns-10",
+            "ns-2",
+            "zz\u{e9}",
+            "z\u{ff}",
+            "abcdefgh",
+            "abcdefgi",
+            "abcdefghi",
+            "abcdefg",
+        ];
+        let mut keys = Vec::new();
+        for group in ["", "apps"] {
+            for kind in &words[..6] {
+                for namespace in [None, Some("ns-1"), Some("ns-10"), Some("abcdefghi")] {
+                    for name in words {
+                        keys.push(ObjectKey {
+                            group: group.into(),
+                            kind: (*kind).into(),
+                            namespace: namespace.map(String::from),
+                            name: name.into(),
+                        });
+                    }
+                }
+            }
+        }
+        let fields = |k: &ObjectKey| {
+            (
+                k.group.clone(),
+                k.kind.clone(),
+                k.namespace.clone(),
+                k.name.clone(),
+            )
+        };
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(a.cmp(b), fields(a).cmp(&fields(b)), "{a} vs {b}");
+            }
+        }
+    }
 
     fn manifest(file: &str, line: usize, object: Value) -> Manifest {
         let origin = Origin {
