@@ -32,17 +32,47 @@ pub(super) fn objects_dir(repo: &git2::Repository) -> PathBuf {
 }
 
 /// Checks the loose objects under `objects` that libgit2 may read on its own: every one
-/// except blobs larger than [`EAGER_BYTES`].
+/// except blobs larger than [`EAGER_BYTES`]. The fan-out directories are shared among a
+/// few threads: a freshly committed repository can hold thousands of loose objects, and
+/// this runs before anything else can start. Of several corrupt objects, the one with
+/// the lowest id is reported.
 pub(super) fn check_loose_objects(objects: &Path) -> Result<(), Corrupt> {
     let Ok(dirs) = fs::read_dir(objects) else {
         return Ok(());
     };
-    for dir in dirs.flatten() {
-        let name = dir.file_name();
-        let Some(prefix) = name.to_str().filter(|n| is_hex(n, 2)) else {
-            continue; // pack/, info/, temporary files
-        };
-        let Ok(files) = fs::read_dir(dir.path()) else {
+    let dirs: Vec<(String, PathBuf)> = dirs
+        .flatten()
+        .filter_map(|dir| {
+            let name = dir.file_name();
+            // Not pack/, info/ or temporary files.
+            let prefix = name.to_str().filter(|n| is_hex(n, 2))?.to_string();
+            Some((prefix, dir.path()))
+        })
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let share = dirs.len().div_ceil(threads).max(1);
+    let found: Vec<Corrupt> = std::thread::scope(|scope| {
+        let workers: Vec<_> = dirs
+            .chunks(share)
+            .map(|part| scope.spawn(move || check_dirs(part)))
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|worker| worker.join().ok().and_then(Result::err))
+            .collect()
+    });
+    match found.into_iter().min_by(|a, b| a.id.cmp(&b.id)) {
+        Some(corrupt) => Err(corrupt),
+        None => Ok(()),
+    }
+}
+
+/// [`check_loose_objects`] for some fan-out directories (`prefix`, path).
+fn check_dirs(dirs: &[(String, PathBuf)]) -> Result<(), Corrupt> {
+    for (prefix, dir) in dirs {
+        let Ok(files) = fs::read_dir(dir) else {
             continue;
         };
         for file in files.flatten() {
