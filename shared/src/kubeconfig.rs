@@ -20,7 +20,7 @@ use crate::retry::RequestLog;
 pub const USER_AGENT: &str = concat!("kubectl-gitops/v", env!("CARGO_PKG_VERSION"));
 
 /// What the user asked for on the command line (kubectl's connection flags).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectOptions {
     /// `--kubeconfig`: one file, used alone.
     pub kubeconfig: Option<PathBuf>,

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use gitops::kubeconfig::{ConnectOptions, Connection, Environment, KubeconfigError, connect};
-use gitops::live::LiveCluster;
+use gitops::live::{LiveCluster, LiveError};
 use gitops::retry::RequestLog;
 
 /// kubectl's connection flags, with kubectl's names and meanings.
@@ -106,13 +106,93 @@ pub async fn discover_while<T>(
     connection: &Connection,
     meanwhile: impl FnOnce(&str) -> T,
 ) -> anyhow::Result<(LiveCluster, T)> {
-    let discovering = tokio::spawn({
-        let connection = connection.clone();
-        async move { LiveCluster::connect(&connection).await }
-    });
+    discovered_while(connection, discover(connection), meanwhile).await
+}
+
+/// A discovery of `connection`'s cluster, on another task.
+fn discover(connection: &Connection) -> Discovering {
+    let connection = connection.clone();
+    tokio::spawn(async move { LiveCluster::connect(&connection).await })
+}
+
+type Discovering = tokio::task::JoinHandle<Result<LiveCluster, LiveError>>;
+
+/// [`discover_while`] for a discovery already under way.
+async fn discovered_while<T>(
+    connection: &Connection,
+    discovering: Discovering,
+    meanwhile: impl FnOnce(&str) -> T,
+) -> anyhow::Result<(LiveCluster, T)> {
     let value = meanwhile(&connection.namespace);
     let cluster = discovering
         .await
         .map_err(|stopped| anyhow::anyhow!("API discovery stopped: {stopped}"))??;
     Ok((cluster, value))
+}
+
+/// The cluster the flags name, connected and being discovered while a plugin reads the
+/// revision, which may still send the app elsewhere (an app list's context, namespace or
+/// timeout): [`EarlyDiscovery::discover_while`] uses it only for the very same
+/// connection, and starts afresh otherwise.
+pub struct EarlyDiscovery {
+    options: ConnectOptions,
+    retry_budget: Option<std::time::Duration>,
+    connection: Connection,
+    discovering: Discovering,
+}
+
+impl EarlyDiscovery {
+    /// Connects as `options` say (requests retried for at most `retry_budget`) and starts
+    /// the discovery. None if that fails: the connection made for real reports why.
+    pub async fn start(
+        args: &ConnectionArgs,
+        options: ConnectOptions,
+        retry_budget: Option<std::time::Duration>,
+    ) -> Option<EarlyDiscovery> {
+        let mut connection = args.connect_to(&options).await.ok()?;
+        if let Some(budget) = retry_budget {
+            connection.retry_budget = budget;
+        }
+        let discovering = discover(&connection);
+        Some(EarlyDiscovery {
+            options,
+            retry_budget,
+            connection,
+            discovering,
+        })
+    }
+
+    /// Stops the discovery: the plugin goes elsewhere.
+    pub fn cancel(self) {
+        self.discovering.abort();
+    }
+
+    /// Connects as `options` say and discovers the cluster while `meanwhile` runs, as
+    /// [`discover_while`] does; the discovery `early` started serves if it was made for
+    /// the same options and retry budget.
+    pub async fn discover_while<T>(
+        early: Option<EarlyDiscovery>,
+        args: &ConnectionArgs,
+        options: &ConnectOptions,
+        retry_budget: Option<std::time::Duration>,
+        meanwhile: impl FnOnce(&str) -> T,
+    ) -> anyhow::Result<(Connection, LiveCluster, T)> {
+        let same = |e: &EarlyDiscovery| e.options == *options && e.retry_budget == retry_budget;
+        let (connection, discovering) = match early {
+            Some(early) if same(&early) => (early.connection, early.discovering),
+            other => {
+                if let Some(unused) = other {
+                    unused.cancel();
+                }
+                let mut connection = args.connect_to(options).await?;
+                if let Some(budget) = retry_budget {
+                    connection.retry_budget = budget;
+                }
+                let discovering = discover(&connection);
+                (connection, discovering)
+            }
+        };
+        let (cluster, value) = discovered_while(&connection, discovering, meanwhile).await?;
+        Ok((connection, cluster, value))
+    }
 }

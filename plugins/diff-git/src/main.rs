@@ -19,7 +19,8 @@ use gitops::render::RenderOptions;
 use gitops::sync::{self, app_name_for_path};
 use gitops_cli::targets::{self, Target};
 use gitops_cli::{
-    AppListArgs, ColorWhen, ConnectionArgs, Outcome, Selection, SourceArgs, diff_view,
+    AppListArgs, ColorWhen, ConnectionArgs, EarlyDiscovery, Outcome, Selection, SourceArgs,
+    diff_view,
 };
 
 /// Show what applying a git revision would change in the cluster, or what changed between
@@ -93,6 +94,19 @@ fn main() -> ExitCode {
 
 /// What the positional arguments asked for.
 async fn run(args: Args) -> Result<Outcome> {
+    // The cluster the flags name is discovered while the revision is read (a range of
+    // revisions needs no cluster at all).
+    let range = args
+        .source
+        .revision
+        .as_deref()
+        .is_some_and(|r| r.contains(".."));
+    let mut early = match args.connection.contexts.len() {
+        0 | 1 if !range && !args.apps.all => {
+            EarlyDiscovery::start(&args.connection, args.connection.options(), None).await
+        }
+        _ => None,
+    };
     let source = args.source.resolve(args.working_tree)?;
     let (tree, range) = match &source.selection {
         Selection::Range(a, b) => {
@@ -135,7 +149,7 @@ async fn run(args: Args) -> Result<Outcome> {
         );
     }
     if let [target] = destinations.as_slice() {
-        let computed = against_cluster_of(&args, &tree, target).await;
+        let computed = against_cluster_of(&args, &tree, target, early.take()).await;
         return match computed {
             Ok((context, namespace, computed)) => report(
                 &args,
@@ -145,10 +159,13 @@ async fn run(args: Args) -> Result<Outcome> {
             Err(error) => Err(error),
         };
     }
+    if let Some(early) = early {
+        early.cancel();
+    }
     let results = futures::future::join_all(
         destinations
             .iter()
-            .map(|target| against_cluster_of(&args, &tree, target)),
+            .map(|target| against_cluster_of(&args, &tree, target, None)),
     )
     .await;
     let sections = destinations
@@ -185,21 +202,22 @@ async fn against_cluster_of(
     args: &Args,
     tree: &LoadedTree,
     target: &Target,
+    early: Option<EarlyDiscovery>,
 ) -> Result<(String, String, Computed)> {
-    let connection = args
-        .connection
-        .connect_to(&target.options(&args.connection))
-        .await?;
+    let snapshot = target.snapshot(&tree.snapshot);
+    let (connection, cluster, rendered) = EarlyDiscovery::discover_while(
+        early,
+        &args.connection,
+        &target.options(&args.connection),
+        None,
+        |namespace| load::rendered(&snapshot, &render_options(args, target, namespace)),
+    )
+    .await?;
     let context = connection
         .context
         .clone()
         .unwrap_or_else(|| "in-cluster".into());
     let namespace = connection.namespace.clone();
-    let snapshot = target.snapshot(&tree.snapshot);
-    let render_options = render_options(args, target, &namespace);
-    let (cluster, rendered) =
-        gitops_cli::discover_while(&connection, |_| load::rendered(&snapshot, &render_options))
-            .await?;
     let (_, desired) = rendered?.keyed(&namespace, &cluster)?;
     let app = &target.app;
     let mut warnings = Vec::new();

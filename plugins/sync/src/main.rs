@@ -24,7 +24,9 @@ use gitops::release::record::ReleaseRecord;
 use gitops::release::store::{ReleaseStore, validate_app_name};
 use gitops::sync::{self, SyncOptions};
 use gitops_cli::diff_view::{self, View};
-use gitops_cli::{AppListArgs, ColorWhen, ConnectionArgs, Outcome, SourceArgs, Target};
+use gitops_cli::{
+    AppListArgs, ColorWhen, ConnectionArgs, EarlyDiscovery, Outcome, SourceArgs, Target,
+};
 
 use crate::job::Job;
 
@@ -110,6 +112,13 @@ pub struct Args {
 /// How long a sync waits for health unless told otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long requests are retried: the sync's timeout (`--timeout`, else the app list's).
+fn retry_budget(args: &Args, spec: Option<&AppSpec>) -> Duration {
+    args.timeout
+        .or(spec.and_then(|s| s.timeout))
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Json,
@@ -137,23 +146,29 @@ impl Session {
         options: &ConnectOptions,
         spec: Option<&AppSpec>,
     ) -> Result<Session> {
-        Ok(Session::connect_while(args, options, spec, |_| ()).await?.0)
+        Ok(Session::connect_while(args, options, spec, None, |_| ())
+            .await?
+            .0)
     }
 
     /// [`Session::connect`], running `meanwhile` with the namespace while the cluster is
-    /// discovered (see [`gitops_cli::discover_while`]).
+    /// discovered (see [`gitops_cli::discover_while`]); `early`'s discovery serves if it
+    /// was started for the same connection.
     async fn connect_while<T>(
         args: &Args,
         options: &ConnectOptions,
         spec: Option<&AppSpec>,
+        early: Option<EarlyDiscovery>,
         meanwhile: impl FnOnce(&str) -> T,
     ) -> Result<(Session, T)> {
-        let mut connection = args.connection.connect_to(options).await?;
-        connection.retry_budget = args
-            .timeout
-            .or(spec.and_then(|s| s.timeout))
-            .unwrap_or(DEFAULT_TIMEOUT);
-        let (cluster, value) = gitops_cli::discover_while(&connection, meanwhile).await?;
+        let (connection, cluster, value) = EarlyDiscovery::discover_while(
+            early,
+            &args.connection,
+            options,
+            Some(retry_budget(args, spec)),
+            meanwhile,
+        )
+        .await?;
         let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
         let session = Session {
             connection,
@@ -181,19 +196,36 @@ async fn run(args: Args) -> Result<Outcome> {
         let job = job::from_release(&args, &session, args.rollback.flatten()).await?;
         return single(&args, &session, job).await;
     }
+    // The cluster the flags name is discovered while the revision is read (unless the
+    // app list sends the app elsewhere, it is the one), and the revision renders while
+    // that discovery finishes.
+    let early = match args.connection.contexts.len() {
+        0 | 1 if !args.apps.all => {
+            EarlyDiscovery::start(
+                &args.connection,
+                args.connection.options(),
+                Some(retry_budget(&args, None)),
+            )
+            .await
+        }
+        _ => None,
+    };
     let source = job::Source::read(&args)?;
     let destinations = source.destinations(&args)?;
     if let [target] = destinations.as_slice() {
-        // The revision renders while the cluster is discovered.
         let (session, rendered) = Session::connect_while(
             &args,
             &target.options(&args.connection),
             target.spec.as_ref(),
+            early,
             |namespace| job::render(&args, &source, target, namespace),
         )
         .await?;
         let job = job::from_rendered(&args, &session, &source, target, rendered?)?;
         return single(&args, &session, job).await;
+    }
+    if let Some(early) = early {
+        early.cancel();
     }
     if !args.yes && !args.dry_run && std::io::stdin().is_terminal() {
         bail!(
