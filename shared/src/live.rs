@@ -72,7 +72,7 @@ struct ListCache {
     depth: usize,
     lists: HashMap<ListKey, Listed>,
     /// By kind (a [`ListKey`] without namespace).
-    members: HashMap<ListKey, Arc<Members>>,
+    members: HashMap<ListKey, Members>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +216,8 @@ impl LiveCluster {
 
     /// The members of ApplySet `id` of `resource`'s kind in `namespace` (None: a
     /// cluster-scoped kind), if the kind's members were listed across all namespaces in
-    /// the open shared-reads scope.
+    /// the open shared-reads scope; those a [`LiveCluster::fetch`] has taken are not among
+    /// them (a plan looks here for the members it does not compare).
     pub fn listed_members(
         &self,
         resource: &ApiResource,
@@ -255,9 +256,7 @@ impl LiveCluster {
                 if let Ok(mut cache) = self.lists.lock()
                     && cache.depth > 0
                 {
-                    cache
-                        .members
-                        .insert(list_key(&resource, None), Arc::new(members));
+                    cache.members.insert(list_key(&resource, None), members);
                 }
             })
             .buffer_unordered(self.concurrency)
@@ -287,24 +286,30 @@ impl LiveCluster {
     }
 
     /// The live objects of `names` (of one kind, in one namespace) from that kind's
-    /// member LIST, if every one of them was found there.
+    /// member LIST, if every one of them was found there. They are taken out of it (a
+    /// fetch hands them on to be compared; a member lookup afterwards wants the others).
     fn members_named(
         &self,
         resource: &ApiResource,
         key: &ObjectKey,
         names: &BTreeSet<String>,
     ) -> Option<Vec<(ObjectKey, Value)>> {
-        let cache = self.lists.lock().ok()?;
-        let members = cache.members.get(&list_key(resource, None))?;
-        names
+        let mut cache = self.lists.lock().ok()?;
+        let members = cache.members.get_mut(&list_key(resource, None))?;
+        let keys: Vec<ObjectKey> = names
             .iter()
-            .map(|name| {
-                let key = ObjectKey {
-                    name: name.clone(),
-                    ..key.clone()
-                };
-                let object = members.objects.get(&key)?.clone();
-                Some((key, object))
+            .map(|name| ObjectKey {
+                name: name.clone(),
+                ..key.clone()
+            })
+            .collect();
+        if !keys.iter().all(|k| members.objects.contains_key(k)) {
+            return None;
+        }
+        keys.into_iter()
+            .map(|k| {
+                let object = members.objects.remove(&k)?;
+                Some((k, object))
             })
             .collect()
     }
