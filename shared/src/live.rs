@@ -436,29 +436,16 @@ impl LiveCluster {
         &self,
         keys: &BTreeSet<ObjectKey>,
     ) -> Result<BTreeMap<ObjectKey, Value>, LiveError> {
-        // Owned names, so the future stays Send (callers may spawn it).
-        let mut batches: BTreeMap<(String, String, Option<String>), BTreeSet<String>> =
-            BTreeMap::new();
-        for key in keys {
-            batches
-                .entry((key.group.clone(), key.kind.clone(), key.namespace.clone()))
-                .or_default()
-                .insert(key.name.clone());
-        }
-        let lists = stream::iter(batches)
-            .filter_map(|((group, kind, namespace), names)| async move {
-                let (resource, _) = self.resolve_kind(&group, &kind)?;
+        let lists = stream::iter(batches(keys))
+            .filter_map(|(first, names)| async move {
+                let (resource, _) = self.resolve_kind(&first.group, &first.kind)?;
                 Some(async move {
-                    let first = ObjectKey {
-                        group,
-                        kind,
-                        namespace: namespace.clone(),
-                        name: String::new(),
-                    };
                     if let Some(found) = self.members_named(&resource, &first, &names) {
                         return Ok(found);
                     }
-                    let listed = self.list_shared(&resource, namespace.as_deref()).await?;
+                    let listed = self
+                        .list_shared(&resource, first.namespace.as_deref())
+                        .await?;
                     Ok::<_, LiveError>(
                         listed
                             .iter()
@@ -488,19 +475,12 @@ impl LiveCluster {
         keys: impl IntoIterator<Item = &ObjectKey>,
         members_of: Option<&str>,
     ) {
-        let mut batches: BTreeMap<(&str, &str, Option<&str>), BTreeSet<String>> = BTreeMap::new();
-        for key in keys {
-            batches
-                .entry((
-                    key.group.as_str(),
-                    key.kind.as_str(),
-                    key.namespace.as_deref(),
-                ))
-                .or_default()
-                .insert(key.name.clone());
-        }
+        let batches = batches(keys);
         if let Some(id) = members_of {
-            let kinds: BTreeSet<(&str, &str)> = batches.keys().map(|(g, k, _)| (*g, *k)).collect();
+            let kinds: BTreeSet<(&str, &str)> = batches
+                .keys()
+                .map(|first| (first.group.as_str(), first.kind.as_str()))
+                .collect();
             let resources = kinds
                 .into_iter()
                 .filter_map(|(group, kind)| Some(self.resolve_kind(group, kind)?.0))
@@ -508,19 +488,15 @@ impl LiveCluster {
             self.list_members_everywhere(id, resources).await;
         }
         stream::iter(batches)
-            .filter_map(|((group, kind, namespace), names)| async move {
-                let (resource, _) = self.resolve_kind(group, kind)?;
-                let first = ObjectKey {
-                    group: group.to_string(),
-                    kind: kind.to_string(),
-                    namespace: namespace.map(str::to_string),
-                    name: String::new(),
-                };
+            .filter_map(|(first, names)| async move {
+                let (resource, _) = self.resolve_kind(&first.group, &first.kind)?;
                 if self.members_include(&resource, &first, &names) {
                     return None;
                 }
                 Some(async move {
-                    let _ = self.list_shared(&resource, namespace).await;
+                    let _ = self
+                        .list_shared(&resource, first.namespace.as_deref())
+                        .await;
                 })
             })
             .buffer_unordered(self.concurrency)
@@ -765,6 +741,23 @@ impl ScopeResolver for LiveCluster {
         self.resolve_kind(group, kind)
             .map(|(_, caps)| caps.scope == Scope::Namespaced)
     }
+}
+
+/// `keys` by kind and namespace (a key with an empty name stands for them), each with
+/// the names wanted there: what one LIST serves. Owned, so a future holding them stays
+/// Send (callers may spawn it).
+fn batches<'a>(
+    keys: impl IntoIterator<Item = &'a ObjectKey>,
+) -> BTreeMap<ObjectKey, BTreeSet<String>> {
+    let mut batches: BTreeMap<ObjectKey, BTreeSet<String>> = BTreeMap::new();
+    for key in keys {
+        let first = ObjectKey {
+            name: String::new(),
+            ..key.clone()
+        };
+        batches.entry(first).or_default().insert(key.name.clone());
+    }
+    batches
 }
 
 fn list_key(resource: &ApiResource, namespace: Option<&str>) -> ListKey {
