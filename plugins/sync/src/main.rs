@@ -445,11 +445,13 @@ async fn sync_locked(
     } = job;
     let namespace = session.connection.namespace.clone();
     // Independent reads at once: the last deployed release (its fingerprints spare
-    // dry-runs), the ApplySet parent, and the LISTs of the objects' kinds the plan reads.
+    // dry-runs), the records' metadata, the ApplySet parent, and the LISTs of the
+    // objects' kinds the plan reads.
     let reads = session.cluster.shared_reads();
     let id = applyset::ApplySetId::for_app(&app, &namespace);
-    let (previous, existing, ()) = futures::join!(
+    let (previous, listed, existing, ()) = futures::join!(
         sync::last_deployed(&session.store, &app),
+        session.store.metadata(&app),
         applyset::read(&session.cluster, &namespace, &app),
         session.cluster.prefetch(desired.keys(), Some(id.as_str()))
     );
@@ -457,6 +459,8 @@ async fn sync_locked(
     let known = previous.as_ref().map(Fingerprints::from_record);
     let mut options = options;
     options.previous = previous;
+    // Listed under the lock: the sync numbers, supersedes and trims from it.
+    options.listed = listed.ok();
     // Without a prompt or a --dry-run nobody reads the preview before it is applied, so a
     // sync that only creates objects need not dry-run them first (it undoes its creations
     // if the server refuses one).
@@ -639,5 +643,6 @@ fn base_options(args: &Args, session: &Session, spec: Option<&AppSpec>) -> SyncO
         commit: None,
         extra: Default::default(),
         previous: None,
+        listed: None,
     }
 }

@@ -138,6 +138,7 @@ async fn heal_locked(
         commit: release.commit.clone(),
         extra: release.extra.clone(),
         previous: Some(release.clone()),
+        listed: None,
     };
     match sync::execute(cluster, &store, &plan, &sync_options, events).await {
         Ok(outcome) => Ok(outcome.record),

@@ -228,6 +228,27 @@ impl RecordMeta {
     fn has_status(&self, status: ReleaseStatus) -> bool {
         self.status.as_deref() == Some(status.to_string().as_str())
     }
+
+    /// What a listing would say of `record` right after this process wrote it; its uid
+    /// and resourceVersion are not known (a delete of it would be unconditional, but trim
+    /// never deletes the newest record).
+    pub fn written(record: &ReleaseRecord) -> RecordMeta {
+        RecordMeta {
+            revision: record.revision,
+            name: secret_name(&record.app, record.revision),
+            status: Some(record.status.to_string()),
+            created: Some(record.started),
+            uid: None,
+            resource_version: None,
+        }
+    }
+
+    /// This record was rewritten with `status`.
+    pub fn rewritten(&mut self, status: ReleaseStatus) {
+        self.status = Some(status.to_string());
+        // A later delete is conditional on the uid alone.
+        self.resource_version = None;
+    }
 }
 
 /// The revision in a record Secret's name (`<app>.r<N>`), else in its label.
@@ -584,9 +605,7 @@ impl ReleaseStore {
             if let Some(mut record) = record.filter(|r| r.status == ReleaseStatus::Deployed) {
                 record.status = ReleaseStatus::Superseded;
                 self.update(&record).await?;
-                meta.status = Some(ReleaseStatus::Superseded.to_string());
-                // Rewritten just now: a later delete is conditional on the uid alone.
-                meta.resource_version = None;
+                meta.rewritten(ReleaseStatus::Superseded);
             }
         }
         Ok(())

@@ -16,7 +16,7 @@ use crate::fingerprint::{LiveMark, applied_hash};
 use crate::live::{FIELD_MANAGER, LiveCluster};
 use crate::objects::ObjectKey;
 use crate::release::record::{Counts, ObjectResult, ReleaseRecord, ReleaseStatus};
-use crate::release::store::ReleaseStore;
+use crate::release::store::{RecordMeta, ReleaseStore};
 
 /// How long a CRD applied in this sync may take to become Established.
 const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -46,9 +46,16 @@ pub async fn execute(
     events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
 ) -> Result<SyncOutcome, SyncError> {
     // A record left pending by a sync that died is failed now (we hold the app's lock).
-    // One listing of the records (metadata only) serves that and the new record's number.
-    let listed = store.metadata(&plan.app).await?;
-    store.fail_pending_listed(&plan.app, &listed).await?;
+    // One listing of the records (metadata only; the caller's if it made one under the
+    // lock) serves that, the new record's number, and superseding and trimming at the end.
+    let mut listed = match &options.listed {
+        Some(listed) => listed.clone(),
+        None => store.metadata(&plan.app).await?,
+    };
+    let failed = store.fail_pending_listed(&plan.app, &listed).await?;
+    for meta in listed.iter_mut().filter(|m| failed.contains(&m.revision)) {
+        meta.rewritten(ReleaseStatus::Failed);
+    }
     let mut pending = ReleaseRecord::start(
         &plan.app,
         &plan.namespace,
@@ -110,9 +117,10 @@ pub async fn execute(
         });
     }
     result?;
-    // The records once more (this sync's is among them now): the previous deployed one
-    // is superseded without reading it again, then the oldest are trimmed.
-    let mut listed = store.metadata(&plan.app).await?;
+    // The records now: this sync's, then those listed before it (nobody else writes them
+    // while we hold the lock). The previous deployed one is superseded without reading it
+    // again, then the oldest are trimmed.
+    listed.insert(0, RecordMeta::written(&record));
     store
         .supersede_listed(
             &plan.app,

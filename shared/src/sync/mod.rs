@@ -18,7 +18,7 @@ use crate::compare::{CompareError, Conflict};
 use crate::live::LiveError;
 use crate::objects::{BuiltinScopes, DesiredSet, ObjectKey, ObjectsError};
 use crate::release::record::{Operation, ReleaseRecord};
-use crate::release::store::StoreError;
+use crate::release::store::{RecordMeta, StoreError};
 use crate::render::{RenderError, parse_documents};
 use crate::source::CommitInfo;
 
@@ -42,6 +42,9 @@ pub struct SyncOptions {
     /// The deployed release this sync follows, if the caller has read it (for its
     /// fingerprints): superseded at the end without reading it again.
     pub previous: Option<ReleaseRecord>,
+    /// The app's records by metadata, if the caller listed them while holding the app's
+    /// lock: not listed again.
+    pub listed: Option<Vec<RecordMeta>>,
 }
 
 /// A finished sync.
