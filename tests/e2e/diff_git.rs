@@ -814,6 +814,14 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
             .map(|r| format!("{} {}/{}", r.resource, r.namespace, r.name))
             .collect()
     };
+    let dry_runs_since = |offset: u64| {
+        dry_runs(&requests_about(
+            cluster,
+            offset,
+            &namespaces,
+            Some(id.as_str()),
+        ))
+    };
 
     // Nothing changed: no dry-run, one LIST per kind across all namespaces (the app's
     // members, label-selected), shared by the comparison and the ApplySet member lookup;
@@ -867,12 +875,7 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
     let out = diff_git(cluster, &repo, &["HEAD", "app", "--app", "fast", "-n", n]);
     assert_exit(&out, 0);
     assert_eq!(
-        dry_runs(&requests_about(
-            cluster,
-            offset,
-            &namespaces,
-            Some(id.as_str())
-        )),
+        dry_runs_since(offset),
         Vec::<String>::new(),
         "a write to fields the app does not own needs no dry-run"
     );
@@ -902,12 +905,7 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
     // Only the edited object: dry-run, and again with force, since kubectl-patch owns the
     // field now (the conflict warning).
     assert_eq!(
-        dry_runs(&requests_about(
-            cluster,
-            offset,
-            &namespaces,
-            Some(id.as_str())
-        )),
+        dry_runs_since(offset),
         [
             format!("configmaps {other}/other1"),
             format!("configmaps {other}/other1")
@@ -1023,13 +1021,5 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
         &diff_git(cluster, &repo, &["HEAD", "app", "--app", "fast", "-n", n]),
         0,
     );
-    assert_eq!(
-        dry_runs(&requests_about(
-            cluster,
-            offset,
-            &namespaces,
-            Some(id.as_str())
-        )),
-        Vec::<String>::new()
-    );
+    assert_eq!(dry_runs_since(offset), Vec::<String>::new());
 }
