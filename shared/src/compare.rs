@@ -173,6 +173,11 @@ pub async fn against_cluster_with(
             normalised(object.object.clone(), normalise),
         );
     }
+    // Where each live object stands: what proves it unchanged, and what a sync records.
+    let live_marks: BTreeMap<ObjectKey, LiveMark> = live
+        .iter()
+        .filter_map(|(key, object)| Some((key.clone(), LiveMark::of(object)?)))
+        .collect();
     // What cannot be dry-run yet (new namespace) is shown from its manifest; what the last
     // release proves unchanged is shown as it is live; everything else is dry-run.
     let mut to_dry_run: Vec<&DesiredObject> = Vec::new();
@@ -189,8 +194,9 @@ pub async fn against_cluster_with(
                 object.key.clone(),
                 normalised(object.object.clone(), normalise),
             );
-        } else if let (Some(fingerprints), Some(current)) = (known_unchanged, current)
-            && fingerprints.unchanged(&object.key, &object.object, current)
+        } else if let (Some(fingerprints), Some(current), Some(mark)) =
+            (known_unchanged, current, live_marks.get(&object.key))
+            && fingerprints.unchanged_at(&object.key, &object.object, current, mark)
         {
             proven.push(&object.key);
         } else {
@@ -200,10 +206,6 @@ pub async fn against_cluster_with(
 
     // The live objects are normalised once: the before side, and the after side of those
     // proven unchanged.
-    let live_marks = live
-        .iter()
-        .filter_map(|(key, object)| Some((key.clone(), LiveMark::of(object)?)))
-        .collect();
     let before: BTreeMap<ObjectKey, Value> = live
         .into_iter()
         .map(|(key, value)| (key, normalised(value, normalise)))

@@ -187,21 +187,24 @@ impl Fingerprints {
     /// wants what the release applied, and since then nobody wrote the object, or at least
     /// no field of it that we own.
     pub fn unchanged(&self, key: &ObjectKey, desired: &Value, live: &Value) -> bool {
+        LiveMark::of(live).is_some_and(|mark| self.unchanged_at(key, desired, live, &mark))
+    }
+
+    /// [`Fingerprints::unchanged`] for a caller that has `live`'s mark already.
+    pub fn unchanged_at(
+        &self,
+        key: &ObjectKey,
+        desired: &Value,
+        live: &Value,
+        mark: &LiveMark,
+    ) -> bool {
         let Some(remembered) = self.by_key.get(key) else {
             return false;
         };
-        let untouched = match resource_version(live) {
-            Some(version) if version == remembered.mark.resource_version => true,
-            Some(_) => {
-                remembered
-                    .mark
-                    .owned
-                    .as_ref()
-                    .is_some_and(|owned| owned_hash(live).as_ref() == Some(owned))
-                    && stores_what_it_applied(desired, live)
-            }
-            None => false,
-        };
+        let untouched = mark.resource_version == remembered.mark.resource_version
+            || remembered.mark.owned.is_some()
+                && mark.owned == remembered.mark.owned
+                && stores_what_it_applied(desired, live);
         untouched && remembered.applied == applied_hash(desired)
     }
 }
