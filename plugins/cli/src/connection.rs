@@ -142,13 +142,19 @@ pub struct EarlyDiscovery {
 }
 
 impl EarlyDiscovery {
-    /// Connects as `options` say (requests retried for at most `retry_budget`) and starts
-    /// the discovery. None if that fails: the connection made for real reports why.
+    /// Connects as the flags say (requests retried for at most `retry_budget`) and starts
+    /// the discovery, if the command will talk to one cluster (`single`, and not several
+    /// `--context`s). None otherwise, or if connecting fails: the connection made for real
+    /// reports why.
     pub async fn start(
         args: &ConnectionArgs,
-        options: ConnectOptions,
+        single: bool,
         retry_budget: Option<std::time::Duration>,
     ) -> Option<EarlyDiscovery> {
+        if !single || args.contexts.len() > 1 {
+            return None;
+        }
+        let options = args.options();
         let mut connection = args.connect_to(&options).await.ok()?;
         if let Some(budget) = retry_budget {
             connection.retry_budget = budget;

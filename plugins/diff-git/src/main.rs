@@ -101,12 +101,7 @@ async fn run(args: Args) -> Result<Outcome> {
         .revision
         .as_deref()
         .is_some_and(|r| r.contains(".."));
-    let mut early = match args.connection.contexts.len() {
-        0 | 1 if !range && !args.apps.all => {
-            EarlyDiscovery::start(&args.connection, args.connection.options(), None).await
-        }
-        _ => None,
-    };
+    let mut early = EarlyDiscovery::start(&args.connection, !range && !args.apps.all, None).await;
     let source = args.source.resolve(args.working_tree)?;
     let (tree, range) = match &source.selection {
         Selection::Range(a, b) => {

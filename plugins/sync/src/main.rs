@@ -199,17 +199,12 @@ async fn run(args: Args) -> Result<Outcome> {
     // The cluster the flags name is discovered while the revision is read (unless the
     // app list sends the app elsewhere, it is the one), and the revision renders while
     // that discovery finishes.
-    let early = match args.connection.contexts.len() {
-        0 | 1 if !args.apps.all => {
-            EarlyDiscovery::start(
-                &args.connection,
-                args.connection.options(),
-                Some(retry_budget(&args, None)),
-            )
-            .await
-        }
-        _ => None,
-    };
+    let early = EarlyDiscovery::start(
+        &args.connection,
+        !args.apps.all,
+        Some(retry_budget(&args, None)),
+    )
+    .await;
     let source = job::Source::read(&args)?;
     let destinations = source.destinations(&args)?;
     if let [target] = destinations.as_slice() {
