@@ -159,6 +159,34 @@ fn a_file_that_is_not_utf8_is_refused_with_its_line() {
         &["HEAD", "bin", "-n", &ns.name],
     );
     assert_refused(&out, &["bin/cm.yaml:3: the file is not valid UTF-8 text"]);
+
+    // sync takes the app's lock while the revision renders: a revision that does not
+    // render is refused the same way, and the lock is given back at once.
+    let sync = |path: &str| {
+        run(
+            cluster,
+            repo.path(),
+            "sync",
+            &[
+                "HEAD",
+                path,
+                "--app",
+                "latin",
+                "-n",
+                &ns.name,
+                "--yes",
+                "--wait=false",
+            ],
+        )
+    };
+    assert_refused(
+        &sync("bin"),
+        &["bin/cm.yaml:3: the file is not valid UTF-8 text"],
+    );
+    let leases = cluster.kubectl_ok(&["get", "leases", "-n", &ns.name, "-o", "name"]);
+    assert_eq!(leases.trim(), "", "the lock outlived the refused sync");
+    let out = sync("good");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
 }
 
 /// Symlinks that leave the repository are skipped, committed or on disk: their targets

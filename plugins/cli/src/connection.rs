@@ -110,17 +110,17 @@ pub async fn discover_while<T>(
 }
 
 /// A discovery of `connection`'s cluster, on another task.
-fn discover(connection: &Connection) -> Discovering {
+fn discover(connection: &Connection) -> DiscoveryTask {
     let connection = connection.clone();
     tokio::spawn(async move { LiveCluster::connect(&connection).await })
 }
 
-type Discovering = tokio::task::JoinHandle<Result<LiveCluster, LiveError>>;
+type DiscoveryTask = tokio::task::JoinHandle<Result<LiveCluster, LiveError>>;
 
 /// [`discover_while`] for a discovery already under way.
 async fn discovered_while<T>(
     connection: &Connection,
-    discovering: Discovering,
+    discovering: DiscoveryTask,
     meanwhile: impl FnOnce(&str) -> T,
 ) -> anyhow::Result<(LiveCluster, T)> {
     let value = meanwhile(&connection.namespace);
@@ -138,7 +138,7 @@ pub struct EarlyDiscovery {
     options: ConnectOptions,
     retry_budget: Option<std::time::Duration>,
     connection: Connection,
-    discovering: Discovering,
+    discovering: DiscoveryTask,
 }
 
 impl EarlyDiscovery {
@@ -183,9 +183,29 @@ impl EarlyDiscovery {
         retry_budget: Option<std::time::Duration>,
         meanwhile: impl FnOnce(&str) -> T,
     ) -> anyhow::Result<(Connection, LiveCluster, T)> {
+        let Discovering {
+            connection,
+            discovering,
+        } = EarlyDiscovery::begin(early, args, options, retry_budget).await?;
+        let (cluster, value) = discovered_while(&connection, discovering, meanwhile).await?;
+        Ok((connection, cluster, value))
+    }
+
+    /// The connection `options` name with its discovery under way: `early`'s, if it was
+    /// started for the same options and retry budget, a new one otherwise. Lets a plugin
+    /// chain reads onto the discovery (on another task) while it renders.
+    pub async fn begin(
+        early: Option<EarlyDiscovery>,
+        args: &ConnectionArgs,
+        options: &ConnectOptions,
+        retry_budget: Option<std::time::Duration>,
+    ) -> anyhow::Result<Discovering> {
         let same = |e: &EarlyDiscovery| e.options == *options && e.retry_budget == retry_budget;
-        let (connection, discovering) = match early {
-            Some(early) if same(&early) => (early.connection, early.discovering),
+        match early {
+            Some(early) if same(&early) => Ok(Discovering {
+                connection: early.connection,
+                discovering: early.discovering,
+            }),
             other => {
                 if let Some(unused) = other {
                     unused.cancel();
@@ -195,10 +215,28 @@ impl EarlyDiscovery {
                     connection.retry_budget = budget;
                 }
                 let discovering = discover(&connection);
-                (connection, discovering)
+                Ok(Discovering {
+                    connection,
+                    discovering,
+                })
             }
-        };
-        let (cluster, value) = discovered_while(&connection, discovering, meanwhile).await?;
-        Ok((connection, cluster, value))
+        }
+    }
+}
+
+/// A connection whose cluster is being discovered on another task.
+pub struct Discovering {
+    pub connection: Connection,
+    discovering: DiscoveryTask,
+}
+
+impl Discovering {
+    /// The connection and its discovered cluster, once discovery ends.
+    pub async fn discovered(self) -> anyhow::Result<(Connection, LiveCluster)> {
+        let cluster = self
+            .discovering
+            .await
+            .map_err(|stopped| anyhow::anyhow!("API discovery stopped: {stopped}"))??;
+        Ok((self.connection, cluster))
     }
 }

@@ -1,6 +1,7 @@
 //! `kubectl sync`: apply a git revision to the cluster as one app, prune what it no longer
 //! has, wait for health, and record a release; or roll back to a recorded release.
 
+mod ahead;
 mod job;
 mod progress;
 mod report;
@@ -169,13 +170,16 @@ impl Session {
             meanwhile,
         )
         .await?;
+        Ok((Session::new(connection, cluster), value))
+    }
+
+    fn new(connection: Connection, cluster: LiveCluster) -> Session {
         let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
-        let session = Session {
+        Session {
             connection,
             cluster,
             store,
-        };
-        Ok((session, value))
+        }
     }
 }
 
@@ -194,7 +198,7 @@ async fn run(args: Args) -> Result<Outcome> {
             return watch::run(&args, &session).await;
         }
         let job = job::from_release(&args, &session, args.rollback.flatten()).await?;
-        return single(&args, &session, job).await;
+        return single(&args, &session, job, None).await;
     }
     // The cluster the flags name is discovered while the revision is read (unless the
     // app list sends the app elsewhere, it is the one), and the revision renders while
@@ -208,16 +212,39 @@ async fn run(args: Args) -> Result<Outcome> {
     let source = job::Source::read(&args)?;
     let destinations = source.destinations(&args)?;
     if let [target] = destinations.as_slice() {
-        let (session, rendered) = Session::connect_while(
-            &args,
-            &target.options(&args.connection),
-            target.spec.as_ref(),
+        // The lock and the plan's reads follow the discovery on another task, while the
+        // revision renders here.
+        let discovering = EarlyDiscovery::begin(
             early,
-            |namespace| job::render(&args, &source, target, namespace),
+            &args.connection,
+            &target.options(&args.connection),
+            Some(retry_budget(&args, target.spec.as_ref())),
         )
         .await?;
-        let job = job::from_rendered(&args, &session, &source, target, rendered?)?;
-        return single(&args, &session, job).await;
+        let namespace = discovering.connection.namespace.clone();
+        let reading = tokio::spawn(ahead::start(
+            discovering,
+            target.app.clone(),
+            args.lock_duration,
+        ));
+        let rendered = job::render(&args, &source, target, &namespace);
+        let (connection, cluster, ahead) = reading
+            .await
+            .map_err(|stopped| anyhow::anyhow!("reading the app's state stopped: {stopped}"))??;
+        let session = Session::new(connection, cluster);
+        let job = rendered.and_then(|r| job::from_rendered(&args, &session, &source, target, r));
+        let job = match (job, ahead) {
+            (Ok(job), Ok(ahead)) => (job, ahead),
+            (Err(error), ahead) => {
+                if let Ok(ahead) = ahead {
+                    // Best effort: the error that stopped the sync is the one to report.
+                    let _ = ahead.lock.release().await;
+                }
+                return Err(error);
+            }
+            (Ok(_), Err(error)) => return Err(error),
+        };
+        return single(&args, &session, job.0, Some(job.1)).await;
     }
     if let Some(early) = early {
         early.cancel();
@@ -238,9 +265,14 @@ async fn run(args: Args) -> Result<Outcome> {
 }
 
 /// One app on one cluster, printing as it goes.
-async fn single(args: &Args, session: &Session, job: Job) -> Result<Outcome> {
+async fn single(
+    args: &Args,
+    session: &Session,
+    job: Job,
+    ahead: Option<ahead::ReadAhead>,
+) -> Result<Outcome> {
     let mut out = std::io::stdout();
-    let done = sync_once(args, session, job, args.yes, &mut out, None).await?;
+    let done = sync_once(args, session, job, args.yes, &mut out, None, ahead).await?;
     if let Some(record) = &done.record {
         print_record(args, &mut out, record)?;
     }
@@ -287,7 +319,7 @@ async fn sync_destination(args: &Args, source: &job::Source, target: &Target) ->
     let namespace = session.connection.namespace.clone();
     let prefix = format!("[{} @ {context}]", target.app);
     let done = match job::from_tree(args, &session, source, target) {
-        Ok(job) => sync_once(args, &session, job, true, &mut output, Some(&prefix)).await,
+        Ok(job) => sync_once(args, &session, job, true, &mut output, Some(&prefix), None).await,
         Err(error) => Err(error),
     };
     Destination {
@@ -391,7 +423,8 @@ pub struct Done {
 }
 
 /// One sync, start to finish: lock, plan, show, confirm, execute. The preview goes to
-/// `out`; progress lines to stderr, after `prefix` when several run at once.
+/// `out`; progress lines to stderr, after `prefix` when several run at once. `ahead`
+/// holds the lock and the plan's first reads when they were made while rendering.
 pub async fn sync_once(
     args: &Args,
     session: &Session,
@@ -399,21 +432,23 @@ pub async fn sync_once(
     assume_yes: bool,
     out: &mut dyn Write,
     prefix: Option<&str>,
+    ahead: Option<ahead::ReadAhead>,
 ) -> Result<Done> {
-    validate_app_name(&job.app)?;
-    let namespace = &session.connection.namespace;
-    let holder = lock::holder_identity(&session.connection.actor());
-    // Renewed in the background: waiting for health can outlast one lease term.
-    let lock = lock::acquire(
-        session.cluster.client().clone(),
-        namespace,
-        &job.app,
-        &holder,
-        args.lock_duration,
-    )
-    .await?
-    .keep_alive()?;
-    let result = sync_locked(args, session, job, assume_yes, &lock, out, prefix).await;
+    let (lock, reads) = match ahead {
+        Some(ahead) => (ahead.lock, Some(ahead.reads)),
+        None => {
+            validate_app_name(&job.app)?;
+            let lock = ahead::take_lock(
+                &session.connection,
+                &session.cluster,
+                &job.app,
+                args.lock_duration,
+            )
+            .await?;
+            (lock, None)
+        }
+    };
+    let result = sync_locked(args, session, job, assume_yes, &lock, reads, out, prefix).await;
     let released = lock.release().await;
     let done = result?;
     if done.result.is_ok() {
@@ -422,12 +457,14 @@ pub async fn sync_once(
     Ok(done)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn sync_locked(
     args: &Args,
     session: &Session,
     job: Job,
     assume_yes: bool,
     lock: &lock::KeepAlive,
+    reads: Option<ahead::Reads>,
     out: &mut dyn Write,
     prefix: Option<&str>,
 ) -> Result<Done> {
@@ -439,17 +476,30 @@ async fn sync_locked(
         prune,
     } = job;
     let namespace = session.connection.namespace.clone();
-    // Independent reads at once: the last deployed release (its fingerprints spare
-    // dry-runs), the records' metadata, the ApplySet parent, and the LISTs of the
-    // objects' kinds the plan reads.
-    let reads = session.cluster.shared_reads();
+    // Independent reads at once (unless read ahead): the last deployed release (its
+    // fingerprints spare dry-runs), the records' metadata, the ApplySet parent, and the
+    // LISTs of the objects' kinds the plan reads.
+    let shared = session.cluster.shared_reads();
     let id = applyset::ApplySetId::for_app(&app, &namespace);
-    let (previous, listed, existing, ()) = futures::join!(
-        sync::last_deployed(&session.store, &app),
-        session.store.metadata(&app),
-        applyset::read(&session.cluster, &namespace, &app),
-        session.cluster.prefetch(desired.keys(), Some(id.as_str()))
-    );
+    let (previous, listed, existing) = match reads {
+        Some(reads) => {
+            session.cluster.adopt_members(reads.members);
+            // Kinds the parent did not name, and objects that are not members yet. Without
+            // a parent nothing is a member: no member LISTs.
+            let members_of = matches!(reads.existing, Ok(Some(_))).then_some(id.as_str());
+            session.cluster.prefetch(desired.keys(), members_of).await;
+            (reads.previous, reads.listed, reads.existing)
+        }
+        None => {
+            let (previous, listed, existing, ()) = futures::join!(
+                sync::last_deployed(&session.store, &app),
+                session.store.metadata(&app),
+                applyset::read(&session.cluster, &namespace, &app),
+                session.cluster.prefetch(desired.keys(), Some(id.as_str()))
+            );
+            (previous, listed, existing)
+        }
+    };
     let existing = existing?;
     let known = previous.as_ref().map(Fingerprints::from_record);
     let mut options = options;
@@ -479,7 +529,7 @@ async fn sync_locked(
         plan_options,
     )
     .await?;
-    drop(reads);
+    drop(shared);
 
     let mut preview = plan.change_set();
     if !args.show_secrets {

@@ -50,7 +50,7 @@ async fn check_once(
         .unwrap_or_default();
     log(&format!("new commit {what}: syncing"));
     let mut out = std::io::stdout();
-    let done = sync_once(args, session, job, true, &mut out, None).await?;
+    let done = sync_once(args, session, job, true, &mut out, None, None).await?;
     if let Some(record) = &done.record {
         print_record(args, &mut out, record)?;
     }
