@@ -66,11 +66,6 @@ struct Members {
     objects: HashMap<ObjectKey, Value>,
 }
 
-/// The member LISTs [`LiveCluster::list_members_ahead`] made, for
-/// [`LiveCluster::adopt_members`].
-#[derive(Default)]
-pub struct MemberLists(Vec<(ListKey, Members)>);
-
 /// LIST answers shared within [`SharedReads`] scopes; `depth` counts the open scopes.
 #[derive(Default)]
 struct ListCache {
@@ -244,69 +239,29 @@ impl LiveCluster {
 
     /// Lists the members of ApplySet `id` of each of `resources`' kinds with one
     /// label-selected LIST per kind across all namespaces, kept for the open shared-reads
-    /// scope. Kinds already listed so (by a [`LiveCluster::list_members_ahead`] adopted
-    /// into the scope) are not listed again.
+    /// scope. A kind whose LIST fails (a user allowed to list only some namespaces) is left
+    /// out: its objects are then read per namespace, as for an app never synced.
     async fn list_members_everywhere(&self, id: &str, resources: Vec<ApiResource>) {
-        let resources = match self.lists.lock() {
-            Ok(cache) => resources
-                .into_iter()
-                .filter(|r| {
-                    cache
-                        .members
-                        .get(&list_key(r, None))
-                        .is_none_or(|m| m.id != id)
-                })
-                .collect(),
-            Err(_) => resources,
-        };
-        let lists = self.list_members_of(id, resources).await;
-        self.adopt_members(lists);
-    }
-
-    /// The members of ApplySet `id` of each of `kinds` (group, kind), one label-selected
-    /// LIST per kind across all namespaces, made before a plan's shared-reads scope opens
-    /// (while its revision still renders); [`LiveCluster::adopt_members`] hands them to it.
-    /// A kind whose LIST fails (a user allowed to list only some namespaces) is left out:
-    /// its objects are then read per namespace, as for an app never synced.
-    pub async fn list_members_ahead<'k>(
-        &self,
-        id: &str,
-        kinds: impl IntoIterator<Item = (&'k str, &'k str)>,
-    ) -> MemberLists {
-        let resources = kinds
-            .into_iter()
-            .filter_map(|(group, kind)| Some(self.resolve_kind(group, kind)?.0))
-            .collect();
-        self.list_members_of(id, resources).await
-    }
-
-    async fn list_members_of(&self, id: &str, resources: Vec<ApiResource>) -> MemberLists {
         let params = ListParams::default().labels(&format!("{PART_OF_LABEL}={id}"));
         let params = &params;
-        let lists = stream::iter(resources)
+        stream::iter(resources)
             .map(|resource| async move {
-                let listed = self.list_selected(&resource, None, params).await.ok()?;
+                let Ok(listed) = self.list_selected(&resource, None, params).await else {
+                    return;
+                };
                 let members = Members {
                     id: id.to_string(),
                     objects: listed.into_iter().collect(),
                 };
-                Some((list_key(&resource, None), members))
+                if let Ok(mut cache) = self.lists.lock()
+                    && cache.depth > 0
+                {
+                    cache.members.insert(list_key(&resource, None), members);
+                }
             })
             .buffer_unordered(self.concurrency)
-            .filter_map(std::future::ready)
-            .collect()
+            .collect::<Vec<()>>()
             .await;
-        MemberLists(lists)
-    }
-
-    /// Keeps member LISTs for the open shared-reads scope (outside one, they are dropped:
-    /// nothing would forget them after a write).
-    pub fn adopt_members(&self, lists: MemberLists) {
-        if let Ok(mut cache) = self.lists.lock()
-            && cache.depth > 0
-        {
-            cache.members.extend(lists.0);
-        }
     }
 
     /// Whether every one of `names` (of one kind, in one namespace) is in that kind's

@@ -96,6 +96,9 @@ pub struct AppLock {
     duration: Duration,
     /// The Lease we created or took over; a Lease with another uid is someone else's.
     uid: Option<String>,
+    /// The resourceVersion our last write of the Lease left: a release deletes on it
+    /// without reading the Lease first (any other write since fails the precondition).
+    written: std::sync::Mutex<Option<String>>,
 }
 
 /// Takes the lock on `app` in `namespace` for `holder` (see [`holder_identity`]), or says
@@ -116,6 +119,7 @@ pub async fn acquire(
         holder: holder.to_string(),
         duration,
         uid: None,
+        written: std::sync::Mutex::new(None),
     };
     for _ in 0..ATTEMPTS {
         let now = jiff::Timestamp::now();
@@ -125,7 +129,7 @@ pub async fn acquire(
             .await
         {
             Ok(created) => {
-                lock.uid = created.metadata.uid;
+                lock.remember(&created);
                 return Ok(lock);
             }
             Err(e) if status_is(&e, 409) => {}
@@ -158,7 +162,7 @@ pub async fn acquire(
             .await
         {
             Ok(taken) => {
-                lock.uid = taken.metadata.uid;
+                lock.remember(&taken);
                 return Ok(lock);
             }
             // Someone else took or renewed it, or released it: look again.
@@ -208,6 +212,18 @@ impl AppLock {
 
     pub fn duration(&self) -> Duration {
         self.duration
+    }
+
+    /// Keeps what a write of ours answered: the Lease's uid and resourceVersion.
+    fn remember(&mut self, written: &Lease) {
+        self.uid.clone_from(&written.metadata.uid);
+        self.set_written(written);
+    }
+
+    fn set_written(&self, written: &Lease) {
+        if let Ok(mut rv) = self.written.lock() {
+            rv.clone_from(&written.metadata.resource_version);
+        }
     }
 
     fn duration_seconds(&self) -> i32 {
@@ -298,7 +314,10 @@ impl AppLock {
                 .replace(&self.name, &PostParams::default(), &lease)
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(renewed) => {
+                    self.set_written(&renewed);
+                    return Ok(());
+                }
                 Err(e) if status_is(&e, 409) => {} // changed since read: look again
                 Err(e) if status_is(&e, 404) => {
                     return Err(self.lost(format!("its Lease {} was deleted", self.name)));
@@ -318,19 +337,27 @@ impl AppLock {
     }
 
     async fn release_ref(&self) -> Result<(), LockError> {
+        // Untouched since our last write: delete on that, with no read first.
+        let written = self.written.lock().ok().and_then(|rv| rv.clone());
+        if let (Some(uid), Some(resource_version)) = (&self.uid, written) {
+            match self.delete_if(uid.clone(), resource_version).await {
+                Ok(_) => return Ok(()),
+                Err(e) if status_is(&e, 404) => return Ok(()),
+                Err(e) if status_is(&e, 409) => {} // written since: read it, as below
+                Err(e) => return Err(self.fail("delete", e)),
+            }
+        }
         for _ in 0..ATTEMPTS {
             let Some(lease) = self.read_ours().await? else {
                 return Ok(());
             };
             // Conditional on what we read, so a Lease taken over meanwhile survives.
-            let params = DeleteParams {
-                preconditions: Some(Preconditions {
-                    uid: lease.metadata.uid.clone(),
-                    resource_version: lease.resource_version(),
-                }),
-                ..DeleteParams::default()
+            let (Some(uid), Some(resource_version)) =
+                (lease.metadata.uid.clone(), lease.resource_version())
+            else {
+                return Err(self.lost(format!("its Lease {} has no uid or version", self.name)));
             };
-            match self.api.delete(&self.name, &params).await {
+            match self.delete_if(uid, resource_version).await {
                 Ok(_) => return Ok(()),
                 Err(e) if status_is(&e, 404) => return Ok(()),
                 Err(e) if status_is(&e, 409) => {}
@@ -341,6 +368,18 @@ impl AppLock {
             app: self.app.clone(),
             name: self.name.clone(),
         })
+    }
+
+    /// Deletes the Lease if it still has this uid and resourceVersion.
+    async fn delete_if(&self, uid: String, resource_version: String) -> Result<(), kube::Error> {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(uid),
+                resource_version: Some(resource_version),
+            }),
+            ..DeleteParams::default()
+        };
+        self.api.delete(&self.name, &params).await.map(|_| ())
     }
 
     /// Keeps renewing in the background; see [`keep_alive`].

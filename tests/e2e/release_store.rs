@@ -239,8 +239,17 @@ fn one_sync_per_app_holds_the_lease() {
             "{text}"
         );
         alice.renew().await.unwrap();
+        let offset = cluster.audit_offset();
         alice.release().await.unwrap();
         assert_eq!(lease("{.metadata.name}"), "", "released means deleted");
+        // Untouched since its renewal, the Lease is deleted on the version that renewal
+        // left, without being read first.
+        let requests: Vec<String> = cluster
+            .our_requests_since(offset, &ns.name)
+            .into_iter()
+            .filter(|r| r.ends_with("leases"))
+            .collect();
+        assert_eq!(requests, ["delete leases"]);
 
         // A lease left behind by a crashed sync expires and is taken over.
         let crashed = lock::acquire(

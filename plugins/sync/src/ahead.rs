@@ -1,37 +1,27 @@
-//! What a sync reads under its lock before it plans, read while its revision renders: the
-//! lock itself, the last deployed release, the records' metadata, the ApplySet parent and
-//! the member LISTs of the parent's kinds. These need the app's name and the cluster, not
-//! the rendered objects, and reading them waits mostly on the API server (a consistent
-//! LIST waits for the server's cache to catch up), so that wait overlaps the rendering.
+//! What a sync does before it plans that needs the app's name and the cluster but not the
+//! rendered objects, done while its revision renders: take the app's lock and read the
+//! ApplySet parent. The plan's LISTs are not made here: they go out together once the
+//! revision's kinds are known, since the API server answers a consistent LIST only after
+//! its cache has caught up with the newest write, and LISTs sent at once share that wait
+//! while LISTs sent one after another can each wait for it.
 
 use std::time::Duration;
 
 use anyhow::Result;
 use gitops::apply::applyset::{self, ApplySet, ApplySetError};
 use gitops::kubeconfig::Connection;
-use gitops::live::{LiveCluster, MemberLists};
+use gitops::live::LiveCluster;
 use gitops::lock;
-use gitops::release::record::ReleaseRecord;
-use gitops::release::store::{RecordMeta, ReleaseStore, StoreError, validate_app_name};
-use gitops::sync;
+use gitops::release::store::validate_app_name;
 use gitops_cli::Discovering;
 
-/// The reads a plan starts from (see [`crate::sync_once`]).
-pub struct Reads {
-    pub previous: Option<ReleaseRecord>,
-    pub listed: Result<Vec<RecordMeta>, StoreError>,
-    pub existing: Result<Option<ApplySet>, ApplySetError>,
-    /// Adopted into the plan's shared reads; empty without a parent.
-    pub members: MemberLists,
-}
-
-/// The app's lock, held, and the reads made under it.
+/// The app's lock, held, and its ApplySet parent as read under it.
 pub struct ReadAhead {
     pub lock: lock::KeepAlive,
-    pub reads: Reads,
+    pub existing: Result<Option<ApplySet>, ApplySetError>,
 }
 
-/// Waits for `discovering`, then locks `app` and reads ahead. The outer error is the
+/// Waits for `discovering`, then locks `app` and reads its parent. The outer error is the
 /// discovery's; the inner one (a held lock, an invalid app name) comes after rendering,
 /// whose errors come first.
 pub async fn start(
@@ -52,35 +42,8 @@ async fn read_ahead(
 ) -> Result<ReadAhead> {
     validate_app_name(app)?;
     let lock = take_lock(connection, cluster, app, lock_duration).await?;
-    let namespace = &connection.namespace;
-    let store = ReleaseStore::new(cluster.client().clone(), namespace);
-    // The member LISTs need the parent's kinds, so they follow its GET.
-    let parent_and_members = async {
-        let existing = applyset::read(cluster, namespace, app).await;
-        let members = match &existing {
-            Ok(Some(set)) => {
-                cluster
-                    .list_members_ahead(set.id.as_str(), set.kinds())
-                    .await
-            }
-            _ => MemberLists::default(),
-        };
-        (existing, members)
-    };
-    let (previous, listed, (existing, members)) = futures::join!(
-        sync::last_deployed(&store, app),
-        store.metadata(app),
-        parent_and_members
-    );
-    Ok(ReadAhead {
-        lock,
-        reads: Reads {
-            previous,
-            listed,
-            existing,
-            members,
-        },
-    })
+    let existing = applyset::read(cluster, &connection.namespace, app).await;
+    Ok(ReadAhead { lock, existing })
 }
 
 /// Takes `app`'s lock, renewed in the background: waiting for health can outlast one

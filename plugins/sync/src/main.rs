@@ -434,8 +434,8 @@ pub async fn sync_once(
     prefix: Option<&str>,
     ahead: Option<ahead::ReadAhead>,
 ) -> Result<Done> {
-    let (lock, reads) = match ahead {
-        Some(ahead) => (ahead.lock, Some(ahead.reads)),
+    let (lock, existing) = match ahead {
+        Some(ahead) => (ahead.lock, Some(ahead.existing)),
         None => {
             validate_app_name(&job.app)?;
             let lock = ahead::take_lock(
@@ -448,7 +448,7 @@ pub async fn sync_once(
             (lock, None)
         }
     };
-    let result = sync_locked(args, session, job, assume_yes, &lock, reads, out, prefix).await;
+    let result = sync_locked(args, session, job, assume_yes, &lock, existing, out, prefix).await;
     let released = lock.release().await;
     let done = result?;
     if done.result.is_ok() {
@@ -464,7 +464,7 @@ async fn sync_locked(
     job: Job,
     assume_yes: bool,
     lock: &lock::KeepAlive,
-    reads: Option<ahead::Reads>,
+    existing: Option<Result<Option<applyset::ApplySet>, applyset::ApplySetError>>,
     out: &mut dyn Write,
     prefix: Option<&str>,
 ) -> Result<Done> {
@@ -476,19 +476,21 @@ async fn sync_locked(
         prune,
     } = job;
     let namespace = session.connection.namespace.clone();
-    // Independent reads at once (unless read ahead): the last deployed release (its
-    // fingerprints spare dry-runs), the records' metadata, the ApplySet parent, and the
-    // LISTs of the objects' kinds the plan reads.
+    // Independent reads at once: the last deployed release (its fingerprints spare
+    // dry-runs), the records' metadata, the ApplySet parent (unless read while rendering),
+    // and the LISTs of the objects' kinds the plan reads.
     let shared = session.cluster.shared_reads();
     let id = applyset::ApplySetId::for_app(&app, &namespace);
-    let (previous, listed, existing) = match reads {
-        Some(reads) => {
-            session.cluster.adopt_members(reads.members);
-            // Kinds the parent did not name, and objects that are not members yet. Without
-            // a parent nothing is a member: no member LISTs.
-            let members_of = matches!(reads.existing, Ok(Some(_))).then_some(id.as_str());
-            session.cluster.prefetch(desired.keys(), members_of).await;
-            (reads.previous, reads.listed, reads.existing)
+    let (previous, listed, existing) = match existing {
+        Some(existing) => {
+            // Without a parent nothing is a member yet: no member LISTs.
+            let members_of = matches!(existing, Ok(Some(_))).then_some(id.as_str());
+            let (previous, listed, ()) = futures::join!(
+                sync::last_deployed(&session.store, &app),
+                session.store.metadata(&app),
+                session.cluster.prefetch(desired.keys(), members_of)
+            );
+            (previous, listed, existing)
         }
         None => {
             let (previous, listed, existing, ()) = futures::join!(

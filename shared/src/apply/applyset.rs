@@ -200,11 +200,6 @@ pub struct ApplySet {
 }
 
 impl ApplySet {
-    /// The (group, kind) pairs of the set's group-kinds.
-    pub fn kinds(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.group_kinds.iter().map(|gk| split_group_kind(gk))
-    }
-
     /// The empty ApplySet of `app`, its parent in `app_namespace`.
     pub fn new(app_namespace: &str, app: &str) -> ApplySet {
         let name = parent_name(app);
