@@ -105,11 +105,13 @@ impl Connection {
         let mut config = self.config.clone();
         // kube's own retry is silent and unbounded by our budget; ours replaces it.
         config.default_retry = false;
-        let builder = kube::client::ClientBuilder::try_from(config).map_err(|source| {
-            KubeconfigError::Client {
-                context: self.context.clone().unwrap_or_else(|| "in-cluster".into()),
-                message: source.to_string(),
-            }
+        let builder = match crate::http_stack::builder(&config) {
+            Some(ours) => ours,
+            None => kube::client::ClientBuilder::try_from(config),
+        }
+        .map_err(|source| KubeconfigError::Client {
+            context: self.context.clone().unwrap_or_else(|| "in-cluster".into()),
+            message: source.to_string(),
         })?;
         let layer = crate::retry::layer(self.retry_budget, self.server(), self.request_log.clone());
         Ok(builder.with_layer(&layer).build())

@@ -11,6 +11,7 @@ pub mod diff;
 pub mod drift;
 mod error_text;
 pub mod fingerprint;
+mod http_stack;
 pub mod kubeconfig;
 pub mod live;
 pub mod load;

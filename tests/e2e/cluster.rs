@@ -38,6 +38,24 @@ fn admin_kubeconfig_connects_and_reports_the_pinned_version() {
 }
 
 #[test]
+fn the_client_speaks_http2_to_the_api_server() {
+    // As kubectl does: every request of a command shares one multiplexed connection.
+    let cluster = TestCluster::get();
+    block_on(async {
+        let conn = connect(&options(&cluster.admin_kubeconfig), &Environment::default())
+            .await
+            .unwrap();
+        let client = conn.client().unwrap();
+        let request = http::Request::get("/version")
+            .body(kube::client::Body::empty())
+            .unwrap();
+        let response = client.send(request).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::OK);
+        assert_eq!(response.version(), http::Version::HTTP_2);
+    });
+}
+
+#[test]
 fn read_only_user_reads_but_a_write_fails_with_a_clear_rbac_error() {
     let cluster = TestCluster::get();
     let ns = cluster.namespace("rbac");
