@@ -16,8 +16,8 @@ use tower::{BoxError, ServiceBuilder, ServiceExt};
 type Stack = BoxService<http::Request<Body>, http::Response<Box<DynBody>>, BoxError>;
 
 /// A client builder for `config` with HTTP/2 offered over TLS; `None` where kube's own
-/// stack is the one to use: a proxy (kube's builder tunnels through it), a plain-HTTP
-/// server, or an exec credential plugin (kube's builder also notes when its certificate
+/// builder decides, as before: a proxy (it knows which kinds it can use), a plain-HTTP
+/// server, or an exec credential plugin (it also notes when the plugin's certificate
 /// expires).
 pub fn builder(config: &Config) -> Option<Result<ClientBuilder<Stack>, kube::Error>> {
     let https = config.cluster_url.scheme_str() == Some("https");

@@ -98,38 +98,6 @@ fn request_log(verbosity: u8) -> RequestLog {
     })
 }
 
-/// Discovers the cluster `connection` leads to on another task while `meanwhile` runs
-/// here with the connection's namespace: rendering a revision needs no cluster, and
-/// discovery no revision, so neither waits for the other. A failed discovery is the
-/// error, whatever `meanwhile` gave.
-pub async fn discover_while<T>(
-    connection: &Connection,
-    meanwhile: impl FnOnce(&str) -> T,
-) -> anyhow::Result<(LiveCluster, T)> {
-    discovered_while(connection, discover(connection), meanwhile).await
-}
-
-/// A discovery of `connection`'s cluster, on another task.
-fn discover(connection: &Connection) -> DiscoveryTask {
-    let connection = connection.clone();
-    tokio::spawn(async move { LiveCluster::connect(&connection).await })
-}
-
-type DiscoveryTask = tokio::task::JoinHandle<Result<LiveCluster, LiveError>>;
-
-/// [`discover_while`] for a discovery already under way.
-async fn discovered_while<T>(
-    connection: &Connection,
-    discovering: DiscoveryTask,
-    meanwhile: impl FnOnce(&str) -> T,
-) -> anyhow::Result<(LiveCluster, T)> {
-    let value = meanwhile(&connection.namespace);
-    let cluster = discovering
-        .await
-        .map_err(|stopped| anyhow::anyhow!("API discovery stopped: {stopped}"))??;
-    Ok((cluster, value))
-}
-
 /// The cluster the flags name, connected and being discovered while a plugin reads the
 /// revision, which may still send the app elsewhere (an app list's context, namespace or
 /// timeout): [`EarlyDiscovery::discover_while`] uses it only for the very same
@@ -137,8 +105,7 @@ async fn discovered_while<T>(
 pub struct EarlyDiscovery {
     options: ConnectOptions,
     retry_budget: Option<std::time::Duration>,
-    connection: Connection,
-    discovering: DiscoveryTask,
+    discovering: Discovering,
 }
 
 impl EarlyDiscovery {
@@ -155,27 +122,26 @@ impl EarlyDiscovery {
             return None;
         }
         let options = args.options();
-        let mut connection = args.connect_to(&options).await.ok()?;
-        if let Some(budget) = retry_budget {
-            connection.retry_budget = budget;
-        }
-        let discovering = discover(&connection);
+        let discovering = Discovering::start(args, &options, retry_budget)
+            .await
+            .ok()?;
         Some(EarlyDiscovery {
             options,
             retry_budget,
-            connection,
             discovering,
         })
     }
 
     /// Stops the discovery: the plugin goes elsewhere.
     pub fn cancel(self) {
-        self.discovering.abort();
+        self.discovering.task.abort();
     }
 
-    /// Connects as `options` say and discovers the cluster while `meanwhile` runs, as
-    /// [`discover_while`] does; the discovery `early` started serves if it was made for
-    /// the same options and retry budget.
+    /// Connects as `options` say and discovers the cluster on another task while
+    /// `meanwhile` runs here with the connection's namespace: rendering a revision needs
+    /// no cluster, and discovery no revision, so neither waits for the other. A failed
+    /// discovery is the error, whatever `meanwhile` gave. The discovery `early` started
+    /// serves if it was made for the same options and retry budget.
     pub async fn discover_while<T>(
         early: Option<EarlyDiscovery>,
         args: &ConnectionArgs,
@@ -183,11 +149,9 @@ impl EarlyDiscovery {
         retry_budget: Option<std::time::Duration>,
         meanwhile: impl FnOnce(&str) -> T,
     ) -> anyhow::Result<(Connection, LiveCluster, T)> {
-        let Discovering {
-            connection,
-            discovering,
-        } = EarlyDiscovery::begin(early, args, options, retry_budget).await?;
-        let (cluster, value) = discovered_while(&connection, discovering, meanwhile).await?;
+        let discovering = EarlyDiscovery::begin(early, args, options, retry_budget).await?;
+        let value = meanwhile(&discovering.connection.namespace);
+        let (connection, cluster) = discovering.discovered().await?;
         Ok((connection, cluster, value))
     }
 
@@ -200,25 +164,15 @@ impl EarlyDiscovery {
         options: &ConnectOptions,
         retry_budget: Option<std::time::Duration>,
     ) -> anyhow::Result<Discovering> {
-        let same = |e: &EarlyDiscovery| e.options == *options && e.retry_budget == retry_budget;
         match early {
-            Some(early) if same(&early) => Ok(Discovering {
-                connection: early.connection,
-                discovering: early.discovering,
-            }),
+            Some(early) if early.options == *options && early.retry_budget == retry_budget => {
+                Ok(early.discovering)
+            }
             other => {
                 if let Some(unused) = other {
                     unused.cancel();
                 }
-                let mut connection = args.connect_to(options).await?;
-                if let Some(budget) = retry_budget {
-                    connection.retry_budget = budget;
-                }
-                let discovering = discover(&connection);
-                Ok(Discovering {
-                    connection,
-                    discovering,
-                })
+                Discovering::start(args, options, retry_budget).await
             }
         }
     }
@@ -227,14 +181,32 @@ impl EarlyDiscovery {
 /// A connection whose cluster is being discovered on another task.
 pub struct Discovering {
     pub connection: Connection,
-    discovering: DiscoveryTask,
+    task: tokio::task::JoinHandle<Result<LiveCluster, LiveError>>,
 }
 
 impl Discovering {
+    /// Connects as `options` say (requests retried for at most `retry_budget`) and starts
+    /// discovering the cluster.
+    async fn start(
+        args: &ConnectionArgs,
+        options: &ConnectOptions,
+        retry_budget: Option<std::time::Duration>,
+    ) -> anyhow::Result<Discovering> {
+        let mut connection = args.connect_to(options).await?;
+        if let Some(budget) = retry_budget {
+            connection.retry_budget = budget;
+        }
+        let task = tokio::spawn({
+            let connection = connection.clone();
+            async move { LiveCluster::connect(&connection).await }
+        });
+        Ok(Discovering { connection, task })
+    }
+
     /// The connection and its discovered cluster, once discovery ends.
     pub async fn discovered(self) -> anyhow::Result<(Connection, LiveCluster)> {
         let cluster = self
-            .discovering
+            .task
             .await
             .map_err(|stopped| anyhow::anyhow!("API discovery stopped: {stopped}"))??;
         Ok((self.connection, cluster))

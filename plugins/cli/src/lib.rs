@@ -12,7 +12,7 @@ pub mod targets;
 pub mod watch;
 
 pub use color::ColorWhen;
-pub use connection::{ConnectionArgs, Discovering, EarlyDiscovery, discover_while};
+pub use connection::{ConnectionArgs, Discovering, EarlyDiscovery};
 pub use exit::{Outcome, main, run};
 pub use source_args::{ResolvedSource, Selection, SourceArgs};
 pub use targets::{AppListArgs, Target};

@@ -12,7 +12,6 @@ use gitops::apply::applyset::{self, ApplySet, ApplySetError};
 use gitops::kubeconfig::Connection;
 use gitops::live::LiveCluster;
 use gitops::lock;
-use gitops::release::store::validate_app_name;
 use gitops_cli::Discovering;
 
 /// The app's lock, held, and its ApplySet parent as read under it.
@@ -40,14 +39,13 @@ async fn read_ahead(
     app: &str,
     lock_duration: Duration,
 ) -> Result<ReadAhead> {
-    validate_app_name(app)?;
     let lock = take_lock(connection, cluster, app, lock_duration).await?;
     let existing = applyset::read(cluster, &connection.namespace, app).await;
     Ok(ReadAhead { lock, existing })
 }
 
-/// Takes `app`'s lock, renewed in the background: waiting for health can outlast one
-/// lease term.
+/// Takes `app`'s lock (an invalid app name is refused before any request), renewed in the
+/// background: waiting for health can outlast one lease term.
 pub async fn take_lock(
     connection: &Connection,
     cluster: &LiveCluster,

@@ -22,7 +22,7 @@ use gitops::kubeconfig::{ConnectOptions, Connection};
 use gitops::live::LiveCluster;
 use gitops::lock;
 use gitops::release::record::ReleaseRecord;
-use gitops::release::store::{ReleaseStore, validate_app_name};
+use gitops::release::store::ReleaseStore;
 use gitops::sync::{self, SyncOptions};
 use gitops_cli::diff_view::{self, View};
 use gitops_cli::{
@@ -153,7 +153,7 @@ impl Session {
     }
 
     /// [`Session::connect`], running `meanwhile` with the namespace while the cluster is
-    /// discovered (see [`gitops_cli::discover_while`]); `early`'s discovery serves if it
+    /// discovered (see [`EarlyDiscovery::discover_while`]); `early`'s discovery serves if it
     /// was started for the same connection.
     async fn connect_while<T>(
         args: &Args,
@@ -233,7 +233,7 @@ async fn run(args: Args) -> Result<Outcome> {
             .map_err(|stopped| anyhow::anyhow!("reading the app's state stopped: {stopped}"))??;
         let session = Session::new(connection, cluster);
         let job = rendered.and_then(|r| job::from_rendered(&args, &session, &source, target, r));
-        let job = match (job, ahead) {
+        let (job, ahead) = match (job, ahead) {
             (Ok(job), Ok(ahead)) => (job, ahead),
             (Err(error), ahead) => {
                 if let Ok(ahead) = ahead {
@@ -244,7 +244,7 @@ async fn run(args: Args) -> Result<Outcome> {
             }
             (Ok(_), Err(error)) => return Err(error),
         };
-        return single(&args, &session, job.0, Some(job.1)).await;
+        return single(&args, &session, job, Some(ahead)).await;
     }
     if let Some(early) = early {
         early.cancel();
@@ -437,7 +437,6 @@ pub async fn sync_once(
     let (lock, existing) = match ahead {
         Some(ahead) => (ahead.lock, Some(ahead.existing)),
         None => {
-            validate_app_name(&job.app)?;
             let lock = ahead::take_lock(
                 &session.connection,
                 &session.cluster,
@@ -481,27 +480,23 @@ async fn sync_locked(
     // and the LISTs of the objects' kinds the plan reads.
     let shared = session.cluster.shared_reads();
     let id = applyset::ApplySetId::for_app(&app, &namespace);
-    let (previous, listed, existing) = match existing {
-        Some(existing) => {
-            // Without a parent nothing is a member yet: no member LISTs.
-            let members_of = matches!(existing, Ok(Some(_))).then_some(id.as_str());
-            let (previous, listed, ()) = futures::join!(
-                sync::last_deployed(&session.store, &app),
-                session.store.metadata(&app),
-                session.cluster.prefetch(desired.keys(), members_of)
-            );
-            (previous, listed, existing)
-        }
-        None => {
-            let (previous, listed, existing, ()) = futures::join!(
-                sync::last_deployed(&session.store, &app),
-                session.store.metadata(&app),
-                applyset::read(&session.cluster, &namespace, &app),
-                session.cluster.prefetch(desired.keys(), Some(id.as_str()))
-            );
-            (previous, listed, existing)
+    // Without a parent (read while rendering) nothing is a member yet: no member LISTs.
+    let members_of = match &existing {
+        Some(read) => matches!(read, Ok(Some(_))).then_some(id.as_str()),
+        None => Some(id.as_str()),
+    };
+    let parent = async {
+        match existing {
+            Some(read) => read,
+            None => applyset::read(&session.cluster, &namespace, &app).await,
         }
     };
+    let (previous, listed, existing, ()) = futures::join!(
+        sync::last_deployed(&session.store, &app),
+        session.store.metadata(&app),
+        parent,
+        session.cluster.prefetch(desired.keys(), members_of)
+    );
     let existing = existing?;
     let known = previous.as_ref().map(Fingerprints::from_record);
     let mut options = options;
