@@ -337,27 +337,34 @@ impl AppLock {
     }
 
     async fn release_ref(&self) -> Result<(), LockError> {
-        // Untouched since our last write: delete on that, with no read first.
-        let written = self.written.lock().ok().and_then(|rv| rv.clone());
-        if let (Some(uid), Some(resource_version)) = (&self.uid, written) {
-            match self.delete_if(uid.clone(), resource_version).await {
-                Ok(_) => return Ok(()),
-                Err(e) if status_is(&e, 404) => return Ok(()),
-                Err(e) if status_is(&e, 409) => {} // written since: read it, as below
-                Err(e) => return Err(self.fail("delete", e)),
-            }
-        }
-        for _ in 0..ATTEMPTS {
-            let Some(lease) = self.read_ours().await? else {
-                return Ok(());
+        // Untouched since our last write, it is deleted on that version with no read
+        // first; otherwise (or once that fails) on what a read finds.
+        let mut remembered = self
+            .written
+            .lock()
+            .ok()
+            .and_then(|rv| rv.clone())
+            .map(|rv| (self.uid.clone(), Some(rv)));
+        let attempts = ATTEMPTS + usize::from(remembered.is_some());
+        for _ in 0..attempts {
+            let (uid, resource_version) = match remembered.take() {
+                Some(version) => version,
+                None => {
+                    let Some(lease) = self.read_ours().await? else {
+                        return Ok(());
+                    };
+                    (lease.metadata.uid.clone(), lease.resource_version())
+                }
             };
-            // Conditional on what we read, so a Lease taken over meanwhile survives.
-            let (Some(uid), Some(resource_version)) =
-                (lease.metadata.uid.clone(), lease.resource_version())
-            else {
-                return Err(self.lost(format!("its Lease {} has no uid or version", self.name)));
+            // Conditional, so a Lease taken over meanwhile survives.
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid,
+                    resource_version,
+                }),
+                ..DeleteParams::default()
             };
-            match self.delete_if(uid, resource_version).await {
+            match self.api.delete(&self.name, &params).await {
                 Ok(_) => return Ok(()),
                 Err(e) if status_is(&e, 404) => return Ok(()),
                 Err(e) if status_is(&e, 409) => {}
@@ -368,18 +375,6 @@ impl AppLock {
             app: self.app.clone(),
             name: self.name.clone(),
         })
-    }
-
-    /// Deletes the Lease if it still has this uid and resourceVersion.
-    async fn delete_if(&self, uid: String, resource_version: String) -> Result<(), kube::Error> {
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: Some(uid),
-                resource_version: Some(resource_version),
-            }),
-            ..DeleteParams::default()
-        };
-        self.api.delete(&self.name, &params).await.map(|_| ())
     }
 
     /// Keeps renewing in the background; see [`keep_alive`].
