@@ -1,5 +1,6 @@
 //! `kubectl sync`, run by the real kubectl through its plugin discovery.
 
+use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -287,6 +288,62 @@ fn crd_and_custom_resource_apply_in_one_sync() {
         .output();
 }
 
+/// A custom resource's schema is the CRD's: a field it does not declare is refused, as
+/// in a built-in kind, not dropped by the server without a word.
+#[test]
+fn a_misspelt_field_of_a_custom_resource_is_refused() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("sy-crstrict");
+    let n = ns.name.as_str();
+    let group = format!("{n}.example.com");
+    let crd = format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  names: {{kind: Widget, plural: widgets}}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            properties:\n              size: {{type: integer}}\n"
+    );
+    let mut apply = cluster
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    apply
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(crd.as_bytes())
+        .unwrap();
+    assert!(apply.wait().unwrap().success());
+    let established = cluster
+        .kubectl()
+        .args(["wait", "--for=condition=Established", "--timeout=60s"])
+        .arg(format!("crd/widgets.{group}"))
+        .output()
+        .unwrap();
+    assert!(established.status.success(), "{}", describe(&established));
+
+    let repo = GitFixture::new();
+    repo.write(
+        "widget.yaml",
+        &format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  sise: 3\n"),
+    );
+    repo.commit("a widget with a typo");
+    let out = sync(
+        cluster,
+        &repo,
+        &["--app", "widgets", "-n", n, "--yes", "--wait=false"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("widget.yaml:1: ") && err.contains("sise"),
+        "the error names the file and the field: {err}"
+    );
+    assert_eq!(get(cluster, n, "widgets", "{.items[*].metadata.name}"), "");
+    let _ = cluster
+        .kubectl()
+        .args(["delete", "crd", &format!("widgets.{group}"), "--wait=false"])
+        .output();
+}
+
 #[test]
 fn conflict_with_another_manager_fails_and_force_conflicts_takes_over() {
     let cluster = TestCluster::get();
@@ -513,7 +570,7 @@ fn watch_syncs_a_commit_made_while_it_runs_and_stops_on_interrupt() {
     );
 }
 
-/// [`web`] with `replicas` misspelt: the server's strict field validation refuses it.
+/// [`web`] with `replicas` misspelt: the server refuses a field the schema does not declare.
 fn misspelt() -> String {
     web("example/web:1", None).replace("replicas:", "replica:")
 }
