@@ -275,17 +275,8 @@ impl LiveCluster {
         key: &ObjectKey,
         names: &BTreeSet<String>,
     ) -> bool {
-        let Ok(cache) = self.lists.lock() else {
-            return false;
-        };
-        let Some(members) = cache.members.get(&list_key(resource, None)) else {
-            return false;
-        };
-        let mut key = key.clone();
-        names.iter().all(|name| {
-            key.name.clone_from(name);
-            members.objects.contains_key(&key)
-        })
+        self.with_members_named(resource, key, names, |_, _| ())
+            .is_some()
     }
 
     /// The live objects of `names` (of one kind, in one namespace) from that kind's
@@ -297,6 +288,22 @@ impl LiveCluster {
         key: &ObjectKey,
         names: &BTreeSet<String>,
     ) -> Option<Vec<(ObjectKey, Value)>> {
+        self.with_members_named(resource, key, names, |members, keys| {
+            keys.into_iter()
+                .filter_map(|k| members.objects.remove(&k).map(|object| (k, object)))
+                .collect()
+        })
+    }
+
+    /// `then` with the member LIST of `resource`'s kind and the keys of `names` (like
+    /// `key`, each name in turn), if that LIST was made and holds every one of them.
+    fn with_members_named<T>(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+        names: &BTreeSet<String>,
+        then: impl FnOnce(&mut Members, Vec<ObjectKey>) -> T,
+    ) -> Option<T> {
         let mut cache = self.lists.lock().ok()?;
         let members = cache.members.get_mut(&list_key(resource, None))?;
         let keys: Vec<ObjectKey> = names
@@ -306,15 +313,9 @@ impl LiveCluster {
                 ..key.clone()
             })
             .collect();
-        if !keys.iter().all(|k| members.objects.contains_key(k)) {
-            return None;
-        }
-        keys.into_iter()
-            .map(|k| {
-                let object = members.objects.remove(&k)?;
-                Some((k, object))
-            })
-            .collect()
+        keys.iter()
+            .all(|k| members.objects.contains_key(k))
+            .then(|| then(members, keys))
     }
 
     /// An earlier LIST's answer for `resource` in `namespace`, inside a shared-reads scope.
