@@ -78,7 +78,9 @@ def write_tree(directory, files):
 def git(repo, *args):
     env = dict(os.environ, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@example.com",
                GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.com")
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout
+    # No automatic gc: after a big commit git would pack the fixture in the background
+    # while the commands are measured.
+    return subprocess.run(["git", "-C", str(repo), "-c", "gc.auto=0", *args], check=True, capture_output=True, text=True, env=env).stdout
 
 
 def fixture_repo(directory, n, seed, namespaces):
@@ -208,7 +210,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--big", type=int, default=10000, help="objects for the no-cluster rows")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--namespaces", type=int, default=10)
     parser.add_argument("--state", help="a running control plane's state directory (else one is started)")

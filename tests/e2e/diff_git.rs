@@ -2,6 +2,7 @@
 
 use std::process::Output;
 
+use crate::requests::{Request, counted, requests_about};
 use kubectl_gitops_tests::{GitFixture, TestCluster, TestNamespace, describe};
 
 /// The fixture app: a Namespace of its own, a CRD and a custom resource, a Deployment, a
@@ -662,78 +663,6 @@ fn for_a_synced_app_diff_shows_what_sync_would_prune() {
             .ends_with("0 changed, 0 added, 1 removed, 1 unchanged"),
         "{text}"
     );
-}
-
-/// One request as the audit log saw it: verb (with `(dry-run)`), resource, namespace, name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Request {
-    verb: String,
-    resource: String,
-    namespace: String,
-    name: String,
-}
-
-/// Our requests since `offset` that concern `namespaces`: objects in them, and the
-/// Namespace objects themselves (other tests run at the same time, so requests about
-/// other namespaces, and discovery, are left out). Requests across all namespaces are kept
-/// when they select the members of ApplySet `members_of`, with namespace `*`.
-fn requests_about(
-    cluster: &TestCluster,
-    offset: u64,
-    namespaces: &[&str],
-    members_of: Option<&str>,
-) -> Vec<Request> {
-    let field = |event: &serde_json::Value, name: &str| {
-        event["objectRef"][name]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
-    let mut out: Vec<Request> = cluster
-        .our_audit_events_since(offset)
-        .iter()
-        .filter_map(|event| {
-            let request = Request {
-                verb: kubectl_gitops_tests::describe_request(event)
-                    .split(' ')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-                resource: field(event, "resource"),
-                namespace: field(event, "namespace"),
-                name: field(event, "name"),
-            };
-            let everywhere = request.namespace.is_empty()
-                && request.resource != "namespaces"
-                && members_of.is_some_and(|id| {
-                    event["requestURI"]
-                        .as_str()
-                        .is_some_and(|uri| uri.contains(id))
-                });
-            if everywhere {
-                return Some(Request {
-                    namespace: "*".into(),
-                    ..request
-                });
-            }
-            let about = namespaces.contains(&request.namespace.as_str())
-                || request.resource == "namespaces" && namespaces.contains(&request.name.as_str());
-            about.then_some(request)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// How often each `verb resource namespace` occurs among `requests` with verb `verb`.
-fn counted(requests: &[Request], verb: &str) -> Vec<(String, usize)> {
-    let mut counts = std::collections::BTreeMap::new();
-    for r in requests.iter().filter(|r| r.verb == verb) {
-        *counts
-            .entry(format!("{} {}", r.resource, r.namespace))
-            .or_insert(0) += 1;
-    }
-    counts.into_iter().collect()
 }
 
 #[test]

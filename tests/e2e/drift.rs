@@ -6,6 +6,8 @@ use std::process::{Command, Output, Stdio};
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 use serde_json::{Value, json};
 
+use crate::requests::{counted, requests_about};
+
 mod git;
 mod watch;
 
@@ -531,4 +533,72 @@ fn every_app_in_a_namespace_or_all_namespaces_one_row_each() {
         "{}",
         describe(&out)
     );
+}
+
+/// An app in two namespaces is read with one LIST per kind (its members, label-selected,
+/// across all namespaces), shared by the comparison and the stray lookup: no LIST per
+/// namespace. An edit in one namespace, a deleted member and a stray in the other are
+/// still seen.
+#[test]
+fn one_member_list_per_kind_serves_the_comparison_and_the_stray_lookup() {
+    let cluster = TestCluster::get();
+    let test_ns = cluster.namespace("dr-lists");
+    let other_ns = cluster.namespace("dr-lists-other");
+    let (n, other) = (test_ns.name.as_str(), other_ns.name.as_str());
+    let in_other = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {other}\ndata:\n  greeting: hello\n"
+        )
+    };
+    let repo = repo_with(&[
+        ("app/a.yaml", &config_map("a")),
+        ("app/b.yaml", &in_other("b")),
+        ("app/c.yaml", &in_other("c")),
+    ]);
+    sync(cluster, &repo, "lists", n);
+    let id = gitops::apply::applyset::ApplySetId::for_app("lists", n).to_string();
+
+    let offset = cluster.audit_offset();
+    let out = drift(cluster, &["lists", "-n", n, "-o", "json"]);
+    code(&out, 0);
+    assert_eq!(json(&out)["summary"]["in_sync"], 3);
+    let requests = requests_about(cluster, offset, &[n, other], Some(id.as_str()));
+    assert_eq!(
+        counted(&requests, "list"),
+        [
+            ("configmaps *".to_string(), 1),
+            // The release records (label-selected).
+            (format!("secrets {n}"), 1),
+        ],
+        "{requests:#?}"
+    );
+
+    cluster.kubectl_ok(&[
+        "patch",
+        "-n",
+        n,
+        "configmap/a",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"greeting":"bye"}}"#,
+    ]);
+    cluster.kubectl_ok(&["delete", "-n", other, "configmap/c"]);
+    cluster.kubectl_ok(&["create", "configmap", "extra", "-n", other]);
+    cluster.kubectl_ok(&[
+        "label",
+        "-n",
+        other,
+        "configmap/extra",
+        &format!("applyset.kubernetes.io/part-of={id}"),
+    ]);
+    let out = drift(cluster, &["lists", "-n", n, "-o", "json"]);
+    code(&out, 1);
+    let doc = json(&out);
+    assert_eq!(
+        doc["summary"],
+        json!({"modified": 1, "deleted": 1, "stray": 1, "in_sync": 1, "ignored_fields": 0})
+    );
+    assert_eq!(object(&doc, "ConfigMap", "a")["state"], "modified");
+    assert_eq!(object(&doc, "ConfigMap", "c")["state"], "deleted");
+    assert_eq!(object(&doc, "ConfigMap", "extra")["state"], "stray");
 }

@@ -17,5 +17,6 @@ mod prune;
 mod rbac;
 mod release_history;
 mod release_store;
+mod requests;
 mod shipping;
 mod sync;

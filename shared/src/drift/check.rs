@@ -184,8 +184,16 @@ async fn compare_live(
             });
         }
     }
-    // The stray lookup below reads the same kinds: one LIST serves both.
+    // The stray lookup below reads the same kinds: one LIST serves both. The app's
+    // members come in one LIST per kind across its namespaces, made while the ApplySet
+    // parent is read.
     let _reads = cluster.shared_reads();
+    let id = applyset::ApplySetId::for_app(&request.app, &request.namespace);
+    let (parent, ()) = futures::join!(
+        applyset::read(cluster, &request.namespace, &request.app),
+        cluster.prefetch(&known, Some(id.as_str())),
+    );
+    let parent = parent?;
     let live = cluster.fetch(&known).await?;
     for key in &known {
         if !live.contains_key(key) && in_release(key) {
@@ -246,7 +254,6 @@ async fn compare_live(
     }
 
     let mut warnings = Vec::new();
-    let parent = applyset::read(cluster, &request.namespace, &request.app).await?;
     if parent.is_none() {
         warnings.push(format!(
             "the ApplySet parent Secret {}/{} is gone, so strays cannot be looked for (kubectl sync or --heal writes it again)",
