@@ -280,6 +280,7 @@ def measure(args, cluster, env, kubectl, work):
         cpus = row.ours_cpu if which == "ours" else row.base_cpu
         if cpu_before is not None and cpu_after is not None:
             cpus.append(cpu_after - cpu_before)
+        log(f"{row.name}: {which} {seconds * 1000:.0f} ms")
         if which == "ours":
             row.ours.append(seconds); row.ours_mem.append(mem); row.ours_requests = counts
         else:
