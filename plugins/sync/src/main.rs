@@ -528,7 +528,7 @@ async fn sync_locked(
     .await?;
     drop(shared);
 
-    let mut preview = plan.change_set();
+    let mut preview = plan.preview();
     if !args.show_secrets {
         preview.mask_secrets();
     }

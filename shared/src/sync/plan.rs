@@ -43,7 +43,34 @@ impl SyncPlan {
     /// The change set to show: the comparison, plus the stale members as removed when
     /// pruning (without `--prune` they stay, and are not a difference this sync makes).
     pub fn change_set(&self) -> ChangeSet {
-        let mut changes = self.comparison.changes.clone();
+        self.changes(true)
+    }
+
+    /// [`SyncPlan::change_set`] as a sync shows it: the unchanged objects only counted,
+    /// their contents left out (not copied: a no-op sync of 1,000 objects copied them all
+    /// to print nothing of them).
+    pub fn preview(&self) -> ChangeSet {
+        self.changes(false)
+    }
+
+    fn changes(&self, unchanged_contents: bool) -> ChangeSet {
+        let mut changes = ChangeSet {
+            changes: self
+                .comparison
+                .changes
+                .changes
+                .iter()
+                .map(|change| match change.action {
+                    Action::Unchanged if !unchanged_contents => ObjectChange {
+                        key: change.key.clone(),
+                        action: Action::Unchanged,
+                        before: None,
+                        after: None,
+                    },
+                    _ => change.clone(),
+                })
+                .collect(),
+        };
         if self.prune {
             for (key, object) in &self.stale {
                 let mut before = object.clone();
@@ -193,4 +220,78 @@ pub async fn plan_with_parent(
         prune,
         record_manifest: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+            namespace: Some("shop".into()),
+            name: name.into(),
+        }
+    }
+
+    fn config_map(name: &str, value: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": name, "namespace": "shop"}, "data": {"k": value}})
+    }
+
+    #[test]
+    fn the_preview_counts_unchanged_objects_without_their_contents() {
+        let change = |name: &str, action, before: Option<&str>, after: Option<&str>| ObjectChange {
+            key: key(name),
+            action,
+            before: before.map(|v| config_map(name, v)),
+            after: after.map(|v| config_map(name, v)),
+        };
+        let plan = SyncPlan {
+            app: "shop".into(),
+            namespace: "shop".into(),
+            existing: None,
+            applyset: ApplySet::new("shop", "shop"),
+            desired: DesiredSet::default(),
+            phases: Vec::new(),
+            comparison: Comparison {
+                changes: ChangeSet {
+                    changes: vec![
+                        change("a", Action::Unchanged, Some("1"), Some("1")),
+                        change("b", Action::Changed, Some("1"), Some("2")),
+                        change("c", Action::Added, None, Some("3")),
+                    ],
+                },
+                conflicts: Vec::new(),
+                missing_namespaces: Vec::new(),
+                live_marks: BTreeMap::new(),
+                unchecked_creates: BTreeSet::new(),
+            },
+            stale: BTreeMap::from([(key("old"), config_map("old", "0"))]),
+            prune: true,
+            record_manifest: None,
+        };
+        let full = plan.change_set();
+        let preview = plan.preview();
+        assert_eq!(preview.summary(), full.summary());
+        assert_eq!(
+            (preview.summary().unchanged, preview.summary().removed),
+            (1, 1)
+        );
+        for (shown, whole) in preview.changes.iter().zip(&full.changes) {
+            assert_eq!(shown.key, whole.key);
+            if whole.action == Action::Unchanged {
+                assert_eq!((&shown.before, &shown.after), (&None, &None));
+                assert!(whole.before.is_some());
+            } else {
+                assert_eq!(
+                    (shown.action, &shown.before, &shown.after),
+                    (whole.action, &whole.before, &whole.after)
+                );
+            }
+        }
+    }
 }
