@@ -409,11 +409,10 @@ rows, {args.repeat} rounds, seed {args.seed}, {args.namespaces} namespaces), our
 kubectl alternately on the same local control plane (the project's test cluster: etcd,
 kube-apiserver, controller-manager, scheduler and kwok nodes on 127.0.0.1), warmed up first
 by an unmeasured apply of the same objects; in the sync rows each goes first in every other
-round. Medians; requests
-are one round's, by verb, from the API server's audit log (by User-Agent); API server CPU is
-the CPU time the kube-apiserver process used while the command ran (median; it includes
-the server's own background work, about 0.1 s per second here); peak memory is the
-process's maximum resident set.
+round. Medians; requests are one round's, by verb, from the API server's audit log (by
+User-Agent); API server CPU is the CPU time the kube-apiserver process used while the
+command ran (median; it includes the server's own background work, about 0.1 s per second
+here); peak memory is the process's maximum resident set.
 
 Machine: {machine()}.
 1-minute load average before each command: min {loads[0]:.1f}, median {statistics.median(loads):.1f},
