@@ -1,6 +1,5 @@
 //! `kubectl sync`, run by the real kubectl through its plugin discovery.
 
-use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -299,19 +298,7 @@ fn a_misspelt_field_of_a_custom_resource_is_refused() {
     let crd = format!(
         "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  names: {{kind: Widget, plural: widgets}}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            properties:\n              size: {{type: integer}}\n"
     );
-    let mut apply = cluster
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    apply
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(crd.as_bytes())
-        .unwrap();
-    assert!(apply.wait().unwrap().success());
+    cluster.apply_yaml(n, &crd);
     let established = cluster
         .kubectl()
         .args(["wait", "--for=condition=Established", "--timeout=60s"])
