@@ -572,6 +572,21 @@ fn one_member_list_per_kind_serves_the_comparison_and_the_stray_lookup() {
         ],
         "{requests:#?}"
     );
+    // Of the records, only the deployed ones are read: each holds a whole manifest.
+    let record_lists: Vec<String> = cluster
+        .our_audit_events_since(offset)
+        .iter()
+        .filter(|e| {
+            e["verb"] == "list"
+                && e["objectRef"]["resource"] == "secrets"
+                && e["objectRef"]["namespace"] == n
+        })
+        .filter_map(|e| e["requestURI"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        record_lists.len() == 1 && record_lists[0].contains("status%3Ddeployed"),
+        "{record_lists:?}"
+    );
 
     cluster.kubectl_ok(&[
         "patch",
@@ -601,4 +616,48 @@ fn one_member_list_per_kind_serves_the_comparison_and_the_stray_lookup() {
     assert_eq!(object(&doc, "ConfigMap", "a")["state"], "modified");
     assert_eq!(object(&doc, "ConfigMap", "c")["state"], "deleted");
     assert_eq!(object(&doc, "ConfigMap", "extra")["state"], "stray");
+}
+
+/// Without a deployed release there is nothing to compare with: drift says what the app
+/// has instead, and exits 2.
+#[test]
+fn an_app_whose_only_release_failed_is_an_error_naming_it() {
+    let cluster = TestCluster::get();
+    let test_ns = cluster.namespace("dr-failed");
+    let n = test_ns.name.as_str();
+    let repo = repo_with(&[(
+        "app/bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\nbogus: 1\n",
+    )]);
+    let out = cluster
+        .kubectl()
+        .args([
+            "sync",
+            "HEAD",
+            "app",
+            "--app",
+            "failing",
+            "-n",
+            n,
+            "--yes",
+            "--wait=false",
+        ])
+        .current_dir(repo.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    code(&out, 2);
+    assert_eq!(
+        cluster.release_statuses(n, "failing"),
+        vec![(1, "failed".to_string())]
+    );
+    let out = drift(cluster, &["failing", "-n", n]);
+    code(&out, 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "app failing has no deployed release in namespace {n}"
+        )) && err.contains("its newest, release 1, is failed"),
+        "{err}"
+    );
 }

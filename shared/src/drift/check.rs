@@ -115,6 +115,11 @@ pub(crate) fn release_objects(
 
 /// The newest deployed release, or an error that says what the app has instead.
 async fn deployed_release(store: &ReleaseStore, app: &str) -> Result<ReleaseRecord, DriftError> {
+    // Only the deployed records are sent and decoded (each holds a whole manifest); the
+    // others are read only to say why there is none.
+    if let Some(release) = store.latest_deployed(app).await? {
+        return Ok(release);
+    }
     let records = store.list(app).await?;
     if let Some(release) = records
         .iter()
