@@ -42,24 +42,26 @@ fn repo_with(files: &[(&str, &str)]) -> GitFixture {
 }
 
 fn sync(cluster: &TestCluster, repo: &GitFixture, app: &str, ns: &str) {
-    let out = cluster
+    let out = sync_with(cluster, repo, app, ns, &["--timeout", "90s"]);
+    assert_eq!(out.status.code(), Some(0), "sync: {}", describe(&out));
+}
+
+/// `kubectl sync HEAD app` of `repo` as app `app` in `ns`, with `extra` flags.
+fn sync_with(
+    cluster: &TestCluster,
+    repo: &GitFixture,
+    app: &str,
+    ns: &str,
+    extra: &[&str],
+) -> Output {
+    cluster
         .kubectl()
-        .args([
-            "sync",
-            "HEAD",
-            "app",
-            "--app",
-            app,
-            "-n",
-            ns,
-            "--timeout",
-            "90s",
-        ])
+        .args(["sync", "HEAD", "app", "--app", app, "-n", ns])
+        .args(extra)
         .current_dir(repo.path())
         .stdin(Stdio::null())
         .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "sync: {}", describe(&out));
+        .unwrap()
 }
 
 fn drift_cmd(cluster: &TestCluster, args: &[&str]) -> Command {
@@ -629,23 +631,7 @@ fn an_app_whose_only_release_failed_is_an_error_naming_it() {
         "app/bad.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\nbogus: 1\n",
     )]);
-    let out = cluster
-        .kubectl()
-        .args([
-            "sync",
-            "HEAD",
-            "app",
-            "--app",
-            "failing",
-            "-n",
-            n,
-            "--yes",
-            "--wait=false",
-        ])
-        .current_dir(repo.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = sync_with(cluster, &repo, "failing", n, &["--yes", "--wait=false"]);
     code(&out, 2);
     assert_eq!(
         cluster.release_statuses(n, "failing"),
