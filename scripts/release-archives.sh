@@ -3,58 +3,118 @@
 #   dist/kubectl-gitops-<plugin>-v<version>-<os>-<arch>.tar.gz
 # holding the plugin binary, its kubectl_complete-* script and LICENSE.
 #
-#   scripts/release-archives.sh [--profile release|dev] [--target TRIPLE] [--out DIR]
+#   scripts/release-archives.sh [--profile release|dev] [--target TRIPLE]... [--all] [--out DIR]
 #
-# The host platform needs nothing more. Cross targets need their Rust target and a linker:
-#   x86_64-unknown-linux-gnu   linux/amd64
-#   aarch64-unknown-linux-gnu  linux/arm64   rustup target add aarch64-unknown-linux-gnu;
-#                                            apt-get install gcc-aarch64-linux-gnu; and
-#                                            CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-#   x86_64-apple-darwin        darwin/amd64  on macOS: rustup target add x86_64-apple-darwin
-#   aarch64-apple-darwin       darwin/arm64  on macOS: rustup target add aarch64-apple-darwin
+# Without --target: the host platform, built by plain cargo (what the tests install).
+# --all: the four krew platforms, each built with zig as the linker (scripts/cross-tools.sh
+# installs it), which is what a release publishes:
+#   x86_64-unknown-linux-gnu   linux/amd64   glibc 2.17 or newer
+#   aarch64-unknown-linux-gnu  linux/arm64   glibc 2.17 or newer
+#   x86_64-apple-darwin        darwin/amd64  macOS 11 or newer
+#   aarch64-apple-darwin       darwin/arm64  macOS 11 or newer (ad-hoc signed)
+# macOS binaries link against text stubs of the system frameworks they use
+# (scripts/macos-frameworks.txt), so no macOS SDK is needed.
 # Then scripts/krew-manifests.sh turns the archives into krew manifests.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-profile=release target="" out="$root/dist"
+krew_targets=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin)
+usage="usage: $0 [--profile release|dev] [--target TRIPLE]... [--all] [--out DIR]"
+profile=release out="$root/dist" targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=$2; shift 2 ;;
-    --target) target=$2; shift 2 ;;
+    --target) targets+=("$2"); shift 2 ;;
+    --all) targets+=("${krew_targets[@]}"); shift ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--profile release|dev] [--target TRIPLE] [--out DIR]" >&2; exit 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
 done
-host=$(rustc -vV | sed -n 's/^host: //p')
-[ -n "$target" ] || target=$host
-case "$target" in
-  x86_64-*linux*) platform=linux-amd64 ;;
-  aarch64-*linux*) platform=linux-arm64 ;;
-  x86_64-apple-darwin) platform=darwin-amd64 ;;
-  aarch64-apple-darwin) platform=darwin-arm64 ;;
-  *) echo "unsupported target $target" >&2; exit 2 ;;
-esac
+say() { printf '[release] %s\n' "$*" >&2; }
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$root/Cargo.toml")
-
-cd "$root"
 dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-# The host's binaries are the ordinary build (no second copy under target/<triple>/).
-if [ "$target" = "$host" ]; then
-  cargo build --quiet --profile "$profile" --bins
-  bins="target/$dir"
-else
-  cargo build --quiet --profile "$profile" --target "$target" --bins
-  bins="target/$target/$dir"
-fi
+cd "$root"
 mkdir -p "$out"
-grep -v '^#' krew-manifests/plugins.tsv | while IFS=$'\t' read -r name binary _ _; do
-  stage=$(mktemp -d)
-  cp "$bins/$binary" "$stage/"
-  cp "plugins/completion/kubectl_complete-${binary#kubectl-}" "$stage/"
-  cp LICENSE "$stage/"
-  archive="$out/kubectl-gitops-$name-v$version-$platform.tar.gz"
-  # Reproducible: fixed order, owner and times.
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='2000-01-01 00:00Z' \
-    -C "$stage" -czf "$archive" .
-  rm -rf "$stage"
-  echo "$archive"
+
+platform_of() {
+  case "$1" in
+    x86_64-unknown-linux-gnu) echo linux-amd64 ;;
+    aarch64-unknown-linux-gnu) echo linux-arm64 ;;
+    x86_64-apple-darwin) echo darwin-amd64 ;;
+    aarch64-apple-darwin) echo darwin-arm64 ;;
+    *) return 1 ;;
+  esac
+}
+
+# A directory that looks like a macOS SDK to the linker: one text stub per framework.
+macos_sdk() {
+  local sdk=$1 name symbols
+  grep -v '^#' "$root/scripts/macos-frameworks.txt" | while read -r name symbols; do
+    [ -n "$name" ] || continue
+    local fw="$sdk/System/Library/Frameworks/$name.framework"
+    mkdir -p "$fw"
+    cat >"$fw/$name.tbd" <<EOF
+--- !tapi-tbd
+tbd-version:     4
+targets:         [ x86_64-macos, arm64-macos ]
+install-name:    '/System/Library/Frameworks/$name.framework/Versions/A/$name'
+exports:
+  - targets:         [ x86_64-macos, arm64-macos ]
+    symbols:         [ ${symbols// /, } ]
+...
+EOF
+  done
+}
+
+# Builds every binary for one target; prints the directory holding them.
+build() {
+  local target=$1
+  if [ ${#targets[@]} -eq 0 ]; then
+    # The host's binaries are the ordinary build (no second copy under target/<triple>/).
+    cargo build --quiet --profile "$profile" --bins
+    echo "target/$dir"
+    return
+  fi
+  local zig_bin
+  zig_bin=$(bash "$root/scripts/cross-tools.sh")
+  local zig_target=$target
+  case "$target" in
+    *-linux-gnu) zig_target="$target.2.17" ;;
+  esac
+  local sdk; sdk=$(mktemp -d)
+  macos_sdk "$sdk"
+  # cargo-zigbuild finds zig in the venv (python -m ziglang).
+  PATH="$zig_bin:$PATH" SDKROOT="$sdk" MACOSX_DEPLOYMENT_TARGET=11.0 \
+    cargo zigbuild --quiet --profile "$profile" --target "$zig_target" --bins >&2
+  rm -rf "$sdk"
+  echo "target/$target/$dir"
+}
+
+pack() {
+  local bins=$1 platform=$2
+  grep -v '^#' krew-manifests/plugins.tsv | while IFS=$'\t' read -r name binary _ _; do
+    local stage; stage=$(mktemp -d)
+    cp "$bins/$binary" "$stage/"
+    cp "plugins/completion/kubectl_complete-${binary#kubectl-}" "$stage/"
+    cp LICENSE "$stage/"
+    local archive="$out/kubectl-gitops-$name-v$version-$platform.tar.gz"
+    # Reproducible: fixed order, owner and times.
+    tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='2000-01-01 00:00Z' \
+      -C "$stage" -cf - . | gzip -n >"$archive"
+    rm -rf "$stage"
+    echo "$archive"
+  done
+}
+
+if [ ${#targets[@]} -eq 0 ]; then
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  platform=$(platform_of "$host") || { echo "unsupported host $host" >&2; exit 2; }
+  pack "$(build "$host")" "$platform"
+  exit 0
+fi
+for target in "${targets[@]}"; do
+  platform_of "$target" >/dev/null || { echo "unsupported target $target (one of: ${krew_targets[*]})" >&2; exit 2; }
+done
+for target in "${targets[@]}"; do
+  say "building $target ($profile)"
+  pack "$(build "$target")" "$(platform_of "$target")"
 done

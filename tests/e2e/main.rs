@@ -15,6 +15,7 @@ mod helm;
 mod hostile;
 mod prune;
 mod rbac;
+mod release_archives;
 mod release_history;
 mod release_store;
 mod requests;
