@@ -97,9 +97,10 @@ pack() {
     cp "plugins/completion/kubectl_complete-${binary#kubectl-}" "$stage/"
     cp LICENSE "$stage/"
     local archive="$out/kubectl-gitops-$name-v$version-$platform.tar.gz"
-    # Reproducible: fixed order, owner and times.
+    # Reproducible: fixed order, owner and times. Files only, no "." entry: extracting
+    # into a directory must not change that directory's mode.
     tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='2000-01-01 00:00Z' \
-      -C "$stage" -cf - . | gzip -n >"$archive"
+      -C "$stage" -cf - "$binary" "kubectl_complete-${binary#kubectl-}" LICENSE | gzip -n >"$archive"
     rm -rf "$stage"
     echo "$archive"
   done

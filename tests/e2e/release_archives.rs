@@ -243,21 +243,23 @@ fn release_archives_for_every_krew_platform_hold_a_binary_that_runs_there() {
             let archive = dist.join(format!(
                 "kubectl-gitops-{plugin}-v{version}-{platform}.tar.gz"
             ));
-            let listing = run(Command::new("tar").arg("-tvzf").arg(&archive));
-            for file in [
+            // Exactly these files, no directory entry (extracting into ~/bin must not
+            // change its mode), the binary executable.
+            let names = run(Command::new("tar").arg("-tzf").arg(&archive));
+            let mut names: Vec<&str> = names.lines().collect();
+            names.sort_unstable();
+            let mut want = vec![
+                "LICENSE".to_string(),
                 binary.to_string(),
                 format!("kubectl_complete-{}", &binary[8..]),
-                "LICENSE".into(),
-            ] {
-                assert!(
-                    listing.lines().any(|l| l.ends_with(&format!("./{file}"))),
-                    "{platform} {plugin}: {file} missing from\n{listing}"
-                );
-            }
+            ];
+            want.sort();
+            assert_eq!(names, want, "{platform} {plugin}");
+            let listing = run(Command::new("tar").arg("-tvzf").arg(&archive));
             assert!(
                 listing
                     .lines()
-                    .any(|l| l.starts_with("-rwx") && l.ends_with(&format!("./{binary}"))),
+                    .any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with(&format!(" {binary}"))),
                 "{platform} {plugin}: the binary is not executable\n{listing}"
             );
             let unpacked = work.path().join(platform).join(plugin);
