@@ -70,7 +70,7 @@ grep -v '^#' "$root/krew-manifests/plugins.tsv" | while IFS=$'\t' read -r name b
   fi
   python3 - "$root/krew-manifests/template.yaml" "$out/$name.yaml" <<PY
 import sys
-text = open(sys.argv[1]).read()
+text = "".join(l for l in open(sys.argv[1]).readlines() if not l.startswith("##"))
 for key, value in {
     "@NAME@": "$name", "@VERSION@": "$version", "@HOMEPAGE@": "$repo",
     "@SHORT@": "$short", "@BIN_SUFFIX@": "${binary#kubectl-}",

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kubectl_gitops_tests::{describe, workspace_root};
+use kubectl_gitops_tests::{TestCluster, describe, workspace_root};
 use sha2::{Digest, Sha256};
 
 const PLUGINS: [(&str, &str); 4] = [
@@ -223,8 +223,9 @@ fn newest_glibc(binary: &Path) -> (u32, u32) {
 
 /// Every plugin, built for each of krew's platforms by the release script, is in an
 /// archive with its completion script and LICENSE; the binary is for that platform, the
-/// Linux ones run (arm64 under qemu) and need glibc 2.17 at most, the macOS ones need
-/// macOS 11 at most, load only system libraries, and (arm64) carry a valid signature.
+/// Linux ones run (arm64 under qemu; release-history reads the test cluster) and need
+/// glibc 2.17 at most, the macOS ones need macOS 11 at most, load only system libraries,
+/// and (arm64) carry a valid signature.
 /// Run on its own by tests/run.sh (ignored here): it builds the workspace four times.
 #[test]
 #[ignore]
@@ -238,6 +239,8 @@ fn release_archives_for_every_krew_platform_hold_a_binary_that_runs_there() {
         .arg(&dist));
     let version = env!("CARGO_PKG_VERSION");
     let qemu_root = PathBuf::from("/usr/aarch64-linux-gnu");
+    let cluster = TestCluster::get();
+    let namespace = cluster.namespace("release-archives");
     for platform in PLATFORMS {
         for (plugin, binary) in PLUGINS {
             let archive = dist.join(format!(
@@ -285,15 +288,25 @@ fn release_archives_for_every_krew_platform_hold_a_binary_that_runs_there() {
                         "{platform} {plugin} needs glibc {:?}",
                         newest_glibc(&path)
                     );
-                    let mut cmd = if platform == "linux-amd64" {
-                        Command::new(&path)
-                    } else {
-                        let mut qemu = Command::new("qemu-aarch64");
-                        qemu.arg("-L").arg(&qemu_root).arg(&path);
-                        qemu
+                    let native = || {
+                        if platform == "linux-amd64" {
+                            Command::new(&path)
+                        } else {
+                            let mut qemu = Command::new("qemu-aarch64");
+                            qemu.arg("-L").arg(&qemu_root).arg(&path);
+                            qemu
+                        }
                     };
-                    let out = run(cmd.arg("--version"));
+                    let out = run(native().arg("--version"));
                     assert!(out.starts_with(&want_version), "{platform}: {out}");
+                    // And it talks to the real API server (TLS, HTTP/2, a LIST).
+                    if plugin == "release-history" {
+                        let out = run(native()
+                            .args(["-n", &namespace.name, "-o", "json", "--kubeconfig"])
+                            .arg(&cluster.admin_kubeconfig));
+                        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+                        assert_eq!(doc["apps"], serde_json::json!([]), "{platform}: {out}");
+                    }
                 }
                 _ => {
                     let cpu = if platform == "darwin-amd64" {
