@@ -30,6 +30,32 @@ fn sha256(path: &Path) -> String {
         .to_string()
 }
 
+/// A plugin's krew manifest, parsed, after checking what every manifest must say: the
+/// kind, name = file name = command, Cargo's version with a `v`, the descriptions.
+pub(crate) fn parse_manifest(text: &str, plugin: &str) -> serde_json::Value {
+    let doc: serde_json::Value = serde_yaml_ng::from_str(text).unwrap();
+    assert_eq!(
+        doc["apiVersion"],
+        "krew.googlecontainertools.github.com/v1alpha2"
+    );
+    assert_eq!(doc["kind"], "Plugin");
+    assert_eq!(
+        doc["metadata"]["name"], plugin,
+        "name = file name = command"
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(doc["spec"]["version"], format!("v{version}"));
+    for field in ["shortDescription", "description", "caveats", "homepage"] {
+        assert!(
+            doc["spec"][field]
+                .as_str()
+                .is_some_and(|s| !s.trim().is_empty()),
+            "{plugin}: {field}"
+        );
+    }
+    doc
+}
+
 /// The committed manifests are exactly what the generator makes from the committed
 /// checksums (no hand edits, no stale version), and each lists krew's four platforms.
 #[test]
@@ -55,22 +81,7 @@ fn the_committed_krew_manifests_are_generated_and_list_every_platform() {
             "krew-manifests/{file} differs from what scripts/krew-manifests.sh generates from \
              krew-manifests/SHA256SUMS: regenerate it"
         );
-        let doc: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
-        assert_eq!(
-            doc["apiVersion"],
-            "krew.googlecontainertools.github.com/v1alpha2"
-        );
-        assert_eq!(doc["kind"], "Plugin");
-        assert_eq!(doc["metadata"]["name"], plugin);
-        assert_eq!(doc["spec"]["version"], format!("v{version}"));
-        for field in ["shortDescription", "description", "caveats", "homepage"] {
-            assert!(
-                doc["spec"][field]
-                    .as_str()
-                    .is_some_and(|s| !s.trim().is_empty()),
-                "{plugin}: {field}"
-            );
-        }
+        let doc = parse_manifest(&text, plugin);
         let platforms = doc["spec"]["platforms"].as_array().unwrap();
         let mut listed: Vec<String> = platforms
             .iter()
@@ -351,10 +362,10 @@ fn release_archives_for_every_krew_platform_hold_a_binary_that_runs_there() {
         .arg(&manifests));
     let sums = std::fs::read_to_string(manifests.join("SHA256SUMS")).unwrap();
     for (plugin, _) in PLUGINS {
-        let doc: serde_json::Value = serde_yaml_ng::from_str(
+        let doc = parse_manifest(
             &std::fs::read_to_string(manifests.join(format!("{plugin}.yaml"))).unwrap(),
-        )
-        .unwrap();
+            plugin,
+        );
         let platforms = doc["spec"]["platforms"].as_array().unwrap();
         assert_eq!(platforms.len(), 4, "{plugin}");
         for (p, platform) in platforms.iter().zip(PLATFORMS) {

@@ -192,25 +192,7 @@ fn krew_installs_every_plugin_from_the_generated_manifests() {
     ] {
         let manifest = manifests.join(format!("{plugin}.yaml"));
         let text = std::fs::read_to_string(&manifest).unwrap();
-        let doc: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
-        assert_eq!(
-            doc["apiVersion"],
-            "krew.googlecontainertools.github.com/v1alpha2"
-        );
-        assert_eq!(doc["kind"], "Plugin");
-        assert_eq!(
-            doc["metadata"]["name"], plugin,
-            "name = file name = command"
-        );
-        assert_eq!(doc["spec"]["version"], format!("v{version}"));
-        for field in ["shortDescription", "description", "caveats", "homepage"] {
-            assert!(
-                doc["spec"][field]
-                    .as_str()
-                    .is_some_and(|s| !s.trim().is_empty()),
-                "{plugin}: {field}"
-            );
-        }
+        let doc = crate::release_archives::parse_manifest(&text, plugin);
         let archive = dist.join(format!(
             "kubectl-gitops-{plugin}-v{version}-linux-amd64.tar.gz"
         ));
