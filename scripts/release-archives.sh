@@ -65,43 +65,28 @@ EOF
   done
 }
 
-# Builds every binary for one target; prints the directory holding them.
-build() {
-  local target=$1
-  if [ ${#targets[@]} -eq 0 ]; then
-    # The host's binaries are the ordinary build (no second copy under target/<triple>/).
-    cargo build --quiet --profile "$profile" --bins
-    echo "target/$dir"
-    return
-  fi
-  local zig_bin
-  zig_bin=$(bash "$root/scripts/cross-tools.sh")
-  local zig_target=$target
+# Builds every binary for one cross target with zig; prints the directory holding them.
+# Needs $zig_bin and $sdk (set up once, below).
+build_cross() {
+  local target=$1 zig_target=$1
   case "$target" in
     *-linux-gnu) zig_target="$target.2.17" ;;
   esac
-  local sdk; sdk=$(mktemp -d)
-  macos_sdk "$sdk"
   # cargo-zigbuild finds zig in the venv (python -m ziglang).
   PATH="$zig_bin:$PATH" SDKROOT="$sdk" MACOSX_DEPLOYMENT_TARGET=11.0 \
     cargo zigbuild --quiet --profile "$profile" --target "$zig_target" --bins >&2
-  rm -rf "$sdk"
   echo "target/$target/$dir"
 }
 
 pack() {
   local bins=$1 platform=$2
   grep -v '^#' krew-manifests/plugins.tsv | while IFS=$'\t' read -r name binary _ _; do
-    local stage; stage=$(mktemp -d)
-    cp "$bins/$binary" "$stage/"
-    cp "plugins/completion/kubectl_complete-${binary#kubectl-}" "$stage/"
-    cp LICENSE "$stage/"
     local archive="$out/kubectl-gitops-$name-v$version-$platform.tar.gz"
-    # Reproducible: fixed order, owner and times. Files only, no "." entry: extracting
-    # into a directory must not change that directory's mode.
-    tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='2000-01-01 00:00Z' \
-      -C "$stage" -cf - "$binary" "kubectl_complete-${binary#kubectl-}" LICENSE | gzip -n >"$archive"
-    rm -rf "$stage"
+    # Reproducible: fixed owner and times. The three files only, each from where it is,
+    # no directory entry: extracting into a directory must not change that directory's mode.
+    tar --owner=0 --group=0 --numeric-owner --mtime='2000-01-01 00:00Z' -cf - \
+      -C "$bins" "$binary" -C "$root/plugins/completion" "kubectl_complete-${binary#kubectl-}" \
+      -C "$root" LICENSE | gzip -n >"$archive"
     echo "$archive"
   done
 }
@@ -109,13 +94,19 @@ pack() {
 if [ ${#targets[@]} -eq 0 ]; then
   host=$(rustc -vV | sed -n 's/^host: //p')
   platform=$(platform_of "$host") || { echo "unsupported host $host" >&2; exit 2; }
-  pack "$(build "$host")" "$platform"
+  # The host's binaries are the ordinary build (no second copy under target/<triple>/).
+  cargo build --quiet --profile "$profile" --bins
+  pack "target/$dir" "$platform"
   exit 0
 fi
 for target in "${targets[@]}"; do
   platform_of "$target" >/dev/null || { echo "unsupported target $target (one of: ${krew_targets[*]})" >&2; exit 2; }
 done
+zig_bin=$(bash "$root/scripts/cross-tools.sh")
+sdk=$(mktemp -d)
+trap 'rm -rf "$sdk"' EXIT
+macos_sdk "$sdk"
 for target in "${targets[@]}"; do
   say "building $target ($profile)"
-  pack "$(build "$target")" "$(platform_of "$target")"
+  pack "$(build_cross "$target")" "$(platform_of "$target")"
 done
