@@ -8,7 +8,8 @@ use std::process::Command;
 use kubectl_gitops_tests::{TestCluster, describe, workspace_root};
 use sha2::{Digest, Sha256};
 
-const PLUGINS: [(&str, &str); 4] = [
+/// Each plugin: its command and its binary.
+pub(crate) const PLUGINS: [(&str, &str); 4] = [
     ("diff-git", "kubectl-diff_git"),
     ("sync", "kubectl-sync"),
     ("release-history", "kubectl-release_history"),
@@ -22,7 +23,7 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn sha256(path: &Path) -> String {
+pub(crate) fn sha256(path: &Path) -> String {
     run(Command::new("sha256sum").arg(path))
         .split_whitespace()
         .next()

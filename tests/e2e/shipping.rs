@@ -184,12 +184,7 @@ fn krew_installs_every_plugin_from_the_generated_manifests() {
     .unwrap();
 
     let version = env!("CARGO_PKG_VERSION");
-    for (plugin, binary) in [
-        ("diff-git", "kubectl-diff_git"),
-        ("sync", "kubectl-sync"),
-        ("release-history", "kubectl-release_history"),
-        ("drift", "kubectl-drift"),
-    ] {
+    for (plugin, binary) in crate::release_archives::PLUGINS {
         let manifest = manifests.join(format!("{plugin}.yaml"));
         let text = std::fs::read_to_string(&manifest).unwrap();
         let doc = crate::release_archives::parse_manifest(&text, plugin);
@@ -205,18 +200,9 @@ fn krew_installs_every_plugin_from_the_generated_manifests() {
         assert!(platform["uri"].as_str().unwrap().ends_with(&format!(
             "/v{version}/kubectl-gitops-{plugin}-v{version}-linux-amd64.tar.gz"
         )));
-        let sha = std::process::Command::new("sha256sum")
-            .arg(&archive)
-            .output()
-            .unwrap();
-        let sha = String::from_utf8_lossy(&sha.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
         assert_eq!(
             platform["sha256"],
-            sha.as_str(),
+            crate::release_archives::sha256(&archive),
             "the checksum is the archive's"
         );
 
@@ -252,7 +238,7 @@ fn krew_installs_every_plugin_from_the_generated_manifests() {
         assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("kubectl {plugin}")));
     }
     // `krew list` needs krew's index (a network fetch); its receipts say the same offline.
-    for plugin in ["diff-git", "sync", "release-history", "drift"] {
+    for (plugin, _) in crate::release_archives::PLUGINS {
         let receipt = krew_root.join("receipts").join(format!("{plugin}.yaml"));
         assert!(receipt.is_file(), "no krew receipt for {plugin}");
     }
@@ -262,12 +248,7 @@ fn krew_installs_every_plugin_from_the_generated_manifests() {
         .output()
         .unwrap();
     let list = String::from_utf8_lossy(&list.stdout);
-    for binary in [
-        "kubectl-diff_git",
-        "kubectl-sync",
-        "kubectl-release_history",
-        "kubectl-drift",
-    ] {
+    for (_, binary) in crate::release_archives::PLUGINS {
         assert!(list.contains(&format!("krew-root/bin/{binary}")), "{list}");
     }
 }

@@ -299,13 +299,12 @@ fn a_misspelt_field_of_a_custom_resource_is_refused() {
         "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  names: {{kind: Widget, plural: widgets}}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            properties:\n              size: {{type: integer}}\n"
     );
     cluster.apply_yaml(n, &crd);
-    let established = cluster
-        .kubectl()
-        .args(["wait", "--for=condition=Established", "--timeout=60s"])
-        .arg(format!("crd/widgets.{group}"))
-        .output()
-        .unwrap();
-    assert!(established.status.success(), "{}", describe(&established));
+    cluster.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        &format!("crd/widgets.{group}"),
+    ]);
 
     let repo = GitFixture::new();
     repo.write(
