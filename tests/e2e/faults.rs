@@ -72,7 +72,10 @@ fn apiserver_killed_mid_sync_fails_with_what_was_applied_and_the_next_sync_conve
     ];
 
     let offset = cluster.audit_offset();
+    // One apply at a time: with the default concurrency a busy machine could see all 200
+    // applied before the API server is stopped, and the sync would then fail elsewhere.
     let child = sync_cmd(&cluster, &repo, &args)
+        .env("KUBECTL_GITOPS_CONCURRENCY", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
