@@ -7,17 +7,45 @@
 //! repository's first read, its loose objects are inflated here, with flate2, which
 //! reports the truncation. Large blobs, which only our own tree walk reads, are checked
 //! just before that read instead of up front.
+//!
+//! A small blob inflated here is kept ([`LooseBlobs`]), so that the walk takes its content
+//! from here instead of having libgit2 open and inflate the same file a second time.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::ZlibDecoder;
-use git2::Oid;
+use git2::{ObjectType, Oid};
 
 /// Loose files up to this size are checked up front; larger ones up front only when they
 /// are not blobs (commits and trees are read by libgit2 on its own, blobs by our walk).
 const EAGER_BYTES: u64 = 64 * 1024;
+
+/// At most this many bytes of loose blob content are kept; past it the walk reads the rest
+/// through libgit2, as it reads packed ones.
+const KEPT_BYTES: usize = 64 * 1024 * 1024;
+
+/// The content of the small loose blobs found while checking, by id. Each was inflated
+/// whole, its header matched its length, and its content hashes to its id (as libgit2
+/// checks when it reads an object), so it is what libgit2 would have read.
+#[derive(Default)]
+pub(super) struct LooseBlobs {
+    by_id: HashMap<Oid, Vec<u8>>,
+}
+
+impl std::fmt::Debug for LooseBlobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LooseBlobs({} blobs)", self.by_id.len())
+    }
+}
+
+impl LooseBlobs {
+    pub(super) fn get(&self, id: Oid) -> Option<&[u8]> {
+        self.by_id.get(&id).map(Vec::as_slice)
+    }
+}
 
 /// A loose object that cannot be read whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,10 +63,10 @@ pub(super) fn objects_dir(repo: &git2::Repository) -> PathBuf {
 /// except blobs larger than [`EAGER_BYTES`]. The fan-out directories are shared among a
 /// few threads: a freshly committed repository can hold thousands of loose objects, and
 /// this runs before anything else can start. Of several corrupt objects, the one with
-/// the lowest id is reported.
-pub(super) fn check_loose_objects(objects: &Path) -> Result<(), Corrupt> {
+/// the lowest id is reported. Returns the small blobs' content.
+pub(super) fn check_loose_objects(objects: &Path) -> Result<LooseBlobs, Corrupt> {
     let Ok(dirs) = fs::read_dir(objects) else {
-        return Ok(());
+        return Ok(LooseBlobs::default());
     };
     let dirs: Vec<(String, PathBuf)> = dirs
         .flatten()
@@ -53,24 +81,39 @@ pub(super) fn check_loose_objects(objects: &Path) -> Result<(), Corrupt> {
         .map_or(1, |n| n.get())
         .clamp(1, 4);
     let share = dirs.len().div_ceil(threads).max(1);
-    let found: Vec<Corrupt> = std::thread::scope(|scope| {
+    let budget = KEPT_BYTES / threads;
+    let found: Vec<Result<LooseBlobs, Corrupt>> = std::thread::scope(|scope| {
         let workers: Vec<_> = dirs
             .chunks(share)
-            .map(|part| scope.spawn(move || check_dirs(part)))
+            .map(|part| scope.spawn(move || check_dirs(part, budget)))
             .collect();
         workers
             .into_iter()
-            .filter_map(|worker| worker.join().ok().and_then(Result::err))
+            .filter_map(|worker| worker.join().ok())
             .collect()
     });
-    match found.into_iter().min_by(|a, b| a.id.cmp(&b.id)) {
+    let mut blobs = LooseBlobs::default();
+    let mut corrupt: Option<Corrupt> = None;
+    for result in found {
+        match result {
+            Ok(part) => blobs.by_id.extend(part.by_id),
+            Err(c) => {
+                if corrupt.as_ref().is_none_or(|seen| c.id < seen.id) {
+                    corrupt = Some(c);
+                }
+            }
+        }
+    }
+    match corrupt {
         Some(corrupt) => Err(corrupt),
-        None => Ok(()),
+        None => Ok(blobs),
     }
 }
 
-/// [`check_loose_objects`] for some fan-out directories (`prefix`, path).
-fn check_dirs(dirs: &[(String, PathBuf)]) -> Result<(), Corrupt> {
+/// [`check_loose_objects`] for some fan-out directories (`prefix`, path), keeping up to
+/// `budget` bytes of blob content.
+fn check_dirs(dirs: &[(String, PathBuf)], mut budget: usize) -> Result<LooseBlobs, Corrupt> {
+    let mut blobs = LooseBlobs::default();
     for (prefix, dir) in dirs {
         let Ok(files) = fs::read_dir(dir) else {
             continue;
@@ -80,11 +123,58 @@ fn check_dirs(dirs: &[(String, PathBuf)]) -> Result<(), Corrupt> {
             let Some(rest) = name.to_str().filter(|n| is_hex(n, 38)) else {
                 continue;
             };
+            let id = format!("{prefix}{rest}");
             let large = file.metadata().is_ok_and(|m| m.len() > EAGER_BYTES);
-            check_file(&format!("{prefix}{rest}"), &file.path(), large)?;
+            if large {
+                check_file(&id, &file.path(), true)?;
+                continue;
+            }
+            let Ok(oid) = Oid::from_str(&id) else {
+                continue;
+            };
+            let Some(content) = check_small_file(oid, &file.path())? else {
+                continue;
+            };
+            if content.len() <= budget {
+                budget -= content.len();
+                blobs.by_id.insert(oid, content);
+            }
         }
     }
-    Ok(())
+    Ok(blobs)
+}
+
+/// Checks one small loose object file, and returns its content if it is a sound blob.
+fn check_small_file(id: Oid, path: &Path) -> Result<Option<Vec<u8>>, Corrupt> {
+    match fs::read(path).and_then(|compressed| inflated(&compressed)) {
+        Ok(object) => Ok(blob_content(id, object)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(corrupt(&id.to_string(), &e)),
+    }
+}
+
+/// A whole loose object (header and content), inflated.
+fn inflated(compressed: &[u8]) -> io::Result<Vec<u8>> {
+    let mut object = Vec::with_capacity(compressed.len() * 3);
+    flate2::bufread::ZlibDecoder::new(compressed).read_to_end(&mut object)?;
+    Ok(object)
+}
+
+/// The content of `object` (a whole inflated loose object) if it is a blob whose header
+/// gives its length and whose content hashes to `id`; None for anything else, which
+/// libgit2 reads (and reports) itself.
+fn blob_content(id: Oid, mut object: Vec<u8>) -> Option<Vec<u8>> {
+    let header_end = object.iter().position(|&b| b == 0)?;
+    let length: usize = std::str::from_utf8(object[..header_end].strip_prefix(b"blob ")?)
+        .ok()?
+        .parse()
+        .ok()?;
+    if object.len() - header_end - 1 != length {
+        return None;
+    }
+    object.drain(..=header_end);
+    let hashed = Oid::hash_object(ObjectType::Blob, &object).ok()?;
+    (hashed == id).then_some(object)
 }
 
 /// Checks one loose object file (a `large` blob is left for later). A file gone by the
@@ -163,6 +253,19 @@ mod tests {
     use super::super::{Repo, SourceError};
     use super::*;
 
+    /// `len` random letters: compressed, still more than [`EAGER_BYTES`].
+    fn random_letters(len: usize) -> String {
+        let mut x = 1u64;
+        (0..len)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                char::from(b'a' + ((x >> 33) % 26) as u8)
+            })
+            .collect()
+    }
+
     /// A repository whose file `path` (committed) has its loose blob replaced by `bytes`.
     fn damaged(content: &str, damage: impl Fn(&[u8]) -> Vec<u8>) -> (TestRepo, String) {
         let t = TestRepo::new();
@@ -183,11 +286,8 @@ mod tests {
     #[test]
     fn a_truncated_loose_object_is_an_error_not_a_hang() {
         let small = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fine\n".to_string();
-        // Large enough to be checked only when the walk reaches it; random-ish so that it
-        // does not compress below the threshold.
-        let large: String = (0..200_000u32)
-            .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
-            .collect();
+        // Large enough to be checked only when the walk reaches it.
+        let large = random_letters(200_000);
         for content in [small, large] {
             for cut in [2, 3] {
                 let (t, id) = damaged(&content, |b| b[..b.len() * (cut - 1) / cut].to_vec());
@@ -243,6 +343,59 @@ mod tests {
         let repo = Repo::discover(&t.dir).unwrap();
         let commit = repo.resolve("HEAD").unwrap();
         repo.snapshot(&commit, "").unwrap();
+    }
+
+    #[test]
+    fn small_loose_blobs_are_kept_as_libgit2_reads_them() {
+        let t = TestRepo::new();
+        t.write("a.yaml", "a: 1\n");
+        t.write("empty.yaml", "");
+        t.write("large.txt", &random_letters(200_000));
+        t.commit("one");
+        let id = |spec: &str| Oid::from_str(t.git(&["rev-parse", spec]).trim()).unwrap();
+        let blobs = check_loose_objects(&t.dir.join(".git/objects")).unwrap();
+        assert_eq!(blobs.get(id("HEAD:a.yaml")), Some(&b"a: 1\n"[..]));
+        assert_eq!(blobs.get(id("HEAD:empty.yaml")), Some(&b""[..]));
+        // Large blobs are read by the walk; commits and trees are not blobs.
+        let large_file = |spec: &str| {
+            let hex = id(spec).to_string();
+            fs::metadata(t.dir.join(".git/objects").join(&hex[..2]).join(&hex[2..]))
+                .unwrap()
+                .len()
+        };
+        assert!(large_file("HEAD:large.txt") > EAGER_BYTES);
+        assert!(blobs.get(id("HEAD:large.txt")).is_none());
+        assert!(blobs.get(id("HEAD")).is_none());
+        assert!(blobs.get(id("HEAD^{tree}")).is_none());
+        let repo = Repo::discover(&t.dir).unwrap();
+        let snapshot = repo.snapshot(&repo.resolve("HEAD").unwrap(), "").unwrap();
+        let files: Vec<(&str, usize)> = snapshot
+            .files_under_root()
+            .map(|(path, data)| (path, data.len()))
+            .collect();
+        assert_eq!(
+            files,
+            [("a.yaml", 5), ("empty.yaml", 0), ("large.txt", 200_000)]
+        );
+    }
+
+    #[test]
+    fn a_loose_blob_whose_content_is_not_its_id_is_not_kept_and_the_read_fails() {
+        // Sound zlib, right length, other content: only hashing tells.
+        let (t, id) = damaged("a: 1\n", |_| {
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut z, b"blob 5\0b: 2\n").unwrap();
+            z.finish().unwrap()
+        });
+        let blobs = check_loose_objects(&t.dir.join(".git/objects")).unwrap();
+        assert_eq!(blobs.get(Oid::from_str(&id).unwrap()), None);
+        let repo = Repo::discover(&t.dir).unwrap();
+        let err = repo
+            .resolve("HEAD")
+            .and_then(|commit| repo.snapshot(&commit, "good"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hash mismatch"), "{err}");
     }
 
     #[test]

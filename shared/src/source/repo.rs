@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{ErrorCode, Repository, Sort};
 
-use super::integrity::{self, Corrupt};
+use super::integrity::{self, Corrupt, LooseBlobs};
 use super::walk::{self, RawTree, TreeError};
 use super::{CommitInfo, Snapshot, SourceError, has_path, normalize_root};
 
@@ -15,8 +15,9 @@ pub struct Repo {
     workdir: Option<PathBuf>,
     /// How messages name the repository: its working directory, git directory or remote URL.
     label: String,
-    /// The loose objects, checked before libgit2 first reads any (see integrity.rs).
-    loose_objects: std::cell::OnceCell<Result<(), Corrupt>>,
+    /// The loose objects, checked before libgit2 first reads any (see integrity.rs), and
+    /// the small blobs among them.
+    loose_objects: std::cell::OnceCell<Result<LooseBlobs, Corrupt>>,
 }
 
 impl fmt::Debug for Repo {
@@ -60,10 +61,15 @@ impl Repo {
 
     /// Fails on a loose object libgit2 would hang on; checked once, before the first read.
     pub(super) fn check_objects(&self) -> Result<(), SourceError> {
+        self.loose_blobs().map(|_| ())
+    }
+
+    /// The small loose blobs [`Repo::check_objects`] read, checked.
+    fn loose_blobs(&self) -> Result<&LooseBlobs, SourceError> {
         self.loose_objects
             .get_or_init(|| integrity::check_loose_objects(&integrity::objects_dir(&self.repo)))
-            .clone()
-            .map_err(|corrupt| self.corrupt(corrupt))
+            .as_ref()
+            .map_err(|corrupt| self.corrupt(corrupt.clone()))
     }
 
     fn corrupt(&self, corrupt: Corrupt) -> SourceError {
@@ -128,12 +134,13 @@ impl Repo {
         let tree = found
             .tree()
             .map_err(|e| self.git_error(format!("reading the tree of {}", commit.short_id), &e))?;
-        let raw = walk::read_git_tree(&self.repo, &tree).map_err(|e| match e {
-            TreeError::Git(e) => {
-                self.git_error(format!("reading revision {}", commit.short_id), &e)
-            }
-            TreeError::Corrupt(corrupt) => self.corrupt(corrupt),
-        })?;
+        let raw =
+            walk::read_git_tree(&self.repo, &tree, self.loose_blobs()?).map_err(|e| match e {
+                TreeError::Git(e) => {
+                    self.git_error(format!("reading revision {}", commit.short_id), &e)
+                }
+                TreeError::Corrupt(corrupt) => self.corrupt(corrupt),
+            })?;
         let files = raw.resolve_links(&self.label)?;
         let exists = has_path(&files, &root) || tree.get_path(Path::new(&root)).is_ok();
         if !exists {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use git2::{ObjectType, Oid, Repository};
 
-use super::integrity::{self, Corrupt};
+use super::integrity::{self, Corrupt, LooseBlobs};
 use super::{Snapshot, SourceError};
 
 /// Limit on files copied through directory symlinks, so a hostile tree of links cannot
@@ -57,18 +57,25 @@ impl From<git2::Error> for TreeError {
     }
 }
 
-/// Walk `tree` once, reading every blob straight from the object database.
+/// Walk `tree` once, taking every blob from `loose` (read while checking) or else straight
+/// from the object database.
 pub(super) fn read_git_tree(
     repo: &Repository,
     tree: &git2::Tree<'_>,
+    loose: &LooseBlobs,
 ) -> Result<RawTree, TreeError> {
     // Reading through the odb skips libgit2's object cache, which would only hold every
     // blob in memory a second time.
     let odb = repo.odb()?;
     let objects = integrity::objects_dir(repo);
     // Large loose blobs were left unchecked by `Repo`'s first read (see integrity.rs).
-    let check =
-        |id: Oid| integrity::check_large_loose_object(&objects, id).map_err(TreeError::Corrupt);
+    let read = |id: Oid| -> Result<Vec<u8>, TreeError> {
+        if let Some(content) = loose.get(id) {
+            return Ok(content.to_vec());
+        }
+        integrity::check_large_loose_object(&objects, id).map_err(TreeError::Corrupt)?;
+        Ok(odb.read(id)?.data().to_vec())
+    };
     let mut raw = RawTree::default();
     let mut pending: Vec<(String, Oid)> = vec![(String::new(), tree.id())];
     while let Some((prefix, id)) = pending.pop() {
@@ -81,15 +88,12 @@ pub(super) fn read_git_tree(
             match entry.kind() {
                 Some(ObjectType::Tree) => pending.push((path, entry.id())),
                 Some(ObjectType::Blob) if entry.filemode() == GIT_SYMLINK_MODE => {
-                    check(entry.id())?;
-                    if let Ok(target) = std::str::from_utf8(odb.read(entry.id())?.data()) {
-                        raw.links.insert(path, target.to_owned());
+                    if let Ok(target) = String::from_utf8(read(entry.id())?) {
+                        raw.links.insert(path, target);
                     }
                 }
                 Some(ObjectType::Blob) => {
-                    check(entry.id())?;
-                    raw.files
-                        .insert(path, odb.read(entry.id())?.data().to_vec());
+                    raw.files.insert(path, read(entry.id())?);
                 }
                 // Submodules (commit entries) have no content here.
                 _ => {}
