@@ -1,5 +1,6 @@
 //! `kubectl sync`, run by the real kubectl through its plugin discovery.
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -328,6 +329,57 @@ fn a_misspelt_field_of_a_custom_resource_is_refused() {
         .kubectl()
         .args(["delete", "crd", &format!("widgets.{group}"), "--wait=false"])
         .output();
+}
+
+#[test]
+fn progress_shows_each_object_as_it_is_applied() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("sy-progress");
+    let n = ns.name.as_str();
+    let repo = GitFixture::new();
+    let count = 300;
+    let manifests: String = (0..count)
+        .map(|i| {
+            format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i:03}\ndata:\n  v: \"{i}\"\n")
+        })
+        .collect();
+    repo.write("many.yaml", &manifests);
+    repo.commit("many config maps");
+    // One apply at a time, so that the sync lasts long enough to look at the cluster while
+    // it runs.
+    let mut child = sync_cmd(
+        cluster,
+        &repo,
+        &["--app", "many", "-n", n, "--yes", "--wait=false"],
+    )
+    .env("KUBECTL_GITOPS_CONCURRENCY", "1")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.ends_with(" created"))
+        .expect("a line for a created object");
+    let applied_by_then = cluster
+        .kubectl_ok(&["get", "configmaps", "-n", n, "-o", "name"])
+        .lines()
+        .filter(|line| line.starts_with("configmap/cm-"))
+        .count();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    assert!(
+        applied_by_then < count,
+        "\"{first}\" was shown only once all {count} objects were applied"
+    );
+    let created = rest
+        .iter()
+        .filter(|line| line.ends_with(" created"))
+        .count();
+    assert_eq!(created + 1, count, "{rest:?}");
 }
 
 #[test]

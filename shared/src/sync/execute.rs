@@ -187,23 +187,23 @@ async fn run(
             wave: phase.wave,
             count: keys.len(),
         });
-        let results = stream::iter(keys)
+        // Each answer is reported, and boiled down to what the record keeps, as soon as it
+        // arrives: progress shows as it happens, and a thousand answers are never held at
+        // once.
+        let mut applying = stream::iter(keys)
             .map(|key| async move {
-                let object = plan.desired.get(key).map(|o| &o.object);
-                let result = match object {
-                    Some(object) => cluster
-                        .apply(object, options.force_conflicts)
+                let result = match plan.desired.get(key) {
+                    Some(desired) => cluster
+                        .apply(&desired.object, options.force_conflicts)
                         .await
-                        .map(Some),
+                        .map(|applied| Some(Applied::of(&applied))),
                     None => Ok(None),
                 };
                 (key, result)
             })
-            .buffer_unordered(cluster.concurrency())
-            .collect::<Vec<_>>()
-            .await;
+            .buffer_unordered(cluster.concurrency());
         let mut failed = Vec::new();
-        for (key, result) in results {
+        while let Some((key, result)) = applying.next().await {
             let action = if added.contains(key) {
                 "created"
             } else {
@@ -211,13 +211,15 @@ async fn run(
             };
             match result {
                 Ok(applied) => {
-                    if let Some(mark) = applied.as_ref().and_then(LiveMark::of) {
-                        progress.applied_marks.insert(key.clone(), mark);
-                    }
-                    if action == "created"
-                        && let Some(uid) = applied.as_ref().and_then(created_by_us)
-                    {
-                        progress.created.push((key.clone(), uid));
+                    if let Some(applied) = applied {
+                        if let Some(mark) = applied.mark {
+                            progress.applied_marks.insert(key.clone(), mark);
+                        }
+                        if action == "created"
+                            && let Some(uid) = applied.created_uid
+                        {
+                            progress.created.push((key.clone(), uid));
+                        }
                     }
                     progress.actions.insert(key.clone(), action);
                     events(SyncEvent::Applied { key, action });
@@ -333,6 +335,23 @@ async fn run(
     }
     progress.marks = marks;
     Ok(())
+}
+
+/// What a sync keeps of one apply's answer.
+struct Applied {
+    /// Where the apply left the object.
+    mark: Option<LiveMark>,
+    /// [`created_by_us`].
+    created_uid: Option<String>,
+}
+
+impl Applied {
+    fn of(applied: &serde_json::Value) -> Applied {
+        Applied {
+            mark: LiveMark::of(applied),
+            created_uid: created_by_us(applied),
+        }
+    }
 }
 
 /// Whether `applied` (an apply's answer for an object that did not exist when planned) was
