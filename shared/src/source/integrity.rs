@@ -17,6 +17,7 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::ZlibDecoder;
+use flate2::{Decompress, FlushDecompress, Status};
 use git2::{ObjectType, Oid};
 
 /// Loose files up to this size are checked up front; larger ones up front only when they
@@ -114,6 +115,7 @@ pub(super) fn check_loose_objects(objects: &Path) -> Result<LooseBlobs, Corrupt>
 /// `budget` bytes of blob content.
 fn check_dirs(dirs: &[(String, PathBuf)], mut budget: usize) -> Result<LooseBlobs, Corrupt> {
     let mut blobs = LooseBlobs::default();
+    let mut inflater = Inflater::new();
     for (prefix, dir) in dirs {
         let Ok(files) = fs::read_dir(dir) else {
             continue;
@@ -124,18 +126,21 @@ fn check_dirs(dirs: &[(String, PathBuf)], mut budget: usize) -> Result<LooseBlob
                 continue;
             };
             let id = format!("{prefix}{rest}");
-            let large = file.metadata().is_ok_and(|m| m.len() > EAGER_BYTES);
-            if large {
-                check_file(&id, &file.path(), true)?;
-                continue;
-            }
             let Ok(oid) = Oid::from_str(&id) else {
                 continue;
             };
-            let Some(content) = check_small_file(oid, &file.path())? else {
-                continue;
+            let object = match inflater.small_file(&file.path()) {
+                Ok(Some(object)) => object,
+                Ok(None) => {
+                    check_file(&id, &file.path(), true)?;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(corrupt(&id, &e)),
             };
-            if content.len() <= budget {
+            if let Some(content) = blob_content(oid, object)
+                && content.len() <= budget
+            {
                 budget -= content.len();
                 blobs.by_id.insert(oid, content);
             }
@@ -144,20 +149,51 @@ fn check_dirs(dirs: &[(String, PathBuf)], mut budget: usize) -> Result<LooseBlob
     Ok(blobs)
 }
 
-/// Checks one small loose object file, and returns its content if it is a sound blob.
-fn check_small_file(id: Oid, path: &Path) -> Result<Option<Vec<u8>>, Corrupt> {
-    match fs::read(path).and_then(|compressed| inflated(&compressed)) {
-        Ok(object) => Ok(blob_content(id, object)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(corrupt(&id.to_string(), &e)),
-    }
+/// Inflates small loose objects one after another, with one decompressor and one input
+/// buffer for all of them (a new decompressor is a zeroed allocation of tens of KiB, which
+/// for thousands of small objects costs more than inflating them).
+struct Inflater {
+    z: Decompress,
+    compressed: Vec<u8>,
 }
 
-/// A whole loose object (header and content), inflated.
-fn inflated(compressed: &[u8]) -> io::Result<Vec<u8>> {
-    let mut object = Vec::with_capacity(compressed.len() * 3);
-    flate2::bufread::ZlibDecoder::new(compressed).read_to_end(&mut object)?;
-    Ok(object)
+impl Inflater {
+    fn new() -> Inflater {
+        Inflater {
+            z: Decompress::new(true),
+            compressed: Vec::new(),
+        }
+    }
+
+    /// The whole object (header and content) in the loose file at `path`, inflated; None
+    /// if the file is larger than [`EAGER_BYTES`].
+    fn small_file(&mut self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        let mut file = File::open(path)?;
+        if file.metadata()?.len() > EAGER_BYTES {
+            return Ok(None);
+        }
+        self.compressed.clear();
+        file.read_to_end(&mut self.compressed)?;
+        let mut object = Vec::with_capacity(self.compressed.len() * 3 + 64);
+        self.z.reset(true);
+        loop {
+            let consumed = usize::try_from(self.z.total_in()).unwrap_or(usize::MAX);
+            let input = self.compressed.get(consumed..).unwrap_or_default();
+            let status = self
+                .z
+                .decompress_vec(input, &mut object, FlushDecompress::Finish)
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidData, "corrupt deflate stream")
+                })?;
+            match status {
+                Status::StreamEnd => return Ok(Some(object)),
+                // Out of room: grow and go on.
+                _ if object.len() == object.capacity() => object.reserve(object.capacity()),
+                // All the input taken, and the stream has not ended.
+                _ => return Err(io::ErrorKind::UnexpectedEof.into()),
+            }
+        }
+    }
 }
 
 /// The content of `object` (a whole inflated loose object) if it is a blob whose header
