@@ -126,9 +126,6 @@ fn check_dirs(dirs: &[(String, PathBuf)], mut budget: usize) -> Result<LooseBlob
                 continue;
             };
             let id = format!("{prefix}{rest}");
-            let Ok(oid) = Oid::from_str(&id) else {
-                continue;
-            };
             let object = match inflater.small_file(&file.path()) {
                 Ok(Some(object)) => object,
                 Ok(None) => {
@@ -138,7 +135,8 @@ fn check_dirs(dirs: &[(String, PathBuf)], mut budget: usize) -> Result<LooseBlob
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(corrupt(&id, &e)),
             };
-            if let Some(content) = blob_content(oid, object)
+            if let Ok(oid) = Oid::from_str(&id)
+                && let Some(content) = blob_content(oid, object)
                 && content.len() <= budget
             {
                 budget -= content.len();

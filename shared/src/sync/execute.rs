@@ -168,6 +168,7 @@ async fn run(
         .filter(|c| c.action == crate::diff::Action::Added)
         .map(|c| &c.key)
         .collect();
+    let added = &added;
     for key in plan.desired.keys() {
         if !to_apply.contains(key) {
             progress.actions.insert(key.clone(), "unchanged");
@@ -192,32 +193,27 @@ async fn run(
         // once.
         let mut applying = stream::iter(keys)
             .map(|key| async move {
+                let created = added.contains(key);
                 let result = match plan.desired.get(key) {
                     Some(desired) => cluster
                         .apply(&desired.object, options.force_conflicts)
                         .await
-                        .map(|applied| Some(Applied::of(&applied))),
+                        .map(|applied| Some(Applied::of(&applied, created))),
                     None => Ok(None),
                 };
-                (key, result)
+                (key, created, result)
             })
             .buffer_unordered(cluster.concurrency());
         let mut failed = Vec::new();
-        while let Some((key, result)) = applying.next().await {
-            let action = if added.contains(key) {
-                "created"
-            } else {
-                "configured"
-            };
+        while let Some((key, created, result)) = applying.next().await {
+            let action = if created { "created" } else { "configured" };
             match result {
                 Ok(applied) => {
                     if let Some(applied) = applied {
                         if let Some(mark) = applied.mark {
                             progress.applied_marks.insert(key.clone(), mark);
                         }
-                        if action == "created"
-                            && let Some(uid) = applied.created_uid
-                        {
+                        if let Some(uid) = applied.created_uid {
                             progress.created.push((key.clone(), uid));
                         }
                     }
@@ -341,15 +337,15 @@ async fn run(
 struct Applied {
     /// Where the apply left the object.
     mark: Option<LiveMark>,
-    /// [`created_by_us`].
+    /// For an object that did not exist when planned: [`created_by_us`].
     created_uid: Option<String>,
 }
 
 impl Applied {
-    fn of(applied: &serde_json::Value) -> Applied {
+    fn of(applied: &serde_json::Value, created: bool) -> Applied {
         Applied {
             mark: LiveMark::of(applied),
-            created_uid: created_by_us(applied),
+            created_uid: created.then(|| created_by_us(applied)).flatten(),
         }
     }
 }
