@@ -119,6 +119,16 @@ fn the_committed_krew_manifests_are_generated_and_list_every_platform() {
     }
 }
 
+/// The little-endian u32 at `at`.
+fn u32le(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+/// The big-endian u32 at `at` (code signatures are big-endian).
+fn u32be(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
 /// What the binary in an archive is built for.
 #[derive(Debug, PartialEq)]
 enum Format {
@@ -128,11 +138,12 @@ enum Format {
 
 fn format_of(bytes: &[u8]) -> Format {
     let u16le = |at: usize| u16::from_le_bytes(bytes[at..at + 2].try_into().unwrap());
-    let u32le = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
     if bytes.starts_with(b"\x7fELF") {
         Format::Elf { machine: u16le(18) }
-    } else if u32le(0) == 0xfeed_facf {
-        Format::MachO { cpu: u32le(4) }
+    } else if u32le(bytes, 0) == 0xfeed_facf {
+        Format::MachO {
+            cpu: u32le(bytes, 4),
+        }
     } else {
         panic!("neither ELF nor 64-bit Mach-O")
     }
@@ -140,12 +151,11 @@ fn format_of(bytes: &[u8]) -> Format {
 
 /// A 64-bit Mach-O binary's load commands: (command, offset of the command).
 fn load_commands(bytes: &[u8]) -> Vec<(u32, usize)> {
-    let u32le = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
     let mut at = 32;
-    (0..u32le(16))
+    (0..u32le(bytes, 16))
         .map(|_| {
-            let command = (u32le(at), at);
-            at += u32le(at + 4) as usize;
+            let command = (u32le(bytes, at), at);
+            at += u32le(bytes, at + 4) as usize;
             command
         })
         .collect()
@@ -153,12 +163,12 @@ fn load_commands(bytes: &[u8]) -> Vec<(u32, usize)> {
 
 /// The libraries a Mach-O binary loads at start (LC_LOAD_DYLIB, LC_LOAD_WEAK_DYLIB).
 fn macho_dylibs(bytes: &[u8]) -> Vec<String> {
-    let u32le = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
     load_commands(bytes)
         .into_iter()
         .filter(|(cmd, _)| *cmd == 0xc || *cmd == 0x8000_0018)
         .map(|(_, at)| {
-            let name = &bytes[at + u32le(at + 8) as usize..at + u32le(at + 4) as usize];
+            let name =
+                &bytes[at + u32le(bytes, at + 8) as usize..at + u32le(bytes, at + 4) as usize];
             let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
             String::from_utf8_lossy(&name[..end]).into_owned()
         })
@@ -167,34 +177,31 @@ fn macho_dylibs(bytes: &[u8]) -> Vec<String> {
 
 /// The lowest macOS version a Mach-O binary runs on (LC_BUILD_VERSION), as (major, minor).
 fn macos_minimum(bytes: &[u8]) -> (u32, u32) {
-    let u32le = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
     let (_, at) = load_commands(bytes)
         .into_iter()
         .find(|(cmd, _)| *cmd == 0x32)
         .expect("no LC_BUILD_VERSION");
-    assert_eq!(u32le(at + 8), 1, "the platform is macOS");
-    let minos = u32le(at + 12);
+    assert_eq!(u32le(bytes, at + 8), 1, "the platform is macOS");
+    let minos = u32le(bytes, at + 12);
     (minos >> 16, (minos >> 8) & 0xff)
 }
 
 /// macOS on Apple silicon runs only signed code: the binary's ad-hoc signature must cover
 /// every page of it as it is in the archive. Returns the number of pages checked.
 fn check_code_signature(bytes: &[u8]) -> usize {
-    let u32le = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
-    let u32be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
     let (_, at) = load_commands(bytes)
         .into_iter()
         .find(|(cmd, _)| *cmd == 0x1d)
         .expect("no LC_CODE_SIGNATURE: macOS on arm64 refuses to run it");
-    let blob = u32le(at + 8) as usize;
-    assert_eq!(u32be(blob), 0xfade_0cc0, "an embedded signature");
-    let directory = (0..u32be(blob + 8) as usize)
-        .map(|i| blob + u32be(blob + 12 + 8 * i + 4) as usize)
-        .find(|&d| u32be(d) == 0xfade_0c02)
+    let blob = u32le(bytes, at + 8) as usize;
+    assert_eq!(u32be(bytes, blob), 0xfade_0cc0, "an embedded signature");
+    let directory = (0..u32be(bytes, blob + 8) as usize)
+        .map(|i| blob + u32be(bytes, blob + 12 + 8 * i + 4) as usize)
+        .find(|&d| u32be(bytes, d) == 0xfade_0c02)
         .expect("a code directory");
-    let hash_offset = u32be(directory + 16) as usize;
-    let code_slots = u32be(directory + 28) as usize;
-    let code_limit = u32be(directory + 32) as usize;
+    let hash_offset = u32be(bytes, directory + 16) as usize;
+    let code_slots = u32be(bytes, directory + 28) as usize;
+    let code_limit = u32be(bytes, directory + 32) as usize;
     let (hash_size, hash_type, page_shift) = (
         bytes[directory + 36] as usize,
         bytes[directory + 37],
@@ -373,12 +380,9 @@ fn release_archives_for_every_krew_platform_hold_a_binary_that_runs_there() {
             let archive = dist.join(format!(
                 "kubectl-gitops-{plugin}-v{version}-{platform}.tar.gz"
             ));
-            assert_eq!(p["sha256"], sha256(&archive), "{plugin} {platform}");
-            let line = format!(
-                "{}  {}",
-                sha256(&archive),
-                archive.file_name().unwrap().to_string_lossy()
-            );
+            let sha = sha256(&archive);
+            assert_eq!(p["sha256"], sha.as_str(), "{plugin} {platform}");
+            let line = format!("{sha}  {}", archive.file_name().unwrap().to_string_lossy());
             assert!(sums.lines().any(|l| l == line), "{line} not in SHA256SUMS");
         }
     }
