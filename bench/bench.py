@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -248,6 +249,8 @@ def main():
     finally:
         if started_here:
             subprocess.run(["bash", str(CLUSTER), "down", str(state)], check=False, stdout=subprocess.DEVNULL)
+        # The fixtures of a full run take ~300 MB.
+        shutil.rmtree(work, ignore_errors=True)
     print(table(rows))
     missing = [r.name for r in rows if not r.ours]
     if missing:

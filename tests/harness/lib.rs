@@ -222,15 +222,37 @@ fn isolate(cmd: &mut Command) {
         .env_remove("NO_COLOR");
 }
 
+/// One home per test process. A static is never dropped, so a `TempDir` here would be
+/// left behind by every run: homes are named by process id instead, and each run removes
+/// those whose process has ended.
 fn private_home() -> &'static Path {
-    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
     HOME.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("kubectl-gitops-home")
-            .tempdir()
-            .unwrap()
+        let base = std::env::temp_dir().join("kubectl-gitops-test-homes");
+        std::fs::create_dir_all(&base).unwrap();
+        remove_ended_homes(&base);
+        let home = base.join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir(&home).unwrap();
+        home
     })
-    .path()
+}
+
+fn remove_ended_homes(base: &Path) {
+    // Without /proc there is no telling which processes have ended.
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    for entry in std::fs::read_dir(base).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let ended = name
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists());
+        if ended {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The directory holding the built plugin binaries (`target/debug`), built once per run.
