@@ -8,15 +8,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use gitops::apply::applyset;
-use gitops::compare::{Conflict, against_cluster};
-use gitops::diff::{ChangeSet, NormaliseOptions, normalise};
+use gitops::compare::Conflict;
+use gitops::diff::{ChangeSet, normalise};
 use gitops::kubeconfig::{self, Environment};
 use gitops::load::{self, LoadedTree, TreeSpec};
 use gitops::objects::BuiltinScopes;
 use gitops::release::store::ReleaseStore;
 use gitops::render::RenderOptions;
-use gitops::sync::{self, app_name_for_path};
+use gitops::sync::{app_name_for_path, flow};
 use gitops_cli::targets::{self, Target};
 use gitops_cli::{
     AppListArgs, ColorWhen, ConnectionArgs, EarlyDiscovery, Outcome, Selection, SourceArgs,
@@ -215,59 +214,20 @@ async fn against_cluster_of(
     let namespace = connection.namespace.clone();
     let (_, desired) = rendered?.keyed(&namespace, &cluster)?;
     let app = &target.app;
-    let mut warnings = Vec::new();
-    // The records are read alongside the parent (they matter only if the parent exists),
-    // and the objects' kinds are listed meanwhile: the LISTs need neither.
     let store = ReleaseStore::new(cluster.client().clone(), &namespace);
-    let reads = cluster.shared_reads();
-    let id = applyset::ApplySetId::for_app(app, &namespace);
-    let (parent, known, ()) = futures::join!(
-        applyset::read(&cluster, &namespace, app),
-        sync::known_fingerprints(&store, app),
-        cluster.prefetch(desired.keys(), Some(id.as_str()))
-    );
-    let parent = match parent {
-        Ok(parent) => parent,
-        Err(error) if error.is_forbidden() => {
-            warnings.push(format!(
-                "warning: cannot read app {app}'s ApplySet in namespace {namespace} (forbidden), so objects a sync would prune are not shown"
-            ));
-            None
-        }
-        Err(error) => return Err(error.into()),
-    };
-    let (mut changes, conflicts, missing_namespaces) = if parent.is_some() {
-        // A synced app: show exactly what `kubectl sync --prune` would do, removals included.
-        let plan = sync::plan_with_parent(
-            &cluster,
-            parent,
-            app,
-            &namespace,
-            desired,
-            sync::PlanOptions {
-                prune: true,
-                known: known.as_ref(),
-                ..Default::default()
-            },
-        )
-        .await?;
-        let changes = plan.change_set();
-        (
-            changes,
-            plan.comparison.conflicts,
-            plan.comparison.missing_namespaces,
-        )
-    } else {
-        // Never synced: compare without the ApplySet bookkeeping sync would add.
-        let comparison =
-            against_cluster(&cluster, &desired, &NormaliseOptions::ignoring_applyset()).await?;
-        (
-            comparison.changes,
-            comparison.conflicts,
-            comparison.missing_namespaces,
-        )
-    };
-    drop(reads);
+    let preview = flow::preview(&cluster, &store, app, desired).await?;
+    let mut warnings = Vec::new();
+    if preview.parent_forbidden {
+        warnings.push(format!(
+            "warning: cannot read app {app}'s ApplySet in namespace {namespace} (forbidden), so objects a sync would prune are not shown"
+        ));
+    }
+    let flow::Preview {
+        mut changes,
+        conflicts,
+        missing_namespaces,
+        ..
+    } = preview;
     if !args.show_secrets {
         changes.mask_secrets();
     }

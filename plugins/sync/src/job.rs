@@ -4,21 +4,39 @@ use anyhow::{Context, Result, bail};
 use gitops::load::{self, LoadedTree, TreeSpec};
 use gitops::objects::DesiredSet;
 use gitops::release::record::{CHART_KEY, Operation, ReleaseStatus};
+use gitops::sync::flow::SyncJob;
 use gitops::sync::{self, SyncOptions, app_name_for_path};
 use gitops_cli::targets::{self, Target};
 use gitops_cli::{ResolvedSource, Selection};
 
 use crate::{Args, Session, base_options};
 
-/// One sync's input: the app, its desired objects, and what to record.
+/// One sync's input, and how its diff names the after side.
 pub struct Job {
-    pub app: String,
-    pub desired: DesiredSet,
-    pub options: SyncOptions,
+    pub sync: SyncJob,
     /// The after side's label in the diff.
     pub label: String,
-    /// Delete the app's members the revision no longer has.
-    pub prune: bool,
+}
+
+impl Job {
+    fn new(
+        app: String,
+        desired: DesiredSet,
+        options: SyncOptions,
+        prune: bool,
+        label: String,
+    ) -> Job {
+        Job {
+            sync: SyncJob {
+                app,
+                desired,
+                options,
+                prune,
+                record_manifest: None,
+            },
+            label,
+        }
+    }
 }
 
 /// The app name: `--app`, else derived from the path (which needs the repository).
@@ -141,13 +159,13 @@ pub fn from_rendered(
             .extra
             .insert(CHART_KEY.to_string(), serde_json::to_value(chart)?);
     }
-    Ok(Job {
-        app: target.app.clone(),
+    Ok(Job::new(
+        target.app.clone(),
         desired,
-        options: sync_options,
-        label: source.tree.label.clone(),
-        prune: crate::prune(args, target.spec.as_ref()),
-    })
+        sync_options,
+        crate::prune(args, target.spec.as_ref()),
+        source.tree.label.clone(),
+    ))
 }
 
 /// The manifest stored in a release: `revision`, or the previous deployed one.
@@ -202,13 +220,13 @@ pub async fn from_release(args: &Args, session: &Session, revision: Option<u32>)
     options.renderer = target.renderer.clone();
     options.commit = target.commit.clone();
     options.extra = target.extra.clone();
-    Ok(Job {
+    Ok(Job::new(
         app,
         desired,
         options,
-        label: format!("release-{}", target.revision),
-        prune: true,
-    })
+        true,
+        format!("release-{}", target.revision),
+    ))
 }
 
 fn list_revisions(records: &[gitops::release::record::ReleaseRecord]) -> String {

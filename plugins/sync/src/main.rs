@@ -1,7 +1,6 @@
 //! `kubectl sync`: apply a git revision to the cluster as one app, prune what it no longer
 //! has, wait for health, and record a release; or roll back to a recorded release.
 
-mod ahead;
 mod job;
 mod progress;
 mod report;
@@ -11,19 +10,16 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{ArgAction, Parser, ValueEnum};
 use gitops::app_file::AppSpec;
-use gitops::apply::applyset;
 use gitops::apply::health::WaitOptions;
 use gitops::compare::Missing;
-use gitops::fingerprint::Fingerprints;
 use gitops::kubeconfig::{ConnectOptions, Connection};
 use gitops::live::LiveCluster;
-use gitops::lock;
 use gitops::release::record::ReleaseRecord;
 use gitops::release::store::ReleaseStore;
-use gitops::sync::{self, SyncOptions};
+use gitops::sync::{SyncOptions, SyncPlan, flow};
 use gitops_cli::diff_view::{self, View};
 use gitops_cli::{
     AppListArgs, ColorWhen, ConnectionArgs, EarlyDiscovery, Outcome, SourceArgs, Target,
@@ -222,29 +218,33 @@ async fn run(args: Args) -> Result<Outcome> {
         )
         .await?;
         let namespace = discovering.connection.namespace.clone();
-        let reading = tokio::spawn(ahead::start(
-            discovering,
-            target.app.clone(),
-            args.lock_duration,
-        ));
+        let (app, lock_duration) = (target.app.clone(), args.lock_duration);
+        let reading = tokio::spawn(async move {
+            let (connection, cluster) = discovering.discovered().await?;
+            let who = connection.actor();
+            let namespace = &connection.namespace;
+            let locked = flow::lock(&cluster, namespace, &app, &who, lock_duration).await;
+            anyhow::Ok((connection, cluster, locked))
+        });
         let rendered = job::render(&args, &source, target, &namespace);
-        let (connection, cluster, ahead) = reading
+        let (connection, cluster, locked) = reading
             .await
             .map_err(|stopped| anyhow::anyhow!("reading the app's state stopped: {stopped}"))??;
         let session = Session::new(connection, cluster);
         let job = rendered.and_then(|r| job::from_rendered(&args, &session, &source, target, r));
-        let (job, ahead) = match (job, ahead) {
-            (Ok(job), Ok(ahead)) => (job, ahead),
-            (Err(error), ahead) => {
-                if let Ok(ahead) = ahead {
+        // Rendering's errors come first; then the lock's (held, an invalid app name).
+        let (job, locked) = match (job, locked) {
+            (Ok(job), Ok(locked)) => (job, locked),
+            (Err(error), locked) => {
+                if let Ok(locked) = locked {
                     // Best effort: the error that stopped the sync is the one to report.
-                    let _ = ahead.lock.release().await;
+                    let _ = locked.release().await;
                 }
                 return Err(error);
             }
-            (Ok(_), Err(error)) => return Err(error),
+            (Ok(_), Err(error)) => return Err(error.into()),
         };
-        return single(&args, &session, job, Some(ahead)).await;
+        return single(&args, &session, job, Some(locked)).await;
     }
     if let Some(early) = early {
         early.cancel();
@@ -269,10 +269,10 @@ async fn single(
     args: &Args,
     session: &Session,
     job: Job,
-    ahead: Option<ahead::ReadAhead>,
+    locked: Option<flow::Locked>,
 ) -> Result<Outcome> {
     let mut out = std::io::stdout();
-    let done = sync_once(args, session, job, args.yes, &mut out, None, ahead).await?;
+    let done = sync_once(args, session, job, args.yes, &mut out, None, locked).await?;
     if let Some(record) = &done.record {
         print_record(args, &mut out, record)?;
     }
@@ -423,8 +423,8 @@ pub struct Done {
 }
 
 /// One sync, start to finish: lock, plan, show, confirm, execute. The preview goes to
-/// `out`; progress lines to stderr, after `prefix` when several run at once. `ahead`
-/// holds the lock and the plan's first reads when they were made while rendering.
+/// `out`; progress lines to stderr, after `prefix` when several run at once. `locked`
+/// holds the lock (and the parent read under it) when it was taken while rendering.
 pub async fn sync_once(
     args: &Args,
     session: &Session,
@@ -432,77 +432,25 @@ pub async fn sync_once(
     assume_yes: bool,
     out: &mut dyn Write,
     prefix: Option<&str>,
-    ahead: Option<ahead::ReadAhead>,
+    locked: Option<flow::Locked>,
 ) -> Result<Done> {
-    let (lock, existing) = match ahead {
-        Some(ahead) => (ahead.lock, Some(ahead.existing)),
+    let Job { sync: job, label } = job;
+    let locked = match locked {
+        Some(locked) => locked,
         None => {
-            let lock = ahead::take_lock(
-                &session.connection,
+            let connection = &session.connection;
+            let namespace = &connection.namespace;
+            let who = connection.actor();
+            flow::lock(
                 &session.cluster,
+                namespace,
                 &job.app,
+                &who,
                 args.lock_duration,
             )
-            .await?;
-            (lock, None)
+            .await?
         }
     };
-    let result = sync_locked(args, session, job, assume_yes, &lock, existing, out, prefix).await;
-    let released = lock.release().await;
-    let done = result?;
-    if done.result.is_ok() {
-        released.context("the sync finished, but its lock could not be released")?;
-    }
-    Ok(done)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn sync_locked(
-    args: &Args,
-    session: &Session,
-    job: Job,
-    assume_yes: bool,
-    lock: &lock::KeepAlive,
-    existing: Option<Result<Option<applyset::ApplySet>, applyset::ApplySetError>>,
-    out: &mut dyn Write,
-    prefix: Option<&str>,
-) -> Result<Done> {
-    let Job {
-        app,
-        desired,
-        options,
-        label,
-        prune,
-    } = job;
-    let namespace = session.connection.namespace.clone();
-    // Independent reads at once: the last deployed release (its fingerprints spare
-    // dry-runs), the records' metadata, the ApplySet parent (unless read while rendering),
-    // and the LISTs of the objects' kinds the plan reads.
-    let shared = session.cluster.shared_reads();
-    let id = applyset::ApplySetId::for_app(&app, &namespace);
-    // Without a parent (read while rendering) nothing is a member yet: no member LISTs.
-    let members_of = match &existing {
-        Some(read) => matches!(read, Ok(Some(_))).then_some(id.as_str()),
-        None => Some(id.as_str()),
-    };
-    let parent = async {
-        match existing {
-            Some(read) => read,
-            None => applyset::read(&session.cluster, &namespace, &app).await,
-        }
-    };
-    let (previous, listed, existing, ()) = futures::join!(
-        sync::last_deployed(&session.store, &app),
-        session.store.metadata(&app),
-        parent,
-        session.cluster.prefetch(desired.keys(), members_of)
-    );
-    let existing = existing?;
-    let known = previous.as_ref().map(Fingerprints::from_record);
-    let mut options = options;
-    options.previous = previous;
-    // Listed under the lock: the sync numbers, supersedes and trims from it.
-    options.listed = listed.ok();
     // Without a prompt or a --dry-run nobody reads the preview before it is applied, so a
     // sync that only creates objects need not dry-run them first (it undoes its creations
     // if the server refuses one).
@@ -512,22 +460,57 @@ async fn sync_locked(
     } else {
         Missing::FromManifestIfOnlyCreating
     };
-    let plan_options = sync::PlanOptions {
-        prune: prune || options.rollback_of.is_some(),
-        known: known.as_ref(),
-        missing,
+    let planned = locked
+        .plan(&session.cluster, &session.store, job, missing)
+        .await?;
+    let changes = planned.plan.change_count();
+    let asked = show(args, &planned.plan, &label, out, prefix).and_then(|()| {
+        if args.dry_run || changes == 0 || !prompts {
+            return Ok(true);
+        }
+        confirm(changes)
+    });
+    let go_on = match asked {
+        Ok(go_on) => go_on,
+        Err(error) => {
+            // Best effort: the error that stopped the sync is the one to report.
+            let _ = planned.stop().await;
+            return Err(error);
+        }
     };
-    let plan = sync::plan_with_parent(
-        &session.cluster,
-        existing,
-        &app,
-        &namespace,
-        desired,
-        plan_options,
-    )
-    .await?;
-    drop(shared);
+    if args.dry_run || !go_on {
+        if !go_on {
+            eprintln!("nothing applied");
+        }
+        planned.stop().await?;
+        return Ok(Done {
+            record: None,
+            result: Ok(()),
+            dry_run: args.dry_run.then_some(changes),
+        });
+    }
+    let mut display = progress::Display::new(prefix);
+    let executed = planned
+        .execute(&session.cluster, &session.store, &mut |event| {
+            display.event(event)
+        })
+        .await;
+    display.finish();
+    Ok(Done {
+        record: executed.record,
+        result: executed.result.map_err(Into::into),
+        dry_run: None,
+    })
+}
 
+/// The plan as diff-git shows it (unless -o), then warnings and notes on stderr.
+fn show(
+    args: &Args,
+    plan: &SyncPlan,
+    label: &str,
+    out: &mut dyn Write,
+    prefix: Option<&str>,
+) -> Result<()> {
     let mut preview = plan.preview();
     if !args.show_secrets {
         preview.mask_secrets();
@@ -536,7 +519,7 @@ async fn sync_locked(
         let view = View {
             changes: &preview,
             before: "live",
-            after: &label,
+            after: label,
             conflicts: &plan.comparison.conflicts,
             context: 3,
             color: args.color.enabled(),
@@ -549,8 +532,9 @@ async fn sync_locked(
     if !plan.prune && !plan.stale.is_empty() {
         writeln!(
             err,
-            "note: {} object(s) of app {app} are no longer in the revision and stay (--prune deletes them): {}",
+            "note: {} object(s) of app {} are no longer in the revision and stay (--prune deletes them): {}",
             plan.stale.len(),
+            plan.app,
             plan.stale
                 .keys()
                 .map(ToString::to_string)
@@ -558,50 +542,7 @@ async fn sync_locked(
                 .join(", ")
         )?;
     }
-    let changes = plan.change_count();
-    if args.dry_run {
-        return Ok(Done {
-            record: None,
-            result: Ok(()),
-            dry_run: Some(changes),
-        });
-    }
-    if changes > 0 && prompts && !confirm(changes)? {
-        eprintln!("nothing applied");
-        return Ok(Done {
-            record: None,
-            result: Ok(()),
-            dry_run: None,
-        });
-    }
-
-    // The prompt may have taken long; make sure the app is still ours before changing it.
-    lock.check()?;
-    let mut display = progress::Display::new(prefix);
-    let result = sync::execute(
-        &session.cluster,
-        &session.store,
-        &plan,
-        &options,
-        &mut |event| display.event(event),
-    )
-    .await;
-    display.finish();
-    let record = match &result {
-        Ok(outcome) => Some(outcome.record.clone()),
-        // The failed record says what happened; show it before the error.
-        Err(_) => session
-            .store
-            .list(&app)
-            .await
-            .ok()
-            .and_then(|records| records.into_iter().find_map(Result::ok)),
-    };
-    Ok(Done {
-        record,
-        result: result.map(|_| ()).map_err(Into::into),
-        dry_run: None,
-    })
+    Ok(())
 }
 
 /// Lines for stderr, each after a prefix naming the destination when several run at once.

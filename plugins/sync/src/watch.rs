@@ -40,7 +40,7 @@ async fn check_once(
         log(&problem);
     }
     let job = job::from_git(args, session)?;
-    let commit = job.options.commit.clone();
+    let commit = job.sync.options.commit.clone();
     let id = commit.as_ref().map(|c| c.id.clone());
     if id.is_some() && id == *last_synced {
         return Ok(());

@@ -18,12 +18,13 @@ use super::DriftError;
 use super::fields::without_fields;
 use super::model::{AppDrift, Healed, ObjectState};
 use crate::apply::health::WaitOptions;
+use crate::compare::Missing;
 use crate::live::LiveCluster;
-use crate::lock;
 use crate::objects::ObjectKey;
 use crate::release::record::{Operation, ReleaseRecord};
 use crate::release::store::ReleaseStore;
-use crate::sync::{self, SyncEvent, SyncOptions};
+use crate::sync::flow::{self, SyncJob};
+use crate::sync::{SyncEvent, SyncOptions};
 
 /// How to heal.
 #[derive(Debug, Clone)]
@@ -65,20 +66,31 @@ pub async fn heal(
     if !needs_heal(report, options.prune_strays) {
         return Ok(None);
     }
-    let holder = lock::holder_identity(&options.who);
-    let lock = lock::acquire(
-        cluster.client().clone(),
+    let store = ReleaseStore::new(cluster.client().clone(), &report.namespace);
+    let locked = flow::lock(
+        cluster,
         &report.namespace,
         &report.app,
-        &holder,
+        &options.who,
         options.lock_duration,
     )
-    .await?
-    .keep_alive()?;
-    let result = heal_locked(cluster, report, release, options, &lock, events).await;
-    let released = lock.release().await;
-    let record = result?;
-    released?;
+    .await?;
+    let job = match heal_job(&store, cluster, report, release, options).await {
+        Ok(job) => job,
+        Err(error) => {
+            // Best effort: the error that stopped the heal is the one to report.
+            let _ = locked.release().await;
+            return Err(error);
+        }
+    };
+    let planned = locked
+        .plan(cluster, &store, job, Missing::default())
+        .await?;
+    let executed = planned.execute(cluster, &store, events).await;
+    executed.result?;
+    let Some(record) = executed.record else {
+        return Ok(None);
+    };
     report.healed = Some(Healed {
         release: record.revision,
         status: record.status.to_string(),
@@ -88,17 +100,17 @@ pub async fn heal(
     Ok(Some(record))
 }
 
-async fn heal_locked(
+/// What healing `report` applies: the release's objects, less the fields ignore rules
+/// cover, recorded with the release's manifest as it was. Checked under the lock: a sync
+/// between the check and the lock deployed something else, and healing towards the old
+/// release would undo it.
+async fn heal_job(
+    store: &ReleaseStore,
     cluster: &LiveCluster,
     report: &AppDrift,
     release: &ReleaseRecord,
     options: &HealOptions,
-    lock: &lock::KeepAlive,
-    events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
-) -> Result<ReleaseRecord, DriftError> {
-    let store = ReleaseStore::new(cluster.client().clone(), &report.namespace);
-    // A sync between the check and the lock deployed something else: healing towards the
-    // old release would undo it.
+) -> Result<SyncJob, DriftError> {
     let current = store.latest_deployed(&report.app).await?;
     if current.as_ref().map(|r| r.revision) != Some(release.revision) {
         return Err(DriftError::ReleaseMoved {
@@ -114,17 +126,8 @@ async fn heal_locked(
             *object = without_fields(object, applied, paths);
         }
     }
-    let mut plan = sync::plan(
-        cluster,
-        &report.app,
-        &report.namespace,
-        desired,
-        options.prune_strays,
-    )
-    .await?;
-    plan.record_manifest = Some(release.manifest.clone());
-    lock.check()?;
-    let sync_options = SyncOptions {
+    let prune = options.prune_strays;
+    let options = SyncOptions {
         force_conflicts: true,
         wait: options.wait.clone(),
         history_max: options.history_max,
@@ -137,13 +140,16 @@ async fn heal_locked(
         renderer: release.renderer.clone(),
         commit: release.commit.clone(),
         extra: release.extra.clone(),
-        previous: Some(release.clone()),
+        previous: None,
         listed: None,
     };
-    match sync::execute(cluster, &store, &plan, &sync_options, events).await {
-        Ok(outcome) => Ok(outcome.record),
-        Err(error) => Err(error.into()),
-    }
+    Ok(SyncJob {
+        app: report.app.clone(),
+        desired,
+        options,
+        prune,
+        record_manifest: Some(release.manifest.clone()),
+    })
 }
 
 /// The ignored fields of each object, as pointers into its dry run.

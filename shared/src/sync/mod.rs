@@ -1,14 +1,17 @@
 //! A sync: apply a desired set as one app, prune what it no longer has, wait for health,
-//! and record the result as a release. [`plan`] decides; [`execute`] acts.
+//! and record the result as a release. [`flow`] is the one way through it that every
+//! command takes: the lock, the reads, the plan (`plan`), and carrying it out (`execute`).
 
 mod execute;
+pub mod flow;
 mod plan;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use execute::execute;
-pub use plan::{PlanOptions, SyncPlan, plan, plan_with, plan_with_parent};
+use execute::execute;
+use plan::plan_with_parent;
+pub use plan::{PlanOptions, SyncPlan};
 
 use crate::apply::applyset::ApplySetError;
 use crate::apply::health::{Health, HealthError, WaitOptions};
@@ -16,6 +19,7 @@ use crate::apply::order::OrderError;
 use crate::apply::prune::PruneError;
 use crate::compare::{CompareError, Conflict};
 use crate::live::LiveError;
+use crate::lock::LockError;
 use crate::objects::{BuiltinScopes, DesiredSet, ObjectKey, ObjectsError};
 use crate::release::record::{Operation, ReleaseRecord};
 use crate::release::store::{RecordMeta, StoreError};
@@ -105,6 +109,10 @@ pub enum SyncError {
     Health(#[from] HealthError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("the sync finished, but its lock could not be released")]
+    NotReleased(#[source] LockError),
     #[error("{}", describe_conflicts(.0))]
     Conflicts(Vec<Conflict>),
     #[error("{}", describe_apply_failure(failed, applied, not_applied, undo.as_ref()))]
@@ -218,24 +226,6 @@ fn describe_apply_failure(
             )
         }
     }
-}
-
-/// `app`'s last deployed release, if there is one and it can be read: without it (and its
-/// fingerprints) everything is dry-run, which is slower but never wrong.
-pub async fn last_deployed(
-    store: &crate::release::store::ReleaseStore,
-    app: &str,
-) -> Option<ReleaseRecord> {
-    store.latest_deployed(app).await.ok().flatten()
-}
-
-/// The fingerprints of [`last_deployed`].
-pub async fn known_fingerprints(
-    store: &crate::release::store::ReleaseStore,
-    app: &str,
-) -> Option<crate::fingerprint::Fingerprints> {
-    let record = last_deployed(store, app).await?;
-    Some(crate::fingerprint::Fingerprints::from_record(&record))
 }
 
 /// The desired set a release recorded, for a rollback: its manifest already carries

@@ -35,7 +35,7 @@ pub struct SyncPlan {
     pub prune: bool,
     /// The manifest to record instead of the desired objects', for a caller that applies
     /// an adjusted copy of a release (drift's heal leaves ignored fields out of what it
-    /// applies, yet records the release's manifest as it was). None from [`plan`].
+    /// applies, yet records the release's manifest as it was).
     pub record_manifest: Option<String>,
 }
 
@@ -116,35 +116,8 @@ pub struct PlanOptions<'a> {
     pub missing: Missing,
 }
 
-/// Plans a sync of `desired` as the app `app` with records in `namespace`.
-pub async fn plan(
-    cluster: &LiveCluster,
-    app: &str,
-    namespace: &str,
-    desired: DesiredSet,
-    prune: bool,
-) -> Result<SyncPlan, SyncError> {
-    let options = PlanOptions {
-        prune,
-        ..PlanOptions::default()
-    };
-    plan_with(cluster, app, namespace, desired, options).await
-}
-
-/// [`plan`] with all of [`PlanOptions`].
-pub async fn plan_with(
-    cluster: &LiveCluster,
-    app: &str,
-    namespace: &str,
-    desired: DesiredSet,
-    options: PlanOptions<'_>,
-) -> Result<SyncPlan, SyncError> {
-    let existing = applyset::read(cluster, namespace, app).await?;
-    plan_with_parent(cluster, existing, app, namespace, desired, options).await
-}
-
-/// [`plan_with`] for a caller that has already read the app's ApplySet parent (`existing`,
-/// None if there is none), so it is not read again.
+/// Plans a sync of `desired` as the app `app` with records in `namespace`, whose ApplySet
+/// parent the caller has read (`existing`, None if there is none).
 pub async fn plan_with_parent(
     cluster: &LiveCluster,
     existing: Option<ApplySet>,

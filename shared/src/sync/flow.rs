@@ -1,0 +1,275 @@
+//! The one sync flow every command runs: take the app's lock (reading its ApplySet parent
+//! under it), make every read a plan needs at once, plan; then, once the caller has shown
+//! the plan and had its answer, execute and record, giving the lock up whatever happens.
+//!
+//! `kubectl sync` (a revision, `--watch`, `--rollback`) and `kubectl drift --heal` go
+//! through [`lock`], [`Locked::plan`] and [`Planned::execute`] (or [`Planned::stop`]);
+//! `kubectl diff-git` plans without a lock, through [`preview`]. What the commands keep
+//! is theirs alone: parsing flags, the question on a terminal, and printing.
+
+use std::time::Duration;
+
+use super::{PlanOptions, SyncError, SyncEvent, SyncOptions, SyncPlan, execute, plan_with_parent};
+use crate::apply::applyset::{self, ApplySet, ApplySetError, ApplySetId};
+use crate::compare::{Conflict, Missing, against_cluster};
+use crate::diff::{ChangeSet, NormaliseOptions};
+use crate::fingerprint::Fingerprints;
+use crate::live::LiveCluster;
+use crate::lock::{self, KeepAlive};
+use crate::objects::DesiredSet;
+use crate::release::record::ReleaseRecord;
+use crate::release::store::ReleaseStore;
+
+/// One sync's input: the app, the objects it wants, and what to record.
+pub struct SyncJob {
+    pub app: String,
+    pub desired: DesiredSet,
+    /// How to carry it out and what to record (`previous` and `listed` are filled in
+    /// under the lock).
+    pub options: SyncOptions,
+    /// Delete the app's members the objects no longer include (always, for a rollback).
+    pub prune: bool,
+    /// The manifest to record instead of the desired objects' (see
+    /// [`SyncPlan::record_manifest`]).
+    pub record_manifest: Option<String>,
+}
+
+/// The app's lock, held (and renewed in the background), with its ApplySet parent as read
+/// under it.
+pub struct Locked {
+    lock: KeepAlive,
+    parent: Result<Option<ApplySet>, ApplySetError>,
+}
+
+/// Takes `app`'s lock in `namespace` for `who` (an invalid app name is refused before any
+/// request), then reads the app's ApplySet parent. A command can do this while it renders
+/// the revision: neither needs the other.
+pub async fn lock(
+    cluster: &LiveCluster,
+    namespace: &str,
+    app: &str,
+    who: &str,
+    duration: Duration,
+) -> Result<Locked, SyncError> {
+    let holder = lock::holder_identity(who);
+    let lock = lock::acquire(cluster.client().clone(), namespace, app, &holder, duration)
+        .await?
+        .keep_alive()?;
+    let parent = applyset::read(cluster, namespace, app).await;
+    Ok(Locked { lock, parent })
+}
+
+impl Locked {
+    /// Gives the lock up without planning (the command stopped before it could plan).
+    pub async fn release(self) -> Result<(), SyncError> {
+        Ok(self.lock.release().await?)
+    }
+
+    /// Plans `job` under the lock. The reads the plan needs go out together: the last
+    /// deployed release (its fingerprints spare dry-runs), the records' metadata (the
+    /// sync numbers, supersedes and trims from it), and the LISTs of the objects' kinds.
+    /// `missing` says how objects that do not exist yet are compared. A plan that fails
+    /// gives the lock up.
+    pub async fn plan(
+        self,
+        cluster: &LiveCluster,
+        store: &ReleaseStore,
+        job: SyncJob,
+        missing: Missing,
+    ) -> Result<Planned, SyncError> {
+        let Locked { lock, parent } = self;
+        match plan_locked(cluster, store, job, parent, missing).await {
+            Ok((plan, options)) => Ok(Planned {
+                plan,
+                options,
+                lock,
+            }),
+            Err(error) => {
+                // Best effort: the error that stopped the plan is the one to report.
+                let _ = lock.release().await;
+                Err(error)
+            }
+        }
+    }
+}
+
+async fn plan_locked(
+    cluster: &LiveCluster,
+    store: &ReleaseStore,
+    job: SyncJob,
+    parent: Result<Option<ApplySet>, ApplySetError>,
+    missing: Missing,
+) -> Result<(SyncPlan, SyncOptions), SyncError> {
+    let SyncJob {
+        app,
+        desired,
+        mut options,
+        prune,
+        record_manifest,
+    } = job;
+    let namespace = store.namespace().to_string();
+    let shared = cluster.shared_reads();
+    let id = ApplySetId::for_app(&app, &namespace);
+    // Without a parent nothing is a member yet: no member LISTs.
+    let members_of = matches!(parent, Ok(Some(_))).then_some(id.as_str());
+    let (previous, listed, ()) = futures::join!(
+        last_deployed(store, &app),
+        store.metadata(&app),
+        cluster.prefetch(desired.keys(), members_of)
+    );
+    let existing = parent?;
+    let known = previous.as_ref().map(Fingerprints::from_record);
+    options.previous = previous;
+    // Listed under the lock: the sync numbers, supersedes and trims from it.
+    options.listed = listed.ok();
+    let plan_options = PlanOptions {
+        prune: prune || options.rollback_of.is_some(),
+        known: known.as_ref(),
+        missing,
+    };
+    let mut plan =
+        plan_with_parent(cluster, existing, &app, &namespace, desired, plan_options).await?;
+    plan.record_manifest = record_manifest;
+    drop(shared);
+    Ok((plan, options))
+}
+
+/// A plan made under the app's lock, to be shown, then carried out or given up.
+pub struct Planned {
+    pub plan: SyncPlan,
+    options: SyncOptions,
+    lock: KeepAlive,
+}
+
+/// How a sync that got as far as executing ended.
+pub struct Executed {
+    /// The release it recorded: the finished one, or, when it failed, the newest record
+    /// (which says what happened).
+    pub record: Option<ReleaseRecord>,
+    pub result: Result<(), SyncError>,
+}
+
+impl Planned {
+    /// The options the sync runs with, as completed under the lock.
+    pub fn options(&self) -> &SyncOptions {
+        &self.options
+    }
+
+    /// Carries the plan out (the lock is checked first: a long question may have outlived
+    /// it), records the release, and gives the lock up.
+    pub async fn execute(
+        self,
+        cluster: &LiveCluster,
+        store: &ReleaseStore,
+        events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
+    ) -> Executed {
+        let Planned {
+            plan,
+            options,
+            lock,
+        } = self;
+        if let Err(lost) = lock.check() {
+            // Best effort: losing the lock is the error to report.
+            let _ = lock.release().await;
+            return Executed {
+                record: None,
+                result: Err(lost.into()),
+            };
+        }
+        let result = execute(cluster, store, &plan, &options, events).await;
+        let released = lock.release().await;
+        let record = match &result {
+            Ok(outcome) => Some(outcome.record.clone()),
+            // The failed record says what happened.
+            Err(_) => store
+                .list(&plan.app)
+                .await
+                .ok()
+                .and_then(|records| records.into_iter().find_map(Result::ok)),
+        };
+        let result = match (result, released) {
+            (Ok(_), Err(error)) => Err(SyncError::NotReleased(error)),
+            (result, _) => result.map(|_| ()),
+        };
+        Executed { record, result }
+    }
+
+    /// Gives the lock up without changing anything: a dry run, or a "no" at the question.
+    pub async fn stop(self) -> Result<(), SyncError> {
+        self.lock.release().await.map_err(SyncError::NotReleased)
+    }
+}
+
+/// What a revision would change, for a command that only shows it (`kubectl diff-git`).
+pub struct Preview {
+    pub changes: ChangeSet,
+    pub conflicts: Vec<Conflict>,
+    pub missing_namespaces: Vec<String>,
+    /// The app's ApplySet parent could not be read (forbidden), so what a sync would
+    /// prune is not shown.
+    pub parent_forbidden: bool,
+}
+
+/// Plans `desired` as app `app` with records in `store`'s namespace, without a lock and
+/// writing nothing. A synced app (one with an ApplySet parent) shows exactly what
+/// `kubectl sync --prune` would do, removals included; an app never synced is compared
+/// without the ApplySet bookkeeping a sync would add.
+pub async fn preview(
+    cluster: &LiveCluster,
+    store: &ReleaseStore,
+    app: &str,
+    desired: DesiredSet,
+) -> Result<Preview, SyncError> {
+    let namespace = store.namespace().to_string();
+    // The records are read alongside the parent (they matter only if the parent exists),
+    // and the objects' kinds are listed meanwhile: the LISTs need neither.
+    let reads = cluster.shared_reads();
+    let id = ApplySetId::for_app(app, &namespace);
+    let (parent, known, ()) = futures::join!(
+        applyset::read(cluster, &namespace, app),
+        known_fingerprints(store, app),
+        cluster.prefetch(desired.keys(), Some(id.as_str()))
+    );
+    let (parent, parent_forbidden) = match parent {
+        Ok(parent) => (parent, false),
+        Err(error) if error.is_forbidden() => (None, true),
+        Err(error) => return Err(error.into()),
+    };
+    let preview = if parent.is_some() {
+        let options = PlanOptions {
+            prune: true,
+            known: known.as_ref(),
+            ..PlanOptions::default()
+        };
+        let plan = plan_with_parent(cluster, parent, app, &namespace, desired, options).await?;
+        Preview {
+            changes: plan.change_set(),
+            conflicts: plan.comparison.conflicts,
+            missing_namespaces: plan.comparison.missing_namespaces,
+            parent_forbidden,
+        }
+    } else {
+        let comparison =
+            against_cluster(cluster, &desired, &NormaliseOptions::ignoring_applyset()).await?;
+        Preview {
+            changes: comparison.changes,
+            conflicts: comparison.conflicts,
+            missing_namespaces: comparison.missing_namespaces,
+            parent_forbidden,
+        }
+    };
+    drop(reads);
+    Ok(preview)
+}
+
+/// `app`'s last deployed release, if there is one and it can be read: without it (and its
+/// fingerprints) everything is dry-run, which is slower but never wrong.
+async fn last_deployed(store: &ReleaseStore, app: &str) -> Option<ReleaseRecord> {
+    store.latest_deployed(app).await.ok().flatten()
+}
+
+/// The fingerprints of [`last_deployed`].
+async fn known_fingerprints(store: &ReleaseStore, app: &str) -> Option<Fingerprints> {
+    let record = last_deployed(store, app).await?;
+    Some(Fingerprints::from_record(&record))
+}
