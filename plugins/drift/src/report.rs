@@ -15,7 +15,7 @@ const MAX_VALUE_CHARS: usize = 120;
 
 /// `namespace` is the one apps were listed in (without `-A`).
 pub fn print(out: &mut dyn Write, args: &Args, namespace: &str, round: &Round) -> io::Result<()> {
-    match (args.output, &args.app) {
+    match (args.output.format, &args.app) {
         (Some(Format::Json), _) => {
             if let Some(value) = json(args, round) {
                 serde_json::to_writer_pretty(&mut *out, &value)?;
@@ -24,7 +24,7 @@ pub fn print(out: &mut dyn Write, args: &Args, namespace: &str, round: &Round) -
         }
         (None, Some(_)) => {
             if let Some(checked) = round.checked.first() {
-                out.write_all(detail(&checked.report, args.color.enabled()).as_bytes())?;
+                out.write_all(detail(&checked.report, args.output.color.enabled()).as_bytes())?;
             }
         }
         (None, None) => out.write_all(table(args, namespace, round).as_bytes())?,
@@ -116,7 +116,7 @@ fn table(args: &Args, namespace: &str, round: &Round) -> String {
         .load_style(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Dynamic);
     let mut header = vec!["APP", "RELEASE", "STATUS", "MODIFIED", "DELETED", "STRAY"];
-    if args.all_namespaces || args.apps.all {
+    if args.namespaces.all || args.apps.all {
         header.insert(0, "NAMESPACE");
     }
     let git = args.git.is_some() || args.against.is_some();
@@ -183,14 +183,14 @@ fn table(args: &Args, namespace: &str, round: &Round) -> String {
     }
     rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     for (namespace, _, mut row) in rows {
-        if args.all_namespaces || args.apps.all {
+        if args.namespaces.all || args.apps.all {
             row.insert(0, namespace);
         }
         table.add_row(row);
     }
     let mut out = String::new();
     if round.checked.is_empty() && round.skipped.is_empty() && round.failed.is_empty() {
-        if args.all_namespaces || args.apps.all {
+        if args.namespaces.all || args.apps.all {
             out.push_str("no apps with releases in any namespace\n");
         } else {
             out.push_str(&format!("no apps with releases in namespace {namespace}\n"));
