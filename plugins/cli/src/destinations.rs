@@ -18,11 +18,9 @@ use crate::Outcome;
 /// One destination's result, as a plugin shows it.
 pub trait Section {
     /// What the failure message counts: "N of M {COUNTED} failed", M being the summary's rows.
-    const COUNTED: &'static str;
-    /// The heading of its section, between `==> ` and ` <==`.
-    fn heading(&self) -> String;
-    /// Who failed, for the line on stderr: `error: {who}: {error}`.
-    fn who(&self) -> String;
+    const COUNTED: &'static str = "destinations";
+    /// Where it is: what its heading and its error line name.
+    fn place(&self) -> Place<'_>;
     /// The error that failed it, on one line; None when it did not fail.
     fn error(&self) -> Option<String>;
     /// What it says on stderr whatever the output format (warnings), before its section.
@@ -61,8 +59,9 @@ pub fn report<S: Section>(sections: &[S], json: bool) -> Result<Outcome> {
     let mut items = Vec::new();
     let mut outcome = Outcome::Clean;
     for section in sections {
+        let place = section.place();
         if !json {
-            writeln!(out, "==> {} <==", section.heading())?;
+            writeln!(out, "==> {} <==", place.heading())?;
         }
         section.warn(&mut err)?;
         if json {
@@ -72,7 +71,7 @@ pub fn report<S: Section>(sections: &[S], json: bool) -> Result<Outcome> {
         }
         if let Some(line) = section.error() {
             // Best effort: the summary says it again.
-            let _ = writeln!(err, "error: {}: {line}", section.who());
+            let _ = writeln!(err, "error: {}: {line}", place.who());
         }
         if section.outcome() == Outcome::Differences {
             outcome = Outcome::Differences;
@@ -88,6 +87,33 @@ pub fn report<S: Section>(sections: &[S], json: bool) -> Result<Outcome> {
     }
     failed(&rows, S::COUNTED)?;
     Ok(outcome)
+}
+
+/// Where a section's destination is.
+#[derive(Debug, Clone, Copy)]
+pub enum Place<'a> {
+    /// An app on a cluster (diff-git, sync).
+    App(&'a AppOnContext),
+    /// A cluster and the apps checked there (drift).
+    Context(&'a str),
+}
+
+impl Place<'_> {
+    /// Its heading, between `==> ` and ` <==`.
+    pub fn heading(&self) -> String {
+        match self {
+            Place::App(app) => app.heading(),
+            Place::Context(_) => self.who(),
+        }
+    }
+
+    /// Who failed, for the line on stderr: `error: {who}: {error}`.
+    pub fn who(&self) -> String {
+        match self {
+            Place::App(app) => app.who(),
+            Place::Context(context) => format!("context {context}"),
+        }
+    }
 }
 
 /// One app on one cluster, as diff-git's and sync's sections name it.
@@ -189,5 +215,8 @@ mod tests {
         };
         assert_eq!(place.heading(), "app shop · context eu · namespace web");
         assert_eq!(place.who(), "app shop on context eu");
+        assert_eq!(Place::App(&place).heading(), place.heading());
+        assert_eq!(Place::Context("eu").heading(), "context eu");
+        assert_eq!(Place::Context("eu").who(), "context eu");
     }
 }

@@ -17,7 +17,7 @@ use gitops::objects::BuiltinScopes;
 use gitops::release::store::ReleaseStore;
 use gitops::render::RenderOptions;
 use gitops::sync::{self, app_name_for_path};
-use gitops_cli::destinations::{self, AppOnContext, Row, Section};
+use gitops_cli::destinations::{self, AppOnContext, Place, Row, Section};
 use gitops_cli::targets::{self, Target};
 use gitops_cli::{
     AppListArgs, AppNameArgs, ConnectionArgs, EarlyDiscovery, Outcome, OutputArgs, Selection,
@@ -362,14 +362,8 @@ impl<'a> Compared<'a> {
 }
 
 impl Section for Compared<'_> {
-    const COUNTED: &'static str = "destinations";
-
-    fn heading(&self) -> String {
-        self.place.heading()
-    }
-
-    fn who(&self) -> String {
-        self.place.who()
+    fn place(&self) -> Place<'_> {
+        Place::App(&self.place)
     }
 
     fn error(&self) -> Option<String> {

@@ -8,7 +8,7 @@ use anyhow::Result;
 use gitops::app_file::{AppFile, AppSpec};
 use gitops::load::{self, TreeSpec};
 use gitops::source::Repo;
-use gitops_cli::destinations::{Row, Section};
+use gitops_cli::destinations::{Place, Row, Section};
 use gitops_cli::targets;
 use gitops_cli::{Outcome, Target};
 
@@ -95,12 +95,8 @@ pub struct ContextRound<'a> {
 impl Section for ContextRound<'_> {
     const COUNTED: &'static str = "checks";
 
-    fn heading(&self) -> String {
-        self.who()
-    }
-
-    fn who(&self) -> String {
-        format!("context {}", self.context)
+    fn place(&self) -> Place<'_> {
+        Place::Context(&self.context)
     }
 
     fn error(&self) -> Option<String> {

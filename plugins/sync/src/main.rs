@@ -23,7 +23,7 @@ use gitops::lock;
 use gitops::release::record::ReleaseRecord;
 use gitops::release::store::ReleaseStore;
 use gitops::sync::{self, SyncOptions};
-use gitops_cli::destinations::{self, AppOnContext, Row, Section};
+use gitops_cli::destinations::{self, AppOnContext, Place, Row, Section};
 use gitops_cli::diff_view::{self, View};
 use gitops_cli::{
     AppListArgs, AppNameArgs, ChangeArgs, ConnectionArgs, EarlyDiscovery, Outcome, OutputArgs,
@@ -307,14 +307,8 @@ async fn sync_destination(args: &Args, source: &job::Source, target: &Target) ->
 }
 
 impl Section for Destination {
-    const COUNTED: &'static str = "destinations";
-
-    fn heading(&self) -> String {
-        self.place.heading()
-    }
-
-    fn who(&self) -> String {
-        self.place.who()
+    fn place(&self) -> Place<'_> {
+        Place::App(&self.place)
     }
 
     fn error(&self) -> Option<String> {
