@@ -128,9 +128,12 @@ async fn run(args: Args) -> Result<Outcome> {
                 Compared::new(&args, target, "-".into(), namespace, computed)
             })
             .collect();
-        return match compared.len() {
-            1 => alone(&args, &compared.remove(0).computed?),
-            _ => destinations::report(&compared, json),
+        if compared.len() > 1 {
+            return destinations::report(&compared, json);
+        }
+        return match compared.pop() {
+            Some(one) => alone(&args, &one.computed?),
+            None => Ok(Outcome::Clean),
         };
     }
     if let [target] = destinations.as_slice() {
