@@ -12,6 +12,7 @@ mod drift;
 mod faults;
 mod health;
 mod helm;
+mod help;
 mod hostile;
 mod prune;
 mod rbac;

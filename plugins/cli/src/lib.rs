@@ -5,8 +5,10 @@
 mod color;
 pub mod completion;
 mod connection;
+pub mod destinations;
 pub mod diff_view;
 mod exit;
+pub mod flags;
 mod source_args;
 pub mod targets;
 pub mod watch;
@@ -14,6 +16,10 @@ pub mod watch;
 pub use color::ColorWhen;
 pub use connection::{ConnectionArgs, Discovering, EarlyDiscovery};
 pub use exit::{Outcome, main, run};
+pub use flags::{
+    AllNamespacesArgs, AppNameArgs, ChangeArgs, DEFAULT_TIMEOUT, OutputArgs, RepoArgs, UnifiedArgs,
+    WatchArgs,
+};
 pub use source_args::{ResolvedSource, Selection, SourceArgs};
 pub use targets::{AppListArgs, Target};
 

@@ -4,6 +4,8 @@ use gitops::load::{self, TreeSpec};
 use gitops::render::RenderOptions;
 use gitops::source::{self, Positional, Repo};
 
+use crate::RepoArgs;
+
 /// `[REVISION] [PATH]` and `--repo`: which repository, revision and path the manifests
 /// come from, shared by the plugins that read git.
 #[derive(Debug, Clone, Default, Args)]
@@ -16,9 +18,8 @@ pub struct SourceArgs {
     /// directory inside a checkout, the whole repository with --repo).
     #[arg(value_name = "PATH")]
     pub path: Option<String>,
-    /// The repository: a directory or a URL (cloned into a cache with your git credentials).
-    #[arg(long, value_name = "DIR|URL")]
-    pub repo: Option<String>,
+    #[command(flatten)]
+    pub repo: RepoArgs,
     /// For a Helm chart: a values file, relative to the top of the repository and read
     /// from the same revision as the chart (repeatable; later files win).
     #[arg(long = "values", value_name = "FILE")]
@@ -74,7 +75,7 @@ impl SourceArgs {
     /// for the files on disk instead of a revision.
     pub fn resolve(&self, working_tree: bool) -> Result<ResolvedSource> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        let repo = match &self.repo {
+        let repo = match &self.repo.location {
             Some(spec) => load::open_repo(spec)?,
             None => Repo::discover(&cwd)?,
         };
@@ -100,7 +101,7 @@ impl SourceArgs {
         let root = match &path {
             Some(p) => repo.repo_path(&cwd, p)?,
             // Inside a checkout, no path means the directory the user stands in, as git does.
-            None if self.repo.is_none() => repo.repo_path(&cwd, ".")?,
+            None if self.repo.location.is_none() => repo.repo_path(&cwd, ".")?,
             None => String::new(),
         };
         let selection = match (selection, working_tree) {

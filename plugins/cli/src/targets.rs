@@ -1,16 +1,13 @@
-//! Which apps on which clusters one command acts on, and how several are reported.
+//! Which apps on which clusters one command acts on.
 //!
 //! A destination ([`Target`]) is one app on one kubeconfig context. The app is the one the
 //! flags name, or an entry of the repository's app list (`--all`, or `--app NAME` when the
 //! list has it); the contexts are the repeated `--context` flags, else the app's
 //! `contexts:`, else the kubeconfig's current context. Plugins work out every destination
-//! concurrently, then print one section per destination and one summary row each.
-
-use std::io::{self, Write};
+//! concurrently, then report them together ([`crate::destinations`]).
 
 use anyhow::{Result, bail};
 use clap::Args;
-use comfy_table::{ContentArrangement, Table, presets};
 use gitops::app_file::{APP_FILE, AppFile, AppFileError, AppSpec};
 use gitops::kubeconfig::ConnectOptions;
 use gitops::source::Snapshot;
@@ -175,51 +172,6 @@ fn expand(spec: &AppSpec, flag_contexts: &[String]) -> Vec<Target> {
             root: spec.path.clone(),
         })
         .collect()
-}
-
-/// How one destination ended, for the summary.
-pub struct Row {
-    pub app: String,
-    pub context: String,
-    pub namespace: String,
-    /// `Ok(result)` or the error, in one line.
-    pub result: std::result::Result<String, String>,
-}
-
-/// The heading of a destination's section, as `tail` heads each file.
-pub fn heading(out: &mut dyn Write, app: &str, context: &str, namespace: &str) -> io::Result<()> {
-    writeln!(
-        out,
-        "==> app {app} · context {context} · namespace {namespace} <=="
-    )
-}
-
-/// One row per destination, after the sections.
-pub fn summary(out: &mut dyn Write, rows: &[Row]) -> io::Result<()> {
-    let mut table = Table::new();
-    table
-        .load_style(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled);
-    table.set_header(["APP", "CONTEXT", "NAMESPACE", "RESULT"]);
-    for row in rows {
-        let result = match &row.result {
-            Ok(text) => text.clone(),
-            Err(error) => format!("error: {error}"),
-        };
-        table.add_row([&row.app, &row.context, &row.namespace, &result]);
-    }
-    writeln!(out, "{table}")?;
-    out.flush()
-}
-
-/// The error that ends a run in which some destinations failed (exit 2), after the others
-/// were reported.
-pub fn failed(rows: &[Row]) -> Result<()> {
-    let failed = rows.iter().filter(|r| r.result.is_err()).count();
-    if failed > 0 {
-        bail!("{failed} of {} destinations failed", rows.len());
-    }
-    Ok(())
 }
 
 /// An error on one line: its message and causes, joined.

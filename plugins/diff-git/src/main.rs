@@ -16,10 +16,11 @@ use gitops::objects::BuiltinScopes;
 use gitops::release::store::ReleaseStore;
 use gitops::render::RenderOptions;
 use gitops::sync::{app_name_for_path, flow};
+use gitops_cli::destinations::{self, AppOnContext, Place, Row, Section};
 use gitops_cli::targets::{self, Target};
 use gitops_cli::{
-    AppListArgs, ColorWhen, ConnectionArgs, EarlyDiscovery, Outcome, Selection, SourceArgs,
-    diff_view,
+    AppListArgs, AppNameArgs, ConnectionArgs, EarlyDiscovery, Outcome, OutputArgs, Selection,
+    SourceArgs, UnifiedArgs, diff_view,
 };
 
 /// Show what applying a git revision would change in the cluster, or what changed between
@@ -55,23 +56,12 @@ struct Args {
     /// Diff the files on disk, uncommitted changes included, instead of a revision.
     #[arg(long)]
     working_tree: bool,
-    /// The app, for a path synced with `kubectl sync`: its ApplySet's members that the
-    /// revision no longer has show as removed; a Helm chart's release name (default:
-    /// derived from the path, as sync does).
-    #[arg(long, value_name = "NAME")]
-    app: Option<String>,
-    /// Output format: a colored unified diff (default), json, name or markdown.
-    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
-    output: Option<Format>,
-    /// When to color the diff.
-    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
-    color: ColorWhen,
-    /// Lines of context around each change.
-    #[arg(short = 'U', long = "unified", default_value_t = 3, value_name = "N")]
-    unified: usize,
-    /// Show the values of Secrets instead of masking them.
-    #[arg(long)]
-    show_secrets: bool,
+    #[command(flatten)]
+    app: AppNameArgs,
+    #[command(flatten)]
+    output: OutputArgs<Format>,
+    #[command(flatten)]
+    unified: UnifiedArgs,
     #[command(flatten)]
     connection: ConnectionArgs,
 }
@@ -112,7 +102,7 @@ async fn run(args: Args) -> Result<Outcome> {
     };
     let request = targets::Request {
         list: &args.apps,
-        app: args.app.as_deref(),
+        app: args.app.name.as_deref(),
         path_given: source.path_given,
         root: &source.root,
         default_app: app_name_for_path(&source.root, &source.repo_name()),
@@ -123,51 +113,43 @@ async fn run(args: Args) -> Result<Outcome> {
         &tree.snapshot,
         (&source.repo_label(), &tree.label),
     )?;
+    let json = args.output.format == Some(Format::Json);
     if let Some(old) = &range {
         // No cluster: one section per app, whatever its contexts.
         destinations.dedup_by(|a, b| a.app == b.app);
-        let several = destinations.len() > 1;
-        return report(
-            &args,
-            destinations
-                .iter()
-                .map(|target| {
-                    let namespace = target
-                        .namespace(&args.connection)
-                        .unwrap_or_else(|| offline_namespace(&args.connection));
-                    let computed = between_trees(old, &tree, target, &namespace, &args);
-                    (target, "-".to_string(), namespace, computed)
-                })
-                .collect(),
-            several,
-        );
+        let mut compared: Vec<Compared> = destinations
+            .iter()
+            .map(|target| {
+                let namespace = target
+                    .namespace(&args.connection)
+                    .unwrap_or_else(|| offline_namespace(&args.connection));
+                let computed = between_trees(old, &tree, target, &namespace, &args);
+                Compared::new(&args, target, "-".into(), namespace, computed)
+            })
+            .collect();
+        if compared.len() > 1 {
+            return destinations::report(&compared, json);
+        }
+        return match compared.pop() {
+            Some(one) => alone(&args, &one.computed?),
+            None => Ok(Outcome::Clean),
+        };
     }
     if let [target] = destinations.as_slice() {
-        let computed = against_cluster_of(&args, &tree, target, early.take()).await;
-        return match computed {
-            Ok((context, namespace, computed)) => report(
-                &args,
-                vec![(target, context, namespace, Ok(computed))],
-                false,
-            ),
-            Err(error) => Err(error),
-        };
+        let (_, _, computed) = against_cluster_of(&args, &tree, target, early.take()).await?;
+        return alone(&args, &computed);
     }
     if let Some(early) = early {
         early.cancel();
     }
-    let results = futures::future::join_all(
-        destinations
-            .iter()
-            .map(|target| against_cluster_of(&args, &tree, target, None)),
-    )
-    .await;
-    let sections = destinations
-        .iter()
-        .zip(results)
-        .map(|(target, result)| match result {
-            Ok((context, namespace, computed)) => (target, context, namespace, Ok(computed)),
-            Err(error) => (
+    let work = destinations.iter().map(|target| async {
+        match against_cluster_of(&args, &tree, target, None).await {
+            Ok((context, namespace, computed)) => {
+                Compared::new(&args, target, context, namespace, Ok(computed))
+            }
+            // The context and namespace asked for, since none was reached.
+            Err(error) => Compared::new(
+                &args,
                 target,
                 target.context.clone().unwrap_or_else(|| "-".into()),
                 target
@@ -175,9 +157,9 @@ async fn run(args: Args) -> Result<Outcome> {
                     .unwrap_or_else(|| "-".into()),
                 Err(error),
             ),
-        })
-        .collect();
-    report(&args, sections, true)
+        }
+    });
+    destinations::run(work, json).await
 }
 
 /// One destination's comparison, ready to print.
@@ -228,7 +210,7 @@ async fn against_cluster_of(
         missing_namespaces,
         ..
     } = preview;
-    if !args.show_secrets {
+    if !args.output.show_secrets {
         changes.mask_secrets();
     }
     Ok((
@@ -256,109 +238,150 @@ fn render_options(args: &Args, target: &Target, namespace: &str) -> RenderOption
     )
 }
 
-/// Prints each destination's section (headed when there are `several`), then a summary
-/// row each; the outcome is the worst of them.
-fn report(
-    args: &Args,
-    sections: Vec<(&Target, String, String, Result<Computed>)>,
-    several: bool,
-) -> Result<Outcome> {
-    let mut outcome = Outcome::Clean;
-    let mut rows = Vec::new();
-    let mut items = Vec::new();
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr();
-    for (target, context, namespace, computed) in sections {
-        if several && args.output != Some(Format::Json) {
-            targets::heading(&mut out, &target.app, &context, &namespace)?;
-        }
-        let computed = match computed {
-            Ok(computed) => computed,
-            Err(error) if !several => return Err(error),
-            Err(error) => {
-                let line = targets::one_line(&error);
-                writeln!(
-                    err,
-                    "error: app {} on context {context}: {line}",
-                    target.app
-                )?;
-                if args.output == Some(Format::Json) {
-                    items.push(serde_json::json!({
-                        "app": target.app, "context": context, "namespace": namespace, "error": line,
-                    }));
-                }
-                rows.push(targets::Row {
-                    app: target.app.clone(),
-                    context,
-                    namespace,
-                    result: Err(line),
-                });
-                continue;
-            }
-        };
-        for warning in &computed.warnings {
+impl Computed {
+    /// What stderr gets before the diff: the comparison's warnings, the namespaces that do
+    /// not exist, the fields another manager owns.
+    fn warn(&self, err: &mut dyn Write) -> std::io::Result<()> {
+        for warning in &self.warnings {
             writeln!(err, "{warning}")?;
         }
-        diff_view::missing_namespace_warnings(&mut err, &computed.missing_namespaces);
-        diff_view::conflict_warnings(&mut err, &computed.conflicts);
-        if computed.changes.has_differences() {
-            outcome = Outcome::Differences;
+        diff_view::missing_namespace_warnings(err, &self.missing_namespaces);
+        diff_view::conflict_warnings(err, &self.conflicts);
+        Ok(())
+    }
+
+    fn view<'a>(&'a self, args: &Args) -> diff_view::View<'a> {
+        diff_view::View {
+            changes: &self.changes,
+            before: &self.before,
+            after: &self.after,
+            conflicts: &self.conflicts,
+            context: args.unified.lines,
+            color: args.output.color.enabled(),
         }
-        let view = diff_view::View {
-            changes: &computed.changes,
-            before: &computed.before,
-            after: &computed.after,
-            conflicts: &computed.conflicts,
-            context: args.unified,
-            color: args.color.enabled(),
-        };
-        match args.output {
-            Some(Format::Json) if several => {
-                let mut item = serde_json::json!({
-                    "app": target.app, "context": context, "namespace": namespace, "error": null,
-                });
-                if let (Some(item), serde_json::Value::Object(doc)) =
-                    (item.as_object_mut(), diff_view::document(&view))
-                {
-                    item.extend(doc);
-                }
-                items.push(item);
-            }
-            Some(Format::Json) => diff_view::json(&mut out, &view)?,
-            Some(Format::Name) => diff_view::names(&mut out, &view)?,
-            Some(Format::Markdown) => diff_view::markdown(&mut out, &view)?,
-            None => match std::env::var("KUBECTL_EXTERNAL_DIFF")
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-            {
-                Some(command) => external::run(&command, &view)?,
-                None => diff_view::unified(&mut out, &view)?,
-            },
+    }
+
+    fn outcome(&self) -> Outcome {
+        match self.changes.has_differences() {
+            true => Outcome::Differences,
+            false => Outcome::Clean,
         }
-        rows.push(targets::Row {
+    }
+}
+
+/// One destination's comparison, alone on the command line: no heading, no summary, and
+/// its error is the run's.
+fn alone(args: &Args, computed: &Computed) -> Result<Outcome> {
+    computed.warn(&mut std::io::stderr())?;
+    show(args, computed, &mut std::io::stdout().lock())?;
+    Ok(computed.outcome())
+}
+
+/// The diff in the format asked for; without -o, `KUBECTL_EXTERNAL_DIFF` (as kubectl
+/// diff) or the colored unified diff.
+fn show(args: &Args, computed: &Computed, out: &mut dyn Write) -> Result<()> {
+    let view = computed.view(args);
+    match args.output.format {
+        Some(Format::Json) => diff_view::json(out, &view)?,
+        Some(Format::Name) => diff_view::names(out, &view)?,
+        Some(Format::Markdown) => diff_view::markdown(out, &view)?,
+        None => match std::env::var("KUBECTL_EXTERNAL_DIFF")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
+            Some(command) => external::run(&command, &view)?,
+            None => diff_view::unified(out, &view)?,
+        },
+    }
+    Ok(())
+}
+
+/// One destination of several: where it is, and what differs there or why that is unknown.
+struct Compared<'a> {
+    args: &'a Args,
+    place: AppOnContext,
+    computed: Result<Computed>,
+}
+
+impl<'a> Compared<'a> {
+    fn new(
+        args: &'a Args,
+        target: &Target,
+        context: String,
+        namespace: String,
+        computed: Result<Computed>,
+    ) -> Compared<'a> {
+        let place = AppOnContext {
             app: target.app.clone(),
             context,
             namespace,
-            result: Ok(match computed.changes.has_differences() {
-                true => gitops::diff::summary_line(&computed.changes.summary()),
-                false => "no differences".to_string(),
-            }),
-        });
-    }
-    if several {
-        match args.output {
-            Some(Format::Json) => {
-                serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "items": items }))?;
-                writeln!(out)?;
-            }
-            _ => {
-                writeln!(out)?;
-                targets::summary(&mut out, &rows)?;
-            }
+        };
+        Compared {
+            args,
+            place,
+            computed,
         }
-        targets::failed(&rows)?;
     }
-    Ok(outcome)
+}
+
+impl Section for Compared<'_> {
+    fn place(&self) -> Place<'_> {
+        Place::App(&self.place)
+    }
+
+    fn error(&self) -> Option<String> {
+        self.computed.as_ref().err().map(targets::one_line)
+    }
+
+    fn warn(&self, err: &mut dyn Write) -> std::io::Result<()> {
+        match &self.computed {
+            Ok(computed) => computed.warn(err),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        match &self.computed {
+            Ok(computed) => show(self.args, computed, out),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// The destination, then the document `-o json` prints for one.
+    fn item(&self) -> serde_json::Value {
+        let AppOnContext {
+            app,
+            context,
+            namespace,
+        } = &self.place;
+        let mut item = serde_json::json!({
+            "app": app, "context": context, "namespace": namespace, "error": self.error(),
+        });
+        if let (Some(item), Ok(computed)) = (item.as_object_mut(), &self.computed)
+            && let serde_json::Value::Object(doc) = diff_view::document(&computed.view(self.args))
+        {
+            item.extend(doc);
+        }
+        item
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        let result = match &self.computed {
+            Ok(computed) if computed.changes.has_differences() => {
+                Ok(gitops::diff::summary_line(&computed.changes.summary()))
+            }
+            Ok(_) => Ok("no differences".to_string()),
+            Err(error) => Err(targets::one_line(error)),
+        };
+        vec![self.place.row(result)]
+    }
+
+    fn outcome(&self) -> Outcome {
+        match &self.computed {
+            Ok(computed) => computed.outcome(),
+            Err(_) => Outcome::Clean,
+        }
+    }
 }
 
 /// Two revisions compared without a cluster: each side rendered and keyed with the
@@ -393,7 +416,7 @@ fn between_trees(
     let before =
         before.map_err(|_| anyhow::anyhow!("rendering revision {} failed", old.label))??;
     let mut changes = ChangeSet::between(before, after?);
-    if !args.show_secrets {
+    if !args.output.show_secrets {
         changes.mask_secrets();
     }
     Ok(Computed {

@@ -54,7 +54,7 @@ pub async fn targets(args: &Args, session: &Session) -> Result<Vec<(String, Stri
         return Ok(vec![(namespace.clone(), app.clone())]);
     }
     let client = session.cluster.client().clone();
-    if args.all_namespaces {
+    if args.namespaces.all {
         let apps = list_all(client, None).await?;
         return Ok(apps.into_iter().map(|a| (a.namespace, a.app)).collect());
     }
@@ -114,7 +114,7 @@ pub async fn heal(args: &Args, session: &Session, checked: &mut Checked) -> Resu
     if !drift::needs_heal(&checked.report, args.prune_strays) {
         return Ok(());
     }
-    if args.output.is_none() && !args.watch {
+    if args.output.format.is_none() && !args.repeat.watch {
         let _ = writeln!(
             std::io::stderr(),
             "healing app {} in namespace {} (release {})...",
@@ -123,7 +123,7 @@ pub async fn heal(args: &Args, session: &Session, checked: &mut Checked) -> Resu
             checked.release.revision
         );
     }
-    let options = heal_options(args, session);
+    let options = heal_options(args, session, &checked.report.app);
     drift::heal(
         &session.cluster,
         &mut checked.report,

@@ -1,17 +1,19 @@
 //! Which clusters to check, and which apps on each: the flags alone, or the repository's
-//! app list (`--all`, or an APP it lists); and the report when there are several clusters.
+//! app list (`--all`, or an APP it lists); and each cluster's part of the report when there
+//! are several.
 
 use std::io::Write;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use gitops::app_file::{AppFile, AppSpec};
 use gitops::load::{self, TreeSpec};
 use gitops::source::Repo;
-use gitops_cli::targets::{self, Row};
+use gitops_cli::destinations::{Place, Row, Section};
+use gitops_cli::targets;
 use gitops_cli::{Outcome, Target};
 
 use crate::apps::Round;
-use crate::{Args, Format, report};
+use crate::{Args, report};
 
 /// (context, apps of the list to check there) pairs in the order given; None is the
 /// kubeconfig's current context, and no apps means "as the flags say".
@@ -75,91 +77,103 @@ fn listed_targets(args: &Args) -> Result<Option<Vec<Target>>> {
 }
 
 fn open_repo(args: &Args) -> Result<Repo> {
-    Ok(match &args.repo {
+    Ok(match &args.repo.location {
         Some(spec) => load::open_repo(spec)?,
         None => Repo::discover(&std::env::current_dir()?)?,
     })
 }
 
-/// A section per cluster (its apps as one cluster's report shows them), then a row per
-/// app and cluster. Exit: 2 if any check failed, else 1 if anything drifted.
-pub fn report(args: &Args, rounds: Vec<(String, String, Result<Round>)>) -> Result<Outcome> {
-    let mut out = std::io::stdout().lock();
-    let mut rows = Vec::new();
-    let mut items = Vec::new();
-    let mut outcome = Outcome::Clean;
-    let json = args.output == Some(Format::Json);
-    for (context, namespace, round) in rounds {
-        if !json {
-            writeln!(out, "==> context {context} <==")?;
+/// One cluster's round, or why it could not be checked: a section of its own (its apps as
+/// one cluster's report shows them) and a summary row per app.
+pub struct ContextRound<'a> {
+    pub args: &'a Args,
+    pub context: String,
+    pub namespace: String,
+    pub round: Result<Round>,
+}
+
+impl Section for ContextRound<'_> {
+    const COUNTED: &'static str = "checks";
+
+    fn place(&self) -> Place<'_> {
+        Place::Context(&self.context)
+    }
+
+    fn error(&self) -> Option<String> {
+        self.round.as_ref().err().map(targets::one_line)
+    }
+
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        if let Ok(round) = &self.round {
+            report::print(out, self.args, &self.namespace, round)?;
         }
-        let round = match round {
+        Ok(())
+    }
+
+    fn item(&self) -> serde_json::Value {
+        let mut item = serde_json::json!({ "context": self.context, "error": self.error() });
+        if let (Some(item), Ok(round)) = (item.as_object_mut(), &self.round)
+            && let Some(report) = report::json(self.args, round)
+        {
+            item.insert("report".into(), report);
+        }
+        item
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        let round = match &self.round {
             Ok(round) => round,
             Err(error) => {
-                let line = targets::one_line(&error);
-                writeln!(std::io::stderr(), "error: context {context}: {line}")?;
-                if json {
-                    items.push(serde_json::json!({ "context": context, "error": line }));
-                }
-                rows.push(Row {
-                    app: args.app.clone().unwrap_or_else(|| "-".into()),
-                    context,
-                    namespace,
-                    result: Err(line),
-                });
-                continue;
+                return vec![self.row(
+                    self.args.app.clone().unwrap_or_else(|| "-".into()),
+                    self.namespace.clone(),
+                    Err(targets::one_line(error)),
+                )];
             }
         };
-        if json {
-            let mut item = serde_json::json!({ "context": context, "error": null });
-            if let (Some(item), Some(report)) = (item.as_object_mut(), report::json(args, &round)) {
-                item.insert("report".into(), report);
-            }
-            items.push(item);
-        } else {
-            report::print(&mut out, args, &namespace, &round)?;
-        }
-        for checked in &round.checked {
-            if crate::apps::outstanding(args, &checked.report) {
-                outcome = Outcome::Differences;
-            }
-            rows.push(Row {
-                app: checked.report.app.clone(),
-                context: context.clone(),
-                namespace: checked.report.namespace.clone(),
-                result: Ok(report::summary(&checked.report, false)),
-            });
-        }
-        for skipped in &round.skipped {
-            rows.push(Row {
-                app: skipped.app.clone(),
-                context: context.clone(),
-                namespace: skipped.namespace.clone(),
-                result: Ok(format!("not checked: {}", skipped.reason)),
-            });
-        }
-        for failed in &round.failed {
-            rows.push(Row {
-                app: failed.app.clone(),
-                context: context.clone(),
-                namespace: failed.namespace.clone(),
-                result: Err(targets::one_line(&failed.error)),
-            });
+        let checked = round.checked.iter().map(|checked| {
+            let report = &checked.report;
+            let result = Ok(report::summary(report, false));
+            self.row(report.app.clone(), report.namespace.clone(), result)
+        });
+        let skipped = round.skipped.iter().map(|skipped| {
+            let result = Ok(format!("not checked: {}", skipped.reason));
+            self.row(skipped.app.clone(), skipped.namespace.clone(), result)
+        });
+        let failed = round.failed.iter().map(|failed| {
+            let result = Err(targets::one_line(&failed.error));
+            self.row(failed.app.clone(), failed.namespace.clone(), result)
+        });
+        checked.chain(skipped).chain(failed).collect()
+    }
+
+    /// Differences when anything drifted (exit 1, unless a check failed).
+    fn outcome(&self) -> Outcome {
+        let outstanding = self.round.as_ref().is_ok_and(|round| {
+            round
+                .checked
+                .iter()
+                .any(|checked| crate::apps::outstanding(self.args, &checked.report))
+        });
+        match outstanding {
+            true => Outcome::Differences,
+            false => Outcome::Clean,
         }
     }
-    if json {
-        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "items": items }))?;
-        writeln!(out)?;
-    } else {
-        writeln!(out)?;
-        targets::summary(&mut out, &rows)?;
+}
+
+impl ContextRound<'_> {
+    fn row(
+        &self,
+        app: String,
+        namespace: String,
+        result: std::result::Result<String, String>,
+    ) -> Row {
+        Row {
+            app,
+            context: self.context.clone(),
+            namespace,
+            result,
+        }
     }
-    if rows.iter().any(|r| r.result.is_err()) {
-        bail!(
-            "{} of {} checks failed",
-            rows.iter().filter(|r| r.result.is_err()).count(),
-            rows.len()
-        );
-    }
-    Ok(outcome)
 }

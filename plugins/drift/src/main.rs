@@ -7,19 +7,21 @@ mod report;
 mod watch;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{Parser, ValueEnum};
 use gitops::app_file::AppSpec;
-use gitops::apply::health::WaitOptions;
 use gitops::drift::{CheckRequest, HealOptions, IgnoreRule, IgnoreRules};
 use gitops::kubeconfig::Connection;
 use gitops::live::LiveCluster;
 use gitops::release::store::validate_app_name;
-use gitops_cli::{AppListArgs, ColorWhen, ConnectionArgs, Outcome};
+use gitops_cli::{
+    AllNamespacesArgs, AppListArgs, ChangeArgs, ConnectionArgs, DEFAULT_TIMEOUT, Outcome,
+    OutputArgs, RepoArgs, WatchArgs,
+};
 
 use crate::apps::Round;
+use crate::destinations::ContextRound;
 
 /// Show what changed in the cluster behind git's back, and who changed it; heal it.
 #[derive(Debug, Parser)]
@@ -57,19 +59,16 @@ pub struct Args {
     app: Option<String>,
     #[command(flatten)]
     apps: AppListArgs,
-    /// Check the apps of every namespace.
-    #[arg(short = 'A', long)]
-    all_namespaces: bool,
+    #[command(flatten)]
+    namespaces: AllNamespacesArgs,
     /// Compare the cluster with this git revision instead of the deployed release.
     #[arg(long, value_name = "REVISION")]
     against: Option<String>,
     /// Also say whether a git revision (default HEAD) has changes not deployed yet.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "HEAD", value_name = "REVISION")]
     git: Option<String>,
-    /// The repository for --against, --git and the app's config file (default: the one
-    /// the release was synced from, else the current directory).
-    #[arg(long, value_name = "DIR|URL")]
-    repo: Option<String>,
+    #[command(flatten)]
+    repo: RepoArgs,
     /// The app's path in the repository (default: the release's).
     #[arg(long, value_name = "PATH")]
     path: Option<String>,
@@ -89,33 +88,12 @@ pub struct Args {
     /// With --heal, delete strays too.
     #[arg(long)]
     prune_strays: bool,
-    /// With --heal, wait until the app is healthy (--wait=false skips it).
-    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
-    wait: bool,
-    /// How long --heal waits for health.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    timeout: Duration,
-    /// Release records to keep when healing.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    history_max: usize,
-    /// How long the app's lock lasts without renewal while healing.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    lock_duration: Duration,
-    /// Check again every --interval, printing only what changed, until Ctrl-C.
-    #[arg(long)]
-    watch: bool,
-    /// How often --watch checks.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    interval: Duration,
-    /// Output format: text (default) or json.
-    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
-    output: Option<Format>,
-    /// When to color the output.
-    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
-    color: ColorWhen,
-    /// Show the values of Secrets instead of masking them.
-    #[arg(long)]
-    show_secrets: bool,
+    #[command(flatten)]
+    change: ChangeArgs,
+    #[command(flatten)]
+    repeat: WatchArgs,
+    #[command(flatten)]
+    output: OutputArgs<Format>,
     #[command(flatten)]
     connection: ConnectionArgs,
 }
@@ -153,7 +131,14 @@ impl Session {
         let options = args.connection.options_for(context, None);
         let mut connection = args.connection.connect_to(&options).await?;
         if args.heal {
-            connection.retry_budget = args.timeout; // healing writes: bounded as a sync is
+            // Healing writes: bounded as a sync is. One connection serves every app of
+            // the context, so the longest of their `timeout:`s bounds it.
+            let listed_timeout = listed.iter().filter_map(|spec| spec.timeout).max();
+            connection.retry_budget = args
+                .change
+                .timeout
+                .or(listed_timeout)
+                .unwrap_or(DEFAULT_TIMEOUT);
         }
         let cluster = LiveCluster::connect(&connection).await?;
         Ok(Session {
@@ -162,6 +147,11 @@ impl Session {
             rules,
             listed,
         })
+    }
+
+    /// The app list's entry for `app`, when the app comes from the list.
+    pub fn spec(&self, app: &str) -> Option<&AppSpec> {
+        self.listed.iter().find(|spec| spec.name == app)
     }
 }
 
@@ -172,7 +162,7 @@ async fn run(args: Args) -> Result<Outcome> {
     if groups.len() == 1 {
         let (context, listed) = groups.remove(0);
         let session = Session::connect(&args, context.as_deref(), listed, rules).await?;
-        if args.watch {
+        if args.repeat.watch {
             return watch::run(&args, &session).await;
         }
         let mut round = apps::check_round(&args, &session).await?;
@@ -185,25 +175,31 @@ async fn run(args: Args) -> Result<Outcome> {
         failures(&args, &mut round)?;
         return Ok(outcome(&args, &round));
     }
-    if args.watch {
+    if args.repeat.watch {
         bail!("--watch follows one cluster; give one --context");
     }
-    let rounds = futures::future::join_all(groups.into_iter().map(|(context, listed)| {
+    let work = groups.into_iter().map(|(context, listed)| {
         let (args, rules) = (&args, rules.clone());
         async move {
             let label = context.clone().unwrap_or_else(|| "-".into());
-            let session = match Session::connect(args, context.as_deref(), listed, rules).await {
-                Ok(session) => session,
-                Err(error) => return (label, "-".to_string(), Err(error)),
-            };
-            let label = session.connection.context.clone().unwrap_or(label);
-            let namespace = session.connection.namespace.clone();
-            let round = apps::check_round(args, &session).await;
-            (label, namespace, round)
+            let (context, namespace, round) =
+                match Session::connect(args, context.as_deref(), listed, rules).await {
+                    Ok(session) => {
+                        let label = session.connection.context.clone().unwrap_or(label);
+                        let namespace = session.connection.namespace.clone();
+                        (label, namespace, apps::check_round(args, &session).await)
+                    }
+                    Err(error) => (label, "-".to_string(), Err(error)),
+                };
+            ContextRound {
+                args,
+                context,
+                namespace,
+                round,
+            }
         }
-    }))
-    .await;
-    destinations::report(&args, rounds)
+    });
+    gitops_cli::destinations::run(work, args.output.format == Some(Format::Json)).await
 }
 
 /// Apps that could not be checked or healed make the run an error (exit 2), after the
@@ -231,14 +227,14 @@ fn failures(args: &Args, round: &mut Round) -> Result<()> {
 fn check_flags(args: &Args) -> Result<()> {
     if let Some(app) = &args.app {
         validate_app_name(app)?;
-        if args.all_namespaces {
+        if args.namespaces.all {
             bail!("give an app or --all-namespaces, not both");
         }
         if args.apps.all {
             bail!("give an app or --all, not both");
         }
     }
-    if args.apps.all && args.all_namespaces {
+    if args.apps.all && args.namespaces.all {
         bail!(
             "--all checks the apps of the app list, each in its namespace; leave out --all-namespaces"
         );
@@ -254,7 +250,7 @@ fn check_flags(args: &Args) -> Result<()> {
     if args.against.is_some() && args.git.is_some() {
         bail!("--against already compares with git; leave out --git");
     }
-    if args.interval.is_zero() {
+    if args.repeat.interval.is_zero() {
         bail!("--interval must be longer than 0s");
     }
     Ok(())
@@ -283,7 +279,7 @@ fn flag_rules(args: &Args) -> Result<IgnoreRules> {
 /// What to check for `app` in `namespace`: the flags, and the app list's entry if any
 /// (its ignore rules added, its path unless --path).
 pub fn request(args: &Args, session: &Session, namespace: &str, app: &str) -> CheckRequest {
-    let listed = session.listed.iter().find(|spec| spec.name == app);
+    let listed = session.spec(app);
     let mut rules = session.rules.clone();
     if let Some(spec) = listed {
         rules.extend(spec.ignore_rules());
@@ -294,25 +290,23 @@ pub fn request(args: &Args, session: &Session, namespace: &str, app: &str) -> Ch
         rules,
         against: args.against.clone(),
         git: args.git.clone(),
-        repo: args.repo.clone(),
+        repo: args.repo.location.clone(),
         path: args
             .path
             .clone()
             .or_else(|| listed.map(|spec| spec.path.clone())),
-        show_secrets: args.show_secrets,
+        show_secrets: args.output.show_secrets,
     }
 }
 
-pub fn heal_options(args: &Args, session: &Session) -> HealOptions {
+/// How `app` is healed: the flags, else its entry of the app list (`wait:`, `timeout:`).
+pub fn heal_options(args: &Args, session: &Session, app: &str) -> HealOptions {
     HealOptions {
         prune_strays: args.prune_strays,
-        wait: args.wait.then(|| WaitOptions {
-            timeout: args.timeout,
-            poll_interval: Duration::from_secs(1),
-        }),
-        history_max: args.history_max,
+        wait: args.change.wait_for(session.spec(app)),
+        history_max: args.change.history_max,
         who: session.connection.actor(),
-        lock_duration: args.lock_duration,
+        lock_duration: args.change.lock_duration,
     }
 }
 

@@ -15,7 +15,7 @@ const MAX_VALUE_CHARS: usize = 120;
 
 /// `namespace` is the one apps were listed in (without `-A`).
 pub fn print(out: &mut dyn Write, args: &Args, namespace: &str, round: &Round) -> io::Result<()> {
-    match (args.output, &args.app) {
+    match (args.output.format, &args.app) {
         (Some(Format::Json), _) => {
             if let Some(value) = json(args, round) {
                 serde_json::to_writer_pretty(&mut *out, &value)?;
@@ -24,7 +24,7 @@ pub fn print(out: &mut dyn Write, args: &Args, namespace: &str, round: &Round) -
         }
         (None, Some(_)) => {
             if let Some(checked) = round.checked.first() {
-                out.write_all(detail(&checked.report, args.color.enabled()).as_bytes())?;
+                out.write_all(detail(&checked.report, args.output.color.enabled()).as_bytes())?;
             }
         }
         (None, None) => out.write_all(table(args, namespace, round).as_bytes())?,
@@ -111,25 +111,64 @@ fn document(round: &Round) -> Value {
 
 /// One row per app, then a summary line.
 fn table(args: &Args, namespace: &str, round: &Round) -> String {
+    let mut out = String::new();
+    let every = args.namespaces.all || args.apps.all;
+    if round.checked.is_empty() && round.skipped.is_empty() && round.failed.is_empty() {
+        if every {
+            out.push_str("no apps with releases in any namespace\n");
+        } else {
+            out.push_str(&format!("no apps with releases in namespace {namespace}\n"));
+        }
+        return out;
+    }
+    let columns = Columns {
+        namespace: every,
+        git: args.git.is_some() || args.against.is_some(),
+        heal: args.heal,
+    };
     let mut table = Table::new();
     table
         .load_style(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Dynamic);
-    let mut header = vec!["APP", "RELEASE", "STATUS", "MODIFIED", "DELETED", "STRAY"];
-    if args.all_namespaces || args.apps.all {
-        header.insert(0, "NAMESPACE");
+    table.set_header(columns.header());
+    for (namespace, _, mut row) in rows(&columns, round) {
+        if columns.namespace {
+            row.insert(0, namespace);
+        }
+        table.add_row(row);
     }
-    let git = args.git.is_some() || args.against.is_some();
-    if git {
-        header.push("BEHIND");
+    out.push_str(&format!("{table}\n"));
+    out.push_str(&summary_line(round));
+    out
+}
+
+/// Which optional columns the table has.
+struct Columns {
+    /// NAMESPACE first, when apps come from several namespaces.
+    namespace: bool,
+    /// BEHIND, when git is compared.
+    git: bool,
+    /// HEALED, with --heal.
+    heal: bool,
+}
+
+impl Columns {
+    fn header(&self) -> Vec<&'static str> {
+        let mut header = vec!["APP", "RELEASE", "STATUS", "MODIFIED", "DELETED", "STRAY"];
+        if self.namespace {
+            header.insert(0, "NAMESPACE");
+        }
+        if self.git {
+            header.push("BEHIND");
+        }
+        if self.heal {
+            header.push("HEALED");
+        }
+        header
     }
-    if args.heal {
-        header.push("HEALED");
-    }
-    table.set_header(header);
-    let mut rows: Vec<(String, String, Vec<String>)> = Vec::new();
-    for checked in &round.checked {
-        let r = &checked.report;
+
+    /// A checked app's cells, NAMESPACE left out.
+    fn checked(&self, r: &AppDrift) -> Vec<String> {
         let mut row = vec![
             r.app.clone(),
             r.release.to_string(),
@@ -138,7 +177,7 @@ fn table(args: &Args, namespace: &str, round: &Round) -> String {
             r.summary.deleted.to_string(),
             r.summary.stray.to_string(),
         ];
-        if git {
+        if self.git {
             row.push(match &r.git {
                 Some(g) if g.behind => format!(
                     "{} object{}",
@@ -149,7 +188,7 @@ fn table(args: &Args, namespace: &str, round: &Round) -> String {
                 None => "-".into(),
             });
         }
-        if args.heal {
+        if self.heal {
             row.push(
                 r.healed
                     .as_ref()
@@ -157,17 +196,30 @@ fn table(args: &Args, namespace: &str, round: &Round) -> String {
                     .unwrap_or_else(|| "-".into()),
             );
         }
-        rows.push((r.namespace.clone(), r.app.clone(), row));
-    }
-    let blank = |status: &str, len: usize| {
-        let mut row = vec![String::new(), "-".into(), status.to_string()];
-        row.resize(len, "-".into());
         row
-    };
-    let width = 6 + usize::from(git) + usize::from(args.heal);
+    }
+
+    /// An app that was not checked: its name, and `status` where the release's would be.
+    fn unchecked(&self, app: &str, status: &str) -> Vec<String> {
+        let mut row = vec![app.to_string(), "-".into(), status.to_string()];
+        row.resize(
+            6 + usize::from(self.git) + usize::from(self.heal),
+            "-".into(),
+        );
+        row
+    }
+}
+
+/// (namespace, app, cells) of every app of the round, sorted; an app whose heal failed
+/// keeps its checked row.
+fn rows(columns: &Columns, round: &Round) -> Vec<(String, String, Vec<String>)> {
+    let mut rows: Vec<(String, String, Vec<String>)> = Vec::new();
+    for checked in &round.checked {
+        let r = &checked.report;
+        rows.push((r.namespace.clone(), r.app.clone(), columns.checked(r)));
+    }
     for s in &round.skipped {
-        let mut row = blank("no deployed release", width);
-        row[0] = s.app.clone();
+        let row = columns.unchecked(&s.app, "no deployed release");
         rows.push((s.namespace.clone(), s.app.clone(), row));
     }
     for f in &round.failed {
@@ -177,29 +229,11 @@ fn table(args: &Args, namespace: &str, round: &Round) -> String {
         {
             continue;
         }
-        let mut row = blank("error", width);
-        row[0] = f.app.clone();
+        let row = columns.unchecked(&f.app, "error");
         rows.push((f.namespace.clone(), f.app.clone(), row));
     }
     rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    for (namespace, _, mut row) in rows {
-        if args.all_namespaces || args.apps.all {
-            row.insert(0, namespace);
-        }
-        table.add_row(row);
-    }
-    let mut out = String::new();
-    if round.checked.is_empty() && round.skipped.is_empty() && round.failed.is_empty() {
-        if args.all_namespaces || args.apps.all {
-            out.push_str("no apps with releases in any namespace\n");
-        } else {
-            out.push_str(&format!("no apps with releases in namespace {namespace}\n"));
-        }
-        return out;
-    }
-    out.push_str(&format!("{table}\n"));
-    out.push_str(&summary_line(round));
-    out
+    rows
 }
 
 /// `3 apps: 1 in sync, 1 drifted, 1 behind, 1 healed, 1 error`.

@@ -24,20 +24,20 @@ pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
     let stop = StopSignal::on_ctrl_c();
     let what = match &args.app {
         Some(app) => format!("app {app}"),
-        None if args.all_namespaces => "every app in every namespace".to_string(),
+        None if args.namespaces.all => "every app in every namespace".to_string(),
         None => format!("every app in namespace {}", session.connection.namespace),
     };
     eprintln!(
         "{} watching {what} every {}{}; Ctrl-C stops",
         now(),
-        humantime::format_duration(args.interval),
+        humantime::format_duration(args.repeat.interval),
         if args.heal { ", healing drift" } else { "" }
     );
     let mut seen: BTreeMap<(String, String), Seen> = BTreeMap::new();
     let mut repos = Repos::default();
     while !stop.stopped() {
         if (args.git.is_some() || args.against.is_some())
-            && let Err(problem) = fetch(args.repo.as_deref())
+            && let Err(problem) = fetch(args.repo.location.as_deref())
         {
             eprintln!("{} {problem}", now());
         }
@@ -56,7 +56,7 @@ pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
         if stop.stopped() {
             break;
         }
-        stop.sleep(args.interval).await;
+        stop.sleep(args.repeat.interval).await;
     }
     eprintln!("{} stopped", now());
     Ok(Outcome::Clean)
@@ -90,7 +90,7 @@ async fn round(
         let fingerprint: BTreeSet<String> = lines.iter().map(|(f, _)| f.clone()).collect();
         let before = seen.get(&key).cloned();
         let changed = before.as_ref() != Some(&Seen::Drift(fingerprint.clone()));
-        if args.output == Some(Format::Json) {
+        if args.output.format == Some(Format::Json) {
             if changed {
                 json_line(&checked.report)?;
             }
@@ -113,7 +113,7 @@ async fn round(
         if args.heal && drift::needs_heal(&checked.report, args.prune_strays) {
             match apps::heal(args, session, &mut checked).await {
                 Ok(()) => {
-                    if args.output == Some(Format::Json) {
+                    if args.output.format == Some(Format::Json) {
                         json_line(&checked.report)?;
                     } else if let Some(healed) = &checked.report.healed {
                         let c = &healed.counts;

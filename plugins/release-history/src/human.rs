@@ -120,91 +120,102 @@ pub fn apps_text(apps: &[AppSummary], now: Timestamp, color: bool) -> String {
 pub fn history_text(history: &AppHistory, now: Timestamp, color: bool) -> String {
     let mut table = new_table(color);
     // The free-text columns wrap on a narrow terminal.
+    let wrap = match history.source {
+        Source::Gitops => our_history(&mut table, history, now, color),
+        Source::Helm => helm_history(&mut table, history, now, color),
+    };
+    render(&mut table, &wrap)
+}
+
+/// Our releases' rows into `table`; returns the columns that wrap.
+fn our_history(
+    table: &mut Table,
+    history: &AppHistory,
+    now: Timestamp,
+    color: bool,
+) -> Vec<(usize, u16)> {
     // A CHART column only for an app with chart releases, as `helm history` has.
     let charts = history
         .entries
         .iter()
         .any(|e| e.as_ref().is_ok_and(|r| r.chart.is_some()));
-    let wrap: Vec<(usize, u16)> = match history.source {
-        Source::Gitops => [(1, WHEN_WIDTH), (4, TEXT_WIDTH), (5, 10), (7, 12)]
-            .into_iter()
-            .map(|(i, w)| {
-                (
-                    if charts && i >= CHART_COLUMN {
-                        i + 1
-                    } else {
-                        i
-                    },
-                    w,
-                )
-            })
-            .collect(),
-        Source::Helm => vec![(1, WHEN_WIDTH), (5, TEXT_WIDTH)],
+    let mut header = vec![
+        "REVISION", "UPDATED", "STATUS", "COMMIT", "SUBJECT", "AUTHOR", "BY", "CHANGES", "DURATION",
+    ];
+    let layout = if charts {
+        header.insert(CHART_COLUMN, "CHART");
+        &OURS_WITH_CHART
+    } else {
+        &OURS
     };
-    match history.source {
-        Source::Gitops => {
-            let mut header = vec![
-                "REVISION", "UPDATED", "STATUS", "COMMIT", "SUBJECT", "AUTHOR", "BY", "CHANGES",
-                "DURATION",
-            ];
-            let layout = if charts {
-                header.insert(CHART_COLUMN, "CHART");
-                &OURS_WITH_CHART
-            } else {
-                &OURS
-            };
-            table.set_header(header);
-            for entry in &history.entries {
-                let cells = match entry {
-                    Ok(r) => {
-                        let mut cells = vec![
-                            Cell::new(r.revision),
-                            Cell::new(when(r.updated, now)),
-                            status_cell(&r.status, color),
-                            Cell::new(r.commit.as_ref().map_or(NONE, |c| c.short_id.as_str())),
-                            Cell::new(or_none(&subject(r))),
-                            Cell::new(r.commit.as_ref().map_or(NONE, |c| c.author_name.as_str())),
-                            Cell::new(r.who.as_deref().unwrap_or(NONE)),
-                            Cell::new(r.counts.as_ref().map_or(NONE.into(), changes)),
-                            Cell::new(r.duration_seconds.map_or(NONE.into(), duration)),
-                        ];
-                        if charts {
-                            let chart = chart(r);
-                            cells.insert(CHART_COLUMN, Cell::new(chart.as_deref().unwrap_or(NONE)));
-                        }
-                        cells
-                    }
-                    Err(u) => unreadable_cells(u, color, layout),
-                };
-                table.add_row(cells);
-            }
-        }
-        Source::Helm => {
-            table.set_header([
-                "REVISION",
-                "UPDATED",
-                "STATUS",
-                "CHART",
-                "APP VERSION",
-                "DESCRIPTION",
-            ]);
-            for entry in &history.entries {
-                let cells = match entry {
-                    Ok(r) => vec![
-                        Cell::new(r.revision),
-                        Cell::new(when(r.updated, now)),
-                        status_cell(&r.status, color),
-                        Cell::new(chart(r).as_deref().unwrap_or(NONE)),
-                        Cell::new(r.app_version.as_deref().unwrap_or(NONE)),
-                        Cell::new(or_none(&r.description)),
-                    ],
-                    Err(u) => unreadable_cells(u, color, &HELM),
-                };
-                table.add_row(cells);
-            }
-        }
+    table.set_header(header);
+    for entry in &history.entries {
+        let cells = match entry {
+            Ok(r) => our_cells(r, charts, now, color),
+            Err(u) => unreadable_cells(u, color, layout),
+        };
+        table.add_row(cells);
     }
-    render(&mut table, &wrap)
+    [(1, WHEN_WIDTH), (4, TEXT_WIDTH), (5, 10), (7, 12)]
+        .into_iter()
+        .map(|(i, w)| match charts && i >= CHART_COLUMN {
+            true => (i + 1, w),
+            false => (i, w),
+        })
+        .collect()
+}
+
+/// One of our releases as a history row, with a CHART cell when the table has one.
+fn our_cells(r: &Release, charts: bool, now: Timestamp, color: bool) -> Vec<Cell> {
+    let mut cells = vec![
+        Cell::new(r.revision),
+        Cell::new(when(r.updated, now)),
+        status_cell(&r.status, color),
+        Cell::new(r.commit.as_ref().map_or(NONE, |c| c.short_id.as_str())),
+        Cell::new(or_none(&subject(r))),
+        Cell::new(r.commit.as_ref().map_or(NONE, |c| c.author_name.as_str())),
+        Cell::new(r.who.as_deref().unwrap_or(NONE)),
+        Cell::new(r.counts.as_ref().map_or(NONE.into(), changes)),
+        Cell::new(r.duration_seconds.map_or(NONE.into(), duration)),
+    ];
+    if charts {
+        let chart = chart(r);
+        cells.insert(CHART_COLUMN, Cell::new(chart.as_deref().unwrap_or(NONE)));
+    }
+    cells
+}
+
+/// A Helm release's rows into `table`, with `helm history`'s columns; returns the
+/// columns that wrap.
+fn helm_history(
+    table: &mut Table,
+    history: &AppHistory,
+    now: Timestamp,
+    color: bool,
+) -> Vec<(usize, u16)> {
+    table.set_header([
+        "REVISION",
+        "UPDATED",
+        "STATUS",
+        "CHART",
+        "APP VERSION",
+        "DESCRIPTION",
+    ]);
+    for entry in &history.entries {
+        let cells = match entry {
+            Ok(r) => vec![
+                Cell::new(r.revision),
+                Cell::new(when(r.updated, now)),
+                status_cell(&r.status, color),
+                Cell::new(chart(r).as_deref().unwrap_or(NONE)),
+                Cell::new(r.app_version.as_deref().unwrap_or(NONE)),
+                Cell::new(or_none(&r.description)),
+            ],
+            Err(u) => unreadable_cells(u, color, &HELM),
+        };
+        table.add_row(cells);
+    }
+    vec![(1, WHEN_WIDTH), (5, TEXT_WIDTH)]
 }
 
 /// One release, field by field as `kubectl describe` shows an object, then its objects.
@@ -216,7 +227,31 @@ pub fn release_text(
     now: Timestamp,
     color: bool,
 ) -> String {
-    let mut fields: Vec<(&str, String)> = vec![
+    let fields = release_fields(release, show_values, now);
+    let width = fields.iter().map(|(name, _)| name.len()).max().unwrap_or(0) + 2;
+    let mut text = String::new();
+    for (name, value) in &fields {
+        // Continuation lines of a multi-line value line up under its first line.
+        let indent = format!("\n{:width$}", "");
+        let value = value.trim_end().replace('\n', &indent);
+        let label = format!("{name}:");
+        let _ = writeln!(text, "{label:width$}{value}");
+    }
+    if objects.is_empty() {
+        return text;
+    }
+    text.push('\n');
+    text.push_str(&objects_text(objects, color));
+    text
+}
+
+/// The release's fields in the order shown, leaving out those it has no value for.
+fn release_fields(
+    release: &Release,
+    show_values: bool,
+    now: Timestamp,
+) -> Vec<(&'static str, String)> {
+    let mut fields: Vec<(&'static str, String)> = vec![
         ("App", release.app.clone()),
         ("Namespace", release.namespace.clone()),
         ("Source", release.source.to_string()),
@@ -281,19 +316,11 @@ pub fn release_text(
     add("Error", release.error.clone());
     add("Notes", release.notes.clone());
 
-    let width = fields.iter().map(|(name, _)| name.len()).max().unwrap_or(0) + 2;
-    let mut text = String::new();
-    for (name, value) in &fields {
-        // Continuation lines of a multi-line value line up under its first line.
-        let indent = format!("\n{:width$}", "");
-        let value = value.trim_end().replace('\n', &indent);
-        let label = format!("{name}:");
-        let _ = writeln!(text, "{label:width$}{value}");
-    }
-    if objects.is_empty() {
-        return text;
-    }
-    text.push('\n');
+    fields
+}
+
+/// The objects a release holds: with what it did to each and their health, when known.
+fn objects_text(objects: &[ReleaseObject], color: bool) -> String {
     let mut table = new_table(color);
     if objects.iter().any(|o| o.action.is_some()) {
         table.set_header(["OBJECT", "ACTION", "HEALTH"]);
@@ -315,8 +342,7 @@ pub fn release_text(
             table.add_row([object.key.to_string()]);
         }
     }
-    text.push_str(&render(&mut table, &[(0, TEXT_WIDTH), (2, TEXT_WIDTH)]));
-    text
+    render(&mut table, &[(0, TEXT_WIDTH), (2, TEXT_WIDTH)])
 }
 
 /// A table drawn like `kubectl get`: no borders, three spaces between columns, wrapped

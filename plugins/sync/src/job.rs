@@ -41,7 +41,7 @@ impl Job {
 
 /// The app name: `--app`, else derived from the path (which needs the repository).
 pub fn app_name(args: &Args) -> Result<String> {
-    if let Some(app) = &args.app {
+    if let Some(app) = &args.app.name {
         return Ok(app.clone());
     }
     let source = args
@@ -79,7 +79,7 @@ impl Source {
     pub fn destinations(&self, args: &Args) -> Result<Vec<Target>> {
         let request = targets::Request {
             list: &args.apps,
-            app: args.app.as_deref(),
+            app: args.app.name.as_deref(),
             path_given: self.resolved.path_given,
             root: &self.resolved.root,
             default_app: app_name_for_path(&self.resolved.root, &self.resolved.repo_name()),

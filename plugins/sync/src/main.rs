@@ -11,18 +11,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{Parser, ValueEnum};
 use gitops::app_file::AppSpec;
-use gitops::apply::health::WaitOptions;
 use gitops::compare::Missing;
 use gitops::kubeconfig::{ConnectOptions, Connection};
 use gitops::live::LiveCluster;
 use gitops::release::record::ReleaseRecord;
 use gitops::release::store::ReleaseStore;
 use gitops::sync::{SyncOptions, SyncPlan, flow};
+use gitops_cli::destinations::{self, AppOnContext, Place, Row, Section};
 use gitops_cli::diff_view::{self, View};
 use gitops_cli::{
-    AppListArgs, ColorWhen, ConnectionArgs, EarlyDiscovery, Outcome, SourceArgs, Target,
+    AppListArgs, AppNameArgs, ChangeArgs, ConnectionArgs, EarlyDiscovery, Outcome, OutputArgs,
+    SourceArgs, Target, WatchArgs,
 };
 
 use crate::job::Job;
@@ -55,9 +56,8 @@ pub struct Args {
     source: SourceArgs,
     #[command(flatten)]
     apps: AppListArgs,
-    /// The app's name (default: derived from the path). Its records live in -n's namespace.
-    #[arg(long, value_name = "NAME")]
-    app: Option<String>,
+    #[command(flatten)]
+    app: AppNameArgs,
     /// Show what would change and stop.
     #[arg(long)]
     dry_run: bool,
@@ -70,50 +70,22 @@ pub struct Args {
     /// Take over fields that other field managers own.
     #[arg(long)]
     force_conflicts: bool,
-    /// Wait until every object is healthy (--wait=false skips it; default: the app list's
-    /// `wait:`, else true).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
-    wait: Option<bool>,
-    /// How long to wait for health (default: the app list's `timeout:`, else 5m).
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
-    timeout: Option<Duration>,
-    /// Release records to keep.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    history_max: usize,
+    #[command(flatten)]
+    change: ChangeArgs,
     /// Re-apply the manifest of release N (default: the previous deployed one), with prune.
     #[arg(long, num_args = 0..=1, value_name = "N")]
     rollback: Option<Option<u32>>,
-    /// How long the app's lock lasts without renewal: how soon a crashed sync stops
-    /// keeping others out.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    lock_duration: Duration,
-    /// Output format for the result.
-    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
-    output: Option<Format>,
-    /// Follow the revision: sync each new commit as it appears, until Ctrl-C.
-    #[arg(long)]
-    watch: bool,
-    /// How often --watch fetches and checks.
-    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    interval: Duration,
-    /// When to color the diff.
-    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
-    color: ColorWhen,
-    /// Show the values of Secrets in the diff instead of masking them.
-    #[arg(long)]
-    show_secrets: bool,
+    #[command(flatten)]
+    output: OutputArgs<Format>,
+    #[command(flatten)]
+    repeat: WatchArgs,
     #[command(flatten)]
     connection: ConnectionArgs,
 }
 
-/// How long a sync waits for health unless told otherwise.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-
 /// How long requests are retried: the sync's timeout (`--timeout`, else the app list's).
 fn retry_budget(args: &Args, spec: Option<&AppSpec>) -> Duration {
-    args.timeout
-        .or(spec.and_then(|s| s.timeout))
-        .unwrap_or(DEFAULT_TIMEOUT)
+    args.change.timeout_for(spec)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -180,17 +152,17 @@ impl Session {
 }
 
 async fn run(args: Args) -> Result<Outcome> {
-    if args.watch && (args.rollback.is_some() || args.dry_run) {
+    if args.repeat.watch && (args.rollback.is_some() || args.dry_run) {
         bail!("--watch follows a revision; it cannot be combined with --rollback or --dry-run");
     }
-    if args.rollback.is_some() || args.watch {
+    if args.rollback.is_some() || args.repeat.watch {
         if args.apps.all || args.connection.contexts.len() > 1 {
             bail!(
                 "--rollback and --watch act on one app on one cluster; leave out --all and extra --context flags"
             );
         }
         let session = Session::connect(&args, &args.connection.options(), None).await?;
-        if args.watch {
+        if args.repeat.watch {
             return watch::run(&args, &session).await;
         }
         let job = job::from_release(&args, &session, args.rollback.flatten()).await?;
@@ -218,7 +190,7 @@ async fn run(args: Args) -> Result<Outcome> {
         )
         .await?;
         let namespace = discovering.connection.namespace.clone();
-        let (app, lock_duration) = (target.app.clone(), args.lock_duration);
+        let (app, lock_duration) = (target.app.clone(), args.change.lock_duration);
         let reading = tokio::spawn(async move {
             let (connection, cluster) = discovering.discovered().await?;
             let who = connection.actor();
@@ -255,13 +227,10 @@ async fn run(args: Args) -> Result<Outcome> {
             destinations.len()
         );
     }
-    let results = futures::future::join_all(
-        destinations
-            .iter()
-            .map(|target| sync_destination(&args, &source, target)),
-    )
-    .await;
-    several(&args, &destinations, results)
+    let work = destinations
+        .iter()
+        .map(|target| sync_destination(&args, &source, target));
+    destinations::run(work, args.output.format == Some(Format::Json)).await
 }
 
 /// One app on one cluster, printing as it goes.
@@ -280,20 +249,39 @@ async fn single(
     Ok(Outcome::Clean)
 }
 
-/// One destination of several: its output kept for its section.
+/// One destination of several: its output kept for its section, the release it left.
 struct Destination {
-    context: String,
-    namespace: String,
+    place: AppOnContext,
     output: Vec<u8>,
-    done: Result<Done>,
+    record: Option<ReleaseRecord>,
+    /// For --dry-run, how many changes there would be.
+    result: Result<Option<usize>>,
+}
+
+impl Destination {
+    fn new(place: AppOnContext, output: Vec<u8>, done: Result<Done>) -> Destination {
+        let (record, result) = match done {
+            Ok(done) => (done.record, done.result.map(|()| done.dry_run)),
+            Err(error) => (None, Err(error)),
+        };
+        Destination {
+            place,
+            output,
+            record,
+            result,
+        }
+    }
 }
 
 async fn sync_destination(args: &Args, source: &job::Source, target: &Target) -> Destination {
     let mut output = Vec::new();
-    let context = target.context.clone().unwrap_or_else(|| "-".into());
-    let namespace = target
-        .namespace(&args.connection)
-        .unwrap_or_else(|| "-".into());
+    let mut place = AppOnContext {
+        app: target.app.clone(),
+        context: target.context.clone().unwrap_or_else(|| "-".into()),
+        namespace: target
+            .namespace(&args.connection)
+            .unwrap_or_else(|| "-".into()),
+    };
     let session = match Session::connect(
         args,
         &target.options(&args.connection),
@@ -302,111 +290,79 @@ async fn sync_destination(args: &Args, source: &job::Source, target: &Target) ->
     .await
     {
         Ok(session) => session,
-        Err(error) => {
-            return Destination {
-                context,
-                namespace,
-                output,
-                done: Err(error),
-            };
-        }
+        Err(error) => return Destination::new(place, output, Err(error)),
     };
-    let context = session
+    place.context = session
         .connection
         .context
         .clone()
         .unwrap_or_else(|| "in-cluster".into());
-    let namespace = session.connection.namespace.clone();
-    let prefix = format!("[{} @ {context}]", target.app);
+    place.namespace = session.connection.namespace.clone();
+    let prefix = format!("[{} @ {}]", target.app, place.context);
     let done = match job::from_tree(args, &session, source, target) {
         Ok(job) => sync_once(args, &session, job, true, &mut output, Some(&prefix), None).await,
         Err(error) => Err(error),
     };
-    Destination {
-        context,
-        namespace,
-        output,
-        done,
-    }
+    Destination::new(place, output, done)
 }
 
-/// Each destination's section, then a summary row each.
-fn several(args: &Args, targets: &[Target], results: Vec<Destination>) -> Result<Outcome> {
-    let mut out = std::io::stdout().lock();
-    let mut rows = Vec::new();
-    let mut items = Vec::new();
-    for (target, destination) in targets.iter().zip(results) {
-        let Destination {
-            context,
-            namespace,
-            output,
-            done,
-        } = destination;
-        let json = args.output == Some(Format::Json);
-        if !json {
-            gitops_cli::targets::heading(&mut out, &target.app, &context, &namespace)?;
-            out.write_all(&output)?;
+impl Section for Destination {
+    fn place(&self) -> Place<'_> {
+        Place::App(&self.place)
+    }
+
+    fn error(&self) -> Option<String> {
+        self.result
+            .as_ref()
+            .err()
+            .map(gitops_cli::targets::one_line)
+    }
+
+    /// What the sync printed, then its release's table.
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        out.write_all(&self.output)?;
+        if let Some(record) = &self.record {
+            report::table(out, record)?;
         }
-        let (record, result) = match done {
-            Ok(done) => (done.record, done.result.map(|()| done.dry_run)),
-            Err(error) => (None, Err(error)),
+        Ok(())
+    }
+
+    /// The release's document when there is one (its own `error` says why a failed sync
+    /// failed), else what is known of the destination.
+    fn item(&self) -> serde_json::Value {
+        let mut item = match &self.record {
+            Some(record) => report::document(record),
+            None => serde_json::json!({
+                "app": self.place.app,
+                "namespace": self.place.namespace,
+                "error": self.error(),
+            }),
         };
-        let dry_run = result.as_ref().ok().copied().flatten();
-        if let (Some(record), false) = (&record, json) {
-            report::table(&mut out, record)?;
+        if let Some(item) = item.as_object_mut() {
+            item.insert("context".into(), self.place.context.clone().into());
+            if let Ok(Some(changes)) = &self.result {
+                item.insert("dry_run_changes".into(), (*changes).into());
+            }
         }
-        let result = match result {
+        item
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        let result = match &self.result {
             Ok(Some(changes)) => Ok(format!("dry run: {changes} change(s)")),
-            Ok(None) => Ok(record.as_ref().map(report::summary).unwrap_or_default()),
-            Err(error) => {
-                let line = gitops_cli::targets::one_line(&error);
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "error: app {} on context {context}: {line}",
-                    target.app
-                );
-                Err(line)
-            }
+            Ok(None) => Ok(self
+                .record
+                .as_ref()
+                .map(report::summary)
+                .unwrap_or_default()),
+            Err(error) => Err(gitops_cli::targets::one_line(error)),
         };
-        if json {
-            // The release's document when there is one (its own `error` says why a
-            // failed sync failed), else what is known of the destination.
-            let mut item = match &record {
-                Some(record) => report::document(record),
-                None => serde_json::json!({
-                    "app": target.app,
-                    "namespace": namespace,
-                    "error": result.as_ref().err(),
-                }),
-            };
-            if let Some(item) = item.as_object_mut() {
-                item.insert("context".into(), context.clone().into());
-                if let Some(changes) = dry_run {
-                    item.insert("dry_run_changes".into(), changes.into());
-                }
-            }
-            items.push(item);
-        }
-        rows.push(gitops_cli::targets::Row {
-            app: target.app.clone(),
-            context,
-            namespace,
-            result,
-        });
+        vec![self.place.row(result)]
     }
-    if args.output == Some(Format::Json) {
-        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "items": items }))?;
-        writeln!(out)?;
-    } else {
-        writeln!(out)?;
-        gitops_cli::targets::summary(&mut out, &rows)?;
-    }
-    gitops_cli::targets::failed(&rows)?;
-    Ok(Outcome::Clean)
 }
 
 fn print_record(args: &Args, out: &mut dyn Write, record: &ReleaseRecord) -> Result<()> {
-    match args.output {
+    match args.output.format {
         Some(Format::Json) => report::json(out, record)?,
         None => report::table(out, record)?,
     }
@@ -446,7 +402,7 @@ pub async fn sync_once(
                 namespace,
                 &job.app,
                 &who,
-                args.lock_duration,
+                args.change.lock_duration,
             )
             .await?
         }
@@ -512,17 +468,17 @@ fn show(
     prefix: Option<&str>,
 ) -> Result<()> {
     let mut preview = plan.preview();
-    if !args.show_secrets {
+    if !args.output.show_secrets {
         preview.mask_secrets();
     }
-    if args.output.is_none() {
+    if args.output.format.is_none() {
         let view = View {
             changes: &preview,
             before: "live",
             after: label,
             conflicts: &plan.comparison.conflicts,
             context: 3,
-            color: args.color.enabled(),
+            color: args.output.color.enabled(),
         };
         diff_view::unified(out, &view)?;
     }
@@ -593,18 +549,6 @@ fn confirm(changes: usize) -> Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
-/// Health waiting as the flags ask, else as the app list says (default: wait 5m).
-fn wait_options(args: &Args, spec: Option<&AppSpec>) -> Option<WaitOptions> {
-    let wait = args.wait.or(spec.and_then(|s| s.wait)).unwrap_or(true);
-    wait.then(|| WaitOptions {
-        timeout: args
-            .timeout
-            .or(spec.and_then(|s| s.timeout))
-            .unwrap_or(DEFAULT_TIMEOUT),
-        poll_interval: Duration::from_secs(1),
-    })
-}
-
 /// `--prune`, else the app list's `prune:`.
 fn prune(args: &Args, spec: Option<&AppSpec>) -> bool {
     args.prune || spec.and_then(|s| s.prune).unwrap_or(false)
@@ -614,8 +558,8 @@ fn prune(args: &Args, spec: Option<&AppSpec>) -> bool {
 fn base_options(args: &Args, session: &Session, spec: Option<&AppSpec>) -> SyncOptions {
     SyncOptions {
         force_conflicts: args.force_conflicts,
-        wait: wait_options(args, spec),
-        history_max: args.history_max,
+        wait: args.change.wait_for(spec),
+        history_max: args.change.history_max,
         operation: gitops::release::record::Operation::Sync,
         rollback_of: None,
         description: String::new(),

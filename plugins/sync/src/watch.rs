@@ -12,7 +12,7 @@ pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
     log(&format!(
         "watching {} every {}; Ctrl-C stops",
         args.source.revision.as_deref().unwrap_or("HEAD"),
-        humantime::format_duration(args.interval)
+        humantime::format_duration(args.repeat.interval)
     ));
     let mut last_synced: Option<String> = None;
     while !stop.stopped() {
@@ -24,7 +24,7 @@ pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
         if stop.stopped() {
             break;
         }
-        stop.sleep(args.interval).await;
+        stop.sleep(args.repeat.interval).await;
     }
     log("stopped");
     Ok(Outcome::Clean)
@@ -36,7 +36,7 @@ async fn check_once(
     session: &Session,
     last_synced: &mut Option<String>,
 ) -> Result<()> {
-    if let Err(problem) = fetch(args.source.repo.as_deref()) {
+    if let Err(problem) = fetch(args.source.repo.location.as_deref()) {
         log(&problem);
     }
     let job = job::from_git(args, session)?;

@@ -1,0 +1,129 @@
+//! The flags two or more plugins take, each defined once: one type, one default and one
+//! help text, whatever plugin shows it. A plugin flattens the groups it needs
+//! (`#[command(flatten)]`), so `kubectl sync --interval` and `kubectl drift --interval`
+//! cannot drift apart.
+
+use std::time::Duration;
+
+use clap::{ArgAction, Args, ValueEnum};
+use gitops::app_file::AppSpec;
+use gitops::apply::health::WaitOptions;
+
+use crate::ColorWhen;
+
+/// How long a sync or a heal waits for health (and retries its requests) unless the flags
+/// or the app list say otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `-o`, `--color` and `--show-secrets`: how a plugin shows what it found. The formats `F`
+/// are the plugin's own; without `-o` it prints text for people.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs<F: ValueEnum + Clone + Send + Sync + 'static> {
+    /// Output format for scripts and other tools (default: text for people).
+    #[arg(
+        id = "output",
+        short = 'o',
+        long = "output",
+        value_enum,
+        value_name = "FORMAT"
+    )]
+    pub format: Option<F>,
+    /// When to color the output.
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
+    /// Show the values of Secrets (and a release's chart values) instead of masking them.
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+/// `-U/--unified`, for the plugins that print unified diffs.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct UnifiedArgs {
+    /// Lines of context around each change in a diff.
+    #[arg(
+        id = "unified",
+        short = 'U',
+        long = "unified",
+        default_value_t = 3,
+        value_name = "N"
+    )]
+    pub lines: usize,
+}
+
+/// `-A/--all-namespaces`.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct AllNamespacesArgs {
+    /// The apps of every namespace, instead of those of -n's namespace.
+    #[arg(id = "all_namespaces", short = 'A', long = "all-namespaces")]
+    pub all: bool,
+}
+
+/// `--app NAME`, for the plugins that take the app as a flag beside a PATH.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AppNameArgs {
+    /// The app's name (default: derived from the path): its ApplySet, its release records
+    /// in -n's namespace and a Helm chart's release are named after it.
+    #[arg(id = "app", long = "app", value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// `--repo DIR|URL`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RepoArgs {
+    /// The repository: a directory or a URL (cloned into a cache with your git
+    /// credentials). Default: the checkout you stand in (drift: first the repository the
+    /// release was synced from).
+    #[arg(id = "repo", long = "repo", value_name = "DIR|URL")]
+    pub location: Option<String>,
+}
+
+/// `--watch` and `--interval`: the loops of sync (auto-sync) and drift (self-heal).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WatchArgs {
+    /// Repeat every --interval until Ctrl-C, acting on and printing only what is new since
+    /// the round before (sync: a new commit; drift: drift not seen before).
+    #[arg(long)]
+    pub watch: bool,
+    /// How often --watch checks, fetching a checkout's remotes first when git is read.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub interval: Duration,
+}
+
+/// `--wait`, `--timeout`, `--history-max`, `--lock-duration`: how a change to the cluster
+/// (a sync, a heal) is waited for, recorded and locked.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ChangeArgs {
+    /// After changing the cluster, wait until every object is healthy (--wait=false skips
+    /// it; default: the app list's `wait:`, else true).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub wait: Option<bool>,
+    /// How long to wait for health, and to retry requests while changing the cluster
+    /// (default: the app list's `timeout:`, else 5m).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// Release records to keep.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub history_max: usize,
+    /// How long the app's lock lasts without renewal: how soon a crashed sync or heal
+    /// stops keeping others out.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lock_duration: Duration,
+}
+
+impl ChangeArgs {
+    /// `--timeout`, else the app list's `timeout:` for the app, else 5m.
+    pub fn timeout_for(&self, spec: Option<&AppSpec>) -> Duration {
+        self.timeout
+            .or(spec.and_then(|s| s.timeout))
+            .unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    /// Health waiting as the flags ask, else as the app list says (default: wait 5m).
+    pub fn wait_for(&self, spec: Option<&AppSpec>) -> Option<WaitOptions> {
+        let wait = self.wait.or(spec.and_then(|s| s.wait)).unwrap_or(true);
+        wait.then(|| WaitOptions {
+            timeout: self.timeout_for(spec),
+            poll_interval: Duration::from_secs(1),
+        })
+    }
+}
