@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use gitops::diff::to_yaml;
 use gitops::objects::ObjectKey;
 
-use crate::diff_view::View;
+use gitops_cli::diff_view::View;
 
 /// Runs the external diff program on two directories holding the objects that differ.
 /// Its output goes straight to the terminal; its exit status 1 means "differences" as

@@ -1,6 +1,7 @@
 //! What to sync: a git revision, or the manifest of a recorded release.
 
 use anyhow::{Context, Result, bail};
+use gitops::app_file::AppSpec;
 use gitops::load::{self, LoadedTree, TreeSpec};
 use gitops::objects::DesiredSet;
 use gitops::release::record::{CHART_KEY, Operation, ReleaseStatus};
@@ -9,7 +10,8 @@ use gitops::sync::{self, SyncOptions, app_name_for_path};
 use gitops_cli::targets::{self, Target};
 use gitops_cli::{ResolvedSource, Selection};
 
-use crate::{Args, Session, base_options};
+use crate::Args;
+use crate::session::Session;
 
 /// One sync's input, and how its diff names the after side.
 pub struct Job {
@@ -163,7 +165,7 @@ pub fn from_rendered(
         target.app.clone(),
         desired,
         sync_options,
-        crate::prune(args, target.spec.as_ref()),
+        prune(args, target.spec.as_ref()),
         source.tree.label.clone(),
     ))
 }
@@ -235,4 +237,29 @@ fn list_revisions(records: &[gitops::release::record::ReleaseRecord]) -> String 
         .map(|r| r.revision.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `--prune`, else the app list's `prune:`.
+pub fn prune(args: &Args, spec: Option<&AppSpec>) -> bool {
+    args.prune || spec.and_then(|s| s.prune).unwrap_or(false)
+}
+
+/// Options shared by every kind of job.
+pub fn base_options(args: &Args, session: &Session, spec: Option<&AppSpec>) -> SyncOptions {
+    SyncOptions {
+        force_conflicts: args.force_conflicts,
+        wait: args.change.wait_for(spec),
+        history_max: args.change.history_max,
+        operation: gitops::release::record::Operation::Sync,
+        rollback_of: None,
+        description: String::new(),
+        who: session.connection.actor(),
+        repo: None,
+        path: String::new(),
+        renderer: String::new(),
+        commit: None,
+        extra: Default::default(),
+        previous: None,
+        listed: None,
+    }
 }

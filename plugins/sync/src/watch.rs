@@ -5,7 +5,9 @@ use anyhow::Result;
 use gitops_cli::Outcome;
 use gitops_cli::watch::{StopSignal, fetch, now};
 
-use crate::{Args, Session, job, print_record, sync_once};
+use crate::once::{print_record, sync_once};
+use crate::session::Session;
+use crate::{Args, job};
 
 pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
     let stop = StopSignal::on_ctrl_c();

@@ -1,0 +1,263 @@
+//! One app on one cluster: lock, plan, show, ask, execute, through the library's sync flow,
+//! printing as it goes.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Result;
+use gitops::compare::Missing;
+use gitops::release::record::ReleaseRecord;
+use gitops::sync::{SyncPlan, flow};
+use gitops_cli::diff_view::{self, View};
+use gitops_cli::{EarlyDiscovery, Outcome, Target};
+
+use crate::job::{self, Job};
+use crate::session::{Session, retry_budget};
+use crate::{Args, Format, progress, report};
+
+/// The revision's one app on its cluster: the lock is taken (and the parent read) on
+/// another task as soon as the cluster is discovered, while the revision renders here.
+pub async fn revision(
+    args: &Args,
+    source: &job::Source,
+    target: &Target,
+    early: Option<EarlyDiscovery>,
+) -> Result<Outcome> {
+    // The lock and the plan's reads follow the discovery on another task, while the
+    // revision renders here.
+    let discovering = EarlyDiscovery::begin(
+        early,
+        &args.connection,
+        &target.options(&args.connection),
+        Some(retry_budget(args, target.spec.as_ref())),
+    )
+    .await?;
+    let namespace = discovering.connection.namespace.clone();
+    let (app, lock_duration) = (target.app.clone(), args.change.lock_duration);
+    let reading = tokio::spawn(async move {
+        let (connection, cluster) = discovering.discovered().await?;
+        let who = connection.actor();
+        let namespace = &connection.namespace;
+        let locked = flow::lock(&cluster, namespace, &app, &who, lock_duration).await;
+        anyhow::Ok((connection, cluster, locked))
+    });
+    let rendered = job::render(args, source, target, &namespace);
+    let (connection, cluster, locked) = reading
+        .await
+        .map_err(|stopped| anyhow::anyhow!("reading the app's state stopped: {stopped}"))??;
+    let session = Session::new(connection, cluster);
+    let job = rendered.and_then(|r| job::from_rendered(args, &session, source, target, r));
+    // Rendering's errors come first; then the lock's (held, an invalid app name).
+    let (job, locked) = match (job, locked) {
+        (Ok(job), Ok(locked)) => (job, locked),
+        (Err(error), locked) => {
+            if let Ok(locked) = locked {
+                // Best effort: the error that stopped the sync is the one to report.
+                let _ = locked.release().await;
+            }
+            return Err(error);
+        }
+        (Ok(_), Err(error)) => return Err(error.into()),
+    };
+    single(args, &session, job, Some(locked)).await
+}
+
+/// One app on one cluster, printing as it goes.
+pub async fn single(
+    args: &Args,
+    session: &Session,
+    job: Job,
+    locked: Option<flow::Locked>,
+) -> Result<Outcome> {
+    let mut out = std::io::stdout();
+    let done = sync_once(args, session, job, args.yes, &mut out, None, locked).await?;
+    if let Some(record) = &done.record {
+        print_record(args, &mut out, record)?;
+    }
+    done.result?;
+    Ok(Outcome::Clean)
+}
+
+pub fn print_record(args: &Args, out: &mut dyn Write, record: &ReleaseRecord) -> Result<()> {
+    match args.output.format {
+        Some(Format::Json) => report::json(out, record)?,
+        None => report::table(out, record)?,
+    }
+    Ok(())
+}
+
+/// How a sync ended: the record it left (shown before an error, which it explains), and
+/// the result.
+pub struct Done {
+    pub record: Option<ReleaseRecord>,
+    pub result: Result<()>,
+    /// For --dry-run: how many changes there would be.
+    pub dry_run: Option<usize>,
+}
+
+/// One sync, start to finish: lock, plan, show, confirm, execute. The preview goes to
+/// `out`; progress lines to stderr, after `prefix` when several run at once. `locked`
+/// holds the lock (and the parent read under it) when it was taken while rendering.
+pub async fn sync_once(
+    args: &Args,
+    session: &Session,
+    job: Job,
+    assume_yes: bool,
+    out: &mut dyn Write,
+    prefix: Option<&str>,
+    locked: Option<flow::Locked>,
+) -> Result<Done> {
+    let Job { sync: job, label } = job;
+    let locked = match locked {
+        Some(locked) => locked,
+        None => lock(args, session, &job.app).await?,
+    };
+    // Without a prompt or a --dry-run nobody reads the preview before it is applied, so a
+    // sync that only creates objects need not dry-run them first (it undoes its creations
+    // if the server refuses one).
+    let prompts = !assume_yes && std::io::stdin().is_terminal();
+    let missing = if args.dry_run || prompts {
+        Missing::DryRun
+    } else {
+        Missing::FromManifestIfOnlyCreating
+    };
+    let planned = locked
+        .plan(&session.cluster, &session.store, job, missing)
+        .await?;
+    let changes = planned.plan.change_count();
+    let asked = show(args, &planned.plan, &label, out, prefix).and_then(|()| {
+        if args.dry_run || changes == 0 || !prompts {
+            return Ok(true);
+        }
+        confirm(changes)
+    });
+    let go_on = match asked {
+        Ok(go_on) => go_on,
+        Err(error) => {
+            // Best effort: the error that stopped the sync is the one to report.
+            let _ = planned.stop().await;
+            return Err(error);
+        }
+    };
+    if args.dry_run || !go_on {
+        if !go_on {
+            eprintln!("nothing applied");
+        }
+        planned.stop().await?;
+        return Ok(Done {
+            record: None,
+            result: Ok(()),
+            dry_run: args.dry_run.then_some(changes),
+        });
+    }
+    let mut display = progress::Display::new(prefix);
+    let executed = planned
+        .execute(&session.cluster, &session.store, &mut |event| {
+            display.event(event)
+        })
+        .await;
+    display.finish();
+    Ok(Done {
+        record: executed.record,
+        result: executed.result.map_err(Into::into),
+        dry_run: None,
+    })
+}
+
+/// Takes `app`'s lock (and reads its parent) for a sync that did not take it ahead.
+async fn lock(args: &Args, session: &Session, app: &str) -> Result<flow::Locked> {
+    let connection = &session.connection;
+    let who = connection.actor();
+    let namespace = &connection.namespace;
+    let duration = args.change.lock_duration;
+    Ok(flow::lock(&session.cluster, namespace, app, &who, duration).await?)
+}
+
+/// The plan as diff-git shows it (unless -o), then warnings and notes on stderr.
+fn show(
+    args: &Args,
+    plan: &SyncPlan,
+    label: &str,
+    out: &mut dyn Write,
+    prefix: Option<&str>,
+) -> Result<()> {
+    let mut preview = plan.preview();
+    if !args.output.show_secrets {
+        preview.mask_secrets();
+    }
+    if args.output.format.is_none() {
+        let view = View {
+            changes: &preview,
+            before: "live",
+            after: label,
+            conflicts: &plan.comparison.conflicts,
+            context: 3,
+            color: args.output.color.enabled(),
+        };
+        diff_view::unified(out, &view)?;
+    }
+    let mut err = Prefixed::new(prefix);
+    diff_view::conflict_warnings(&mut err, &plan.comparison.conflicts);
+    diff_view::missing_namespace_warnings(&mut err, &plan.comparison.missing_namespaces);
+    if !plan.prune && !plan.stale.is_empty() {
+        writeln!(
+            err,
+            "note: {} object(s) of app {} are no longer in the revision and stay (--prune deletes them): {}",
+            plan.stale.len(),
+            plan.app,
+            plan.stale
+                .keys()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// Lines for stderr, each after a prefix naming the destination when several run at once.
+struct Prefixed<'a> {
+    prefix: Option<&'a str>,
+    at_line_start: bool,
+}
+
+impl<'a> Prefixed<'a> {
+    fn new(prefix: Option<&'a str>) -> Prefixed<'a> {
+        Prefixed {
+            prefix,
+            at_line_start: true,
+        }
+    }
+}
+
+impl Write for Prefixed<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut err = std::io::stderr().lock();
+        for line in buf.split_inclusive(|b| *b == b'\n') {
+            if self.at_line_start
+                && let Some(prefix) = self.prefix
+            {
+                write!(err, "{prefix} ")?;
+            }
+            err.write_all(line)?;
+            self.at_line_start = line.ends_with(b"\n");
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+fn confirm(changes: usize) -> Result<bool> {
+    let mut err = std::io::stderr().lock();
+    write!(
+        err,
+        "Apply {changes} change{}? [y/N] ",
+        if changes == 1 { "" } else { "s" }
+    )?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}

@@ -1,0 +1,140 @@
+//! Several destinations (apps of the app list, clusters): each synced without a question,
+//! its output kept for its section of the one report.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Result, bail};
+use gitops::release::record::ReleaseRecord;
+use gitops_cli::destinations::{self, AppOnContext, Place, Row, Section};
+use gitops_cli::{Outcome, Target};
+
+use crate::job;
+use crate::once::{Done, sync_once};
+use crate::session::Session;
+use crate::{Args, Format, report};
+
+/// Syncs every destination at once and reports them together.
+pub async fn run(args: &Args, source: &job::Source, targets: &[Target]) -> Result<Outcome> {
+    if !args.yes && !args.dry_run && std::io::stdin().is_terminal() {
+        bail!(
+            "{} destinations would be synced without a question each: add --yes (--dry-run previews them)",
+            targets.len()
+        );
+    }
+    let work = targets
+        .iter()
+        .map(|target| sync_destination(args, source, target));
+    destinations::run(work, args.output.format == Some(Format::Json)).await
+}
+
+/// One destination of several: its output kept for its section, the release it left.
+struct Destination {
+    place: AppOnContext,
+    output: Vec<u8>,
+    record: Option<ReleaseRecord>,
+    /// For --dry-run, how many changes there would be.
+    result: Result<Option<usize>>,
+}
+
+impl Destination {
+    fn new(place: AppOnContext, output: Vec<u8>, done: Result<Done>) -> Destination {
+        let (record, result) = match done {
+            Ok(done) => (done.record, done.result.map(|()| done.dry_run)),
+            Err(error) => (None, Err(error)),
+        };
+        Destination {
+            place,
+            output,
+            record,
+            result,
+        }
+    }
+}
+
+async fn sync_destination(args: &Args, source: &job::Source, target: &Target) -> Destination {
+    let mut output = Vec::new();
+    let mut place = AppOnContext {
+        app: target.app.clone(),
+        context: target.context.clone().unwrap_or_else(|| "-".into()),
+        namespace: target
+            .namespace(&args.connection)
+            .unwrap_or_else(|| "-".into()),
+    };
+    let session = match Session::connect(
+        args,
+        &target.options(&args.connection),
+        target.spec.as_ref(),
+    )
+    .await
+    {
+        Ok(session) => session,
+        Err(error) => return Destination::new(place, output, Err(error)),
+    };
+    place.context = session
+        .connection
+        .context
+        .clone()
+        .unwrap_or_else(|| "in-cluster".into());
+    place.namespace = session.connection.namespace.clone();
+    let prefix = format!("[{} @ {}]", target.app, place.context);
+    let done = match job::from_tree(args, &session, source, target) {
+        Ok(job) => sync_once(args, &session, job, true, &mut output, Some(&prefix), None).await,
+        Err(error) => Err(error),
+    };
+    Destination::new(place, output, done)
+}
+
+impl Section for Destination {
+    fn place(&self) -> Place<'_> {
+        Place::App(&self.place)
+    }
+
+    fn error(&self) -> Option<String> {
+        self.result
+            .as_ref()
+            .err()
+            .map(gitops_cli::targets::one_line)
+    }
+
+    /// What the sync printed, then its release's table.
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        out.write_all(&self.output)?;
+        if let Some(record) = &self.record {
+            report::table(out, record)?;
+        }
+        Ok(())
+    }
+
+    /// The release's document when there is one (its own `error` says why a failed sync
+    /// failed), else what is known of the destination.
+    fn item(&self) -> serde_json::Value {
+        let mut item = match &self.record {
+            Some(record) => report::document(record),
+            None => serde_json::json!({
+                "app": self.place.app,
+                "namespace": self.place.namespace,
+                "error": self.error(),
+            }),
+        };
+        if let Some(item) = item.as_object_mut() {
+            item.insert("context".into(), self.place.context.clone().into());
+            if let Ok(Some(changes)) = &self.result {
+                item.insert("dry_run_changes".into(), (*changes).into());
+            }
+        }
+        item
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        let result = match &self.result {
+            Ok(Some(changes)) => Ok(format!("dry run: {changes} change(s)")),
+            Ok(None) => Ok(self
+                .record
+                .as_ref()
+                .map(report::summary)
+                .unwrap_or_default()),
+            Err(error) => Err(gitops_cli::targets::one_line(error)),
+        };
+        vec![self.place.row(result)]
+    }
+}
