@@ -12,8 +12,11 @@ use gitops_cli::destinations::{Place, Row, Section};
 use gitops_cli::targets;
 use gitops_cli::{Outcome, Target};
 
-use crate::apps::Round;
-use crate::{Args, report};
+use gitops::drift::IgnoreRules;
+
+use crate::round::{self, Round};
+use crate::session::Session;
+use crate::{Args, Format, report};
 
 /// (context, apps of the list to check there) pairs in the order given; None is the
 /// kubeconfig's current context, and no apps means "as the flags say".
@@ -153,7 +156,7 @@ impl Section for ContextRound<'_> {
             round
                 .checked
                 .iter()
-                .any(|checked| crate::apps::outstanding(self.args, &checked.report))
+                .any(|checked| crate::round::outstanding(self.args, &checked.report))
         });
         match outstanding {
             true => Outcome::Differences,
@@ -176,4 +179,34 @@ impl ContextRound<'_> {
             result,
         }
     }
+}
+
+/// Checks every context's apps at once, each context a section of the one report.
+pub async fn run(
+    args: &Args,
+    groups: Vec<(Option<String>, Vec<AppSpec>)>,
+    rules: IgnoreRules,
+) -> Result<Outcome> {
+    let work = groups.into_iter().map(|(context, listed)| {
+        let rules = rules.clone();
+        async move {
+            let label = context.clone().unwrap_or_else(|| "-".into());
+            let (context, namespace, round) =
+                match Session::connect(args, context.as_deref(), listed, rules).await {
+                    Ok(session) => {
+                        let label = session.connection.context.clone().unwrap_or(label);
+                        let namespace = session.connection.namespace.clone();
+                        (label, namespace, round::check_round(args, &session).await)
+                    }
+                    Err(error) => (label, "-".to_string(), Err(error)),
+                };
+            ContextRound {
+                args,
+                context,
+                namespace,
+                round,
+            }
+        }
+    });
+    gitops_cli::destinations::run(work, args.output.format == Some(Format::Json)).await
 }

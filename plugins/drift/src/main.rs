@@ -1,27 +1,24 @@
 //! `kubectl drift`: what changed in the cluster behind git's back, who changed it, and
 //! healing it. A thin command line over `gitops::drift`.
 
-mod apps;
 mod destinations;
 mod report;
+mod round;
+mod session;
+mod usage;
 mod watch;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Parser, ValueEnum};
-use gitops::app_file::AppSpec;
-use gitops::drift::{CheckRequest, HealOptions, IgnoreRule, IgnoreRules};
-use gitops::kubeconfig::Connection;
-use gitops::live::LiveCluster;
-use gitops::release::store::validate_app_name;
 use gitops_cli::{
-    AllNamespacesArgs, AppListArgs, ChangeArgs, ConnectionArgs, DEFAULT_TIMEOUT, Outcome,
-    OutputArgs, RepoArgs, WatchArgs,
+    AllNamespacesArgs, AppListArgs, ChangeArgs, ConnectionArgs, Outcome, OutputArgs, RepoArgs,
+    WatchArgs,
 };
 
-use crate::apps::Round;
-use crate::destinations::ContextRound;
+use crate::round::{failures, outcome};
+use crate::session::{Session, flag_rules};
 
 /// Show what changed in the cluster behind git's back, and who changed it; heal it.
 #[derive(Debug, Parser)]
@@ -111,52 +108,8 @@ fn main() -> ExitCode {
     )
 }
 
-/// What one run works with.
-pub struct Session {
-    pub connection: Connection,
-    pub cluster: LiveCluster,
-    /// The flags' and --config's ignore rules.
-    pub rules: IgnoreRules,
-    /// The apps of the repository's app list to check here (empty: as the flags say).
-    pub listed: Vec<AppSpec>,
-}
-
-impl Session {
-    async fn connect(
-        args: &Args,
-        context: Option<&str>,
-        listed: Vec<AppSpec>,
-        rules: IgnoreRules,
-    ) -> Result<Session> {
-        let options = args.connection.options_for(context, None);
-        let mut connection = args.connection.connect_to(&options).await?;
-        if args.heal {
-            // Healing writes: bounded as a sync is. One connection serves every app of
-            // the context, so the longest of their `timeout:`s bounds it.
-            let listed_timeout = listed.iter().filter_map(|spec| spec.timeout).max();
-            connection.retry_budget = args
-                .change
-                .timeout
-                .or(listed_timeout)
-                .unwrap_or(DEFAULT_TIMEOUT);
-        }
-        let cluster = LiveCluster::connect(&connection).await?;
-        Ok(Session {
-            connection,
-            cluster,
-            rules,
-            listed,
-        })
-    }
-
-    /// The app list's entry for `app`, when the app comes from the list.
-    pub fn spec(&self, app: &str) -> Option<&AppSpec> {
-        self.listed.iter().find(|spec| spec.name == app)
-    }
-}
-
 async fn run(args: Args) -> Result<Outcome> {
-    check_flags(&args)?;
+    usage::check(&args)?;
     let rules = flag_rules(&args)?;
     let mut groups = destinations::by_context(&args)?;
     if groups.len() == 1 {
@@ -165,7 +118,7 @@ async fn run(args: Args) -> Result<Outcome> {
         if args.repeat.watch {
             return watch::run(&args, &session).await;
         }
-        let mut round = apps::check_round(&args, &session).await?;
+        let mut round = round::check_round(&args, &session).await?;
         report::print(
             &mut std::io::stdout(),
             &args,
@@ -178,147 +131,5 @@ async fn run(args: Args) -> Result<Outcome> {
     if args.repeat.watch {
         bail!("--watch follows one cluster; give one --context");
     }
-    let work = groups.into_iter().map(|(context, listed)| {
-        let (args, rules) = (&args, rules.clone());
-        async move {
-            let label = context.clone().unwrap_or_else(|| "-".into());
-            let (context, namespace, round) =
-                match Session::connect(args, context.as_deref(), listed, rules).await {
-                    Ok(session) => {
-                        let label = session.connection.context.clone().unwrap_or(label);
-                        let namespace = session.connection.namespace.clone();
-                        (label, namespace, apps::check_round(args, &session).await)
-                    }
-                    Err(error) => (label, "-".to_string(), Err(error)),
-                };
-            ContextRound {
-                args,
-                context,
-                namespace,
-                round,
-            }
-        }
-    });
-    gitops_cli::destinations::run(work, args.output.format == Some(Format::Json)).await
-}
-
-/// Apps that could not be checked or healed make the run an error (exit 2), after the
-/// report of the others: one app's failure is the error itself; several are listed.
-fn failures(args: &Args, round: &mut Round) -> Result<()> {
-    if round.failed.is_empty() {
-        return Ok(());
-    }
-    if args.app.is_some() || round.failed.len() == 1 && round.checked.is_empty() {
-        return Err(round.failed.remove(0).error);
-    }
-    for failed in &round.failed {
-        eprintln!(
-            "error: app {} in namespace {}: {:#}",
-            failed.app, failed.namespace, failed.error
-        );
-    }
-    let total = round.checked.len() + round.skipped.len() + round.failed.len();
-    bail!(
-        "{} of {total} apps could not be checked or healed",
-        round.failed.len()
-    )
-}
-
-fn check_flags(args: &Args) -> Result<()> {
-    if let Some(app) = &args.app {
-        validate_app_name(app)?;
-        if args.namespaces.all {
-            bail!("give an app or --all-namespaces, not both");
-        }
-        if args.apps.all {
-            bail!("give an app or --all, not both");
-        }
-    }
-    if args.apps.all && args.namespaces.all {
-        bail!(
-            "--all checks the apps of the app list, each in its namespace; leave out --all-namespaces"
-        );
-    }
-    if args.heal && args.against.is_some() {
-        bail!(
-            "--heal puts the deployed release back, so it cannot be combined with --against (kubectl sync applies a revision)"
-        );
-    }
-    if args.prune_strays && !args.heal {
-        bail!("--prune-strays deletes strays while healing; add --heal");
-    }
-    if args.against.is_some() && args.git.is_some() {
-        bail!("--against already compares with git; leave out --git");
-    }
-    if args.repeat.interval.is_zero() {
-        bail!("--interval must be longer than 0s");
-    }
-    Ok(())
-}
-
-/// The rules from --ignore-manager, --ignore-path and --config.
-fn flag_rules(args: &Args) -> Result<IgnoreRules> {
-    let mut rules = IgnoreRules::default();
-    for manager in &args.ignore_manager {
-        rules.rules.push(IgnoreRule::manager(manager));
-    }
-    for spec in &args.ignore_path {
-        rules.rules.push(IgnoreRule::path(spec)?);
-    }
-    if let Some(file) = &args.config {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read the config file {}", file.display()))?;
-        rules.extend(IgnoreRules::from_config(
-            &file.display().to_string(),
-            &text,
-        )?);
-    }
-    Ok(rules)
-}
-
-/// What to check for `app` in `namespace`: the flags, and the app list's entry if any
-/// (its ignore rules added, its path unless --path).
-pub fn request(args: &Args, session: &Session, namespace: &str, app: &str) -> CheckRequest {
-    let listed = session.spec(app);
-    let mut rules = session.rules.clone();
-    if let Some(spec) = listed {
-        rules.extend(spec.ignore_rules());
-    }
-    CheckRequest {
-        app: app.to_string(),
-        namespace: namespace.to_string(),
-        rules,
-        against: args.against.clone(),
-        git: args.git.clone(),
-        repo: args.repo.location.clone(),
-        path: args
-            .path
-            .clone()
-            .or_else(|| listed.map(|spec| spec.path.clone())),
-        show_secrets: args.output.show_secrets,
-    }
-}
-
-/// How `app` is healed: the flags, else its entry of the app list (`wait:`, `timeout:`).
-pub fn heal_options(args: &Args, session: &Session, app: &str) -> HealOptions {
-    HealOptions {
-        prune_strays: args.prune_strays,
-        wait: args.change.wait_for(session.spec(app)),
-        history_max: args.change.history_max,
-        who: session.connection.actor(),
-        lock_duration: args.change.lock_duration,
-    }
-}
-
-/// 1 when drift is left (after healing: what healing did not fix), else 0.
-fn outcome(args: &Args, round: &Round) -> Outcome {
-    if round
-        .checked
-        .iter()
-        .any(|checked| apps::outstanding(args, &checked.report))
-    {
-        Outcome::Differences
-    } else {
-        Outcome::Clean
-    }
+    destinations::run(&args, groups, rules).await
 }

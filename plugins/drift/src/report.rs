@@ -7,7 +7,7 @@ use gitops::drift::{AppDrift, AppStatus, FieldDrift, ObjectState};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::apps::Round;
+use crate::round::Round;
 use crate::{Args, Format};
 
 /// Longest value shown in text before it is cut short (`-o json` has it whole).
@@ -610,7 +610,7 @@ mod tests {
         calm.settle();
         let round = Round {
             checked: vec![checked(report()), checked(calm)],
-            skipped: vec![crate::apps::Skipped {
+            skipped: vec![crate::round::Skipped {
                 namespace: "web".into(),
                 app: "new".into(),
                 reason: "its newest, release 1, is failed".into(),

@@ -11,7 +11,8 @@ use gitops_cli::Outcome;
 use gitops_cli::watch::{StopSignal, fetch, now};
 
 use crate::report::{field_line, summary};
-use crate::{Args, Format, Session, apps, request};
+use crate::session::{Session, request};
+use crate::{Args, Format, round};
 
 /// What was last printed about an app: its drift lines, or its error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +70,7 @@ async fn round(
     repos: &mut Repos,
     seen: &mut BTreeMap<(String, String), Seen>,
 ) -> Result<()> {
-    let targets = apps::targets(args, session).await?;
+    let targets = round::targets(args, session).await?;
     seen.retain(|key, _| targets.contains(key));
     for (namespace, app) in targets {
         let request = request(args, session, &namespace, &app);
@@ -111,7 +112,7 @@ async fn round(
         }
         seen.insert(key.clone(), Seen::Drift(fingerprint));
         if args.heal && drift::needs_heal(&checked.report, args.prune_strays) {
-            match apps::heal(args, session, &mut checked).await {
+            match round::heal(args, session, &mut checked).await {
                 Ok(()) => {
                     if args.output.format == Some(Format::Json) {
                         json_line(&checked.report)?;

@@ -6,7 +6,11 @@ use anyhow::Result;
 use gitops::drift::{self, AppDrift, Checked, DriftError, Repos};
 use gitops::release::store::{ReleaseStore, list_all};
 
-use crate::{Args, Session, heal_options, request};
+use anyhow::bail;
+use gitops_cli::Outcome;
+
+use crate::Args;
+use crate::session::{Session, heal_options, request};
 
 /// An app that was not checked, and why.
 pub struct Skipped {
@@ -142,5 +146,40 @@ pub fn outstanding(args: &Args, report: &AppDrift) -> bool {
         report.behind() || (!args.prune_strays && report.summary.stray > 0)
     } else {
         report.drifted() || report.behind()
+    }
+}
+
+/// Apps that could not be checked or healed make the run an error (exit 2), after the
+/// report of the others: one app's failure is the error itself; several are listed.
+pub fn failures(args: &Args, round: &mut Round) -> Result<()> {
+    if round.failed.is_empty() {
+        return Ok(());
+    }
+    if args.app.is_some() || round.failed.len() == 1 && round.checked.is_empty() {
+        return Err(round.failed.remove(0).error);
+    }
+    for failed in &round.failed {
+        eprintln!(
+            "error: app {} in namespace {}: {:#}",
+            failed.app, failed.namespace, failed.error
+        );
+    }
+    let total = round.checked.len() + round.skipped.len() + round.failed.len();
+    bail!(
+        "{} of {total} apps could not be checked or healed",
+        round.failed.len()
+    )
+}
+
+/// 1 when drift is left (after healing: what healing did not fix), else 0.
+pub fn outcome(args: &Args, round: &Round) -> Outcome {
+    if round
+        .checked
+        .iter()
+        .any(|checked| outstanding(args, &checked.report))
+    {
+        Outcome::Differences
+    } else {
+        Outcome::Clean
     }
 }
