@@ -220,11 +220,11 @@ async fn against_cluster_of(
     // and the objects' kinds are listed meanwhile: the LISTs need neither.
     let store = ReleaseStore::new(cluster.client().clone(), &namespace);
     let reads = cluster.shared_reads();
-    let id = applyset::ApplySetId::for_app(app, &namespace);
+    let members = applyset::ApplySetId::for_app(app, &namespace).member_selector();
     let (parent, known, ()) = futures::join!(
         applyset::read(&cluster, &namespace, app),
         sync::known_fingerprints(&store, app),
-        cluster.prefetch(desired.keys(), Some(id.as_str()))
+        cluster.prefetch(desired.keys(), Some(&members))
     );
     let parent = match parent {
         Ok(parent) => parent,

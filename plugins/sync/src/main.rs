@@ -479,11 +479,11 @@ async fn sync_locked(
     // dry-runs), the records' metadata, the ApplySet parent (unless read while rendering),
     // and the LISTs of the objects' kinds the plan reads.
     let shared = session.cluster.shared_reads();
-    let id = applyset::ApplySetId::for_app(&app, &namespace);
+    let members = applyset::ApplySetId::for_app(&app, &namespace).member_selector();
     // Without a parent (read while rendering) nothing is a member yet: no member LISTs.
     let members_of = match &existing {
-        Some(read) => matches!(read, Ok(Some(_))).then_some(id.as_str()),
-        None => Some(id.as_str()),
+        Some(read) => matches!(read, Ok(Some(_))).then_some(members.as_str()),
+        None => Some(members.as_str()),
     };
     let parent = async {
         match existing {
