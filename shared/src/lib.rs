@@ -5,6 +5,7 @@
 
 pub mod api_error;
 pub mod app_file;
+pub mod app_identity;
 pub mod apply;
 pub mod compare;
 pub mod diff;

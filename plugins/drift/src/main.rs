@@ -12,11 +12,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Parser, ValueEnum};
 use gitops::app_file::AppSpec;
+use gitops::app_identity::validate_app_name;
 use gitops::apply::health::WaitOptions;
 use gitops::drift::{CheckRequest, HealOptions, IgnoreRule, IgnoreRules};
 use gitops::kubeconfig::Connection;
 use gitops::live::LiveCluster;
-use gitops::release::store::validate_app_name;
 use gitops_cli::{AppListArgs, ColorWhen, ConnectionArgs, Outcome};
 
 use crate::apps::Round;
