@@ -18,7 +18,6 @@ pub mod live;
 pub mod load;
 pub mod lock;
 pub mod objects;
-pub mod output;
 pub mod release;
 pub mod render;
 pub mod retry;
