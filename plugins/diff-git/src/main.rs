@@ -10,12 +10,13 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use gitops::apply::applyset;
 use gitops::compare::{Conflict, against_cluster};
+use gitops::desired;
 use gitops::diff::{ChangeSet, NormaliseOptions, normalise};
 use gitops::kubeconfig::{self, Environment};
-use gitops::load::{self, LoadedTree, TreeSpec};
 use gitops::objects::BuiltinScopes;
 use gitops::release::store::ReleaseStore;
-use gitops::render::RenderOptions;
+use gitops::render::{self, RenderOptions};
+use gitops::source::{LoadedTree, TreeSpec, read_tree};
 use gitops::sync::{self, app_name_for_path};
 use gitops_cli::targets::{self, Target};
 use gitops_cli::{
@@ -105,11 +106,11 @@ async fn run(args: Args) -> Result<Outcome> {
     let source = args.source.resolve(args.working_tree)?;
     let (tree, range) = match &source.selection {
         Selection::Range(a, b) => {
-            let old = load::read_tree(&source.repo, &TreeSpec::Revision(a.clone()), &source.root)?;
-            let new = load::read_tree(&source.repo, &TreeSpec::Revision(b.clone()), &source.root)?;
+            let old = read_tree(&source.repo, &TreeSpec::Revision(a.clone()), &source.root)?;
+            let new = read_tree(&source.repo, &TreeSpec::Revision(b.clone()), &source.root)?;
             (new, Some(old))
         }
-        Selection::One(spec) => (load::read_tree(&source.repo, spec, &source.root)?, None),
+        Selection::One(spec) => (read_tree(&source.repo, spec, &source.root)?, None),
     };
     let request = targets::Request {
         list: &args.apps,
@@ -205,7 +206,7 @@ async fn against_cluster_of(
         &args.connection,
         &target.options(&args.connection),
         None,
-        |namespace| load::rendered(&snapshot, &render_options(args, target, namespace)),
+        |namespace| desired::rendered(&snapshot, &render_options(args, target, namespace)),
     )
     .await?;
     let context = connection
@@ -288,7 +289,7 @@ async fn against_cluster_of(
 /// The renderers' settings for one destination: a chart's release is the app, its values
 /// the flags', else the app list's.
 fn render_options(args: &Args, target: &Target, namespace: &str) -> RenderOptions {
-    load::render_options(
+    render::render_options(
         &target.app,
         namespace,
         target.values(&args.source.values),
@@ -413,7 +414,7 @@ fn between_trees(
     let options = render_options(args, target, namespace);
     let side = |tree: &LoadedTree| -> Result<_> {
         let snapshot = target.snapshot(&tree.snapshot);
-        let (_, desired) = load::desired_set(&snapshot, &options, namespace, &BuiltinScopes)
+        let (_, desired) = desired::desired_set(&snapshot, &options, namespace, &BuiltinScopes)
             .with_context(|| format!("at revision {}", tree.label))?;
         Ok(desired
             .iter()

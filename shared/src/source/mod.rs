@@ -15,6 +15,8 @@ mod args;
 mod integrity;
 mod remote;
 mod repo;
+mod repo_cache;
+mod tree;
 mod walk;
 
 #[cfg(test)]
@@ -27,6 +29,8 @@ use std::path::{Component, Path};
 
 pub use args::{Positional, classify_positional, parse_range};
 pub use repo::Repo;
+pub use repo_cache::{is_url, open_repo, repo_cache_dir};
+pub use tree::{LoadedTree, TreeSpec, read_tree};
 pub use walk::read_directory;
 
 /// Where a path's files come from.
