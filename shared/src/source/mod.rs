@@ -11,8 +11,8 @@
 //! any other symlink is skipped. Submodules, names that are not UTF-8 and names with control
 //! characters are skipped too.
 
-mod args;
 mod integrity;
+mod positional;
 mod remote;
 mod repo;
 mod repo_cache;
@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Component, Path};
 
-pub use args::{Positional, classify_positional, parse_range};
+pub use positional::{Positional, classify_positional, parse_range};
 pub use repo::Repo;
 pub use repo_cache::{is_url, open_repo, repo_cache_dir};
 pub use tree::{LoadedTree, TreeSpec, read_tree};
