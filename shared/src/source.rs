@@ -12,10 +12,10 @@
 //! characters are skipped too.
 
 mod integrity;
+mod open;
 mod positional;
 mod remote;
 mod repo;
-mod repo_cache;
 mod tree;
 mod walk;
 
@@ -27,9 +27,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Component, Path};
 
+pub use open::{is_url, open_repo, repo_cache_dir};
 pub use positional::{Positional, classify_positional, parse_range};
 pub use repo::Repo;
-pub use repo_cache::{is_url, open_repo, repo_cache_dir};
 pub use tree::{LoadedTree, TreeSpec, read_tree};
 pub use walk::read_directory;
 

@@ -1,5 +1,5 @@
-//! The repository a `--repo` value names: a directory inside a checkout, or a URL whose
-//! clone is kept in the user's cache directory and fetched again on later runs.
+//! Opening the repository a `--repo` value names: a directory inside a checkout, or a URL
+//! whose clone ([`super::remote`]) is kept in the user's cache directory.
 
 use std::path::{Path, PathBuf};
 
