@@ -119,6 +119,98 @@ impl ApiError {
     pub fn is_not_found(&self) -> bool {
         self.code() == Some(404)
     }
+
+    /// The error in the server's own words when it answered, for callers whose own error
+    /// says what was being done (a [`CallFailure`]); 401 and 403 are not reworded.
+    pub(crate) fn answered(error: kube::Error) -> ApiError {
+        match error {
+            kube::Error::Api(status) => ApiError::Rejected {
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
+            other => ApiError::Other(chain(&other)),
+        }
+    }
+}
+
+/// A failed call of the modules that keep their state in the cluster (release records,
+/// Helm's releases, the app lock), translated once for all of them: a denial keeps the
+/// verb, namespace and the server's message, so each caller's error can name the
+/// permissions its objects need; any other failure says what was being done.
+#[derive(Debug)]
+pub(crate) enum CallFailure {
+    Forbidden {
+        verb: String,
+        /// None when the call spanned all namespaces.
+        namespace: Option<String>,
+        message: String,
+    },
+    Api {
+        /// `<verb> <what> in <scope>`, e.g. "list Secrets in namespace apps".
+        action: String,
+        source: ApiError,
+    },
+}
+
+impl CallFailure {
+    /// `error` of the call that tried to `verb` `what` in `namespace` (None: in all
+    /// namespaces).
+    pub(crate) fn new(
+        error: kube::Error,
+        verb: &str,
+        what: &str,
+        namespace: Option<&str>,
+    ) -> CallFailure {
+        if let kube::Error::Api(status) = &error
+            && status.code == 403
+        {
+            return CallFailure::Forbidden {
+                verb: verb.into(),
+                namespace: namespace.map(str::to_string),
+                message: status.message.clone(),
+            };
+        }
+        CallFailure::Api {
+            action: format!("{verb} {what} in {}", scope(namespace)),
+            source: ApiError::answered(error),
+        }
+    }
+}
+
+/// `impl From<CallFailure>` for an error enum whose `Forbidden { verb, namespace, message }`
+/// and `Api { action, source }` variants take a [`CallFailure`] as it is: one conversion
+/// for the release store's and Helm's errors, whose messages differ but not their fields.
+macro_rules! from_call_failure {
+    ($error:ident) => {
+        impl From<$crate::api_error::CallFailure> for $error {
+            fn from(failure: $crate::api_error::CallFailure) -> Self {
+                match failure {
+                    $crate::api_error::CallFailure::Forbidden {
+                        verb,
+                        namespace,
+                        message,
+                    } => $error::Forbidden {
+                        verb,
+                        namespace,
+                        message,
+                    },
+                    $crate::api_error::CallFailure::Api { action, source } => {
+                        $error::Api { action, source }
+                    }
+                }
+            }
+        }
+    };
+}
+pub(crate) use from_call_failure;
+
+/// Where a call looked, as an error says it: `namespace <ns>`, or `all namespaces`.
+pub(crate) fn scope(namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) => format!("namespace {ns}"),
+        None => "all namespaces".into(),
+    }
 }
 
 /// The verb and resource (`deployments/scale` for a subresource) an RBAC denial names:
@@ -154,7 +246,45 @@ fn is_transport(error: &kube::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::denied_permission;
+    use super::{ApiError, CallFailure, denied_permission};
+
+    fn answer(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status {
+                code,
+                reason: reason.into(),
+                message: message.into(),
+                ..kube::core::Status::default()
+            }
+            .boxed(),
+        )
+    }
+
+    #[test]
+    fn a_denial_keeps_the_verb_the_namespace_and_the_servers_words() {
+        let denied = CallFailure::new(answer(403, "Forbidden", "no"), "list", "Secrets", None);
+        assert!(
+            matches!(&denied, CallFailure::Forbidden { verb, namespace: None, message }
+                if verb == "list" && message == "no"),
+            "{denied:?}"
+        );
+    }
+
+    #[test]
+    fn any_other_failure_says_what_was_being_done() {
+        let failed = CallFailure::new(
+            answer(500, "InternalError", "etcd is down"),
+            "get",
+            "Lease kubectl-gitops.web",
+            Some("apps"),
+        );
+        let CallFailure::Api { action, source } = failed else {
+            panic!("{failed:?}");
+        };
+        assert_eq!(action, "get Lease kubectl-gitops.web in namespace apps");
+        assert!(matches!(source, ApiError::Rejected { code: 500, .. }));
+        assert_eq!(source.to_string(), "etcd is down");
+    }
 
     #[test]
     fn the_denied_verb_and_resource_come_from_the_servers_message() {

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::app_identity::validate_app_name;
 use crate::drift::{IgnoreRule, IgnoreRules};
-use crate::release::store::validate_app_name;
 use crate::source::Snapshot;
 
 /// Where the app list lives, repo-relative.

@@ -5,8 +5,10 @@
 
 pub mod api_error;
 pub mod app_file;
+pub mod app_identity;
 pub mod apply;
 pub mod compare;
+pub mod desired;
 pub mod diff;
 pub mod drift;
 mod error_text;
@@ -14,10 +16,8 @@ pub mod fingerprint;
 mod http_stack;
 pub mod kubeconfig;
 pub mod live;
-pub mod load;
 pub mod lock;
 pub mod objects;
-pub mod output;
 pub mod release;
 pub mod render;
 pub mod retry;

@@ -9,8 +9,9 @@
 //!
 //! An app synced before has its objects labelled as members of its ApplySet: one
 //! label-selected LIST per kind across all namespaces finds them all
-//! ([`LiveCluster::prefetch`] with the set's id), and only objects that are not members
-//! yet are looked for with a LIST per kind and namespace.
+//! ([`LiveCluster::prefetch`] with the set's member selector, which the caller gives: the
+//! ApplySet module alone knows the label), and only objects that are not members yet are
+//! looked for with a LIST per kind and namespace.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -22,7 +23,6 @@ use kube::{Client, Resource, core::GroupVersionKind};
 use serde_json::Value;
 
 use crate::api_error::{ApiError, CallContext};
-use crate::apply::applyset::PART_OF_LABEL;
 use crate::kubeconfig::Connection;
 use crate::objects::{ObjectKey, ScopeResolver};
 
@@ -65,7 +65,8 @@ type Listed = Arc<Vec<(ObjectKey, Value)>>;
 /// The members of one ApplySet of one kind, in every namespace: a partial view of that
 /// kind (an object missing from it may still exist, unlabelled).
 struct Members {
-    id: String,
+    /// The label selector they were listed with.
+    selector: String,
     objects: HashMap<ObjectKey, Value>,
 }
 
@@ -217,7 +218,7 @@ impl LiveCluster {
         }
     }
 
-    /// The members of ApplySet `id` of `resource`'s kind in `namespace` (None: a
+    /// The members `selector` picks of `resource`'s kind in `namespace` (None: a
     /// cluster-scoped kind), if the kind's members were listed across all namespaces in
     /// the open shared-reads scope; those a [`LiveCluster::fetch`] has taken are not among
     /// them (a plan looks here for the members it does not compare).
@@ -225,12 +226,12 @@ impl LiveCluster {
         &self,
         resource: &ApiResource,
         namespace: Option<&str>,
-        id: &str,
+        selector: &str,
         pick: impl Fn(&ObjectKey) -> bool,
     ) -> Option<Vec<(ObjectKey, Value)>> {
         let cache = self.lists.lock().ok()?;
         let members = cache.members.get(&list_key(resource, None))?;
-        (members.id == id).then(|| {
+        (members.selector == selector).then(|| {
             members
                 .objects
                 .iter()
@@ -240,12 +241,12 @@ impl LiveCluster {
         })
     }
 
-    /// Lists the members of ApplySet `id` of each of `resources`' kinds with one
+    /// Lists the objects `selector` picks (an ApplySet's members) of each of `resources`' kinds with one
     /// label-selected LIST per kind across all namespaces, kept for the open shared-reads
     /// scope. A kind whose LIST fails (a user allowed to list only some namespaces) is left
     /// out: its objects are then read per namespace, as for an app never synced.
-    async fn list_members_everywhere(&self, id: &str, resources: Vec<ApiResource>) {
-        let params = ListParams::default().labels(&format!("{PART_OF_LABEL}={id}"));
+    async fn list_members_everywhere(&self, selector: &str, resources: Vec<ApiResource>) {
+        let params = ListParams::default().labels(selector);
         let params = &params;
         stream::iter(resources)
             .map(|resource| async move {
@@ -253,7 +254,7 @@ impl LiveCluster {
                     return;
                 };
                 let members = Members {
-                    id: id.to_string(),
+                    selector: selector.to_string(),
                     objects: listed.into_iter().collect(),
                 };
                 if let Ok(mut cache) = self.lists.lock()
@@ -470,7 +471,8 @@ impl LiveCluster {
     /// Only useful inside a [`LiveCluster::shared_reads`] scope, which keeps the answers
     /// for the fetch; a failed LIST is left for the fetch to make again and report.
     ///
-    /// With `members_of` (the id of the ApplySet the keys belong to) the members of each
+    /// With `members_of` (the label selector of the ApplySet the keys belong to,
+    /// `ApplySetId::member_selector`) the members of each
     /// kind are listed first, across all namespaces; a kind and namespace is then listed
     /// only if some key there is not a member yet. An app synced before is read with one
     /// LIST per kind, however many namespaces it spans.
@@ -480,7 +482,7 @@ impl LiveCluster {
         members_of: Option<&str>,
     ) {
         let batches = batches(keys);
-        if let Some(id) = members_of {
+        if let Some(selector) = members_of {
             let kinds: BTreeSet<(&str, &str)> = batches
                 .keys()
                 .map(|first| (first.group.as_str(), first.kind.as_str()))
@@ -489,7 +491,7 @@ impl LiveCluster {
                 .into_iter()
                 .filter_map(|(group, kind)| Some(self.resolve_kind(group, kind)?.0))
                 .collect();
-            self.list_members_everywhere(id, resources).await;
+            self.list_members_everywhere(selector, resources).await;
         }
         stream::iter(batches)
             .filter_map(|(first, names)| async move {

@@ -18,9 +18,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::{Client, ResourceExt};
 
-use crate::api_error::ApiError;
-use crate::release::store::{
-    APP_LABEL, AppNameError, MANAGED_BY, MANAGED_BY_LABEL, describe, validate_app_name,
+use crate::api_error::{ApiError, CallFailure};
+use crate::app_identity::{
+    APP_LABEL, AppNameError, MANAGED_BY, MANAGED_BY_LABEL, validate_app_name,
 };
 
 /// How long a hold lasts without renewal unless the caller says otherwise.
@@ -254,18 +254,14 @@ impl AppLock {
     }
 
     fn fail(&self, verb: &str, error: kube::Error) -> LockError {
-        if let kube::Error::Api(status) = &error
-            && status.code == 403
-        {
-            return LockError::Forbidden {
-                verb: verb.into(),
+        let what = format!("Lease {}", self.name);
+        match CallFailure::new(error, verb, &what, Some(&self.namespace)) {
+            CallFailure::Forbidden { verb, message, .. } => LockError::Forbidden {
+                verb,
                 namespace: self.namespace.clone(),
-                message: status.message.clone(),
-            };
-        }
-        LockError::Api {
-            action: format!("{verb} Lease {} in namespace {}", self.name, self.namespace),
-            source: describe(error),
+                message,
+            },
+            CallFailure::Api { action, source } => LockError::Api { action, source },
         }
     }
 

@@ -1,7 +1,7 @@
 //! Retrying API requests that failed for a passing reason, and the request log behind `-v`.
 //!
-//! One tower layer wraps every client the plugins build ([`crate::kubeconfig::Connection::client`]),
-//! so no call site has a loop of its own:
+//! One tower layer ([`layer`]) wraps every client the plugins build (the connection adds it
+//! when it builds a client), so no call site has a loop of its own:
 //! - 429 Too Many Requests: the server refused before doing anything, so any request is
 //!   sent again, after the server's `Retry-After` when it gives one;
 //! - 503, 504 and a request timeout: the request may or may not have been carried out, so

@@ -1,5 +1,9 @@
+//! Whether output gets colour: the `--color` flag, and what `auto` looks at (a terminal,
+//! `NO_COLOR`).
+
+use std::io::IsTerminal;
+
 use clap::ValueEnum;
-use gitops::output::ColorChoice;
 
 /// `--color auto|always|never`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -11,13 +15,32 @@ pub enum ColorWhen {
 }
 
 impl ColorWhen {
-    /// Whether stdout gets colour (`auto`: a terminal without `NO_COLOR`).
+    /// Whether to colour stdout: `always` and `never` are final; `auto` colours a terminal
+    /// unless `NO_COLOR` is set (to anything non-empty, as no-color.org says).
     pub fn enabled(self) -> bool {
-        let choice = match self {
-            ColorWhen::Auto => ColorChoice::Auto,
-            ColorWhen::Always => ColorChoice::Always,
-            ColorWhen::Never => ColorChoice::Never,
-        };
-        choice.enabled()
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        self.resolve(std::io::stdout().is_terminal(), no_color)
+    }
+
+    fn resolve(self, is_terminal: bool, no_color: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => is_terminal && !no_color,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ColorWhen;
+
+    #[test]
+    fn auto_colours_only_a_terminal_without_no_color() {
+        assert!(ColorWhen::Auto.resolve(true, false));
+        assert!(!ColorWhen::Auto.resolve(false, false));
+        assert!(!ColorWhen::Auto.resolve(true, true));
+        assert!(ColorWhen::Always.resolve(false, true));
+        assert!(!ColorWhen::Never.resolve(true, false));
     }
 }

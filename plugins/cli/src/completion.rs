@@ -11,8 +11,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 use gitops::app_file::{APP_FILE, AppFile};
 use gitops::kubeconfig::{self, ConnectOptions, Environment};
-use gitops::load::{self, TreeSpec};
-use gitops::source::Repo;
+use gitops::source::{Repo, TreeSpec, read_tree};
 
 /// cobra's ShellCompDirectiveNoFileComp: do not fall back to file names.
 const NO_FILES: u8 = 4;
@@ -202,7 +201,7 @@ async fn apps(options: &ConnectOptions) -> Vec<String> {
 fn listed_apps() -> Vec<String> {
     let listed = || -> Option<Vec<String>> {
         let repo = Repo::discover(&std::env::current_dir().ok()?).ok()?;
-        let tree = load::read_tree(&repo, &TreeSpec::Revision("HEAD".into()), "").ok()?;
+        let tree = read_tree(&repo, &TreeSpec::Revision("HEAD".into()), "").ok()?;
         let list = AppFile::from_snapshot(&tree.snapshot, APP_FILE).ok()??;
         Some(list.apps.into_iter().map(|app| app.name).collect())
     };

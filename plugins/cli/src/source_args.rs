@@ -1,8 +1,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use gitops::load::{self, TreeSpec};
-use gitops::render::RenderOptions;
-use gitops::source::{self, Positional, Repo};
+use gitops::render::{self, RenderOptions};
+use gitops::source::{self, Positional, Repo, TreeSpec};
 
 use crate::RepoArgs;
 
@@ -68,7 +67,7 @@ impl SourceArgs {
     /// How app `app` in `namespace` is rendered: the tools from the environment, and for a
     /// Helm chart the release name, namespace and these --values and --set flags.
     pub fn render_options(&self, app: &str, namespace: &str) -> RenderOptions {
-        load::render_options(app, namespace, &self.values, &self.set)
+        render::render_options(app, namespace, &self.values, &self.set)
     }
 
     /// Opens the repository and sorts out the positional arguments. `working_tree` asks
@@ -76,7 +75,7 @@ impl SourceArgs {
     pub fn resolve(&self, working_tree: bool) -> Result<ResolvedSource> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let repo = match &self.repo.location {
-            Some(spec) => load::open_repo(spec)?,
+            Some(spec) => source::open_repo(spec)?,
             None => Repo::discover(&cwd)?,
         };
         // The first positional is a revision, a range, or (when it names one) a path.

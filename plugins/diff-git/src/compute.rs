@@ -3,12 +3,13 @@
 
 use anyhow::{Context, Result};
 use gitops::compare::Conflict;
+use gitops::desired;
 use gitops::diff::{ChangeSet, normalise};
 use gitops::kubeconfig::{self, Environment};
-use gitops::load::{self, LoadedTree};
 use gitops::objects::BuiltinScopes;
 use gitops::release::store::ReleaseStore;
 use gitops::render::RenderOptions;
+use gitops::source::LoadedTree;
 use gitops::sync::flow;
 use gitops_cli::destinations;
 use gitops_cli::targets::Target;
@@ -105,7 +106,7 @@ async fn against_cluster_of(
         &args.connection,
         &target.options(&args.connection),
         None,
-        |namespace| load::rendered(&snapshot, &render_options(args, target, namespace)),
+        |namespace| desired::rendered(&snapshot, &render_options(args, target, namespace)),
     )
     .await?;
     let context = connection
@@ -149,7 +150,7 @@ async fn against_cluster_of(
 /// The renderers' settings for one destination: a chart's release is the app, its values
 /// the flags', else the app list's.
 fn render_options(args: &Args, target: &Target, namespace: &str) -> RenderOptions {
-    load::render_options(
+    gitops::render::render_options(
         &target.app,
         namespace,
         target.values(&args.source.values),
@@ -169,7 +170,7 @@ fn between_trees(
     let options = render_options(args, target, namespace);
     let side = |tree: &LoadedTree| -> Result<_> {
         let snapshot = target.snapshot(&tree.snapshot);
-        let (_, desired) = load::desired_set(&snapshot, &options, namespace, &BuiltinScopes)
+        let (_, desired) = desired::desired_set(&snapshot, &options, namespace, &BuiltinScopes)
             .with_context(|| format!("at revision {}", tree.label))?;
         Ok(desired
             .iter()

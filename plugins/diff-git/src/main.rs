@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
-use gitops::load::{self, TreeSpec};
+use gitops::source::{TreeSpec, read_tree};
 use gitops::sync::app_name_for_path;
 use gitops_cli::targets;
 use gitops_cli::{
@@ -88,11 +88,11 @@ async fn run(args: Args) -> Result<Outcome> {
     let source = args.source.resolve(args.working_tree)?;
     let (tree, range) = match &source.selection {
         Selection::Range(a, b) => {
-            let old = load::read_tree(&source.repo, &TreeSpec::Revision(a.clone()), &source.root)?;
-            let new = load::read_tree(&source.repo, &TreeSpec::Revision(b.clone()), &source.root)?;
+            let old = read_tree(&source.repo, &TreeSpec::Revision(a.clone()), &source.root)?;
+            let new = read_tree(&source.repo, &TreeSpec::Revision(b.clone()), &source.root)?;
             (new, Some(old))
         }
-        Selection::One(spec) => (load::read_tree(&source.repo, spec, &source.root)?, None),
+        Selection::One(spec) => (read_tree(&source.repo, spec, &source.root)?, None),
     };
     let request = targets::Request {
         list: &args.apps,

@@ -6,8 +6,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use gitops::app_file::{AppFile, AppSpec};
-use gitops::load::{self, TreeSpec};
-use gitops::source::Repo;
+use gitops::source::{self, Repo, TreeSpec, read_tree};
 use gitops_cli::destinations::{Place, Row, Section};
 use gitops_cli::targets;
 use gitops_cli::{Outcome, Target};
@@ -55,7 +54,7 @@ fn listed_targets(args: &Args) -> Result<Option<Vec<Target>>> {
         Err(_) if !args.apps.all => return Ok(None),
         Err(error) => return Err(error.context("--all reads the app list from the repository")),
     };
-    let tree = load::read_tree(&repo, &TreeSpec::Revision(revision.clone()), "")?;
+    let tree = read_tree(&repo, &TreeSpec::Revision(revision.clone()), "")?;
     let request = targets::Request {
         list: &args.apps,
         app: args.app.as_deref(),
@@ -81,7 +80,7 @@ fn listed_targets(args: &Args) -> Result<Option<Vec<Target>>> {
 
 fn open_repo(args: &Args) -> Result<Repo> {
     Ok(match &args.repo.location {
-        Some(spec) => load::open_repo(spec)?,
+        Some(spec) => source::open_repo(spec)?,
         None => Repo::discover(&std::env::current_dir()?)?,
     })
 }

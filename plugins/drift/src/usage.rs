@@ -1,7 +1,7 @@
 //! Flag combinations that make no sense, refused before anything connects.
 
 use anyhow::{Result, bail};
-use gitops::release::store::validate_app_name;
+use gitops::app_identity::validate_app_name;
 
 use crate::Args;
 

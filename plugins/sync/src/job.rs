@@ -2,9 +2,10 @@
 
 use anyhow::{Context, Result, bail};
 use gitops::app_file::AppSpec;
-use gitops::load::{self, LoadedTree, TreeSpec};
+use gitops::desired;
 use gitops::objects::DesiredSet;
 use gitops::release::record::{CHART_KEY, Operation, ReleaseStatus};
+use gitops::source::{LoadedTree, TreeSpec, read_tree};
 use gitops::sync::flow::SyncJob;
 use gitops::sync::{self, SyncOptions, app_name_for_path};
 use gitops_cli::targets::{self, Target};
@@ -69,7 +70,7 @@ impl Source {
                 bail!("sync applies one revision; {a}..{b} is a range (diff-git compares ranges)")
             }
         };
-        let tree = load::read_tree(&resolved.repo, &spec, &resolved.root)?;
+        let tree = read_tree(&resolved.repo, &spec, &resolved.root)?;
         Ok(Source {
             resolved,
             spec,
@@ -112,22 +113,22 @@ pub fn from_tree(args: &Args, session: &Session, source: &Source, target: &Targe
 
 /// An app rendered, its objects not yet keyed, and the chart it came from if any.
 pub struct Rendered {
-    objects: load::Rendered,
+    objects: desired::Rendered,
     chart: Option<gitops::render::ChartInfo>,
 }
 
 /// One app of the revision rendered for `namespace`: this needs no cluster.
 pub fn render(args: &Args, source: &Source, target: &Target, namespace: &str) -> Result<Rendered> {
     let snapshot = target.snapshot(&source.tree.snapshot);
-    let options = load::render_options(
+    let options = gitops::render::render_options(
         &target.app,
         namespace,
         target.values(&args.source.values),
         &target.set(&args.source.set),
     );
     Ok(Rendered {
-        objects: load::rendered(&snapshot, &options)?,
-        chart: load::chart_info(&snapshot, &options)?,
+        objects: desired::rendered(&snapshot, &options)?,
+        chart: gitops::render::chart_info(&snapshot, &options)?,
     })
 }
 

@@ -146,6 +146,11 @@ impl ApplySetId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The label selector that picks this set's members: `<part-of label>=<id>`.
+    pub fn member_selector(&self) -> String {
+        format!("{PART_OF_LABEL}={}", self.0)
+    }
 }
 
 impl fmt::Display for ApplySetId {
@@ -453,7 +458,8 @@ pub async fn list_members_where(
     wanted: impl Fn(&str, Option<&str>) -> bool,
     pick: impl Fn(&ObjectKey) -> bool,
 ) -> Result<BTreeMap<ObjectKey, Value>, ApplySetError> {
-    let params = ListParams::default().labels(&format!("{PART_OF_LABEL}={}", set.id));
+    let selector = set.id.member_selector();
+    let params = ListParams::default().labels(&selector);
     let namespaces = set.member_namespaces();
     let mut lists = Vec::new();
     for group_kind in &set.group_kinds {
@@ -476,12 +482,11 @@ pub async fn list_members_where(
         }
     }
     let params = &params;
+    let selector = selector.as_str();
     let pick = &pick;
     let found = stream::iter(lists)
         .map(|(group_kind, resource, namespace)| async move {
-            if let Some(members) =
-                cluster.listed_members(&resource, namespace, set.id.as_str(), pick)
-            {
+            if let Some(members) = cluster.listed_members(&resource, namespace, selector, pick) {
                 return Ok(members);
             }
             if let Some(listed) = cluster.listed(&resource, namespace) {

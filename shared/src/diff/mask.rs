@@ -6,6 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 
 use super::normalise::{LAST_APPLIED_ANNOTATION, remove_annotation};
+use super::secret::fold_string_data;
+pub use super::secret::is_secret;
 
 /// What a value becomes when it is the same on both sides, or exists on one side only.
 pub const MASK: &str = "***";
@@ -16,47 +18,6 @@ pub const MASK_AFTER: &str = "*** (after)";
 
 /// The fields of a Secret that hold its values.
 const VALUE_FIELDS: &[&str] = &["data", "stringData"];
-
-/// Whether `obj` is a core Secret (`apiVersion: v1`, or no apiVersion at all).
-pub fn is_secret(obj: &Value) -> bool {
-    let api_version = obj.get("apiVersion").and_then(Value::as_str);
-    obj.get("kind").and_then(Value::as_str) == Some("Secret")
-        && matches!(api_version, None | Some("v1"))
-}
-
-/// Moves a Secret's `stringData` into `data` (base64-encoded, overriding `data`), as the
-/// API server does on write, so `stringData: {x: a}` and `data: {x: YQ==}` compare equal.
-/// Anything but a Secret is left alone.
-pub fn fold_string_data(obj: &mut Value) {
-    if !is_secret(obj) {
-        return;
-    }
-    let Some(top) = obj.as_object_mut() else {
-        return;
-    };
-    let string_data = match top.get("stringData") {
-        Some(Value::Object(map)) => map.clone(),
-        Some(Value::Null) => Map::new(),
-        // Malformed: leave it for masking to hide rather than guess.
-        Some(_) | None => return,
-    };
-    top.remove("stringData");
-    if string_data.is_empty() {
-        return;
-    }
-    if !matches!(top.get("data"), Some(Value::Object(_))) {
-        top.insert("data".to_owned(), Value::Object(Map::new()));
-    }
-    if let Some(data) = top.get_mut("data").and_then(Value::as_object_mut) {
-        for (key, value) in string_data {
-            let text = match value {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            data.insert(key, Value::String(STANDARD.encode(text)));
-        }
-    }
-}
 
 /// Masks one Secret on its own: every value becomes [`MASK`], and the last-applied
 /// annotation (a full copy of the object) is dropped. Anything but a Secret is left alone.

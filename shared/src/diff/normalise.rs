@@ -79,7 +79,7 @@ pub fn normalise_with(obj: &mut Value, opts: &NormaliseOptions) {
         drop_keys_by_prefix(meta, "labels", &opts.drop_label_prefixes);
         drop_keys_by_prefix(meta, "annotations", &opts.drop_annotation_prefixes);
     }
-    super::mask::fold_string_data(obj);
+    super::secret::fold_string_data(obj);
 }
 
 /// Removes the keys of `meta[field]` that start with one of `prefixes`, then the map itself

@@ -193,10 +193,10 @@ async fn compare_live(
     // members come in one LIST per kind across its namespaces, made while the ApplySet
     // parent is read.
     let _reads = cluster.shared_reads();
-    let id = applyset::ApplySetId::for_app(&request.app, &request.namespace);
+    let members = applyset::ApplySetId::for_app(&request.app, &request.namespace).member_selector();
     let (parent, ()) = futures::join!(
         applyset::read(cluster, &request.namespace, &request.app),
-        cluster.prefetch(&known, Some(id.as_str())),
+        cluster.prefetch(&known, Some(&members)),
     );
     let parent = parent?;
     let live = cluster.fetch(&known).await?;

@@ -10,12 +10,13 @@ use serde_json::Value;
 use super::DriftError;
 use super::ignore::{CONFIG_FILE, IgnoreRules};
 use crate::apply::applyset::{self, ApplySetId};
+use crate::desired::desired_set;
 use crate::diff::Action;
 use crate::diff::normalise::normalise;
-use crate::load;
 use crate::objects::{DesiredSet, ObjectKey, ScopeResolver};
 use crate::release::record::ReleaseRecord;
-use crate::source::{CommitInfo, Repo, Snapshot, SourceError};
+use crate::render::render_options;
+use crate::source::{CommitInfo, Repo, Snapshot, SourceError, is_url, open_repo};
 
 /// Repositories opened during one round of checks, by how they were named, so apps from
 /// one repository open (and, for a URL, fetch) it once; and what was read at a commit,
@@ -45,7 +46,7 @@ impl Repos {
 
 fn open<'a>(opened: &'a mut BTreeMap<String, Repo>, spec: &str) -> Result<&'a Repo, SourceError> {
     if !opened.contains_key(spec) {
-        opened.insert(spec.to_string(), load::open_repo(spec)?);
+        opened.insert(spec.to_string(), open_repo(spec)?);
     }
     opened
         .get(spec)
@@ -175,20 +176,18 @@ pub fn read(
         None => {
             let snapshot = repo.snapshot(&commit, path).map_err(git_error)?;
             let rules = config_rules(&snapshot)?;
-            let options = load::render_options(
+            let options = render_options(
                 &release.app,
                 &release.namespace,
                 &chart.values_files,
                 &chart.set,
             );
-            let (_, mut desired) =
-                load::desired_set(&snapshot, &options, &release.namespace, scopes).map_err(
-                    |source| DriftError::Render {
-                        app: release.app.clone(),
-                        revision: revision.to_string(),
-                        cause: Box::new(source),
-                    },
-                )?;
+            let (_, mut desired) = desired_set(&snapshot, &options, &release.namespace, scopes)
+                .map_err(|source| DriftError::Render {
+                    app: release.app.clone(),
+                    revision: revision.to_string(),
+                    cause: Box::new(source),
+                })?;
             let id =
                 ApplySetId::for_secret(&applyset::parent_name(&release.app), &release.namespace);
             applyset::label_members(&mut desired, &id);
@@ -245,7 +244,7 @@ fn repository_spec(
     let wanted = request.revision.is_some();
     match release.repo.as_deref() {
         Some(repo) if Path::new(repo).is_dir() => Some((repo.to_string(), None)),
-        Some(repo) if load::is_url(repo) && wanted => Some((repo.to_string(), None)),
+        Some(repo) if is_url(repo) && wanted => Some((repo.to_string(), None)),
         Some(repo) if wanted => Some((
             ".".to_string(),
             Some(format!(
@@ -357,12 +356,5 @@ mod tests {
         );
         let err = config_rules(&snapshot).unwrap_err().to_string();
         assert!(err.starts_with("apps/web/.kubectl-gitops.yaml:1"), "{err}");
-    }
-
-    #[test]
-    fn urls_are_told_from_directories() {
-        assert!(load::is_url("https://example.com/r.git"));
-        assert!(load::is_url("git@example.com:org/r.git"));
-        assert!(!load::is_url("/tmp"));
     }
 }

@@ -20,10 +20,10 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde::{Deserialize, Deserializer};
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, CallFailure, from_call_failure, scope};
 use crate::error_text::one_line;
 use crate::release::record::MAX_DECODED_BYTES;
-use crate::release::store::{UnreadableRecord, describe};
+use crate::release::store::UnreadableRecord;
 
 /// The Secret type of Helm 3 releases.
 pub const RELEASE_TYPE: &str = "helm.sh/release.v1";
@@ -264,28 +264,11 @@ pub enum HelmError {
     Unreadable(UnreadableRecord),
 }
 
-fn scope(namespace: Option<&str>) -> String {
-    match namespace {
-        Some(ns) => format!("namespace {ns}"),
-        None => "all namespaces".into(),
-    }
+fn failure(error: kube::Error, verb: &str, what: &str, namespace: Option<&str>) -> HelmError {
+    CallFailure::new(error, verb, what, namespace).into()
 }
 
-fn failure(error: kube::Error, verb: &str, what: &str, namespace: Option<&str>) -> HelmError {
-    if let kube::Error::Api(status) = &error
-        && status.code == 403
-    {
-        return HelmError::Forbidden {
-            verb: verb.into(),
-            namespace: namespace.map(str::to_string),
-            message: status.message.clone(),
-        };
-    }
-    HelmError::Api {
-        action: format!("{verb} {what} in {}", scope(namespace)),
-        source: describe(error),
-    }
-}
+from_call_failure!(HelmError);
 
 fn selector(name: Option<&str>) -> ListParams {
     let labels = match name {

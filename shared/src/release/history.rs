@@ -13,6 +13,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::api_error::scope;
 use crate::objects::{ObjectKey, ObjectsError};
 use crate::release::helm::{self, HelmError, HelmRelease};
 use crate::release::record::{Counts, ObjectResult, ReleaseRecord};
@@ -309,13 +310,6 @@ pub enum HistoryError {
         revision: u32,
         source: Box<ObjectsError>,
     },
-}
-
-fn scope(namespace: Option<&str>) -> String {
-    match namespace {
-        Some(ns) => format!("namespace {ns}"),
-        None => "all namespaces".into(),
-    }
 }
 
 fn grant(namespace: Option<&str>) -> String {

@@ -125,8 +125,8 @@ pub struct ObjectResult {
     pub resource_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_hash: Option<String>,
-    /// A hash of what our field manager owned of the object then
-    /// ([`crate::fingerprint::owned_hash`]): while it still matches, writes by others
+    /// A hash of what our field manager owned of the object then (the fingerprint
+    /// module's `owned_hash`): while it still matches, writes by others
     /// touched only fields we do not apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned_hash: Option<String>,

@@ -17,21 +17,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Client, ResourceExt};
 
-use crate::api_error::ApiError;
-use crate::error_text::{chain, one_line};
+use crate::api_error::{ApiError, CallFailure, from_call_failure, scope};
+use crate::app_identity::{
+    APP_LABEL, AppNameError, MANAGED_BY, MANAGED_BY_LABEL, validate_app_name,
+};
+use crate::error_text::one_line;
 use crate::release::record::{self, FORMAT, RecordError, ReleaseRecord, ReleaseStatus};
 
 /// The Secret type of release records.
 pub const RELEASE_TYPE: &str = "kubectl-gitops.io/release.v1";
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "kubectl-gitops";
-pub const APP_LABEL: &str = "kubectl-gitops.io/app";
 pub const REVISION_LABEL: &str = "kubectl-gitops.io/revision";
 pub const STATUS_LABEL: &str = "kubectl-gitops.io/status";
 /// The data key holding the encoded record.
 pub const DATA_KEY: &str = "release";
-/// The longest app name: leaves room for `.r<N>` and for prefixes such as the lock's.
-pub const MAX_APP_NAME: usize = 53;
 /// The error recorded on a record a crashed sync left pending.
 pub const INTERRUPTED: &str =
     "interrupted: the sync that wrote this record stopped before finishing";
@@ -47,45 +45,6 @@ const PENDING_GRACE: Duration = crate::lock::DEFAULT_LEASE_DURATION;
 /// The Secret name of revision `revision` of `app`.
 pub fn secret_name(app: &str, revision: u32) -> String {
     format!("{app}.r{revision}")
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid app name \"{name}\": {reason}")]
-pub struct AppNameError {
-    pub name: String,
-    pub reason: String,
-}
-
-/// Checks that `name` can name an app: a DNS-1123 label of at most [`MAX_APP_NAME`]
-/// characters, so it fits in label values and in the names derived from it.
-pub fn validate_app_name(name: &str) -> Result<(), AppNameError> {
-    let fail = |reason: String| {
-        Err(AppNameError {
-            name: name.to_string(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return fail("it is empty".into());
-    }
-    if name.len() > MAX_APP_NAME {
-        return fail(format!(
-            "it has {} characters, at most {MAX_APP_NAME} are allowed",
-            name.len()
-        ));
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-    {
-        return fail(format!(
-            "'{bad}' is not allowed: use lowercase letters, digits and '-'"
-        ));
-    }
-    if name.starts_with('-') || name.ends_with('-') {
-        return fail("it must start and end with a letter or digit".into());
-    }
-    Ok(())
 }
 
 /// A record Secret that could not be read, and why.
@@ -156,13 +115,6 @@ impl StoreError {
     }
 }
 
-fn scope(namespace: Option<&str>) -> String {
-    match namespace {
-        Some(ns) => format!("namespace {ns}"),
-        None => "all namespaces".into(),
-    }
-}
-
 fn grant_scope(namespace: Option<&str>) -> String {
     match namespace {
         Some(ns) => format!("in namespace {ns}"),
@@ -172,32 +124,10 @@ fn grant_scope(namespace: Option<&str>) -> String {
 
 /// Turns a kube error into a store error naming what was being done.
 fn api_failure(error: kube::Error, verb: &str, what: &str, namespace: Option<&str>) -> StoreError {
-    if let kube::Error::Api(status) = &error
-        && status.code == 403
-    {
-        return StoreError::Forbidden {
-            verb: verb.into(),
-            namespace: namespace.map(str::to_string),
-            message: status.message.clone(),
-        };
-    }
-    StoreError::Api {
-        action: format!("{verb} {what} in {}", scope(namespace)),
-        source: describe(error),
-    }
+    CallFailure::new(error, verb, what, namespace).into()
 }
 
-/// The error as [`ApiError`]: the server's own words when it answered.
-pub(crate) fn describe(error: kube::Error) -> ApiError {
-    match error {
-        kube::Error::Api(status) => ApiError::Rejected {
-            code: status.code,
-            reason: status.reason.clone(),
-            message: status.message.clone(),
-        },
-        other => ApiError::Other(chain(&other)),
-    }
-}
+from_call_failure!(StoreError);
 
 fn status_is(error: &kube::Error, code: u16, reason: Option<&str>) -> bool {
     matches!(error, kube::Error::Api(status)

@@ -109,9 +109,9 @@ async fn plan_locked(
     } = job;
     let namespace = store.namespace().to_string();
     let shared = cluster.shared_reads();
-    let id = ApplySetId::for_app(&app, &namespace);
+    let members = ApplySetId::for_app(&app, &namespace).member_selector();
     // Without a parent nothing is a member yet: no member LISTs.
-    let members_of = matches!(parent, Ok(Some(_))).then_some(id.as_str());
+    let members_of = matches!(parent, Ok(Some(_))).then_some(members.as_str());
     let (previous, listed, ()) = futures::join!(
         last_deployed(store, &app),
         store.metadata(&app),
@@ -224,11 +224,11 @@ pub async fn preview(
     // The records are read alongside the parent (they matter only if the parent exists),
     // and the objects' kinds are listed meanwhile: the LISTs need neither.
     let reads = cluster.shared_reads();
-    let id = ApplySetId::for_app(app, &namespace);
+    let members = ApplySetId::for_app(app, &namespace).member_selector();
     let (parent, known, ()) = futures::join!(
         applyset::read(cluster, &namespace, app),
         known_fingerprints(store, app),
-        cluster.prefetch(desired.keys(), Some(id.as_str()))
+        cluster.prefetch(desired.keys(), Some(&members))
     );
     let (parent, parent_forbidden) = match parent {
         Ok(parent) => (parent, false),

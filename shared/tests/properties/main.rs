@@ -7,8 +7,12 @@
 //! written to `shared/tests/proptest-regressions/<module>.txt` (proptest's default place
 //! for a test crate rooted at this `main.rs`) and replayed first on later runs: commit
 //! them with the fix.
+//!
+//! `import_graph` checks the library's shape rather than its input: no module imports
+//! back into one that imports it.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod import_graph;
 mod kubeconfig;
 mod manifests;
 mod releases;

@@ -4,6 +4,7 @@
 use kube::Client;
 
 use super::{AppHistory, AppSummary, HistoryError, Release, Source, Unreadable};
+use crate::app_identity::validate_app_name;
 use crate::release::helm;
 use crate::release::store::{self, ReleaseStore};
 
@@ -67,7 +68,7 @@ pub async fn history(
 ) -> Result<AppHistory, HistoryError> {
     let gitops = async {
         // A name we could never have written (Helm allows dots) has no records of ours.
-        if !Source::Gitops.wanted(only) || store::validate_app_name(app).is_err() {
+        if !Source::Gitops.wanted(only) || validate_app_name(app).is_err() {
             return Ok(Vec::new());
         }
         let store = ReleaseStore::new(client.clone(), namespace);
@@ -148,7 +149,7 @@ pub async fn release(
     revision: u32,
 ) -> Result<Release, HistoryError> {
     let gitops = async {
-        if !Source::Gitops.wanted(only) || store::validate_app_name(app).is_err() {
+        if !Source::Gitops.wanted(only) || validate_app_name(app).is_err() {
             return Ok(None);
         }
         let store = ReleaseStore::new(client.clone(), namespace);

@@ -8,10 +8,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
-use super::{
-    APP_LABEL, MANAGED_BY, MANAGED_BY_LABEL, RELEASE_TYPE, StoreError, UnreadableRecord,
-    api_failure, read_secret, revision_of,
-};
+use super::{RELEASE_TYPE, StoreError, UnreadableRecord, api_failure, read_secret, revision_of};
+use crate::app_identity::{APP_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::release::record::ReleaseRecord;
 
 /// How many records `list_all` reads at once.

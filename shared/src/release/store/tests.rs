@@ -5,26 +5,6 @@ use super::*;
 use crate::release::record::Operation;
 
 #[test]
-fn app_names_are_dns_labels_of_at_most_53_characters() {
-    for good in ["web", "a", "web-2", "0app", &"a".repeat(53)] {
-        assert_eq!(validate_app_name(good), Ok(()), "{good}");
-    }
-    for (bad, reason) in [
-        ("", "empty"),
-        ("Web", "'W' is not allowed"),
-        ("web_app", "'_' is not allowed"),
-        ("web.app", "'.' is not allowed"),
-        ("-web", "start and end"),
-        ("web-", "start and end"),
-        (&"a".repeat(54), "54 characters, at most 53"),
-    ] {
-        let err = validate_app_name(bad).unwrap_err();
-        assert!(err.to_string().contains(reason), "{bad}: {err}");
-        assert!(err.to_string().contains(&format!("\"{bad}\"")), "{err}");
-    }
-}
-
-#[test]
 fn the_revision_comes_from_the_name_then_the_label() {
     let labels = BTreeMap::from([(REVISION_LABEL.to_string(), "7".to_string())]);
     assert_eq!(revision_of("web.r12", "web", &labels), Some(12));

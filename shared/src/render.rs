@@ -6,6 +6,7 @@
 
 mod helm;
 mod kustomize;
+mod tools;
 mod value;
 mod yaml;
 
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use crate::source::{Snapshot, SourceError};
 
 pub use helm::{ChartInfo, HelmOptions};
+pub use tools::{helm_binary, kubectl_binary, render_options};
 pub(crate) use value::yaml11_reads_as_non_string;
 pub use yaml::parse_documents;
 

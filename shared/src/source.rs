@@ -11,10 +11,12 @@
 //! any other symlink is skipped. Submodules, names that are not UTF-8 and names with control
 //! characters are skipped too.
 
-mod args;
 mod integrity;
+mod open;
+mod positional;
 mod remote;
 mod repo;
+mod tree;
 mod walk;
 
 #[cfg(test)]
@@ -25,8 +27,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Component, Path};
 
-pub use args::{Positional, classify_positional, parse_range};
+pub use open::{is_url, open_repo, repo_cache_dir};
+pub use positional::{Positional, classify_positional, parse_range};
 pub use repo::Repo;
+pub use tree::{LoadedTree, TreeSpec, read_tree};
 pub use walk::read_directory;
 
 /// Where a path's files come from.

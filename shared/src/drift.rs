@@ -25,8 +25,8 @@ pub use ignore::{IgnoreError, IgnoreRule, IgnoreRules};
 pub use model::{Against, AppDrift, AppStatus, DriftSummary, Healed, ObjectDrift, ObjectState};
 
 use crate::apply::applyset::ApplySetError;
+use crate::desired::DesiredError;
 use crate::live::LiveError;
-use crate::load::LoadError;
 use crate::lock::LockError;
 use crate::objects::ObjectKey;
 use crate::release::store::StoreError;
@@ -71,7 +71,7 @@ pub enum DriftError {
     Render {
         app: String,
         revision: String,
-        cause: Box<LoadError>,
+        cause: Box<DesiredError>,
     },
     #[error("cannot compare {key} with the cluster (server-side dry run): {cause}")]
     DryRun {

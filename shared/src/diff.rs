@@ -7,6 +7,7 @@
 pub mod change;
 pub mod mask;
 pub mod normalise;
+pub mod secret;
 pub mod text;
 
 pub use change::{
