@@ -36,6 +36,12 @@ pub struct OutputArgs<F: ValueEnum + Clone + Send + Sync + 'static> {
     pub show_secrets: bool,
 }
 
+/// `-o json`, the one format of the plugins whose scripts' output is one JSON document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JsonFormat {
+    Json,
+}
+
 /// `-U/--unified`, for the plugins that print unified diffs.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct UnifiedArgs {

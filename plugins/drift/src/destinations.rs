@@ -12,10 +12,11 @@ use gitops_cli::targets;
 use gitops_cli::{Outcome, Target};
 
 use gitops::drift::IgnoreRules;
+use gitops_cli::JsonFormat;
 
 use crate::round::{self, Round};
 use crate::session::Session;
-use crate::{Args, Format, report};
+use crate::{Args, report};
 
 /// (context, apps of the list to check there) pairs in the order given; None is the
 /// kubeconfig's current context, and no apps means "as the flags say".
@@ -207,5 +208,5 @@ pub async fn run(
             }
         }
     });
-    gitops_cli::destinations::run(work, args.output.format == Some(Format::Json)).await
+    gitops_cli::destinations::run(work, args.output.format == Some(JsonFormat::Json)).await
 }

@@ -11,10 +11,10 @@ mod watch;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use gitops_cli::{
-    AllNamespacesArgs, AppListArgs, ChangeArgs, ConnectionArgs, Outcome, OutputArgs, RepoArgs,
-    WatchArgs,
+    AllNamespacesArgs, AppListArgs, ChangeArgs, ConnectionArgs, JsonFormat, Outcome, OutputArgs,
+    RepoArgs, WatchArgs,
 };
 
 use crate::round::{failures, outcome};
@@ -90,14 +90,9 @@ pub struct Args {
     #[command(flatten)]
     repeat: WatchArgs,
     #[command(flatten)]
-    output: OutputArgs<Format>,
+    output: OutputArgs<JsonFormat>,
     #[command(flatten)]
     connection: ConnectionArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Json,
 }
 
 fn main() -> ExitCode {

@@ -4,11 +4,12 @@ use std::io::{self, Write};
 
 use comfy_table::{ContentArrangement, Table, presets};
 use gitops::drift::{AppDrift, AppStatus, FieldDrift, ObjectState};
+use gitops_cli::JsonFormat;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::Args;
 use crate::round::Round;
-use crate::{Args, Format};
 
 /// Longest value shown in text before it is cut short (`-o json` has it whole).
 const MAX_VALUE_CHARS: usize = 120;
@@ -16,7 +17,7 @@ const MAX_VALUE_CHARS: usize = 120;
 /// `namespace` is the one apps were listed in (without `-A`).
 pub fn print(out: &mut dyn Write, args: &Args, namespace: &str, round: &Round) -> io::Result<()> {
     match (args.output.format, &args.app) {
-        (Some(Format::Json), _) => {
+        (Some(JsonFormat::Json), _) => {
             if let Some(value) = json(args, round) {
                 serde_json::to_writer_pretty(&mut *out, &value)?;
                 writeln!(out)?;

@@ -7,12 +7,13 @@ use std::io::{self, Write};
 
 use anyhow::Result;
 use gitops::drift::{self, AppDrift, DriftError, ObjectState, Repos};
+use gitops_cli::JsonFormat;
 use gitops_cli::Outcome;
 use gitops_cli::watch::{StopSignal, fetch, now};
 
 use crate::report::{field_line, summary};
 use crate::session::{Session, request};
-use crate::{Args, Format, round};
+use crate::{Args, round};
 
 /// What was last printed about an app: its drift lines, or its error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +92,7 @@ async fn round(
         let fingerprint: BTreeSet<String> = lines.iter().map(|(f, _)| f.clone()).collect();
         let before = seen.get(&key).cloned();
         let changed = before.as_ref() != Some(&Seen::Drift(fingerprint.clone()));
-        if args.output.format == Some(Format::Json) {
+        if args.output.format == Some(JsonFormat::Json) {
             if changed {
                 json_line(&checked.report)?;
             }
@@ -114,7 +115,7 @@ async fn round(
         if args.heal && drift::needs_heal(&checked.report, args.prune_strays) {
             match round::heal(args, session, &mut checked).await {
                 Ok(()) => {
-                    if args.output.format == Some(Format::Json) {
+                    if args.output.format == Some(JsonFormat::Json) {
                         json_line(&checked.report)?;
                     } else if let Some(healed) = &checked.report.healed {
                         let c = &healed.counts;

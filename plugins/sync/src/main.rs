@@ -12,10 +12,10 @@ mod watch;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use gitops_cli::{
-    AppListArgs, AppNameArgs, ChangeArgs, ConnectionArgs, EarlyDiscovery, Outcome, OutputArgs,
-    SourceArgs, WatchArgs,
+    AppListArgs, AppNameArgs, ChangeArgs, ConnectionArgs, EarlyDiscovery, JsonFormat, Outcome,
+    OutputArgs, SourceArgs, WatchArgs,
 };
 
 use crate::once::single;
@@ -69,16 +69,11 @@ pub struct Args {
     #[arg(long, num_args = 0..=1, value_name = "N")]
     rollback: Option<Option<u32>>,
     #[command(flatten)]
-    output: OutputArgs<Format>,
+    output: OutputArgs<JsonFormat>,
     #[command(flatten)]
     repeat: WatchArgs,
     #[command(flatten)]
     connection: ConnectionArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Json,
 }
 
 fn main() -> ExitCode {

@@ -7,12 +7,13 @@ use anyhow::Result;
 use gitops::compare::Missing;
 use gitops::release::record::ReleaseRecord;
 use gitops::sync::{SyncPlan, flow};
+use gitops_cli::JsonFormat;
 use gitops_cli::diff_view::{self, View};
 use gitops_cli::{EarlyDiscovery, Outcome, Target};
 
 use crate::job::{self, Job};
 use crate::session::{Session, retry_budget};
-use crate::{Args, Format, progress, report};
+use crate::{Args, progress, report};
 
 /// The revision's one app on its cluster: the lock is taken (and the parent read) on
 /// another task as soon as the cluster is discovered, while the revision renders here.
@@ -79,7 +80,7 @@ pub async fn single(
 
 pub fn print_record(args: &Args, out: &mut dyn Write, record: &ReleaseRecord) -> Result<()> {
     match args.output.format {
-        Some(Format::Json) => report::json(out, record)?,
+        Some(JsonFormat::Json) => report::json(out, record)?,
         None => report::table(out, record)?,
     }
     Ok(())

@@ -5,13 +5,14 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::{Result, bail};
 use gitops::release::record::ReleaseRecord;
+use gitops_cli::JsonFormat;
 use gitops_cli::destinations::{self, AppOnContext, Place, Row, Section};
 use gitops_cli::{Outcome, Target};
 
 use crate::job;
 use crate::once::{Done, sync_once};
 use crate::session::Session;
-use crate::{Args, Format, report};
+use crate::{Args, report};
 
 /// Syncs every destination at once and reports them together.
 pub async fn run(args: &Args, source: &job::Source, targets: &[Target]) -> Result<Outcome> {
@@ -24,7 +25,7 @@ pub async fn run(args: &Args, source: &job::Source, targets: &[Target]) -> Resul
     let work = targets
         .iter()
         .map(|target| sync_destination(args, source, target));
-    destinations::run(work, args.output.format == Some(Format::Json)).await
+    destinations::run(work, args.output.format == Some(JsonFormat::Json)).await
 }
 
 /// One destination of several: its output kept for its section, the release it left.
