@@ -22,7 +22,9 @@ pub use fields::{FieldDrift, IgnoredField};
 pub use git::{GitChange, GitStatus, Repos};
 pub use heal::{HealOptions, heal, needs_heal};
 pub use ignore::{IgnoreError, IgnoreRule, IgnoreRules};
-pub use model::{Against, AppDrift, AppStatus, DriftSummary, Healed, ObjectDrift, ObjectState};
+pub use model::{
+    Against, AppDrift, AppStatus, DriftSummary, Healed, LatestRelease, ObjectDrift, ObjectState,
+};
 
 use crate::apply::applyset::ApplySetError;
 use crate::desired::DesiredError;

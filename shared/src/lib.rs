@@ -7,6 +7,7 @@ pub mod api_error;
 pub mod app_file;
 pub mod app_identity;
 pub mod apply;
+pub mod cancel;
 pub mod compare;
 pub mod desired;
 pub mod diff;

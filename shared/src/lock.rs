@@ -2,8 +2,10 @@
 //!
 //! The Lease `kubectl-gitops.<app>` names its holder (`<who>@<host> pid <pid>`) and how
 //! long the hold lasts without renewal. A second sync finds it held and says by whom; a
-//! lease left behind by a crashed sync expires and is taken over. Every write is
-//! conditional on the resourceVersion read, so two takers cannot both win.
+//! lease left behind by a crashed sync expires and is taken over, at once when its holder
+//! names this host and a pid that is no longer running (the sync was killed, or its
+//! machine's Ctrl-C came twice). Every write is conditional on the resourceVersion read, so
+//! two takers cannot both win.
 //!
 //! Expiry compares the holder's renewTime with this machine's clock. client-go's leader
 //! election instead waits a whole term for a renewal that does not come; a CLI cannot wait
@@ -37,6 +39,48 @@ pub fn lease_name(app: &str) -> String {
 /// `<who>@<hostname> pid <pid>`: enough for a person to find the other sync.
 pub fn holder_identity(who: &str) -> String {
     format!("{who}@{} pid {}", hostname(), std::process::id())
+}
+
+/// A holder whose lock was taken over before its lease expired, because it was a process
+/// on this host that is no longer running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenOver {
+    pub app: String,
+    /// Its identity, as the Lease named it.
+    pub holder: String,
+    pub pid: i32,
+}
+
+/// The pid of `holder` (a [`holder_identity`]) if it names this host.
+fn local_pid(holder: &str) -> Option<i32> {
+    let (rest, pid) = holder.rsplit_once(" pid ")?;
+    let (_, host) = rest.rsplit_once('@')?;
+    let pid: i32 = pid.trim().parse().ok()?;
+    (host == hostname() && pid > 0).then_some(pid)
+}
+
+/// Whether `holder` is a process of this host that no longer exists. Another host's
+/// process cannot be checked, and a process that exists, whoever's it is, may be the sync.
+fn holder_is_gone(holder: &str) -> Option<i32> {
+    let pid = local_pid(holder)?;
+    if u32::try_from(pid).ok() == Some(std::process::id()) {
+        return None;
+    }
+    (!process_exists(pid)).then_some(pid)
+}
+
+#[cfg(unix)]
+fn process_exists(pid: i32) -> bool {
+    use nix::errno::Errno;
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    // Signal 0 checks without sending: EPERM means it exists under another user.
+    !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
+}
+
+#[cfg(not(unix))]
+fn process_exists(_pid: i32) -> bool {
+    true
 }
 
 fn hostname() -> String {
@@ -96,13 +140,16 @@ pub struct AppLock {
     duration: Duration,
     /// The Lease we created or took over; a Lease with another uid is someone else's.
     uid: Option<String>,
+    /// Whose unexpired lock this one replaced, its process gone.
+    taken_over: Option<TakenOver>,
     /// The resourceVersion our last write of the Lease left: a release deletes on it
     /// without reading the Lease first (any other write since fails the precondition).
     written: std::sync::Mutex<Option<String>>,
 }
 
 /// Takes the lock on `app` in `namespace` for `holder` (see [`holder_identity`]), or says
-/// who holds it.
+/// who holds it. A holder on this host whose process is gone is taken over at once
+/// ([`AppLock::taken_over`] says so).
 pub async fn acquire(
     client: Client,
     namespace: &str,
@@ -119,6 +166,7 @@ pub async fn acquire(
         holder: holder.to_string(),
         duration,
         uid: None,
+        taken_over: None,
         written: std::sync::Mutex::new(None),
     };
     for _ in 0..ATTEMPTS {
@@ -141,12 +189,18 @@ pub async fn acquire(
         let spec = existing.spec.get_or_insert_with(LeaseSpec::default);
         let current = spec.holder_identity.clone().unwrap_or_default();
         let expires_in = remaining(spec, now);
+        let mut gone = None;
         if !current.is_empty() && current != lock.holder && !expires_in.is_zero() {
-            return Err(LockError::Held {
-                app: lock.app.clone(),
-                holder: current,
-                expires_in,
-            });
+            match holder_is_gone(&current) {
+                Some(pid) => gone = Some(pid),
+                None => {
+                    return Err(LockError::Held {
+                        app: lock.app.clone(),
+                        holder: current,
+                        expires_in,
+                    });
+                }
+            }
         }
         // Expired (or already ours): take it over, conditional on what we read.
         if current != lock.holder {
@@ -163,6 +217,11 @@ pub async fn acquire(
         {
             Ok(taken) => {
                 lock.remember(&taken);
+                lock.taken_over = gone.map(|pid| TakenOver {
+                    app: lock.app.clone(),
+                    holder: current,
+                    pid,
+                });
                 return Ok(lock);
             }
             // Someone else took or renewed it, or released it: look again.
@@ -212,6 +271,11 @@ impl AppLock {
 
     pub fn duration(&self) -> Duration {
         self.duration
+    }
+
+    /// The holder this lock replaced before its lease expired, its process gone.
+    pub fn taken_over(&self) -> Option<&TakenOver> {
+        self.taken_over.as_ref()
     }
 
     /// Keeps what a write of ours answered: the Lease's uid and resourceVersion.
@@ -505,6 +569,35 @@ mod tests {
             err.to_string(),
             "app web is being synced by bob@laptop pid 42 (lease expires in 45s)"
         );
+    }
+
+    #[test]
+    fn only_a_holder_on_this_host_whose_pid_is_gone_counts_as_gone() {
+        let host = hostname();
+        // A child that has exited and been waited for: its pid names no process.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = i32::try_from(child.id()).unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            holder_is_gone(&format!("alice@{host} pid {dead}")),
+            Some(dead)
+        );
+        // A user name with an @ in it still finds the host.
+        assert_eq!(
+            holder_is_gone(&format!("a@b.example@{host} pid {dead}")),
+            Some(dead)
+        );
+        // Alive (this very process, or pid 1), another host, or no pid: not gone.
+        let me = std::process::id();
+        assert_eq!(holder_is_gone(&format!("alice@{host} pid {me}")), None);
+        assert_eq!(holder_is_gone(&format!("alice@{host} pid 1")), None);
+        assert_eq!(
+            holder_is_gone(&format!("alice@not-{host} pid {dead}")),
+            None
+        );
+        assert_eq!(holder_is_gone(&format!("alice@{host} pid 0")), None);
+        assert_eq!(holder_is_gone(&format!("alice@{host} pid -1")), None);
+        assert_eq!(holder_is_gone("someone else entirely"), None);
     }
 
     #[test]

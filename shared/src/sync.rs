@@ -19,7 +19,7 @@ use crate::apply::order::OrderError;
 use crate::apply::prune::PruneError;
 use crate::compare::{CompareError, Conflict};
 use crate::live::LiveError;
-use crate::lock::LockError;
+use crate::lock::{LockError, TakenOver};
 use crate::objects::{BuiltinScopes, DesiredSet, ObjectKey, ObjectsError};
 use crate::release::record::{Operation, ReleaseRecord};
 use crate::release::store::{RecordMeta, StoreError};
@@ -60,6 +60,11 @@ pub struct SyncOutcome {
 /// What a sync is doing, for progress displays.
 #[derive(Debug)]
 pub enum SyncEvent<'a> {
+    /// The app's lock was another's, a process of this host that is gone: it was taken
+    /// over without waiting for its lease to expire.
+    LockTakenOver {
+        taken_over: &'a TakenOver,
+    },
     Recorded {
         revision: u32,
     },
@@ -115,6 +120,13 @@ pub enum SyncError {
     NotReleased(#[source] LockError),
     #[error("{}", describe_conflicts(.0))]
     Conflicts(Vec<Conflict>),
+    /// Stopped by the caller's [`Cancel`](crate::cancel::Cancel) after the first write: the
+    /// requests in flight finished, no new one started.
+    #[error("{}", describe_interruption(.0))]
+    Interrupted(Interruption),
+    /// Stopped by the caller's cancel before anything was written.
+    #[error("interrupted before anything was changed: nothing was applied, pruned or recorded")]
+    InterruptedBeforeWriting,
     #[error("{}", describe_apply_failure(failed, applied, not_applied, undo.as_ref()))]
     ApplyFailed {
         failed: Vec<(ObjectKey, String)>,
@@ -138,6 +150,59 @@ pub enum SyncError {
     #[error("the manifest stored in release {revision} cannot be used: {source}")]
     StoredObjects { revision: u32, source: ObjectsError },
 }
+
+impl SyncError {
+    /// Whether the caller's cancel stopped the sync (before or after its first write).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Interrupted(_) | SyncError::InterruptedBeforeWriting
+        )
+    }
+}
+
+/// How far an interrupted sync got: what it was doing, and what it did and did not do.
+#[derive(Debug, Clone, Default)]
+pub struct Interruption {
+    /// `applying`, `pruning`, `waiting for health`, ...
+    pub during: &'static str,
+    /// Created or configured by this sync before it stopped.
+    pub applied: Vec<ObjectKey>,
+    /// Objects the plan would have changed that it did not get to.
+    pub not_applied: Vec<ObjectKey>,
+    pub pruned: Vec<ObjectKey>,
+    /// Stale members a `--prune` would have deleted that it did not get to.
+    pub not_pruned: Vec<ObjectKey>,
+}
+
+/// `interrupted while applying (no change was started after the signal): applied 3
+/// object(s): ...; not applied 197 object(s): ...`, in the style of an apply failure.
+fn describe_interruption(stopped: &Interruption) -> String {
+    let mut text = format!(
+        "interrupted while {} (no change was started after the signal): applied {} object(s): {}; not applied {} object(s): {}",
+        stopped.during,
+        stopped.applied.len(),
+        names(&stopped.applied),
+        stopped.not_applied.len(),
+        names(&stopped.not_applied)
+    );
+    if !stopped.pruned.is_empty() || !stopped.not_pruned.is_empty() {
+        text.push_str(&format!(
+            "; pruned {} object(s): {}; not pruned {} object(s): {}",
+            stopped.pruned.len(),
+            names(&stopped.pruned),
+            stopped.not_pruned.len(),
+            names(&stopped.not_pruned)
+        ));
+    }
+    if stopped.during == WAITING_FOR_HEALTH {
+        text.push_str("; their health was not confirmed");
+    }
+    text
+}
+
+/// What [`Interruption::during`] says of a sync stopped while it waited for health.
+const WAITING_FOR_HEALTH: &str = "waiting for health";
 
 fn describe_conflicts(conflicts: &[Conflict]) -> String {
     let list: Vec<String> = conflicts
@@ -163,6 +228,28 @@ pub struct Undo {
 /// 200-object sync that lost its API server must still fit on a screen.
 const NAMES_SHOWN: usize = 5;
 
+/// ` and N more` past the first [`NAMES_SHOWN`] of `total`.
+fn more(total: usize) -> String {
+    if total > NAMES_SHOWN {
+        format!(" and {} more", total - NAMES_SHOWN)
+    } else {
+        String::new()
+    }
+}
+
+/// The first few keys by name, `none` for none.
+fn names(keys: &[ObjectKey]) -> String {
+    if keys.is_empty() {
+        return "none".to_string();
+    }
+    let shown: Vec<String> = keys
+        .iter()
+        .take(NAMES_SHOWN)
+        .map(ToString::to_string)
+        .collect();
+    format!("{}{}", shown.join(", "), more(keys.len()))
+}
+
 fn describe_apply_failure(
     failed: &[(ObjectKey, String)],
     applied: &[ObjectKey],
@@ -174,25 +261,6 @@ fn describe_apply_failure(
         .take(NAMES_SHOWN)
         .map(|(k, m)| format!("{k}: {m}"))
         .collect();
-    let more = |total: usize| {
-        if total > NAMES_SHOWN {
-            format!(" and {} more", total - NAMES_SHOWN)
-        } else {
-            String::new()
-        }
-    };
-    let names = |keys: &[ObjectKey]| {
-        if keys.is_empty() {
-            "none".to_string()
-        } else {
-            let shown: Vec<String> = keys
-                .iter()
-                .take(NAMES_SHOWN)
-                .map(ToString::to_string)
-                .collect();
-            format!("{}{}", shown.join(", "), more(keys.len()))
-        }
-    };
     let failure = format!(
         "apply failed for {} object(s): {}{}",
         failed.len(),

@@ -8,6 +8,7 @@ use gitops::apply::applyset::{
     list_members, parent_name, write_parent,
 };
 use gitops::apply::prune::{PruneError, prune};
+use gitops::cancel::Cancel;
 use gitops::kubeconfig::{ConnectOptions, Environment, connect};
 use gitops::live::LiveCluster;
 use gitops::objects::{BuiltinScopes, DesiredSet, ObjectKey};
@@ -151,7 +152,7 @@ spec:
         );
 
         // And prune will not touch kubectl's set, even with nothing to keep.
-        let err = prune(&live, &set, &BTreeSet::new(), false)
+        let err = prune(&live, &set, &BTreeSet::new(), false, &Cancel::new())
             .await
             .unwrap_err();
         assert!(
@@ -260,11 +261,26 @@ fn our_parent_is_readable_by_kubectl_and_prune_deletes_exactly_the_dropped_membe
         let live = live(cluster).await;
         let set = applyset::read(&live, &ns.name, app).await.unwrap().unwrap();
         let expected = vec![dropped.clone(), dropped_role.clone()];
-        assert_eq!(prune(&live, &set, &keep, true).await.unwrap(), expected);
+        assert_eq!(
+            prune(&live, &set, &keep, true, &Cancel::new())
+                .await
+                .unwrap(),
+            expected
+        );
         assert!(get_json(cluster, &["configmap", "dropped", "-n", &ns.name]).is_some());
 
-        assert_eq!(prune(&live, &set, &keep, false).await.unwrap(), expected);
-        assert_eq!(prune(&live, &set, &keep, false).await.unwrap(), []);
+        assert_eq!(
+            prune(&live, &set, &keep, false, &Cancel::new())
+                .await
+                .unwrap(),
+            expected
+        );
+        assert_eq!(
+            prune(&live, &set, &keep, false, &Cancel::new())
+                .await
+                .unwrap(),
+            []
+        );
 
         // After pruning, the parent shrinks to what is left.
         let exact = ApplySet::new(&ns.name, app).with_members(&keep);

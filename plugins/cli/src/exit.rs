@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::completion::{self, FirstPositional};
+use crate::interrupt::{EXIT_INTERRUPTED, is_interrupted};
 
 /// A plugin's whole `main`: completion requests first, then the flags, then `body` on a
 /// tokio runtime, its result turned into kubectl's exit codes by [`run`].
@@ -46,8 +47,9 @@ pub enum Outcome {
 }
 
 /// Runs a plugin's body and turns its result into kubectl's exit codes: 0 and 1 from the
-/// outcome, 2 for any error. The error is printed once, its causes on one line each. A
-/// closed stdout (`kubectl diff-git | head`) ends the run quietly with 0.
+/// outcome, 2 for any error, 130 for an [`Interrupted`](crate::interrupt::Interrupted)
+/// one. The error is printed once, its causes on one line each. A closed stdout
+/// (`kubectl diff-git | head`) ends the run quietly with 0.
 pub fn run(body: impl FnOnce() -> anyhow::Result<Outcome>) -> ExitCode {
     match body() {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
@@ -61,7 +63,11 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<Outcome>) -> ExitCode {
                     _ => writeln!(stderr, "  caused by: {line}"),
                 };
             }
-            ExitCode::from(2)
+            if is_interrupted(&err) {
+                ExitCode::from(EXIT_INTERRUPTED)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

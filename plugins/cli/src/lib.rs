@@ -9,6 +9,7 @@ pub mod destinations;
 pub mod diff_view;
 mod exit;
 pub mod flags;
+pub mod interrupt;
 mod source_args;
 pub mod targets;
 pub mod watch;

@@ -1,49 +1,6 @@
-//! What the `--watch` loops share: Ctrl-C that stops between rounds, never during one;
-//! timestamps for log lines; fetching the repository before each round.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
-use tokio::sync::Notify;
-
-/// Set by Ctrl-C. Owning the signal is what keeps Ctrl-C from killing a sync or heal
-/// half-way: the loop checks [`StopSignal::stopped`] between rounds.
-#[derive(Clone)]
-pub struct StopSignal {
-    stop: Arc<AtomicBool>,
-    wake: Arc<Notify>,
-}
-
-impl StopSignal {
-    /// Takes over Ctrl-C (SIGINT) for the rest of the process.
-    pub fn on_ctrl_c() -> StopSignal {
-        let signal = StopSignal {
-            stop: Arc::new(AtomicBool::new(false)),
-            wake: Arc::new(Notify::new()),
-        };
-        let handle = signal.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                handle.stop.store(true, Ordering::SeqCst);
-                handle.wake.notify_one();
-            }
-        });
-        signal
-    }
-
-    pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    /// Waits `interval`, or less if Ctrl-C comes first.
-    pub async fn sleep(&self, interval: Duration) {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = self.wake.notified() => {}
-        }
-    }
-}
+//! What the `--watch` loops share: timestamps for log lines; fetching the repository
+//! before each round. Ctrl-C is [`crate::interrupt`]'s: it stops the loop between rounds,
+//! and a round's sync or heal as it stops any other.
 
 /// `2026-11-25T01:02:03Z`, for log lines.
 pub fn now() -> String {

@@ -48,7 +48,8 @@ use crate::session::{Session, flag_rules};
   kubectl drift shop -n shop --git=origin/main
 
 Exit status: 0 in sync, 1 drift found (or the branch is ahead), 2 or more an error.
-With --heal: 0 when everything drifted was put back, 1 when something is left."
+With --heal: 0 when everything drifted was put back, 1 when something is left, 130 when
+a heal was interrupted (Ctrl-C or SIGTERM; as kubectl sync)."
 )]
 pub struct Args {
     /// The app to check (default: every app with releases in the namespace).
@@ -105,6 +106,10 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<Outcome> {
     usage::check(&args)?;
+    if args.heal || args.repeat.watch {
+        // A heal is a sync: Ctrl-C stops it between writes; a watch between rounds.
+        gitops_cli::interrupt::install();
+    }
     let rules = flag_rules(&args)?;
     let mut groups = destinations::by_context(&args)?;
     if groups.len() == 1 {

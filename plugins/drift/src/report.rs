@@ -139,8 +139,54 @@ fn table(args: &Args, namespace: &str, round: &Round) -> String {
         table.add_row(row);
     }
     out.push_str(&format!("{table}\n"));
+    for checked in &round.checked {
+        if let Some(line) = latest_release_line(&checked.report, "its drift") {
+            out.push_str(&format!("note: {line}\n"));
+        }
+    }
     out.push_str(&summary_line(round));
     out
+}
+
+/// `app shop's latest release 7 is pending (a sync is running or died; started 2m ago by
+/// alice): the drift below may be its half-applied change`, when the app's newest release
+/// did not deploy.
+/// `drift` names the drift where the line stands (`the drift below`, `its drift`).
+pub fn latest_release_line(report: &AppDrift, drift: &str) -> Option<String> {
+    let latest = report.latest_release.as_ref()?;
+    let started = format!(
+        "started {} ago by {}",
+        humantime::format_duration(std::time::Duration::from_secs(
+            u64::try_from(
+                jiff::Timestamp::now()
+                    .duration_since(latest.started)
+                    .as_secs()
+            )
+            .unwrap_or(0)
+        )),
+        latest.who
+    );
+    let state = match latest.error.as_deref() {
+        None if latest.status == "pending" => {
+            format!("is pending (a sync is running or died; {started})")
+        }
+        error => format!(
+            "{} ({started}): {}",
+            latest.status,
+            error.unwrap_or("no reason recorded")
+        ),
+    };
+    let mut line = format!(
+        "app {}'s latest release {} {state}",
+        report.app, latest.release
+    );
+    if report.drifted() {
+        line.push_str(&format!(
+            ": {drift} may be its half-applied change (release {} is the deployed one)",
+            report.release
+        ));
+    }
+    Some(line)
 }
 
 /// Which optional columns the table has.
@@ -273,6 +319,11 @@ fn summary_line(round: &Round) -> String {
 /// One app in detail: each object and field, git, warnings, then a summary line.
 pub fn detail(report: &AppDrift, color: bool) -> String {
     let mut out = String::new();
+    // First: what a half-done sync left is not someone else's change.
+    if let Some(line) = latest_release_line(report, "the drift below") {
+        out.push_str(&line);
+        out.push_str("\n\n");
+    }
     for line in object_lines(report, color) {
         out.push_str(&line);
         out.push('\n');

@@ -7,7 +7,9 @@ use gitops::drift::{self, AppDrift, Checked, DriftError, Repos};
 use gitops::release::store::{ReleaseStore, list_all};
 
 use anyhow::bail;
+use gitops::sync::SyncEvent;
 use gitops_cli::Outcome;
+use gitops_cli::interrupt::{self, is_interrupted};
 
 use crate::Args;
 use crate::session::{Session, heal_options, request};
@@ -100,7 +102,11 @@ pub async fn check_round(args: &Args, session: &Session) -> Result<Round> {
         }
     }
     if args.heal {
+        let cancel = gitops_cli::interrupt::install();
         for checked in &mut round.checked {
+            if cancel.is_cancelled() {
+                break;
+            }
             if let Err(error) = heal(args, session, checked).await {
                 round.failed.push(Failed {
                     namespace: checked.report.namespace.clone(),
@@ -128,14 +134,23 @@ pub async fn heal(args: &Args, session: &Session, checked: &mut Checked) -> Resu
         );
     }
     let options = heal_options(args, session, &checked.report.app);
+    let mut events = |event: SyncEvent<'_>| {
+        if let SyncEvent::LockTakenOver { taken_over } = event {
+            eprintln!(
+                "took over the lock of app {} from {}, which is no longer running",
+                taken_over.app, taken_over.holder
+            );
+        }
+    };
     drift::heal(
         &session.cluster,
         &mut checked.report,
         &checked.release,
         &options,
-        &mut |_| {},
+        &mut events,
     )
-    .await?;
+    .await
+    .map_err(interrupt::drift_error)?;
     Ok(())
 }
 
@@ -154,6 +169,10 @@ pub fn outstanding(args: &Args, report: &AppDrift) -> bool {
 pub fn failures(args: &Args, round: &mut Round) -> Result<()> {
     if round.failed.is_empty() {
         return Ok(());
+    }
+    // An interrupted heal ends the run as interrupted, whatever else failed.
+    if let Some(at) = round.failed.iter().position(|f| is_interrupted(&f.error)) {
+        return Err(round.failed.remove(at).error);
     }
     if args.app.is_some() || round.failed.len() == 1 && round.checked.is_empty() {
         return Err(round.failed.remove(0).error);

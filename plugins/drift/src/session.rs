@@ -106,5 +106,6 @@ pub fn heal_options(args: &Args, session: &Session, app: &str) -> HealOptions {
         history_max: args.change.history_max,
         who: session.connection.actor(),
         lock_duration: args.change.lock_duration,
+        cancel: gitops_cli::interrupt::install(),
     }
 }

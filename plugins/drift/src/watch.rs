@@ -1,6 +1,6 @@
 //! `--watch`: check every interval and print only what changed since the last check,
 //! healing each time with `--heal` (a self-healing loop). Ctrl-C stops it between
-//! checks, never in the middle of a heal.
+//! checks (exit 0); during a heal, it stops the heal as it stops a sync (exit 130).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
@@ -9,7 +9,8 @@ use anyhow::Result;
 use gitops::drift::{self, AppDrift, DriftError, ObjectState, Repos};
 use gitops_cli::JsonFormat;
 use gitops_cli::Outcome;
-use gitops_cli::watch::{StopSignal, fetch, now};
+use gitops_cli::interrupt::{self, is_interrupted};
+use gitops_cli::watch::{fetch, now};
 
 use crate::report::{field_line, summary};
 use crate::session::{Session, request};
@@ -23,7 +24,7 @@ enum Seen {
 }
 
 pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
-    let stop = StopSignal::on_ctrl_c();
+    let stop = interrupt::install();
     let what = match &args.app {
         Some(app) => format!("app {app}"),
         None if args.namespaces.all => "every app in every namespace".to_string(),
@@ -37,7 +38,7 @@ pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
     );
     let mut seen: BTreeMap<(String, String), Seen> = BTreeMap::new();
     let mut repos = Repos::default();
-    while !stop.stopped() {
+    while !stop.is_cancelled() {
         if (args.git.is_some() || args.against.is_some())
             && let Err(problem) = fetch(args.repo.location.as_deref())
         {
@@ -45,6 +46,9 @@ pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
         }
         repos.new_round();
         if let Err(error) = round(args, session, &mut repos, &mut seen).await {
+            if is_interrupted(&error) {
+                return Err(error);
+            }
             // `kubectl drift --watch | head`: the reader is gone, so is the point.
             if broken_pipe(&error)
                 || emit(&format!(
@@ -55,10 +59,10 @@ pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
                 break;
             }
         }
-        if stop.stopped() {
+        if stop.is_cancelled() {
             break;
         }
-        stop.sleep(args.repeat.interval).await;
+        interrupt::sleep(&stop, args.repeat.interval).await;
     }
     eprintln!("{} stopped", now());
     Ok(Outcome::Clean)
@@ -127,6 +131,7 @@ async fn round(
                     // Drift that comes back after a heal is news again.
                     seen.insert(key, Seen::Drift(BTreeSet::new()));
                 }
+                Err(error) if is_interrupted(&error) => return Err(error),
                 Err(error) => emit(&format!("{app}: heal failed: {error:#}"))?,
             }
         }

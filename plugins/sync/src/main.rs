@@ -41,8 +41,10 @@ use crate::session::{Session, retry_budget};
   # Follow a branch: sync every new commit (auto-sync), checking every 30 seconds
   kubectl sync origin/main deploy --app shop -n shop --prune --watch --interval 30s
 
-Exit status: 0 the sync succeeded and everything is healthy, 2 or more it failed (the
-release record says why)."
+Exit status: 0 the sync succeeded and everything is healthy, 2 it failed (the release
+record says why), 130 it was interrupted (Ctrl-C or SIGTERM: no new write starts, the
+record says what was and was not applied, the lock is given up; a second signal exits at
+once)."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -85,6 +87,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<Outcome> {
+    // From the start: the lock may be taken while the revision still renders.
+    gitops_cli::interrupt::install();
     if args.repeat.watch && (args.rollback.is_some() || args.dry_run) {
         bail!("--watch follows a revision; it cannot be combined with --rollback or --dry-run");
     }

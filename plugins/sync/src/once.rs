@@ -4,11 +4,13 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Result;
+use gitops::cancel::Cancel;
 use gitops::compare::Missing;
 use gitops::release::record::ReleaseRecord;
-use gitops::sync::{SyncPlan, flow};
+use gitops::sync::{SyncError, SyncPlan, flow};
 use gitops_cli::JsonFormat;
 use gitops_cli::diff_view::{self, View};
+use gitops_cli::interrupt;
 use gitops_cli::{EarlyDiscovery, Outcome, Target};
 
 use crate::job::{self, Job};
@@ -112,6 +114,14 @@ pub async fn sync_once(
         Some(locked) => locked,
         None => lock(args, session, &job.app).await?,
     };
+    if let Some(gone) = locked.taken_over() {
+        let mut err = Prefixed::new(prefix);
+        writeln!(
+            err,
+            "took over the lock of app {} from {}, which is no longer running",
+            gone.app, gone.holder
+        )?;
+    }
     // Without a prompt or a --dry-run nobody reads the preview before it is applied, so a
     // sync that only creates objects need not dry-run them first (it undoes its creations
     // if the server refuses one).
@@ -122,15 +132,21 @@ pub async fn sync_once(
         Missing::FromManifestIfOnlyCreating
     };
     let planned = locked
-        .plan(&session.cluster, &session.store, job, missing)
-        .await?;
+        .plan(
+            &session.cluster,
+            &session.store,
+            job,
+            missing,
+            &session.cancel,
+        )
+        .await
+        .map_err(interrupt::sync_error)?;
     let changes = planned.plan.change_count();
-    let asked = show(args, &planned.plan, &label, out, prefix).and_then(|()| {
-        if args.dry_run || changes == 0 || !prompts {
-            return Ok(true);
-        }
-        confirm(changes)
-    });
+    let asked = match show(args, &planned.plan, &label, out, prefix) {
+        Ok(()) if args.dry_run || changes == 0 || !prompts => Ok(true),
+        Ok(()) => confirm(changes, &session.cancel).await,
+        Err(error) => Err(error),
+    };
     let go_on = match asked {
         Ok(go_on) => go_on,
         Err(error) => {
@@ -152,14 +168,17 @@ pub async fn sync_once(
     }
     let mut display = progress::Display::new(prefix);
     let executed = planned
-        .execute(&session.cluster, &session.store, &mut |event| {
-            display.event(event)
-        })
+        .execute(
+            &session.cluster,
+            &session.store,
+            &session.cancel,
+            &mut |event| display.event(event),
+        )
         .await;
     display.finish();
     Ok(Done {
         record: executed.record,
-        result: executed.result.map_err(Into::into),
+        result: executed.result.map_err(interrupt::sync_error),
         dry_run: None,
     })
 }
@@ -250,15 +269,34 @@ impl Write for Prefixed<'_> {
     }
 }
 
-fn confirm(changes: usize) -> Result<bool> {
-    let mut err = std::io::stderr().lock();
-    write!(
-        err,
-        "Apply {changes} change{}? [y/N] ",
-        if changes == 1 { "" } else { "s" }
-    )?;
-    err.flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+/// Asks on the terminal. Ctrl-C at the question answers it: nothing was written, so the
+/// caller only gives the lock up.
+async fn confirm(changes: usize, cancel: &Cancel) -> Result<bool> {
+    {
+        let mut err = std::io::stderr().lock();
+        write!(
+            err,
+            "Apply {changes} change{}? [y/N] ",
+            if changes == 1 { "" } else { "s" }
+        )?;
+        err.flush()?;
+    }
+    // A thread of its own, not the runtime's blocking pool: the read cannot be stopped,
+    // and the runtime would wait for it when the run ends.
+    let (answered, answer) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let read = std::io::stdin().lock().read_line(&mut answer);
+        let _ = answered.send(read.map(|_| answer));
+    });
+    tokio::select! {
+        answer = answer => {
+            let answer = answer.map_err(|_| anyhow::anyhow!("the question was not answered"))??;
+            Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+        }
+        () = cancel.cancelled() => {
+            eprintln!();
+            Err(interrupt::sync_error(SyncError::InterruptedBeforeWriting))
+        }
+    }
 }

@@ -52,6 +52,8 @@ impl Display {
 
     pub fn event(&mut self, event: SyncEvent<'_>) {
         match event {
+            // The sync prints it when it takes the lock; a heal reports it as an event.
+            SyncEvent::LockTakenOver { .. } => {}
             SyncEvent::Recorded { revision } => self.line(format!("release {revision}: pending")),
             SyncEvent::Phase { name, wave, count } => {
                 let wave = if wave == 0 {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use gitops::app_file::AppSpec;
+use gitops::cancel::Cancel;
 use gitops::kubeconfig::{ConnectOptions, Connection};
 use gitops::live::LiveCluster;
 use gitops::release::store::ReleaseStore;
@@ -21,6 +22,8 @@ pub struct Session {
     pub connection: Connection,
     pub cluster: LiveCluster,
     pub store: ReleaseStore,
+    /// Set by Ctrl-C or SIGTERM: stops the sync between writes.
+    pub cancel: Cancel,
 }
 
 impl Session {
@@ -62,6 +65,7 @@ impl Session {
             connection,
             cluster,
             store,
+            cancel: gitops_cli::interrupt::install(),
         }
     }
 }

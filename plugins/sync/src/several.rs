@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use gitops::release::record::ReleaseRecord;
 use gitops_cli::JsonFormat;
 use gitops_cli::destinations::{self, AppOnContext, Place, Row, Section};
+use gitops_cli::interrupt::Interrupted;
 use gitops_cli::{Outcome, Target};
 
 use crate::job;
@@ -25,7 +26,16 @@ pub async fn run(args: &Args, source: &job::Source, targets: &[Target]) -> Resul
     let work = targets
         .iter()
         .map(|target| sync_destination(args, source, target));
-    destinations::run(work, args.output.format == Some(JsonFormat::Json)).await
+    let reported = destinations::run(work, args.output.format == Some(JsonFormat::Json)).await;
+    // Each interrupted sync's section says how far it got; the run ends as interrupted.
+    if gitops_cli::interrupt::install().is_cancelled() {
+        let how = match &reported {
+            Ok(_) => "every destination finished".to_string(),
+            Err(error) => gitops_cli::targets::one_line(error),
+        };
+        return Err(Interrupted::new(format!("interrupted: {how}")).into());
+    }
+    reported
 }
 
 /// One destination of several: its output kept for its section, the release it left.

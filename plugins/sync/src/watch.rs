@@ -1,32 +1,36 @@
 //! `--watch`: follow a revision (auto-sync), syncing each new commit as it appears. Ctrl-C
-//! stops it between syncs, never in the middle of one.
+//! between syncs stops it (exit 0); during one it stops that sync as it stops any other
+//! (the record says how far it got, the lock is given up, exit 130).
 
 use anyhow::Result;
 use gitops_cli::Outcome;
-use gitops_cli::watch::{StopSignal, fetch, now};
+use gitops_cli::interrupt::{self, is_interrupted};
+use gitops_cli::watch::{fetch, now};
 
 use crate::once::{print_record, sync_once};
 use crate::session::Session;
 use crate::{Args, job};
 
 pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
-    let stop = StopSignal::on_ctrl_c();
+    let stop = &session.cancel;
     log(&format!(
         "watching {} every {}; Ctrl-C stops",
         args.source.revision.as_deref().unwrap_or("HEAD"),
         humantime::format_duration(args.repeat.interval)
     ));
     let mut last_synced: Option<String> = None;
-    while !stop.stopped() {
-        if let Err(error) = check_once(args, session, &mut last_synced).await {
-            log(&format!(
+    while !stop.is_cancelled() {
+        match check_once(args, session, &mut last_synced).await {
+            Ok(()) => {}
+            Err(error) if is_interrupted(&error) => return Err(error),
+            Err(error) => log(&format!(
                 "sync failed: {error:#} (retrying at the next commit or interval)"
-            ));
+            )),
         }
-        if stop.stopped() {
+        if stop.is_cancelled() {
             break;
         }
-        stop.sleep(args.repeat.interval).await;
+        interrupt::sleep(stop, args.repeat.interval).await;
     }
     log("stopped");
     Ok(Outcome::Clean)

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::apply::applyset::{ApplySet, ApplySetError, list_members};
 use crate::apply::order::{prune_order, prune_phases};
+use crate::cancel::Cancel;
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::ObjectKey;
 
@@ -42,19 +43,25 @@ pub fn stale(members: &BTreeMap<ObjectKey, Value>, keep: &BTreeSet<ObjectKey>) -
 /// Deletes the live members of `set` that are not in `keep` (background propagation), in
 /// prune order, deletes within one class at once. With `dry_run` the server only checks
 /// the deletes. Returns what was deleted (or would be); objects already gone, or replaced
-/// by another object of the same name since they were listed, are not in it.
+/// by another object of the same name since they were listed, are not in it. Once
+/// `cancel` is set no new delete starts: what was deleted until then is returned.
 pub async fn prune(
     cluster: &LiveCluster,
     set: &ApplySet,
     keep: &BTreeSet<ObjectKey>,
     dry_run: bool,
+    cancel: &Cancel,
 ) -> Result<Vec<ObjectKey>, PruneError> {
     set.check_tooling()?;
     let members = list_members(cluster, set).await?;
     let members = &members;
     let mut pruned = Vec::new();
     for phase in prune_phases(stale(members, keep)) {
+        if cancel.is_cancelled() {
+            break;
+        }
         let results: Vec<(ObjectKey, Result<bool, LiveError>)> = stream::iter(phase.keys)
+            .take_while(|_| futures::future::ready(!cancel.is_cancelled()))
             .map(|key| async move {
                 let uid = members
                     .get(&key)

@@ -9,12 +9,12 @@ use super::DriftError;
 use super::fields::{IgnoredField, compare_object};
 use super::git::{self, GitRequest, Repos};
 use super::ignore::IgnoreRules;
-use super::model::{Against, AppDrift, ObjectDrift, ObjectState};
+use super::model::{Against, AppDrift, LatestRelease, ObjectDrift, ObjectState};
 use crate::apply::applyset;
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey, ScopeResolver};
 use crate::release::record::{ReleaseRecord, ReleaseStatus};
-use crate::release::store::ReleaseStore;
+use crate::release::store::{RecordMeta, ReleaseStore};
 use crate::render::parse_documents;
 
 /// What to check for one app.
@@ -50,7 +50,16 @@ pub async fn check_app(
     request: &CheckRequest,
 ) -> Result<Checked, DriftError> {
     let store = ReleaseStore::new(cluster.client().clone(), &request.namespace);
-    let release = deployed_release(&store, &request.app).await?;
+    let (release, listed) = futures::join!(
+        deployed_release(&store, &request.app),
+        store.metadata(&request.app)
+    );
+    let release = release?;
+    // Best effort: without the listing the check goes on, only without the notice.
+    let latest = match listed {
+        Ok(listed) => unfinished_after(&store, &request.app, release.revision, &listed).await,
+        Err(_) => None,
+    };
     let release_desired = release_objects(&release, cluster)?;
 
     let revision = request.against.as_deref().or(request.git.as_deref());
@@ -85,6 +94,7 @@ pub async fn check_app(
     };
     let mut live = compare_live(cluster, request, &desired, release_keys.as_ref(), &rules).await?;
     let mut report = AppDrift::new(&request.app, &request.namespace, release.revision, against);
+    report.latest_release = latest;
     report.summary.in_sync = live.in_sync;
     report.objects = live.objects;
     report.ignored = live.ignored;
@@ -145,6 +155,35 @@ async fn deployed_release(store: &ReleaseStore, app: &str) -> Result<ReleaseReco
             namespace: store.namespace().to_string(),
             newest,
         },
+    })
+}
+
+/// The app's newest record if it is newer than `deployed` and pending or failed: what a
+/// sync left half-done (see [`LatestRelease`]). Only that one record is read.
+async fn unfinished_after(
+    store: &ReleaseStore,
+    app: &str,
+    deployed: u32,
+    listed: &[RecordMeta],
+) -> Option<LatestRelease> {
+    let newest = listed.iter().max_by_key(|m| m.revision)?;
+    let unfinished = [ReleaseStatus::Pending, ReleaseStatus::Failed]
+        .iter()
+        .any(|s| newest.status.as_deref() == Some(s.as_str()));
+    if newest.revision <= deployed || !unfinished {
+        return None;
+    }
+    let record = store.get(app, newest.revision).await.ok()??;
+    matches!(
+        record.status,
+        ReleaseStatus::Pending | ReleaseStatus::Failed
+    )
+    .then(|| LatestRelease {
+        release: record.revision,
+        status: record.status.to_string(),
+        who: record.who.clone(),
+        started: record.started,
+        error: record.error.clone(),
     })
 }
 

@@ -18,6 +18,7 @@ use super::DriftError;
 use super::fields::without_fields;
 use super::model::{AppDrift, Healed, ObjectState};
 use crate::apply::health::WaitOptions;
+use crate::cancel::Cancel;
 use crate::compare::Missing;
 use crate::live::LiveCluster;
 use crate::objects::ObjectKey;
@@ -39,6 +40,8 @@ pub struct HealOptions {
     pub who: String,
     /// How long the app's lock lasts without renewal.
     pub lock_duration: Duration,
+    /// Stops the heal as it stops a sync (see [`flow`]).
+    pub cancel: Cancel,
 }
 
 /// Whether healing `report` would change anything.
@@ -75,6 +78,9 @@ pub async fn heal(
         options.lock_duration,
     )
     .await?;
+    if let Some(taken_over) = locked.taken_over() {
+        events(SyncEvent::LockTakenOver { taken_over });
+    }
     let job = match heal_job(&store, cluster, report, release, options).await {
         Ok(job) => job,
         Err(error) => {
@@ -84,9 +90,11 @@ pub async fn heal(
         }
     };
     let planned = locked
-        .plan(cluster, &store, job, Missing::default())
+        .plan(cluster, &store, job, Missing::default(), &options.cancel)
         .await?;
-    let executed = planned.execute(cluster, &store, events).await;
+    let executed = planned
+        .execute(cluster, &store, &options.cancel, events)
+        .await;
     executed.result?;
     let Some(record) = executed.record else {
         return Ok(None);

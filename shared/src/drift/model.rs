@@ -100,6 +100,22 @@ pub struct Healed {
     pub counts: Counts,
 }
 
+/// The app's newest release, when it is newer than the deployed one it was checked
+/// against and did not deploy: a sync still running or one that died (`pending`), or one
+/// that failed or was interrupted part-way (`failed`). Either may have left a half-applied
+/// change, which a check sees as drift.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatestRelease {
+    pub release: u32,
+    /// `pending` or `failed`.
+    pub status: String,
+    pub who: String,
+    pub started: jiff::Timestamp,
+    /// What the failed record says happened (for an interrupted sync: what was and was
+    /// not applied).
+    pub error: Option<String>,
+}
+
 /// One app checked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AppDrift {
@@ -108,6 +124,8 @@ pub struct AppDrift {
     pub namespace: String,
     /// The deployed release.
     pub release: u32,
+    /// Set when a newer release is pending or failed: see [`LatestRelease`].
+    pub latest_release: Option<LatestRelease>,
     pub against: Against,
     pub status: AppStatus,
     pub summary: DriftSummary,
@@ -135,6 +153,7 @@ impl AppDrift {
             app: app.to_string(),
             namespace: namespace.to_string(),
             release,
+            latest_release: None,
             against,
             status: AppStatus::InSync,
             summary: DriftSummary::default(),

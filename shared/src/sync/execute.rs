@@ -1,16 +1,21 @@
 //! Carrying out a plan: record it as pending, apply in order, prune, wait for health, and
-//! finish the record, whatever happens in between.
+//! finish the record, whatever happens in between, an interruption included: once the
+//! caller's [`Cancel`] is set no new write starts, the requests in flight finish, and the
+//! record says what was and was not applied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures::{StreamExt, stream};
+use futures::{StreamExt, future, stream};
 
 use super::plan::SyncPlan;
-use super::{SyncError, SyncEvent, SyncOptions, SyncOutcome, Undo};
+use super::{
+    Interruption, SyncError, SyncEvent, SyncOptions, SyncOutcome, Undo, WAITING_FOR_HEALTH,
+};
 use crate::apply::applyset;
 use crate::apply::health::{Health, WaitOptions, wait_healthy};
 use crate::apply::prune;
+use crate::cancel::Cancel;
 use crate::diff::to_yaml;
 use crate::fingerprint::{LiveMark, applied_hash};
 use crate::live::{FIELD_MANAGER, LiveCluster};
@@ -37,14 +42,19 @@ struct Progress {
 }
 
 /// Runs `plan`: the record is written as pending before the first change and finished
-/// after the last, so a failure leaves a failed record, never a gap.
+/// after the last, so a failure leaves a failed record, never a gap. Cancelled before
+/// that first write, it writes nothing.
 pub async fn execute(
     cluster: &LiveCluster,
     store: &ReleaseStore,
     plan: &SyncPlan,
     options: &SyncOptions,
+    cancel: &Cancel,
     events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
 ) -> Result<SyncOutcome, SyncError> {
+    if cancel.is_cancelled() {
+        return Err(SyncError::InterruptedBeforeWriting);
+    }
     // A record left pending by a sync that died is failed now (we hold the app's lock).
     // One listing of the records (metadata only; the caller's if it made one under the
     // lock) serves that, the new record's number, and superseding and trimming at the end.
@@ -85,7 +95,11 @@ pub async fn execute(
     };
 
     let mut progress = Progress::default();
-    let result = run(cluster, plan, options, &mut progress, events).await;
+    let result = run(cluster, plan, options, cancel, &mut progress, events).await;
+    if changes_nothing && matches!(result, Err(SyncError::Interrupted(_))) {
+        // Nothing was to change, so nothing did: no record either.
+        return Err(SyncError::InterruptedBeforeWriting);
+    }
 
     record.finished = Some(jiff::Timestamp::now());
     record.counts = counts(&progress);
@@ -137,6 +151,7 @@ async fn run(
     cluster: &LiveCluster,
     plan: &SyncPlan,
     options: &SyncOptions,
+    cancel: &Cancel,
     progress: &mut Progress,
     events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
 ) -> Result<(), SyncError> {
@@ -153,6 +168,9 @@ async fn run(
         superset
             .additional_namespaces
             .extend(existing.additional_namespaces.iter().cloned());
+    }
+    if cancel.is_cancelled() {
+        return Err(interrupted("applying", plan, progress));
     }
     // A parent that already says so is not written again (a no-op sync writes nothing).
     if plan.existing.as_ref() != Some(&superset) {
@@ -191,7 +209,9 @@ async fn run(
         // Each answer is reported, and boiled down to what the record keeps, as soon as it
         // arrives: progress shows as it happens, and a thousand answers are never held at
         // once.
+        // Once cancelled, no new apply is started; those under way finish.
         let mut applying = stream::iter(keys)
+            .take_while(|_| future::ready(!cancel.is_cancelled()))
             .map(|key| async move {
                 let created = added.contains(key);
                 let result = match plan.desired.get(key) {
@@ -239,18 +259,9 @@ async fn run(
             }
         }
         if !failed.is_empty() {
-            let applied: Vec<ObjectKey> = progress
-                .actions
-                .iter()
-                .filter(|(_, a)| matches!(**a, "created" | "configured"))
-                .map(|(k, _)| k.clone())
-                .collect();
-            let not_applied: Vec<ObjectKey> = to_apply
-                .iter()
-                .filter(|k| !progress.actions.contains_key(*k))
-                .cloned()
-                .collect();
-            let undo = if plan.comparison.unchecked_creates.is_empty() {
+            let (applied, not_applied) = applied_so_far(&to_apply, progress);
+            // Undoing creations is writing too: not once the caller has asked to stop.
+            let undo = if plan.comparison.unchecked_creates.is_empty() || cancel.is_cancelled() {
                 None
             } else {
                 Some(undo_creations(cluster, progress, events).await)
@@ -262,6 +273,9 @@ async fn run(
                 undo,
             });
         }
+        if cancel.is_cancelled() {
+            return Err(interrupted("applying", plan, progress));
+        }
         if phase.name == "crds" {
             // Custom resources of these CRDs come in later phases.
             let crds: Vec<ObjectKey> = phase.keys.clone();
@@ -269,7 +283,13 @@ async fn run(
                 timeout: CRD_ESTABLISH_TIMEOUT,
                 poll_interval: Duration::from_millis(250),
             };
-            let health = wait_healthy(cluster, &crds, &wait, &mut |_, _| {}).await?;
+            let mut quiet = |_: &ObjectKey, _: &Health| {};
+            let health = tokio::select! {
+                health = wait_healthy(cluster, &crds, &wait, &mut quiet) => health?,
+                () = cancel.cancelled() => {
+                    return Err(interrupted("waiting for CRDs to be established", plan, progress));
+                }
+            };
             if let Some((key, h)) = health.iter().find(|(_, h)| **h != Health::Healthy) {
                 return Err(SyncError::Unhealthy {
                     objects: vec![(key.clone(), h.to_string())],
@@ -280,12 +300,20 @@ async fn run(
     }
 
     if plan.prune && !plan.stale.is_empty() {
+        if cancel.is_cancelled() {
+            return Err(interrupted("pruning", plan, progress));
+        }
         let keep: BTreeSet<ObjectKey> = plan.desired.keys().cloned().collect();
-        let pruned = prune::prune(cluster, &superset, &keep, false).await?;
+        let pruned = prune::prune(cluster, &superset, &keep, false, cancel).await?;
         for key in &pruned {
             events(SyncEvent::Pruned { key });
         }
         progress.pruned = pruned;
+        // Stopped part-way: the parent keeps listing every kind, so a later prune finds
+        // the members left.
+        if cancel.is_cancelled() {
+            return Err(interrupted("pruning", plan, progress));
+        }
     }
     // Once pruned, the parent lists exactly what the revision has; without pruning the
     // stale members still exist and stay listed.
@@ -301,7 +329,12 @@ async fn run(
         });
         let mut on_change =
             |key: &ObjectKey, health: &Health| events(SyncEvent::Health { key, health });
-        let health = wait_healthy(cluster, &keys, wait, &mut on_change).await?;
+        let health = tokio::select! {
+            health = wait_healthy(cluster, &keys, wait, &mut on_change) => health?,
+            () = cancel.cancelled() => {
+                return Err(interrupted(WAITING_FOR_HEALTH, plan, progress));
+            }
+        };
         let unhealthy: Vec<(ObjectKey, String)> = health
             .iter()
             .filter(|(_, h)| **h != Health::Healthy)
@@ -331,6 +364,47 @@ async fn run(
     }
     progress.marks = marks;
     Ok(())
+}
+
+/// (applied, not applied): the objects of `to_apply` this sync created or configured so
+/// far, and those it has not got to.
+fn applied_so_far(
+    to_apply: &BTreeSet<ObjectKey>,
+    progress: &Progress,
+) -> (Vec<ObjectKey>, Vec<ObjectKey>) {
+    let applied = progress
+        .actions
+        .iter()
+        .filter(|(_, a)| matches!(**a, "created" | "configured"))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let not_applied = to_apply
+        .iter()
+        .filter(|k| !progress.actions.contains_key(*k))
+        .cloned()
+        .collect();
+    (applied, not_applied)
+}
+
+/// The error of a sync its caller stopped while it was `during` something.
+fn interrupted(during: &'static str, plan: &SyncPlan, progress: &Progress) -> SyncError {
+    let (applied, not_applied) = applied_so_far(&plan.to_apply(), progress);
+    let not_pruned = if plan.prune {
+        plan.stale
+            .keys()
+            .filter(|k| !progress.pruned.contains(k))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    SyncError::Interrupted(Interruption {
+        during,
+        applied,
+        not_applied,
+        pruned: progress.pruned.clone(),
+        not_pruned,
+    })
 }
 
 /// What a sync keeps of one apply's answer.

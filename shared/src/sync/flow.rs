@@ -6,16 +6,21 @@
 //! through [`lock`], [`Locked::plan`] and [`Planned::execute`] (or [`Planned::stop`]);
 //! `kubectl diff-git` plans without a lock, through [`preview`]. What the commands keep
 //! is theirs alone: parsing flags, the question on a terminal, and printing.
+//!
+//! A [`Cancel`] (the plugins set it on Ctrl-C or SIGTERM) is checked throughout: while
+//! planning, the plan's reads are dropped and the lock given up, with nothing written;
+//! while executing, no new write starts and the record says how far the sync got.
 
 use std::time::Duration;
 
 use super::{PlanOptions, SyncError, SyncEvent, SyncOptions, SyncPlan, execute, plan_with_parent};
 use crate::apply::applyset::{self, ApplySet, ApplySetError, ApplySetId};
+use crate::cancel::Cancel;
 use crate::compare::{Conflict, Missing, against_cluster};
 use crate::diff::{ChangeSet, NormaliseOptions};
 use crate::fingerprint::Fingerprints;
 use crate::live::LiveCluster;
-use crate::lock::{self, KeepAlive};
+use crate::lock::{self, KeepAlive, TakenOver};
 use crate::objects::DesiredSet;
 use crate::release::record::ReleaseRecord;
 use crate::release::store::ReleaseStore;
@@ -60,6 +65,12 @@ pub async fn lock(
 }
 
 impl Locked {
+    /// The holder whose lock this one replaced at once, because it was a process on this
+    /// host that is no longer running: for the caller to say so.
+    pub fn taken_over(&self) -> Option<&TakenOver> {
+        self.lock.lock().taken_over()
+    }
+
     /// Gives the lock up without planning (the command stopped before it could plan).
     pub async fn release(self) -> Result<(), SyncError> {
         Ok(self.lock.release().await?)
@@ -68,17 +79,22 @@ impl Locked {
     /// Plans `job` under the lock. The reads the plan needs go out together: the last
     /// deployed release (its fingerprints spare dry-runs), the records' metadata (the
     /// sync numbers, supersedes and trims from it), and the LISTs of the objects' kinds.
-    /// `missing` says how objects that do not exist yet are compared. A plan that fails
-    /// gives the lock up.
+    /// `missing` says how objects that do not exist yet are compared. A plan that fails,
+    /// or is cancelled (it only reads, so it stops at once), gives the lock up.
     pub async fn plan(
         self,
         cluster: &LiveCluster,
         store: &ReleaseStore,
         job: SyncJob,
         missing: Missing,
+        cancel: &Cancel,
     ) -> Result<Planned, SyncError> {
         let Locked { lock, parent } = self;
-        match plan_locked(cluster, store, job, parent, missing).await {
+        let planned = tokio::select! {
+            planned = plan_locked(cluster, store, job, parent, missing) => planned,
+            () = cancel.cancelled() => Err(SyncError::InterruptedBeforeWriting),
+        };
+        match planned {
             Ok((plan, options)) => Ok(Planned {
                 plan,
                 options,
@@ -156,11 +172,13 @@ impl Planned {
     }
 
     /// Carries the plan out (the lock is checked first: a long question may have outlived
-    /// it), records the release, and gives the lock up.
+    /// it), records the release, and gives the lock up, also when `cancel` stops it
+    /// part-way (then the record is finished as failed, saying what was and was not done).
     pub async fn execute(
         self,
         cluster: &LiveCluster,
         store: &ReleaseStore,
+        cancel: &Cancel,
         events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
     ) -> Executed {
         let Planned {
@@ -176,10 +194,12 @@ impl Planned {
                 result: Err(lost.into()),
             };
         }
-        let result = execute(cluster, store, &plan, &options, events).await;
+        let result = execute(cluster, store, &plan, &options, cancel, events).await;
         let released = lock.release().await;
         let record = match &result {
             Ok(outcome) => Some(outcome.record.clone()),
+            // Nothing was recorded: the newest record is an earlier sync's.
+            Err(SyncError::InterruptedBeforeWriting) => None,
             // The failed record says what happened.
             Err(_) => store
                 .list(&plan.app)
