@@ -14,6 +14,7 @@ mod health;
 mod helm;
 mod help;
 mod hostile;
+mod interrupts;
 mod prune;
 mod rbac;
 mod release_archives;
