@@ -14,7 +14,7 @@ use crate::apply::applyset;
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey, ScopeResolver};
 use crate::release::record::{ReleaseRecord, ReleaseStatus};
-use crate::release::store::{RecordMeta, ReleaseStore};
+use crate::release::store::ReleaseStore;
 use crate::render::parse_documents;
 
 /// What to check for one app.
@@ -50,16 +50,8 @@ pub async fn check_app(
     request: &CheckRequest,
 ) -> Result<Checked, DriftError> {
     let store = ReleaseStore::new(cluster.client().clone(), &request.namespace);
-    let (release, listed) = futures::join!(
-        deployed_release(&store, &request.app),
-        store.metadata(&request.app)
-    );
-    let release = release?;
-    // Best effort: without the listing the check goes on, only without the notice.
-    let latest = match listed {
-        Ok(listed) => unfinished_after(&store, &request.app, release.revision, &listed).await,
-        Err(_) => None,
-    };
+    let release = deployed_release(&store, &request.app).await?;
+    let latest = unfinished_after(&store, &request.app, release.revision).await;
     let release_desired = release_objects(&release, cluster)?;
 
     let revision = request.against.as_deref().or(request.git.as_deref());
@@ -158,22 +150,23 @@ async fn deployed_release(store: &ReleaseStore, app: &str) -> Result<ReleaseReco
     })
 }
 
+/// How many releases after the deployed one [`unfinished_after`] reads at most.
+const NEWER_READ: u32 = 10;
+
 /// The app's newest record if it is newer than `deployed` and pending or failed: what a
-/// sync left half-done (see [`LatestRelease`]). Only that one record is read.
-async fn unfinished_after(
-    store: &ReleaseStore,
-    app: &str,
-    deployed: u32,
-    listed: &[RecordMeta],
-) -> Option<LatestRelease> {
-    let newest = listed.iter().max_by_key(|m| m.revision)?;
-    let unfinished = [ReleaseStatus::Pending, ReleaseStatus::Failed]
-        .iter()
-        .any(|s| newest.status.as_deref() == Some(s.as_str()));
-    if newest.revision <= deployed || !unfinished {
-        return None;
+/// sync left half-done (see [`LatestRelease`]). Records are numbered one after another, so
+/// the ones after `deployed` are read by name until one is missing: in the usual case one
+/// GET that finds nothing, and no LIST of records that hold whole manifests. Best effort:
+/// a read that fails only leaves the notice out.
+async fn unfinished_after(store: &ReleaseStore, app: &str, deployed: u32) -> Option<LatestRelease> {
+    let mut newest = None;
+    for revision in deployed.saturating_add(1)..=deployed.saturating_add(NEWER_READ) {
+        match store.get(app, revision).await {
+            Ok(Some(record)) => newest = Some(record),
+            _ => break,
+        }
     }
-    let record = store.get(app, newest.revision).await.ok()??;
+    let record = newest?;
     matches!(
         record.status,
         ReleaseStatus::Pending | ReleaseStatus::Failed
