@@ -16,7 +16,7 @@ fn config_maps(count: usize) -> String {
         .collect()
 }
 
-fn sync_cmd(cluster: &TestCluster, repo: &GitFixture, args: &[&str]) -> Command {
+pub(crate) fn sync_cmd(cluster: &TestCluster, repo: &GitFixture, args: &[&str]) -> Command {
     let mut cmd = cluster.kubectl();
     cmd.arg("sync")
         .args(args)

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 
+use crate::faults::sync_cmd;
+
 /// The label that sends a ConfigMap's admission to the silent webhook.
 const SLOW: &str = "kubectl-gitops-test/slow";
 
@@ -164,13 +166,33 @@ fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-fn sync_cmd(cluster: &TestCluster, repo: &GitFixture, args: &[&str]) -> Command {
-    let mut cmd = cluster.kubectl();
-    cmd.arg("sync")
-        .args(args)
-        .current_dir(repo.path())
-        .stdin(Stdio::null());
-    cmd
+/// App `app` in `namespace` synced with `first`; then the webhook (holding for
+/// `hold_seconds`) installed and a sync of `then` started, one apply at a time, and
+/// waited for until its request about the labelled ConfigMap is held.
+fn start_held(
+    cluster: &TestCluster,
+    namespace: &str,
+    app: &str,
+    (first, then): (&str, &str),
+    hold_seconds: u32,
+) -> (GitFixture, SilentWebhook, Child) {
+    let repo = GitFixture::new();
+    repo.write("cms.yaml", first);
+    repo.commit("first");
+    let args = ["--app", app, "-n", namespace];
+    let out = sync_cmd(cluster, &repo, &args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+
+    let webhook = SilentWebhook::new(cluster, namespace, hold_seconds);
+    repo.write("cms.yaml", then);
+    repo.commit("then");
+    let calls = webhook.calls();
+    let child = spawn(sync_cmd(cluster, &repo, &args));
+    assert!(
+        wait_for(Duration::from_secs(120), || webhook.calls() > calls),
+        "the sync never reached the held ConfigMap"
+    );
+    (repo, webhook, child)
 }
 
 fn spawn(mut cmd: Command) -> Child {
@@ -250,6 +272,19 @@ fn synced_config_maps(cluster: &TestCluster, namespace: &str) -> usize {
         .count()
 }
 
+/// After the interrupted release 2, release 3 deployed every one of the `count` ConfigMaps.
+fn assert_converged(cluster: &TestCluster, namespace: &str, app: &str, count: usize) {
+    assert_eq!(synced_config_maps(cluster, namespace), count);
+    assert_eq!(
+        cluster.release_statuses(namespace, app),
+        vec![
+            (1, "superseded".to_string()),
+            (2, "failed".to_string()),
+            (3, "deployed".to_string())
+        ]
+    );
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap()
@@ -270,22 +305,14 @@ fn sigint_mid_apply_finishes_the_request_in_flight_records_what_was_applied_and_
     let cluster = TestCluster::get();
     let ns = cluster.namespace("int-apply");
     let n = ns.name.as_str();
-    let repo = GitFixture::new();
-    repo.write("cms.yaml", &config_maps(1, None));
-    repo.commit("one");
     let args = ["--app", "many", "-n", n];
-    let out = sync_cmd(cluster, &repo, &args).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-
     // 300 more, one at a time; the apply of cm-150 is held by the webhook for 5 s.
-    let webhook = SilentWebhook::new(cluster, n, 5);
-    repo.write("cms.yaml", &config_maps(300, Some(150)));
-    repo.commit("three hundred");
-    let calls = webhook.calls();
-    let child = spawn(sync_cmd(cluster, &repo, &args));
-    assert!(
-        wait_for(Duration::from_secs(120), || webhook.calls() > calls),
-        "the sync never reached cm-150"
+    let (repo, webhook, child) = start_held(
+        cluster,
+        n,
+        "many",
+        (&config_maps(1, None), &config_maps(300, Some(150))),
+        5,
     );
     interrupt(&child);
     let (out, _) = finish_within(child, Duration::from_secs(60));
@@ -350,15 +377,7 @@ fn sigint_mid_apply_finishes_the_request_in_flight_records_what_was_applied_and_
         "{}",
         describe(&out)
     );
-    assert_eq!(synced_config_maps(cluster, n), 300);
-    assert_eq!(
-        cluster.release_statuses(n, "many"),
-        vec![
-            (1, "superseded".to_string()),
-            (2, "failed".to_string()),
-            (3, "deployed".to_string())
-        ]
-    );
+    assert_converged(cluster, n, "many", 300);
 }
 
 #[test]
@@ -366,22 +385,14 @@ fn a_second_sigint_exits_at_once_and_the_next_sync_takes_the_dead_holders_lock_o
     let cluster = TestCluster::get();
     let ns = cluster.namespace("int-twice");
     let n = ns.name.as_str();
-    let repo = GitFixture::new();
-    repo.write("cms.yaml", &config_maps(1, None));
-    repo.commit("one");
     let args = ["--app", "twice", "-n", n];
-    let out = sync_cmd(cluster, &repo, &args).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-
     // The apply of cm-001 is held for 20 s.
-    let webhook = SilentWebhook::new(cluster, n, 20);
-    repo.write("cms.yaml", &config_maps(3, Some(1)));
-    repo.commit("three");
-    let calls = webhook.calls();
-    let child = spawn(sync_cmd(cluster, &repo, &args));
-    assert!(
-        wait_for(Duration::from_secs(60), || webhook.calls() > calls),
-        "the sync never reached cm-001"
+    let (repo, webhook, child) = start_held(
+        cluster,
+        n,
+        "twice",
+        (&config_maps(1, None), &config_maps(3, Some(1))),
+        20,
     );
     let pid = child.id();
     interrupt(&child);
@@ -440,15 +451,7 @@ fn a_second_sigint_exits_at_once_and_the_next_sync_takes_the_dead_holders_lock_o
         describe(&out)
     );
     assert_eq!(lease_holder(cluster, n, "twice"), None);
-    assert_eq!(synced_config_maps(cluster, n), 3);
-    assert_eq!(
-        cluster.release_statuses(n, "twice"),
-        vec![
-            (1, "superseded".to_string()),
-            (2, "failed".to_string()),
-            (3, "deployed".to_string())
-        ]
-    );
+    assert_converged(cluster, n, "twice", 3);
 }
 
 #[test]
@@ -456,24 +459,10 @@ fn sigint_while_planning_gives_the_lock_up_and_writes_nothing() {
     let cluster = TestCluster::get();
     let ns = cluster.namespace("int-plan");
     let n = ns.name.as_str();
-    let repo = GitFixture::new();
-    repo.write("cms.yaml", &config_maps(3, Some(1)));
-    repo.commit("three");
-    let args = ["--app", "plan", "-n", n];
-    let out = sync_cmd(cluster, &repo, &args).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-
     // cm-001 changes, so the plan dry-runs it: the webhook holds that dry run for 20 s.
-    let webhook = SilentWebhook::new(cluster, n, 20);
-    let changed = config_maps(3, Some(1)).replace("value: \"1\"", "value: \"changed\"");
-    repo.write("cms.yaml", &changed);
-    repo.commit("change one");
-    let calls = webhook.calls();
-    let child = spawn(sync_cmd(cluster, &repo, &args));
-    assert!(
-        wait_for(Duration::from_secs(60), || webhook.calls() > calls),
-        "the plan never dry-ran cm-001"
-    );
+    let first = config_maps(3, Some(1));
+    let changed = first.replace("value: \"1\"", "value: \"changed\"");
+    let (_repo, _webhook, child) = start_held(cluster, n, "plan", (&first, &changed), 20);
     interrupt(&child);
     let (out, took) = finish_within(child, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
