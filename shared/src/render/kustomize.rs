@@ -194,9 +194,9 @@ fn without_tmp(message: &str, tmp: &Path) -> String {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
+    use crate::render::tests::snapshot;
     use crate::render::{Renderer, detect, render as render_any};
     use serde_json::json;
-    use std::collections::BTreeMap;
     use std::path::PathBuf;
 
     /// The kubectl under test: `$KUBECTL`, else `kubectl` on PATH. A missing one fails.
@@ -206,17 +206,6 @@ mod tests {
         RenderOptions {
             kubectl,
             ..RenderOptions::default()
-        }
-    }
-
-    fn snapshot(root: &str, files: &[(&str, &str)]) -> Snapshot {
-        Snapshot {
-            files: files
-                .iter()
-                .map(|(path, text)| (path.to_string(), text.as_bytes().to_vec()))
-                .collect::<BTreeMap<_, _>>(),
-            root: root.to_string(),
-            commit: None,
         }
     }
 

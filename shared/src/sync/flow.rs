@@ -166,11 +166,6 @@ pub struct Executed {
 }
 
 impl Planned {
-    /// The options the sync runs with, as completed under the lock.
-    pub fn options(&self) -> &SyncOptions {
-        &self.options
-    }
-
     /// Carries the plan out (the lock is checked first: a long question may have outlived
     /// it), records the release, and gives the lock up, also when `cancel` stops it
     /// part-way (then the record is finished as failed, saying what was and was not done).

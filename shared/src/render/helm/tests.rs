@@ -2,22 +2,12 @@
 //! (`$HELM`, else `helm` on PATH: a missing one fails).
 
 use super::*;
+use crate::render::tests::snapshot;
 use crate::render::{
     RenderOptions, Renderer, chart_info as chart_info_any, detect, render as render_any,
 };
 use crate::source::CommitInfo;
 use serde_json::json;
-
-fn snapshot(root: &str, files: &[(&str, &str)]) -> Snapshot {
-    Snapshot {
-        files: files
-            .iter()
-            .map(|(path, text)| (path.to_string(), text.as_bytes().to_vec()))
-            .collect(),
-        root: root.to_string(),
-        commit: None,
-    }
-}
 
 fn options(values_files: &[&str], set: &[&str]) -> RenderOptions {
     let binary = std::env::var_os("HELM").map_or_else(|| PathBuf::from("helm"), PathBuf::from);
