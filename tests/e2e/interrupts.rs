@@ -8,11 +8,12 @@
 //! apply is in flight until the webhook's timeout, then goes through. The socket seeing
 //! the connection is the cluster saying the sync got there.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
@@ -24,7 +25,7 @@ const SLOW: &str = "kubectl-gitops-test/slow";
 
 /// A webhook that holds the admission of ConfigMaps labelled [`SLOW`] in one namespace for
 /// its whole timeout; deleted when dropped.
-struct SilentWebhook {
+pub(crate) struct SilentWebhook {
     name: String,
     calls: Arc<AtomicUsize>,
 }
@@ -76,7 +77,7 @@ webhooks:
         webhook
     }
 
-    fn calls(&self) -> usize {
+    pub(crate) fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
 
@@ -148,7 +149,7 @@ fn config_map(name: &str, slow: bool, value: &str) -> String {
 }
 
 /// ConfigMaps `cm-000` .. : the one numbered `slow` labelled for the webhook.
-fn config_maps(count: usize, slow: Option<usize>) -> String {
+pub(crate) fn config_maps(count: usize, slow: Option<usize>) -> String {
     (0..count)
         .map(|i| config_map(&format!("cm-{i:03}"), Some(i) == slow, &i.to_string()))
         .collect()
@@ -169,13 +170,13 @@ fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 /// App `app` in `namespace` synced with `first`; then the webhook (holding for
 /// `hold_seconds`) installed and a sync of `then` started, one apply at a time, and
 /// waited for until its request about the labelled ConfigMap is held.
-fn start_held(
+pub(crate) fn start_held(
     cluster: &TestCluster,
     namespace: &str,
     app: &str,
     (first, then): (&str, &str),
     hold_seconds: u32,
-) -> (GitFixture, SilentWebhook, Child) {
+) -> (GitFixture, SilentWebhook, Running) {
     let repo = GitFixture::new();
     repo.write("cms.yaml", first);
     repo.commit("first");
@@ -195,16 +196,46 @@ fn start_held(
     (repo, webhook, child)
 }
 
-fn spawn(mut cmd: Command) -> Child {
-    cmd.env("KUBECTL_GITOPS_CONCURRENCY", "1")
+/// A spawned sync whose output is read as it comes: a preview larger than a pipe's
+/// buffer would otherwise block it on a write while the test waits for it to end.
+pub(crate) struct Running {
+    child: Child,
+    stdout: JoinHandle<Vec<u8>>,
+    stderr: JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+fn read_all(mut from: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = from.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+fn spawn(mut cmd: Command) -> Running {
+    let mut child = cmd
+        .env("KUBECTL_GITOPS_CONCURRENCY", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    let stdout = read_all(child.stdout.take().unwrap());
+    let stderr = read_all(child.stderr.take().unwrap());
+    Running {
+        child,
+        stdout,
+        stderr,
+    }
 }
 
 /// kubectl execs the plugin, so the child's pid is the plugin's.
-fn interrupt(child: &Child) {
+pub(crate) fn interrupt(child: &Running) {
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -212,15 +243,20 @@ fn interrupt(child: &Child) {
     assert!(status.success(), "kill -INT failed");
 }
 
-/// Waits for `child` to end within `limit`, and returns its output.
-fn finish_within(mut child: Child, limit: Duration) -> (Output, Duration) {
+/// Waits for `running` to end within `limit`, and returns its output.
+pub(crate) fn finish_within(mut running: Running, limit: Duration) -> (Output, Duration) {
     let started = Instant::now();
-    let ended = wait_for(limit, || child.try_wait().unwrap().is_some());
+    let ended = wait_for(limit, || running.child.try_wait().unwrap().is_some());
     if !ended {
-        let _ = child.kill();
+        let _ = running.child.kill();
     }
     let took = started.elapsed();
-    let out = child.wait_with_output().unwrap();
+    let status = running.child.wait().unwrap();
+    let out = Output {
+        status,
+        stdout: running.stdout.join().unwrap(),
+        stderr: running.stderr.join().unwrap(),
+    };
     assert!(ended, "still running after {limit:?}: {}", describe(&out));
     (out, took)
 }
@@ -230,7 +266,7 @@ fn stderr(out: &Output) -> String {
 }
 
 /// The Lease's holder, if the Lease exists.
-fn lease_holder(cluster: &TestCluster, namespace: &str, app: &str) -> Option<String> {
+pub(crate) fn lease_holder(cluster: &TestCluster, namespace: &str, app: &str) -> Option<String> {
     let out = cluster
         .kubectl()
         .args([
