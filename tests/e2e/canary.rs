@@ -68,12 +68,11 @@ fn every_plugin_in_every_mode_keeps_the_canary_secret_and_token_out_of_its_outpu
             expect(&run(cluster, &repo, &args), &[1]);
         }
     }
-    let out = run(
-        cluster,
-        &repo,
-        &[&["sync", "HEAD", "--dry-run"][..], &app, &["-v=6"]].concat(),
-    );
-    expect(&out, &[0]);
+    // A dry run has changes to show (exit 1), its document too, masked alike.
+    for mode in [&[][..], &["-o", "json"]] {
+        let args = [&["sync", "HEAD", "--dry-run"][..], &app, mode, &["-v=6"]].concat();
+        expect(&run(cluster, &repo, &args), &[1]);
+    }
     let out = run(
         cluster,
         &repo,

@@ -9,6 +9,7 @@ mod cluster;
 mod concurrency;
 mod diff_git;
 mod drift;
+mod dry_run;
 mod faults;
 mod health;
 mod helm;

@@ -31,7 +31,7 @@ spec: {selector: {app: web}, ports: [{port: 80}]}
 ";
 
 /// The Role documented for `plugin` (docs/rbac/<plugin>.yaml), as YAML.
-fn documented_role(plugin: &str) -> Value {
+pub(crate) fn documented_role(plugin: &str) -> Value {
     let path = workspace_root().join(format!("docs/rbac/{plugin}.yaml"));
     let text = std::fs::read_to_string(&path).unwrap();
     serde_yaml_ng::Deserializer::from_str(&text)
@@ -41,7 +41,7 @@ fn documented_role(plugin: &str) -> Value {
 }
 
 /// A ServiceAccount bound to `role` (created in the namespace) and nothing else.
-fn user_with_role(
+pub(crate) fn user_with_role(
     cluster: &TestCluster,
     ns: &str,
     name: &str,

@@ -53,7 +53,8 @@ pub struct Args {
     apps: AppListArgs,
     #[command(flatten)]
     app: AppNameArgs,
-    /// Show what would change and stop.
+    /// Show what would change and stop, writing nothing (no lock, no record); exit 1 if
+    /// something would change.
     #[arg(long)]
     dry_run: bool,
     /// Apply without asking (a non-interactive stdin never asks).

@@ -6,6 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::Result;
 use gitops::cancel::Cancel;
 use gitops::compare::Missing;
+use gitops::diff::ChangeSet;
 use gitops::release::record::ReleaseRecord;
 use gitops::sync::{SyncError, SyncPlan, flow};
 use gitops_cli::JsonFormat;
@@ -36,11 +37,16 @@ pub async fn revision(
     .await?;
     let namespace = discovering.connection.namespace.clone();
     let (app, lock_duration) = (target.app.clone(), args.change.lock_duration);
+    // A dry run writes nothing, the Lease included.
+    let locks = !args.dry_run;
     let reading = tokio::spawn(async move {
         let (connection, cluster) = discovering.discovered().await?;
         let who = connection.actor();
         let namespace = &connection.namespace;
-        let locked = flow::lock(&cluster, namespace, &app, &who, lock_duration).await;
+        let locked = match locks {
+            true => Some(flow::lock(&cluster, namespace, &app, &who, lock_duration).await),
+            false => None,
+        };
         anyhow::Ok((connection, cluster, locked))
     });
     let rendered = job::render(args, source, target, &namespace);
@@ -50,10 +56,10 @@ pub async fn revision(
     let session = Session::new(connection, cluster);
     let job = rendered.and_then(|r| job::from_rendered(args, &session, source, target, r));
     // Rendering's errors come first; then the lock's (held, an invalid app name).
-    let (job, locked) = match (job, locked) {
+    let (job, locked) = match (job, locked.transpose()) {
         (Ok(job), Ok(locked)) => (job, locked),
         (Err(error), locked) => {
-            if let Ok(locked) = locked {
+            if let Ok(Some(locked)) = locked {
                 // Best effort: the error that stopped the sync is the one to report.
                 let _ = locked.release().await;
             }
@@ -61,7 +67,7 @@ pub async fn revision(
         }
         (Ok(_), Err(error)) => return Err(error.into()),
     };
-    single(args, &session, job, Some(locked)).await
+    single(args, &session, job, locked).await
 }
 
 /// One app on one cluster, printing as it goes.
@@ -77,7 +83,16 @@ pub async fn single(
         print_record(args, &mut out, record)?;
     }
     done.result?;
-    Ok(Outcome::Clean)
+    match done.dry_run {
+        Some(dry_run) => {
+            if args.output.format == Some(JsonFormat::Json) {
+                serde_json::to_writer_pretty(&mut out, &dry_run.document)?;
+                writeln!(out)?;
+            }
+            Ok(dry_run.outcome())
+        }
+        None => Ok(Outcome::Clean),
+    }
 }
 
 pub fn print_record(args: &Args, out: &mut dyn Write, record: &ReleaseRecord) -> Result<()> {
@@ -93,8 +108,25 @@ pub fn print_record(args: &Args, out: &mut dyn Write, record: &ReleaseRecord) ->
 pub struct Done {
     pub record: Option<ReleaseRecord>,
     pub result: Result<()>,
-    /// For --dry-run: how many changes there would be.
-    pub dry_run: Option<usize>,
+    /// For --dry-run: what would change.
+    pub dry_run: Option<DryRun>,
+}
+
+/// What a --dry-run found.
+pub struct DryRun {
+    pub changes: usize,
+    /// `-o json`'s document: the app, where it is, and diff-git's document of the changes.
+    pub document: serde_json::Value,
+}
+
+impl DryRun {
+    /// As diff-git's: 1 when the sync would change something, so CI can gate on it.
+    pub fn outcome(&self) -> Outcome {
+        match self.changes {
+            0 => Outcome::Clean,
+            _ => Outcome::Differences,
+        }
+    }
 }
 
 /// One sync, start to finish: lock, plan, show, confirm, execute. The preview goes to
@@ -109,6 +141,9 @@ pub async fn sync_once(
     prefix: Option<&str>,
     locked: Option<flow::Locked>,
 ) -> Result<Done> {
+    if args.dry_run {
+        return dry_run(args, session, job, out, prefix).await;
+    }
     let Job { sync: job, label } = job;
     let locked = match locked {
         Some(locked) => locked,
@@ -126,7 +161,7 @@ pub async fn sync_once(
     // sync that only creates objects need not dry-run them first (it undoes its creations
     // if the server refuses one).
     let prompts = !assume_yes && std::io::stdin().is_terminal();
-    let missing = if args.dry_run || prompts {
+    let missing = if prompts {
         Missing::DryRun
     } else {
         Missing::FromManifestIfOnlyCreating
@@ -143,8 +178,8 @@ pub async fn sync_once(
         .map_err(interrupt::sync_error)?;
     let changes = planned.plan.change_count();
     let asked = match show(args, &planned.plan, &label, out, prefix) {
-        Ok(()) if args.dry_run || changes == 0 || !prompts => Ok(true),
-        Ok(()) => confirm(changes, &session.cancel).await,
+        Ok(_) if changes == 0 || !prompts => Ok(true),
+        Ok(_) => confirm(changes, &session.cancel).await,
         Err(error) => Err(error),
     };
     let go_on = match asked {
@@ -155,15 +190,13 @@ pub async fn sync_once(
             return Err(error);
         }
     };
-    if args.dry_run || !go_on {
-        if !go_on {
-            eprintln!("nothing applied");
-        }
+    if !go_on {
+        eprintln!("nothing applied");
         planned.stop().await?;
         return Ok(Done {
             record: None,
             result: Ok(()),
-            dry_run: args.dry_run.then_some(changes),
+            dry_run: None,
         });
     }
     let mut display = progress::Display::new(prefix);
@@ -183,6 +216,57 @@ pub async fn sync_once(
     })
 }
 
+/// `--dry-run`: the plan a sync would carry out, shown as it would show it, made with
+/// diff-git's reads alone (no lock, nothing written).
+async fn dry_run(
+    args: &Args,
+    session: &Session,
+    job: Job,
+    out: &mut dyn Write,
+    prefix: Option<&str>,
+) -> Result<Done> {
+    let Job { sync: job, label } = job;
+    let app = job.app.clone();
+    let planned = flow::dry_run(&session.cluster, &session.store, job, &session.cancel)
+        .await
+        .map_err(interrupt::sync_error)?;
+    if planned.parent_forbidden {
+        writeln!(
+            Prefixed::new(prefix),
+            "warning: the ApplySet parent of app {app} may not be read with these credentials: \
+             what a sync would prune is not shown"
+        )?;
+    }
+    let plan = &planned.plan;
+    let preview = show(args, plan, &label, out, prefix)?;
+    let changes = plan.change_count();
+    let view = View {
+        changes: &preview,
+        before: "live",
+        after: &label,
+        conflicts: &plan.comparison.conflicts,
+        context: 3,
+        color: false,
+    };
+    let mut document = serde_json::json!({
+        "app": app,
+        "namespace": plan.namespace,
+        "context": session.connection.context.as_deref().unwrap_or("in-cluster"),
+        "dry_run": true,
+        "dry_run_changes": changes,
+    });
+    if let (Some(item), serde_json::Value::Object(changes)) =
+        (document.as_object_mut(), diff_view::document(&view))
+    {
+        item.extend(changes);
+    }
+    Ok(Done {
+        record: None,
+        result: Ok(()),
+        dry_run: Some(DryRun { changes, document }),
+    })
+}
+
 /// Takes `app`'s lock (and reads its parent) for a sync that did not take it ahead.
 async fn lock(args: &Args, session: &Session, app: &str) -> Result<flow::Locked> {
     let connection = &session.connection;
@@ -192,14 +276,15 @@ async fn lock(args: &Args, session: &Session, app: &str) -> Result<flow::Locked>
     Ok(flow::lock(&session.cluster, namespace, app, &who, duration).await?)
 }
 
-/// The plan as diff-git shows it (unless -o), then warnings and notes on stderr.
+/// The plan as diff-git shows it (unless -o), then warnings and notes on stderr. Returns
+/// the changes shown (Secrets masked unless --show-secrets).
 fn show(
     args: &Args,
     plan: &SyncPlan,
     label: &str,
     out: &mut dyn Write,
     prefix: Option<&str>,
-) -> Result<()> {
+) -> Result<ChangeSet> {
     let mut preview = plan.preview();
     if !args.output.show_secrets {
         preview.mask_secrets();
@@ -231,7 +316,7 @@ fn show(
                 .join(", ")
         )?;
     }
-    Ok(())
+    Ok(preview)
 }
 
 /// Lines for stderr, each after a prefix naming the destination when several run at once.

@@ -21,7 +21,7 @@ pub fn table(out: &mut dyn Write, record: &ReleaseRecord) -> io::Result<()> {
         table.add_row([object.key.to_string(), object.action.clone(), health]);
     }
     if !record.objects.is_empty() {
-        writeln!(out, "{table}")?;
+        writeln!(out, "{}", gitops_cli::table::text(&table))?;
     }
     writeln!(out, "{}", summary(record))?;
     out.flush()

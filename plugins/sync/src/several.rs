@@ -6,12 +6,12 @@ use std::io::{IsTerminal, Write};
 use anyhow::{Result, bail};
 use gitops::release::record::ReleaseRecord;
 use gitops_cli::JsonFormat;
-use gitops_cli::destinations::{self, AppOnContext, Place, Row, Section};
+use gitops_cli::destinations::{self, AppOnContext, Layout, Place, Row, Section};
 use gitops_cli::interrupt::Interrupted;
 use gitops_cli::{Outcome, Target};
 
 use crate::job;
-use crate::once::{Done, sync_once};
+use crate::once::{Done, DryRun, sync_once};
 use crate::session::Session;
 use crate::{Args, report};
 
@@ -26,7 +26,11 @@ pub async fn run(args: &Args, source: &job::Source, targets: &[Target]) -> Resul
     let work = targets
         .iter()
         .map(|target| sync_destination(args, source, target));
-    let reported = destinations::run(work, args.output.format == Some(JsonFormat::Json)).await;
+    let reported = destinations::run(
+        work,
+        Layout::json_or_sections(args.output.format == Some(JsonFormat::Json)),
+    )
+    .await;
     // Each interrupted sync's section says how far it got; the run ends as interrupted.
     if gitops_cli::interrupt::install().is_cancelled() {
         let how = match &reported {
@@ -43,8 +47,8 @@ struct Destination {
     place: AppOnContext,
     output: Vec<u8>,
     record: Option<ReleaseRecord>,
-    /// For --dry-run, how many changes there would be.
-    result: Result<Option<usize>>,
+    /// What a --dry-run found.
+    result: Result<Option<DryRun>>,
 }
 
 impl Destination {
@@ -117,11 +121,13 @@ impl Section for Destination {
     }
 
     /// The release's document when there is one (its own `error` says why a failed sync
-    /// failed), else what is known of the destination.
+    /// failed), a dry run's document as one app's `--dry-run -o json` prints it, else what
+    /// is known of the destination.
     fn item(&self) -> serde_json::Value {
-        let mut item = match &self.record {
-            Some(record) => report::document(record),
-            None => serde_json::json!({
+        let mut item = match (&self.record, &self.result) {
+            (Some(record), _) => report::document(record),
+            (None, Ok(Some(dry_run))) => dry_run.document.clone(),
+            (None, _) => serde_json::json!({
                 "app": self.place.app,
                 "namespace": self.place.namespace,
                 "error": self.error(),
@@ -129,16 +135,21 @@ impl Section for Destination {
         };
         if let Some(item) = item.as_object_mut() {
             item.insert("context".into(), self.place.context.clone().into());
-            if let Ok(Some(changes)) = &self.result {
-                item.insert("dry_run_changes".into(), (*changes).into());
-            }
+            item.entry("error").or_insert(serde_json::Value::Null);
         }
         item
     }
 
+    fn outcome(&self) -> Outcome {
+        match &self.result {
+            Ok(Some(dry_run)) => dry_run.outcome(),
+            _ => Outcome::Clean,
+        }
+    }
+
     fn rows(&self) -> Vec<Row> {
         let result = match &self.result {
-            Ok(Some(changes)) => Ok(format!("dry run: {changes} change(s)")),
+            Ok(Some(dry_run)) => Ok(format!("dry run: {} change(s)", dry_run.changes)),
             Ok(None) => Ok(self
                 .record
                 .as_ref()

@@ -4,7 +4,8 @@
 //!
 //! `kubectl sync` (a revision, `--watch`, `--rollback`) and `kubectl drift --heal` go
 //! through [`lock`], [`Locked::plan`] and [`Planned::execute`] (or [`Planned::stop`]);
-//! `kubectl diff-git` plans without a lock, through [`preview`]. What the commands keep
+//! `kubectl diff-git` plans without a lock, through [`preview`], and `kubectl sync
+//! --dry-run` through [`dry_run`]. What the commands keep
 //! is theirs alone: parsing flags, the question on a terminal, and printing.
 //!
 //! A [`Cancel`] (the plugins set it on Ctrl-C or SIGTERM) is checked throughout: while
@@ -225,6 +226,42 @@ pub struct Preview {
     pub parent_forbidden: bool,
 }
 
+/// What the commands that write nothing read before they plan: the parent (None when it
+/// is missing or may not be read) and the last deployed release's fingerprints.
+struct Unlocked {
+    parent: Option<ApplySet>,
+    parent_forbidden: bool,
+    known: Option<Fingerprints>,
+}
+
+/// Reads the parent and the records alongside (they matter only if the parent exists),
+/// and lists the objects' kinds meanwhile: the LISTs need neither. No lock: nothing is
+/// written, so nothing needs keeping out.
+async fn read_unlocked(
+    cluster: &LiveCluster,
+    store: &ReleaseStore,
+    app: &str,
+    desired: &DesiredSet,
+) -> Result<Unlocked, SyncError> {
+    let namespace = store.namespace();
+    let members = ApplySetId::for_app(app, namespace).member_selector();
+    let (parent, known, ()) = futures::join!(
+        applyset::read(cluster, namespace, app),
+        known_fingerprints(store, app),
+        cluster.prefetch(desired.keys(), Some(&members))
+    );
+    let (parent, parent_forbidden) = match parent {
+        Ok(parent) => (parent, false),
+        Err(error) if error.is_forbidden() => (None, true),
+        Err(error) => return Err(error.into()),
+    };
+    Ok(Unlocked {
+        parent,
+        parent_forbidden,
+        known,
+    })
+}
+
 /// Plans `desired` as app `app` with records in `store`'s namespace, without a lock and
 /// writing nothing. A synced app (one with an ApplySet parent) shows exactly what
 /// `kubectl sync --prune` would do, removals included; an app never synced is compared
@@ -235,33 +272,21 @@ pub async fn preview(
     app: &str,
     desired: DesiredSet,
 ) -> Result<Preview, SyncError> {
-    let namespace = store.namespace().to_string();
-    // The records are read alongside the parent (they matter only if the parent exists),
-    // and the objects' kinds are listed meanwhile: the LISTs need neither.
     let reads = cluster.shared_reads();
-    let members = ApplySetId::for_app(app, &namespace).member_selector();
-    let (parent, known, ()) = futures::join!(
-        applyset::read(cluster, &namespace, app),
-        known_fingerprints(store, app),
-        cluster.prefetch(desired.keys(), Some(&members))
-    );
-    let (parent, parent_forbidden) = match parent {
-        Ok(parent) => (parent, false),
-        Err(error) if error.is_forbidden() => (None, true),
-        Err(error) => return Err(error.into()),
-    };
-    let preview = if parent.is_some() {
+    let read = read_unlocked(cluster, store, app, &desired).await?;
+    let preview = if read.parent.is_some() {
         let options = PlanOptions {
             prune: true,
-            known: known.as_ref(),
+            known: read.known.as_ref(),
             ..PlanOptions::default()
         };
-        let plan = plan_with_parent(cluster, parent, app, &namespace, desired, options).await?;
+        let namespace = store.namespace();
+        let plan = plan_with_parent(cluster, read.parent, app, namespace, desired, options).await?;
         Preview {
             changes: plan.change_set(),
             conflicts: plan.comparison.conflicts,
             missing_namespaces: plan.comparison.missing_namespaces,
-            parent_forbidden,
+            parent_forbidden: read.parent_forbidden,
         }
     } else {
         let comparison =
@@ -270,11 +295,59 @@ pub async fn preview(
             changes: comparison.changes,
             conflicts: comparison.conflicts,
             missing_namespaces: comparison.missing_namespaces,
-            parent_forbidden,
+            parent_forbidden: read.parent_forbidden,
         }
     };
     drop(reads);
     Ok(preview)
+}
+
+/// A sync's plan made without its lock, for `kubectl sync --dry-run`.
+pub struct DryRun {
+    pub plan: SyncPlan,
+    /// The app's ApplySet parent could not be read (forbidden): the plan is made as if the
+    /// app had never been synced, so it prunes nothing.
+    pub parent_forbidden: bool,
+}
+
+/// Plans `job` exactly as a sync would (its prune choice, the ApplySet labels it adds),
+/// with only the reads `kubectl diff-git` makes: no Lease, no record, no parent is
+/// written, so it needs diff-git's permissions alone and never stands in a sync's way.
+/// Cancelling it stops it at once.
+pub async fn dry_run(
+    cluster: &LiveCluster,
+    store: &ReleaseStore,
+    job: SyncJob,
+    cancel: &Cancel,
+) -> Result<DryRun, SyncError> {
+    let planning = async {
+        let reads = cluster.shared_reads();
+        let read = read_unlocked(cluster, store, &job.app, &job.desired).await?;
+        let options = PlanOptions {
+            prune: job.prune || job.options.rollback_of.is_some(),
+            known: read.known.as_ref(),
+            missing: Missing::DryRun,
+        };
+        let namespace = store.namespace();
+        let plan = plan_with_parent(
+            cluster,
+            read.parent,
+            &job.app,
+            namespace,
+            job.desired,
+            options,
+        )
+        .await?;
+        drop(reads);
+        Ok(DryRun {
+            plan,
+            parent_forbidden: read.parent_forbidden,
+        })
+    };
+    tokio::select! {
+        planned = planning => planned,
+        () = cancel.cancelled() => Err(SyncError::InterruptedBeforeWriting),
+    }
 }
 
 /// `app`'s last deployed release, if there is one and it can be read: without it (and its
