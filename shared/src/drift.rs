@@ -55,8 +55,16 @@ pub enum DriftError {
         revision: u32,
         message: String,
     },
-    #[error("app {app} has no releases in namespace {namespace} (kubectl sync creates them)")]
-    NoRelease { app: String, namespace: String },
+    #[error(
+        "app {app} has no releases in namespace {namespace} (kubectl sync creates them){}",
+        crate::release::elsewhere::hint(app, elsewhere)
+    )]
+    NoRelease {
+        app: String,
+        namespace: String,
+        /// The other namespaces where the app has releases.
+        elsewhere: Vec<String>,
+    },
     #[error("app {app} has no deployed release in namespace {namespace}: {newest}")]
     NoDeployedRelease {
         app: String,

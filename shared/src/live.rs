@@ -388,6 +388,23 @@ impl LiveCluster {
         })
     }
 
+    /// The kinds discovery knows, each with its group: for telling a user which kind they
+    /// may have meant.
+    pub fn served_kinds(&self) -> Vec<(String, String)> {
+        let Ok(discovery) = self.discovery.read() else {
+            return Vec::new();
+        };
+        discovery
+            .groups()
+            .flat_map(|group| {
+                group
+                    .recommended_resources()
+                    .into_iter()
+                    .map(|(resource, _)| (resource.group, resource.kind))
+            })
+            .collect()
+    }
+
     /// Discovers again: kinds served by CRDs created since [`LiveCluster::connect`].
     pub async fn refresh_discovery(&self) -> Result<(), LiveError> {
         let fresh = Discovery::new(self.client.clone())

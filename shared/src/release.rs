@@ -1,5 +1,6 @@
 //! Release records: what each sync did, kept in the cluster as Secrets.
 
+pub mod elsewhere;
 pub mod helm;
 pub mod history;
 pub mod record;

@@ -951,3 +951,41 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
     );
     assert_eq!(dry_runs_since(offset), Vec::<String>::new());
 }
+
+#[test]
+fn with_repo_the_path_is_inside_that_repository_wherever_the_command_runs() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("dg-repo");
+    let repo = GitFixture::new();
+    repo.write(
+        "apps/web/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {k: v}\n",
+    );
+    repo.write(
+        "apps/api/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: api}\ndata: {k: v}\n",
+    );
+    repo.commit("two apps");
+    let top = repo.path().to_str().unwrap();
+    // From inside another directory of the checkout, and from outside it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for cwd in [repo.path().join("apps/api"), elsewhere.path().to_path_buf()] {
+        let out = cluster
+            .kubectl()
+            .args([
+                "diff-git", "HEAD", "apps/web", "--repo", top, "-n", &ns.name,
+            ])
+            .args(["-o", "name"])
+            .current_dir(&cwd)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "configmap/web\n",
+            "from {}: {}",
+            cwd.display(),
+            describe(&out)
+        );
+    }
+}

@@ -452,6 +452,44 @@ fn ignore_rules_from_flags_config_file_and_annotations_and_heal_leaves_them_alon
 }
 
 #[test]
+fn an_ignore_rule_for_a_kind_the_cluster_does_not_serve_is_named_with_a_guess() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("dr-typo");
+    let n = ns.name.as_str();
+    let repo = repo_with(&[("app/web.yaml", WEB)]);
+    sync(cluster, &repo, "typo", n);
+    cluster.kubectl_ok(&["scale", "-n", n, "deployment/web", "--replicas=3"]);
+    let typo = "Deploymnet.apps:/spec/replicas";
+    let out = drift(cluster, &["typo", "-n", n, "--ignore-path", typo]);
+    // The rule ignores nothing, so the scale is drift; and stderr says why.
+    code(&out, 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("kind Deploymnet.apps matches nothing")
+            && err.contains("did you mean Deployment.apps?"),
+        "{}",
+        describe(&out)
+    );
+    // Spelt right: no warning, and no drift.
+    let out = drift(
+        cluster,
+        &[
+            "typo",
+            "-n",
+            n,
+            "--ignore-path",
+            "Deployment.apps:/spec/replicas",
+        ],
+    );
+    code(&out, 0);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("matches nothing"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
 fn every_app_in_a_namespace_or_all_namespaces_one_row_each() {
     let cluster = TestCluster::get();
     let first = cluster.namespace("dr-all-a");

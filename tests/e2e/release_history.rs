@@ -503,6 +503,26 @@ fn errors_are_one_clear_sentence() {
         json_of(cluster, &["-n", &empty.name, "-o", "json"]),
         json!({"apps": []})
     );
+
+    // An app looked for in the wrong namespace (no -n: the context's): release-history and
+    // drift say where its releases are. The app is named after this test's namespace, so
+    // no other test has one.
+    let app = n;
+    ok(&sync(cluster, &repo, &["--app", app, "-n", n, "--wait=false"]));
+    let hint = format!("app {app} has releases in namespace {n}: add -n {n}");
+    let err = fails(&history(cluster, &[app, "-n", &empty.name]));
+    assert!(err.contains(&hint), "{err}");
+    let drift = cluster
+        .kubectl()
+        .args(["drift", app, "-n", &empty.name])
+        .output()
+        .unwrap();
+    let err = fails(&drift);
+    assert!(
+        err.contains(&format!("app {app} has no releases in namespace {}", empty.name))
+            && err.contains(&hint),
+        "{err}"
+    );
 }
 
 #[test]

@@ -98,6 +98,30 @@ fn kubectl_completes_contexts_namespaces_flags_and_apps() {
 }
 
 #[test]
+fn a_completion_script_written_into_a_closed_pipe_ends_quietly() {
+    // `kubectl sync completion bash | head -1`, with head gone before the script is written.
+    let cluster = TestCluster::get();
+    for plugin in PLUGINS {
+        for shell in ["bash", "zsh", "fish", "powershell"] {
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            let out = cluster
+                .kubectl()
+                .args([plugin, "completion", shell])
+                .stdout(writer)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && !err.contains("panicked"),
+                "{plugin} completion {shell}: {}",
+                describe(&out)
+            );
+        }
+    }
+}
+
+#[test]
 fn every_plugin_prints_completion_scripts_version_and_examples() {
     let cluster = TestCluster::get();
     for plugin in PLUGINS {

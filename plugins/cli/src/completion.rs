@@ -59,8 +59,17 @@ fn print_script<C: CommandFactory>(bin_name: &str, shell: Option<&str>) -> ExitC
         }
     };
     let mut command = C::command();
-    clap_complete::generate(shell, &mut command, bin_name, &mut std::io::stdout());
-    ExitCode::SUCCESS
+    // Into memory first: clap_complete panics on a failed write, and a closed stdout
+    // (`completion bash | head -1`) ends the run quietly, as for every other output.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, bin_name, &mut script);
+    match std::io::stdout().lock().write_all(&script) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: cannot write the completion script: {error}");
+            ExitCode::from(2)
+        }
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 /// The connection flags found among the words typed so far.

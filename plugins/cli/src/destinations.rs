@@ -1,6 +1,7 @@
 //! A run over several destinations, reported alike by every plugin: a headed section per
 //! destination (as `tail` heads each file), a line on stderr for each that failed, then a
-//! summary table with a row each, or one `{"items": [...]}` document with `-o json`; the
+//! summary table with a row each; or one `{"items": [...]}` document with `-o json`; or,
+//! for output meant for `xargs` (`-o name`), each section's lines and nothing else. The
 //! run fails (exit 2) when any destination did, after the others were reported.
 //!
 //! A plugin says what its destinations are through [`Section`]; [`run`] works them out at
@@ -39,20 +40,42 @@ pub trait Section {
     }
 }
 
+/// How the destinations are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// A headed section each, then the summary table.
+    Sections,
+    /// One `{"items": [...]}` document.
+    Items,
+    /// Each section's lines, without headings or summary: one list for a pipe.
+    Lines,
+}
+
+impl Layout {
+    /// `-o json` gives items; anything else the sections.
+    pub fn json_or_sections(json: bool) -> Layout {
+        match json {
+            true => Layout::Items,
+            false => Layout::Sections,
+        }
+    }
+}
+
 /// Works out every destination at once, then reports them in the order given.
-pub async fn run<S, W>(work: W, json: bool) -> Result<Outcome>
+pub async fn run<S, W>(work: W, layout: Layout) -> Result<Outcome>
 where
     S: Section,
     W: IntoIterator,
     W::Item: Future<Output = S>,
 {
     let sections = futures::future::join_all(work).await;
-    report(&sections, json)
+    report(&sections, layout)
 }
 
 /// Prints each section (text) or collects its item (`json`), then the summary table or
 /// the items; the outcome is the worst of them, or the error saying how many failed.
-pub fn report<S: Section>(sections: &[S], json: bool) -> Result<Outcome> {
+pub fn report<S: Section>(sections: &[S], layout: Layout) -> Result<Outcome> {
+    let json = layout == Layout::Items;
     let mut out = io::stdout().lock();
     let mut err = io::stderr();
     let mut rows = Vec::new();
@@ -60,7 +83,7 @@ pub fn report<S: Section>(sections: &[S], json: bool) -> Result<Outcome> {
     let mut outcome = Outcome::Clean;
     for section in sections {
         let place = section.place();
-        if !json {
+        if layout == Layout::Sections {
             writeln!(out, "==> {} <==", place.heading())?;
         }
         section.warn(&mut err)?;
@@ -78,12 +101,16 @@ pub fn report<S: Section>(sections: &[S], json: bool) -> Result<Outcome> {
         }
         rows.extend(section.rows());
     }
-    if json {
-        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "items": items }))?;
-        writeln!(out)?;
-    } else {
-        writeln!(out)?;
-        summary(&mut out, &rows)?;
+    match layout {
+        Layout::Items => {
+            serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "items": items }))?;
+            writeln!(out)?;
+        }
+        Layout::Sections => {
+            writeln!(out)?;
+            summary(&mut out, &rows)?;
+        }
+        Layout::Lines => out.flush()?,
     }
     failed(&rows, S::COUNTED)?;
     Ok(outcome)
@@ -172,7 +199,7 @@ fn summary(out: &mut dyn Write, rows: &[Row]) -> io::Result<()> {
         };
         table.add_row([&row.app, &row.context, &row.namespace, &result]);
     }
-    writeln!(out, "{table}")?;
+    writeln!(out, "{}", crate::table::text(&table))?;
     out.flush()
 }
 

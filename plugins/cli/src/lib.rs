@@ -11,6 +11,7 @@ mod exit;
 pub mod flags;
 pub mod interrupt;
 mod source_args;
+pub mod table;
 pub mod targets;
 pub mod watch;
 

@@ -13,8 +13,9 @@ pub struct SourceArgs {
     /// if it names one.
     #[arg(value_name = "REVISION")]
     pub revision: Option<String>,
-    /// The path inside the repository holding the manifests (default: the current
-    /// directory inside a checkout, the whole repository with --repo).
+    /// The path inside the repository holding the manifests: relative to the current
+    /// directory inside a checkout (default: that directory), to the repository's top
+    /// with --repo (default: all of it).
     #[arg(value_name = "PATH")]
     pub path: Option<String>,
     #[command(flatten)]
@@ -78,6 +79,13 @@ impl SourceArgs {
             Some(spec) => source::open_repo(spec)?,
             None => Repo::discover(&cwd)?,
         };
+        // With --repo, PATH is inside that repository: relative to its top, wherever the
+        // command runs. Without it, relative to the current directory, as git's paths are.
+        let base = match (&self.repo.location, repo.workdir()) {
+            (Some(_), Some(top)) => top.to_path_buf(),
+            _ => cwd,
+        };
+        let cwd = base;
         // The first positional is a revision, a range, or (when it names one) a path.
         let (selection, path) = match &self.revision {
             None => (None, self.path.clone()),

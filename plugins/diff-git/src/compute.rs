@@ -11,7 +11,7 @@ use gitops::release::store::ReleaseStore;
 use gitops::render::RenderOptions;
 use gitops::source::LoadedTree;
 use gitops::sync::flow;
-use gitops_cli::destinations;
+use gitops_cli::destinations::{self, Layout};
 use gitops_cli::targets::Target;
 use gitops_cli::{ConnectionArgs, EarlyDiscovery, Outcome};
 
@@ -24,7 +24,7 @@ pub fn between_revisions(
     old: &LoadedTree,
     new: &LoadedTree,
     mut targets: Vec<Target>,
-    json: bool,
+    layout: Layout,
 ) -> Result<Outcome> {
     targets.dedup_by(|a, b| a.app == b.app);
     let mut compared: Vec<Compared> = targets
@@ -38,7 +38,7 @@ pub fn between_revisions(
         })
         .collect();
     if compared.len() > 1 {
-        return destinations::report(&compared, json);
+        return destinations::report(&compared, layout);
     }
     match compared.pop() {
         Some(one) => alone(args, &one.computed?),
@@ -53,7 +53,7 @@ pub async fn on_clusters(
     tree: &LoadedTree,
     targets: &[Target],
     early: Option<EarlyDiscovery>,
-    json: bool,
+    layout: Layout,
 ) -> Result<Outcome> {
     if let [target] = targets {
         let (_, _, computed) = against_cluster_of(args, tree, target, early).await?;
@@ -79,7 +79,7 @@ pub async fn on_clusters(
             ),
         }
     });
-    destinations::run(work, json).await
+    destinations::run(work, layout).await
 }
 
 /// One destination's comparison, ready to print.

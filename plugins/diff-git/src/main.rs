@@ -11,6 +11,7 @@ use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use gitops::source::{TreeSpec, read_tree};
 use gitops::sync::app_name_for_path;
+use gitops_cli::destinations::Layout;
 use gitops_cli::targets;
 use gitops_cli::{
     AppListArgs, AppNameArgs, ConnectionArgs, EarlyDiscovery, Outcome, OutputArgs, Selection,
@@ -107,9 +108,13 @@ async fn run(args: Args) -> Result<Outcome> {
         &tree.snapshot,
         (&source.repo_label(), &tree.label),
     )?;
-    let json = args.output.format == Some(Format::Json);
+    let layout = match args.output.format {
+        Some(Format::Json) => Layout::Items,
+        Some(Format::Name) => Layout::Lines,
+        _ => Layout::Sections,
+    };
     match &range {
-        Some(old) => compute::between_revisions(&args, old, &tree, destinations, json),
-        None => compute::on_clusters(&args, &tree, &destinations, early, json).await,
+        Some(old) => compute::between_revisions(&args, old, &tree, destinations, layout),
+        None => compute::on_clusters(&args, &tree, &destinations, early, layout).await,
     }
 }

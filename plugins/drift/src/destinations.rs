@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::Result;
 use gitops::app_file::{AppFile, AppSpec};
 use gitops::source::{self, Repo, TreeSpec, read_tree};
-use gitops_cli::destinations::{Place, Row, Section};
+use gitops_cli::destinations::{Layout, Place, Row, Section};
 use gitops_cli::targets;
 use gitops_cli::{Outcome, Target};
 
@@ -208,5 +208,9 @@ pub async fn run(
             }
         }
     });
-    gitops_cli::destinations::run(work, args.output.format == Some(JsonFormat::Json)).await
+    gitops_cli::destinations::run(
+        work,
+        Layout::json_or_sections(args.output.format == Some(JsonFormat::Json)),
+    )
+    .await
 }

@@ -138,7 +138,7 @@ fn table(args: &Args, namespace: &str, round: &Round) -> String {
         }
         table.add_row(row);
     }
-    out.push_str(&format!("{table}\n"));
+    out.push_str(&format!("{}\n", gitops_cli::table::text(&table)));
     for checked in &round.checked {
         if let Some(line) = latest_release_line(&checked.report, "its drift") {
             out.push_str(&format!("note: {line}\n"));

@@ -41,6 +41,10 @@ impl Session {
                 .unwrap_or(DEFAULT_TIMEOUT);
         }
         let cluster = LiveCluster::connect(&connection).await?;
+        warn_unknown_kinds(&cluster, &rules);
+        for spec in &listed {
+            warn_unknown_kinds(&cluster, &spec.ignore_rules());
+        }
         Ok(Session {
             connection,
             cluster,
@@ -53,6 +57,69 @@ impl Session {
     pub fn spec(&self, app: &str) -> Option<&AppSpec> {
         self.listed.iter().find(|spec| spec.name == app)
     }
+}
+
+/// A rule naming a kind the cluster does not serve matches nothing: a misspelt
+/// `--ignore-path Deploymnet:/spec/replicas` would silently ignore nothing. Said on stderr
+/// (not refused: the kind's CRD may be missing on only some of the clusters checked).
+fn warn_unknown_kinds(cluster: &LiveCluster, rules: &IgnoreRules) {
+    let served = cluster.served_kinds();
+    for rule in &rules.rules {
+        let Some(kind) = &rule.kind else { continue };
+        let serves = |(group, served): &(String, String)| {
+            served == kind && rule.group.as_ref().is_none_or(|g| g == group)
+        };
+        if served.iter().any(serves) {
+            continue;
+        }
+        let named = match &rule.group {
+            Some(group) if !group.is_empty() => format!("{kind}.{group}"),
+            _ => kind.clone(),
+        };
+        let guess = served
+            .iter()
+            .find(|(_, served)| similar(served, kind))
+            .map(|(group, served)| match group.as_str() {
+                "" => format!(" (did you mean {served}?)"),
+                group => format!(" (did you mean {served}.{group}?)"),
+            })
+            .unwrap_or_default();
+        eprintln!(
+            "warning: the ignore rule for kind {named} matches nothing: the cluster serves no such kind{guess}"
+        );
+    }
+}
+
+/// The same letters ignoring case, or one letter off, or two swapped: a likely typo.
+fn similar(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (
+        a.to_lowercase().chars().collect(),
+        b.to_lowercase().chars().collect(),
+    );
+    if a == b {
+        return true;
+    }
+    if a.len() == b.len() {
+        let differ: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+        return match differ.as_slice() {
+            [_] => true,
+            [i, j] => *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i],
+            _ => false,
+        };
+    }
+    let (short, long) = if a.len() < b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    long.len() == short.len() + 1
+        && (0..long.len()).any(|skip| {
+            long.iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, c)| c)
+                .eq(short.iter())
+        })
 }
 
 /// The rules from --ignore-manager, --ignore-path and --config.
@@ -107,5 +174,26 @@ pub fn heal_options(args: &Args, session: &Session, app: &str) -> HealOptions {
         who: session.connection.actor(),
         lock_duration: args.change.lock_duration,
         cancel: gitops_cli::interrupt::install(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::similar;
+
+    #[test]
+    fn a_typo_of_a_kind_is_similar_and_another_kind_is_not() {
+        for (typed, kind) in [
+            ("Deploymnet", "Deployment"),
+            ("deployment", "Deployment"),
+            ("Deploment", "Deployment"),
+            ("ConfigMapp", "ConfigMap"),
+            ("Secert", "Secret"),
+        ] {
+            assert!(similar(typed, kind), "{typed} ~ {kind}");
+        }
+        for (typed, kind) in [("Service", "Secret"), ("Job", "CronJob"), ("Pod", "Node")] {
+            assert!(!similar(typed, kind), "{typed} !~ {kind}");
+        }
     }
 }

@@ -13,6 +13,7 @@ use super::model::{Against, AppDrift, LatestRelease, ObjectDrift, ObjectState};
 use crate::apply::applyset;
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey, ScopeResolver};
+use crate::release::elsewhere::{self, Records};
 use crate::release::record::{ReleaseRecord, ReleaseStatus};
 use crate::release::store::ReleaseStore;
 use crate::render::parse_documents;
@@ -141,6 +142,13 @@ async fn deployed_release(store: &ReleaseStore, app: &str) -> Result<ReleaseReco
         None => DriftError::NoRelease {
             app: app.to_string(),
             namespace: store.namespace().to_string(),
+            elsewhere: elsewhere::namespaces_of(
+                store.client(),
+                app,
+                Records::Ours,
+                store.namespace(),
+            )
+            .await,
         },
         Some(newest) => DriftError::NoDeployedRelease {
             app: app.to_string(),

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::api_error::scope;
 use crate::objects::{ObjectKey, ObjectsError};
+use crate::release::elsewhere;
 use crate::release::helm::{self, HelmError, HelmRelease};
 use crate::release::record::{Counts, ObjectResult, ReleaseRecord};
 use crate::release::store::{StoreError, UnreadableRecord};
@@ -275,14 +276,17 @@ pub enum HistoryError {
     #[error(transparent)]
     Unreadable(UnreadableRecord),
     #[error(
-        "no releases of app {app} in namespace {namespace}{}",
-        known_apps(known)
+        "no releases of app {app} in namespace {namespace}{}{}",
+        known_apps(known),
+        elsewhere::hint(app, elsewhere)
     )]
     NoSuchApp {
         app: String,
         namespace: String,
         /// The apps that do have releases there.
         known: Vec<String>,
+        /// The other namespaces where the app has releases.
+        elsewhere: Vec<String>,
     },
     #[error(
         "app {app} has no release {revision} in namespace {namespace} (its releases: {})",

@@ -250,6 +250,10 @@ impl ReleaseStore {
         }
     }
 
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub fn namespace(&self) -> &str {
         &self.namespace
     }

@@ -5,6 +5,7 @@ use kube::Client;
 
 use super::{AppHistory, AppSummary, HistoryError, Release, Source, Unreadable};
 use crate::app_identity::validate_app_name;
+use crate::release::elsewhere::{self, Records};
 use crate::release::helm;
 use crate::release::store::{self, ReleaseStore};
 
@@ -114,15 +115,25 @@ pub async fn history(
                     .collect(),
             ),
             (true, true) => {
-                // Name the apps that do exist; if even that fails, the error stands alone.
-                let known = apps(client, Some(namespace), only)
-                    .await
+                // Name the apps that do exist, and where this one is; if even that fails,
+                // the error stands alone.
+                let records = match only {
+                    Some(Source::Gitops) => Records::Ours,
+                    Some(Source::Helm) => Records::Helm,
+                    None => Records::Both,
+                };
+                let (known, elsewhere) = futures::join!(
+                    apps(client, Some(namespace), only),
+                    elsewhere::namespaces_of(client, app, records, namespace)
+                );
+                let known = known
                     .map(|apps| apps.into_iter().map(|a| a.app).collect())
                     .unwrap_or_default();
                 return Err(HistoryError::NoSuchApp {
                     app: app.to_string(),
                     namespace: namespace.to_string(),
                     known: dedup(known),
+                    elsewhere,
                 });
             }
         };

@@ -206,9 +206,20 @@ fn errors_read_as_one_sentence_with_context() {
         app: "shop".into(),
         namespace: "apps".into(),
         known: vec!["web".into()],
+        elsewhere: Vec::new(),
     };
     assert_eq!(
         none.to_string(),
         "no releases of app shop in namespace apps (apps with releases there: web)"
+    );
+    let there = HistoryError::NoSuchApp {
+        app: "shop".into(),
+        namespace: "default".into(),
+        known: Vec::new(),
+        elsewhere: vec!["apps".into()],
+    };
+    assert_eq!(
+        there.to_string(),
+        "no releases of app shop in namespace default (no app has releases there); app shop has releases in namespace apps: add -n apps"
     );
 }
