@@ -237,19 +237,30 @@ fn sync_dry_run_beside_a_running_sync_neither_waits_for_nor_disturbs_it() {
         (&config_maps(1, None), &config_maps(20, Some(10))),
         20,
     );
+    let calls = webhook.calls();
     let holder = lease_holder(cluster, n, "held");
     assert!(holder.is_some(), "the running sync holds the lock");
-    let calls = webhook.calls();
 
-    // Meanwhile: a dry run of the same app, which a sync would be refused for.
-    let out = sync_cmd(cluster, &repo, &["--app", "held", "-n", n, "--dry-run"])
-        .output()
-        .unwrap();
+    // Meanwhile: a dry run of the same app, which a sync would be refused for. Of the
+    // revision before (the running sync's held ConfigMap would hold it up too): with
+    // --prune it would delete what the running sync has applied so far (cm-001 to
+    // cm-009, applied one at a time before the held cm-010).
+    let out = sync_cmd(
+        cluster,
+        &repo,
+        &["HEAD~1", "--app", "held", "-n", n, "--dry-run", "--prune"],
+    )
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 changed, 0 added, 9 removed"),
+        "{}",
+        describe(&out)
+    );
+    // The running sync still holds its lock, and is still held at cm-010.
     assert_eq!(lease_holder(cluster, n, "held"), holder);
-    // Its server-side dry run of the held ConfigMap went to the webhook too, and was not
-    // held up by the lock.
-    assert!(webhook.calls() > calls);
+    assert_eq!(webhook.calls(), calls);
 
     interrupt(&running);
     let (out, _) = finish_within(running, Duration::from_secs(60));
