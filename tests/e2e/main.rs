@@ -5,10 +5,12 @@
 mod applyset;
 mod apps;
 mod canary;
+mod cascade;
 mod cluster;
 mod concurrency;
 mod diff_git;
 mod drift;
+mod empty_render;
 mod faults;
 mod health;
 mod helm;

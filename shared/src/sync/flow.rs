@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use super::refusal::{self, Guard};
 use super::{PlanOptions, SyncError, SyncEvent, SyncOptions, SyncPlan, execute, plan_with_parent};
 use crate::apply::applyset::{self, ApplySet, ApplySetError, ApplySetId};
 use crate::cancel::Cancel;
@@ -37,6 +38,9 @@ pub struct SyncJob {
     /// The manifest to record instead of the desired objects' (see
     /// [`SyncPlan::record_manifest`]).
     pub record_manifest: Option<String>,
+    /// What the sync may prune beyond the members, and what the revision's path holds
+    /// when it rendered nothing: checked before anything is written.
+    pub guard: Guard,
 }
 
 /// The app's lock, held (and renewed in the background), with its ApplySet parent as read
@@ -122,6 +126,7 @@ async fn plan_locked(
         mut options,
         prune,
         record_manifest,
+        guard,
     } = job;
     let namespace = store.namespace().to_string();
     let shared = cluster.shared_reads();
@@ -140,6 +145,7 @@ async fn plan_locked(
     options.listed = listed.ok();
     let plan_options = PlanOptions {
         prune: prune || options.rollback_of.is_some(),
+        prune_crds: guard.rules.prune_crds,
         known: known.as_ref(),
         missing,
     };
@@ -147,6 +153,8 @@ async fn plan_locked(
         plan_with_parent(cluster, existing, &app, &namespace, desired, plan_options).await?;
     plan.record_manifest = record_manifest;
     drop(shared);
+    // Refused here, under the lock and before the record: a refusal writes nothing.
+    refusal::check(&plan, &guard)?;
     Ok((plan, options))
 }
 
@@ -223,17 +231,20 @@ pub struct Preview {
     /// The app's ApplySet parent could not be read (forbidden), so what a sync would
     /// prune is not shown.
     pub parent_forbidden: bool,
+    /// What a prune keeps (CRDs), deletes with a CRD or Namespace, or would refuse.
+    pub notes: Vec<String>,
 }
 
 /// Plans `desired` as app `app` with records in `store`'s namespace, without a lock and
 /// writing nothing. A synced app (one with an ApplySet parent) shows exactly what
 /// `kubectl sync --prune` would do, removals included; an app never synced is compared
-/// without the ApplySet bookkeeping a sync would add.
+/// without the ApplySet bookkeeping a sync would add. `prune_crds`: as `--prune-crds`.
 pub async fn preview(
     cluster: &LiveCluster,
     store: &ReleaseStore,
     app: &str,
     desired: DesiredSet,
+    prune_crds: bool,
 ) -> Result<Preview, SyncError> {
     let namespace = store.namespace().to_string();
     // The records are read alongside the parent (they matter only if the parent exists),
@@ -253,12 +264,14 @@ pub async fn preview(
     let preview = if parent.is_some() {
         let options = PlanOptions {
             prune: true,
+            prune_crds,
             known: known.as_ref(),
             ..PlanOptions::default()
         };
         let plan = plan_with_parent(cluster, parent, app, &namespace, desired, options).await?;
         Preview {
             changes: plan.change_set(),
+            notes: refusal::notes(&plan, false),
             conflicts: plan.comparison.conflicts,
             missing_namespaces: plan.comparison.missing_namespaces,
             parent_forbidden,
@@ -271,6 +284,7 @@ pub async fn preview(
             conflicts: comparison.conflicts,
             missing_namespaces: comparison.missing_namespaces,
             parent_forbidden,
+            notes: Vec::new(),
         }
     };
     drop(reads);
