@@ -269,7 +269,17 @@ mod tests {
             },
             stale: BTreeMap::from([(key("old"), config_map("old", "0"))]),
             kept: BTreeMap::new(),
-            cascade: Cascade::default(),
+            // A hand-made object deleted with a pruned Namespace is a removal too.
+            cascade: Cascade {
+                foreign: BTreeMap::from([(
+                    key("hand"),
+                    cascade::Cascaded {
+                        by: key("ns"),
+                        object: config_map("hand", "0"),
+                    },
+                )]),
+                wanted: BTreeMap::new(),
+            },
             prune: true,
             record_manifest: None,
         };
@@ -278,8 +288,9 @@ mod tests {
         assert_eq!(preview.summary(), full.summary());
         assert_eq!(
             (preview.summary().unchanged, preview.summary().removed),
-            (1, 1)
+            (1, 2)
         );
+        assert_eq!(plan.change_count(), 4);
         for (shown, whole) in preview.changes.iter().zip(&full.changes) {
             assert_eq!(shown.key, whole.key);
             if whole.action == Action::Unchanged {

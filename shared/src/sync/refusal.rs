@@ -196,8 +196,100 @@ pub fn by_kind(keys: &[ObjectKey]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::apply::applyset::ApplySet;
+    use crate::compare::Comparison;
+    use crate::objects::{BuiltinScopes, DesiredSet};
+    use crate::render::parse_documents;
+    use crate::sync::cascade::{Cascade, Cascaded};
+
+    fn plan(desired: &str, stale: &[ObjectKey], cascade: Cascade, prune: bool) -> SyncPlan {
+        let manifests = parse_documents("d.yaml", desired).unwrap();
+        SyncPlan {
+            app: "web".into(),
+            namespace: "web".into(),
+            existing: None,
+            applyset: ApplySet::new("web", "web"),
+            desired: DesiredSet::build(manifests, "web", &BuiltinScopes).unwrap(),
+            phases: Vec::new(),
+            comparison: Comparison::default(),
+            stale: stale.iter().map(|k| (k.clone(), json!({}))).collect(),
+            kept: BTreeMap::new(),
+            cascade,
+            prune,
+            record_manifest: None,
+        }
+    }
+
+    const ONE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one, namespace: shop}\n";
+
+    #[test]
+    fn an_empty_render_of_an_app_with_members_is_refused_unless_allowed() {
+        let old = [key("ConfigMap", Some("web"), "old")];
+        let guard = Guard {
+            rules: PruneRules::default(),
+            empty_render: Some("path web renders no objects".into()),
+        };
+        for prune in [true, false] {
+            let error = check(&plan("", &old, Cascade::default(), prune), &guard).unwrap_err();
+            assert!(matches!(error, SyncError::EmptyRender { .. }), "{error}");
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("path web renders no objects; nothing was changed")
+            );
+        }
+        let allowed = Guard {
+            rules: PruneRules {
+                allow_empty: true,
+                ..PruneRules::default()
+            },
+            ..guard.clone()
+        };
+        assert!(check(&plan("", &old, Cascade::default(), true), &allowed).is_ok());
+        // Nothing to lose: an app without members may sync nothing.
+        assert!(check(&plan("", &[], Cascade::default(), true), &guard).is_ok());
+    }
+
+    #[test]
+    fn a_cascade_onto_foreign_objects_needs_the_flag_and_a_contradiction_is_always_refused() {
+        let ns = key("Namespace", None, "shop");
+        let hand = key("ConfigMap", Some("shop"), "hand");
+        let foreign = Cascade {
+            foreign: BTreeMap::from([(
+                hand,
+                Cascaded {
+                    by: ns.clone(),
+                    object: json!({}),
+                },
+            )]),
+            wanted: BTreeMap::new(),
+        };
+        let stale = [ns.clone()];
+        let plain = Guard::default();
+        let cascade = Guard {
+            rules: PruneRules {
+                prune_cascade: true,
+                ..PruneRules::default()
+            },
+            ..Guard::default()
+        };
+        let error = check(&plan(ONE, &stale, foreign.clone(), true), &plain).unwrap_err();
+        assert!(matches!(error, SyncError::CascadeForeign { .. }), "{error}");
+        assert!(check(&plan(ONE, &stale, foreign.clone(), true), &cascade).is_ok());
+        // Without --prune nothing is deleted, so nothing cascades.
+        assert!(check(&plan(ONE, &stale, foreign, false), &plain).is_ok());
+        let contradiction = Cascade {
+            foreign: BTreeMap::new(),
+            wanted: BTreeMap::from([(key("ConfigMap", Some("shop"), "one"), ns)]),
+        };
+        let error = check(&plan(ONE, &stale, contradiction, true), &cascade).unwrap_err();
+        assert!(matches!(error, SyncError::CascadeWanted { .. }), "{error}");
+    }
 
     fn key(kind: &str, namespace: Option<&str>, name: &str) -> ObjectKey {
         ObjectKey {
