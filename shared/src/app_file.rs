@@ -11,6 +11,8 @@
 //!   values: [deploy/shop/values-prod.yaml]  # Helm values files, repo-relative
 //!   set: [image.tag=1.4.2]      # Helm --set
 //!   prune: true                 # default false
+//!   prune_crds: true            # prune CRDs git no longer has (default false: kept)
+//!   allow_empty: true           # sync a path that renders no objects (default false)
 //!   wait: true                  # default true
 //!   timeout: 5m                 # health wait (default 5m)
 //!   ignore: [...]               # drift ignore rules, as in the app's own config file
@@ -46,6 +48,12 @@ pub struct AppSpec {
     pub set: Vec<String>,
     #[serde(default)]
     pub prune: Option<bool>,
+    /// Prune CustomResourceDefinitions the revision no longer has (`--prune-crds`).
+    #[serde(default)]
+    pub prune_crds: Option<bool>,
+    /// Sync a revision that renders no objects (`--allow-empty`).
+    #[serde(default)]
+    pub allow_empty: Option<bool>,
     #[serde(default)]
     pub wait: Option<bool>,
     #[serde(default, rename = "timeout")]
@@ -292,7 +300,8 @@ mod tests {
         let file = parse(
             "apps:\n\
              - name: shop\n  path: ./deploy/shop/\n  namespace: shop\n  contexts: [eu, us]\n  \
-             values: [deploy/values.yaml]\n  set: [image.tag=1.2]\n  prune: true\n  wait: false\n  \
+             values: [deploy/values.yaml]\n  set: [image.tag=1.2]\n  prune: true\n  prune_crds: true\n  \
+             allow_empty: true\n  wait: false\n  \
              timeout: 90s\n  ignore:\n  - kind: Deployment\n    paths: [/spec/replicas]\n\
              - name: web\n  path: .\n",
         )
@@ -305,6 +314,10 @@ mod tests {
         assert_eq!(shop.values, ["deploy/values.yaml"]);
         assert_eq!(shop.set, ["image.tag=1.2"]);
         assert_eq!(shop.prune, Some(true));
+        assert_eq!(
+            (shop.prune_crds, shop.allow_empty),
+            (Some(true), Some(true))
+        );
         assert_eq!(shop.wait, Some(false));
         assert_eq!(shop.timeout, Some(Duration::from_secs(90)));
         assert_eq!(shop.ignore_rules().rules.len(), 1);

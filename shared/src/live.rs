@@ -405,6 +405,23 @@ impl LiveCluster {
             .collect()
     }
 
+    /// Every namespaced kind the server lists, at its preferred version: what a
+    /// Namespace holds, as far as discovery knows.
+    pub fn namespaced_listable(&self) -> Vec<ApiResource> {
+        let Ok(discovery) = self.discovery.read() else {
+            return Vec::new();
+        };
+        discovery
+            .groups()
+            .flat_map(|group| group.recommended_resources())
+            .filter(|(_, caps)| {
+                caps.scope == Scope::Namespaced
+                    && caps.supports_operation(kube::discovery::verbs::LIST)
+            })
+            .map(|(resource, _)| resource)
+            .collect()
+    }
+
     /// Discovers again: kinds served by CRDs created since [`LiveCluster::connect`].
     pub async fn refresh_discovery(&self) -> Result<(), LiveError> {
         let fresh = Discovery::new(self.client.clone())

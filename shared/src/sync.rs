@@ -2,9 +2,11 @@
 //! and record the result as a release. [`flow`] is the one way through it that every
 //! command takes: the lock, the reads, the plan (`plan`), and carrying it out (`execute`).
 
+pub mod cascade;
 mod execute;
 pub mod flow;
 mod plan;
+mod refusal;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use execute::execute;
 use plan::plan_with_parent;
 pub use plan::{PlanOptions, SyncPlan};
+pub use refusal::{Guard, PruneRules, by_kind};
 
 use crate::apply::applyset::ApplySetError;
 use crate::apply::health::{Health, HealthError, WaitOptions};
@@ -120,6 +123,16 @@ pub enum SyncError {
     NotReleased(#[source] LockError),
     #[error("{}", describe_conflicts(.0))]
     Conflicts(Vec<Conflict>),
+    /// The revision renders no objects, and the app has members (`--allow-empty`).
+    #[error("{text}")]
+    EmptyRender { text: String },
+    /// Pruning a CRD or Namespace would delete objects the revision still has.
+    #[error("{text}")]
+    CascadeWanted { text: String },
+    /// Pruning a CRD or Namespace would delete objects that are not the app's
+    /// (`--prune-cascade`).
+    #[error("{text}")]
+    CascadeForeign { text: String },
     /// Stopped by the caller's [`Cancel`](crate::cancel::Cancel) after the first write: the
     /// requests in flight finished, no new one started.
     #[error("{}", describe_interruption(.0))]

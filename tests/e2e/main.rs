@@ -5,11 +5,13 @@
 mod applyset;
 mod apps;
 mod canary;
+mod cascade;
 mod cluster;
 mod concurrency;
 mod diff_git;
 mod drift;
 mod dry_run;
+mod empty_render;
 mod faults;
 mod health;
 mod helm;

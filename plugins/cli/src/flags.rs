@@ -83,6 +83,23 @@ pub struct RepoArgs {
     pub location: Option<String>,
 }
 
+/// `--prune-crds`: what sync prunes, and so what diff-git shows as removed.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct PruneCrdsArgs {
+    /// Prune CustomResourceDefinitions the revision no longer has, and with them every
+    /// custom resource of their kinds (default: the app list's `prune_crds:`, else false:
+    /// CRDs are kept, as Helm keeps them).
+    #[arg(id = "prune_crds", long = "prune-crds")]
+    pub enabled: bool,
+}
+
+impl PruneCrdsArgs {
+    /// `--prune-crds`, else the app list's `prune_crds:`.
+    pub fn for_app(&self, spec: Option<&AppSpec>) -> bool {
+        self.enabled || spec.and_then(|s| s.prune_crds).unwrap_or(false)
+    }
+}
+
 /// `--watch` and `--interval`: the loops of sync (auto-sync) and drift (self-heal).
 #[derive(Debug, Clone, Copy, Args)]
 pub struct WatchArgs {

@@ -19,8 +19,8 @@ pub use color::ColorWhen;
 pub use connection::{ConnectionArgs, Discovering, EarlyDiscovery};
 pub use exit::{Outcome, main, run};
 pub use flags::{
-    AllNamespacesArgs, AppNameArgs, ChangeArgs, DEFAULT_TIMEOUT, JsonFormat, OutputArgs, RepoArgs,
-    UnifiedArgs, WatchArgs,
+    AllNamespacesArgs, AppNameArgs, ChangeArgs, DEFAULT_TIMEOUT, JsonFormat, OutputArgs,
+    PruneCrdsArgs, RepoArgs, UnifiedArgs, WatchArgs,
 };
 pub use source_args::{ResolvedSource, Selection, SourceArgs};
 pub use targets::{AppListArgs, Target};

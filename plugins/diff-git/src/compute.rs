@@ -117,7 +117,8 @@ async fn against_cluster_of(
     let (_, desired) = rendered?.keyed(&namespace, &cluster)?;
     let app = &target.app;
     let store = ReleaseStore::new(cluster.client().clone(), &namespace);
-    let preview = flow::preview(&cluster, &store, app, desired).await?;
+    let prune_crds = args.prune_crds.for_app(target.spec.as_ref());
+    let preview = flow::preview(&cluster, &store, app, desired, prune_crds).await?;
     let mut warnings = Vec::new();
     if preview.parent_forbidden {
         warnings.push(format!(
@@ -128,8 +129,10 @@ async fn against_cluster_of(
         mut changes,
         conflicts,
         missing_namespaces,
+        notes,
         ..
     } = preview;
+    warnings.extend(notes.into_iter().map(|note| format!("note: {note}")));
     if !args.output.show_secrets {
         changes.mask_secrets();
     }

@@ -597,6 +597,7 @@ mod tests {
             unchanged: 3,
             pruned: 0,
             failed: 0,
+            cascaded: 0,
         };
         Release::from_record(record)
     }

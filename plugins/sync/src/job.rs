@@ -7,7 +7,7 @@ use gitops::objects::DesiredSet;
 use gitops::release::record::{CHART_KEY, Operation, ReleaseStatus};
 use gitops::source::{LoadedTree, TreeSpec, read_tree};
 use gitops::sync::flow::SyncJob;
-use gitops::sync::{self, SyncOptions, app_name_for_path};
+use gitops::sync::{self, Guard, PruneRules, SyncOptions, app_name_for_path};
 use gitops_cli::targets::{self, Target};
 use gitops_cli::{ResolvedSource, Selection};
 
@@ -26,7 +26,7 @@ impl Job {
         app: String,
         desired: DesiredSet,
         options: SyncOptions,
-        prune: bool,
+        (prune, guard): (bool, Guard),
         label: String,
     ) -> Job {
         Job {
@@ -36,6 +36,7 @@ impl Job {
                 options,
                 prune,
                 record_manifest: None,
+                guard,
             },
             label,
         }
@@ -140,6 +141,10 @@ pub fn from_rendered(
     target: &Target,
     rendered: Rendered,
 ) -> Result<Job> {
+    let guard = Guard {
+        rules: rules(args, target.spec.as_ref()),
+        empty_render: rendered.objects.nothing_rendered().map(str::to_string),
+    };
     let (renderer, desired) = rendered
         .objects
         .keyed(&session.connection.namespace, &session.cluster)?;
@@ -166,7 +171,7 @@ pub fn from_rendered(
         target.app.clone(),
         desired,
         sync_options,
-        prune(args, target.spec.as_ref()),
+        (prune(args, target.spec.as_ref()), guard),
         source.tree.label.clone(),
     ))
 }
@@ -214,6 +219,12 @@ pub async fn from_release(args: &Args, session: &Session, revision: Option<u32>)
             })?,
     };
     let desired = sync::desired_from_record(target)?;
+    let guard = Guard {
+        rules: rules(args, None),
+        empty_render: desired
+            .is_empty()
+            .then(|| format!("release {} records no objects", target.revision)),
+    };
     let mut options = base_options(args, session, None);
     options.operation = Operation::Rollback;
     options.rollback_of = Some(target.revision);
@@ -227,7 +238,7 @@ pub async fn from_release(args: &Args, session: &Session, revision: Option<u32>)
         app,
         desired,
         options,
-        true,
+        (true, guard),
         format!("release-{}", target.revision),
     ))
 }
@@ -243,6 +254,15 @@ fn list_revisions(records: &[gitops::release::record::ReleaseRecord]) -> String 
 /// `--prune`, else the app list's `prune:`.
 pub fn prune(args: &Args, spec: Option<&AppSpec>) -> bool {
     args.prune || spec.and_then(|s| s.prune).unwrap_or(false)
+}
+
+/// What the sync may prune beyond the members: the flags, else the app list's fields.
+pub fn rules(args: &Args, spec: Option<&AppSpec>) -> PruneRules {
+    PruneRules {
+        prune_crds: args.prune_crds.for_app(spec),
+        prune_cascade: args.prune_cascade,
+        allow_empty: args.allow_empty || spec.and_then(|s| s.allow_empty).unwrap_or(false),
+    }
 }
 
 /// Options shared by every kind of job.

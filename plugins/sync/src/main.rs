@@ -15,7 +15,7 @@ use anyhow::{Result, bail};
 use clap::Parser;
 use gitops_cli::{
     AppListArgs, AppNameArgs, ChangeArgs, ConnectionArgs, EarlyDiscovery, JsonFormat, Outcome,
-    OutputArgs, SourceArgs, WatchArgs,
+    OutputArgs, PruneCrdsArgs, SourceArgs, WatchArgs,
 };
 
 use crate::once::single;
@@ -63,6 +63,16 @@ pub struct Args {
     /// Delete the app's objects that the revision no longer has.
     #[arg(long)]
     prune: bool,
+    #[command(flatten)]
+    prune_crds: PruneCrdsArgs,
+    /// Let a pruned CRD or Namespace take objects that are not the app's with it (its
+    /// custom resources, what the Namespace holds); without it such a sync is refused.
+    #[arg(long)]
+    prune_cascade: bool,
+    /// Sync a revision that renders no objects (with --prune: delete every object of the
+    /// app; default: the app list's `allow_empty:`, else refused).
+    #[arg(long)]
+    allow_empty: bool,
     /// Take over fields that other field managers own.
     #[arg(long)]
     force_conflicts: bool,

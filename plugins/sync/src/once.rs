@@ -303,6 +303,9 @@ fn show(
     let mut err = Prefixed::new(prefix);
     diff_view::conflict_warnings(&mut err, &plan.comparison.conflicts);
     diff_view::missing_namespace_warnings(&mut err, &plan.comparison.missing_namespaces);
+    for note in plan.notes() {
+        writeln!(err, "note: {note}")?;
+    }
     if !plan.prune && !plan.stale.is_empty() {
         writeln!(
             err,

@@ -27,7 +27,8 @@ pub fn table(out: &mut dyn Write, record: &ReleaseRecord) -> io::Result<()> {
     out.flush()
 }
 
-/// `release 3 of shop: deployed (1 created, 2 configured, 5 unchanged, 1 pruned) in 12s`.
+/// `release 3 of shop: deployed (1 created, 2 configured, 5 unchanged, 1 pruned) in 12s`;
+/// `3 pruned (1 by cascade)` when objects went with a pruned CRD or Namespace.
 pub fn summary(record: &ReleaseRecord) -> String {
     let c = &record.counts;
     let took = record
@@ -40,6 +41,9 @@ pub fn summary(record: &ReleaseRecord) -> String {
         "release {} of {}: {} ({} created, {} configured, {} unchanged, {} pruned",
         record.revision, record.app, record.status, c.created, c.configured, c.unchanged, c.pruned
     );
+    if c.cascaded > 0 {
+        text.push_str(&format!(" ({} by cascade)", c.cascaded));
+    }
     if c.failed > 0 {
         text.push_str(&format!(", {} failed", c.failed));
     }

@@ -25,7 +25,7 @@ use crate::objects::ObjectKey;
 use crate::release::record::{Operation, ReleaseRecord};
 use crate::release::store::ReleaseStore;
 use crate::sync::flow::{self, SyncJob};
-use crate::sync::{SyncEvent, SyncOptions};
+use crate::sync::{Guard, SyncEvent, SyncOptions};
 
 /// How to heal.
 #[derive(Debug, Clone)]
@@ -157,6 +157,7 @@ async fn heal_job(
         options,
         prune,
         record_manifest: Some(release.manifest.clone()),
+        guard: Guard::default(),
     })
 }
 

@@ -89,8 +89,21 @@ pub struct Counts {
     pub created: usize,
     pub configured: usize,
     pub unchanged: usize,
+    /// Deleted by this sync: the members pruned, and the objects deleted with a pruned
+    /// CRD or Namespace ([`CASCADE_ACTION`]).
     pub pruned: usize,
     pub failed: usize,
+    /// How many of `pruned` went with a pruned CRD or Namespace.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cascaded: usize,
+}
+
+/// The action recorded for an object that was not a member, deleted with a pruned CRD
+/// (its custom resources) or Namespace (what it held).
+pub const CASCADE_ACTION: &str = "pruned (cascade)";
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Counts {
@@ -103,6 +116,10 @@ impl Counts {
                 "configured" => counts.configured += 1,
                 "unchanged" => counts.unchanged += 1,
                 "pruned" => counts.pruned += 1,
+                CASCADE_ACTION => {
+                    counts.pruned += 1;
+                    counts.cascaded += 1;
+                }
                 "failed" => counts.failed += 1,
                 _ => {}
             }
@@ -115,7 +132,7 @@ impl Counts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectResult {
     pub key: ObjectKey,
-    /// `created`, `configured`, `unchanged`, `pruned` or `failed`.
+    /// `created`, `configured`, `unchanged`, `pruned`, `pruned (cascade)` or `failed`.
     pub action: String,
     pub health: Option<String>,
     pub message: Option<String>,

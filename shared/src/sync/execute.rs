@@ -20,7 +20,7 @@ use crate::diff::to_yaml;
 use crate::fingerprint::{LiveMark, applied_hash};
 use crate::live::{FIELD_MANAGER, LiveCluster};
 use crate::objects::ObjectKey;
-use crate::release::record::{Counts, ObjectResult, ReleaseRecord, ReleaseStatus};
+use crate::release::record::{CASCADE_ACTION, Counts, ObjectResult, ReleaseRecord, ReleaseStatus};
 use crate::release::store::{RecordMeta, ReleaseStore};
 
 /// How long a CRD applied in this sync may take to become Established.
@@ -33,6 +33,8 @@ struct Progress {
     messages: BTreeMap<ObjectKey, String>,
     health: BTreeMap<ObjectKey, Health>,
     pruned: Vec<ObjectKey>,
+    /// Objects that were not members, deleted with a CRD or Namespace this sync pruned.
+    cascaded: Vec<ObjectKey>,
     /// Where each object stood when the sync finished, for the next sync's fingerprints.
     marks: BTreeMap<ObjectKey, LiveMark>,
     /// Objects this sync created, with their uids: what undoing it deletes.
@@ -303,11 +305,26 @@ async fn run(
         if cancel.is_cancelled() {
             return Err(interrupted("pruning", plan, progress));
         }
-        let keep: BTreeSet<ObjectKey> = plan.desired.keys().cloned().collect();
+        // Kept CRDs stay, though the revision no longer has them.
+        let keep: BTreeSet<ObjectKey> = plan
+            .desired
+            .keys()
+            .chain(plan.kept.keys())
+            .cloned()
+            .collect();
         let pruned = prune::prune(cluster, &superset, &keep, false, cancel).await?;
         for key in &pruned {
             events(SyncEvent::Pruned { key });
         }
+        // The objects the plan found in what was deleted went with it (the refusals let a
+        // plan with such objects through only under --prune-cascade).
+        progress.cascaded = plan
+            .cascade
+            .foreign
+            .iter()
+            .filter(|(_, cascaded)| pruned.contains(&cascaded.by))
+            .map(|(key, _)| key.clone())
+            .collect();
         progress.pruned = pruned;
         // Stopped part-way: the parent keeps listing every kind, so a later prune finds
         // the members left.
@@ -476,8 +493,9 @@ fn counts(progress: &Progress) -> Counts {
         created: count("created"),
         configured: count("configured"),
         unchanged: count("unchanged"),
-        pruned: progress.pruned.len(),
+        pruned: progress.pruned.len() + progress.cascaded.len(),
         failed: count("failed"),
+        cascaded: progress.cascaded.len(),
     }
 }
 
@@ -504,9 +522,11 @@ fn object_results(plan: &SyncPlan, progress: &Progress) -> Vec<ObjectResult> {
             owned_hash: progress.marks.get(key).and_then(|m| m.owned.clone()),
         })
         .collect();
-    results.extend(progress.pruned.iter().map(|key| ObjectResult {
+    let pruned = progress.pruned.iter().map(|key| (key, "pruned"));
+    let cascaded = progress.cascaded.iter().map(|key| (key, CASCADE_ACTION));
+    results.extend(pruned.chain(cascaded).map(|(key, action)| ObjectResult {
         key: key.clone(),
-        action: "pruned".into(),
+        action: action.into(),
         health: None,
         message: None,
         resource_version: None,
@@ -528,7 +548,7 @@ fn manifest_to_record(plan: &SyncPlan, options: &SyncOptions) -> String {
         let recorded: BTreeMap<&ObjectKey, &str> = previous
             .objects
             .iter()
-            .filter(|o| o.action != "pruned")
+            .filter(|o| o.action != "pruned" && o.action != CASCADE_ACTION)
             .filter_map(|o| Some((&o.key, o.applied_hash.as_deref()?)))
             .collect();
         let same = recorded.len() == plan.desired.len()

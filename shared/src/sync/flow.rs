@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use super::refusal::{self, Guard};
 use super::{PlanOptions, SyncError, SyncEvent, SyncOptions, SyncPlan, execute, plan_with_parent};
 use crate::apply::applyset::{self, ApplySet, ApplySetError, ApplySetId};
 use crate::cancel::Cancel;
@@ -38,6 +39,9 @@ pub struct SyncJob {
     /// The manifest to record instead of the desired objects' (see
     /// [`SyncPlan::record_manifest`]).
     pub record_manifest: Option<String>,
+    /// What the sync may prune beyond the members, and what the revision's path holds
+    /// when it rendered nothing: checked before anything is written.
+    pub guard: Guard,
 }
 
 /// The app's lock, held (and renewed in the background), with its ApplySet parent as read
@@ -123,6 +127,7 @@ async fn plan_locked(
         mut options,
         prune,
         record_manifest,
+        guard,
     } = job;
     let namespace = store.namespace().to_string();
     let shared = cluster.shared_reads();
@@ -141,6 +146,7 @@ async fn plan_locked(
     options.listed = listed.ok();
     let plan_options = PlanOptions {
         prune: prune || options.rollback_of.is_some(),
+        prune_crds: guard.rules.prune_crds,
         known: known.as_ref(),
         missing,
     };
@@ -148,6 +154,8 @@ async fn plan_locked(
         plan_with_parent(cluster, existing, &app, &namespace, desired, plan_options).await?;
     plan.record_manifest = record_manifest;
     drop(shared);
+    // Refused here, under the lock and before the record: a refusal writes nothing.
+    refusal::check(&plan, &guard)?;
     Ok((plan, options))
 }
 
@@ -224,6 +232,8 @@ pub struct Preview {
     /// The app's ApplySet parent could not be read (forbidden), so what a sync would
     /// prune is not shown.
     pub parent_forbidden: bool,
+    /// What a prune keeps (CRDs), deletes with a CRD or Namespace, or would refuse.
+    pub notes: Vec<String>,
 }
 
 /// What the commands that write nothing read before they plan: the parent (None when it
@@ -265,18 +275,20 @@ async fn read_unlocked(
 /// Plans `desired` as app `app` with records in `store`'s namespace, without a lock and
 /// writing nothing. A synced app (one with an ApplySet parent) shows exactly what
 /// `kubectl sync --prune` would do, removals included; an app never synced is compared
-/// without the ApplySet bookkeeping a sync would add.
+/// without the ApplySet bookkeeping a sync would add. `prune_crds`: as `--prune-crds`.
 pub async fn preview(
     cluster: &LiveCluster,
     store: &ReleaseStore,
     app: &str,
     desired: DesiredSet,
+    prune_crds: bool,
 ) -> Result<Preview, SyncError> {
     let reads = cluster.shared_reads();
     let read = read_unlocked(cluster, store, app, &desired).await?;
     let preview = if read.parent.is_some() {
         let options = PlanOptions {
             prune: true,
+            prune_crds,
             known: read.known.as_ref(),
             ..PlanOptions::default()
         };
@@ -284,6 +296,7 @@ pub async fn preview(
         let plan = plan_with_parent(cluster, read.parent, app, namespace, desired, options).await?;
         Preview {
             changes: plan.change_set(),
+            notes: refusal::notes(&plan, false),
             conflicts: plan.comparison.conflicts,
             missing_namespaces: plan.comparison.missing_namespaces,
             parent_forbidden: read.parent_forbidden,
@@ -296,6 +309,7 @@ pub async fn preview(
             conflicts: comparison.conflicts,
             missing_namespaces: comparison.missing_namespaces,
             parent_forbidden: read.parent_forbidden,
+            notes: Vec::new(),
         }
     };
     drop(reads);
@@ -325,6 +339,7 @@ pub async fn dry_run(
         let read = read_unlocked(cluster, store, &job.app, &job.desired).await?;
         let options = PlanOptions {
             prune: job.prune || job.options.rollback_of.is_some(),
+            prune_crds: job.guard.rules.prune_crds,
             known: read.known.as_ref(),
             missing: Missing::DryRun,
         };
@@ -339,6 +354,8 @@ pub async fn dry_run(
         )
         .await?;
         drop(reads);
+        // What the sync would refuse, the dry run refuses alike.
+        refusal::check(&plan, &job.guard)?;
         Ok(DryRun {
             plan,
             parent_forbidden: read.parent_forbidden,

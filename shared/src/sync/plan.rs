@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::SyncError;
+use super::cascade::{self, Cascade};
 use crate::apply::applyset::{self, ApplySet, ApplySetId};
 use crate::apply::order::{Phase, apply_phases};
 use crate::apply::prune;
@@ -32,6 +33,11 @@ pub struct SyncPlan {
     pub comparison: Comparison,
     /// Members the revision no longer has (pruned only with `--prune`).
     pub stale: BTreeMap<ObjectKey, Value>,
+    /// CRDs the revision no longer has, kept without `--prune-crds`: still members.
+    pub kept: BTreeMap<ObjectKey, Value>,
+    /// What pruning the stale CRDs and Namespaces takes with it (looked up only when
+    /// pruning one).
+    pub cascade: Cascade,
     pub prune: bool,
     /// The manifest to record instead of the desired objects', for a caller that applies
     /// an adjusted copy of a release (drift's heal leaves ignored fields out of what it
@@ -72,7 +78,12 @@ impl SyncPlan {
                 .collect(),
         };
         if self.prune {
-            for (key, object) in &self.stale {
+            let cascaded = self
+                .cascade
+                .foreign
+                .iter()
+                .map(|(key, cascaded)| (key, &cascaded.object));
+            for (key, object) in self.stale.iter().chain(cascaded) {
                 let mut before = object.clone();
                 normalise_with(&mut before, &NormaliseOptions::default());
                 changes.changes.push(ObjectChange {
@@ -100,7 +111,8 @@ impl SyncPlan {
 
     /// How many objects this sync changes.
     pub fn change_count(&self) -> usize {
-        self.to_apply().len() + if self.prune { self.stale.len() } else { 0 }
+        let pruned = self.stale.len() + self.cascade.foreign.len();
+        self.to_apply().len() + if self.prune { pruned } else { 0 }
     }
 }
 
@@ -109,6 +121,8 @@ impl SyncPlan {
 pub struct PlanOptions<'a> {
     /// Plan the deletion of members the revision no longer has.
     pub prune: bool,
+    /// Prune CRDs too (else they are kept, see [`cascade::keep_crds`]).
+    pub prune_crds: bool,
     /// The last deployed release's fingerprints: objects nobody has written since are not
     /// dry-run.
     pub known: Option<&'a Fingerprints>,
@@ -128,6 +142,7 @@ pub async fn plan_with_parent(
 ) -> Result<SyncPlan, SyncError> {
     let PlanOptions {
         prune,
+        prune_crds,
         known,
         missing,
     } = options;
@@ -138,7 +153,6 @@ pub async fn plan_with_parent(
     for (_, object) in desired.iter_mut() {
         applyset::label_member(object, &id);
     }
-    let applyset = ApplySet::new(namespace, app).with_members(desired.keys());
     let phases = apply_phases(&desired)?;
     // The comparison and the member lookup read the same kinds: one LIST serves both.
     // Members where the revision has nothing of their kind (no LIST of the comparison
@@ -180,6 +194,14 @@ pub async fn plan_with_parent(
         }
         _ => BTreeMap::new(),
     };
+    let (stale, kept) = cascade::keep_crds(stale, prune_crds);
+    // Kept CRDs stay members: the parent goes on listing their kind for a later prune.
+    let applyset = ApplySet::new(namespace, app).with_members(desired.keys().chain(kept.keys()));
+    let cascade = if prune && cascade::cascades(&stale) {
+        cascade::look_up(cluster, &id, &stale, &desired).await?
+    } else {
+        Cascade::default()
+    };
     drop(reads);
     Ok(SyncPlan {
         app: app.to_string(),
@@ -190,6 +212,8 @@ pub async fn plan_with_parent(
         phases,
         comparison,
         stale,
+        kept,
+        cascade,
         prune,
         record_manifest: None,
     })
@@ -244,6 +268,18 @@ mod tests {
                 unchecked_creates: BTreeSet::new(),
             },
             stale: BTreeMap::from([(key("old"), config_map("old", "0"))]),
+            kept: BTreeMap::new(),
+            // A hand-made object deleted with a pruned Namespace is a removal too.
+            cascade: Cascade {
+                foreign: BTreeMap::from([(
+                    key("hand"),
+                    cascade::Cascaded {
+                        by: key("ns"),
+                        object: config_map("hand", "0"),
+                    },
+                )]),
+                wanted: BTreeMap::new(),
+            },
             prune: true,
             record_manifest: None,
         };
@@ -252,8 +288,9 @@ mod tests {
         assert_eq!(preview.summary(), full.summary());
         assert_eq!(
             (preview.summary().unchanged, preview.summary().removed),
-            (1, 1)
+            (1, 2)
         );
+        assert_eq!(plan.change_count(), 4);
         for (shown, whole) in preview.changes.iter().zip(&full.changes) {
             assert_eq!(shown.key, whole.key);
             if whole.action == Action::Unchanged {
