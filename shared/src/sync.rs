@@ -16,6 +16,7 @@ pub use plan::{PlanOptions, SyncPlan};
 use crate::apply::applyset::ApplySetError;
 use crate::apply::health::{Health, HealthError, WaitOptions};
 use crate::apply::order::OrderError;
+use crate::apply::ownership::ForeignOwner;
 use crate::apply::prune::PruneError;
 use crate::compare::{CompareError, Conflict};
 use crate::live::LiveError;
@@ -29,7 +30,12 @@ use crate::source::CommitInfo;
 /// How to carry out a plan, and what to record about it.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
+    /// Take fields over from other field managers (ownership of the object is another
+    /// matter: see `adopt`).
     pub force_conflicts: bool,
+    /// Take over existing objects that another ApplySet or a Helm release owns; without
+    /// it such a sync is refused before anything is written.
+    pub adopt: bool,
     /// Wait for health after applying; None skips it (`--wait=false`).
     pub wait: Option<WaitOptions>,
     /// Records to keep (`--history-max`).
@@ -120,6 +126,10 @@ pub enum SyncError {
     NotReleased(#[source] LockError),
     #[error("{}", describe_conflicts(.0))]
     Conflicts(Vec<Conflict>),
+    /// Existing objects belong to another app or a Helm release, and the sync was not
+    /// asked to adopt them: refused before anything was written.
+    #[error("{}", describe_owners(.0))]
+    OwnedElsewhere(Vec<ForeignOwner>),
     /// Stopped by the caller's [`Cancel`](crate::cancel::Cancel) after the first write: the
     /// requests in flight finished, no new one started.
     #[error("{}", describe_interruption(.0))]
@@ -157,6 +167,14 @@ impl SyncError {
         matches!(
             self,
             SyncError::Interrupted(_) | SyncError::InterruptedBeforeWriting
+        )
+    }
+
+    /// Whether the sync stopped before its first write, leaving no record.
+    pub fn wrote_nothing(&self) -> bool {
+        matches!(
+            self,
+            SyncError::InterruptedBeforeWriting | SyncError::OwnedElsewhere(_)
         )
     }
 }
@@ -211,6 +229,18 @@ fn describe_conflicts(conflicts: &[Conflict]) -> String {
         .collect();
     format!(
         "fields are owned by other field managers; nothing was applied (use --force-conflicts to take them over): {}",
+        list.join("; ")
+    )
+}
+
+fn describe_owners(owners: &[ForeignOwner]) -> String {
+    let list: Vec<String> = owners
+        .iter()
+        .map(|o| format!("{} belongs to {}", o.key, o.owner))
+        .collect();
+    format!(
+        "{} object(s) belong to another owner; nothing was applied or recorded (kubectl sync --adopt takes them over): {}",
+        owners.len(),
         list.join("; ")
     )
 }

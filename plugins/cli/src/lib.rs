@@ -18,8 +18,8 @@ pub use color::ColorWhen;
 pub use connection::{ConnectionArgs, Discovering, EarlyDiscovery};
 pub use exit::{Outcome, main, run};
 pub use flags::{
-    AllNamespacesArgs, AppNameArgs, ChangeArgs, DEFAULT_TIMEOUT, JsonFormat, OutputArgs, RepoArgs,
-    UnifiedArgs, WatchArgs,
+    AdoptArgs, AllNamespacesArgs, AppNameArgs, ChangeArgs, DEFAULT_TIMEOUT, JsonFormat, OutputArgs,
+    RepoArgs, UnifiedArgs, WatchArgs,
 };
 pub use source_args::{ResolvedSource, Selection, SourceArgs};
 pub use targets::{AppListArgs, Target};

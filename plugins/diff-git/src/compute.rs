@@ -2,11 +2,12 @@
 //! sync preview), or two revisions against each other without one.
 
 use anyhow::{Context, Result};
+use gitops::apply::ownership::ForeignOwner;
 use gitops::compare::Conflict;
 use gitops::desired;
 use gitops::diff::{ChangeSet, normalise};
 use gitops::kubeconfig::{self, Environment};
-use gitops::objects::BuiltinScopes;
+use gitops::objects::{BuiltinScopes, ObjectKey};
 use gitops::release::store::ReleaseStore;
 use gitops::render::RenderOptions;
 use gitops::source::LoadedTree;
@@ -86,6 +87,9 @@ pub async fn on_clusters(
 pub struct Computed {
     pub changes: ChangeSet,
     pub conflicts: Vec<Conflict>,
+    /// Existing objects another app or Helm owns, and those nobody does.
+    pub owners: Vec<ForeignOwner>,
+    pub unowned: Vec<ObjectKey>,
     pub missing_namespaces: Vec<String>,
     /// Said on stderr before the diff.
     pub warnings: Vec<String>,
@@ -128,6 +132,8 @@ async fn against_cluster_of(
         mut changes,
         conflicts,
         missing_namespaces,
+        owners,
+        unowned,
         ..
     } = preview;
     if !args.output.show_secrets {
@@ -139,6 +145,8 @@ async fn against_cluster_of(
         Computed {
             changes,
             conflicts,
+            owners,
+            unowned,
             missing_namespaces,
             warnings,
             before: "live".into(),
@@ -196,6 +204,8 @@ fn between_trees(
     Ok(Computed {
         changes,
         conflicts: Vec::new(),
+        owners: Vec::new(),
+        unowned: Vec::new(),
         missing_namespaces: Vec::new(),
         warnings: Vec::new(),
         before: old.label.clone(),

@@ -13,8 +13,8 @@ use gitops::source::{TreeSpec, read_tree};
 use gitops::sync::app_name_for_path;
 use gitops_cli::targets;
 use gitops_cli::{
-    AppListArgs, AppNameArgs, ConnectionArgs, EarlyDiscovery, Outcome, OutputArgs, Selection,
-    SourceArgs, UnifiedArgs,
+    AdoptArgs, AppListArgs, AppNameArgs, ConnectionArgs, EarlyDiscovery, Outcome, OutputArgs,
+    Selection, SourceArgs, UnifiedArgs,
 };
 
 /// Show what applying a git revision would change in the cluster, or what changed between
@@ -52,6 +52,8 @@ struct Args {
     working_tree: bool,
     #[command(flatten)]
     app: AppNameArgs,
+    #[command(flatten)]
+    adopt: AdoptArgs,
     #[command(flatten)]
     output: OutputArgs<Format>,
     #[command(flatten)]

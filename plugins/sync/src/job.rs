@@ -249,6 +249,7 @@ pub fn prune(args: &Args, spec: Option<&AppSpec>) -> bool {
 pub fn base_options(args: &Args, session: &Session, spec: Option<&AppSpec>) -> SyncOptions {
     SyncOptions {
         force_conflicts: args.force_conflicts,
+        adopt: args.adopt.adopt,
         wait: args.change.wait_for(spec),
         history_max: args.change.history_max,
         operation: gitops::release::record::Operation::Sync,

@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Parser;
 use gitops_cli::{
-    AppListArgs, AppNameArgs, ChangeArgs, ConnectionArgs, EarlyDiscovery, JsonFormat, Outcome,
-    OutputArgs, SourceArgs, WatchArgs,
+    AdoptArgs, AppListArgs, AppNameArgs, ChangeArgs, ConnectionArgs, EarlyDiscovery, JsonFormat,
+    Outcome, OutputArgs, SourceArgs, WatchArgs,
 };
 
 use crate::once::single;
@@ -62,9 +62,12 @@ pub struct Args {
     /// Delete the app's objects that the revision no longer has.
     #[arg(long)]
     prune: bool,
-    /// Take over fields that other field managers own.
+    /// Take over fields that other field managers own (not whole objects another app or
+    /// Helm owns: that is --adopt).
     #[arg(long)]
     force_conflicts: bool,
+    #[command(flatten)]
+    adopt: AdoptArgs,
     #[command(flatten)]
     change: ChangeArgs,
     /// Re-apply the manifest of release N (default: the previous deployed one), with prune.

@@ -142,8 +142,10 @@ pub async fn sync_once(
         .await
         .map_err(interrupt::sync_error)?;
     let changes = planned.plan.change_count();
+    // Objects another owner holds refuse the sync when it executes: no question first.
+    let refused = !planned.plan.comparison.owners.is_empty() && !args.adopt.adopt;
     let asked = match show(args, &planned.plan, &label, out, prefix) {
-        Ok(()) if args.dry_run || changes == 0 || !prompts => Ok(true),
+        Ok(()) if args.dry_run || changes == 0 || !prompts || refused => Ok(true),
         Ok(()) => confirm(changes, &session.cancel).await,
         Err(error) => Err(error),
     };
@@ -210,6 +212,7 @@ fn show(
             before: "live",
             after: label,
             conflicts: &plan.comparison.conflicts,
+            owners: &plan.comparison.owners,
             context: 3,
             color: args.output.color.enabled(),
         };
@@ -217,6 +220,13 @@ fn show(
     }
     let mut err = Prefixed::new(prefix);
     diff_view::conflict_warnings(&mut err, &plan.comparison.conflicts);
+    let comparison = &plan.comparison;
+    diff_view::ownership_lines(
+        &mut err,
+        &comparison.owners,
+        &comparison.unowned,
+        args.adopt.adopt,
+    );
     diff_view::missing_namespace_warnings(&mut err, &plan.comparison.missing_namespaces);
     if !plan.prune && !plan.stale.is_empty() {
         writeln!(

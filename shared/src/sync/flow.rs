@@ -15,13 +15,15 @@ use std::time::Duration;
 
 use super::{PlanOptions, SyncError, SyncEvent, SyncOptions, SyncPlan, execute, plan_with_parent};
 use crate::apply::applyset::{self, ApplySet, ApplySetError, ApplySetId};
+use crate::apply::ownership::ForeignOwner;
 use crate::cancel::Cancel;
 use crate::compare::{Conflict, Missing, against_cluster};
+
 use crate::diff::{ChangeSet, NormaliseOptions};
 use crate::fingerprint::Fingerprints;
 use crate::live::LiveCluster;
 use crate::lock::{self, KeepAlive, TakenOver};
-use crate::objects::DesiredSet;
+use crate::objects::{DesiredSet, ObjectKey};
 use crate::release::record::ReleaseRecord;
 use crate::release::store::ReleaseStore;
 
@@ -194,7 +196,7 @@ impl Planned {
         let record = match &result {
             Ok(outcome) => Some(outcome.record.clone()),
             // Nothing was recorded: the newest record is an earlier sync's.
-            Err(SyncError::InterruptedBeforeWriting) => None,
+            Err(error) if error.wrote_nothing() => None,
             // The failed record says what happened.
             Err(_) => store
                 .list(&plan.app)
@@ -220,6 +222,11 @@ pub struct Preview {
     pub changes: ChangeSet,
     pub conflicts: Vec<Conflict>,
     pub missing_namespaces: Vec<String>,
+    /// Existing objects another app or a Helm release owns: a sync refuses them without
+    /// `adopt`.
+    pub owners: Vec<ForeignOwner>,
+    /// Existing objects nobody owns, which a sync adopts.
+    pub unowned: Vec<ObjectKey>,
     /// The app's ApplySet parent could not be read (forbidden), so what a sync would
     /// prune is not shown.
     pub parent_forbidden: bool,
@@ -239,7 +246,8 @@ pub async fn preview(
     // The records are read alongside the parent (they matter only if the parent exists),
     // and the objects' kinds are listed meanwhile: the LISTs need neither.
     let reads = cluster.shared_reads();
-    let members = ApplySetId::for_app(app, &namespace).member_selector();
+    let id = ApplySetId::for_app(app, &namespace);
+    let members = id.member_selector();
     let (parent, known, ()) = futures::join!(
         applyset::read(cluster, &namespace, app),
         known_fingerprints(store, app),
@@ -261,15 +269,19 @@ pub async fn preview(
             changes: plan.change_set(),
             conflicts: plan.comparison.conflicts,
             missing_namespaces: plan.comparison.missing_namespaces,
+            owners: plan.comparison.owners,
+            unowned: plan.comparison.unowned,
             parent_forbidden,
         }
     } else {
-        let comparison =
-            against_cluster(cluster, &desired, &NormaliseOptions::ignoring_applyset()).await?;
+        let normalise = NormaliseOptions::ignoring_applyset();
+        let comparison = against_cluster(cluster, &desired, &id, &normalise).await?;
         Preview {
             changes: comparison.changes,
             conflicts: comparison.conflicts,
             missing_namespaces: comparison.missing_namespaces,
+            owners: comparison.owners,
+            unowned: comparison.unowned,
             parent_forbidden,
         }
     };
