@@ -146,6 +146,10 @@ impl Section for Compared<'_> {
             Ok(computed) if computed.changes.has_differences() => {
                 Ok(gitops::diff::summary_line(&computed.changes.summary()))
             }
+            Ok(computed) if !computed.owners.is_empty() => Ok(format!(
+                "{} object(s) owned by another app or Helm",
+                computed.owners.len()
+            )),
             Ok(_) => Ok("no differences".to_string()),
             Err(error) => Err(targets::one_line(error)),
         };
