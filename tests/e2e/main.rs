@@ -15,6 +15,7 @@ mod helm;
 mod help;
 mod hostile;
 mod interrupts;
+mod ownership;
 mod prune;
 mod rbac;
 mod release_archives;
