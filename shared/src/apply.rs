@@ -1,6 +1,7 @@
-//! Changing the cluster: ApplySet membership, apply order, pruning, and health.
+//! Changing the cluster: ApplySet membership, who owns what, apply order, pruning, and health.
 
 pub mod applyset;
 pub mod health;
 pub mod order;
+pub mod ownership;
 pub mod prune;

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 
+use crate::apply::applyset::ApplySetId;
+use crate::apply::ownership::{self, ForeignOwner};
 use crate::diff::ChangeSet;
 use crate::diff::normalise::{NormaliseOptions, normalise_with};
 use crate::fingerprint::{Fingerprints, LiveMark};
@@ -51,6 +53,11 @@ pub struct Comparison {
     /// fails to create one of them can delete those it created and leave the cluster as
     /// it found it.
     pub unchecked_creates: BTreeSet<ObjectKey>,
+    /// Existing objects another ApplySet or a Helm release owns: a sync takes them over
+    /// only when asked to (`adopt`).
+    pub owners: Vec<ForeignOwner>,
+    /// Existing objects nobody owns: a sync adopts them, and the preview says so.
+    pub unowned: Vec<ObjectKey>,
 }
 
 /// How objects that do not exist yet are compared.
@@ -89,17 +96,21 @@ fn kinds_defined_by_crds(desired: &DesiredSet) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-/// Compares `desired` with the cluster. Only the desired objects are looked at: the
-/// result has added, changed and unchanged objects, never removed ones.
+/// Compares `desired`, as the objects of the ApplySet `ours`, with the cluster. Only the
+/// desired objects are looked at: the result has added, changed and unchanged objects,
+/// never removed ones.
 ///
 /// A dry-run that conflicts with another field manager is repeated with force, so the diff
 /// still shows what the revision wants; the conflict is returned for the caller to report.
+/// Existing objects that belong to another owner are returned too (see
+/// [`Comparison::owners`]).
 pub async fn against_cluster(
     cluster: &LiveCluster,
     desired: &DesiredSet,
+    ours: &ApplySetId,
     normalise: &NormaliseOptions,
 ) -> Result<Comparison, CompareError> {
-    against_cluster_with(cluster, desired, normalise, None, Missing::DryRun).await
+    against_cluster_with(cluster, desired, ours, normalise, None, Missing::DryRun).await
 }
 
 /// [`against_cluster`], skipping the dry-run of every object `known` proves unchanged
@@ -107,6 +118,7 @@ pub async fn against_cluster(
 pub async fn against_cluster_with(
     cluster: &LiveCluster,
     desired: &DesiredSet,
+    ours: &ApplySetId,
     normalise: &NormaliseOptions,
     known_unchanged: Option<&Fingerprints>,
     missing: Missing,
@@ -140,6 +152,10 @@ pub async fn against_cluster_with(
     // The namespace check below reuses a LIST of Namespaces the fetch made.
     let _reads = cluster.shared_reads();
     let live = cluster.fetch(&known).await?;
+    // Who owns what is read from the live objects already here; only another ApplySet's
+    // parent costs a request, to name it.
+    let (mut owners, unowned) = ownership::assess(&live, ours);
+    ownership::name_parents(cluster, &mut owners).await;
     // Namespaces this set creates: their objects cannot be dry-run until they exist.
     let set_namespaces: BTreeSet<String> = desired
         .iter()
@@ -250,6 +266,8 @@ pub async fn against_cluster_with(
         missing_namespaces: missing_namespaces.into_iter().collect(),
         live_marks,
         unchecked_creates,
+        owners,
+        unowned,
     })
 }
 

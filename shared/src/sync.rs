@@ -19,6 +19,7 @@ pub use refusal::{Guard, PruneRules, by_kind};
 use crate::apply::applyset::ApplySetError;
 use crate::apply::health::{Health, HealthError, WaitOptions};
 use crate::apply::order::OrderError;
+use crate::apply::ownership::ForeignOwner;
 use crate::apply::prune::PruneError;
 use crate::compare::{CompareError, Conflict};
 use crate::live::LiveError;
@@ -32,7 +33,12 @@ use crate::source::CommitInfo;
 /// How to carry out a plan, and what to record about it.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
+    /// Take fields over from other field managers (ownership of the object is another
+    /// matter: see `adopt`).
     pub force_conflicts: bool,
+    /// Take over existing objects that another ApplySet or a Helm release owns; without
+    /// it such a sync is refused before anything is written.
+    pub adopt: bool,
     /// Wait for health after applying; None skips it (`--wait=false`).
     pub wait: Option<WaitOptions>,
     /// Records to keep (`--history-max`).
@@ -133,6 +139,10 @@ pub enum SyncError {
     /// (`--prune-cascade`).
     #[error("{text}")]
     CascadeForeign { text: String },
+    /// Existing objects belong to another app or a Helm release, and the sync was not
+    /// asked to adopt them: refused before anything was written.
+    #[error("{}", describe_owners(.0))]
+    OwnedElsewhere(Vec<ForeignOwner>),
     /// Stopped by the caller's [`Cancel`](crate::cancel::Cancel) after the first write: the
     /// requests in flight finished, no new one started.
     #[error("{}", describe_interruption(.0))]
@@ -170,6 +180,14 @@ impl SyncError {
         matches!(
             self,
             SyncError::Interrupted(_) | SyncError::InterruptedBeforeWriting
+        )
+    }
+
+    /// Whether the sync stopped before its first write, leaving no record.
+    pub fn wrote_nothing(&self) -> bool {
+        matches!(
+            self,
+            SyncError::InterruptedBeforeWriting | SyncError::OwnedElsewhere(_)
         )
     }
 }
@@ -224,6 +242,18 @@ fn describe_conflicts(conflicts: &[Conflict]) -> String {
         .collect();
     format!(
         "fields are owned by other field managers; nothing was applied (use --force-conflicts to take them over): {}",
+        list.join("; ")
+    )
+}
+
+fn describe_owners(owners: &[ForeignOwner]) -> String {
+    let list: Vec<String> = owners
+        .iter()
+        .map(|o| format!("{} belongs to {}", o.key, o.owner))
+        .collect();
+    format!(
+        "{} object(s) belong to another owner; nothing was applied or recorded (kubectl sync --adopt takes them over): {}",
+        owners.len(),
         list.join("; ")
     )
 }

@@ -3,8 +3,10 @@
 
 use std::io::{self, Write};
 
+use gitops::apply::ownership::ForeignOwner;
 use gitops::compare::Conflict;
 use gitops::diff::{self, ChangeSet, TextOptions};
+use gitops::objects::ObjectKey;
 use serde::Serialize;
 
 pub struct View<'a> {
@@ -12,6 +14,8 @@ pub struct View<'a> {
     pub before: &'a str,
     pub after: &'a str,
     pub conflicts: &'a [Conflict],
+    /// Existing objects another owner holds (`-o json` lists them).
+    pub owners: &'a [ForeignOwner],
     pub context: usize,
     pub color: bool,
 }
@@ -45,12 +49,15 @@ pub fn document(view: &View) -> serde_json::Value {
         #[serde(flatten)]
         report: diff::DiffReport,
         conflicts: &'a [Conflict],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        owners: &'a [ForeignOwner],
     }
     let document = Document {
         before: view.before,
         after: view.after,
         report: view.changes.report(false),
         conflicts: view.conflicts,
+        owners: view.owners,
     };
     serde_json::to_value(&document).unwrap_or_default()
 }
@@ -74,6 +81,31 @@ pub fn conflict_warnings(err: &mut dyn Write, conflicts: &[Conflict]) {
             "warning: {}: {} (the diff shows them taken over; sync needs --force-conflicts)",
             conflict.key, conflict.message
         );
+    }
+}
+
+/// Who the revision's existing objects belong to, as a sync would treat them: another
+/// owner's are a conflict `--adopt` resolves (or, with `adopt`, what it takes from whom);
+/// those nobody owns are adopted, and the preview says so.
+pub fn ownership_lines(
+    err: &mut dyn Write,
+    owners: &[ForeignOwner],
+    unowned: &[ObjectKey],
+    adopt: bool,
+) {
+    for owned in owners {
+        let _ = if adopt {
+            writeln!(err, "adopting {} from {}", owned.key, owned.owner)
+        } else {
+            writeln!(
+                err,
+                "conflict: {} belongs to {}; sync --adopt takes it over",
+                owned.key, owned.owner
+            )
+        };
+    }
+    for key in unowned {
+        let _ = writeln!(err, "note: {key} exists without an owner: adopted");
     }
 }
 

@@ -73,6 +73,16 @@ pub struct AppNameArgs {
     pub name: Option<String>,
 }
 
+/// `--adopt`: sync takes it, and diff-git, so its preview is the sync's.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct AdoptArgs {
+    /// Take over existing objects that another app's ApplySet or a Helm release owns
+    /// (without it they are refused, before anything is written). Objects nobody owns
+    /// are adopted anyway.
+    #[arg(id = "adopt", long = "adopt")]
+    pub adopt: bool,
+}
+
 /// `--repo DIR|URL`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RepoArgs {

@@ -19,7 +19,7 @@ pub use color::ColorWhen;
 pub use connection::{ConnectionArgs, Discovering, EarlyDiscovery};
 pub use exit::{Outcome, main, run};
 pub use flags::{
-    AllNamespacesArgs, AppNameArgs, ChangeArgs, DEFAULT_TIMEOUT, JsonFormat, OutputArgs,
+    AdoptArgs, AllNamespacesArgs, AppNameArgs, ChangeArgs, DEFAULT_TIMEOUT, JsonFormat, OutputArgs,
     PruneCrdsArgs, RepoArgs, UnifiedArgs, WatchArgs,
 };
 pub use source_args::{ResolvedSource, Selection, SourceArgs};

@@ -2,11 +2,12 @@
 //! sync preview), or two revisions against each other without one.
 
 use anyhow::{Context, Result};
+use gitops::apply::ownership::ForeignOwner;
 use gitops::compare::Conflict;
 use gitops::desired;
 use gitops::diff::{ChangeSet, normalise};
 use gitops::kubeconfig::{self, Environment};
-use gitops::objects::BuiltinScopes;
+use gitops::objects::{BuiltinScopes, ObjectKey};
 use gitops::release::store::ReleaseStore;
 use gitops::render::RenderOptions;
 use gitops::source::LoadedTree;
@@ -86,6 +87,9 @@ pub async fn on_clusters(
 pub struct Computed {
     pub changes: ChangeSet,
     pub conflicts: Vec<Conflict>,
+    /// Existing objects another app or Helm owns, and those nobody does.
+    pub owners: Vec<ForeignOwner>,
+    pub unowned: Vec<ObjectKey>,
     pub missing_namespaces: Vec<String>,
     /// Said on stderr before the diff.
     pub warnings: Vec<String>,
@@ -130,6 +134,8 @@ async fn against_cluster_of(
         conflicts,
         missing_namespaces,
         notes,
+        owners,
+        unowned,
         ..
     } = preview;
     warnings.extend(notes.into_iter().map(|note| format!("note: {note}")));
@@ -142,6 +148,8 @@ async fn against_cluster_of(
         Computed {
             changes,
             conflicts,
+            owners,
+            unowned,
             missing_namespaces,
             warnings,
             before: "live".into(),
@@ -199,6 +207,8 @@ fn between_trees(
     Ok(Computed {
         changes,
         conflicts: Vec::new(),
+        owners: Vec::new(),
+        unowned: Vec::new(),
         missing_namespaces: Vec::new(),
         warnings: Vec::new(),
         before: old.label.clone(),

@@ -14,8 +14,8 @@ use gitops::sync::app_name_for_path;
 use gitops_cli::destinations::Layout;
 use gitops_cli::targets;
 use gitops_cli::{
-    AppListArgs, AppNameArgs, ConnectionArgs, EarlyDiscovery, Outcome, OutputArgs, PruneCrdsArgs,
-    Selection, SourceArgs, UnifiedArgs,
+    AdoptArgs, AppListArgs, AppNameArgs, ConnectionArgs, EarlyDiscovery, Outcome, OutputArgs,
+    PruneCrdsArgs, Selection, SourceArgs, UnifiedArgs,
 };
 
 /// Show what applying a git revision would change in the cluster, or what changed between
@@ -55,6 +55,8 @@ struct Args {
     app: AppNameArgs,
     #[command(flatten)]
     prune_crds: PruneCrdsArgs,
+    #[command(flatten)]
+    adopt: AdoptArgs,
     #[command(flatten)]
     output: OutputArgs<Format>,
     #[command(flatten)]

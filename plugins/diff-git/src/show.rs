@@ -12,13 +12,14 @@ use crate::{Args, Format, external};
 
 impl Computed {
     /// What stderr gets before the diff: the comparison's warnings, the namespaces that do
-    /// not exist, the fields another manager owns.
-    fn warn(&self, err: &mut dyn Write) -> std::io::Result<()> {
+    /// not exist, the fields another manager owns, the objects another owner holds.
+    fn warn(&self, err: &mut dyn Write, adopt: bool) -> std::io::Result<()> {
         for warning in &self.warnings {
             writeln!(err, "{warning}")?;
         }
         diff_view::missing_namespace_warnings(err, &self.missing_namespaces);
         diff_view::conflict_warnings(err, &self.conflicts);
+        diff_view::ownership_lines(err, &self.owners, &self.unowned, adopt);
         Ok(())
     }
 
@@ -28,13 +29,16 @@ impl Computed {
             before: &self.before,
             after: &self.after,
             conflicts: &self.conflicts,
+            owners: &self.owners,
             context: args.unified.lines,
             color: args.output.color.enabled(),
         }
     }
 
+    /// Differences when anything differs, or when a sync would take objects over from
+    /// another owner (which the diff of a new app, without ApplySet labels, cannot show).
     fn outcome(&self) -> Outcome {
-        match self.changes.has_differences() {
+        match self.changes.has_differences() || !self.owners.is_empty() {
             true => Outcome::Differences,
             false => Outcome::Clean,
         }
@@ -44,7 +48,7 @@ impl Computed {
 /// One destination's comparison, alone on the command line: no heading, no summary, and
 /// its error is the run's.
 pub fn alone(args: &Args, computed: &Computed) -> Result<Outcome> {
-    computed.warn(&mut std::io::stderr())?;
+    computed.warn(&mut std::io::stderr(), args.adopt.adopt)?;
     show(args, computed, &mut std::io::stdout().lock())?;
     Ok(computed.outcome())
 }
@@ -107,7 +111,7 @@ impl Section for Compared<'_> {
 
     fn warn(&self, err: &mut dyn Write) -> std::io::Result<()> {
         match &self.computed {
-            Ok(computed) => computed.warn(err),
+            Ok(computed) => computed.warn(err, self.args.adopt.adopt),
             Err(_) => Ok(()),
         }
     }
@@ -142,6 +146,10 @@ impl Section for Compared<'_> {
             Ok(computed) if computed.changes.has_differences() => {
                 Ok(gitops::diff::summary_line(&computed.changes.summary()))
             }
+            Ok(computed) if !computed.owners.is_empty() => Ok(format!(
+                "{} object(s) owned by another app or Helm",
+                computed.owners.len()
+            )),
             Ok(_) => Ok("no differences".to_string()),
             Err(error) => Err(targets::one_line(error)),
         };

@@ -94,6 +94,7 @@ impl View<'_> {
                     before: &before_label,
                     after: &after_label,
                     conflicts: &[],
+                    owners: &[],
                     context: self.args.unified.lines,
                     color: self.color(),
                 },

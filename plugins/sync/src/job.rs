@@ -269,6 +269,7 @@ pub fn rules(args: &Args, spec: Option<&AppSpec>) -> PruneRules {
 pub fn base_options(args: &Args, session: &Session, spec: Option<&AppSpec>) -> SyncOptions {
     SyncOptions {
         force_conflicts: args.force_conflicts,
+        adopt: args.adopt.adopt,
         wait: args.change.wait_for(spec),
         history_max: args.change.history_max,
         operation: gitops::release::record::Operation::Sync,

@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Parser;
 use gitops_cli::{
-    AppListArgs, AppNameArgs, ChangeArgs, ConnectionArgs, EarlyDiscovery, JsonFormat, Outcome,
-    OutputArgs, PruneCrdsArgs, SourceArgs, WatchArgs,
+    AdoptArgs, AppListArgs, AppNameArgs, ChangeArgs, ConnectionArgs, EarlyDiscovery, JsonFormat,
+    Outcome, OutputArgs, PruneCrdsArgs, SourceArgs, WatchArgs,
 };
 
 use crate::once::single;
@@ -73,9 +73,12 @@ pub struct Args {
     /// app; default: the app list's `allow_empty:`, else refused).
     #[arg(long)]
     allow_empty: bool,
-    /// Take over fields that other field managers own.
+    /// Take over fields that other field managers own (not whole objects another app or
+    /// Helm owns: that is --adopt).
     #[arg(long)]
     force_conflicts: bool,
+    #[command(flatten)]
+    adopt: AdoptArgs,
     #[command(flatten)]
     change: ChangeArgs,
     /// Re-apply the manifest of release N (default: the previous deployed one), with prune.

@@ -177,8 +177,10 @@ pub async fn sync_once(
         .await
         .map_err(interrupt::sync_error)?;
     let changes = planned.plan.change_count();
+    // Objects another owner holds refuse the sync when it executes: no question first.
+    let refused = !planned.plan.comparison.owners.is_empty() && !args.adopt.adopt;
     let asked = match show(args, &planned.plan, &label, out, prefix) {
-        Ok(_) if changes == 0 || !prompts => Ok(true),
+        Ok(_) if changes == 0 || !prompts || refused => Ok(true),
         Ok(_) => confirm(changes, &session.cancel).await,
         Err(error) => Err(error),
     };
@@ -245,6 +247,7 @@ async fn dry_run(
         before: "live",
         after: &label,
         conflicts: &plan.comparison.conflicts,
+        owners: &plan.comparison.owners,
         context: 3,
         color: false,
     };
@@ -295,6 +298,7 @@ fn show(
             before: "live",
             after: label,
             conflicts: &plan.comparison.conflicts,
+            owners: &plan.comparison.owners,
             context: 3,
             color: args.output.color.enabled(),
         };
@@ -302,6 +306,13 @@ fn show(
     }
     let mut err = Prefixed::new(prefix);
     diff_view::conflict_warnings(&mut err, &plan.comparison.conflicts);
+    let comparison = &plan.comparison;
+    diff_view::ownership_lines(
+        &mut err,
+        &comparison.owners,
+        &comparison.unowned,
+        args.adopt.adopt,
+    );
     diff_view::missing_namespace_warnings(&mut err, &plan.comparison.missing_namespaces);
     for note in plan.notes() {
         writeln!(err, "note: {note}")?;

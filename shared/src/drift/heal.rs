@@ -137,6 +137,8 @@ async fn heal_job(
     let prune = options.prune_strays;
     let options = SyncOptions {
         force_conflicts: true,
+        // A heal puts this app's objects back; one another owner took is theirs now.
+        adopt: false,
         wait: options.wait.clone(),
         history_max: options.history_max,
         operation: Operation::Heal,

@@ -45,7 +45,8 @@ struct Progress {
 
 /// Runs `plan`: the record is written as pending before the first change and finished
 /// after the last, so a failure leaves a failed record, never a gap. Cancelled before
-/// that first write, it writes nothing.
+/// that first write, or refused because another owner holds objects it would take over,
+/// it writes nothing.
 pub async fn execute(
     cluster: &LiveCluster,
     store: &ReleaseStore,
@@ -56,6 +57,12 @@ pub async fn execute(
 ) -> Result<SyncOutcome, SyncError> {
     if cancel.is_cancelled() {
         return Err(SyncError::InterruptedBeforeWriting);
+    }
+    // Before the first write: another owner's objects are refused without a trace (unlike
+    // field conflicts, which a failed record explains), so the owner's state is untouched.
+    // Forcing field conflicts is no consent to take whole objects over.
+    if !plan.comparison.owners.is_empty() && !options.adopt {
+        return Err(SyncError::OwnedElsewhere(plan.comparison.owners.clone()));
     }
     // A record left pending by a sync that died is failed now (we hold the app's lock).
     // One listing of the records (metadata only; the caller's if it made one under the

@@ -17,13 +17,15 @@ use std::time::Duration;
 use super::refusal::{self, Guard};
 use super::{PlanOptions, SyncError, SyncEvent, SyncOptions, SyncPlan, execute, plan_with_parent};
 use crate::apply::applyset::{self, ApplySet, ApplySetError, ApplySetId};
+use crate::apply::ownership::ForeignOwner;
 use crate::cancel::Cancel;
 use crate::compare::{Conflict, Missing, against_cluster};
+
 use crate::diff::{ChangeSet, NormaliseOptions};
 use crate::fingerprint::Fingerprints;
 use crate::live::LiveCluster;
 use crate::lock::{self, KeepAlive, TakenOver};
-use crate::objects::DesiredSet;
+use crate::objects::{DesiredSet, ObjectKey};
 use crate::release::record::ReleaseRecord;
 use crate::release::store::ReleaseStore;
 
@@ -203,7 +205,7 @@ impl Planned {
         let record = match &result {
             Ok(outcome) => Some(outcome.record.clone()),
             // Nothing was recorded: the newest record is an earlier sync's.
-            Err(SyncError::InterruptedBeforeWriting) => None,
+            Err(error) if error.wrote_nothing() => None,
             // The failed record says what happened.
             Err(_) => store
                 .list(&plan.app)
@@ -229,6 +231,11 @@ pub struct Preview {
     pub changes: ChangeSet,
     pub conflicts: Vec<Conflict>,
     pub missing_namespaces: Vec<String>,
+    /// Existing objects another app or a Helm release owns: a sync refuses them without
+    /// `adopt`.
+    pub owners: Vec<ForeignOwner>,
+    /// Existing objects nobody owns, which a sync adopts.
+    pub unowned: Vec<ObjectKey>,
     /// The app's ApplySet parent could not be read (forbidden), so what a sync would
     /// prune is not shown.
     pub parent_forbidden: bool,
@@ -299,15 +306,20 @@ pub async fn preview(
             notes: refusal::notes(&plan, false),
             conflicts: plan.comparison.conflicts,
             missing_namespaces: plan.comparison.missing_namespaces,
+            owners: plan.comparison.owners,
+            unowned: plan.comparison.unowned,
             parent_forbidden: read.parent_forbidden,
         }
     } else {
-        let comparison =
-            against_cluster(cluster, &desired, &NormaliseOptions::ignoring_applyset()).await?;
+        let normalise = NormaliseOptions::ignoring_applyset();
+        let id = ApplySetId::for_app(app, store.namespace());
+        let comparison = against_cluster(cluster, &desired, &id, &normalise).await?;
         Preview {
             changes: comparison.changes,
             conflicts: comparison.conflicts,
             missing_namespaces: comparison.missing_namespaces,
+            owners: comparison.owners,
+            unowned: comparison.unowned,
             parent_forbidden: read.parent_forbidden,
             notes: Vec::new(),
         }
@@ -356,6 +368,9 @@ pub async fn dry_run(
         drop(reads);
         // What the sync would refuse, the dry run refuses alike.
         refusal::check(&plan, &job.guard)?;
+        if !plan.comparison.owners.is_empty() && !job.options.adopt {
+            return Err(SyncError::OwnedElsewhere(plan.comparison.owners.clone()));
+        }
         Ok(DryRun {
             plan,
             parent_forbidden: read.parent_forbidden,

@@ -166,7 +166,7 @@ pub async fn plan_with_parent(
         listed.contains(&(group_kind.to_string(), namespace.map(str::to_string)))
     };
     let normalise = NormaliseOptions::default();
-    let comparing = against_cluster_with(cluster, &desired, &normalise, known, missing);
+    let comparing = against_cluster_with(cluster, &desired, &id, &normalise, known, missing);
     // Only members the revision no longer has are wanted: the others are compared anyway.
     let not_desired = |key: &ObjectKey| desired.get(key).is_none();
     let elsewhere = async {
@@ -266,6 +266,8 @@ mod tests {
                 missing_namespaces: Vec::new(),
                 live_marks: BTreeMap::new(),
                 unchecked_creates: BTreeSet::new(),
+                owners: Vec::new(),
+                unowned: Vec::new(),
             },
             stale: BTreeMap::from([(key("old"), config_map("old", "0"))]),
             kept: BTreeMap::new(),
