@@ -3,4 +3,5 @@
 pub mod helm;
 pub mod history;
 pub mod record;
+pub mod rollback;
 pub mod store;

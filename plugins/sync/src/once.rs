@@ -68,22 +68,29 @@ pub async fn revision(
 pub async fn single(
     args: &Args,
     session: &Session,
-    job: Job,
+    job: Job<'_>,
     locked: Option<flow::Locked>,
 ) -> Result<Outcome> {
     let mut out = std::io::stdout();
     let done = sync_once(args, session, job, args.yes, &mut out, None, locked).await?;
     if let Some(record) = &done.record {
-        print_record(args, &mut out, record)?;
+        print_record(args, &mut out, record, done.recorded)?;
     }
     done.result?;
     Ok(Outcome::Clean)
 }
 
-pub fn print_record(args: &Args, out: &mut dyn Write, record: &ReleaseRecord) -> Result<()> {
+/// The release a sync left; `recorded` false for a no-op sync (then it is the current
+/// release, with what this sync found).
+pub fn print_record(
+    args: &Args,
+    out: &mut dyn Write,
+    record: &ReleaseRecord,
+    recorded: bool,
+) -> Result<()> {
     match args.output.format {
-        Some(JsonFormat::Json) => report::json(out, record)?,
-        None => report::table(out, record)?,
+        Some(JsonFormat::Json) => report::json(out, record, recorded)?,
+        None => report::table(out, record, recorded)?,
     }
     Ok(())
 }
@@ -92,6 +99,8 @@ pub fn print_record(args: &Args, out: &mut dyn Write, record: &ReleaseRecord) ->
 /// the result.
 pub struct Done {
     pub record: Option<ReleaseRecord>,
+    /// Whether `record` is a new release (not for a no-op sync).
+    pub recorded: bool,
     pub result: Result<()>,
     /// For --dry-run: how many changes there would be.
     pub dry_run: Option<usize>,
@@ -103,13 +112,21 @@ pub struct Done {
 pub async fn sync_once(
     args: &Args,
     session: &Session,
-    job: Job,
+    job: Job<'_>,
     assume_yes: bool,
     out: &mut dyn Write,
     prefix: Option<&str>,
     locked: Option<flow::Locked>,
 ) -> Result<Done> {
-    let Job { sync: job, label } = job;
+    let Job {
+        sync: job,
+        label,
+        source,
+        note,
+    } = job;
+    if let Some(note) = &note {
+        writeln!(Prefixed::new(prefix), "{note}")?;
+    }
     let locked = match locked {
         Some(locked) => locked,
         None => lock(args, session, &job.app).await?,
@@ -131,7 +148,7 @@ pub async fn sync_once(
     } else {
         Missing::FromManifestIfOnlyCreating
     };
-    let planned = locked
+    let mut planned = locked
         .plan(
             &session.cluster,
             &session.store,
@@ -141,6 +158,11 @@ pub async fn sync_once(
         )
         .await
         .map_err(interrupt::sync_error)?;
+    if let Some(source) = source {
+        let previous = planned.previous().and_then(|p| p.commit.as_ref());
+        let (commits, left_out) = source.commits_since(previous);
+        planned.cover_commits(commits, left_out);
+    }
     let changes = planned.plan.change_count();
     let asked = match show(args, &planned.plan, &label, out, prefix) {
         Ok(()) if args.dry_run || changes == 0 || !prompts => Ok(true),
@@ -162,6 +184,7 @@ pub async fn sync_once(
         planned.stop().await?;
         return Ok(Done {
             record: None,
+            recorded: false,
             result: Ok(()),
             dry_run: args.dry_run.then_some(changes),
         });
@@ -178,6 +201,7 @@ pub async fn sync_once(
     display.finish();
     Ok(Done {
         record: executed.record,
+        recorded: executed.recorded,
         result: executed.result.map_err(interrupt::sync_error),
         dry_run: None,
     })

@@ -43,20 +43,27 @@ struct Destination {
     place: AppOnContext,
     output: Vec<u8>,
     record: Option<ReleaseRecord>,
+    /// Whether `record` is a new release (not for a no-op sync).
+    recorded: bool,
     /// For --dry-run, how many changes there would be.
     result: Result<Option<usize>>,
 }
 
 impl Destination {
     fn new(place: AppOnContext, output: Vec<u8>, done: Result<Done>) -> Destination {
-        let (record, result) = match done {
-            Ok(done) => (done.record, done.result.map(|()| done.dry_run)),
-            Err(error) => (None, Err(error)),
+        let (record, recorded, result) = match done {
+            Ok(done) => (
+                done.record,
+                done.recorded,
+                done.result.map(|()| done.dry_run),
+            ),
+            Err(error) => (None, false, Err(error)),
         };
         Destination {
             place,
             output,
             record,
+            recorded,
             result,
         }
     }
@@ -111,7 +118,7 @@ impl Section for Destination {
     fn print(&self, out: &mut dyn Write) -> Result<()> {
         out.write_all(&self.output)?;
         if let Some(record) = &self.record {
-            report::table(out, record)?;
+            report::table(out, record, self.recorded)?;
         }
         Ok(())
     }
@@ -120,7 +127,7 @@ impl Section for Destination {
     /// failed), else what is known of the destination.
     fn item(&self) -> serde_json::Value {
         let mut item = match &self.record {
-            Some(record) => report::document(record),
+            Some(record) => report::document(record, self.recorded),
             None => serde_json::json!({
                 "app": self.place.app,
                 "namespace": self.place.namespace,
@@ -142,7 +149,7 @@ impl Section for Destination {
             Ok(None) => Ok(self
                 .record
                 .as_ref()
-                .map(report::summary)
+                .map(|record| report::summary(record, self.recorded))
                 .unwrap_or_default()),
             Err(error) => Err(gitops_cli::targets::one_line(error)),
         };
