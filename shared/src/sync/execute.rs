@@ -82,7 +82,8 @@ pub async fn execute(
     pending.commits = options.commits.clone();
     pending.commits_left_out = options.commits_left_out;
     pending.extra = options.extra.clone();
-    let no_op = no_op_of(plan, options);
+    let newest = listed.iter().map(|m| m.revision).max();
+    let no_op = no_op_of(plan, options).filter(|current| newest == Some(current.revision));
     // A sync that changes nothing cannot stop half-way through a change: its record is
     // written once, when it ends, instead of pending first and finished after.
     let changes_nothing = plan.change_count() == 0;
@@ -159,7 +160,9 @@ pub async fn execute(
 /// The no-op rule: a sync that changes nothing (nothing to apply or prune), of exactly
 /// the objects the deployed release holds, from the same repository, path, renderer and
 /// chart values, records no release of its own; it returns that release. A heal always
-/// records one: it says what drift it found.
+/// records one: it says what drift it found. (The caller also records one when a failed
+/// or interrupted release is newer than the deployed one: the history then shows the
+/// app back where it was.)
 fn no_op_of<'a>(plan: &SyncPlan, options: &'a SyncOptions) -> Option<&'a ReleaseRecord> {
     if plan.change_count() != 0 || options.operation == Operation::Heal {
         return None;
