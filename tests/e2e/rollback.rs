@@ -90,6 +90,14 @@ fn commit_ids(release: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The value of `name:` on a release's page.
+fn field(page: &str, name: &str) -> String {
+    page.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .map(|value| value.trim().to_string())
+        .unwrap_or_default()
+}
+
 fn statuses(list: &[(u32, &str)]) -> Vec<(u32, String)> {
     list.iter().map(|(r, s)| (*r, s.to_string())).collect()
 }
@@ -100,19 +108,19 @@ fn a_bare_rollback_after_a_failed_release_goes_to_the_newest_earlier_one_that_di
     let ns = cluster.namespace("rb-failed");
     let n = ns.name.as_str();
     let repo = GitFixture::new();
-    let app = ["--app", "roll", "-n", n, "--wait=false"];
+    let app = ["--app", "roll", "-n", n];
     let sync = |extra: &[&str]| sync_in(cluster, repo.path(), &[&app[..], extra].concat());
     repo.write("settings.yaml", &settings("first"));
     repo.commit("first");
-    ok(&sync(&[]));
+    ok(&sync(&["--wait=false"]));
     repo.write("settings.yaml", &settings("second"));
     repo.commit("second");
-    ok(&sync(&[]));
+    ok(&sync(&["--wait=false"]));
     // Release 3 fails: its Deployment never becomes available.
     repo.write("settings.yaml", &settings("third"));
     repo.write("web.yaml", UNSCHEDULABLE);
     let third = repo.commit("third");
-    let out = sync(&["--wait", "--timeout", "3s"]);
+    let out = sync(&["--timeout", "3s"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert_eq!(
         cluster.release_statuses(n, "roll"),
@@ -125,7 +133,7 @@ fn a_bare_rollback_after_a_failed_release_goes_to_the_newest_earlier_one_that_di
     let out = sync_in(
         cluster,
         elsewhere.path(),
-        &[&app[..], &["--rollback", "3"]].concat(),
+        &[&app[..], &["--rollback", "3", "--wait=false"]].concat(),
     );
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(
@@ -148,7 +156,7 @@ fn a_bare_rollback_after_a_failed_release_goes_to_the_newest_earlier_one_that_di
     let out = sync_in(
         cluster,
         elsewhere.path(),
-        &[&app[..], &["--rollback", "-o", "json"]].concat(),
+        &[&app[..], &["--rollback", "--wait=false", "-o", "json"]].concat(),
     );
     let doc = ok(&out);
     assert!(
@@ -272,13 +280,14 @@ fn no_op_syncs_record_no_release_and_a_rollback_goes_to_the_last_change() {
     assert_eq!(commit_ids(&listed[0]), [third.as_str(), second.as_str()]);
     assert_eq!(listed[1]["commit"]["id"], first.as_str());
     let page = cluster.kubectl_ok(&["release-history", "quiet", "2", "-n", n]);
-    assert!(page.contains("Last synced:"), "{page}");
-    assert!(
-        page.contains(&format!(
-            "Commits:        2: {} a commit that changes no object, {} second",
+    assert!(field(&page, "Last synced").ends_with(" UTC)"), "{page}");
+    assert_eq!(
+        field(&page, "Commits"),
+        format!(
+            "2: {} a commit that changes no object, {} second",
             &third[..7],
             &second[..7]
-        )),
+        ),
         "{page}"
     );
 
@@ -377,12 +386,9 @@ fn watch_records_one_release_naming_every_commit_it_covers() {
     assert_eq!(commit_ids(&listed[0]), [third.as_str(), second.as_str()]);
     assert_eq!(commit_ids(&listed[1]), [first.as_str()]);
     let page = cluster.kubectl_ok(&["release-history", "follow", "2", "-n", n]);
-    assert!(
-        page.contains(&format!(
-            "Commits:        2: {} three, {} two",
-            &third[..7],
-            &second[..7]
-        )),
+    assert_eq!(
+        field(&page, "Commits"),
+        format!("2: {} three, {} two", &third[..7], &second[..7]),
         "{page}"
     );
 }
