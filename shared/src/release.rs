@@ -4,4 +4,5 @@ pub mod elsewhere;
 pub mod helm;
 pub mod history;
 pub mod record;
+pub mod rollback;
 pub mod store;

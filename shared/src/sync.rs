@@ -51,6 +51,10 @@ pub struct SyncOptions {
     pub path: String,
     pub renderer: String,
     pub commit: Option<CommitInfo>,
+    /// Every commit the release covers, newest first, and how many more are left out
+    /// (see [`ReleaseRecord::commits`]).
+    pub commits: Vec<CommitInfo>,
+    pub commits_left_out: usize,
     pub extra: BTreeMap<String, serde_json::Value>,
     /// The deployed release this sync follows, if the caller has read it (for its
     /// fingerprints): superseded at the end without reading it again.
@@ -63,7 +67,12 @@ pub struct SyncOptions {
 /// A finished sync.
 #[derive(Debug)]
 pub struct SyncOutcome {
+    /// The release it recorded; for a no-op sync (`recorded` false), the current deployed
+    /// release as now stored (`last_synced` now; `commit` and `commits` moved on for a
+    /// sync of a later commit), with `counts` and `objects` saying what this sync found.
     pub record: ReleaseRecord,
+    /// Whether a new release was recorded.
+    pub recorded: bool,
 }
 
 /// What a sync is doing, for progress displays.

@@ -25,5 +25,6 @@ mod release_archives;
 mod release_history;
 mod release_store;
 mod requests;
+mod rollback;
 mod shipping;
 mod sync;

@@ -130,7 +130,8 @@ fn sync_creates_waits_updates_prunes_and_rolls_back() {
         id
     );
 
-    // A no-op resync applies nothing (the Deployment keeps its resourceVersion) and still records a release.
+    // A no-op resync applies nothing (the Deployment keeps its resourceVersion) and
+    // records no release: release 1 is marked current instead.
     let before = get(cluster, n, "deployment/web", "{.metadata.resourceVersion}");
     let out = sync(
         cluster,
@@ -139,7 +140,9 @@ fn sync_creates_waits_updates_prunes_and_rolls_back() {
     );
     assert_ok(&out);
     let doc = json(&out);
-    assert_eq!(doc["release"], 2);
+    assert_eq!(doc["release"], 1);
+    assert_eq!(doc["recorded"], false);
+    assert!(doc["last_synced"].is_string(), "{doc}");
     assert_eq!(
         doc["counts"],
         serde_json::json!({"created": 0, "configured": 0, "unchanged": 3, "pruned": 0, "failed": 0})
@@ -147,6 +150,10 @@ fn sync_creates_waits_updates_prunes_and_rolls_back() {
     assert_eq!(
         get(cluster, n, "deployment/web", "{.metadata.resourceVersion}"),
         before
+    );
+    assert_eq!(
+        cluster.release_statuses(n, "shop"),
+        vec![(1, "deployed".to_string())]
     );
 
     // New image, ConfigMap removed: kept without --prune, deleted with it.
@@ -211,19 +218,18 @@ fn sync_creates_waits_updates_prunes_and_rolls_back() {
         vec![
             (1, "superseded".to_string()),
             (2, "superseded".to_string()),
-            (3, "superseded".to_string()),
-            (4, "deployed".to_string())
+            (3, "deployed".to_string())
         ]
     );
 
-    // Roll back to release 2 (image 1.26, with the ConfigMap), without git.
+    // Roll back to release 1 (image 1.26, with the ConfigMap), without git.
     let elsewhere = tempfile::tempdir().unwrap();
     let out = cluster
         .kubectl()
         .args([
             "sync",
             "--rollback",
-            "2",
+            "1",
             "--app",
             "shop",
             "-n",
@@ -239,9 +245,9 @@ fn sync_creates_waits_updates_prunes_and_rolls_back() {
         .unwrap();
     assert_ok(&out);
     let doc = json(&out);
-    assert_eq!(doc["release"], 5);
+    assert_eq!(doc["release"], 4);
     assert_eq!(doc["operation"], "rollback");
-    assert_eq!(doc["rollback_of"], 2);
+    assert_eq!(doc["rollback_of"], 1);
     assert_eq!(
         get(
             cluster,
@@ -604,7 +610,7 @@ fn watch_syncs_a_commit_made_while_it_runs_and_stops_on_interrupt() {
     assert_eq!(
         cluster.release_statuses(n, "follow").len(),
         2,
-        "one release per commit"
+        "one release per sync of a new commit"
     );
 }
 

@@ -134,7 +134,7 @@ pub struct ChangeArgs {
     /// (default: the app list's `timeout:`, else 5m).
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
-    /// Release records to keep.
+    /// Release records to keep (a sync that changes nothing records none).
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub history_max: usize,
     /// How long the app's lock lasts without renewal: how soon a crashed sync or heal

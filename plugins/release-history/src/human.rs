@@ -295,6 +295,11 @@ fn release_fields(
             Some(format!("{} <{}>", commit.author_name, commit.author_email)),
         );
     }
+    add("Commits", covered(release));
+    add(
+        "Last synced",
+        release.last_synced.map(|t| when(Some(t), now)),
+    );
     add("By", release.who.clone());
     add("Repository", release.repo.clone());
     add("Path", release.path.clone());
@@ -451,6 +456,26 @@ fn status_cell(status: &str, color: bool) -> Cell {
 
 fn or_none(text: &str) -> &str {
     if text.is_empty() { NONE } else { text }
+}
+
+/// The commits a release covers when they are more than its one commit:
+/// `3: 1f2e3d4 Bump, 9a8b7c6 Fix the port, 5d6e7f8 Add a Service`.
+fn covered(release: &Release) -> Option<String> {
+    let commits = release.commits.as_ref().filter(|c| c.len() > 1)?;
+    let left_out = release.commits_left_out.unwrap_or_default();
+    let listed: Vec<String> = commits
+        .iter()
+        .map(|c| format!("{} {}", c.short_id, c.subject))
+        .collect();
+    let more = match left_out {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Some(format!(
+        "{}: {}{more}",
+        commits.len() + left_out,
+        listed.join(", ")
+    ))
 }
 
 /// The commit subject; a rollback or heal says so first.

@@ -4,8 +4,9 @@ use anyhow::{Context, Result, bail};
 use gitops::app_file::AppSpec;
 use gitops::desired;
 use gitops::objects::DesiredSet;
-use gitops::release::record::{CHART_KEY, Operation, ReleaseStatus};
-use gitops::source::{LoadedTree, TreeSpec, read_tree};
+use gitops::release::record::{CHART_KEY, COMMITS_LISTED, Operation};
+use gitops::release::rollback;
+use gitops::source::{CommitInfo, LoadedTree, TreeSpec, read_tree};
 use gitops::sync::flow::SyncJob;
 use gitops::sync::{self, Guard, PruneRules, SyncOptions, app_name_for_path};
 use gitops_cli::targets::{self, Target};
@@ -15,20 +16,25 @@ use crate::Args;
 use crate::session::Session;
 
 /// One sync's input, and how its diff names the after side.
-pub struct Job {
+pub struct Job<'s> {
     pub sync: SyncJob,
     /// The after side's label in the diff.
     pub label: String,
+    /// The revision it syncs, to list the commits its release covers once the deployed
+    /// release's commit is known.
+    pub source: Option<&'s Source>,
+    /// A line for stderr before the preview (which release a rollback goes to, and why).
+    pub note: Option<String>,
 }
 
-impl Job {
+impl<'s> Job<'s> {
     fn new(
         app: String,
         desired: DesiredSet,
         options: SyncOptions,
         (prune, guard): (bool, Guard),
         label: String,
-    ) -> Job {
+    ) -> Job<'s> {
         Job {
             sync: SyncJob {
                 app,
@@ -39,6 +45,8 @@ impl Job {
                 guard,
             },
             label,
+            source: None,
+            note: None,
         }
     }
 }
@@ -79,6 +87,24 @@ impl Source {
         })
     }
 
+    /// The commits a release of this revision covers after the deployed release's
+    /// `previous` commit, newest first (as `git log PREVIOUS..COMMIT`; just this commit
+    /// when there is no previous one, it is this one or later, or git does not know it),
+    /// at most [`COMMITS_LISTED`], and how many more there are.
+    pub fn commits_since(&self, previous: Option<&CommitInfo>) -> (Vec<CommitInfo>, usize) {
+        let Some(commit) = self.tree.commit() else {
+            return (Vec::new(), 0);
+        };
+        let mut commits = previous
+            .filter(|p| p.id != commit.id)
+            .and_then(|p| self.resolved.repo.commits_between(&p.id, &commit.id).ok())
+            .filter(|commits| !commits.is_empty())
+            .unwrap_or_else(|| vec![commit.clone()]);
+        let left_out = commits.len().saturating_sub(COMMITS_LISTED);
+        commits.truncate(COMMITS_LISTED);
+        (commits, left_out)
+    }
+
     /// The apps and clusters the flags and the app list ask for.
     pub fn destinations(&self, args: &Args) -> Result<Vec<Target>> {
         let request = targets::Request {
@@ -98,16 +124,20 @@ impl Source {
 }
 
 /// The revision of the repository, for the one app the flags name (`--watch`).
-pub fn from_git(args: &Args, session: &Session) -> Result<Job> {
-    let source = Source::read(args)?;
+pub fn from_git<'s>(args: &Args, session: &Session, source: &'s Source) -> Result<Job<'s>> {
     match source.destinations(args)?.as_slice() {
-        [target] => from_tree(args, session, &source, target),
+        [target] => from_tree(args, session, source, target),
         _ => bail!("--watch follows one app on one cluster"),
     }
 }
 
 /// One app of the revision, rendered for the session's cluster and namespace.
-pub fn from_tree(args: &Args, session: &Session, source: &Source, target: &Target) -> Result<Job> {
+pub fn from_tree<'s>(
+    args: &Args,
+    session: &Session,
+    source: &'s Source,
+    target: &Target,
+) -> Result<Job<'s>> {
     let rendered = render(args, source, target, &session.connection.namespace)?;
     from_rendered(args, session, source, target, rendered)
 }
@@ -134,13 +164,13 @@ pub fn render(args: &Args, source: &Source, target: &Target, namespace: &str) ->
 }
 
 /// [`from_tree`] for an app [`render`]ed already (for the session's namespace).
-pub fn from_rendered(
+pub fn from_rendered<'s>(
     args: &Args,
     session: &Session,
-    source: &Source,
+    source: &'s Source,
     target: &Target,
     rendered: Rendered,
-) -> Result<Job> {
+) -> Result<Job<'s>> {
     let guard = Guard {
         rules: rules(args, target.spec.as_ref()),
         empty_render: rendered.objects.nothing_rendered().map(str::to_string),
@@ -167,17 +197,25 @@ pub fn from_rendered(
             .extra
             .insert(CHART_KEY.to_string(), serde_json::to_value(chart)?);
     }
-    Ok(Job::new(
+    let mut job = Job::new(
         target.app.clone(),
         desired,
         sync_options,
         (prune(args, target.spec.as_ref()), guard),
         source.tree.label.clone(),
-    ))
+    );
+    job.source = Some(source);
+    Ok(job)
 }
 
-/// The manifest stored in a release: `revision`, or the previous deployed one.
-pub async fn from_release(args: &Args, session: &Session, revision: Option<u32>) -> Result<Job> {
+/// The manifest stored in a release: `revision`, else the one [`rollback::choose`]
+/// chooses (the newest earlier deployed release whose objects differ from the current
+/// one's).
+pub async fn from_release(
+    args: &Args,
+    session: &Session,
+    revision: Option<u32>,
+) -> Result<Job<'static>> {
     let app = app_name(args)?;
     let mut records = Vec::new();
     let mut unreadable = Vec::new();
@@ -191,33 +229,8 @@ pub async fn from_release(args: &Args, session: &Session, revision: Option<u32>)
     if let Some(bad) = revision.and_then(|n| unreadable.iter().find(|u| u.revision == Some(n))) {
         bail!("{bad}");
     }
-    if records.is_empty() {
-        bail!(
-            "app {app} has no releases in namespace {}",
-            session.connection.namespace
-        );
-    }
-    let target = match revision {
-        Some(n) => records.iter().find(|r| r.revision == n).with_context(|| {
-            format!(
-                "app {app} has no release {n} (it has {})",
-                list_revisions(&records)
-            )
-        })?,
-        // Newest first: skip the current deployed release, take the one deployed before it.
-        None => records
-            .iter()
-            .filter(|r| {
-                matches!(
-                    r.status,
-                    ReleaseStatus::Deployed | ReleaseStatus::Superseded
-                )
-            })
-            .nth(1)
-            .with_context(|| {
-                format!("app {app} has no earlier deployed release to roll back to")
-            })?,
-    };
+    let chosen = rollback::choose(&app, &session.connection.namespace, &records, revision)?;
+    let target = chosen.release;
     let desired = sync::desired_from_record(target)?;
     let guard = Guard {
         rules: rules(args, None),
@@ -233,22 +246,21 @@ pub async fn from_release(args: &Args, session: &Session, revision: Option<u32>)
     options.path = target.path.clone();
     options.renderer = target.renderer.clone();
     options.commit = target.commit.clone();
+    options.commits = target.commits.clone();
+    options.commits_left_out = target.commits_left_out;
     options.extra = target.extra.clone();
-    Ok(Job::new(
+    let mut job = Job::new(
         app,
         desired,
         options,
         (true, guard),
         format!("release-{}", target.revision),
-    ))
-}
-
-fn list_revisions(records: &[gitops::release::record::ReleaseRecord]) -> String {
-    records
-        .iter()
-        .map(|r| r.revision.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    );
+    job.note = Some(format!(
+        "rolling back to release {} ({})",
+        target.revision, chosen.reason
+    ));
+    Ok(job)
 }
 
 /// `--prune`, else the app list's `prune:`.
@@ -280,6 +292,8 @@ pub fn base_options(args: &Args, session: &Session, spec: Option<&AppSpec>) -> S
         path: String::new(),
         renderer: String::new(),
         commit: None,
+        commits: Vec::new(),
+        commits_left_out: 0,
         extra: Default::default(),
         previous: None,
         listed: None,

@@ -35,7 +35,7 @@ use crate::session::{Session, retry_budget};
   # Show what would change, change nothing
   kubectl sync v2.1.0 deploy --app shop -n shop --dry-run
 
-  # Roll back to the previous deployed release (no git needed)
+  # Roll back to the newest earlier deployed release that differs (no git needed)
   kubectl sync --rollback --app shop -n shop
 
   # Follow a branch: sync every new commit (auto-sync), checking every 30 seconds
@@ -81,7 +81,9 @@ pub struct Args {
     adopt: AdoptArgs,
     #[command(flatten)]
     change: ChangeArgs,
-    /// Re-apply the manifest of release N (default: the previous deployed one), with prune.
+    /// Re-apply the manifest of release N, with prune (default: the newest earlier release
+    /// that was deployed and whose objects differ from the deployed one's; a failed
+    /// release is refused).
     #[arg(long, num_args = 0..=1, value_name = "N")]
     rollback: Option<Option<u32>>,
     #[command(flatten)]

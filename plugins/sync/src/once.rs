@@ -74,13 +74,13 @@ pub async fn revision(
 pub async fn single(
     args: &Args,
     session: &Session,
-    job: Job,
+    job: Job<'_>,
     locked: Option<flow::Locked>,
 ) -> Result<Outcome> {
     let mut out = std::io::stdout();
     let done = sync_once(args, session, job, args.yes, &mut out, None, locked).await?;
     if let Some(record) = &done.record {
-        print_record(args, &mut out, record)?;
+        print_record(args, &mut out, record, done.recorded)?;
     }
     done.result?;
     match done.dry_run {
@@ -95,10 +95,17 @@ pub async fn single(
     }
 }
 
-pub fn print_record(args: &Args, out: &mut dyn Write, record: &ReleaseRecord) -> Result<()> {
+/// The release a sync left; `recorded` false for a no-op sync (then it is the current
+/// release, with what this sync found).
+pub fn print_record(
+    args: &Args,
+    out: &mut dyn Write,
+    record: &ReleaseRecord,
+    recorded: bool,
+) -> Result<()> {
     match args.output.format {
-        Some(JsonFormat::Json) => report::json(out, record)?,
-        None => report::table(out, record)?,
+        Some(JsonFormat::Json) => report::json(out, record, recorded)?,
+        None => report::table(out, record, recorded)?,
     }
     Ok(())
 }
@@ -107,6 +114,8 @@ pub fn print_record(args: &Args, out: &mut dyn Write, record: &ReleaseRecord) ->
 /// the result.
 pub struct Done {
     pub record: Option<ReleaseRecord>,
+    /// Whether `record` is a new release (not for a no-op sync).
+    pub recorded: bool,
     pub result: Result<()>,
     /// For --dry-run: what would change.
     pub dry_run: Option<DryRun>,
@@ -135,7 +144,7 @@ impl DryRun {
 pub async fn sync_once(
     args: &Args,
     session: &Session,
-    job: Job,
+    job: Job<'_>,
     assume_yes: bool,
     out: &mut dyn Write,
     prefix: Option<&str>,
@@ -144,7 +153,15 @@ pub async fn sync_once(
     if args.dry_run {
         return dry_run(args, session, job, out, prefix).await;
     }
-    let Job { sync: job, label } = job;
+    let Job {
+        sync: job,
+        label,
+        source,
+        note,
+    } = job;
+    if let Some(note) = &note {
+        writeln!(Prefixed::new(prefix), "{note}")?;
+    }
     let locked = match locked {
         Some(locked) => locked,
         None => lock(args, session, &job.app).await?,
@@ -166,7 +183,7 @@ pub async fn sync_once(
     } else {
         Missing::FromManifestIfOnlyCreating
     };
-    let planned = locked
+    let mut planned = locked
         .plan(
             &session.cluster,
             &session.store,
@@ -176,6 +193,11 @@ pub async fn sync_once(
         )
         .await
         .map_err(interrupt::sync_error)?;
+    if let Some(source) = source {
+        let previous = planned.previous().and_then(|p| p.commit.as_ref());
+        let (commits, left_out) = source.commits_since(previous);
+        planned.cover_commits(commits, left_out);
+    }
     let changes = planned.plan.change_count();
     // Objects another owner holds refuse the sync when it executes: no question first.
     let refused = !planned.plan.comparison.owners.is_empty() && !args.adopt.adopt;
@@ -197,6 +219,7 @@ pub async fn sync_once(
         planned.stop().await?;
         return Ok(Done {
             record: None,
+            recorded: false,
             result: Ok(()),
             dry_run: None,
         });
@@ -213,6 +236,7 @@ pub async fn sync_once(
     display.finish();
     Ok(Done {
         record: executed.record,
+        recorded: executed.recorded,
         result: executed.result.map_err(interrupt::sync_error),
         dry_run: None,
     })
@@ -223,11 +247,20 @@ pub async fn sync_once(
 async fn dry_run(
     args: &Args,
     session: &Session,
-    job: Job,
+    job: Job<'_>,
     out: &mut dyn Write,
     prefix: Option<&str>,
 ) -> Result<Done> {
-    let Job { sync: job, label } = job;
+    // The commits a release would list are the sync's to find: a dry run records none.
+    let Job {
+        sync: job,
+        label,
+        source: _,
+        note,
+    } = job;
+    if let Some(note) = &note {
+        writeln!(Prefixed::new(prefix), "{note}")?;
+    }
     let app = job.app.clone();
     let planned = flow::dry_run(&session.cluster, &session.store, job, &session.cancel)
         .await
@@ -265,6 +298,7 @@ async fn dry_run(
     }
     Ok(Done {
         record: None,
+        recorded: false,
         result: Ok(()),
         dry_run: Some(DryRun { changes, document }),
     })

@@ -6,7 +6,9 @@ use comfy_table::{ContentArrangement, Table, presets};
 use gitops::release::record::ReleaseRecord;
 use serde::Serialize;
 
-pub fn table(out: &mut dyn Write, record: &ReleaseRecord) -> io::Result<()> {
+/// The objects and the summary line; `recorded` false for a no-op sync's (the current
+/// release, with what this sync found).
+pub fn table(out: &mut dyn Write, record: &ReleaseRecord, recorded: bool) -> io::Result<()> {
     let mut table = Table::new();
     table
         .load_style(presets::NOTHING)
@@ -23,14 +25,28 @@ pub fn table(out: &mut dyn Write, record: &ReleaseRecord) -> io::Result<()> {
     if !record.objects.is_empty() {
         writeln!(out, "{}", gitops_cli::table::text(&table))?;
     }
-    writeln!(out, "{}", summary(record))?;
+    writeln!(out, "{}", summary(record, recorded))?;
     out.flush()
 }
 
 /// `release 3 of shop: deployed (1 created, 2 configured, 5 unchanged, 1 pruned) in 12s`;
-/// `3 pruned (1 by cascade)` when objects went with a pruned CRD or Namespace.
-pub fn summary(record: &ReleaseRecord) -> String {
+/// for a no-op sync `release 2 of shop: deployed, nothing changed (0 created, 0
+/// configured, 3 unchanged, 0 pruned); no new release recorded`; `3 pruned (1 by
+/// cascade)` when objects went with a pruned CRD or Namespace.
+pub fn summary(record: &ReleaseRecord, recorded: bool) -> String {
     let c = &record.counts;
+    if !recorded {
+        return format!(
+            "release {} of {}: {}, nothing changed ({} created, {} configured, {} unchanged, {} pruned); no new release recorded",
+            record.revision,
+            record.app,
+            record.status,
+            c.created,
+            c.configured,
+            c.unchanged,
+            c.pruned
+        );
+    }
     let took = record
         .finished
         .and_then(|f| f.since(record.started).ok())
@@ -53,14 +69,15 @@ pub fn summary(record: &ReleaseRecord) -> String {
 }
 
 /// The stable document for scripts.
-pub fn json(out: &mut dyn Write, record: &ReleaseRecord) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &document(record))?;
+pub fn json(out: &mut dyn Write, record: &ReleaseRecord, recorded: bool) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &document(record, recorded))?;
     writeln!(out)?;
     out.flush()
 }
 
-/// What `-o json` prints for one release, as a value (several destinations print one per item).
-pub fn document(record: &ReleaseRecord) -> serde_json::Value {
+/// What `-o json` prints for one release, as a value (several destinations print one per
+/// item). `recorded` false: a no-op sync recorded nothing, `release` is the current one.
+pub fn document(record: &ReleaseRecord, recorded: bool) -> serde_json::Value {
     #[derive(Serialize)]
     struct Document<'a> {
         app: &'a str,
@@ -70,6 +87,10 @@ pub fn document(record: &ReleaseRecord) -> serde_json::Value {
         operation: &'a gitops::release::record::Operation,
         rollback_of: Option<u32>,
         commit: Option<&'a str>,
+        /// Every commit the release covers, newest first.
+        commits: Vec<&'a str>,
+        recorded: bool,
+        last_synced: Option<jiff::Timestamp>,
         counts: &'a gitops::release::record::Counts,
         objects: &'a [gitops::release::record::ObjectResult],
         error: Option<&'a str>,
@@ -82,6 +103,9 @@ pub fn document(record: &ReleaseRecord) -> serde_json::Value {
         operation: &record.operation,
         rollback_of: record.rollback_of,
         commit: record.commit.as_ref().map(|c| c.id.as_str()),
+        commits: record.commits.iter().map(|c| c.id.as_str()).collect(),
+        recorded,
+        last_synced: record.last_synced,
         counts: &record.counts,
         objects: &record.objects,
         error: record.error.as_deref(),

@@ -47,20 +47,27 @@ struct Destination {
     place: AppOnContext,
     output: Vec<u8>,
     record: Option<ReleaseRecord>,
+    /// Whether `record` is a new release (not for a no-op sync).
+    recorded: bool,
     /// What a --dry-run found.
     result: Result<Option<DryRun>>,
 }
 
 impl Destination {
     fn new(place: AppOnContext, output: Vec<u8>, done: Result<Done>) -> Destination {
-        let (record, result) = match done {
-            Ok(done) => (done.record, done.result.map(|()| done.dry_run)),
-            Err(error) => (None, Err(error)),
+        let (record, recorded, result) = match done {
+            Ok(done) => (
+                done.record,
+                done.recorded,
+                done.result.map(|()| done.dry_run),
+            ),
+            Err(error) => (None, false, Err(error)),
         };
         Destination {
             place,
             output,
             record,
+            recorded,
             result,
         }
     }
@@ -115,7 +122,7 @@ impl Section for Destination {
     fn print(&self, out: &mut dyn Write) -> Result<()> {
         out.write_all(&self.output)?;
         if let Some(record) = &self.record {
-            report::table(out, record)?;
+            report::table(out, record, self.recorded)?;
         }
         Ok(())
     }
@@ -125,7 +132,7 @@ impl Section for Destination {
     /// is known of the destination.
     fn item(&self) -> serde_json::Value {
         let mut item = match (&self.record, &self.result) {
-            (Some(record), _) => report::document(record),
+            (Some(record), _) => report::document(record, self.recorded),
             (None, Ok(Some(dry_run))) => dry_run.document.clone(),
             (None, _) => serde_json::json!({
                 "app": self.place.app,
@@ -153,7 +160,7 @@ impl Section for Destination {
             Ok(None) => Ok(self
                 .record
                 .as_ref()
-                .map(report::summary)
+                .map(|record| report::summary(record, self.recorded))
                 .unwrap_or_default()),
             Err(error) => Err(gitops_cli::targets::one_line(error)),
         };

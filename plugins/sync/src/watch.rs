@@ -3,6 +3,7 @@
 //! (the record says how far it got, the lock is given up, exit 130).
 
 use anyhow::Result;
+use gitops::release::record::ReleaseRecord;
 use gitops_cli::Outcome;
 use gitops_cli::interrupt::{self, is_interrupted};
 use gitops_cli::watch::{fetch, now};
@@ -36,7 +37,10 @@ pub async fn run(args: &Args, session: &Session) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// Fetches, and syncs the revision if its commit is not the one last synced.
+/// Fetches, and syncs the revision if its commit is not the one last synced. The release
+/// names every commit since the deployed release's (all of them when several came in one
+/// interval); a commit whose objects are the deployed release's records none (the
+/// release is marked current and moved on to it).
 async fn check_once(
     args: &Args,
     session: &Session,
@@ -45,7 +49,8 @@ async fn check_once(
     if let Err(problem) = fetch(args.source.repo.location.as_deref()) {
         log(&problem);
     }
-    let job = job::from_git(args, session)?;
+    let source = job::Source::read(args)?;
+    let job = job::from_git(args, session, &source)?;
     let commit = job.sync.options.commit.clone();
     let id = commit.as_ref().map(|c| c.id.clone());
     if id.is_some() && id == *last_synced {
@@ -58,12 +63,43 @@ async fn check_once(
     let mut out = std::io::stdout();
     let done = sync_once(args, session, job, true, &mut out, None, None).await?;
     if let Some(record) = &done.record {
-        print_record(args, &mut out, record)?;
+        print_record(args, &mut out, record, done.recorded)?;
     }
     done.result?;
-    log(&format!("synced {what}"));
+    log(&synced(&what, done.record.as_ref(), done.recorded));
     *last_synced = id;
     Ok(())
+}
+
+/// `synced 1f2e3d4 Bump (release 3, commits 1f2e3d4, 9a8b7c6)`, or, for a no-op sync,
+/// `synced 1f2e3d4 Bump: nothing changed (release 2 is current)`.
+fn synced(what: &str, record: Option<&ReleaseRecord>, recorded: bool) -> String {
+    let Some(record) = record else {
+        return format!("synced {what}");
+    };
+    if !recorded {
+        return format!(
+            "synced {what}: nothing changed (release {} is current)",
+            record.revision
+        );
+    }
+    let commits: Vec<&str> = record.commits.iter().map(|c| c.short_id.as_str()).collect();
+    match commits.len() {
+        0 => format!("synced {what} (release {})", record.revision),
+        1 => format!(
+            "synced {what} (release {}, commit {})",
+            record.revision, commits[0]
+        ),
+        _ => format!(
+            "synced {what} (release {}, commits {}{})",
+            record.revision,
+            commits.join(", "),
+            match record.commits_left_out {
+                0 => String::new(),
+                more => format!(" and {more} more"),
+            }
+        ),
+    }
 }
 
 fn log(line: &str) {

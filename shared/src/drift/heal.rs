@@ -149,6 +149,8 @@ async fn heal_job(
         path: release.path.clone(),
         renderer: release.renderer.clone(),
         commit: release.commit.clone(),
+        commits: release.commits.clone(),
+        commits_left_out: release.commits_left_out,
         extra: release.extra.clone(),
         previous: None,
         listed: None,

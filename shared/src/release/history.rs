@@ -84,6 +84,13 @@ pub struct Release {
     pub rollback_of: Option<u32>,
     pub description: String,
     pub commit: Option<CommitInfo>,
+    /// Every commit the release covers, newest first (ours only; a record from before
+    /// releases listed them gives its one commit), and how many more it leaves out.
+    pub commits: Option<Vec<CommitInfo>>,
+    pub commits_left_out: Option<usize>,
+    /// The last time a sync found the cluster already as this release has it and
+    /// recorded no release of its own (ours only).
+    pub last_synced: Option<jiff::Timestamp>,
     /// The kubeconfig user who ran it (ours only).
     pub who: Option<String>,
     pub counts: Option<Counts>,
@@ -128,8 +135,16 @@ impl Release {
             name: c.name.clone(),
             version: c.version.clone(),
         });
+        let commits = if record.commits.is_empty() {
+            record.commit.iter().cloned().collect()
+        } else {
+            record.commits
+        };
         Release {
             source: Source::Gitops,
+            commits: Some(commits),
+            commits_left_out: Some(record.commits_left_out),
+            last_synced: record.last_synced,
             updated: Some(record.finished.unwrap_or(record.started)),
             started: Some(record.started),
             finished: record.finished,
@@ -178,6 +193,9 @@ impl Release {
             rollback_of: None,
             description: info.description,
             commit: None,
+            commits: None,
+            commits_left_out: None,
+            last_synced: None,
             who: None,
             counts: None,
             repo: None,

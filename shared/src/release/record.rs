@@ -165,7 +165,20 @@ pub struct ReleaseRecord {
     pub repo: Option<String>,
     pub path: String,
     pub renderer: String,
+    /// The newest commit whose objects this release holds.
     pub commit: Option<CommitInfo>,
+    /// Every commit this release covers, newest first (the first is `commit`): those after
+    /// the commit of the release it replaced, as `git log PREVIOUS..COMMIT` lists them,
+    /// and later commits a sync found with the same objects. At most [`COMMITS_LISTED`];
+    /// `commits_left_out` counts the rest. Empty in older records and without git.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commits: Vec<CommitInfo>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub commits_left_out: usize,
+    /// The last time a sync found the cluster already as this release has it, and so
+    /// recorded no release of its own (see the sync flow's no-op rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_synced: Option<jiff::Timestamp>,
     /// The kubeconfig user (or `--as`) who ran it.
     pub who: String,
     pub started: jiff::Timestamp,
@@ -183,6 +196,9 @@ pub struct ReleaseRecord {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+/// The most commits a record lists (a first sync of a long history, a branch far ahead).
+pub const COMMITS_LISTED: usize = 100;
+
 /// The key of [`ReleaseRecord::extra`] holding a chart's [`ChartInfo`]. Kept in the
 /// extras, so rollbacks and heals, which copy them, keep it too.
 pub const CHART_KEY: &str = "chart";
@@ -193,6 +209,27 @@ impl ReleaseRecord {
     pub fn chart(&self) -> Option<ChartInfo> {
         let value = self.extra.get(CHART_KEY)?;
         serde_json::from_value(value.clone()).ok()
+    }
+
+    /// Adds `newer` (newest first, `newer_left_out` more beyond them) before the commits
+    /// this release covers already, and makes the newest its `commit`: a sync of a later
+    /// commit found the same objects. A commit already listed is not listed twice.
+    pub fn cover_newer(&mut self, newer: &[CommitInfo], newer_left_out: usize) {
+        let Some(newest) = newer.first() else {
+            return;
+        };
+        let mut commits: Vec<CommitInfo> = newer.to_vec();
+        let older = if self.commits.is_empty() {
+            self.commit.iter().cloned().collect()
+        } else {
+            std::mem::take(&mut self.commits)
+        };
+        commits.extend(older.into_iter().filter(|c| !newer.contains(c)));
+        let left_out = commits.len().saturating_sub(COMMITS_LISTED);
+        commits.truncate(COMMITS_LISTED);
+        self.commit = Some(newest.clone());
+        self.commits = commits;
+        self.commits_left_out += newer_left_out + left_out;
     }
 }
 
@@ -218,6 +255,9 @@ impl ReleaseRecord {
             path: String::new(),
             renderer: String::new(),
             commit: None,
+            commits: Vec::new(),
+            commits_left_out: 0,
+            last_synced: None,
             who: who.to_string(),
             started: jiff::Timestamp::now(),
             finished: None,
@@ -431,6 +471,39 @@ mod tests {
             decode(br#"{"format": 0}"#),
             Err(RecordError::UnknownFormat(0))
         ));
+    }
+
+    fn commit(id: &str) -> CommitInfo {
+        CommitInfo {
+            id: id.repeat(40),
+            short_id: id.repeat(7),
+            subject: format!("commit {id}"),
+            author_name: "Ada".into(),
+            author_email: "ada@example.com".into(),
+            time: 0,
+        }
+    }
+
+    #[test]
+    fn a_later_commit_with_the_same_objects_is_covered_newest_first() {
+        let mut record = sample();
+        record.commit = Some(commit("a"));
+        // An older record lists no commits: its one commit counts.
+        record.cover_newer(&[commit("c"), commit("b")], 0);
+        assert_eq!(record.commit, Some(commit("c")));
+        assert_eq!(record.commits, [commit("c"), commit("b"), commit("a")]);
+        record.cover_newer(&[commit("d"), commit("c")], 2);
+        assert_eq!(
+            record.commits,
+            [commit("d"), commit("c"), commit("b"), commit("a")]
+        );
+        assert_eq!(record.commits_left_out, 2);
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["commits"].as_array().unwrap().len(), 4);
+        assert_eq!(decode(&encode(&record).unwrap()).unwrap(), record);
+        // Without commits, nothing changes.
+        record.cover_newer(&[], 0);
+        assert_eq!(record.commit, Some(commit("d")));
     }
 
     #[test]

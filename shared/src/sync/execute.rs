@@ -20,7 +20,9 @@ use crate::diff::to_yaml;
 use crate::fingerprint::{LiveMark, applied_hash};
 use crate::live::{FIELD_MANAGER, LiveCluster};
 use crate::objects::ObjectKey;
-use crate::release::record::{CASCADE_ACTION, Counts, ObjectResult, ReleaseRecord, ReleaseStatus};
+use crate::release::record::{
+    CASCADE_ACTION, Counts, ObjectResult, Operation, ReleaseRecord, ReleaseStatus,
+};
 use crate::release::store::{RecordMeta, ReleaseStore};
 
 /// How long a CRD applied in this sync may take to become Established.
@@ -88,7 +90,11 @@ pub async fn execute(
     pending.path = options.path.clone();
     pending.renderer = options.renderer.clone();
     pending.commit = options.commit.clone();
+    pending.commits = options.commits.clone();
+    pending.commits_left_out = options.commits_left_out;
     pending.extra = options.extra.clone();
+    let newest = listed.iter().map(|m| m.revision).max();
+    let no_op = no_op_of(plan, options).filter(|current| newest == Some(current.revision));
     // A sync that changes nothing cannot stop half-way through a change: its record is
     // written once, when it ends, instead of pending first and finished after.
     let changes_nothing = plan.change_count() == 0;
@@ -110,6 +116,9 @@ pub async fn execute(
         return Err(SyncError::InterruptedBeforeWriting);
     }
 
+    if let (Some(current), Ok(())) = (no_op, &result) {
+        return finish_no_op(store, plan, options, current, &progress, &listed).await;
+    }
     record.finished = Some(jiff::Timestamp::now());
     record.counts = counts(&progress);
     record.objects = object_results(plan, &progress);
@@ -153,7 +162,81 @@ pub async fn execute(
         )
         .await?;
     store.trim_listed(options.history_max, &listed).await?;
-    Ok(SyncOutcome { record })
+    Ok(SyncOutcome {
+        record,
+        recorded: true,
+    })
+}
+
+/// The no-op rule: a sync that changes nothing (nothing to apply or prune), of exactly
+/// the objects the deployed release holds, from the same repository, path, renderer and
+/// chart values, records no release of its own; it returns that release. A heal always
+/// records one: it says what drift it found. (The caller also records one when a failed
+/// or interrupted release is newer than the deployed one: the history then shows the
+/// app back where it was.)
+fn no_op_of<'a>(plan: &SyncPlan, options: &'a SyncOptions) -> Option<&'a ReleaseRecord> {
+    if plan.change_count() != 0 || options.operation == Operation::Heal {
+        return None;
+    }
+    let current = options.previous.as_ref()?;
+    let same = current.status == ReleaseStatus::Deployed
+        && plan.record_manifest.is_none()
+        && same_objects(plan, current)
+        && current.repo == options.repo
+        && current.path == options.path
+        && current.renderer == options.renderer
+        && current.extra == options.extra;
+    same.then_some(current)
+}
+
+/// Finishes a no-op sync: the deployed release `current` is rewritten with the time it
+/// was found current (`last_synced`), where its objects were left (for the next sync's
+/// fingerprints), and, for a sync of a later commit, that commit and those it covers
+/// (the release then says which commit is deployed); then the oldest records beyond
+/// `--history-max` are trimmed, as after any sync. What is returned is that release with
+/// this sync's counts and objects, for the caller to show.
+async fn finish_no_op(
+    store: &ReleaseStore,
+    plan: &SyncPlan,
+    options: &SyncOptions,
+    current: &ReleaseRecord,
+    progress: &Progress,
+    listed: &[RecordMeta],
+) -> Result<SyncOutcome, SyncError> {
+    let mut stored = current.clone();
+    stored.last_synced = Some(jiff::Timestamp::now());
+    for object in &mut stored.objects {
+        if let Some(mark) = progress.marks.get(&object.key) {
+            object.resource_version = Some(mark.resource_version.clone());
+            object.owned_hash = mark.owned.clone();
+        }
+    }
+    let id = |c: &Option<crate::source::CommitInfo>| c.as_ref().map(|c| c.id.clone());
+    if options.operation == Operation::Sync
+        && options.commit.is_some()
+        && id(&options.commit) != id(&stored.commit)
+    {
+        let newer = if options.commits.is_empty() {
+            options.commit.iter().cloned().collect()
+        } else {
+            options.commits.clone()
+        };
+        stored.cover_newer(&newer, options.commits_left_out);
+    }
+    if let Err(write_error) = store.update(&stored).await {
+        return Err(SyncError::RecordNotWritten {
+            sync: None,
+            write: write_error.to_string(),
+        });
+    }
+    store.trim_listed(options.history_max, listed).await?;
+    let mut shown = stored;
+    shown.counts = counts(progress);
+    shown.objects = object_results(plan, progress);
+    Ok(SyncOutcome {
+        record: shown,
+        recorded: false,
+    })
 }
 
 async fn run(
@@ -551,23 +634,26 @@ fn manifest_to_record(plan: &SyncPlan, options: &SyncOptions) -> String {
     if let Some(manifest) = &plan.record_manifest {
         return manifest.clone();
     }
-    if let Some(previous) = &options.previous {
-        let recorded: BTreeMap<&ObjectKey, &str> = previous
-            .objects
-            .iter()
-            .filter(|o| o.action != "pruned" && o.action != CASCADE_ACTION)
-            .filter_map(|o| Some((&o.key, o.applied_hash.as_deref()?)))
-            .collect();
-        let same = recorded.len() == plan.desired.len()
-            && plan
-                .desired
-                .iter()
-                .all(|o| recorded.get(&o.key) == Some(&applied_hash(&o.object).as_str()));
-        if same {
-            return previous.manifest.clone();
-        }
+    match &options.previous {
+        Some(previous) if same_objects(plan, previous) => previous.manifest.clone(),
+        _ => manifest_of(plan),
     }
-    manifest_of(plan)
+}
+
+/// Whether `previous` applied exactly the objects of `plan`: the same hash for every key,
+/// none more or less.
+fn same_objects(plan: &SyncPlan, previous: &ReleaseRecord) -> bool {
+    let recorded: BTreeMap<&ObjectKey, &str> = previous
+        .objects
+        .iter()
+        .filter(|o| o.action != "pruned" && o.action != CASCADE_ACTION)
+        .filter_map(|o| Some((&o.key, o.applied_hash.as_deref()?)))
+        .collect();
+    recorded.len() == plan.desired.len()
+        && plan
+            .desired
+            .iter()
+            .all(|o| recorded.get(&o.key) == Some(&applied_hash(&o.object).as_str()))
 }
 
 /// The rendered manifest as applied (labels included), in apply order, so a rollback can

@@ -28,6 +28,7 @@ use crate::lock::{self, KeepAlive, TakenOver};
 use crate::objects::{DesiredSet, ObjectKey};
 use crate::release::record::ReleaseRecord;
 use crate::release::store::ReleaseStore;
+use crate::source::CommitInfo;
 
 /// One sync's input: the app, the objects it wants, and what to record.
 pub struct SyncJob {
@@ -173,10 +174,26 @@ pub struct Executed {
     /// The release it recorded: the finished one, or, when it failed, the newest record
     /// (which says what happened).
     pub record: Option<ReleaseRecord>,
+    /// Whether the sync recorded a new release: not for a no-op sync (see
+    /// [`SyncOutcome::recorded`](super::SyncOutcome::recorded)), nor when it stopped before
+    /// writing one.
+    pub recorded: bool,
     pub result: Result<(), SyncError>,
 }
 
 impl Planned {
+    /// The deployed release this sync follows, as read under the lock.
+    pub fn previous(&self) -> Option<&ReleaseRecord> {
+        self.options.previous.as_ref()
+    }
+
+    /// Says which commits the release covers, newest first, and how many more are left
+    /// out: the caller reads them from git once it knows [`Planned::previous`]'s commit.
+    pub fn cover_commits(&mut self, commits: Vec<CommitInfo>, left_out: usize) {
+        self.options.commits = commits;
+        self.options.commits_left_out = left_out;
+    }
+
     /// Carries the plan out (the lock is checked first: a long question may have outlived
     /// it), records the release, and gives the lock up, also when `cancel` stops it
     /// part-way (then the record is finished as failed, saying what was and was not done).
@@ -197,11 +214,17 @@ impl Planned {
             let _ = lock.release().await;
             return Executed {
                 record: None,
+                recorded: false,
                 result: Err(lost.into()),
             };
         }
         let result = execute(cluster, store, &plan, &options, cancel, events).await;
         let released = lock.release().await;
+        let recorded = match &result {
+            Ok(outcome) => outcome.recorded,
+            Err(SyncError::InterruptedBeforeWriting) => false,
+            Err(_) => true,
+        };
         let record = match &result {
             Ok(outcome) => Some(outcome.record.clone()),
             // Nothing was recorded: the newest record is an earlier sync's.
@@ -217,7 +240,11 @@ impl Planned {
             (Ok(_), Err(error)) => Err(SyncError::NotReleased(error)),
             (result, _) => result.map(|_| ()),
         };
-        Executed { record, result }
+        Executed {
+            record,
+            recorded,
+            result,
+        }
     }
 
     /// Gives the lock up without changing anything: a dry run, or a "no" at the question.

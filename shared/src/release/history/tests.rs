@@ -148,6 +148,9 @@ fn json_field_names_are_stable() {
             "rollback_of",
             "description",
             "commit",
+            "commits",
+            "commits_left_out",
+            "last_synced",
             "who",
             "counts",
             "repo",
@@ -166,6 +169,10 @@ fn json_field_names_are_stable() {
     assert_eq!(json["source"], "kubectl-gitops");
     assert_eq!(json["updated"], "2025-01-02T03:04:09.2504Z");
     assert_eq!(json["commit"]["short_id"], "0123456");
+    // A record from before releases listed their commits gives its one commit.
+    assert_eq!(json["commits"], serde_json::json!([json["commit"]]));
+    assert_eq!(json["commits_left_out"], 0);
+    assert_eq!(json["last_synced"], serde_json::Value::Null);
     assert_eq!(
         serde_json::to_value(Source::Helm).unwrap(),
         serde_json::json!("helm")
