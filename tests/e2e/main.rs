@@ -22,5 +22,6 @@ mod release_archives;
 mod release_history;
 mod release_store;
 mod requests;
+mod schemas;
 mod shipping;
 mod sync;

@@ -508,7 +508,11 @@ fn errors_are_one_clear_sentence() {
     // drift say where its releases are. The app is named after this test's namespace, so
     // no other test has one.
     let app = n;
-    ok(&sync(cluster, &repo, &["--app", app, "-n", n, "--wait=false"]));
+    ok(&sync(
+        cluster,
+        &repo,
+        &["--app", app, "-n", n, "--wait=false"],
+    ));
     let hint = format!("app {app} has releases in namespace {n}: add -n {n}");
     let err = fails(&history(cluster, &[app, "-n", &empty.name]));
     assert!(err.contains(&hint), "{err}");
@@ -519,8 +523,10 @@ fn errors_are_one_clear_sentence() {
         .unwrap();
     let err = fails(&drift);
     assert!(
-        err.contains(&format!("app {app} has no releases in namespace {}", empty.name))
-            && err.contains(&hint),
+        err.contains(&format!(
+            "app {app} has no releases in namespace {}",
+            empty.name
+        )) && err.contains(&hint),
         "{err}"
     );
 }

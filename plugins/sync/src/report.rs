@@ -65,7 +65,8 @@ pub fn document(record: &ReleaseRecord) -> serde_json::Value {
         status: String,
         operation: &'a gitops::release::record::Operation,
         rollback_of: Option<u32>,
-        commit: Option<&'a str>,
+        /// The object release-history and drift print for a commit.
+        commit: Option<&'a gitops::source::CommitInfo>,
         counts: &'a gitops::release::record::Counts,
         objects: &'a [gitops::release::record::ObjectResult],
         error: Option<&'a str>,
@@ -77,7 +78,7 @@ pub fn document(record: &ReleaseRecord) -> serde_json::Value {
         status: record.status.to_string(),
         operation: &record.operation,
         rollback_of: record.rollback_of,
-        commit: record.commit.as_ref().map(|c| c.id.as_str()),
+        commit: record.commit.as_ref(),
         counts: &record.counts,
         objects: &record.objects,
         error: record.error.as_deref(),
