@@ -26,5 +26,6 @@ mod release_history;
 mod release_store;
 mod requests;
 mod rollback;
+mod schemas;
 mod shipping;
 mod sync;

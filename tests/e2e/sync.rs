@@ -93,7 +93,9 @@ fn sync_creates_waits_updates_prunes_and_rolls_back() {
     let doc = json(&out);
     assert_eq!(doc["release"], 1);
     assert_eq!(doc["status"], "deployed");
-    assert_eq!(doc["commit"], first.as_str());
+    assert_eq!(doc["commit"]["id"], first.as_str());
+    assert_eq!(doc["commit"]["short_id"], &first[..7]);
+    assert_eq!(doc["commit"]["subject"], "first");
     assert_eq!(doc["counts"]["created"], 3, "{doc}");
     let ready = get(cluster, n, "deployment/web", "{.status.readyReplicas}");
     assert_eq!(

@@ -86,9 +86,10 @@ pub fn document(record: &ReleaseRecord, recorded: bool) -> serde_json::Value {
         status: String,
         operation: &'a gitops::release::record::Operation,
         rollback_of: Option<u32>,
-        commit: Option<&'a str>,
+        /// The object release-history and drift print for a commit.
+        commit: Option<&'a gitops::source::CommitInfo>,
         /// Every commit the release covers, newest first.
-        commits: Vec<&'a str>,
+        commits: &'a [gitops::source::CommitInfo],
         recorded: bool,
         last_synced: Option<jiff::Timestamp>,
         counts: &'a gitops::release::record::Counts,
@@ -102,8 +103,8 @@ pub fn document(record: &ReleaseRecord, recorded: bool) -> serde_json::Value {
         status: record.status.to_string(),
         operation: &record.operation,
         rollback_of: record.rollback_of,
-        commit: record.commit.as_ref().map(|c| c.id.as_str()),
-        commits: record.commits.iter().map(|c| c.id.as_str()).collect(),
+        commit: record.commit.as_ref(),
+        commits: &record.commits,
         recorded,
         last_synced: record.last_synced,
         counts: &record.counts,
