@@ -170,6 +170,10 @@ fn another_apps_object_is_refused_named_and_taken_over_only_with_adopt() {
         2,
     );
     assert_eq!(state(cluster, n, "configmap/shared"), before);
+    // A dry run refuses alike, so CI sees the refusal before the sync does.
+    let dry = sync(cluster, &repo, ("b", "b", n), &["--dry-run"]);
+    code(&dry, 2);
+    assert!(stderr(&dry).contains("app a"), "{}", describe(&dry));
 
     // diff-git --adopt previews the takeover as the sync will print it.
     let preview = plugin(cluster, &repo, "diff-git", ("b", "b", n), &["--adopt"]);

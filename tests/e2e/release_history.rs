@@ -353,6 +353,9 @@ fn unreadable_records_are_listed_with_the_reason() {
     repo.commit("settings");
     let app = ["--app", "cfg", "-n", n, "--wait=false"];
     ok(&sync(cluster, &repo, &app));
+    // A change, so the second sync records a release (a no-op sync records none).
+    repo.write("settings.yaml", &SETTINGS.replace("hello", "hola"));
+    repo.commit("greet in Spanish");
     ok(&sync(cluster, &repo, &app));
     write_our_secret(cluster, n, "cfg", 3, "printf 'not a record' > release");
     write_our_secret(cluster, n, "cfg", 4, "printf '{\"format\": 2}' > release");
@@ -508,10 +511,15 @@ fn errors_are_one_clear_sentence() {
     // drift say where its releases are. The app is named after this test's namespace, so
     // no other test has one.
     let app = n;
+    repo.write(
+        "other/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\ndata: {k: v}\n",
+    );
+    repo.commit("another app");
     ok(&sync(
         cluster,
         &repo,
-        &["--app", app, "-n", n, "--wait=false"],
+        &["HEAD", "other", "--app", app, "-n", n, "--wait=false"],
     ));
     let hint = format!("app {app} has releases in namespace {n}: add -n {n}");
     let err = fails(&history(cluster, &[app, "-n", &empty.name]));
