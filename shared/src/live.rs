@@ -388,32 +388,31 @@ impl LiveCluster {
         })
     }
 
-    /// The kinds discovery knows, each with its group: for telling a user which kind they
-    /// may have meant.
-    pub fn served_kinds(&self) -> Vec<(String, String)> {
-        let Ok(discovery) = self.discovery.read() else {
-            return Vec::new();
-        };
-        discovery
-            .groups()
-            .flat_map(|group| {
-                group
-                    .recommended_resources()
-                    .into_iter()
-                    .map(|(resource, _)| (resource.group, resource.kind))
-            })
-            .collect()
-    }
-
-    /// Every namespaced kind the server lists, at its preferred version: what a
-    /// Namespace holds, as far as discovery knows.
-    pub fn namespaced_listable(&self) -> Vec<ApiResource> {
+    /// Every kind discovery knows, at its group's preferred version.
+    fn recommended(&self) -> Vec<(ApiResource, ApiCapabilities)> {
         let Ok(discovery) = self.discovery.read() else {
             return Vec::new();
         };
         discovery
             .groups()
             .flat_map(|group| group.recommended_resources())
+            .collect()
+    }
+
+    /// The kinds discovery knows, each with its group: for telling a user which kind they
+    /// may have meant.
+    pub fn served_kinds(&self) -> Vec<(String, String)> {
+        self.recommended()
+            .into_iter()
+            .map(|(resource, _)| (resource.group, resource.kind))
+            .collect()
+    }
+
+    /// Every namespaced kind the server lists, at its preferred version: what a
+    /// Namespace holds, as far as discovery knows.
+    pub fn namespaced_listable(&self) -> Vec<ApiResource> {
+        self.recommended()
+            .into_iter()
             .filter(|(_, caps)| {
                 caps.scope == Scope::Namespaced
                     && caps.supports_operation(kube::discovery::verbs::LIST)

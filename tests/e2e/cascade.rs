@@ -4,27 +4,16 @@
 //! that are not the app's (unless `--prune-cascade`) or objects the revision still has,
 //! and counts what went with a deletion as deleted.
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 use serde_json::Value;
 
+use crate::faults::sync_cmd;
+
 fn sync(cluster: &TestCluster, repo: &GitFixture, app: &str, ns: &str, extra: &[&str]) -> Output {
-    cluster
-        .kubectl()
-        .args([
-            "sync",
-            "HEAD",
-            "app",
-            "--app",
-            app,
-            "-n",
-            ns,
-            "--wait=false",
-        ])
-        .args(extra)
-        .current_dir(repo.path())
-        .stdin(Stdio::null())
+    let args = ["HEAD", "app", "--app", app, "-n", ns, "--wait=false"];
+    sync_cmd(cluster, repo, &[&args[..], extra].concat())
         .output()
         .unwrap()
 }

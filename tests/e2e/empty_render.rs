@@ -2,26 +2,15 @@
 //! prunes an app that has members, unless `--allow-empty` says so; a sync without
 //! `--prune` is refused too, since it would record a release of nothing.
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 
+use crate::faults::sync_cmd;
+
 fn sync(cluster: &TestCluster, repo: &GitFixture, ns: &str, extra: &[&str]) -> Output {
-    cluster
-        .kubectl()
-        .args([
-            "sync",
-            "HEAD",
-            "apps/web",
-            "--app",
-            "web",
-            "-n",
-            ns,
-            "--wait=false",
-        ])
-        .args(extra)
-        .current_dir(repo.path())
-        .stdin(Stdio::null())
+    let args = ["HEAD", "apps/web", "--app", "web", "-n", ns, "--wait=false"];
+    sync_cmd(cluster, repo, &[&args[..], extra].concat())
         .output()
         .unwrap()
 }
