@@ -17,6 +17,7 @@ use crate::diff::normalise::{NormaliseOptions, normalise_with};
 use crate::fingerprint::{Fingerprints, LiveMark};
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey};
+use crate::render::Origin;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
@@ -74,11 +75,8 @@ pub enum Missing {
     FromManifestIfOnlyCreating,
 }
 
-fn describe_origin(object: &DesiredObject) -> String {
-    format!(
-        "{}:{} ({})",
-        object.origin.file, object.origin.line, object.key
-    )
+fn describe_origin(origin: &Origin, object: &DesiredObject) -> String {
+    format!("{origin} ({})", object.key)
 }
 
 /// Kinds that the desired set defines itself through a CustomResourceDefinition.
@@ -139,7 +137,7 @@ pub async fn against_cluster_with(
             pending.push(object);
         } else {
             return Err(CompareError::Object {
-                origin: describe_origin(object),
+                origin: describe_origin(&object.origin, object),
                 source: LiveError::UnknownKind {
                     api_version: api_version.to_string(),
                     kind: object.key.kind.clone(),
@@ -238,7 +236,7 @@ pub async fn against_cluster_with(
         .partition(|o| before.contains_key(&o.key));
     let mut conflicts = Vec::new();
     let mut any_change = false;
-    for (key, applied, conflict) in dry_run_all(cluster, existing, normalise).await? {
+    for (key, applied, conflict) in dry_run_all(cluster, desired, existing, normalise).await? {
         any_change |= conflict.is_some() || before.get(&key) != Some(&applied);
         after.insert(key, applied);
         conflicts.extend(conflict);
@@ -253,7 +251,7 @@ pub async fn against_cluster_with(
             );
         }
     } else {
-        for (key, applied, conflict) in dry_run_all(cluster, absent, normalise).await? {
+        for (key, applied, conflict) in dry_run_all(cluster, desired, absent, normalise).await? {
             after.insert(key, applied);
             conflicts.extend(conflict);
         }
@@ -278,6 +276,7 @@ pub async fn against_cluster_with(
 /// still shows what the revision wants.
 async fn dry_run_all(
     cluster: &LiveCluster,
+    desired: &DesiredSet,
     objects: Vec<&DesiredObject>,
     normalise: &NormaliseOptions,
 ) -> Result<Vec<(ObjectKey, Value, Option<Conflict>)>, CompareError> {
@@ -299,7 +298,10 @@ async fn dry_run_all(
             applied
                 .map(|applied| (object.key.clone(), normalised(applied, normalise), conflict))
                 .map_err(|source| CompareError::Object {
-                    origin: describe_origin(object),
+                    origin: describe_origin(
+                        &desired.refused_at(object, &source.to_string()),
+                        object,
+                    ),
                     source,
                 })
         })

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::objects::{DesiredSet, ObjectsError, ScopeResolver};
+use crate::objects::{DesiredSet, ObjectsError, ScopeResolver, SourceTexts};
 use crate::render::{self, Manifest, RenderError, RenderOptions, Renderer};
 use crate::source::Snapshot;
 
@@ -33,6 +33,10 @@ pub struct Rendered {
     manifests: Vec<Manifest>,
     /// When no object was rendered: what the path holds ([`describe_empty`]).
     empty: Option<String>,
+    /// The texts of the files the objects were read from, when the objects are as written
+    /// in them (plain YAML and JSON, not rendered): a refused field is found there again.
+    /// Kept rather than a position per value: these texts take a fraction of the objects.
+    sources: Option<SourceTexts>,
 }
 
 /// The first half of [`desired_set`].
@@ -42,11 +46,28 @@ pub fn rendered(snapshot: &Snapshot, options: &RenderOptions) -> Result<Rendered
     let empty = manifests
         .is_empty()
         .then(|| describe_empty(snapshot, renderer));
+    let sources = (renderer == Renderer::Plain).then(|| sources_of(snapshot, &manifests));
     Ok(Rendered {
         renderer,
         manifests,
         empty,
+        sources,
     })
+}
+
+fn sources_of(snapshot: &Snapshot, manifests: &[Manifest]) -> SourceTexts {
+    let mut texts = BTreeMap::new();
+    for manifest in manifests {
+        let file = &manifest.origin.file;
+        if texts.contains_key(file) {
+            continue;
+        }
+        let text = snapshot.files.get(file).map(|b| String::from_utf8_lossy(b));
+        if let Some(text) = text {
+            texts.insert(file.clone(), text.into_owned());
+        }
+    }
+    SourceTexts::new(texts)
 }
 
 /// What a path that rendered no objects holds, for the refusal that stops a sync from
@@ -105,10 +126,12 @@ impl Rendered {
         namespace: &str,
         scopes: &dyn ScopeResolver,
     ) -> Result<(Renderer, DesiredSet), DesiredError> {
-        Ok((
-            self.renderer,
-            DesiredSet::build(self.manifests, namespace, scopes)?,
-        ))
+        let set = DesiredSet::build(self.manifests, namespace, scopes)?;
+        let set = match self.sources {
+            Some(sources) => set.with_sources(sources),
+            None => set,
+        };
+        Ok((self.renderer, set))
     }
 }
 

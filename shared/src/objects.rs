@@ -14,6 +14,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -307,6 +308,25 @@ pub struct DesiredObject {
 #[derive(Debug, Clone, Default)]
 pub struct DesiredSet {
     objects: BTreeMap<ObjectKey, DesiredObject>,
+    /// The texts of the files the objects were read from, when they are in the repository
+    /// as written (plain YAML and JSON): a refused field is found in them again.
+    sources: Option<SourceTexts>,
+}
+
+/// Files' texts by repo-relative path, shared by the clones of a set.
+#[derive(Clone, Default)]
+pub struct SourceTexts(Arc<BTreeMap<String, String>>);
+
+impl SourceTexts {
+    pub fn new(texts: BTreeMap<String, String>) -> SourceTexts {
+        SourceTexts(Arc::new(texts))
+    }
+}
+
+impl fmt::Debug for SourceTexts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SourceTexts({} files)", self.0.len())
+    }
 }
 
 impl DesiredSet {
@@ -367,7 +387,31 @@ impl DesiredSet {
                 },
             );
         }
-        Ok(DesiredSet { objects })
+        Ok(DesiredSet {
+            objects,
+            sources: None,
+        })
+    }
+
+    /// The set, with the texts of the files its objects came from (see
+    /// [`DesiredSet::refused_at`]).
+    pub fn with_sources(mut self, sources: SourceTexts) -> DesiredSet {
+        self.sources = Some(sources);
+        self
+    }
+
+    /// Where to point a person at when the server refuses `object` with `message`: the
+    /// line of the field it names, when the set has the object's file, else the object's
+    /// document.
+    pub fn refused_at(&self, object: &DesiredObject, message: &str) -> Origin {
+        match self
+            .sources
+            .as_ref()
+            .and_then(|s| s.0.get(&object.origin.file))
+        {
+            Some(text) => object.origin.of_refusal(text, &object.object, message),
+            None => object.origin.clone(),
+        }
     }
 
     pub fn get(&self, key: &ObjectKey) -> Option<&DesiredObject> {

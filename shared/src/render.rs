@@ -6,6 +6,7 @@
 
 mod helm;
 mod kustomize;
+mod locate;
 mod tools;
 mod value;
 mod yaml;
@@ -43,6 +44,21 @@ pub struct Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+impl Origin {
+    /// Where in `text`, the file this origin names, the field a server's refusal
+    /// `message` names is: `object`'s document, at the field's line when the message
+    /// names a field the document has (see [`locate`]). Read again only when refused, so
+    /// no line of a field is kept while parsing.
+    pub fn of_refusal(&self, text: &str, object: &serde_json::Value, message: &str) -> Origin {
+        let line = locate::refused_field(message)
+            .and_then(|steps| locate::field_line(&self.file, text, self.document, object, &steps));
+        Origin {
+            line: line.unwrap_or(self.line),
+            ..self.clone()
+        }
     }
 }
 

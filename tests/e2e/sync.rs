@@ -329,8 +329,8 @@ fn a_misspelt_field_of_a_custom_resource_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("widget.yaml:1: ") && err.contains("sise"),
-        "the error names the file and the field: {err}"
+        err.contains("widget.yaml:6: ") && err.contains("sise"),
+        "the error names the file and the misspelt field's line: {err}"
     );
     assert_eq!(get(cluster, n, "widgets", "{.items[*].metadata.name}"), "");
     let _ = cluster
@@ -646,8 +646,8 @@ fn a_misspelt_field_is_refused_and_no_sync_leaves_half_of_its_objects() {
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("web.yaml:1: ") && err.contains(".spec.replica: field not declared in schema"),
-        "the error names the file and the field: {err}"
+        err.contains("web.yaml:6: ") && err.contains(".spec.replica: field not declared in schema"),
+        "the error names the file and the misspelt field's line: {err}"
     );
     assert!(
         err.contains("the 5 it had created were deleted again: the cluster is as it was"),
@@ -690,7 +690,7 @@ fn a_misspelt_field_is_refused_and_no_sync_leaves_half_of_its_objects() {
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("api.yaml:1 (Deployment.apps ") && err.contains(".spec.replica"),
+        err.contains("api.yaml:6 (Deployment.apps ") && err.contains(".spec.replica"),
         "{err}"
     );
     assert_eq!(get(cluster, n, "configmap/cm0", "{.data.k}"), "v0");
@@ -708,8 +708,9 @@ fn a_misspelt_field_is_refused_and_no_sync_leaves_half_of_its_objects() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains(".spec.replica: field not declared in schema"),
+        String::from_utf8_lossy(&out.stderr).contains("api.yaml:6 (Deployment.apps ")
+            && String::from_utf8_lossy(&out.stderr)
+                .contains(".spec.replica: field not declared in schema"),
         "{}",
         describe(&out)
     );

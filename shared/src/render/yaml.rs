@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use serde::Deserialize as _;
 use serde::de::DeserializeSeed as _;
 use serde_json::Value;
 
+use super::locate::{FindSeed, Walk, is_found};
 use super::value::Builder;
 use super::{MAX_FILE_BYTES, Manifest, Origin, RenderError};
 use crate::error_text::one_line;
@@ -124,6 +126,88 @@ pub(super) fn yaml_documents(file: &str, text: &str) -> Result<Vec<(usize, Value
         }
     }
     Ok(values)
+}
+
+/// One document of a file found again by its index among the file's documents (as
+/// [`parse_documents`] counts them), to be walked by a seed of [`super::locate`].
+pub(super) struct Document<'a> {
+    /// The document as [`parse_documents`] reads it.
+    pub value: Value,
+    text: &'a str,
+    form: Form,
+}
+
+enum Form {
+    /// Serde document `within` of a `---` chunk starting at line `first_line`.
+    Yaml { first_line: usize, within: usize },
+    /// Value `index` of a JSON stream (`text` is the whole file).
+    Json { index: usize },
+}
+
+impl<'a> Document<'a> {
+    pub(super) fn find(file: &str, text: &'a str, document: usize) -> Option<Document<'a>> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        // The same choice between JSON and YAML as parse_documents makes.
+        let json = if file.ends_with(".json") {
+            Some(json_documents(file, text).ok()?)
+        } else if text.trim_start().starts_with('{') {
+            json_documents(file, text).ok()
+        } else {
+            None
+        };
+        if let Some(values) = json {
+            let (_, value) = values.into_iter().nth(document)?;
+            return Some(Document {
+                value,
+                text,
+                form: Form::Json { index: document },
+            });
+        }
+        let mut seen = 0;
+        for chunk in split_documents(text) {
+            if chunk.content_line.is_none() {
+                continue;
+            }
+            for (within, doc) in serde_yaml_ng::Deserializer::from_str(chunk.text).enumerate() {
+                if seen == document {
+                    let value = Builder::yaml(text, chunk.text.len())
+                        .seed()
+                        .deserialize(doc)
+                        .ok()?;
+                    return Some(Document {
+                        value,
+                        text: chunk.text,
+                        form: Form::Yaml {
+                            first_line: chunk.first_line,
+                            within,
+                        },
+                    });
+                }
+                seen += 1;
+            }
+        }
+        None
+    }
+
+    /// The file's line where the walk along `path` finds its field, if it does.
+    pub(super) fn line_of(&self, path: &[Walk]) -> Option<usize> {
+        match self.form {
+            Form::Yaml { first_line, within } => {
+                let doc = serde_yaml_ng::Deserializer::from_str(self.text).nth(within)?;
+                let err = FindSeed(path).deserialize(doc).err()?;
+                let at = err.location().filter(|_| is_found(&err.to_string()))?;
+                Some(first_line + at.line() - 1)
+            }
+            Form::Json { index } => {
+                let mut stream = serde_json::Deserializer::from_str(self.text);
+                for _ in 0..index {
+                    serde::de::IgnoredAny::deserialize(&mut stream).ok()?;
+                }
+                let err = FindSeed(path).deserialize(&mut stream).err()?;
+                (is_found(&err.to_string()) && err.line() > 0).then(|| err.line())
+            }
+        }
+    }
 }
 
 /// How deep brackets may nest in one YAML document. Real manifests stay far below the

@@ -336,7 +336,8 @@ async fn run(
                     // Where in the revision the refused object comes from.
                     let message = match plan.desired.get(key) {
                         Some(object) => {
-                            format!("{}:{}: {error}", object.origin.file, object.origin.line)
+                            let message = error.to_string();
+                            format!("{}: {message}", plan.desired.refused_at(object, &message))
                         }
                         None => error.to_string(),
                     };
