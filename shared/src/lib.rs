@@ -14,6 +14,7 @@ pub mod diff;
 pub mod drift;
 mod error_text;
 pub mod fingerprint;
+pub mod hooks;
 mod http_stack;
 pub mod kubeconfig;
 pub mod live;

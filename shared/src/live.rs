@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, ValidationDirective};
+use kube::api::{
+    Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, ValidationDirective,
+};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::{Client, Resource, core::GroupVersionKind};
 use serde_json::Value;
@@ -723,6 +725,51 @@ impl LiveCluster {
             LiveError::Api(ApiError::from_kube(e, &self.call(verb, &resource.plural)))
         })?;
         Ok(typed(applied, &resource))
+    }
+
+    /// Creates `object` (a POST, with our field manager): for objects that are made anew
+    /// each time, such as hooks, which may be named by `metadata.generateName`. Returns the
+    /// object as the server stored it, its name filled in.
+    pub async fn create(&self, object: &Value) -> Result<Value, LiveError> {
+        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+        let api_version = text("/apiVersion").unwrap_or_default();
+        let kind = text("/kind").unwrap_or_default();
+        let (resource, caps) = self.resolve_fresh(api_version, kind).await?;
+        let namespace = match caps.scope {
+            Scope::Namespaced => text("/metadata/namespace"),
+            Scope::Cluster => None,
+        };
+        let params = PostParams {
+            dry_run: false,
+            field_manager: Some(FIELD_MANAGER.to_string()),
+        };
+        let body = serde_json::to_vec(object).map_err(|e| LiveError::Decode {
+            what: kind.to_string(),
+            message: e.to_string(),
+        })?;
+        self.forget_reads();
+        let request = kube::core::Request::new(DynamicObject::url_path(&resource, namespace))
+            .create(&params, body)
+            .map_err(|e| LiveError::Api(ApiError::Other(format!("{kind}: {e}"))))?;
+        let created: Value = self.client.request(request).await.map_err(|e| {
+            LiveError::Api(ApiError::from_kube(
+                e,
+                &self.call("create", &resource.plural),
+            ))
+        })?;
+        Ok(typed(created, &resource))
+    }
+
+    /// The object `key` names, or None if it does not exist (or its kind is not served).
+    pub async fn get_key(&self, key: &ObjectKey) -> Result<Option<Value>, LiveError> {
+        let Some((resource, caps)) = self.resolve_kind(&key.group, &key.kind) else {
+            return Ok(None);
+        };
+        let namespace = match caps.scope {
+            Scope::Namespaced => key.namespace.as_deref(),
+            Scope::Cluster => None,
+        };
+        self.get(&resource, namespace, &key.name).await
     }
 
     /// Deletes one object, its dependents in the background. With `uid` the server deletes

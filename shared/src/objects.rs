@@ -20,6 +20,11 @@ use serde_json::Value;
 
 use crate::render::{Manifest, Origin};
 
+pub mod hook;
+pub mod wave;
+
+use hook::{Hook, HookSpecError};
+
 /// The identity of an object in a cluster. The API version is not part of it: one object
 /// is served under several versions of its group. Ordered by group, kind, namespace
 /// (cluster-scoped first), name.
@@ -79,7 +84,7 @@ impl ObjectKey {
     /// scope knowledge; see [`DesiredSet::build`]). `None` unless the object has string
     /// `apiVersion`, `kind` and `metadata.name`.
     pub fn from_object(obj: &Value) -> Option<ObjectKey> {
-        identify(obj).ok()
+        identify(obj, false).ok()
     }
 
     /// `Kind.group` (`Kind` for the core group), the form ApplySet annotations use.
@@ -117,8 +122,10 @@ pub fn group_of(api_version: &str) -> Option<&str> {
     }
 }
 
-/// Why a value is not an identifiable object (completes "the object ...").
-fn identify(obj: &Value) -> Result<ObjectKey, &'static str> {
+/// Why a value is not an identifiable object (completes "the object ..."). A hook
+/// (`generated_ok`) may be named by `metadata.generateName`: its key then has that prefix
+/// as its name.
+fn identify(obj: &Value, generated_ok: bool) -> Result<ObjectKey, &'static str> {
     let field = |name: &str| {
         obj.get(name)
             .and_then(Value::as_str)
@@ -128,11 +135,22 @@ fn identify(obj: &Value) -> Result<ObjectKey, &'static str> {
     let group = group_of(api_version).ok_or("has a malformed apiVersion")?;
     let kind = field("kind").ok_or("has no kind")?;
     let metadata = obj.get("metadata");
-    let name = metadata
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or("has no metadata.name")?;
+    let text = |field: &str| {
+        metadata
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let name = match (text("name"), text("generateName")) {
+        (Some(name), _) => name,
+        (None, Some(prefix)) if generated_ok => prefix,
+        (None, Some(_)) => {
+            return Err(
+                "has no metadata.name (generateName is for hooks only: an app's objects need a fixed name to be diffed and pruned)",
+            );
+        }
+        (None, None) => return Err("has no metadata.name"),
+    };
     let namespace = match metadata.and_then(|m| m.get("namespace")) {
         None | Some(Value::Null) => None,
         Some(Value::String(ns)) if ns.is_empty() => None,
@@ -286,6 +304,9 @@ pub enum ObjectsError {
         reason: &'static str,
     },
 
+    #[error(transparent)]
+    Hook(#[from] HookSpecError),
+
     #[error("{key} is defined twice: in {first} and {second}")]
     Duplicate {
         // Boxed to keep the error small.
@@ -304,10 +325,13 @@ pub struct DesiredObject {
 }
 
 /// The objects a revision wants, by key (so iteration is in key order; apply order is
-/// decided elsewhere).
+/// decided elsewhere), and its hooks, which are not among them: they run at points of a
+/// sync rather than being applied and kept.
 #[derive(Debug, Clone, Default)]
 pub struct DesiredSet {
     objects: BTreeMap<ObjectKey, DesiredObject>,
+    /// In the order the revision has them.
+    hooks: Vec<Hook>,
     /// The texts of the files the objects were read from, when they are in the repository
     /// as written (plain YAML and JSON): a refused field is found in them again.
     sources: Option<SourceTexts>,
@@ -348,8 +372,10 @@ impl DesiredSet {
         };
         let crds = CrdScopes::from_manifests(&manifests);
         let mut objects: BTreeMap<ObjectKey, DesiredObject> = BTreeMap::new();
+        let mut hooks: Vec<Hook> = Vec::new();
         for Manifest { mut object, origin } in manifests {
-            let mut key = match identify(&object) {
+            let is_hook = hook::is_hook(&object);
+            let mut key = match identify(&object, is_hook) {
                 Ok(key) => key,
                 Err(reason) => return Err(ObjectsError::NotAnObject { origin, reason }),
             };
@@ -371,10 +397,43 @@ impl DesiredSet {
                 }
                 _ => {}
             }
-            if let Some(first) = objects.get(&key) {
+            if is_hook {
+                let generated = object
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty);
+                let first = hooks
+                    .iter()
+                    .find(|h| !generated && !h.generated && h.key == key)
+                    .map(|h| &h.origin)
+                    .or_else(|| objects.get(&key).map(|o| &o.origin));
+                if let Some(first) = first {
+                    return Err(ObjectsError::Duplicate {
+                        key: Box::new(key),
+                        first: first.clone(),
+                        second: origin,
+                    });
+                }
+                if let Some(spec) = hook::read(&object, &key, &origin)? {
+                    hooks.push(Hook {
+                        key,
+                        generated,
+                        object,
+                        origin,
+                        spec,
+                    });
+                }
+                continue;
+            }
+            let hook_first = hooks.iter().find(|h| !h.generated && h.key == key);
+            if let Some(first) = objects
+                .get(&key)
+                .map(|o| &o.origin)
+                .or(hook_first.map(|h| &h.origin))
+            {
                 return Err(ObjectsError::Duplicate {
                     key: Box::new(key),
-                    first: first.origin.clone(),
+                    first: first.clone(),
                     second: origin,
                 });
             }
@@ -389,6 +448,7 @@ impl DesiredSet {
         }
         Ok(DesiredSet {
             objects,
+            hooks,
             sources: None,
         })
     }
@@ -412,6 +472,16 @@ impl DesiredSet {
             Some(text) => object.origin.of_refusal(text, &object.object, message),
             None => object.origin.clone(),
         }
+    }
+
+    /// The revision's hooks, in the order it has them.
+    pub fn hooks(&self) -> &[Hook] {
+        &self.hooks
+    }
+
+    /// The hooks, mutably: for changes that keep their identity (labels, say).
+    pub fn hooks_mut(&mut self) -> &mut [Hook] {
+        &mut self.hooks
     }
 
     pub fn get(&self, key: &ObjectKey) -> Option<&DesiredObject> {

@@ -24,8 +24,9 @@ use crate::apply::prune::PruneError;
 use crate::compare::{CompareError, Conflict};
 use crate::live::LiveError;
 use crate::lock::{LockError, TakenOver};
+use crate::objects::hook::Stage;
 use crate::objects::{BuiltinScopes, DesiredSet, ObjectKey, ObjectsError};
-use crate::release::record::{Operation, ReleaseRecord};
+use crate::release::record::{HookRun, Operation, ReleaseRecord};
 use crate::release::store::{RecordMeta, StoreError};
 use crate::render::{RenderError, parse_documents};
 use crate::source::CommitInfo;
@@ -41,6 +42,11 @@ pub struct SyncOptions {
     pub adopt: bool,
     /// Wait for health after applying; None skips it (`--wait=false`).
     pub wait: Option<WaitOptions>,
+    /// How long the whole sync may take (`--timeout`): hooks and the waits between waves
+    /// count against it, with or without `wait`.
+    pub timeout: Duration,
+    /// Run no hooks (`--no-hooks`).
+    pub no_hooks: bool,
     /// Records to keep (`--history-max`).
     pub history_max: usize,
     pub operation: Operation,
@@ -114,6 +120,21 @@ pub enum SyncEvent<'a> {
         key: &'a ObjectKey,
         health: &'a Health,
     },
+    /// A wave is applied and a later one follows: its objects are waited for first.
+    WaveWaiting {
+        wave: i64,
+        count: usize,
+    },
+    /// Hooks of one weight of a stage are starting.
+    Hooks {
+        stage: Stage,
+        weight: i64,
+        count: usize,
+    },
+    /// A hook has run (or could not be).
+    HookFinished {
+        run: &'a HookRun,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +190,20 @@ pub enum SyncError {
     },
     #[error("not healthy: {}", objects.iter().map(|(k, h)| format!("{k} ({h})")).collect::<Vec<_>>().join("; "))]
     Unhealthy { objects: Vec<(ObjectKey, String)> },
+    /// A wave's objects were not all healthy, so the waves after it were not applied.
+    #[error("wave {wave} is not healthy, so the waves after it were not applied: {}", objects.iter().map(|(k, h)| format!("{k} ({h})")).collect::<Vec<_>>().join("; "))]
+    WaveUnhealthy {
+        wave: i64,
+        objects: Vec<(ObjectKey, String)>,
+    },
+    /// A hook failed, timed out, or could not be created.
+    #[error("{stage} hook {hook} {result}: {message}{}", after_hook(stage))]
+    HookFailed {
+        stage: Stage,
+        hook: String,
+        result: String,
+        message: String,
+    },
     #[error("release {revision} could not be finished ({write}); the sync itself {}", sync.as_deref().map(|s| format!("failed: {s}")).unwrap_or_else(|| "succeeded".into()))]
     RecordNotFinished {
         revision: u32,
@@ -239,6 +274,16 @@ fn describe_interruption(stopped: &Interruption) -> String {
         text.push_str("; their health was not confirmed");
     }
     text
+}
+
+/// What a failed hook of `stage` means for the objects.
+fn after_hook(stage: &Stage) -> &'static str {
+    match stage {
+        Stage::Pre => "; no object was applied",
+        Stage::Post => " (the objects were applied)",
+        Stage::PreDelete => "; nothing was deleted",
+        _ => "",
+    }
 }
 
 /// What [`Interruption::during`] says of a sync stopped while it waited for health.

@@ -181,8 +181,12 @@ fn a_chart_diffs_syncs_records_and_drifts_like_plain_manifests() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
     assert!(
-        !text.contains("shop-test"),
-        "test hooks are not rendered:\n{text}"
+        !text.contains("name: shop-test"),
+        "a test hook is no object to apply:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("not run: Pod {n}/shop-test (a helm test hook)")),
+        "the test hook is listed as not run:\n{text}"
     );
 
     let out = run(

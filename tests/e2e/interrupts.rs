@@ -474,6 +474,23 @@ fn a_second_sigint_exits_at_once_and_the_next_sync_takes_the_dead_holders_lock_o
     assert_eq!(report["release"], 1, "{report}");
     assert_eq!(report["latest_release"]["release"], 2, "{report}");
     assert_eq!(report["latest_release"]["status"], "pending", "{report}");
+    // And so does `--watch`, in its first round.
+    let mut watch = cluster.kubectl();
+    watch.args(["drift", "twice", "-n", n, "--watch", "--interval", "1s"]);
+    let watching = spawn(watch);
+    std::thread::sleep(Duration::from_secs(3));
+    interrupt(&watching);
+    let (out, _) = finish_within(watching, Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.matches(
+            "note: app twice's latest release 2 is pending (a sync is running or died; started "
+        )
+        .count(),
+        1,
+        "said once, not every round: {}",
+        describe(&out)
+    );
 
     // The holder is gone: the next sync takes the lock over at once and says so.
     webhook.delete(cluster);

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use gitops::apply::ownership::ForeignOwner;
 use gitops::compare::Conflict;
 use gitops::diff::{self, ChangeSet, TextOptions};
+use gitops::hooks::{PlannedHook, preview_lines};
 use gitops::objects::ObjectKey;
 use serde::Serialize;
 
@@ -16,6 +17,8 @@ pub struct View<'a> {
     pub conflicts: &'a [Conflict],
     /// Existing objects another owner holds (`-o json` lists them).
     pub owners: &'a [ForeignOwner],
+    /// The hooks a sync would run (`-o json` lists them; they are no difference).
+    pub hooks: &'a [PlannedHook],
     pub context: usize,
     pub color: bool,
 }
@@ -51,6 +54,8 @@ pub fn document(view: &View) -> serde_json::Value {
         conflicts: &'a [Conflict],
         #[serde(skip_serializing_if = "<[_]>::is_empty")]
         owners: &'a [ForeignOwner],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        hooks: &'a [PlannedHook],
     }
     let document = Document {
         before: view.before,
@@ -58,6 +63,7 @@ pub fn document(view: &View) -> serde_json::Value {
         report: view.changes.report(false),
         conflicts: view.conflicts,
         owners: view.owners,
+        hooks: view.hooks,
     };
     serde_json::to_value(&document).unwrap_or_default()
 }
@@ -118,4 +124,17 @@ pub fn missing_namespace_warnings(err: &mut dyn Write, namespaces: &[String]) {
             "warning: namespace \"{ns}\" does not exist and the revision does not create it; its objects are shown as added"
         );
     }
+}
+
+/// The hooks a sync would run, one line each on `err` under `heading` (`hooks a sync
+/// would run (not run now):`): `  PreSync: Job.batch shop/migrate-* (pre-install, weight -1)`.
+pub fn hook_lines(err: &mut dyn Write, heading: &str, hooks: &[PlannedHook]) -> io::Result<()> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    writeln!(err, "{heading}")?;
+    for line in preview_lines(hooks) {
+        writeln!(err, "  {line}")?;
+    }
+    Ok(())
 }

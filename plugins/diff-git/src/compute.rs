@@ -6,6 +6,7 @@ use gitops::apply::ownership::ForeignOwner;
 use gitops::compare::Conflict;
 use gitops::desired;
 use gitops::diff::{ChangeSet, normalise};
+use gitops::hooks::PlannedHook;
 use gitops::kubeconfig::{self, Environment};
 use gitops::objects::{BuiltinScopes, ObjectKey};
 use gitops::release::store::ReleaseStore;
@@ -91,6 +92,8 @@ pub struct Computed {
     pub owners: Vec<ForeignOwner>,
     pub unowned: Vec<ObjectKey>,
     pub missing_namespaces: Vec<String>,
+    /// The hooks a sync would run (listed, never a difference).
+    pub hooks: Vec<PlannedHook>,
     /// Said on stderr before the diff.
     pub warnings: Vec<String>,
     pub before: String,
@@ -136,6 +139,7 @@ async fn against_cluster_of(
         notes,
         owners,
         unowned,
+        hooks,
         ..
     } = preview;
     warnings.extend(notes.into_iter().map(|note| format!("note: {note}")));
@@ -151,6 +155,7 @@ async fn against_cluster_of(
             owners,
             unowned,
             missing_namespaces,
+            hooks,
             warnings,
             before: "live".into(),
             after: tree.label.clone(),
@@ -210,6 +215,7 @@ fn between_trees(
         owners: Vec::new(),
         unowned: Vec::new(),
         missing_namespaces: Vec::new(),
+        hooks: Vec::new(),
         warnings: Vec::new(),
         before: old.label.clone(),
         after: new.label.clone(),

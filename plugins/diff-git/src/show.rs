@@ -20,6 +20,7 @@ impl Computed {
         diff_view::missing_namespace_warnings(err, &self.missing_namespaces);
         diff_view::conflict_warnings(err, &self.conflicts);
         diff_view::ownership_lines(err, &self.owners, &self.unowned, adopt);
+        diff_view::hook_lines(err, "hooks a sync would run (not run now):", &self.hooks)?;
         Ok(())
     }
 
@@ -30,6 +31,7 @@ impl Computed {
             after: &self.after,
             conflicts: &self.conflicts,
             owners: &self.owners,
+            hooks: &self.hooks,
             context: args.unified.lines,
             color: args.output.color.enabled(),
         }

@@ -12,7 +12,7 @@ use gitops_cli::Outcome;
 use gitops_cli::interrupt::{self, is_interrupted};
 use gitops_cli::watch::{fetch, now};
 
-use crate::report::{field_line, summary};
+use crate::report::{field_line, latest_release_line, summary};
 use crate::session::{Session, request};
 use crate::{Args, round};
 
@@ -139,10 +139,21 @@ async fn round(
     Ok(())
 }
 
-/// (what identifies a line across rounds, what to print): a line per field of a modified
-/// object, per deleted or stray object, and one for undeployed git changes.
+/// (what identifies a line across rounds, what to print): first, when the app's newest
+/// release did not deploy, a note saying so (identified by the release and its status, not
+/// by how long ago it started); then a line per field of a modified object, per deleted or
+/// stray object, and one for undeployed git changes.
 fn drift_lines(report: &AppDrift) -> Vec<(String, String)> {
     let mut lines = Vec::new();
+    if let (Some(latest), Some(line)) = (
+        report.latest_release.as_ref(),
+        latest_release_line(report, "its drift"),
+    ) {
+        lines.push((
+            format!("latest release {} {}", latest.release, latest.status),
+            format!("note: {line}"),
+        ));
+    }
     for object in &report.objects {
         match object.state {
             ObjectState::Modified => {

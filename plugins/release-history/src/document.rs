@@ -46,6 +46,9 @@ struct One<'a> {
     #[serde(flatten)]
     release: &'a Release,
     objects: &'a [ReleaseObject],
+    /// The hooks it ran, in the order they started (absent when none ran).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    hooks: &'a [gitops::release::record::HookRun],
     /// Masked unless --show-secrets; `null` without --manifest.
     manifest: Option<&'a str>,
     /// A chart's user-supplied values (Helm's `config`); `null` unless --show-secrets,
@@ -114,6 +117,7 @@ pub fn release(
         &One {
             release,
             objects,
+            hooks: &release.hooks,
             manifest,
             values: release.values.as_ref().filter(|_| show_values),
         },

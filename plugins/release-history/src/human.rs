@@ -237,12 +237,44 @@ pub fn release_text(
         let label = format!("{name}:");
         let _ = writeln!(text, "{label:width$}{value}");
     }
+    if !release.hooks.is_empty() {
+        text.push('\n');
+        text.push_str(&hooks_text(&release.hooks));
+    }
     if objects.is_empty() {
         return text;
     }
     text.push('\n');
     text.push_str(&objects_text(objects, color));
     text
+}
+
+/// The hooks a release ran: stage, hook as created, result, when, how long, why.
+fn hooks_text(hooks: &[gitops::release::record::HookRun]) -> String {
+    let mut table = Table::new();
+    table
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    table.set_header([
+        "STAGE", "HOOK", "EVENTS", "RESULT", "STARTED", "DURATION", "MESSAGE",
+    ]);
+    for run in hooks {
+        let result = if run.deleted {
+            format!("{} (deleted)", run.result)
+        } else {
+            run.result.clone()
+        };
+        table.add_row([
+            run.stage.clone(),
+            run.key.to_string(),
+            run.events.clone(),
+            result,
+            run.started.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+            format!("{:.1}s", run.duration_ms as f64 / 1000.0),
+            run.message.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    format!("Hooks:\n{}\n", gitops_cli::table::text(&table))
 }
 
 /// The release's fields in the order shown, leaving out those it has no value for.

@@ -95,6 +95,7 @@ impl View<'_> {
                     after: &after_label,
                     conflicts: &[],
                     owners: &[],
+                    hooks: &[],
                     context: self.args.unified.lines,
                     color: self.color(),
                 },

@@ -283,6 +283,8 @@ pub fn base_options(args: &Args, session: &Session, spec: Option<&AppSpec>) -> S
         force_conflicts: args.force_conflicts,
         adopt: args.adopt.adopt,
         wait: args.change.wait_for(spec),
+        timeout: args.change.timeout_for(spec),
+        no_hooks: args.no_hooks,
         history_max: args.change.history_max,
         operation: gitops::release::record::Operation::Sync,
         rollback_of: None,

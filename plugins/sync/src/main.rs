@@ -73,6 +73,10 @@ pub struct Args {
     /// app; default: the app list's `allow_empty:`, else refused).
     #[arg(long)]
     allow_empty: bool,
+    /// Run no hooks (Argo CD's `argocd.argoproj.io/hook`, Helm's `helm.sh/hook`): they are
+    /// neither run nor applied.
+    #[arg(long)]
+    no_hooks: bool,
     /// Take over fields that other field managers own (not whole objects another app or
     /// Helm owns: that is --adopt).
     #[arg(long)]

@@ -7,6 +7,8 @@ use anyhow::Result;
 use gitops::cancel::Cancel;
 use gitops::compare::Missing;
 use gitops::diff::ChangeSet;
+use gitops::hooks::{self, PlannedHook};
+use gitops::objects::hook::Occasion;
 use gitops::release::record::ReleaseRecord;
 use gitops::sync::{SyncError, SyncPlan, flow};
 use gitops_cli::JsonFormat;
@@ -166,6 +168,7 @@ pub async fn sync_once(
         Some(locked) => locked,
         None => lock(args, session, &job.app).await?,
     };
+    let (operation, no_hooks) = (job.options.operation, job.options.no_hooks);
     if let Some(gone) = locked.taken_over() {
         let mut err = Prefixed::new(prefix);
         writeln!(
@@ -201,7 +204,9 @@ pub async fn sync_once(
     let changes = planned.plan.change_count();
     // Objects another owner holds refuse the sync when it executes: no question first.
     let refused = !planned.plan.comparison.owners.is_empty() && !args.adopt.adopt;
-    let asked = match show(args, &planned.plan, &label, out, prefix) {
+    let occasion = hooks::occasion(operation, planned.previous().is_some());
+    let hooks = planned_hooks(&planned.plan, occasion, no_hooks);
+    let asked = match show(args, &planned.plan, &hooks, &label, out, prefix) {
         Ok(_) if changes == 0 || !prompts || refused => Ok(true),
         Ok(_) => confirm(changes, &session.cancel).await,
         Err(error) => Err(error),
@@ -262,6 +267,7 @@ async fn dry_run(
         writeln!(Prefixed::new(prefix), "{note}")?;
     }
     let app = job.app.clone();
+    let (operation, no_hooks) = (job.options.operation, job.options.no_hooks);
     let planned = flow::dry_run(&session.cluster, &session.store, job, &session.cancel)
         .await
         .map_err(interrupt::sync_error)?;
@@ -273,7 +279,9 @@ async fn dry_run(
         )?;
     }
     let plan = &planned.plan;
-    let preview = show(args, plan, &label, out, prefix)?;
+    let occasion = hooks::occasion(operation, planned.deployed_before);
+    let hooks = planned_hooks(plan, occasion, no_hooks);
+    let preview = show(args, plan, &hooks, &label, out, prefix)?;
     let changes = plan.change_count();
     let view = View {
         changes: &preview,
@@ -281,6 +289,7 @@ async fn dry_run(
         after: &label,
         conflicts: &plan.comparison.conflicts,
         owners: &plan.comparison.owners,
+        hooks: &hooks,
         context: 3,
         color: false,
     };
@@ -318,6 +327,7 @@ async fn lock(args: &Args, session: &Session, app: &str) -> Result<flow::Locked>
 fn show(
     args: &Args,
     plan: &SyncPlan,
+    hooks: &[PlannedHook],
     label: &str,
     out: &mut dyn Write,
     prefix: Option<&str>,
@@ -333,6 +343,7 @@ fn show(
             after: label,
             conflicts: &plan.comparison.conflicts,
             owners: &plan.comparison.owners,
+            hooks,
             context: 3,
             color: args.output.color.enabled(),
         };
@@ -348,6 +359,11 @@ fn show(
         args.adopt.adopt,
     );
     diff_view::missing_namespace_warnings(&mut err, &plan.comparison.missing_namespaces);
+    diff_view::hook_lines(
+        &mut err,
+        "hooks (they run when the sync changes objects, or the hooks themselves changed):",
+        hooks,
+    )?;
     for note in plan.notes() {
         writeln!(err, "note: {note}")?;
     }
@@ -365,6 +381,15 @@ fn show(
         )?;
     }
     Ok(preview)
+}
+
+/// The hooks a sync of `plan` runs on `occasion` (none with --no-hooks), and those that
+/// never run.
+fn planned_hooks(plan: &SyncPlan, occasion: Occasion, no_hooks: bool) -> Vec<PlannedHook> {
+    if no_hooks {
+        return Vec::new();
+    }
+    hooks::planned(plan.desired.hooks(), occasion)
 }
 
 /// Lines for stderr, each after a prefix naming the destination when several run at once.

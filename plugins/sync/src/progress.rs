@@ -79,6 +79,29 @@ impl Display {
                     None => self.line(text),
                 }
             }
+            SyncEvent::WaveWaiting { wave, count } => self.line(format!(
+                "wave {wave}: waiting for {count} object(s) to be healthy before the next wave"
+            )),
+            SyncEvent::Hooks {
+                stage,
+                weight,
+                count,
+            } => self.line(format!("{stage} hooks: running {count} (weight {weight})")),
+            SyncEvent::HookFinished { run } => {
+                let took = humantime::format_duration(std::time::Duration::from_millis(
+                    run.duration_ms / 100 * 100,
+                ));
+                let message = run
+                    .message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default();
+                let deleted = if run.deleted { ", deleted" } else { "" };
+                self.line(format!(
+                    "{} hook {} {} in {took}{deleted}{message}",
+                    run.stage, run.key, run.result
+                ))
+            }
             SyncEvent::Health { key, health } => match health {
                 Health::Healthy => self.line(format!("{key} healthy")),
                 other => match &self.bar {

@@ -25,6 +25,18 @@ pub fn table(out: &mut dyn Write, record: &ReleaseRecord, recorded: bool) -> io:
     if !record.objects.is_empty() {
         writeln!(out, "{}", gitops_cli::table::text(&table))?;
     }
+    for run in &record.hooks {
+        let message = run
+            .message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "hook {} {} ({}) {}{message}",
+            run.stage, run.key, run.events, run.result
+        )?;
+    }
     writeln!(out, "{}", summary(record, recorded))?;
     out.flush()
 }
@@ -94,6 +106,9 @@ pub fn document(record: &ReleaseRecord, recorded: bool) -> serde_json::Value {
         last_synced: Option<jiff::Timestamp>,
         counts: &'a gitops::release::record::Counts,
         objects: &'a [gitops::release::record::ObjectResult],
+        /// The hooks the release ran (absent when none ran).
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        hooks: &'a [gitops::release::record::HookRun],
         error: Option<&'a str>,
     }
     let document = Document {
@@ -109,6 +124,7 @@ pub fn document(record: &ReleaseRecord, recorded: bool) -> serde_json::Value {
         last_synced: record.last_synced,
         counts: &record.counts,
         objects: &record.objects,
+        hooks: &record.hooks,
         error: record.error.as_deref(),
     };
     serde_json::to_value(&document).unwrap_or_default()

@@ -1,39 +1,25 @@
 //! The order objects are applied in, and the reverse order they are pruned in.
 //!
-//! Namespaces first (everything namespaced needs one), then CustomResourceDefinitions
-//! (custom resources need their kind served), then other cluster-scoped objects (cluster
-//! roles and the like, which namespaced objects may refer to), then everything namespaced.
-//! The wave annotation orders objects within each of these classes; objects in one phase
-//! (class and wave) do not depend on each other and may be applied at once.
+//! Waves first: `kubectl-gitops.io/sync-wave` or Argo CD's `argocd.argoproj.io/sync-wave`
+//! (an integer, default 0, lowest first); a sync starts a wave only once every object of
+//! the waves before it is healthy. Within a wave, classes: Namespaces first (everything
+//! namespaced needs one), then CustomResourceDefinitions (custom resources need their kind
+//! served), then other cluster-scoped objects (cluster roles and the like, which
+//! namespaced objects may refer to), then everything namespaced. Objects in one phase
+//! (wave and class) do not depend on each other and are applied at once; they are listed
+//! in Helm's install order of kinds, then by name. A revision without waves is one wave:
+//! one step per class, as fast as it can go.
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey};
-use crate::render::Origin;
 
-/// An integer (negative allowed, default 0): lower waves are applied first within a class.
-pub const WAVE_ANNOTATION: &str = "kubectl-gitops.io/sync-wave";
+pub use crate::objects::wave::{ARGO_WAVE_ANNOTATION, WAVE_ANNOTATION, WaveError, wave_of};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
-    #[error(
-        "{origin}: the {WAVE_ANNOTATION} annotation of {key} is {value:?}, not an integer: use a whole number such as \"-1\" or \"2\""
-    )]
-    NotAnInteger {
-        key: Box<ObjectKey>,
-        origin: Origin,
-        value: String,
-    },
-    #[error(
-        "{origin}: the {WAVE_ANNOTATION} annotation of {key} is {value}, not a string: quote it (\"{value}\"), as every annotation value must be"
-    )]
-    NotAString {
-        key: Box<ObjectKey>,
-        origin: Origin,
-        value: String,
-    },
+    #[error(transparent)]
+    Wave(#[from] WaveError),
 }
 
 /// Objects applied together: one class, one wave.
@@ -75,50 +61,93 @@ impl Class {
     }
 }
 
-/// The wave of one desired object: its wave annotation, 0 without one.
+/// The wave of one desired object: its wave annotation (ours or Argo CD's), 0 without one.
 pub fn wave(object: &DesiredObject) -> Result<i64, OrderError> {
-    let value = object
-        .object
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(WAVE_ANNOTATION));
-    match value {
-        None | Some(Value::Null) => Ok(0),
-        Some(Value::String(text)) => {
-            text.trim()
-                .parse::<i64>()
-                .map_err(|_| OrderError::NotAnInteger {
-                    key: Box::new(object.key.clone()),
-                    origin: object.origin.clone(),
-                    value: text.clone(),
-                })
-        }
-        Some(other) => Err(OrderError::NotAString {
-            key: Box::new(object.key.clone()),
-            origin: object.origin.clone(),
-            value: other.to_string(),
-        }),
-    }
+    Ok(wave_of(&object.object, &object.key, &object.origin)?)
 }
 
-/// The phases to apply `desired` in: classes in order (namespaces, CRDs, other
-/// cluster-scoped objects, namespaced objects), each by ascending wave; no empty phases.
+/// Helm's install order of kinds (`releaseutil.InstallOrder`): within a phase, objects are
+/// listed (and so recorded and shown) in this order, other kinds after these.
+const INSTALL_ORDER: &[&str] = &[
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
+
+/// Where `kind` stands in [`INSTALL_ORDER`] (kinds it does not name come last).
+pub fn install_rank(kind: &str) -> usize {
+    INSTALL_ORDER
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(INSTALL_ORDER.len())
+}
+
+/// The phases to apply `desired` in: waves in ascending order, each by class (namespaces,
+/// CRDs, other cluster-scoped objects, namespaced objects); no empty phases. The keys of a
+/// phase are in Helm's install order of kinds, then by key.
 pub fn apply_phases(desired: &DesiredSet) -> Result<Vec<Phase>, OrderError> {
-    let mut phases: BTreeMap<(Class, i64), Vec<ObjectKey>> = BTreeMap::new();
+    let mut phases: BTreeMap<(i64, Class), Vec<ObjectKey>> = BTreeMap::new();
     for object in desired.iter() {
         let wave = wave(object)?;
         phases
-            .entry((Class::of(&object.key), wave))
+            .entry((wave, Class::of(&object.key)))
             .or_default()
             .push(object.key.clone());
     }
     Ok(phases
         .into_iter()
-        .map(|((class, wave), keys)| Phase {
-            name: class.name(),
-            wave,
-            keys,
+        .map(|((wave, class), mut keys)| {
+            // Keys come in key order; a stable sort keeps it within a kind.
+            keys.sort_by_key(|k| install_rank(&k.kind));
+            Phase {
+                name: class.name(),
+                wave,
+                keys,
+            }
         })
         .collect())
+}
+
+/// The waves of `phases`, in order, each once.
+pub fn waves(phases: &[Phase]) -> Vec<i64> {
+    let mut waves: Vec<i64> = phases.iter().map(|p| p.wave).collect();
+    waves.dedup();
+    waves
 }
 
 /// The phases to delete `keys` in: the apply classes reversed (namespaced objects, other
@@ -158,8 +187,8 @@ pub fn prune_order(keys: impl IntoIterator<Item = ObjectKey>) -> Vec<ObjectKey> 
 mod tests {
     use super::*;
     use crate::objects::BuiltinScopes;
-    use crate::render::Manifest;
-    use serde_json::json;
+    use crate::render::{Manifest, Origin};
+    use serde_json::{Value, json};
 
     fn manifest(line: usize, api_version: &str, kind: &str, name: &str, wave: Value) -> Manifest {
         let mut object =
@@ -219,16 +248,84 @@ mod tests {
         assert_eq!(
             names(&phases),
             [
-                ("namespaces", 0, vec!["batch".to_string()]),
-                ("namespaces", 3, vec!["web".into()]),
+                ("namespaced", -2, vec!["cfg".to_string()]),
+                ("namespaces", 0, vec!["batch".into()]),
                 ("crds", 0, vec!["crd".into()]),
-                ("cluster", 5, vec!["role".into()]),
-                ("namespaced", -2, vec!["cfg".into()]),
                 ("namespaced", 0, vec!["svc".into()]),
                 ("namespaced", 1, vec!["api".into(), "worker".into()]),
+                ("namespaces", 3, vec!["web".into()]),
+                ("cluster", 5, vec!["role".into()]),
             ]
         );
+        assert_eq!(waves(&phases), [-2, 0, 1, 3, 5]);
         assert!(apply_phases(&DesiredSet::default()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_phase_lists_its_kinds_in_helms_install_order() {
+        let set = desired(vec![
+            manifest(1, "apps/v1", "Deployment", "a", Value::Null),
+            manifest(2, "v1", "Service", "b", Value::Null),
+            manifest(3, "v1", "ServiceAccount", "c", Value::Null),
+            manifest(4, "example.com/v1", "Widget", "d", Value::Null),
+            manifest(5, "v1", "ConfigMap", "e", Value::Null),
+        ]);
+        let phases = apply_phases(&set).unwrap();
+        assert_eq!(
+            names(&phases),
+            [(
+                "namespaced",
+                0,
+                vec![
+                    "c".to_string(),
+                    "e".into(),
+                    "b".into(),
+                    "a".into(),
+                    "d".into()
+                ]
+            )]
+        );
+    }
+
+    #[test]
+    fn argo_cds_wave_is_honoured_and_must_agree_with_ours() {
+        let argo = |line, kind: &str, name: &str, waves: Value| {
+            let mut m = manifest(line, "v1", kind, name, Value::Null);
+            m.object["metadata"]["annotations"] = waves;
+            m
+        };
+        let set = desired(vec![
+            argo(1, "ConfigMap", "late", json!({ARGO_WAVE_ANNOTATION: "2"})),
+            argo(
+                2,
+                "ConfigMap",
+                "both",
+                json!({ARGO_WAVE_ANNOTATION: "-1", WAVE_ANNOTATION: "-1"}),
+            ),
+        ]);
+        assert_eq!(waves(&apply_phases(&set).unwrap()), [-1, 2]);
+        let set = desired(vec![argo(
+            7,
+            "ConfigMap",
+            "torn",
+            json!({ARGO_WAVE_ANNOTATION: "1", WAVE_ANNOTATION: "2"}),
+        )]);
+        assert_eq!(
+            apply_phases(&set).unwrap_err().to_string(),
+            "app.yaml:7: ConfigMap web/torn has two different waves: kubectl-gitops.io/sync-wave is 2 and argocd.argoproj.io/sync-wave is 1; keep one of them"
+        );
+        let set = desired(vec![argo(
+            3,
+            "ConfigMap",
+            "x",
+            json!({ARGO_WAVE_ANNOTATION: "first"}),
+        )]);
+        assert!(
+            apply_phases(&set)
+                .unwrap_err()
+                .to_string()
+                .starts_with("app.yaml:3: the argocd.argoproj.io/sync-wave annotation of ConfigMap web/x is \"first\""),
+        );
     }
 
     #[test]

@@ -27,6 +27,10 @@ use crate::release::store::ReleaseStore;
 use crate::sync::flow::{self, SyncJob};
 use crate::sync::{Guard, SyncEvent, SyncOptions};
 
+/// How long a heal that does not wait for health may take (it runs no hooks and has one
+/// wave, so nothing but its writes counts against it).
+const HEAL_BUDGET: Duration = Duration::from_secs(300);
+
 /// How to heal.
 #[derive(Debug, Clone)]
 pub struct HealOptions {
@@ -140,6 +144,12 @@ async fn heal_job(
         // A heal puts this app's objects back; one another owner took is theirs now.
         adopt: false,
         wait: options.wait.clone(),
+        timeout: options
+            .wait
+            .as_ref()
+            .map_or(HEAL_BUDGET, |wait| wait.timeout),
+        // A heal puts objects back; it is no sync of a revision, so no hook runs.
+        no_hooks: true,
         history_max: options.history_max,
         operation: Operation::Heal,
         rollback_of: None,

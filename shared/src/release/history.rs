@@ -17,7 +17,7 @@ use crate::api_error::scope;
 use crate::objects::{ObjectKey, ObjectsError};
 use crate::release::elsewhere;
 use crate::release::helm::{self, HelmError, HelmRelease};
-use crate::release::record::{Counts, ObjectResult, ReleaseRecord};
+use crate::release::record::{Counts, HookRun, ObjectResult, ReleaseRecord};
 use crate::release::store::{StoreError, UnreadableRecord};
 use crate::render::ChartInfo;
 use crate::render::RenderError;
@@ -117,6 +117,9 @@ pub struct Release {
     /// What the sync did to each object (ours only; see [`objects`]).
     #[serde(skip)]
     pub results: Vec<ObjectResult>,
+    /// The hooks the release ran (ours only), shown with one release.
+    #[serde(skip)]
+    pub hooks: Vec<HookRun>,
 }
 
 fn non_empty(text: &str) -> Option<String> {
@@ -173,6 +176,7 @@ impl Release {
             error: record.error,
             manifest: record.manifest,
             results: record.objects,
+            hooks: record.hooks,
         }
     }
 
@@ -215,6 +219,7 @@ impl Release {
             error: None,
             manifest: release.manifest,
             results: Vec::new(),
+            hooks: Vec::new(),
         }
     }
 }

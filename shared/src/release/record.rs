@@ -190,6 +190,13 @@ pub struct ReleaseRecord {
     /// The rendered manifest exactly as applied (labels included), multi-document YAML, so
     /// rollback needs no git.
     pub manifest: String,
+    /// The hooks this release ran, in the order they started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookRun>,
+    /// A digest of the revision's hooks (see the hooks module's `digest`): a sync whose
+    /// objects are unchanged runs its hooks, and records a release, only when they differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks_digest: Option<String>,
     /// Extras with stable key names, absent from older records: [`CHART_KEY`] holds the
     /// Helm chart and values of a chart's release ([`ChartInfo`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -266,9 +273,33 @@ impl ReleaseRecord {
             objects: Vec::new(),
             error: None,
             manifest,
+            hooks: Vec::new(),
+            hooks_digest: None,
             extra: BTreeMap::new(),
         }
     }
+}
+
+/// One run of a hook: created, waited for, and perhaps deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookRun {
+    /// The object as created (a generated name as the server chose it).
+    pub key: ObjectKey,
+    /// `PreSync`, `Sync`, `PostSync`, `SyncFail`, `PreDelete` or `PostDelete`.
+    pub stage: String,
+    /// The annotation words that made it run: `PreSync`, `pre-install`.
+    pub events: String,
+    /// `succeeded`, `failed`, `timed-out` or `interrupted`.
+    pub result: String,
+    pub started: jiff::Timestamp,
+    pub duration_ms: u64,
+    /// Why it failed (the Job's failure condition, the Pod's termination message), or
+    /// what it was doing when the time ran out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Deleted after it ran, by its delete policy.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,9 +4,9 @@
 //! same revision) to a temporary directory, and helm runs there with an empty, private
 //! environment: the user's repositories, cache, plugins, registry logins and kubeconfig
 //! cannot change what it prints, and nothing reaches the network (dependencies must be
-//! vendored under `charts/`). Hooks are left out (`--no-hooks`): sync has no install,
-//! upgrade or delete phases to run them in, and a hook Job applied as an ordinary object
-//! would fail on every change to it. `helm test` hooks go with them.
+//! vendored under `charts/`). Hooks are rendered with the rest: the desired set tells
+//! them from the app's objects by their `helm.sh/hook` annotation, and a sync runs them
+//! at the points Helm runs them (`helm test` hooks are listed and never run).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -141,8 +141,6 @@ pub(super) fn render(
             "--namespace",
             &opts.namespace,
             "--include-crds",
-            "--no-hooks",
-            "--skip-tests",
         ],
     )?;
     split_by_source(snapshot, root, &output)

@@ -12,16 +12,19 @@ use super::plan::SyncPlan;
 use super::{
     Interruption, SyncError, SyncEvent, SyncOptions, SyncOutcome, Undo, WAITING_FOR_HEALTH,
 };
-use crate::apply::applyset;
+use crate::apply::applyset::{self, ApplySetId};
 use crate::apply::health::{Health, WaitOptions, wait_healthy};
+use crate::apply::order::waves;
 use crate::apply::prune;
 use crate::cancel::Cancel;
 use crate::diff::to_yaml;
 use crate::fingerprint::{LiveMark, applied_hash};
+use crate::hooks::{self, run::Runner};
 use crate::live::{FIELD_MANAGER, LiveCluster};
 use crate::objects::ObjectKey;
+use crate::objects::hook::{Hook, Stage};
 use crate::release::record::{
-    CASCADE_ACTION, Counts, ObjectResult, Operation, ReleaseRecord, ReleaseStatus,
+    CASCADE_ACTION, Counts, HookRun, ObjectResult, Operation, ReleaseRecord, ReleaseStatus,
 };
 use crate::release::store::{RecordMeta, ReleaseStore};
 
@@ -43,6 +46,61 @@ struct Progress {
     created: Vec<(ObjectKey, String)>,
     /// Where each apply left its object.
     applied_marks: BTreeMap<ObjectKey, LiveMark>,
+    /// The hooks run so far, in the order they started.
+    hooks: Vec<HookRun>,
+}
+
+/// A sync's hooks and how to run them; absent when no hook runs.
+struct HookStages<'a> {
+    hooks: &'a [Hook],
+    runner: Runner<'a>,
+}
+
+impl HookStages<'_> {
+    /// Runs the hooks of `stage`, weight by weight: Err at the first weight with a hook
+    /// that did not succeed (the later weights do not run).
+    async fn run(
+        &self,
+        stage: Stage,
+        progress: &mut Progress,
+        events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
+    ) -> Result<(), SyncError> {
+        for (weight, group) in hooks::for_stage(self.hooks, stage, self.runner.occasion) {
+            self.run_group(stage, weight, &group, progress, events)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn run_group(
+        &self,
+        stage: Stage,
+        weight: i64,
+        group: &[&Hook],
+        progress: &mut Progress,
+        events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
+    ) -> Result<(), SyncError> {
+        events(SyncEvent::Hooks {
+            stage,
+            weight,
+            count: group.len(),
+        });
+        let runs = self.runner.run_group(stage, group).await;
+        for run in &runs {
+            events(SyncEvent::HookFinished { run });
+        }
+        let failed = runs.iter().find(|r| r.result != "succeeded").cloned();
+        progress.hooks.extend(runs);
+        match failed {
+            None => Ok(()),
+            Some(run) => Err(SyncError::HookFailed {
+                stage,
+                hook: run.key.to_string(),
+                result: run.result.replace('-', " "),
+                message: run.message.unwrap_or_else(|| "stopped".into()),
+            }),
+        }
+    }
 }
 
 /// Runs `plan`: the record is written as pending before the first change and finished
@@ -93,11 +151,26 @@ pub async fn execute(
     pending.commits = options.commits.clone();
     pending.commits_left_out = options.commits_left_out;
     pending.extra = options.extra.clone();
+    let hooks_digest = hooks::digest(plan.desired.hooks());
+    pending.hooks_digest = hooks_digest.clone();
+    // Hooks run with a change: objects to apply or prune, or hooks unlike the deployed
+    // release's. A sync that finds the app as the revision has it runs none (as Argo CD
+    // does not sync an app that is in sync), so a repeated sync never re-runs a migration.
+    let hooks_changed = options
+        .previous
+        .as_ref()
+        .map_or(hooks_digest.is_some(), |p| p.hooks_digest != hooks_digest);
+    let runs_hooks = !options.no_hooks
+        && options.operation != Operation::Heal
+        && !plan.desired.hooks().is_empty()
+        && (plan.change_count() > 0 || hooks_changed);
     let newest = listed.iter().map(|m| m.revision).max();
-    let no_op = no_op_of(plan, options).filter(|current| newest == Some(current.revision));
+    let no_op = no_op_of(plan, options)
+        .filter(|current| newest == Some(current.revision))
+        .filter(|_| !runs_hooks);
     // A sync that changes nothing cannot stop half-way through a change: its record is
     // written once, when it ends, instead of pending first and finished after.
-    let changes_nothing = plan.change_count() == 0;
+    let changes_nothing = plan.change_count() == 0 && !runs_hooks;
     let mut record = if changes_nothing {
         pending
     } else {
@@ -109,8 +182,39 @@ pub async fn execute(
         record
     };
 
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let app_id = ApplySetId::for_app(&plan.app, &plan.namespace);
+    let stages = runs_hooks.then(|| HookStages {
+        hooks: plan.desired.hooks(),
+        runner: Runner {
+            cluster,
+            app_id: app_id.as_str(),
+            occasion: hooks::occasion(options.operation, options.previous.is_some()),
+            deadline,
+            cancel,
+        },
+    });
     let mut progress = Progress::default();
-    let result = run(cluster, plan, options, cancel, &mut progress, events).await;
+    let mut result = run(
+        cluster,
+        plan,
+        options,
+        (stages.as_ref(), deadline),
+        cancel,
+        &mut progress,
+        events,
+    )
+    .await;
+    if let (Some(stages), Err(error)) = (&stages, &result)
+        && !error.is_interrupted()
+    {
+        // SyncFail hooks: their own failure is in their runs; the sync's error stands.
+        if let Err(fail) = stages.run(Stage::Fail, &mut progress, events).await
+            && fail.is_interrupted()
+        {
+            result = Err(fail);
+        }
+    }
     if changes_nothing && matches!(result, Err(SyncError::Interrupted(_))) {
         // Nothing was to change, so nothing did: no record either.
         return Err(SyncError::InterruptedBeforeWriting);
@@ -122,6 +226,7 @@ pub async fn execute(
     record.finished = Some(jiff::Timestamp::now());
     record.counts = counts(&progress);
     record.objects = object_results(plan, &progress);
+    record.hooks = std::mem::take(&mut progress.hooks);
     match &result {
         Ok(()) => record.status = ReleaseStatus::Deployed,
         Err(error) => {
@@ -243,12 +348,17 @@ async fn run(
     cluster: &LiveCluster,
     plan: &SyncPlan,
     options: &SyncOptions,
+    (stages, deadline): (Option<&HookStages<'_>>, tokio::time::Instant),
     cancel: &Cancel,
     progress: &mut Progress,
     events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
 ) -> Result<(), SyncError> {
     if !plan.comparison.conflicts.is_empty() && !options.force_conflicts {
         return Err(SyncError::Conflicts(plan.comparison.conflicts.clone()));
+    }
+    // PreSync hooks, before any object is applied.
+    if let Some(stages) = stages {
+        stages.run(Stage::Pre, progress, events).await?;
     }
     // The parent lists every kind and namespace before any member exists (KEP-3659), so
     // an interrupted sync never leaves members that a later prune cannot find.
@@ -284,111 +394,137 @@ async fn run(
             progress.actions.insert(key.clone(), "unchanged");
         }
     }
-    for phase in &plan.phases {
-        let keys: Vec<&ObjectKey> = phase
-            .keys
-            .iter()
-            .filter(|k| to_apply.contains(*k))
-            .collect();
-        if keys.is_empty() {
-            continue;
-        }
-        events(SyncEvent::Phase {
-            name: phase.name,
-            wave: phase.wave,
-            count: keys.len(),
-        });
-        // Each answer is reported, and boiled down to what the record keeps, as soon as it
-        // arrives: progress shows as it happens, and a thousand answers are never held at
-        // once.
-        // Once cancelled, no new apply is started; those under way finish.
-        let mut applying = stream::iter(keys)
-            .take_while(|_| future::ready(!cancel.is_cancelled()))
-            .map(|key| async move {
-                let created = added.contains(key);
-                let result = match plan.desired.get(key) {
-                    Some(desired) => cluster
-                        .apply(&desired.object, options.force_conflicts)
-                        .await
-                        .map(|applied| Some(Applied::of(&applied, created))),
-                    None => Ok(None),
-                };
-                (key, created, result)
-            })
-            .buffer_unordered(cluster.concurrency());
-        let mut failed = Vec::new();
-        while let Some((key, created, result)) = applying.next().await {
-            let action = if created { "created" } else { "configured" };
-            match result {
-                Ok(applied) => {
-                    if let Some(applied) = applied {
-                        if let Some(mark) = applied.mark {
-                            progress.applied_marks.insert(key.clone(), mark);
-                        }
-                        if let Some(uid) = applied.created_uid {
-                            progress.created.push((key.clone(), uid));
-                        }
-                    }
-                    progress.actions.insert(key.clone(), action);
-                    events(SyncEvent::Applied { key, action });
-                }
-                Err(error) => {
-                    // Where in the revision the refused object comes from.
-                    let message = match plan.desired.get(key) {
-                        Some(object) => {
-                            let message = error.to_string();
-                            format!("{}: {message}", plan.desired.refused_at(object, &message))
-                        }
-                        None => error.to_string(),
+    // The waves of the objects and of the Sync hooks: a wave starts once the one before
+    // it is healthy. Without waves this is one wave, applied as fast as it can be.
+    let mut all_waves = waves(&plan.phases);
+    if let Some(stages) = stages {
+        all_waves.extend(
+            hooks::for_stage(stages.hooks, Stage::Sync, stages.runner.occasion)
+                .into_iter()
+                .map(|(wave, _)| wave),
+        );
+        all_waves.sort_unstable();
+        all_waves.dedup();
+    }
+    for (index, &wave) in all_waves.iter().enumerate() {
+        for phase in plan.phases.iter().filter(|p| p.wave == wave) {
+            let keys: Vec<&ObjectKey> = phase
+                .keys
+                .iter()
+                .filter(|k| to_apply.contains(*k))
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            events(SyncEvent::Phase {
+                name: phase.name,
+                wave: phase.wave,
+                count: keys.len(),
+            });
+            // Each answer is reported, and boiled down to what the record keeps, as soon as it
+            // arrives: progress shows as it happens, and a thousand answers are never held at
+            // once.
+            // Once cancelled, no new apply is started; those under way finish.
+            let mut applying = stream::iter(keys)
+                .take_while(|_| future::ready(!cancel.is_cancelled()))
+                .map(|key| async move {
+                    let created = added.contains(key);
+                    let result = match plan.desired.get(key) {
+                        Some(desired) => cluster
+                            .apply(&desired.object, options.force_conflicts)
+                            .await
+                            .map(|applied| Some(Applied::of(&applied, created))),
+                        None => Ok(None),
                     };
-                    progress.actions.insert(key.clone(), "failed");
-                    progress.messages.insert(key.clone(), message.clone());
-                    events(SyncEvent::ApplyFailed {
-                        key,
-                        message: &message,
-                    });
-                    failed.push((key.clone(), message));
+                    (key, created, result)
+                })
+                .buffer_unordered(cluster.concurrency());
+            let mut failed = Vec::new();
+            while let Some((key, created, result)) = applying.next().await {
+                let action = if created { "created" } else { "configured" };
+                match result {
+                    Ok(applied) => {
+                        if let Some(applied) = applied {
+                            if let Some(mark) = applied.mark {
+                                progress.applied_marks.insert(key.clone(), mark);
+                            }
+                            if let Some(uid) = applied.created_uid {
+                                progress.created.push((key.clone(), uid));
+                            }
+                        }
+                        progress.actions.insert(key.clone(), action);
+                        events(SyncEvent::Applied { key, action });
+                    }
+                    Err(error) => {
+                        // Where in the revision the refused object comes from.
+                        let message = match plan.desired.get(key) {
+                            Some(object) => {
+                                let message = error.to_string();
+                                format!("{}: {message}", plan.desired.refused_at(object, &message))
+                            }
+                            None => error.to_string(),
+                        };
+                        progress.actions.insert(key.clone(), "failed");
+                        progress.messages.insert(key.clone(), message.clone());
+                        events(SyncEvent::ApplyFailed {
+                            key,
+                            message: &message,
+                        });
+                        failed.push((key.clone(), message));
+                    }
                 }
             }
-        }
-        if !failed.is_empty() {
-            let (applied, not_applied) = applied_so_far(&to_apply, progress);
-            // Undoing creations is writing too: not once the caller has asked to stop.
-            let undo = if plan.comparison.unchecked_creates.is_empty() || cancel.is_cancelled() {
-                None
-            } else {
-                Some(undo_creations(cluster, progress, events).await)
-            };
-            return Err(SyncError::ApplyFailed {
-                failed,
-                applied,
-                not_applied,
-                undo,
-            });
-        }
-        if cancel.is_cancelled() {
-            return Err(interrupted("applying", plan, progress));
-        }
-        if phase.name == "crds" {
-            // Custom resources of these CRDs come in later phases.
-            let crds: Vec<ObjectKey> = phase.keys.clone();
-            let wait = WaitOptions {
-                timeout: CRD_ESTABLISH_TIMEOUT,
-                poll_interval: Duration::from_millis(250),
-            };
-            let mut quiet = |_: &ObjectKey, _: &Health| {};
-            let health = tokio::select! {
-                health = wait_healthy(cluster, &crds, &wait, &mut quiet) => health?,
-                () = cancel.cancelled() => {
-                    return Err(interrupted("waiting for CRDs to be established", plan, progress));
-                }
-            };
-            if let Some((key, h)) = health.iter().find(|(_, h)| **h != Health::Healthy) {
-                return Err(SyncError::Unhealthy {
-                    objects: vec![(key.clone(), h.to_string())],
+            if !failed.is_empty() {
+                let (applied, not_applied) = applied_so_far(&to_apply, progress);
+                // Undoing creations is writing too: not once the caller has asked to stop.
+                let undo = if plan.comparison.unchecked_creates.is_empty() || cancel.is_cancelled()
+                {
+                    None
+                } else {
+                    Some(undo_creations(cluster, progress, events).await)
+                };
+                return Err(SyncError::ApplyFailed {
+                    failed,
+                    applied,
+                    not_applied,
+                    undo,
                 });
             }
-            cluster.refresh_discovery().await?;
+            if cancel.is_cancelled() {
+                return Err(interrupted("applying", plan, progress));
+            }
+            if phase.name == "crds" {
+                // Custom resources of these CRDs come in later phases.
+                let crds: Vec<ObjectKey> = phase.keys.clone();
+                let wait = WaitOptions {
+                    timeout: CRD_ESTABLISH_TIMEOUT,
+                    poll_interval: Duration::from_millis(250),
+                };
+                let mut quiet = |_: &ObjectKey, _: &Health| {};
+                let health = tokio::select! {
+                    health = wait_healthy(cluster, &crds, &wait, &mut quiet) => health?,
+                    () = cancel.cancelled() => {
+                        return Err(interrupted("waiting for CRDs to be established", plan, progress));
+                    }
+                };
+                if let Some((key, h)) = health.iter().find(|(_, h)| **h != Health::Healthy) {
+                    return Err(SyncError::Unhealthy {
+                        objects: vec![(key.clone(), h.to_string())],
+                    });
+                }
+                cluster.refresh_discovery().await?;
+            }
+        }
+        if let Some(stages) = stages {
+            let group = hooks::of_wave(stages.hooks, wave, stages.runner.occasion);
+            if !group.is_empty() {
+                stages
+                    .run_group(Stage::Sync, wave, &group, progress, events)
+                    .await?;
+            }
+        }
+        if index + 1 < all_waves.len() {
+            wait_for_wave(cluster, plan, wave, deadline, cancel, progress, events).await?;
         }
     }
 
@@ -453,6 +589,11 @@ async fn run(
             return Err(SyncError::Unhealthy { objects: unhealthy });
         }
     }
+    // PostSync hooks, once every object is healthy (or, without waiting, once applied, as
+    // Helm runs its post hooks without --wait).
+    if let Some(stages) = stages {
+        stages.run(Stage::Post, progress, events).await?;
+    }
     // Where every object was left, so the next sync or diff can skip the dry-run of those
     // nobody has written since: as its apply answered for a written object, as the plan
     // saw it for the others. Controllers that write back (status, their own annotations)
@@ -473,6 +614,59 @@ async fn run(
     progress.marks = marks;
     Ok(())
 }
+
+/// Waits until every object of `wave` is healthy, before the next wave starts (whether or
+/// not the sync waits for health at its end: a wave's meaning is that the next one needs it).
+async fn wait_for_wave(
+    cluster: &LiveCluster,
+    plan: &SyncPlan,
+    wave: i64,
+    deadline: tokio::time::Instant,
+    cancel: &Cancel,
+    progress: &Progress,
+    events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
+) -> Result<(), SyncError> {
+    let keys: Vec<ObjectKey> = plan
+        .phases
+        .iter()
+        .filter(|p| p.wave == wave)
+        .flat_map(|p| p.keys.iter().cloned())
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    events(SyncEvent::WaveWaiting {
+        wave,
+        count: keys.len(),
+    });
+    let wait = WaitOptions {
+        timeout: deadline.saturating_duration_since(tokio::time::Instant::now()),
+        poll_interval: WAVE_POLL,
+    };
+    let mut quiet = |_: &ObjectKey, _: &Health| {};
+    let health = tokio::select! {
+        health = wait_healthy(cluster, &keys, &wait, &mut quiet) => health?,
+        () = cancel.cancelled() => {
+            return Err(interrupted("waiting for a wave to be healthy", plan, progress));
+        }
+    };
+    let unhealthy: Vec<(ObjectKey, String)> = health
+        .into_iter()
+        .filter(|(_, h)| !h.is_healthy())
+        .map(|(k, h)| (k, h.to_string()))
+        .collect();
+    if unhealthy.is_empty() {
+        Ok(())
+    } else {
+        Err(SyncError::WaveUnhealthy {
+            wave,
+            objects: unhealthy,
+        })
+    }
+}
+
+/// How often a wave's objects are looked at while the next wave waits for them.
+const WAVE_POLL: Duration = Duration::from_millis(500);
 
 /// (applied, not applied): the objects of `to_apply` this sync created or configured so
 /// far, and those it has not got to.
@@ -636,7 +830,12 @@ fn manifest_to_record(plan: &SyncPlan, options: &SyncOptions) -> String {
         return manifest.clone();
     }
     match &options.previous {
-        Some(previous) if same_objects(plan, previous) => previous.manifest.clone(),
+        Some(previous)
+            if same_objects(plan, previous)
+                && previous.hooks_digest == hooks::digest(plan.desired.hooks()) =>
+        {
+            previous.manifest.clone()
+        }
         _ => manifest_of(plan),
     }
 }
@@ -657,8 +856,8 @@ fn same_objects(plan: &SyncPlan, previous: &ReleaseRecord) -> bool {
             .all(|o| recorded.get(&o.key) == Some(&applied_hash(&o.object).as_str()))
 }
 
-/// The rendered manifest as applied (labels included), in apply order, so a rollback can
-/// re-apply it without git.
+/// The rendered manifest as applied (labels included), in apply order, then the hooks as
+/// the revision has them, so a rollback can re-apply it, and run its hooks, without git.
 fn manifest_of(plan: &SyncPlan) -> String {
     let mut out = String::new();
     for phase in &plan.phases {
@@ -668,6 +867,10 @@ fn manifest_of(plan: &SyncPlan) -> String {
                 out.push_str(&to_yaml(&object.object));
             }
         }
+    }
+    for hook in plan.desired.hooks() {
+        out.push_str("---\n");
+        out.push_str(&to_yaml(&hook.object));
     }
     out
 }

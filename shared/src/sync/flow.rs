@@ -23,10 +23,11 @@ use crate::compare::{Conflict, Missing, against_cluster};
 
 use crate::diff::{ChangeSet, NormaliseOptions};
 use crate::fingerprint::Fingerprints;
+use crate::hooks::{self, PlannedHook};
 use crate::live::LiveCluster;
 use crate::lock::{self, KeepAlive, TakenOver};
 use crate::objects::{DesiredSet, ObjectKey};
-use crate::release::record::ReleaseRecord;
+use crate::release::record::{Operation, ReleaseRecord};
 use crate::release::store::ReleaseStore;
 use crate::source::CommitInfo;
 
@@ -268,6 +269,9 @@ pub struct Preview {
     pub parent_forbidden: bool,
     /// What a prune keeps (CRDs), deletes with a CRD or Namespace, or would refuse.
     pub notes: Vec<String>,
+    /// The hooks a sync would run, by stage (an install's when the app has no deployed
+    /// release, else an upgrade's), and those it never runs. None of them is a difference.
+    pub hooks: Vec<PlannedHook>,
 }
 
 /// What the commands that write nothing read before they plan: the parent (None when it
@@ -319,6 +323,8 @@ pub async fn preview(
 ) -> Result<Preview, SyncError> {
     let reads = cluster.shared_reads();
     let read = read_unlocked(cluster, store, app, &desired).await?;
+    let occasion = hooks::occasion(Operation::Sync, read.known.is_some());
+    let hooks = hooks::planned(desired.hooks(), occasion);
     let preview = if read.parent.is_some() {
         let options = PlanOptions {
             prune: true,
@@ -336,6 +342,7 @@ pub async fn preview(
             owners: plan.comparison.owners,
             unowned: plan.comparison.unowned,
             parent_forbidden: read.parent_forbidden,
+            hooks,
         }
     } else {
         let normalise = NormaliseOptions::ignoring_applyset();
@@ -349,6 +356,7 @@ pub async fn preview(
             unowned: comparison.unowned,
             parent_forbidden: read.parent_forbidden,
             notes: Vec::new(),
+            hooks,
         }
     };
     drop(reads);
@@ -361,6 +369,9 @@ pub struct DryRun {
     /// The app's ApplySet parent could not be read (forbidden): the plan is made as if the
     /// app had never been synced, so it prunes nothing.
     pub parent_forbidden: bool,
+    /// The app has a deployed release: its sync is an upgrade (which decides the Helm
+    /// hooks that would run).
+    pub deployed_before: bool,
 }
 
 /// Plans `job` exactly as a sync would (its prune choice, the ApplySet labels it adds),
@@ -401,6 +412,7 @@ pub async fn dry_run(
         Ok(DryRun {
             plan,
             parent_forbidden: read.parent_forbidden,
+            deployed_before: read.known.is_some(),
         })
     };
     tokio::select! {
