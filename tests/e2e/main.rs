@@ -16,6 +16,7 @@ mod faults;
 mod health;
 mod helm;
 mod help;
+mod hooks;
 mod hostile;
 mod interrupts;
 mod ownership;

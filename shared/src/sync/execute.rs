@@ -52,6 +52,7 @@ struct Progress {
 
 /// A sync's hooks and how to run them; absent when no hook runs.
 struct HookStages<'a> {
+    plan: &'a SyncPlan,
     hooks: &'a [Hook],
     runner: Runner<'a>,
 }
@@ -90,7 +91,11 @@ impl HookStages<'_> {
             events(SyncEvent::HookFinished { run });
         }
         let failed = runs.iter().find(|r| r.result != "succeeded").cloned();
+        let stopped = runs.iter().any(|r| r.result == "interrupted");
         progress.hooks.extend(runs);
+        if stopped {
+            return Err(interrupted("running hooks", self.plan, progress));
+        }
         match failed {
             None => Ok(()),
             Some(run) => Err(SyncError::HookFailed {
@@ -185,6 +190,7 @@ pub async fn execute(
     let deadline = tokio::time::Instant::now() + options.timeout;
     let app_id = ApplySetId::for_app(&plan.app, &plan.namespace);
     let stages = runs_hooks.then(|| HookStages {
+        plan,
         hooks: plan.desired.hooks(),
         runner: Runner {
             cluster,
