@@ -152,23 +152,34 @@ pub fn waves(phases: &[Phase]) -> Vec<i64> {
 
 /// The phases to delete `keys` in: the apply classes reversed (namespaced objects, other
 /// cluster-scoped objects, CRDs, namespaces last, so nothing is deleted out from under a
-/// member still to be pruned). Live members carry no desired wave, so every phase is wave 0.
+/// member still to be pruned), all as one wave.
 pub fn prune_phases(keys: impl IntoIterator<Item = ObjectKey>) -> Vec<Phase> {
-    let mut classes: BTreeMap<std::cmp::Reverse<Class>, Vec<ObjectKey>> = BTreeMap::new();
+    prune_phases_by_wave(keys, |_| 0)
+}
+
+/// [`prune_phases`] with waves: the highest wave first (the reverse of applying, as Argo CD
+/// prunes), the classes reversed within each. `wave` gives an object's wave, read from the
+/// live object: the revision no longer has it.
+pub fn prune_phases_by_wave(
+    keys: impl IntoIterator<Item = ObjectKey>,
+    wave: impl Fn(&ObjectKey) -> i64,
+) -> Vec<Phase> {
+    use std::cmp::Reverse;
+    let mut phases: BTreeMap<(Reverse<i64>, Reverse<Class>), Vec<ObjectKey>> = BTreeMap::new();
     for key in keys {
-        classes
-            .entry(std::cmp::Reverse(Class::of(&key)))
+        phases
+            .entry((Reverse(wave(&key)), Reverse(Class::of(&key))))
             .or_default()
             .push(key);
     }
-    classes
+    phases
         .into_iter()
-        .map(|(std::cmp::Reverse(class), mut keys)| {
+        .map(|((Reverse(wave), Reverse(class)), mut keys)| {
             keys.sort();
             keys.dedup();
             Phase {
                 name: class.name(),
-                wave: 0,
+                wave,
                 keys,
             }
         })
@@ -367,8 +378,33 @@ mod tests {
             .map(|k| k.name.clone())
             .collect();
         assert_eq!(order, ["cfg", "api", "role", "crd", "web"]);
-        let phases: Vec<&str> = prune_phases(keys).iter().map(|p| p.name).collect();
+        let phases: Vec<&str> = prune_phases(keys.clone()).iter().map(|p| p.name).collect();
         assert_eq!(phases, ["namespaced", "cluster", "crds", "namespaces"]);
         assert!(prune_order(Vec::new()).is_empty());
+        // With waves: the highest first, classes reversed within each.
+        let by_wave = prune_phases_by_wave(keys, |k| match k.name.as_str() {
+            "api" | "web" => 2,
+            _ => 0,
+        });
+        let order: Vec<(i64, &str, Vec<&str>)> = by_wave
+            .iter()
+            .map(|p| {
+                (
+                    p.wave,
+                    p.name,
+                    p.keys.iter().map(|k| k.name.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (2, "namespaced", vec!["api"]),
+                (2, "namespaces", vec!["web"]),
+                (0, "namespaced", vec!["cfg"]),
+                (0, "cluster", vec!["role"]),
+                (0, "crds", vec!["crd"]),
+            ]
+        );
     }
 }

@@ -10,7 +10,7 @@ use futures::{StreamExt, stream};
 use serde_json::Value;
 
 use crate::apply::applyset::{ApplySet, ApplySetError, list_members};
-use crate::apply::order::{prune_order, prune_phases};
+use crate::apply::order::{prune_order, prune_phases_by_wave, wave_of};
 use crate::cancel::Cancel;
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::ObjectKey;
@@ -35,13 +35,28 @@ pub enum PruneError {
     },
 }
 
+/// The wave a live member was applied in (0 when its annotation cannot be read: the
+/// revision that wrote it was checked when it was applied).
+fn live_wave(members: &BTreeMap<ObjectKey, Value>, key: &ObjectKey) -> i64 {
+    let origin = crate::render::Origin {
+        file: "(live)".into(),
+        document: 0,
+        line: 0,
+    };
+    members
+        .get(key)
+        .and_then(|object| wave_of(object, key, &origin).ok())
+        .unwrap_or(0)
+}
+
 /// The members not in `keep`, in prune order.
 pub fn stale(members: &BTreeMap<ObjectKey, Value>, keep: &BTreeSet<ObjectKey>) -> Vec<ObjectKey> {
     prune_order(members.keys().filter(|key| !keep.contains(key)).cloned())
 }
 
 /// Deletes the live members of `set` that are not in `keep` (background propagation), in
-/// prune order, deletes within one class at once. With `dry_run` the server only checks
+/// prune order (waves reversed, as their live objects say), deletes within one class and
+/// wave at once. With `dry_run` the server only checks
 /// the deletes. Returns what was deleted (or would be); objects already gone, or replaced
 /// by another object of the same name since they were listed, are not in it. Once
 /// `cancel` is set no new delete starts: what was deleted until then is returned.
@@ -56,7 +71,7 @@ pub async fn prune(
     let members = list_members(cluster, set).await?;
     let members = &members;
     let mut pruned = Vec::new();
-    for phase in prune_phases(stale(members, keep)) {
+    for phase in prune_phases_by_wave(stale(members, keep), |key| live_wave(members, key)) {
         if cancel.is_cancelled() {
             break;
         }
