@@ -74,17 +74,30 @@ build_etcd() {
 }
 
 build_kwok() {
-  if have kwok && [ -f "$bin/kwok-stages.yaml" ]; then return; fi
-  say "building kwok $KWOK_VERSION"
-  GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-  # kwok's "fast" stages (nodes become Ready and keep a lease, pods become Ready) ship as
-  # YAML in its module; kwok reads them from its config file.
+  if ! have kwok; then
+    say "building kwok $KWOK_VERSION"
+    GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  fi
+  kwok_stages
+}
+
+# kwok's "fast" stages (nodes become Ready and keep a lease, pods become Ready, deleted
+# pods go away) ship as YAML in its module; kwok reads them from its config file. Its
+# pod-complete stage is left out: tests/cluster/kwok-stages/ has the project's own, which
+# cluster.sh adds at every start. Checked apart from the binary, so a cache built before
+# this file existed gets it without rebuilding kwok.
+kwok_stages() {
+  local out="$bin/kwok-upstream-stages.yaml"
+  [ -f "$out" ] && return
   local dir
   dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   local stage=$dir/kustomize/stage
-  for f in "$stage"/node/fast/node-initialize.yaml "$stage"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml "$stage"/pod/fast/pod-*.yaml; do
+  # Written aside and renamed: several checkouts may share the cache and build at once.
+  for f in "$stage"/node/fast/node-initialize.yaml "$stage"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    "$stage"/pod/fast/pod-ready.yaml "$stage"/pod/fast/pod-delete.yaml; do
     printf -- '---\n'; cat "$f"
-  done >"$bin/kwok-stages.yaml"
+  done >"$out.$$"
+  mv "$out.$$" "$out"
 }
 
 build_krew() {

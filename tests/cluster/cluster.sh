@@ -198,7 +198,12 @@ EOF
   start kube-scheduler "$bin/kube-scheduler" \
     --kubeconfig="$state/admin.kubeconfig" --bind-address=127.0.0.1 --secure-port="$(free_port)" \
     --leader-elect=false
-  cp "$bin/kwok-stages.yaml" "$state/kwok.yaml"
+  # kwok's own stages, then the project's (tests/cluster/kwok-stages/README.md): read
+  # from the checkout at every start, so they never go stale in the binary cache.
+  {
+    cat "$bin/kwok-upstream-stages.yaml"
+    for f in "$here"/kwok-stages/*.yaml; do printf -- '---\n'; cat "$f"; done
+  } >"$state/kwok.yaml"
   start kwok "$bin/kwok" --kubeconfig="$state/admin.kubeconfig" --config="$state/kwok.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-ip=127.0.0.1 --cidr=10.244.0.0/16 --server-address="127.0.0.1:$(free_port)" \

@@ -9,7 +9,7 @@ use gitops::live::LiveCluster;
 use gitops::objects::ObjectKey;
 use kubectl_gitops_tests::{TestCluster, block_on};
 
-async fn live(cluster: &TestCluster) -> LiveCluster {
+pub(crate) async fn live(cluster: &TestCluster) -> LiveCluster {
     let options = ConnectOptions {
         kubeconfig: Some(cluster.admin_kubeconfig.clone()),
         ..Default::default()
@@ -18,7 +18,7 @@ async fn live(cluster: &TestCluster) -> LiveCluster {
     LiveCluster::connect(&conn).await.unwrap()
 }
 
-fn key(group: &str, kind: &str, namespace: Option<&str>, name: &str) -> ObjectKey {
+pub(crate) fn key(group: &str, kind: &str, namespace: Option<&str>, name: &str) -> ObjectKey {
     ObjectKey {
         group: group.into(),
         kind: kind.into(),
@@ -27,7 +27,7 @@ fn key(group: &str, kind: &str, namespace: Option<&str>, name: &str) -> ObjectKe
     }
 }
 
-fn wait_for(timeout: Duration) -> WaitOptions {
+pub(crate) fn wait_for(timeout: Duration) -> WaitOptions {
     WaitOptions {
         timeout,
         poll_interval: Duration::from_millis(500),
@@ -35,7 +35,7 @@ fn wait_for(timeout: Duration) -> WaitOptions {
 }
 
 /// Waits for `keys`, recording every change `on_change` reports.
-async fn wait(
+pub(crate) async fn wait(
     live: &LiveCluster,
     keys: &[ObjectKey],
     options: &WaitOptions,

@@ -7,6 +7,7 @@ mod apps;
 mod canary;
 mod cascade;
 mod cluster;
+mod completion;
 mod concurrency;
 mod diff_git;
 mod drift;

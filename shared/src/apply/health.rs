@@ -9,23 +9,34 @@
 //!    condition that is True is a failure, a `Reconciling` one that is True is progress;
 //! 2. rules for the kinds Kubernetes itself serves (see [`rules`]);
 //! 3. for every other kind, a `Ready` condition: True is healthy, anything else is progress
-//!    (kstatus treats Ready=False as in progress too: controllers set it while they work);
-//!    no `Ready` condition at all is healthy (ConfigMaps, Secrets, RBAC, most CRs).
+//!    (controllers set it False while they work); no `Ready` condition at all is healthy
+//!    (ConfigMaps, Secrets, RBAC, most CRs).
 //!
-//! Where we differ from kstatus, on purpose (each rule says why where it is written):
-//! - a running Job is progressing until it completes (kstatus calls it current once
-//!   started): a sync that applies a migration Job should wait for the migration;
-//! - a Service is always healthy, LoadBalancer or not: nothing may ever assign an ingress
-//!   address (our own test cluster, bare metal without MetalLB), and kstatus does not wait
-//!   for one either;
-//! - a StatefulSet with the OnDelete strategy still waits for its replicas to be ready;
-//! - a PersistentVolumeClaim whose volume is Lost has failed (waiting cannot bring it back);
-//! - a Pod stuck unschedulable stays progressing (kstatus fails it after 15 s, which needs a
-//!   clock; a cluster autoscaler may still add a node, and the timeout ends the wait).
+//! Where we differ from kstatus, on purpose (the same table, with the reasons, is in
+//! docs/health.md; each rule says why where it is written):
+//!
+//! | object | kstatus | here |
+//! |---|---|---|
+//! | Job, started and running | current | progressing until Complete |
+//! | Job, suspended | in progress until started | healthy |
+//! | Pod in phase Failed | current | failed, with the container's termination message |
+//! | Pod unschedulable | failed after 15 s | progressing until the timeout |
+//! | StatefulSet, OnDelete | current at once | waits for its replicas to be ready |
+//! | DaemonSet, OnDelete | waits for every pod updated | does not wait for updates |
+//! | Deployment, paused, rolled out | in progress (no NewReplicaSetAvailable) | healthy |
+//! | PersistentVolumeClaim, Lost | in progress | failed |
+//! | workload whose status has no observedGeneration yet | judged by the rest of its status | progressing until observed |
+//! | other kinds: `Ready` not True | current (reads only Reconciling, Stalled) | progressing |
+//!
+//! Where kstatus was followed after a look at its source (`core.go`): a
+//! PodDisruptionBudget is healthy once observed, however many pods are healthy; a
+//! StatefulSet with a partition (the API server defaults it to 0) counts updatedReplicas,
+//! one without counts currentReplicas and compares the revisions.
 //!
 //! [`assess`] is pure, so every rule is tested without a cluster; [`wait_healthy`] polls
 //! the live objects and applies it.
 
+mod completion;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -35,6 +46,8 @@ use std::fmt;
 use std::time::Duration;
 
 use serde_json::Value;
+
+pub use completion::completion;
 
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{ObjectKey, group_of};

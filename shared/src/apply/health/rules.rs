@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use super::Health;
+use super::completion::pod_failure;
 
 /// The rule for `group`/`kind`, or `None` if the kind has none (the caller falls back to
 /// the `Ready` condition).
@@ -49,7 +50,7 @@ impl Condition<'_> {
 }
 
 /// The non-empty parts, joined with `: `.
-fn join(parts: &[&str]) -> String {
+pub(super) fn join(parts: &[&str]) -> String {
     parts
         .iter()
         .filter(|part| !part.is_empty())
@@ -194,13 +195,16 @@ fn deployment(object: &Value) -> Health {
     }
 }
 
-/// StatefulSets: all replicas ready and, for RollingUpdate, updated to the new revision;
-/// with a partition only the ordinals at or above it are updated, so only those count.
+/// StatefulSets, as kstatus judges them: all replicas created and ready, none extra, then
+/// the rollout. A partition (the API server defaults it to 0 for RollingUpdate, so live
+/// objects have one) means the ordinals at or above it must be updated; without one, every
+/// replica must be current and the revisions equal. The controller moves currentRevision
+/// in the same status write that counts the last replica updated and ready, so the two
+/// roads agree.
 fn stateful_set(object: &Value) -> Health {
     let want = wanted_replicas(object);
     let replicas = count(object, "/status/replicas");
     let ready = count(object, "/status/readyReplicas");
-    let updated = count(object, "/status/updatedReplicas");
     if replicas < want {
         return progressing(format!("{replicas}/{want} replicas created"));
     }
@@ -219,29 +223,35 @@ fn stateful_set(object: &Value) -> Health {
     if string(object, "/spec/updateStrategy/type") == Some("OnDelete") {
         return Health::Healthy;
     }
-    let partition = int(object, "/spec/updateStrategy/rollingUpdate/partition").unwrap_or(0);
-    if partition > 0 {
-        // The controller never marks a partitioned rollout complete (its currentRevision
-        // stays behind), so count the ordinals the partition lets it update.
+    if let Some(partition) = int(object, "/spec/updateStrategy/rollingUpdate/partition") {
         let target = (want - partition).max(0);
+        let updated = count(object, "/status/updatedReplicas");
         if updated < target {
-            return progressing(format!(
-                "{updated}/{target} replicas updated (partition {partition})"
-            ));
+            return progressing(if partition > 0 {
+                format!("{updated}/{target} replicas updated (partition {partition})")
+            } else {
+                format!("{updated}/{target} replicas updated")
+            });
         }
         return Health::Healthy;
     }
-    if updated < want {
-        return progressing(format!("{updated}/{want} replicas updated"));
-    }
-    let current = string(object, "/status/currentRevision");
-    let update = string(object, "/status/updateRevision");
-    if current != update {
+    let current = count(object, "/status/currentReplicas");
+    let updated = count(object, "/status/updatedReplicas");
+    let current_revision = string(object, "/status/currentRevision");
+    let update_revision = string(object, "/status/updateRevision");
+    if current_revision != update_revision {
+        // Mid-rollout the updated count says how far it got; kstatus only says "waiting".
+        if updated < want {
+            return progressing(format!("{updated}/{want} replicas updated"));
+        }
         return progressing(format!(
             "waiting for revision {} to replace {}",
-            update.unwrap_or("(none)"),
-            current.unwrap_or("(none)")
+            update_revision.unwrap_or("(none)"),
+            current_revision.unwrap_or("(none)")
         ));
+    }
+    if current < want {
+        return progressing(format!("{current}/{want} replicas on the current revision"));
     }
     Health::Healthy
 }
@@ -346,15 +356,15 @@ const STUCK_WAITING: &[&str] = &[
     "CreateContainerError",
 ];
 
-/// Pods: Ready, or finished successfully.
+/// Pods: Ready, or finished successfully. A Failed Pod has failed, with the reason a
+/// user can act on (an eviction, a container's termination message). kstatus calls it
+/// current ("completed, but not successfully"); but phase Failed is final whatever the
+/// restart policy (the kubelet restarts containers, never a failed Pod), so waiting
+/// cannot help, and for a hook or a one-off Pod it is the failure the sync must report.
 fn pod(object: &Value) -> Health {
     match string(object, "/status/phase") {
         Some("Succeeded") => return Health::Healthy,
-        Some("Failed") => {
-            let reason = string(object, "/status/reason").unwrap_or_default();
-            let message = string(object, "/status/message").unwrap_or_default();
-            return Health::Failed(join(&["pod failed", reason, message]));
-        }
+        Some("Failed") => return Health::Failed(join(&["pod failed", &pod_failure(object)])),
         _ => {}
     }
     if condition_true(object, "Ready").is_some() {
@@ -424,14 +434,12 @@ fn custom_resource_definition(object: &Value) -> Health {
     }
 }
 
-/// PodDisruptionBudgets: as many healthy pods as the budget wants (kstatus's rule; the
-/// disruption controller writes both counts).
-fn pod_disruption_budget(object: &Value) -> Health {
-    let current = count(object, "/status/currentHealthy");
-    let desired = int(object, "/status/desiredHealthy").unwrap_or(1);
-    if current < desired {
-        return progressing(format!("{current}/{desired} healthy pods in the budget"));
-    }
+/// PodDisruptionBudgets: healthy once the disruption controller has observed the budget
+/// (the generic observedGeneration check, before this), as kstatus has it. Too few healthy
+/// pods is a statement about the pods the budget selects, which have their own health;
+/// waiting on it would hold up the sync of an app whose pods are still starting, and a
+/// budget for pods of another app could hold it forever.
+fn pod_disruption_budget(_object: &Value) -> Health {
     Health::Healthy
 }
 
@@ -452,8 +460,9 @@ pub(super) fn ready_condition(object: &Value) -> Health {
     }
     match ready.status {
         "True" => Health::Healthy,
-        // kstatus: Ready=False is in progress; controllers report their work this way, and
-        // the ones that give up say so with Stalled (checked before this).
+        // Ready=False is progress: controllers report their work this way, and the ones
+        // that give up say so with Stalled (checked before this). Upstream kstatus reads
+        // only Reconciling and Stalled, and would call this current.
         _ => progressing(ready.describe("not ready")),
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Health, WaitOptions, assess};
+use super::{Health, WaitOptions, assess, completion};
 
 fn progressing(message: &str) -> Health {
     Health::Progressing(message.into())
@@ -487,9 +487,34 @@ fn stateful_set_partition_only_counts_the_ordinals_it_updates() {
     // The API server's default partition 0 means "update everything".
     let spec = json!({"replicas": 3, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}});
     assert_eq!(
-        assess(&stateful_set(spec, sts_status(3, 3, 1, "db-1", "db-2"))),
+        assess(&stateful_set(
+            spec.clone(),
+            sts_status(3, 3, 1, "db-1", "db-2")
+        )),
         progressing("1/3 replicas updated")
     );
+    // kstatus: with a partition, every ordinal it lets through updated and ready is done;
+    // the revisions are not compared.
+    assert_eq!(
+        assess(&stateful_set(spec, sts_status(3, 3, 3, "db-1", "db-2"))),
+        Health::Healthy
+    );
+}
+
+#[test]
+fn stateful_set_without_a_partition_needs_every_replica_current() {
+    // kstatus's road for an object without the defaulted partition: currentReplicas and
+    // the revisions, not updatedReplicas.
+    let spec = json!({"replicas": 3});
+    let mut status = sts_status(3, 3, 3, "db-2", "db-2");
+    status["currentReplicas"] = json!(2);
+    assert_eq!(
+        assess(&stateful_set(spec.clone(), status)),
+        progressing("2/3 replicas on the current revision")
+    );
+    let mut status = sts_status(3, 3, 3, "db-2", "db-2");
+    status["currentReplicas"] = json!(3);
+    assert_eq!(assess(&stateful_set(spec, status)), Health::Healthy);
 }
 
 #[test]
@@ -725,6 +750,47 @@ fn failed_pod_has_failed() {
     );
 }
 
+fn terminated(name: &str, exit_code: i64, reason: &str, message: Option<&str>) -> Value {
+    let mut state = json!({"exitCode": exit_code, "reason": reason});
+    if let Some(message) = message {
+        state["message"] = json!(message);
+    }
+    json!({"name": name, "state": {"terminated": state}})
+}
+
+#[test]
+fn failed_pod_says_what_its_container_said() {
+    // kstatus calls a Failed pod current; for us it has failed whatever its restart
+    // policy (the phase is final), with the container's termination message.
+    for restart_policy in ["Never", "OnFailure", "Always"] {
+        let p = object(
+            "v1",
+            "Pod",
+            json!({"spec": {"restartPolicy": restart_policy}, "status": {"phase": "Failed",
+            "containerStatuses": [
+                terminated("sidecar", 0, "Completed", None),
+                terminated("migrate", 1, "Error", Some("migration 42 failed\n")),
+            ]}}),
+        );
+        assert_eq!(
+            assess(&p),
+            failed("pod failed: container migrate: migration 42 failed"),
+            "{restart_policy}"
+        );
+    }
+}
+
+#[test]
+fn failed_pod_without_a_termination_message_gives_reason_and_exit_code() {
+    let p = pod(json!({"phase": "Failed",
+        "initContainerStatuses": [terminated("init", 137, "OOMKilled", None)],
+        "containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "PodInitializing"}}}]}));
+    assert_eq!(
+        assess(&p),
+        failed("pod failed: container init: OOMKilled (exit code 137)")
+    );
+}
+
 #[test]
 fn crash_looping_pod_has_failed() {
     let status = json!({"phase": "Running",
@@ -904,7 +970,7 @@ fn crd_whose_names_conflict_has_failed() {
 // ---- PodDisruptionBudget
 
 #[test]
-fn pod_disruption_budget_must_be_met() {
+fn pod_disruption_budget_is_healthy_once_observed() {
     let pdb = |status: Value| {
         object(
             "policy/v1",
@@ -918,14 +984,121 @@ fn pod_disruption_budget_must_be_met() {
     );
     assert_eq!(
         assess(&pdb(
-            json!({"observedGeneration": 1, "currentHealthy": 1, "desiredHealthy": 2})
+            json!({"observedGeneration": 0, "currentHealthy": 2, "desiredHealthy": 2})
         )),
-        progressing("1/2 healthy pods in the budget")
+        progressing("waiting for the controller to observe generation 1")
     );
+    // As kstatus: too few healthy pods is about the pods, which are waited on themselves.
     assert_eq!(
         assess(&pdb(
-            json!({"observedGeneration": 1, "currentHealthy": 2, "desiredHealthy": 2})
+            json!({"observedGeneration": 1, "currentHealthy": 0, "desiredHealthy": 2})
         )),
         Health::Healthy
+    );
+}
+
+// ---- completion
+
+fn job_with(conditions: Value) -> Value {
+    job(
+        json!({}),
+        json!({"startTime": "2025-01-01T00:00:00Z", "conditions": conditions}),
+    )
+}
+
+#[test]
+fn completion_of_a_job() {
+    assert_eq!(
+        completion(&job_with(json!([condition("Complete", "True", "", "")]))),
+        Some(Ok(()))
+    );
+    assert_eq!(
+        completion(&job_with(json!([
+            condition(
+                "FailureTarget",
+                "True",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit"
+            ),
+            condition(
+                "Failed",
+                "True",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit"
+            ),
+        ]))),
+        Some(Err(
+            "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
+        ))
+    );
+    // The controller decided; Failed follows once the pods are gone.
+    assert_eq!(
+        completion(&job_with(json!([condition(
+            "FailureTarget",
+            "True",
+            "DeadlineExceeded",
+            ""
+        )]))),
+        Some(Err("DeadlineExceeded".into()))
+    );
+    assert_eq!(
+        completion(&job_with(json!([condition("Failed", "True", "", "")]))),
+        Some(Err("Failed without a reason".into()))
+    );
+    assert_eq!(completion(&job_with(json!([]))), None);
+    assert_eq!(
+        completion(&job_with(json!([condition("Failed", "False", "", "")]))),
+        None
+    );
+    assert_eq!(completion(&job(json!({"suspend": true}), json!({}))), None);
+}
+
+#[test]
+fn completion_of_a_pod() {
+    assert_eq!(
+        completion(&pod(json!({"phase": "Succeeded"}))),
+        Some(Ok(()))
+    );
+    for phase in ["Pending", "Running", "Unknown"] {
+        assert_eq!(completion(&pod(json!({"phase": phase}))), None, "{phase}");
+    }
+    assert_eq!(completion(&pod(json!({}))), None);
+    assert_eq!(
+        completion(&pod(json!({"phase": "Failed",
+            "containerStatuses": [terminated("hook", 1, "Error", Some("schema is newer than the app"))]}))),
+        Some(Err("container hook: schema is newer than the app".into()))
+    );
+    assert_eq!(
+        completion(&pod(json!({"phase": "Failed",
+            "containerStatuses": [terminated("hook", 2, "Error", Some("  "))]}))),
+        Some(Err("container hook: Error (exit code 2)".into()))
+    );
+    assert_eq!(
+        completion(&pod(json!({"phase": "Failed", "reason": "DeadlineExceeded",
+            "message": "Pod was active on the node longer than the specified deadline",
+            "containerStatuses": [terminated("hook", 137, "Error", None)]}))),
+        Some(Err("DeadlineExceeded: Pod was active on the node longer than the specified deadline; container hook: Error (exit code 137)".into()))
+    );
+    assert_eq!(
+        completion(&pod(json!({"phase": "Failed"}))),
+        Some(Err("no reason given".into()))
+    );
+}
+
+#[test]
+fn completion_is_only_for_jobs_and_pods() {
+    let done = json!({"phase": "Succeeded", "conditions": [condition("Complete", "True", "", "")]});
+    assert_eq!(
+        completion(&object(
+            "apps/v1",
+            "Deployment",
+            json!({"status": done.clone()})
+        )),
+        None
+    );
+    // A kind named Job in another group is not a batch Job.
+    assert_eq!(
+        completion(&object("example.com/v1", "Job", json!({"status": done}))),
+        None
     );
 }
