@@ -8,10 +8,11 @@
 use std::time::Duration;
 
 use futures::future::join_all;
+use kube::api::ListParams;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::apply::health::{Health, assess};
+use crate::apply::health::{Health, assess, completion};
 use crate::cancel::Cancel;
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::ObjectKey;
@@ -178,9 +179,11 @@ impl Runner<'_> {
         loop {
             let last;
             match self.cluster.get_key(key).await {
-                Ok(Some(object)) => match completion(&object) {
+                Ok(Some(object)) => match hook_completion(&object) {
                     Some(Ok(())) => return Ending::Succeeded,
-                    Some(Err(message)) => return Ending::Failed(message),
+                    Some(Err(message)) => {
+                        return Ending::Failed(self.with_pod_message(key, message).await);
+                    }
                     None => last = progress(&object),
                 },
                 Ok(None) => return Ending::Failed("deleted while it ran".into()),
@@ -193,6 +196,33 @@ impl Runner<'_> {
             if self.pause().await.is_err() {
                 return Ending::Interrupted;
             }
+        }
+    }
+
+    /// A failed Job's message, with why its failed Pod failed when the Pod says (its
+    /// termination message): the Job's condition alone only says that it failed.
+    async fn with_pod_message(&self, job: &ObjectKey, message: String) -> String {
+        if job.group != "batch" || job.kind != "Job" {
+            return message;
+        }
+        let Some((pods, _)) = self.cluster.resolve("v1", "Pod") else {
+            return message;
+        };
+        let params =
+            ListParams::default().labels(&format!("batch.kubernetes.io/job-name={}", job.name));
+        let Ok(listed) = self
+            .cluster
+            .list_selected(&pods, job.namespace.as_deref(), &params)
+            .await
+        else {
+            return message;
+        };
+        let why = listed
+            .iter()
+            .find_map(|(_, pod)| completion(pod).and_then(Result::err));
+        match why {
+            Some(why) => format!("{message}; {why}"),
+            None => message,
         }
     }
 
@@ -219,94 +249,25 @@ fn label(object: &mut Value, app_id: &str) {
 }
 
 /// Whether a hook has run to an end: `Some(Ok)` succeeded, `Some(Err(why))` failed, `None`
-/// still running. A Job by its Complete and Failed conditions, a Pod by its phase, any
-/// other kind by its health (created and healthy is done, as Helm and Argo CD see it).
-pub fn completion(object: &Value) -> Option<Result<(), String>> {
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
-    let api_version = object
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    match (api_version, kind) {
-        ("batch/v1", "Job") => job_completion(object),
-        ("v1", "Pod") => pod_completion(object),
-        _ => match assess(object) {
-            Health::Healthy => Some(Ok(())),
-            Health::Failed(message) => Some(Err(message)),
-            Health::Progressing(_) => None,
-        },
-    }
-}
-
-fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
-    object
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|c| {
-            c.get("type").and_then(Value::as_str) == Some(kind)
-                && c.get("status").and_then(Value::as_str) == Some("True")
-        })
-}
-
-fn job_completion(job: &Value) -> Option<Result<(), String>> {
-    if condition(job, "Complete").is_some() {
-        return Some(Ok(()));
-    }
-    let failed = condition(job, "Failed")?;
-    let text = |field: &str| failed.get(field).and_then(Value::as_str).unwrap_or("");
-    Some(Err(match (text("reason"), text("message")) {
-        ("", "") => "the Job failed".to_string(),
-        (reason, "") => format!("the Job failed: {reason}"),
-        ("", message) => format!("the Job failed: {message}"),
-        (reason, message) => format!("the Job failed: {reason}: {message}"),
-    }))
-}
-
-fn pod_completion(pod: &Value) -> Option<Result<(), String>> {
-    match pod.pointer("/status/phase").and_then(Value::as_str) {
-        Some("Succeeded") => Some(Ok(())),
-        Some("Failed") => Some(Err(pod_failure(pod))),
-        _ => None,
-    }
-}
-
-/// Why a Pod failed: its first terminated container's message, else its reason and exit
-/// code, else the Pod's own reason and message.
-fn pod_failure(pod: &Value) -> String {
-    let statuses = pod
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array);
-    for status in statuses.into_iter().flatten() {
-        let Some(terminated) = status.pointer("/state/terminated") else {
-            continue;
-        };
-        let name = status.get("name").and_then(Value::as_str).unwrap_or("?");
-        let text = |field: &str| {
-            terminated
-                .get(field)
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-        };
-        let code = terminated.get("exitCode").and_then(Value::as_i64);
-        if let Some(message) = text("message") {
-            return format!("container {name} failed: {message}");
+/// still running. A Job or a Pod by the health module's [`completion`], any other kind by
+/// its health (created and healthy is done, as Helm and Argo CD see it).
+pub fn hook_completion(object: &Value) -> Option<Result<(), String>> {
+    let kind = object.get("kind").and_then(Value::as_str);
+    if matches!(kind, Some("Job" | "Pod")) {
+        if let Some(ended) = completion(object) {
+            return Some(ended);
         }
-        if code.is_some_and(|c| c != 0) || text("reason").is_some() {
-            return format!(
-                "container {name} failed: {} (exit code {})",
-                text("reason").unwrap_or("Error"),
-                code.map_or("unknown".to_string(), |c| c.to_string())
-            );
+        if matches!(
+            object.get("apiVersion").and_then(Value::as_str),
+            Some("batch/v1" | "v1")
+        ) {
+            return None;
         }
     }
-    let text = |field: &str| pod.pointer(field).and_then(Value::as_str).unwrap_or("");
-    match (text("/status/reason"), text("/status/message")) {
-        ("", "") => "the Pod failed".to_string(),
-        (reason, message) => format!("the Pod failed: {reason} {message}")
-            .trim()
-            .to_string(),
+    match assess(object) {
+        Health::Healthy => Some(Ok(())),
+        Health::Failed(message) => Some(Err(message)),
+        Health::Progressing(_) => None,
     }
 }
 
@@ -328,60 +289,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_job_ends_by_its_conditions() {
-        let job = |conditions: Value| json!({"apiVersion": "batch/v1", "kind": "Job", "status": {"conditions": conditions}});
-        assert_eq!(completion(&job(json!([]))), None);
-        assert_eq!(
-            completion(&job(json!([{"type": "Complete", "status": "True"}]))),
-            Some(Ok(()))
-        );
-        assert_eq!(
-            completion(&job(json!([{"type": "Failed", "status": "True",
-                "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]))),
-            Some(Err(
-                "the Job failed: BackoffLimitExceeded: Job has reached the specified backoff limit"
-                    .into()
-            ))
-        );
-        // A condition that is not True says nothing yet.
-        assert_eq!(
-            completion(&job(json!([{"type": "Failed", "status": "False"}]))),
-            None
-        );
-    }
-
-    #[test]
-    fn a_pod_ends_by_its_phase_and_says_why_it_failed() {
-        let pod = |status: Value| json!({"apiVersion": "v1", "kind": "Pod", "status": status});
-        assert_eq!(completion(&pod(json!({"phase": "Running"}))), None);
-        assert_eq!(
-            completion(&pod(json!({"phase": "Succeeded"}))),
-            Some(Ok(()))
-        );
-        let failed = pod(json!({"phase": "Failed", "containerStatuses": [
-            {"name": "migrate", "state": {"terminated": {"exitCode": 1, "reason": "Error",
-             "message": "table users is locked\n"}}}]}));
-        assert_eq!(
-            completion(&failed),
-            Some(Err("container migrate failed: table users is locked".into()))
-        );
-        let no_message = pod(json!({"phase": "Failed", "containerStatuses": [
-            {"name": "m", "state": {"terminated": {"exitCode": 3, "reason": "Error"}}}]}));
-        assert_eq!(
-            completion(&no_message),
-            Some(Err("container m failed: Error (exit code 3)".into()))
-        );
-        assert_eq!(
-            completion(&pod(json!({"phase": "Failed", "reason": "Evicted"}))),
-            Some(Err("the Pod failed: Evicted".into()))
-        );
-    }
-
-    #[test]
     fn other_kinds_end_when_healthy() {
         let config_map =
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
-        assert_eq!(completion(&config_map), Some(Ok(())));
+        assert_eq!(hook_completion(&config_map), Some(Ok(())));
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job", "status": {}});
+        assert_eq!(
+            hook_completion(&job),
+            None,
+            "a Job runs until it ends, healthy or not"
+        );
     }
 
     #[test]
