@@ -18,6 +18,7 @@ mod helm;
 mod help;
 mod hostile;
 mod interrupts;
+mod lifecycle_apps;
 mod ownership;
 mod prune;
 mod rbac;
