@@ -15,12 +15,14 @@
 //!   allow_empty: true           # sync a path that renders no objects (default false)
 //!   wait: true                  # default true
 //!   timeout: 5m                 # health wait (default 5m)
+//!   create_namespace: true      # sync creates the namespace when missing (default false)
+//!   depends_on: [db]            # apps `--all` syncs (and finds healthy) before this one
 //!   ignore: [...]               # drift ignore rules, as in the app's own config file
 //! ```
 //!
 //! Other top-level keys (`ignore:` for an app at the repository root) are left alone.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -62,6 +64,13 @@ pub struct AppSpec {
     pub timeout: Option<Duration>,
     #[serde(default)]
     pub ignore: Vec<IgnoreRule>,
+    /// Create the app's namespace when it does not exist (`--create-namespace`).
+    #[serde(default)]
+    pub create_namespace: Option<bool>,
+    /// Apps of the list that `--all` syncs first, and finds deployed and healthy, before
+    /// this one.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
 }
 
 impl AppSpec {
@@ -223,6 +232,7 @@ impl AppFile {
             }
             checked.push(app);
         }
+        check_dependencies(file, &checked)?;
         Ok(Some(AppFile {
             file: file.into(),
             apps: checked,
@@ -245,6 +255,89 @@ impl AppFile {
                     .join(", "),
             })
     }
+}
+
+/// Every `depends_on` names an app of the list, and no app depends on itself, directly or
+/// through others: checked before anything runs, so `--all` never starts a cycle.
+fn check_dependencies(file: &str, apps: &[AppSpec]) -> Result<(), AppFileError> {
+    let index: BTreeMap<&str, usize> = apps
+        .iter()
+        .enumerate()
+        .map(|(i, app)| (app.name.as_str(), i))
+        .collect();
+    for (i, app) in apps.iter().enumerate() {
+        for (d, name) in app.depends_on.iter().enumerate() {
+            if !index.contains_key(name.as_str()) {
+                return Err(AppFileError::Invalid {
+                    file: file.into(),
+                    field: format!("apps[{i}] ({}).depends_on[{d}]", app.name),
+                    message: format!(
+                        "there is no app named {name} (the list has {})",
+                        apps.iter()
+                            .map(|a| a.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    // Depth-first from each app; an app met again while still on the path closes a cycle.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    fn visit<'a>(
+        at: usize,
+        apps: &'a [AppSpec],
+        index: &BTreeMap<&str, usize>,
+        marks: &mut [Mark],
+        path: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        marks[at] = Mark::OnPath;
+        path.push(&apps[at].name);
+        for name in &apps[at].depends_on {
+            let next = index[name.as_str()];
+            match marks[next] {
+                Mark::Done => {}
+                Mark::OnPath => {
+                    let from = path.iter().position(|n| *n == name.as_str()).unwrap_or(0);
+                    let mut cycle: Vec<String> =
+                        path[from..].iter().map(|n| n.to_string()).collect();
+                    cycle.push(name.clone());
+                    return Some(cycle);
+                }
+                Mark::New => {
+                    if let Some(cycle) = visit(next, apps, index, marks, path) {
+                        return Some(cycle);
+                    }
+                }
+            }
+        }
+        path.pop();
+        marks[at] = Mark::Done;
+        None
+    }
+    let mut marks = vec![Mark::New; apps.len()];
+    for start in 0..apps.len() {
+        if marks[start] != Mark::New {
+            continue;
+        }
+        if let Some(cycle) = visit(start, apps, &index, &mut marks, &mut Vec::new()) {
+            let first = index[cycle[0].as_str()];
+            return Err(AppFileError::Invalid {
+                file: file.into(),
+                field: format!("apps[{first}] ({}).depends_on", cycle[0]),
+                message: format!(
+                    "the apps depend on each other in a cycle: {}",
+                    cycle.join(" -> ")
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A repo-relative path without `./`, `..`, or a leading `/`.
@@ -398,6 +491,36 @@ mod tests {
             error.to_string().starts_with(".kubectl-gitops.yaml:4"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn dependencies_must_name_apps_of_the_list_without_a_cycle() {
+        let file = parse(
+            "apps:\n- name: a\n  path: x\n  create_namespace: true\n\
+             - name: b\n  path: y\n  depends_on: [a]\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(file.app("b").unwrap().depends_on, ["a"]);
+        assert_eq!(file.app("a").unwrap().create_namespace, Some(true));
+        let unknown = parse("apps:\n- name: a\n  path: x\n  depends_on: [db]\n").unwrap_err();
+        assert_eq!(
+            unknown.to_string(),
+            ".kubectl-gitops.yaml: apps[0] (a).depends_on[0]: there is no app named db (the list has a)"
+        );
+        let cycle = parse(
+            "apps:\n- name: a\n  path: x\n  depends_on: [c]\n\
+             - name: b\n  path: y\n  depends_on: [a]\n\
+             - name: c\n  path: z\n  depends_on: [b]\n\
+             - name: d\n  path: w\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            cycle.to_string(),
+            ".kubectl-gitops.yaml: apps[0] (a).depends_on: the apps depend on each other in a cycle: a -> c -> b -> a"
+        );
+        let itself = parse("apps:\n- name: a\n  path: x\n  depends_on: [a]\n").unwrap_err();
+        assert!(itself.to_string().ends_with("cycle: a -> a"), "{itself}");
     }
 
     #[test]

@@ -123,6 +123,14 @@ pub enum LockError {
     NoRuntime,
 }
 
+impl LockError {
+    /// The Lease could not be created because its namespace does not exist (the server
+    /// answers 404 to a create only then).
+    pub fn is_namespace_missing(&self) -> bool {
+        matches!(self, LockError::Api { source, .. } if source.is_not_found())
+    }
+}
+
 /// Whole seconds, rounded up, so "expires in 0s" never appears for a live lease.
 fn seconds(duration: Duration) -> String {
     let whole = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);

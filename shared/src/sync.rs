@@ -2,6 +2,7 @@
 //! and record the result as a release. [`flow`] is the one way through it that every
 //! command takes: the lock, the reads, the plan (`plan`), and carrying it out (`execute`).
 
+pub mod app_namespace;
 pub mod cascade;
 mod execute;
 pub mod flow;

@@ -77,7 +77,7 @@ fn violations(name: &str, document: &Value) -> Vec<String> {
         .collect()
 }
 
-fn assert_matches(name: &str, document: &Value) {
+pub(crate) fn assert_matches(name: &str, document: &Value) {
     let errors = violations(name, document);
     assert!(
         errors.is_empty(),

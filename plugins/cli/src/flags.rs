@@ -110,6 +110,23 @@ impl PruneCrdsArgs {
     }
 }
 
+/// `--create-namespace`: the app's namespace (-n's) made when missing, as Helm's flag.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct CreateNamespaceArgs {
+    /// Create -n's namespace (where the app's lock and records live) when it does not
+    /// exist and the revision does not create it; it is not one of the app's objects,
+    /// so nothing prunes it (default: the app list's `create_namespace:`, else false).
+    #[arg(id = "create_namespace", long = "create-namespace")]
+    pub enabled: bool,
+}
+
+impl CreateNamespaceArgs {
+    /// `--create-namespace`, else the app list's `create_namespace:`.
+    pub fn for_app(&self, spec: Option<&AppSpec>) -> bool {
+        self.enabled || spec.and_then(|s| s.create_namespace).unwrap_or(false)
+    }
+}
+
 /// `--watch` and `--interval`: the loops of sync (auto-sync) and drift (self-heal).
 #[derive(Debug, Clone, Copy, Args)]
 pub struct WatchArgs {

@@ -5,6 +5,7 @@
 mod color;
 pub mod completion;
 mod connection;
+pub mod depends;
 pub mod destinations;
 pub mod diff_view;
 mod exit;
@@ -19,8 +20,8 @@ pub use color::ColorWhen;
 pub use connection::{ConnectionArgs, Discovering, EarlyDiscovery};
 pub use exit::{Outcome, main, run};
 pub use flags::{
-    AdoptArgs, AllNamespacesArgs, AppNameArgs, ChangeArgs, DEFAULT_TIMEOUT, JsonFormat, OutputArgs,
-    PruneCrdsArgs, RepoArgs, UnifiedArgs, WatchArgs,
+    AdoptArgs, AllNamespacesArgs, AppNameArgs, ChangeArgs, CreateNamespaceArgs, DEFAULT_TIMEOUT,
+    JsonFormat, OutputArgs, PruneCrdsArgs, RepoArgs, UnifiedArgs, WatchArgs,
 };
 pub use source_args::{ResolvedSource, Selection, SourceArgs};
 pub use targets::{AppListArgs, Target};

@@ -25,6 +25,8 @@ pub struct Job<'s> {
     pub source: Option<&'s Source>,
     /// A line for stderr before the preview (which release a rollback goes to, and why).
     pub note: Option<String>,
+    /// Create the app's namespace when it is missing and the objects do not hold it.
+    pub create_namespace: bool,
 }
 
 impl<'s> Job<'s> {
@@ -47,6 +49,7 @@ impl<'s> Job<'s> {
             label,
             source: None,
             note: None,
+            create_namespace: false,
         }
     }
 }
@@ -205,6 +208,7 @@ pub fn from_rendered<'s>(
         source.tree.label.clone(),
     );
     job.source = Some(source);
+    job.create_namespace = args.create_namespace.for_app(target.spec.as_ref());
     Ok(job)
 }
 
@@ -260,6 +264,7 @@ pub async fn from_release(
         "rolling back to release {} ({})",
         target.revision, chosen.reason
     ));
+    job.create_namespace = args.create_namespace.enabled;
     Ok(job)
 }
 

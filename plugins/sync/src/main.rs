@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Parser;
 use gitops_cli::{
-    AdoptArgs, AppListArgs, AppNameArgs, ChangeArgs, ConnectionArgs, EarlyDiscovery, JsonFormat,
-    Outcome, OutputArgs, PruneCrdsArgs, SourceArgs, WatchArgs,
+    AdoptArgs, AppListArgs, AppNameArgs, ChangeArgs, ConnectionArgs, CreateNamespaceArgs,
+    EarlyDiscovery, JsonFormat, Outcome, OutputArgs, PruneCrdsArgs, SourceArgs, WatchArgs,
 };
 
 use crate::once::single;
@@ -83,6 +83,8 @@ pub struct Args {
     force_conflicts: bool,
     #[command(flatten)]
     adopt: AdoptArgs,
+    #[command(flatten)]
+    create_namespace: CreateNamespaceArgs,
     #[command(flatten)]
     change: ChangeArgs,
     /// Re-apply the manifest of release N, with prune (default: the newest earlier release

@@ -3,13 +3,15 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use gitops::cancel::Cancel;
 use gitops::compare::Missing;
 use gitops::diff::ChangeSet;
 use gitops::hooks::{self, PlannedHook};
 use gitops::objects::hook::Occasion;
 use gitops::release::record::ReleaseRecord;
+use gitops::sync::app_namespace::{self, Provided};
+use gitops::sync::flow::SyncJob;
 use gitops::sync::{SyncError, SyncPlan, flow};
 use gitops_cli::JsonFormat;
 use gitops_cli::diff_view::{self, View};
@@ -67,6 +69,8 @@ pub async fn revision(
             }
             return Err(error);
         }
+        // The sync makes the namespace exist first, if it can, and then takes the lock.
+        (Ok(job), Err(error)) if namespace_missing(&error) => (job, None),
         (Ok(_), Err(error)) => return Err(error.into()),
     };
     single(args, &session, job, locked).await
@@ -160,13 +164,14 @@ pub async fn sync_once(
         label,
         source,
         note,
+        create_namespace,
     } = job;
     if let Some(note) = &note {
         writeln!(Prefixed::new(prefix), "{note}")?;
     }
     let locked = match locked {
         Some(locked) => locked,
-        None => lock(args, session, &job.app).await?,
+        None => lock(args, session, &job, create_namespace, prefix).await?,
     };
     let (operation, no_hooks) = (job.options.operation, job.options.no_hooks);
     if let Some(gone) = locked.taken_over() {
@@ -262,12 +267,18 @@ async fn dry_run(
         label,
         source: _,
         note,
+        create_namespace,
     } = job;
     if let Some(note) = &note {
         writeln!(Prefixed::new(prefix), "{note}")?;
     }
     let app = job.app.clone();
     let (operation, no_hooks) = (job.options.operation, job.options.no_hooks);
+    let namespace = session.connection.namespace.clone();
+    // Only --create-namespace costs the check: the plan warns of a missing namespace anyway.
+    let creates = app_namespace::provider(&namespace, &job.desired, create_namespace)
+        == Some(Provided::Created)
+        && app_namespace::is_missing(&session.cluster, &namespace).await?;
     let planned = flow::dry_run(&session.cluster, &session.store, job, &session.cancel)
         .await
         .map_err(interrupt::sync_error)?;
@@ -282,6 +293,12 @@ async fn dry_run(
     let occasion = hooks::occasion(operation, planned.deployed_before);
     let hooks = planned_hooks(plan, occasion, no_hooks);
     let preview = show(args, plan, &hooks, &label, out, prefix)?;
+    if creates {
+        writeln!(
+            Prefixed::new(prefix),
+            "namespace {namespace} would be created (--create-namespace); it is not one of app {app}'s objects"
+        )?;
+    }
     let changes = plan.change_count();
     let view = View {
         changes: &preview,
@@ -313,13 +330,54 @@ async fn dry_run(
     })
 }
 
-/// Takes `app`'s lock (and reads its parent) for a sync that did not take it ahead.
-async fn lock(args: &Args, session: &Session, app: &str) -> Result<flow::Locked> {
+/// Takes the app's lock (and reads its parent) for a sync that did not take it ahead. The
+/// lock is a Lease in the app's namespace: when that namespace does not exist, the
+/// revision's own Namespace object (else `--create-namespace`) makes it exist first.
+async fn lock(
+    args: &Args,
+    session: &Session,
+    job: &SyncJob,
+    create_namespace: bool,
+    prefix: Option<&str>,
+) -> Result<flow::Locked> {
     let connection = &session.connection;
     let who = connection.actor();
     let namespace = &connection.namespace;
     let duration = args.change.lock_duration;
+    let app = &job.app;
+    match flow::lock(&session.cluster, namespace, app, &who, duration).await {
+        Err(error) if namespace_missing(&error) => {}
+        taken => return Ok(taken?),
+    }
+    let provided = app_namespace::provide(
+        &session.cluster,
+        namespace,
+        app,
+        &job.desired,
+        create_namespace,
+    )
+    .await?;
+    let mut err = Prefixed::new(prefix);
+    match provided {
+        None => bail!(
+            "namespace {namespace} does not exist, and app {app} keeps its lock and release records there: \
+             create it, add it to the revision, or sync with --create-namespace"
+        ),
+        Some(Provided::FromRevision) => writeln!(
+            err,
+            "applied Namespace {namespace} first: app {app} keeps its lock and release records there"
+        )?,
+        Some(Provided::Created) => writeln!(
+            err,
+            "created namespace {namespace} (--create-namespace; it is not one of app {app}'s objects)"
+        )?,
+    }
     Ok(flow::lock(&session.cluster, namespace, app, &who, duration).await?)
+}
+
+/// The lock failed because the app's namespace does not exist.
+fn namespace_missing(error: &SyncError) -> bool {
+    matches!(error, SyncError::Lock(lock) if lock.is_namespace_missing())
 }
 
 /// The plan as diff-git shows it (unless -o), then warnings and notes on stderr. Returns

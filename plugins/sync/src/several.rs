@@ -1,11 +1,15 @@
 //! Several destinations (apps of the app list, clusters): each synced without a question,
-//! its output kept for its section of the one report.
+//! its output kept for its section of the one report. Apps that `depends_on` others start
+//! once those are deployed and healthy, and are skipped when one of them is not.
 
 use std::io::{IsTerminal, Write};
 
 use anyhow::{Result, bail};
-use gitops::release::record::ReleaseRecord;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use gitops::release::record::{ReleaseRecord, ReleaseStatus};
 use gitops_cli::JsonFormat;
+use gitops_cli::depends;
 use gitops_cli::destinations::{self, AppOnContext, Layout, Place, Row, Section};
 use gitops_cli::interrupt::Interrupted;
 use gitops_cli::{Outcome, Target};
@@ -23,14 +27,18 @@ pub async fn run(args: &Args, source: &job::Source, targets: &[Target]) -> Resul
             targets.len()
         );
     }
-    let work = targets
-        .iter()
-        .map(|target| sync_destination(args, source, target));
-    let reported = destinations::run(
-        work,
-        Layout::json_or_sections(args.output.format == Some(JsonFormat::Json)),
-    )
-    .await;
+    let layout = Layout::json_or_sections(args.output.format == Some(JsonFormat::Json));
+    let dependencies = depends::dependencies(targets);
+    // A dry run changes nothing another app could wait for: everything previews at once.
+    let reported = if args.dry_run || !depends::any(&dependencies) {
+        let work = targets
+            .iter()
+            .map(|target| sync_destination(args, source, target));
+        destinations::run(work, layout).await
+    } else {
+        let sections = in_order(args, source, targets, &dependencies).await;
+        destinations::report(&sections, layout)
+    };
     // Each interrupted sync's section says how far it got; the run ends as interrupted.
     if gitops_cli::interrupt::install().is_cancelled() {
         let how = match &reported {
@@ -42,6 +50,121 @@ pub async fn run(args: &Args, source: &job::Source, targets: &[Target]) -> Resul
     reported
 }
 
+/// Syncs each destination once every one it waits for has ended, independent ones at
+/// once; a destination whose dependency did not deploy is skipped, saying which.
+async fn in_order(
+    args: &Args,
+    source: &job::Source,
+    targets: &[Target],
+    dependencies: &[Vec<usize>],
+) -> Vec<Destination> {
+    let mut ended: Vec<Option<Destination>> = targets.iter().map(|_| None).collect();
+    let mut started = vec![false; targets.len()];
+    let mut running = FuturesUnordered::new();
+    loop {
+        // A skip ends a destination at once, which may settle others: until none changes.
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for (i, waits) in dependencies.iter().enumerate() {
+                if started[i] || waits.iter().any(|&d| ended[d].is_none()) {
+                    continue;
+                }
+                started[i] = true;
+                changed = true;
+                let blocked = waits
+                    .iter()
+                    .find_map(|&d| ended[d].as_ref().and_then(Destination::blocks));
+                match blocked {
+                    Some(skip) => {
+                        let place = skipped_place(args, targets, &ended, i);
+                        ended[i] = Some(Destination::skipped(place, skip));
+                    }
+                    None => running.push(async move {
+                        (i, sync_destination(args, source, &targets[i]).await)
+                    }),
+                }
+            }
+        }
+        match running.next().await {
+            Some((i, destination)) => ended[i] = Some(destination),
+            None => break,
+        }
+    }
+    // The app list refuses cycles, so every destination started; should one not have,
+    // it is reported, not lost.
+    ended
+        .into_iter()
+        .enumerate()
+        .map(|(i, destination)| {
+            destination.unwrap_or_else(|| {
+                let place = skipped_place(args, targets, &[], i);
+                let never = anyhow::anyhow!("not synced: the apps it depends on never ended");
+                Destination::new(place, Vec::new(), Err(never))
+            })
+        })
+        .collect()
+}
+
+/// Where a destination that is not synced is: its context named as a synced destination
+/// on the same context found it (the current context has a name only once connected).
+fn skipped_place(
+    args: &Args,
+    targets: &[Target],
+    ended: &[Option<Destination>],
+    i: usize,
+) -> AppOnContext {
+    let target = &targets[i];
+    let known = targets
+        .iter()
+        .zip(ended)
+        .filter(|(other, _)| other.context == target.context)
+        .find_map(|(_, ended)| ended.as_ref().map(|d| d.place.context.clone()));
+    AppOnContext {
+        app: target.app.clone(),
+        context: known
+            .or_else(|| target.context.clone())
+            .unwrap_or_else(|| "-".into()),
+        namespace: target
+            .namespace(&args.connection)
+            .unwrap_or_else(|| "-".into()),
+    }
+}
+
+/// An app on a context, as a skip names it.
+#[derive(Debug, Clone)]
+struct At {
+    app: String,
+    context: String,
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "app {} on context {}", self.app, self.context)
+    }
+}
+
+/// Why a destination was not synced: the dependency that did not deploy, and the one
+/// whose failure that goes back to (the same one when it failed itself).
+#[derive(Debug, Clone)]
+struct Skip {
+    dependency: At,
+    failed: At,
+}
+
+impl Skip {
+    fn reason(&self) -> String {
+        let dependency = &self.dependency;
+        match dependency.app == self.failed.app && dependency.context == self.failed.context {
+            true => format!("depends on {dependency}, which failed"),
+            false => format!(
+                "depends on {dependency}, which was skipped ({} failed)",
+                self.failed
+            ),
+        }
+    }
+}
+
 /// One destination of several: its output kept for its section, the release it left.
 struct Destination {
     place: AppOnContext,
@@ -51,6 +174,8 @@ struct Destination {
     recorded: bool,
     /// What a --dry-run found.
     result: Result<Option<DryRun>>,
+    /// Not synced, because an app it depends on did not deploy.
+    skipped: Option<Skip>,
 }
 
 impl Destination {
@@ -69,7 +194,43 @@ impl Destination {
             record,
             recorded,
             result,
+            skipped: None,
         }
+    }
+
+    fn skipped(place: AppOnContext, skip: Skip) -> Destination {
+        Destination {
+            place,
+            output: Vec::new(),
+            record: None,
+            recorded: false,
+            result: Ok(None),
+            skipped: Some(skip),
+        }
+    }
+
+    /// Why the apps that depend on this one cannot start: None once it is deployed (and
+    /// healthy, when the sync waited for health).
+    fn blocks(&self) -> Option<Skip> {
+        let here = At {
+            app: self.place.app.clone(),
+            context: self.place.context.clone(),
+        };
+        if let Some(skip) = &self.skipped {
+            return Some(Skip {
+                dependency: here,
+                failed: skip.failed.clone(),
+            });
+        }
+        let deployed = self.result.is_ok()
+            && self
+                .record
+                .as_ref()
+                .is_some_and(|r| r.status == ReleaseStatus::Deployed);
+        (!deployed).then(|| Skip {
+            dependency: here.clone(),
+            failed: here,
+        })
     }
 }
 
@@ -118,8 +279,18 @@ impl Section for Destination {
             .map(gitops_cli::targets::one_line)
     }
 
+    fn warn(&self, err: &mut dyn Write) -> std::io::Result<()> {
+        match &self.skipped {
+            Some(skip) => writeln!(err, "skipped: {}: {}", self.place.who(), skip.reason()),
+            None => Ok(()),
+        }
+    }
+
     /// What the sync printed, then its release's table.
     fn print(&self, out: &mut dyn Write) -> Result<()> {
+        if let Some(skip) = &self.skipped {
+            writeln!(out, "skipped: {}", skip.reason())?;
+        }
         out.write_all(&self.output)?;
         if let Some(record) = &self.record {
             report::table(out, record, self.recorded)?;
@@ -131,6 +302,19 @@ impl Section for Destination {
     /// failed), a dry run's document as one app's `--dry-run -o json` prints it, else what
     /// is known of the destination.
     fn item(&self) -> serde_json::Value {
+        if let Some(skip) = &self.skipped {
+            let at = |at: &At| serde_json::json!({ "app": at.app, "context": at.context });
+            return serde_json::json!({
+                "app": self.place.app,
+                "namespace": self.place.namespace,
+                "context": self.place.context,
+                "error": null,
+                "skipped": {
+                    "dependency": at(&skip.dependency),
+                    "failed": at(&skip.failed),
+                },
+            });
+        }
         let mut item = match (&self.record, &self.result) {
             (Some(record), _) => report::document(record, self.recorded),
             (None, Ok(Some(dry_run))) => dry_run.document.clone(),
@@ -155,6 +339,9 @@ impl Section for Destination {
     }
 
     fn rows(&self) -> Vec<Row> {
+        if let Some(skip) = &self.skipped {
+            return vec![self.place.row(Ok(format!("skipped: {}", skip.reason())))];
+        }
         let result = match &self.result {
             Ok(Some(dry_run)) => Ok(format!("dry run: {} change(s)", dry_run.changes)),
             Ok(None) => Ok(self
