@@ -725,6 +725,59 @@ impl LiveCluster {
         Ok(typed(applied, &resource))
     }
 
+    /// Writes the whole of `object` with our field manager: a PUT over the live object
+    /// at `resource_version` (Replace=true), or a POST creating it when that is None.
+    pub async fn put(
+        &self,
+        object: &Value,
+        resource_version: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Value, LiveError> {
+        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+        let api_version = text("/apiVersion").unwrap_or_default();
+        let kind = text("/kind").unwrap_or_default();
+        let name = text("/metadata/name").unwrap_or_default();
+        let (resource, caps) = self.resolve_fresh(api_version, kind).await?;
+        let namespace = match caps.scope {
+            Scope::Namespaced => text("/metadata/namespace"),
+            Scope::Cluster => None,
+        };
+        let params = kube::api::PostParams {
+            dry_run,
+            field_manager: Some(FIELD_MANAGER.to_string()),
+        };
+        if !dry_run {
+            self.forget_reads();
+        }
+        let mut body = object.clone();
+        if let (Some(version), Some(metadata)) = (
+            resource_version,
+            body.get_mut("metadata").and_then(Value::as_object_mut),
+        ) {
+            metadata.insert("resourceVersion".into(), Value::String(version.into()));
+        }
+        let bytes = serde_json::to_vec(&body).map_err(|e| LiveError::Decode {
+            what: format!("{kind} {name}"),
+            message: e.to_string(),
+        })?;
+        let url = kube::core::Request::new(DynamicObject::url_path(&resource, namespace));
+        let (request, verb) = match resource_version {
+            Some(_) => (url.replace(name, &params, bytes), "update"),
+            None => (url.create(&params, bytes), "create"),
+        };
+        let verb = if dry_run {
+            format!("{verb} (dry-run)")
+        } else {
+            verb.to_string()
+        };
+        let request =
+            request.map_err(|e| LiveError::Api(ApiError::Other(format!("{kind} {name}: {e}"))))?;
+        let written: Value = self.client.request(request).await.map_err(|e| {
+            LiveError::Api(ApiError::from_kube(e, &self.call(&verb, &resource.plural)))
+        })?;
+        Ok(typed(written, &resource))
+    }
+
     /// Deletes one object, its dependents in the background. With `uid` the server deletes
     /// only that very object (409 Conflict if the name now belongs to another one), so a
     /// caller that listed an object never deletes a replacement it did not see. Ok(false)

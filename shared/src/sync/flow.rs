@@ -17,6 +17,7 @@ use std::time::Duration;
 use super::refusal::{self, Guard};
 use super::{PlanOptions, SyncError, SyncEvent, SyncOptions, SyncPlan, execute, plan_with_parent};
 use crate::apply::applyset::{self, ApplySet, ApplySetError, ApplySetId};
+use crate::apply::object_options;
 use crate::apply::ownership::ForeignOwner;
 use crate::cancel::Cancel;
 use crate::compare::{Conflict, Missing, against_cluster};
@@ -266,8 +267,11 @@ pub struct Preview {
     /// The app's ApplySet parent could not be read (forbidden), so what a sync would
     /// prune is not shown.
     pub parent_forbidden: bool,
-    /// What a prune keeps (CRDs), deletes with a CRD or Namespace, or would refuse.
+    /// What a prune keeps (CRDs, objects whose options keep them), deletes with a CRD
+    /// or Namespace, or would refuse; the differences IgnoreExtraneous leaves out.
     pub notes: Vec<String>,
+    /// Object options that are not honoured, each naming the object and its origin.
+    pub warnings: Vec<String>,
 }
 
 /// What the commands that write nothing read before they plan: the parent (None when it
@@ -319,7 +323,7 @@ pub async fn preview(
 ) -> Result<Preview, SyncError> {
     let reads = cluster.shared_reads();
     let read = read_unlocked(cluster, store, app, &desired).await?;
-    let preview = if read.parent.is_some() {
+    let mut preview = if read.parent.is_some() {
         let options = PlanOptions {
             prune: true,
             prune_crds,
@@ -331,6 +335,7 @@ pub async fn preview(
         Preview {
             changes: plan.change_set(),
             notes: refusal::notes(&plan, false),
+            warnings: plan.object_options.warnings,
             conflicts: plan.comparison.conflicts,
             missing_namespaces: plan.comparison.missing_namespaces,
             owners: plan.comparison.owners,
@@ -338,6 +343,7 @@ pub async fn preview(
             parent_forbidden: read.parent_forbidden,
         }
     } else {
+        let warnings = object_options::warnings(&desired)?;
         let normalise = NormaliseOptions::ignoring_applyset();
         let id = ApplySetId::for_app(app, store.namespace());
         let comparison = against_cluster(cluster, &desired, &id, &normalise).await?;
@@ -349,8 +355,11 @@ pub async fn preview(
             unowned: comparison.unowned,
             parent_forbidden: read.parent_forbidden,
             notes: Vec::new(),
+            warnings,
         }
     };
+    let ignored = object_options::set_aside_ignored(&mut preview.changes);
+    preview.notes.extend(ignored);
     drop(reads);
     Ok(preview)
 }
