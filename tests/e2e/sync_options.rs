@@ -278,3 +278,74 @@ fn ignore_extraneous_keeps_a_hand_edit_out_of_drift() {
         "{stdout}"
     );
 }
+
+/// A custom resource of a kind no CRD in the cluster or the revision defines.
+fn widget(annotations: &str) -> String {
+    format!(
+        "---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  annotations:\n    {annotations}\nspec: {{}}\n"
+    )
+}
+
+#[test]
+fn skip_dry_run_on_missing_resource_shows_an_unserved_kind_as_added() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("so-skip");
+    let n = ns.name.as_str();
+    let diff = |annotations: &str| {
+        let repo = GitFixture::new();
+        repo.write("app.yaml", &widget(annotations));
+        repo.commit("widget");
+        cluster
+            .kubectl()
+            .args(["diff-git", "HEAD", "-n", n, "--color=never"])
+            .current_dir(repo.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = diff("argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true");
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kind: Widget"));
+    // Without the option the unserved kind is an error.
+    let out = diff("example.com/note: none");
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not served"));
+}
+
+#[test]
+fn diff_git_leaves_an_ignore_extraneous_difference_out_of_its_verdict() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("so-diff");
+    let n = ns.name.as_str();
+    let repo = GitFixture::new();
+    let tolerated = |value: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tolerated\n  annotations:\n    argocd.argoproj.io/compare-options: IgnoreExtraneous\ndata:\n  k: {value}\n"
+        )
+    };
+    repo.write("app.yaml", &tolerated("one"));
+    repo.commit("one");
+    sync(cluster, &repo, "dg", n);
+    repo.write("app.yaml", &tolerated("two"));
+    repo.commit("two");
+    let out = cluster
+        .kubectl()
+        .args(["diff-git", "HEAD", "--app", "dg", "-n", n, "--color=never"])
+        .current_dir(repo.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "note: ignored (IgnoreExtraneous): ConfigMap {n}/tolerated changed"
+        )),
+        "{stderr}"
+    );
+    // The live object is still the synced one: diff-git changed nothing.
+    assert_eq!(
+        cluster.kubectl_ok(&["get", "cm/tolerated", "-n", n, "-o", "jsonpath={.data.k}"]),
+        "one"
+    );
+}
