@@ -111,6 +111,10 @@ fn kept_objects_survive_a_prune_and_prune_last_goes_after_every_other_deletion()
         .our_audit_events_since(offset)
         .iter()
         .filter(|e| e["verb"] == "delete")
+        .filter(|e| {
+            ["configmaps", "clusterroles"]
+                .contains(&e["objectRef"]["resource"].as_str().unwrap_or_default())
+        })
         .filter(|e| e["objectRef"]["namespace"] == n || e["objectRef"]["name"] == role.as_str())
         .map(|e| {
             e["objectRef"]["name"]
