@@ -2,6 +2,8 @@
 
 pub mod applyset;
 pub mod health;
+pub mod object_options;
 pub mod order;
 pub mod ownership;
 pub mod prune;
+pub mod replace;

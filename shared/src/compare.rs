@@ -11,6 +11,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 
 use crate::apply::applyset::ApplySetId;
+use crate::apply::object_options;
 use crate::apply::ownership::{self, ForeignOwner};
 use crate::diff::ChangeSet;
 use crate::diff::normalise::{NormaliseOptions, normalise_with};
@@ -133,7 +134,11 @@ pub async fn against_cluster_with(
             .unwrap_or_default();
         if cluster.resolve(api_version, &object.key.kind).is_some() {
             known.insert(object.key.clone());
-        } else if crd_kinds.contains(&(object.key.group.clone(), object.key.kind.clone())) {
+        } else if crd_kinds.contains(&(object.key.group.clone(), object.key.kind.clone()))
+            || object_options::skips_dry_run_on_missing(&object.object)
+        {
+            // Its CRD comes in this sync, or from elsewhere before the object's turn
+            // (SkipDryRunOnMissingResource=true): shown as added, from its manifest.
             pending.push(object);
         } else {
             return Err(CompareError::Object {
@@ -236,7 +241,8 @@ pub async fn against_cluster_with(
         .partition(|o| before.contains_key(&o.key));
     let mut conflicts = Vec::new();
     let mut any_change = false;
-    for (key, applied, conflict) in dry_run_all(cluster, desired, existing, normalise).await? {
+    for (key, applied, conflict) in dry_run_all(cluster, desired, existing, normalise, true).await?
+    {
         any_change |= conflict.is_some() || before.get(&key) != Some(&applied);
         after.insert(key, applied);
         conflicts.extend(conflict);
@@ -251,7 +257,9 @@ pub async fn against_cluster_with(
             );
         }
     } else {
-        for (key, applied, conflict) in dry_run_all(cluster, desired, absent, normalise).await? {
+        for (key, applied, conflict) in
+            dry_run_all(cluster, desired, absent, normalise, false).await?
+        {
             after.insert(key, applied);
             conflicts.extend(conflict);
         }
@@ -279,9 +287,25 @@ async fn dry_run_all(
     desired: &DesiredSet,
     objects: Vec<&DesiredObject>,
     normalise: &NormaliseOptions,
+    existing: bool,
 ) -> Result<Vec<(ObjectKey, Value, Option<Conflict>)>, CompareError> {
     stream::iter(objects)
         .map(|object| async move {
+            // Replace=true over an existing object: its fields are taken whoever owns them,
+            // so no conflict; a change the server refuses (an immutable field) is made by
+            // deleting and creating it again, so the object will be as its manifest says.
+            if existing && object_options::wants_replace(&object.object) {
+                let replaced = match cluster.dry_run_apply(&object.object, true).await {
+                    Err(LiveError::Api(e)) if e.code() == Some(422) => Ok(object.object.clone()),
+                    other => other,
+                };
+                return replaced
+                    .map(|replaced| (object.key.clone(), normalised(replaced, normalise), None))
+                    .map_err(|source| CompareError::Object {
+                        origin: describe_origin(&object.origin, object),
+                        source,
+                    });
+            }
             let (applied, conflict) = match cluster.dry_run_apply(&object.object, false).await {
                 Err(LiveError::Api(error)) if error.code() == Some(409) => {
                     let conflict = Conflict {

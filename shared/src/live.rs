@@ -17,9 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::api::{
-    Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, ValidationDirective,
-};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, ValidationDirective};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::{Client, Resource, core::GroupVersionKind};
 use serde_json::Value;
@@ -727,37 +725,57 @@ impl LiveCluster {
         Ok(typed(applied, &resource))
     }
 
-    /// Creates `object` (a POST, with our field manager): for objects that are made anew
-    /// each time, such as hooks, which may be named by `metadata.generateName`. Returns the
-    /// object as the server stored it, its name filled in.
-    pub async fn create(&self, object: &Value) -> Result<Value, LiveError> {
+    /// Writes the whole of `object` with our field manager: a PUT over the live object
+    /// at `resource_version` (Replace=true), or a POST creating it when that is None.
+    pub async fn put(
+        &self,
+        object: &Value,
+        resource_version: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Value, LiveError> {
         let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
         let api_version = text("/apiVersion").unwrap_or_default();
         let kind = text("/kind").unwrap_or_default();
+        let name = text("/metadata/name").unwrap_or_default();
         let (resource, caps) = self.resolve_fresh(api_version, kind).await?;
         let namespace = match caps.scope {
             Scope::Namespaced => text("/metadata/namespace"),
             Scope::Cluster => None,
         };
-        let params = PostParams {
-            dry_run: false,
+        let params = kube::api::PostParams {
+            dry_run,
             field_manager: Some(FIELD_MANAGER.to_string()),
         };
-        let body = serde_json::to_vec(object).map_err(|e| LiveError::Decode {
-            what: kind.to_string(),
+        if !dry_run {
+            self.forget_reads();
+        }
+        let mut body = object.clone();
+        if let (Some(version), Some(metadata)) = (
+            resource_version,
+            body.get_mut("metadata").and_then(Value::as_object_mut),
+        ) {
+            metadata.insert("resourceVersion".into(), Value::String(version.into()));
+        }
+        let bytes = serde_json::to_vec(&body).map_err(|e| LiveError::Decode {
+            what: format!("{kind} {name}"),
             message: e.to_string(),
         })?;
-        self.forget_reads();
-        let request = kube::core::Request::new(DynamicObject::url_path(&resource, namespace))
-            .create(&params, body)
-            .map_err(|e| LiveError::Api(ApiError::Other(format!("{kind}: {e}"))))?;
-        let created: Value = self.client.request(request).await.map_err(|e| {
-            LiveError::Api(ApiError::from_kube(
-                e,
-                &self.call("create", &resource.plural),
-            ))
+        let url = kube::core::Request::new(DynamicObject::url_path(&resource, namespace));
+        let (request, verb) = match resource_version {
+            Some(_) => (url.replace(name, &params, bytes), "update"),
+            None => (url.create(&params, bytes), "create"),
+        };
+        let verb = if dry_run {
+            format!("{verb} (dry-run)")
+        } else {
+            verb.to_string()
+        };
+        let request =
+            request.map_err(|e| LiveError::Api(ApiError::Other(format!("{kind} {name}: {e}"))))?;
+        let written: Value = self.client.request(request).await.map_err(|e| {
+            LiveError::Api(ApiError::from_kube(e, &self.call(&verb, &resource.plural)))
         })?;
-        Ok(typed(created, &resource))
+        Ok(typed(written, &resource))
     }
 
     /// The object `key` names, or None if it does not exist (or its kind is not served).

@@ -19,6 +19,7 @@ pub use refusal::{Guard, PruneRules, by_kind};
 
 use crate::apply::applyset::ApplySetError;
 use crate::apply::health::{Health, HealthError, WaitOptions};
+use crate::apply::object_options::ObjectOptionsError;
 use crate::apply::order::OrderError;
 use crate::apply::ownership::ForeignOwner;
 use crate::apply::prune::PruneError;
@@ -150,6 +151,8 @@ pub enum SyncError {
     Order(#[from] OrderError),
     #[error(transparent)]
     Prune(#[from] PruneError),
+    #[error(transparent)]
+    ObjectOptions(#[from] ObjectOptionsError),
     #[error(transparent)]
     Health(#[from] HealthError),
     #[error(transparent)]

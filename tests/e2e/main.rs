@@ -32,3 +32,4 @@ mod rollback;
 mod schemas;
 mod shipping;
 mod sync;
+mod sync_options;

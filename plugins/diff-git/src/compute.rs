@@ -137,11 +137,13 @@ async fn against_cluster_of(
         conflicts,
         missing_namespaces,
         notes,
+        warnings: unhonoured,
         owners,
         unowned,
         hooks,
         ..
     } = preview;
+    warnings.extend(unhonoured.into_iter().map(|w| format!("warning: {w}")));
     warnings.extend(notes.into_iter().map(|note| format!("note: {note}")));
     if !args.output.show_secrets {
         changes.mask_secrets();

@@ -316,6 +316,7 @@ async fn dry_run(
         "context": session.connection.context.as_deref().unwrap_or("in-cluster"),
         "dry_run": true,
         "dry_run_changes": changes,
+        "warnings": plan.object_options.warnings,
     });
     if let (Some(item), serde_json::Value::Object(changes)) =
         (document.as_object_mut(), diff_view::document(&view))
@@ -417,6 +418,9 @@ fn show(
         args.adopt.adopt,
     );
     diff_view::missing_namespace_warnings(&mut err, &plan.comparison.missing_namespaces);
+    for warning in &plan.object_options.warnings {
+        writeln!(err, "warning: {warning}")?;
+    }
     diff_view::hook_lines(
         &mut err,
         "hooks (they run when the sync changes objects, or the hooks themselves changed):",

@@ -47,9 +47,17 @@ pub fn table(out: &mut dyn Write, record: &ReleaseRecord, recorded: bool) -> io:
 /// cascade)` when objects went with a pruned CRD or Namespace.
 pub fn summary(record: &ReleaseRecord, recorded: bool) -> String {
     let c = &record.counts;
+    // Members the revision dropped that their options keep: `; kept ConfigMap shop/x
+    // (Prune=false)`.
+    let kept: String = record
+        .objects
+        .iter()
+        .filter(|o| o.action == "kept")
+        .map(|o| format!("; kept {} ({})", o.key, o.message.as_deref().unwrap_or("-")))
+        .collect();
     if !recorded {
         return format!(
-            "release {} of {}: {}, nothing changed ({} created, {} configured, {} unchanged, {} pruned); no new release recorded",
+            "release {} of {}: {}, nothing changed ({} created, {} configured, {} unchanged, {} pruned); no new release recorded{kept}",
             record.revision,
             record.app,
             record.status,
@@ -77,6 +85,7 @@ pub fn summary(record: &ReleaseRecord, recorded: bool) -> String {
     }
     text.push(')');
     text.push_str(&took);
+    text.push_str(&kept);
     text
 }
 

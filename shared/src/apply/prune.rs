@@ -49,6 +49,28 @@ fn live_wave(members: &BTreeMap<ObjectKey, Value>, key: &ObjectKey) -> i64 {
         .unwrap_or(0)
 }
 
+impl PruneError {
+    /// The error of a later prune step, counting what the steps before it deleted.
+    pub fn after(self, earlier: &[ObjectKey]) -> PruneError {
+        match self {
+            PruneError::Delete {
+                key,
+                namespace,
+                name,
+                pruned,
+                source,
+            } => PruneError::Delete {
+                key,
+                namespace,
+                name,
+                pruned: earlier.iter().cloned().chain(pruned).collect(),
+                source,
+            },
+            other => other,
+        }
+    }
+}
+
 /// The members not in `keep`, in prune order.
 pub fn stale(members: &BTreeMap<ObjectKey, Value>, keep: &BTreeSet<ObjectKey>) -> Vec<ObjectKey> {
     prune_order(members.keys().filter(|key| !keep.contains(key)).cloned())

@@ -11,6 +11,7 @@ use super::git::{self, GitRequest, Repos};
 use super::ignore::IgnoreRules;
 use super::model::{Against, AppDrift, LatestRelease, ObjectDrift, ObjectState};
 use crate::apply::applyset;
+use crate::apply::object_options;
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey, ScopeResolver};
 use crate::release::elsewhere::{self, Records};
@@ -286,7 +287,11 @@ async fn compare_live(
             applied_objects.insert(key.clone(), applied);
         }
         ignored.extend(fields.ignored);
-        if fields.drift.is_empty() {
+        // IgnoreExtraneous (Argo CD's compare option): whatever changed is not drift.
+        let extraneous = desired
+            .get(&key)
+            .is_some_and(|o| object_options::ignores_extraneous(&o.object));
+        if fields.drift.is_empty() || extraneous {
             in_sync += 1;
         } else {
             objects.push(ObjectDrift {
@@ -309,8 +314,10 @@ async fn compare_live(
     if let Some(set) = parent {
         set.check_tooling()?;
         let members = applyset::list_members(cluster, &set).await?;
-        for key in members.into_keys() {
-            let stray = !desired.contains(&key) && release_keys.is_none_or(|k| !k.contains(&key));
+        for (key, member) in members {
+            let stray = !desired.contains(&key)
+                && release_keys.is_none_or(|k| !k.contains(&key))
+                && !object_options::ignores_extraneous(&member);
             if stray {
                 objects.push(ObjectDrift {
                     key,

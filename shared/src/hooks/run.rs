@@ -112,7 +112,7 @@ impl Runner<'_> {
         label(&mut object, self.app_id);
         let created = self
             .cluster
-            .create(&object)
+            .put(&object, None, false)
             .await
             .map_err(|e| Ending::Failed(format!("could not be created: {e}")))?;
         let name = created

@@ -16,6 +16,7 @@ use crate::apply::applyset::{self, ApplySetId};
 use crate::apply::health::{Health, WaitOptions, wait_healthy};
 use crate::apply::order::waves;
 use crate::apply::prune;
+use crate::apply::replace;
 use crate::cancel::Cancel;
 use crate::diff::to_yaml;
 use crate::fingerprint::{LiveMark, applied_hash};
@@ -436,10 +437,11 @@ async fn run(
                 .map(|key| async move {
                     let created = added.contains(key);
                     let result = match plan.desired.get(key) {
-                        Some(desired) => cluster
-                            .apply(&desired.object, options.force_conflicts)
-                            .await
-                            .map(|applied| Some(Applied::of(&applied, created))),
+                        Some(desired) => {
+                            replace::write(cluster, &desired.object, options.force_conflicts)
+                                .await
+                                .map(|applied| Some(Applied::of(&applied, created)))
+                        }
                         None => Ok(None),
                     };
                     (key, created, result)
@@ -545,9 +547,16 @@ async fn run(
             .chain(plan.kept.keys())
             .cloned()
             .collect();
-        let pruned = prune::prune(cluster, &superset, &keep, false, cancel).await?;
-        for key in &pruned {
-            events(SyncEvent::Pruned { key });
+        // Objects their options keep stay; PruneLast=true ones go in a last step.
+        let mut pruned = Vec::new();
+        for keep in plan.object_options.prune_steps(keep) {
+            let step = prune::prune(cluster, &superset, &keep, false, cancel)
+                .await
+                .map_err(|error| error.after(&pruned))?;
+            for key in &step {
+                events(SyncEvent::Pruned { key });
+            }
+            pruned.extend(step);
         }
         // The objects the plan found in what was deleted went with it (the refusals let a
         // plan with such objects through only under --prune-cascade).
@@ -813,17 +822,31 @@ fn object_results(plan: &SyncPlan, progress: &Progress) -> Vec<ObjectResult> {
             owned_hash: progress.marks.get(key).and_then(|m| m.owned.clone()),
         })
         .collect();
-    let pruned = progress.pruned.iter().map(|key| (key, "pruned"));
-    let cascaded = progress.cascaded.iter().map(|key| (key, CASCADE_ACTION));
-    results.extend(pruned.chain(cascaded).map(|(key, action)| ObjectResult {
-        key: key.clone(),
-        action: action.into(),
-        health: None,
-        message: None,
-        resource_version: None,
-        applied_hash: None,
-        owned_hash: None,
-    }));
+    let pruned = progress.pruned.iter().map(|key| (key, "pruned", None));
+    let cascaded = progress
+        .cascaded
+        .iter()
+        .map(|key| (key, CASCADE_ACTION, None));
+    // Stale members their options keep: why, in the message.
+    let kept = plan
+        .object_options
+        .kept
+        .iter()
+        .map(|(key, reason)| (key, "kept", Some(reason.to_string())));
+    results.extend(
+        pruned
+            .chain(cascaded)
+            .chain(kept)
+            .map(|(key, action, message)| ObjectResult {
+                key: key.clone(),
+                action: action.into(),
+                health: None,
+                message,
+                resource_version: None,
+                applied_hash: None,
+                owned_hash: None,
+            }),
+    );
     results
 }
 

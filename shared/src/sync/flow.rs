@@ -17,6 +17,7 @@ use std::time::Duration;
 use super::refusal::{self, Guard};
 use super::{PlanOptions, SyncError, SyncEvent, SyncOptions, SyncPlan, execute, plan_with_parent};
 use crate::apply::applyset::{self, ApplySet, ApplySetError, ApplySetId};
+use crate::apply::object_options;
 use crate::apply::ownership::ForeignOwner;
 use crate::cancel::Cancel;
 use crate::compare::{Conflict, Missing, against_cluster};
@@ -267,11 +268,14 @@ pub struct Preview {
     /// The app's ApplySet parent could not be read (forbidden), so what a sync would
     /// prune is not shown.
     pub parent_forbidden: bool,
-    /// What a prune keeps (CRDs), deletes with a CRD or Namespace, or would refuse.
+    /// What a prune keeps (CRDs, objects whose options keep them), deletes with a CRD
+    /// or Namespace, or would refuse; the differences IgnoreExtraneous leaves out.
     pub notes: Vec<String>,
     /// The hooks a sync would run, by stage (an install's when the app has no deployed
     /// release, else an upgrade's), and those it never runs. None of them is a difference.
     pub hooks: Vec<PlannedHook>,
+    /// Object options that are not honoured, each naming the object and its origin.
+    pub warnings: Vec<String>,
 }
 
 /// What the commands that write nothing read before they plan: the parent (None when it
@@ -325,7 +329,7 @@ pub async fn preview(
     let read = read_unlocked(cluster, store, app, &desired).await?;
     let occasion = hooks::occasion(Operation::Sync, read.known.is_some());
     let hooks = hooks::planned(desired.hooks(), occasion);
-    let preview = if read.parent.is_some() {
+    let mut preview = if read.parent.is_some() {
         let options = PlanOptions {
             prune: true,
             prune_crds,
@@ -337,6 +341,7 @@ pub async fn preview(
         Preview {
             changes: plan.change_set(),
             notes: refusal::notes(&plan, false),
+            warnings: plan.object_options.warnings,
             conflicts: plan.comparison.conflicts,
             missing_namespaces: plan.comparison.missing_namespaces,
             owners: plan.comparison.owners,
@@ -345,6 +350,7 @@ pub async fn preview(
             hooks,
         }
     } else {
+        let warnings = object_options::warnings(&desired)?;
         let normalise = NormaliseOptions::ignoring_applyset();
         let id = ApplySetId::for_app(app, store.namespace());
         let comparison = against_cluster(cluster, &desired, &id, &normalise).await?;
@@ -357,8 +363,11 @@ pub async fn preview(
             parent_forbidden: read.parent_forbidden,
             notes: Vec::new(),
             hooks,
+            warnings,
         }
     };
+    let ignored = object_options::set_aside_ignored(&mut preview.changes);
+    preview.notes.extend(ignored);
     drop(reads);
     Ok(preview)
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::SyncError;
 use super::cascade::{self, Cascade};
 use crate::apply::applyset::{self, ApplySet, ApplySetId};
+use crate::apply::object_options::{self, PlannedOptions};
 use crate::apply::order::{Phase, apply_phases};
 use crate::apply::prune;
 use crate::compare::{Comparison, Missing, against_cluster_with};
@@ -35,6 +36,9 @@ pub struct SyncPlan {
     pub stale: BTreeMap<ObjectKey, Value>,
     /// CRDs the revision no longer has, kept without `--prune-crds`: still members.
     pub kept: BTreeMap<ObjectKey, Value>,
+    /// What the objects' own options decide: members kept (`Prune=false`, Helm's keep
+    /// policy; not in `stale`), those pruned last, and the warnings to show once.
+    pub object_options: PlannedOptions,
     /// What pruning the stale CRDs and Namespaces takes with it (looked up only when
     /// pruning one).
     pub cascade: Cascade,
@@ -149,6 +153,8 @@ pub async fn plan_with_parent(
     if let Some(set) = &existing {
         set.check_tooling()?;
     }
+    // An option given twice with different values stops the plan before any request.
+    let warnings = object_options::warnings(&desired)?;
     let id = ApplySetId::for_app(app, namespace);
     for (_, object) in desired.iter_mut() {
         applyset::label_member(object, &id);
@@ -195,8 +201,22 @@ pub async fn plan_with_parent(
         _ => BTreeMap::new(),
     };
     let (stale, kept) = cascade::keep_crds(stale, prune_crds);
-    // Kept CRDs stay members: the parent goes on listing their kind for a later prune.
-    let applyset = ApplySet::new(namespace, app).with_members(desired.keys().chain(kept.keys()));
+    // Members their own annotations keep (Prune=false, resource-policy: keep) are decided
+    // by the live object: the revision no longer has it.
+    let (stale, kept_by_option, prune_last) = object_options::split_stale(stale);
+    let object_options = PlannedOptions {
+        kept: kept_by_option,
+        prune_last,
+        warnings,
+    };
+    // Kept CRDs and kept objects stay members: the parent goes on listing their kind for
+    // a later prune.
+    let applyset = ApplySet::new(namespace, app).with_members(
+        desired
+            .keys()
+            .chain(kept.keys())
+            .chain(object_options.kept.keys()),
+    );
     let cascade = if prune && cascade::cascades(&stale) {
         cascade::look_up(cluster, &id, &stale, &desired).await?
     } else {
@@ -213,6 +233,7 @@ pub async fn plan_with_parent(
         comparison,
         stale,
         kept,
+        object_options,
         cascade,
         prune,
         record_manifest: None,
@@ -271,6 +292,7 @@ mod tests {
             },
             stale: BTreeMap::from([(key("old"), config_map("old", "0"))]),
             kept: BTreeMap::new(),
+            object_options: PlannedOptions::default(),
             // A hand-made object deleted with a pruned Namespace is a removal too.
             cascade: Cascade {
                 foreign: BTreeMap::from([(

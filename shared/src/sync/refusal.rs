@@ -34,7 +34,13 @@ pub struct Guard {
 
 /// Refuses `plan` if it must not be carried out: see the module's description.
 pub fn check(plan: &SyncPlan, guard: &Guard) -> Result<(), SyncError> {
-    let members: Vec<ObjectKey> = plan.stale.keys().chain(plan.kept.keys()).cloned().collect();
+    let members: Vec<ObjectKey> = plan
+        .stale
+        .keys()
+        .chain(plan.kept.keys())
+        .chain(plan.object_options.kept.keys())
+        .cloned()
+        .collect();
     if plan.desired.is_empty() && !members.is_empty() && !guard.rules.allow_empty {
         let what = guard
             .empty_render
@@ -84,7 +90,7 @@ impl SyncPlan {
 /// keeps: for a sync about to go on (its refusals have passed), or for diff-git, which
 /// says what `kubectl sync --prune` would refuse.
 pub fn notes(plan: &SyncPlan, for_sync: bool) -> Vec<String> {
-    let mut notes = Vec::new();
+    let mut notes = plan.object_options.kept_lines();
     if !plan.kept.is_empty() {
         let kept: Vec<ObjectKey> = plan.kept.keys().cloned().collect();
         notes.push(format!(
@@ -219,6 +225,7 @@ mod tests {
             comparison: Comparison::default(),
             stale: stale.iter().map(|k| (k.clone(), json!({}))).collect(),
             kept: BTreeMap::new(),
+            object_options: Default::default(),
             cascade,
             prune,
             record_manifest: None,
