@@ -11,7 +11,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::yaml;
+use super::yaml::{self, Form};
+use serde::Deserialize as _;
 
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +144,7 @@ pub(crate) fn field_line(
     }
     (1..=steps.len())
         .rev()
-        .find_map(|depth| source.line_of(&steps[..depth]))
+        .find_map(|depth| line_of(&source, &steps[..depth]))
 }
 
 /// The path with every [`Step::Match`] replaced by the position of the element it
@@ -323,6 +324,26 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(false)
+    }
+}
+
+/// The file's line where the walk along `path` finds its field in `source`, if it does.
+fn line_of(source: &yaml::Document<'_>, path: &[Walk]) -> Option<usize> {
+    match source.form {
+        Form::Yaml { first_line, within } => {
+            let doc = serde_yaml_ng::Deserializer::from_str(source.text).nth(within)?;
+            let err = FindSeed(path).deserialize(doc).err()?;
+            let at = err.location().filter(|_| is_found(&err.to_string()))?;
+            Some(first_line + at.line() - 1)
+        }
+        Form::Json { index } => {
+            let mut stream = serde_json::Deserializer::from_str(source.text);
+            for _ in 0..index {
+                serde::de::IgnoredAny::deserialize(&mut stream).ok()?;
+            }
+            let err = FindSeed(path).deserialize(&mut stream).err()?;
+            (is_found(&err.to_string()) && err.line() > 0).then(|| err.line())
+        }
     }
 }
 

@@ -4,11 +4,9 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use serde::Deserialize as _;
 use serde::de::DeserializeSeed as _;
 use serde_json::Value;
 
-use super::locate::{FindSeed, Walk, is_found};
 use super::value::Builder;
 use super::{MAX_FILE_BYTES, Manifest, Origin, RenderError};
 use crate::error_text::one_line;
@@ -129,15 +127,15 @@ pub(super) fn yaml_documents(file: &str, text: &str) -> Result<Vec<(usize, Value
 }
 
 /// One document of a file found again by its index among the file's documents (as
-/// [`parse_documents`] counts them), to be walked by a seed of [`super::locate`].
+/// [`parse_documents`] counts them), for the locate module to walk.
 pub(super) struct Document<'a> {
     /// The document as [`parse_documents`] reads it.
     pub value: Value,
-    text: &'a str,
-    form: Form,
+    pub(super) text: &'a str,
+    pub(super) form: Form,
 }
 
-enum Form {
+pub(super) enum Form {
     /// Serde document `within` of a `---` chunk starting at line `first_line`.
     Yaml { first_line: usize, within: usize },
     /// Value `index` of a JSON stream (`text` is the whole file).
@@ -187,26 +185,6 @@ impl<'a> Document<'a> {
             }
         }
         None
-    }
-
-    /// The file's line where the walk along `path` finds its field, if it does.
-    pub(super) fn line_of(&self, path: &[Walk]) -> Option<usize> {
-        match self.form {
-            Form::Yaml { first_line, within } => {
-                let doc = serde_yaml_ng::Deserializer::from_str(self.text).nth(within)?;
-                let err = FindSeed(path).deserialize(doc).err()?;
-                let at = err.location().filter(|_| is_found(&err.to_string()))?;
-                Some(first_line + at.line() - 1)
-            }
-            Form::Json { index } => {
-                let mut stream = serde_json::Deserializer::from_str(self.text);
-                for _ in 0..index {
-                    serde::de::IgnoredAny::deserialize(&mut stream).ok()?;
-                }
-                let err = FindSeed(path).deserialize(&mut stream).err()?;
-                (is_found(&err.to_string()) && err.line() > 0).then(|| err.line())
-            }
-        }
     }
 }
 

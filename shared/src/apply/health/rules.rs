@@ -7,7 +7,6 @@
 use serde_json::Value;
 
 use super::Health;
-use super::completion::pod_failure;
 
 /// The rule for `group`/`kind`, or `None` if the kind has none (the caller falls back to
 /// the `Ready` condition).
@@ -465,4 +464,62 @@ pub(super) fn ready_condition(object: &Value) -> Health {
         // only Reconciling and Stalled, and would call this current.
         _ => progressing(ready.describe("not ready")),
     }
+}
+
+/// Why a Pod in phase Failed failed: its own reason and message, then its first failed
+/// container's (init containers first: they run first). Empty when nothing says.
+pub(super) fn pod_failure(object: &Value) -> String {
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let pod_level = join(&[text("/status/reason"), text("/status/message")]);
+    let container = failed_container(object);
+    match container {
+        Some(container) if !pod_level.is_empty() => format!("{pod_level}; {container}"),
+        Some(container) => container,
+        None => pod_level,
+    }
+}
+
+/// `container NAME: MESSAGE`, or `container NAME: REASON (exit code N)`, for the first
+/// container that terminated with a non-zero exit code, else the first that terminated.
+fn failed_container(object: &Value) -> Option<String> {
+    let terminated: Vec<(&str, &Value)> =
+        ["/status/initContainerStatuses", "/status/containerStatuses"]
+            .iter()
+            .filter_map(|pointer| object.pointer(pointer).and_then(Value::as_array))
+            .flatten()
+            .filter_map(|status| {
+                let name = status.get("name").and_then(Value::as_str).unwrap_or("?");
+                Some((name, status.pointer("/state/terminated")?))
+            })
+            .collect();
+    let exit_code = |state: &Value| state.get("exitCode").and_then(Value::as_i64);
+    let (name, state) = terminated
+        .iter()
+        .find(|(_, state)| exit_code(state).is_some_and(|code| code != 0))
+        .or_else(|| terminated.first())?;
+    let field = |key: &str| {
+        state
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or_default()
+    };
+    let detail = if !field("message").is_empty() {
+        field("message").to_string()
+    } else {
+        let reason = match field("reason") {
+            "" => "terminated",
+            reason => reason,
+        };
+        match exit_code(state) {
+            Some(code) => format!("{reason} (exit code {code})"),
+            None => reason.to_string(),
+        }
+    };
+    Some(format!("container {name}: {detail}"))
 }

@@ -386,7 +386,9 @@ fn a_chart_at_the_top_of_the_repository() {
         [
             "crds/widget.yaml",
             "charts/cache/templates/cm.yaml",
-            "templates/deployment.yaml"
+            "templates/deployment.yaml",
+            // The test hook, rendered as a hook.
+            "templates/tests/test.yaml"
         ]
     );
     let mut broken = files.clone();
