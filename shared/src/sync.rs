@@ -6,8 +6,10 @@ pub mod app_namespace;
 pub mod cascade;
 mod execute;
 pub mod flow;
+mod hook_stages;
 mod plan;
 mod refusal;
+pub mod uninstall;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -216,6 +218,17 @@ pub enum SyncError {
     },
     #[error("the release could not be recorded ({write}); the sync itself {}", sync.as_deref().map(|s| format!("failed: {s}")).unwrap_or_else(|| "succeeded (it changed nothing)".into()))]
     RecordNotWritten { sync: Option<String>, write: String },
+    /// Nothing of the app is there: no ApplySet parent, no release.
+    #[error(
+        "app {app} has no objects and no releases in namespace {namespace}: there is nothing to uninstall (is -n right?)"
+    )]
+    NothingToUninstall { app: String, namespace: String },
+    #[error("uninstall failed deleting {key} after deleting {deleted} object(s): {message}")]
+    UninstallDelete {
+        key: Box<ObjectKey>,
+        deleted: usize,
+        message: String,
+    },
     #[error("the manifest stored in release {revision} cannot be read: {source}")]
     StoredManifest { revision: u32, source: RenderError },
     #[error("the manifest stored in release {revision} cannot be used: {source}")]

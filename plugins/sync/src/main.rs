@@ -7,6 +7,7 @@ mod progress;
 mod report;
 mod session;
 mod several;
+mod uninstall;
 mod watch;
 
 use std::process::ExitCode;
@@ -73,6 +74,17 @@ pub struct Args {
     /// app; default: the app list's `allow_empty:`, else refused).
     #[arg(long)]
     allow_empty: bool,
+    /// Uninstall the app (--app NAME, -n): run its PreDelete hooks, delete every object it
+    /// has (but those marked Delete=false or helm.sh/resource-policy: keep, its CRDs
+    /// without --prune-crds, and a CRD or Namespace whose deletion would take objects that
+    /// are not the app's), run its PostDelete hooks, and record a last release,
+    /// `uninstalled`.
+    #[arg(long, conflicts_with_all = ["rollback", "prune", "allow_empty", "adopt", "force_conflicts"])]
+    uninstall: bool,
+    /// With --uninstall: delete the app's release records too (they stay by default, as
+    /// its audit trail).
+    #[arg(long, requires = "uninstall")]
+    purge: bool,
     /// Run no hooks (Argo CD's `argocd.argoproj.io/hook`, Helm's `helm.sh/hook`): they are
     /// neither run nor applied.
     #[arg(long)]
@@ -113,6 +125,15 @@ async fn run(args: Args) -> Result<Outcome> {
     gitops_cli::interrupt::install();
     if args.repeat.watch && (args.rollback.is_some() || args.dry_run) {
         bail!("--watch follows a revision; it cannot be combined with --rollback or --dry-run");
+    }
+    if args.uninstall {
+        if args.apps.all || args.connection.contexts.len() > 1 || args.repeat.watch {
+            bail!(
+                "--uninstall acts on one app on one cluster; leave out --all, --watch and extra --context flags"
+            );
+        }
+        let session = Session::connect(&args, &args.connection.options(), None).await?;
+        return uninstall::run(&args, &session).await;
     }
     if args.rollback.is_some() || args.repeat.watch {
         if args.apps.all || args.connection.contexts.len() > 1 {

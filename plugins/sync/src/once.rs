@@ -491,14 +491,19 @@ impl Write for Prefixed<'_> {
 
 /// Asks on the terminal. Ctrl-C at the question answers it: nothing was written, so the
 /// caller only gives the lock up.
-async fn confirm(changes: usize, cancel: &Cancel) -> Result<bool> {
+pub async fn confirm(changes: usize, cancel: &Cancel) -> Result<bool> {
+    let question = format!(
+        "Apply {changes} change{}?",
+        if changes == 1 { "" } else { "s" }
+    );
+    ask(&question, cancel).await
+}
+
+/// Asks `question` (a yes/no one) on the terminal; see [`confirm`].
+pub async fn ask(question: &str, cancel: &Cancel) -> Result<bool> {
     {
         let mut err = std::io::stderr().lock();
-        write!(
-            err,
-            "Apply {changes} change{}? [y/N] ",
-            if changes == 1 { "" } else { "s" }
-        )?;
+        write!(err, "{question} [y/N] ")?;
         err.flush()?;
     }
     // A thread of its own, not the runtime's blocking pool: the read cannot be stopped,

@@ -37,6 +37,8 @@ pub enum ReleaseStatus {
     Superseded,
     /// Was deployed; a rollback to an earlier release replaced it.
     RolledBack,
+    /// The last release of an app that was uninstalled.
+    Uninstalled,
 }
 
 impl ReleaseStatus {
@@ -48,6 +50,7 @@ impl ReleaseStatus {
             ReleaseStatus::Failed => "failed",
             ReleaseStatus::Superseded => "superseded",
             ReleaseStatus::RolledBack => "rolled-back",
+            ReleaseStatus::Uninstalled => "uninstalled",
         }
     }
 }
@@ -65,6 +68,7 @@ pub enum Operation {
     Sync,
     Rollback,
     Heal,
+    Uninstall,
 }
 
 impl Operation {
@@ -73,6 +77,7 @@ impl Operation {
             Operation::Sync => "sync",
             Operation::Rollback => "rollback",
             Operation::Heal => "heal",
+            Operation::Uninstall => "uninstall",
         }
     }
 }

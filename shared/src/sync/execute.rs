@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, future, stream};
 
+use super::hook_stages::{HookStages, HookStop};
 use super::plan::SyncPlan;
 use super::{
     Interruption, SyncError, SyncEvent, SyncOptions, SyncOutcome, Undo, WAITING_FOR_HEALTH,
@@ -23,7 +24,7 @@ use crate::fingerprint::{LiveMark, applied_hash};
 use crate::hooks::{self, run::Runner};
 use crate::live::{FIELD_MANAGER, LiveCluster};
 use crate::objects::ObjectKey;
-use crate::objects::hook::{Hook, Stage};
+use crate::objects::hook::Stage;
 use crate::release::record::{
     CASCADE_ACTION, Counts, HookRun, ObjectResult, Operation, ReleaseRecord, ReleaseStatus,
 };
@@ -49,64 +50,6 @@ struct Progress {
     applied_marks: BTreeMap<ObjectKey, LiveMark>,
     /// The hooks run so far, in the order they started.
     hooks: Vec<HookRun>,
-}
-
-/// A sync's hooks and how to run them; absent when no hook runs.
-struct HookStages<'a> {
-    plan: &'a SyncPlan,
-    hooks: &'a [Hook],
-    runner: Runner<'a>,
-}
-
-impl HookStages<'_> {
-    /// Runs the hooks of `stage`, weight by weight: Err at the first weight with a hook
-    /// that did not succeed (the later weights do not run).
-    async fn run(
-        &self,
-        stage: Stage,
-        progress: &mut Progress,
-        events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
-    ) -> Result<(), SyncError> {
-        for (weight, group) in hooks::for_stage(self.hooks, stage, self.runner.occasion) {
-            self.run_group(stage, weight, &group, progress, events)
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn run_group(
-        &self,
-        stage: Stage,
-        weight: i64,
-        group: &[&Hook],
-        progress: &mut Progress,
-        events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
-    ) -> Result<(), SyncError> {
-        events(SyncEvent::Hooks {
-            stage,
-            weight,
-            count: group.len(),
-        });
-        let runs = self.runner.run_group(stage, group).await;
-        for run in &runs {
-            events(SyncEvent::HookFinished { run });
-        }
-        let failed = runs.iter().find(|r| r.result != "succeeded").cloned();
-        let stopped = runs.iter().any(|r| r.result == "interrupted");
-        progress.hooks.extend(runs);
-        if stopped {
-            return Err(interrupted("running hooks", self.plan, progress));
-        }
-        match failed {
-            None => Ok(()),
-            Some(run) => Err(SyncError::HookFailed {
-                stage,
-                hook: run.key.to_string(),
-                result: run.result.replace('-', " "),
-                message: run.message.unwrap_or_else(|| "stopped".into()),
-            }),
-        }
-    }
 }
 
 /// Runs `plan`: the record is written as pending before the first change and finished
@@ -191,7 +134,6 @@ pub async fn execute(
     let deadline = tokio::time::Instant::now() + options.timeout;
     let app_id = ApplySetId::for_app(&plan.app, &plan.namespace);
     let stages = runs_hooks.then(|| HookStages {
-        plan,
         hooks: plan.desired.hooks(),
         runner: Runner {
             cluster,
@@ -216,10 +158,10 @@ pub async fn execute(
         && !error.is_interrupted()
     {
         // SyncFail hooks: their own failure is in their runs; the sync's error stands.
-        if let Err(fail) = stages.run(Stage::Fail, &mut progress, events).await
-            && fail.is_interrupted()
+        if let Err(HookStop::Interrupted) =
+            stages.run(Stage::Fail, &mut progress.hooks, events).await
         {
-            result = Err(fail);
+            result = Err(interrupted("running hooks", plan, &progress));
         }
     }
     if changes_nothing && matches!(result, Err(SyncError::Interrupted(_))) {
@@ -365,7 +307,10 @@ async fn run(
     }
     // PreSync hooks, before any object is applied.
     if let Some(stages) = stages {
-        stages.run(Stage::Pre, progress, events).await?;
+        stages
+            .run(Stage::Pre, &mut progress.hooks, events)
+            .await
+            .map_err(|stop| stop.into_error(|| interrupted("running hooks", plan, progress)))?;
     }
     // The parent lists every kind and namespace before any member exists (KEP-3659), so
     // an interrupted sync never leaves members that a later prune cannot find.
@@ -527,8 +472,11 @@ async fn run(
             let group = hooks::of_wave(stages.hooks, wave, stages.runner.occasion);
             if !group.is_empty() {
                 stages
-                    .run_group(Stage::Sync, wave, &group, progress, events)
-                    .await?;
+                    .run_group(Stage::Sync, wave, &group, &mut progress.hooks, events)
+                    .await
+                    .map_err(|stop| {
+                        stop.into_error(|| interrupted("running hooks", plan, progress))
+                    })?;
             }
         }
         if index + 1 < all_waves.len() {
@@ -607,7 +555,10 @@ async fn run(
     // PostSync hooks, once every object is healthy (or, without waiting, once applied, as
     // Helm runs its post hooks without --wait).
     if let Some(stages) = stages {
-        stages.run(Stage::Post, progress, events).await?;
+        stages
+            .run(Stage::Post, &mut progress.hooks, events)
+            .await
+            .map_err(|stop| stop.into_error(|| interrupted("running hooks", plan, progress)))?;
     }
     // Where every object was left, so the next sync or diff can skip the dry-run of those
     // nobody has written since: as its apply answered for a written object, as the plan

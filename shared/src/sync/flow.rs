@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use super::refusal::{self, Guard};
+use super::uninstall::{self, UninstallOptions, UninstallPlan};
 use super::{PlanOptions, SyncError, SyncEvent, SyncOptions, SyncPlan, execute, plan_with_parent};
 use crate::apply::applyset::{self, ApplySet, ApplySetError, ApplySetId};
 use crate::apply::object_options;
@@ -162,6 +163,85 @@ async fn plan_locked(
     // Refused here, under the lock and before the record: a refusal writes nothing.
     refusal::check(&plan, &guard)?;
     Ok((plan, options))
+}
+
+impl Locked {
+    /// Plans the uninstall of `app` under the lock (see [`uninstall`]); a plan that fails
+    /// gives the lock up.
+    pub async fn plan_uninstall(
+        self,
+        cluster: &LiveCluster,
+        store: &ReleaseStore,
+        app: &str,
+        options: UninstallOptions,
+        cancel: &Cancel,
+    ) -> Result<PlannedUninstall, SyncError> {
+        let Locked { lock, parent } = self;
+        let planned = tokio::select! {
+            planned = uninstall::plan(cluster, store, app, parent, &options) => planned,
+            () = cancel.cancelled() => Err(SyncError::InterruptedBeforeWriting),
+        };
+        match planned {
+            Ok(plan) => Ok(PlannedUninstall {
+                plan,
+                options,
+                lock,
+            }),
+            Err(error) => {
+                // Best effort: the error that stopped the plan is the one to report.
+                let _ = lock.release().await;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// An uninstall planned under the app's lock, to be shown, then carried out or given up.
+pub struct PlannedUninstall {
+    pub plan: UninstallPlan,
+    options: UninstallOptions,
+    lock: KeepAlive,
+}
+
+impl PlannedUninstall {
+    /// Carries the uninstall out and gives the lock up: the last record written (the
+    /// `uninstalled` one, or a failed one), and how it ended.
+    pub async fn execute(
+        self,
+        cluster: &LiveCluster,
+        store: &ReleaseStore,
+        cancel: &Cancel,
+        events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
+    ) -> (Option<ReleaseRecord>, Result<(), SyncError>) {
+        let PlannedUninstall {
+            plan,
+            options,
+            lock,
+        } = self;
+        if let Err(lost) = lock.check() {
+            let _ = lock.release().await;
+            return (None, Err(lost.into()));
+        }
+        let result = uninstall::execute(cluster, store, &plan, &options, cancel, events).await;
+        let released = lock.release().await;
+        match result {
+            Ok(record) => (Some(record), released.map_err(SyncError::NotReleased)),
+            Err(error) if error.wrote_nothing() => (None, Err(error)),
+            Err(error) => {
+                let record = store
+                    .list(&plan.app)
+                    .await
+                    .ok()
+                    .and_then(|records| records.into_iter().find_map(Result::ok));
+                (record, Err(error))
+            }
+        }
+    }
+
+    /// Gives the lock up without changing anything.
+    pub async fn stop(self) -> Result<(), SyncError> {
+        self.lock.release().await.map_err(SyncError::NotReleased)
+    }
 }
 
 /// A plan made under the app's lock, to be shown, then carried out or given up.
