@@ -33,3 +33,4 @@ mod schemas;
 mod shipping;
 mod sync;
 mod sync_options;
+mod uninstall;

@@ -47,8 +47,8 @@ pub struct UninstallPlan {
     pub app: String,
     pub namespace: String,
     parent: Option<ApplySet>,
-    /// The live members to delete, in delete order.
-    pub delete: Vec<ObjectKey>,
+    /// The live members to delete, in delete order: each step's objects at once.
+    pub delete: Vec<Vec<ObjectKey>>,
     /// Members that stay, and why.
     pub kept: BTreeMap<ObjectKey, String>,
     /// Objects that are not the app's, deleted with a CRD or Namespace (only with
@@ -156,7 +156,7 @@ pub(super) async fn plan(
             .unwrap_or(0)
     })
     .into_iter()
-    .flat_map(|phase| phase.keys)
+    .map(|phase| phase.keys)
     .collect();
     let hooks = match &previous {
         Some(record) => desired_from_record(record)?.hooks().to_vec(),
@@ -215,12 +215,17 @@ fn kept_inside(
 impl UninstallPlan {
     /// How many objects it deletes.
     pub fn delete_count(&self) -> usize {
-        self.delete.len() + self.cascaded.len()
+        self.delete.iter().map(Vec::len).sum::<usize>() + self.cascaded.len()
     }
 
     /// Lines for a person: what is deleted, then what stays and why.
     pub fn preview_lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self.delete.iter().map(|k| format!("delete {k}")).collect();
+        let mut lines: Vec<String> = self
+            .delete
+            .iter()
+            .flatten()
+            .map(|k| format!("delete {k}"))
+            .collect();
         lines.extend(
             self.cascaded
                 .iter()
@@ -359,6 +364,7 @@ async fn run(
             not_pruned: plan
                 .delete
                 .iter()
+                .flatten()
                 .filter(|k| !deleted.contains(k))
                 .cloned()
                 .collect(),
@@ -369,21 +375,9 @@ async fn run(
         .run(Stage::PreDelete, runs, events)
         .await
         .map_err(|stop| stop.into_error(|| stopped("running hooks", deleted)))?;
-    // One object at a time would be slow; one phase (wave and class) at a time keeps
-    // the order: a wave's objects, custom resources before their CRDs, Namespaces last.
-    let mut phases: Vec<Vec<ObjectKey>> = Vec::new();
-    let mut last: Option<(bool, bool)> = None;
-    for key in &plan.delete {
-        let class = (is_crd(key), key.group.is_empty() && key.kind == "Namespace");
-        if last != Some(class) || phases.is_empty() {
-            phases.push(Vec::new());
-            last = Some(class);
-        }
-        if let Some(phase) = phases.last_mut() {
-            phase.push(key.clone());
-        }
-    }
-    for phase in phases {
+    // One step (a wave's class) at a time, its objects at once: the highest wave first,
+    // custom resources before their CRDs, Namespaces last.
+    for phase in &plan.delete {
         if cancel.is_cancelled() {
             return Err(stopped("deleting", deleted));
         }
