@@ -293,6 +293,14 @@ fn an_argo_cd_app_runs_its_hooks_and_waves_in_order() {
     assert!(text.contains("Hooks:"), "{text}");
     assert!(text.contains(&format!("Job.batch {n}/migrate")), "{text}");
 
+    // Hooks are no drift: the Jobs left behind are not the app's objects.
+    let out = cluster
+        .kubectl()
+        .args(["drift", "shop", "-n", n])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+
     // A sync that finds nothing to change runs no hook and records nothing.
     let offset = cluster.audit_offset();
     let out = sync(
