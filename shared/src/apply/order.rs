@@ -66,6 +66,17 @@ pub fn wave(object: &DesiredObject) -> Result<i64, OrderError> {
     Ok(wave_of(&object.object, &object.key, &object.origin)?)
 }
 
+/// The wave a live object was applied in: its annotation as [`wave_of`] reads it, 0 when
+/// that cannot be read (the revision that wrote it was checked when it was applied).
+pub fn live_wave(live: &serde_json::Value, key: &ObjectKey) -> i64 {
+    let origin = crate::render::Origin {
+        file: "(live)".into(),
+        document: 0,
+        line: 0,
+    };
+    wave_of(live, key, &origin).unwrap_or(0)
+}
+
 /// Helm's install order of kinds (`releaseutil.InstallOrder`): within a phase, objects are
 /// listed (and so recorded and shown) in this order, other kinds after these.
 const INSTALL_ORDER: &[&str] = &[

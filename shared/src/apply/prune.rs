@@ -10,7 +10,7 @@ use futures::{StreamExt, stream};
 use serde_json::Value;
 
 use crate::apply::applyset::{ApplySet, ApplySetError, list_members};
-use crate::apply::order::{prune_order, prune_phases_by_wave, wave_of};
+use crate::apply::order::{live_wave, prune_order, prune_phases_by_wave};
 use crate::cancel::Cancel;
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::ObjectKey;
@@ -33,20 +33,6 @@ pub enum PruneError {
         #[source]
         source: Box<LiveError>,
     },
-}
-
-/// The wave a live member was applied in (0 when its annotation cannot be read: the
-/// revision that wrote it was checked when it was applied).
-fn live_wave(members: &BTreeMap<ObjectKey, Value>, key: &ObjectKey) -> i64 {
-    let origin = crate::render::Origin {
-        file: "(live)".into(),
-        document: 0,
-        line: 0,
-    };
-    members
-        .get(key)
-        .and_then(|object| wave_of(object, key, &origin).ok())
-        .unwrap_or(0)
 }
 
 impl PruneError {
@@ -93,7 +79,9 @@ pub async fn prune(
     let members = list_members(cluster, set).await?;
     let members = &members;
     let mut pruned = Vec::new();
-    for phase in prune_phases_by_wave(stale(members, keep), |key| live_wave(members, key)) {
+    for phase in prune_phases_by_wave(stale(members, keep), |key| {
+        members.get(key).map_or(0, |live| live_wave(live, key))
+    }) {
         if cancel.is_cancelled() {
             break;
         }

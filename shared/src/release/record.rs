@@ -154,6 +154,21 @@ pub struct ObjectResult {
     pub owned_hash: Option<String>,
 }
 
+impl ObjectResult {
+    /// What a sync did to an object it did not apply (pruned, kept): no health, no marks.
+    pub fn done(key: &ObjectKey, action: &str, message: Option<String>) -> ObjectResult {
+        ObjectResult {
+            key: key.clone(),
+            action: action.into(),
+            health: None,
+            message,
+            resource_version: None,
+            applied_hash: None,
+            owned_hash: None,
+        }
+    }
+}
+
 /// One release of an app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseRecord {

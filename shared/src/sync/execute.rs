@@ -788,15 +788,7 @@ fn object_results(plan: &SyncPlan, progress: &Progress) -> Vec<ObjectResult> {
         pruned
             .chain(cascaded)
             .chain(kept)
-            .map(|(key, action, message)| ObjectResult {
-                key: key.clone(),
-                action: action.into(),
-                health: None,
-                message,
-                resource_version: None,
-                applied_hash: None,
-                owned_hash: None,
-            }),
+            .map(|(key, action, message)| ObjectResult::done(key, action, message)),
     );
     results
 }

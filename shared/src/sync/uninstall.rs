@@ -18,7 +18,7 @@ use super::hook_stages::HookStages;
 use super::{Interruption, SyncError, SyncEvent, desired_from_record};
 use crate::apply::applyset::{self, ApplySet, ApplySetError, ApplySetId};
 use crate::apply::object_options::keep_on_delete;
-use crate::apply::order::{prune_phases_by_wave, wave_of};
+use crate::apply::order::{live_wave, prune_phases_by_wave};
 use crate::cancel::Cancel;
 use crate::hooks::run::Runner;
 use crate::live::LiveCluster;
@@ -145,15 +145,7 @@ pub(super) async fn plan(
         cascaded.clear();
     }
     let delete = prune_phases_by_wave(to_delete.keys().cloned(), |key| {
-        let origin = crate::render::Origin {
-            file: "(live)".into(),
-            document: 0,
-            line: 0,
-        };
-        to_delete
-            .get(key)
-            .and_then(|live| wave_of(live, key, &origin).ok())
-            .unwrap_or(0)
+        to_delete.get(key).map_or(0, |live| live_wave(live, key))
     })
     .into_iter()
     .map(|phase| phase.keys)
@@ -291,11 +283,11 @@ pub(super) async fn execute(
     record.hooks = runs;
     record.objects = deleted
         .iter()
-        .map(|key| result_of(key, "pruned", None))
+        .map(|key| ObjectResult::done(key, "pruned", None))
         .chain(
             plan.kept
                 .iter()
-                .map(|(key, why)| result_of(key, "kept", Some(why.clone()))),
+                .map(|(key, why)| ObjectResult::done(key, "kept", Some(why.clone()))),
         )
         .collect();
     record.counts = Counts::of(&record.objects);
@@ -323,18 +315,6 @@ pub(super) async fn execute(
         store.trim_listed(0, &listed).await?;
     }
     Ok(record)
-}
-
-fn result_of(key: &ObjectKey, action: &str, message: Option<String>) -> ObjectResult {
-    ObjectResult {
-        key: key.clone(),
-        action: action.into(),
-        health: None,
-        message,
-        resource_version: None,
-        applied_hash: None,
-        owned_hash: None,
-    }
 }
 
 async fn run(
