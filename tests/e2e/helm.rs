@@ -184,9 +184,10 @@ fn a_chart_diffs_syncs_records_and_drifts_like_plain_manifests() {
         !text.contains("name: shop-test"),
         "a test hook is no object to apply:\n{text}"
     );
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        text.contains(&format!("not run: Pod {n}/shop-test (a helm test hook)")),
-        "the test hook is listed as not run:\n{text}"
+        err.contains(&format!("not run: Pod {n}/shop-test (a helm test hook)")),
+        "the test hook is listed as not run:\n{err}"
     );
 
     let out = run(
