@@ -562,6 +562,52 @@ fn a_charts_hooks_run_as_helm_means_them_on_install_and_upgrade() {
     );
     assert_eq!(record["hooks"][0]["events"], "pre-upgrade", "{record}");
 
+    // The dry run of the next upgrade lists its hook and runs nothing.
+    let offset = cluster.audit_offset();
+    let out = sync(
+        cluster,
+        &repo,
+        &[
+            "HEAD",
+            "charts/shop",
+            "--app",
+            "web",
+            "-n",
+            n,
+            "--set",
+            "image.tag=1.29",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "  PreSync: Job.batch {n}/web-shop-migrate (pre-upgrade, weight 0)"
+        )),
+        "{}",
+        describe(&out)
+    );
+    assert!(writes_since(cluster, offset, n).is_empty());
+
+    // A rollback runs pre-rollback hooks, from the release it goes back to.
+    let out = sync(cluster, &repo, &["--rollback", "--app", "web", "-n", n]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(
+        get(cluster, n, "configmap/web-shop-rolled-back", "{.data.to}"),
+        "2.4.1"
+    );
+    assert_eq!(
+        get(
+            cluster,
+            n,
+            "deployment/web-shop",
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        "nginx:1.27"
+    );
+    let record = release(cluster, n, "web", 3);
+    assert_eq!(record["hooks"][0]["events"], "pre-rollback", "{record}");
+
     // A failing pre-upgrade hook stops the upgrade: the Deployment keeps its image.
     let out = sync(
         cluster,
@@ -594,6 +640,6 @@ fn a_charts_hooks_run_as_helm_means_them_on_install_and_upgrade() {
             "deployment/web-shop",
             "{.spec.template.spec.containers[0].image}"
         ),
-        "nginx:1.28"
+        "nginx:1.27"
     );
 }
