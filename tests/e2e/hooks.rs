@@ -315,6 +315,39 @@ fn an_argo_cd_app_runs_its_hooks_and_waves_in_order() {
         cluster.release_statuses(n, "shop"),
         [(1, "deployed".to_string())]
     );
+
+    // A change to a hook alone is no difference for diff-git, but a sync runs the hooks
+    // again (they changed) and records a release.
+    let smoke = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/argo-hooks/smoke-test.yaml"),
+    )
+    .unwrap()
+    .replace("curl:8.10.1", "curl:8.11.0");
+    repo.write("apps/shop/smoke-test.yaml", &smoke);
+    repo.commit("a newer smoke test");
+    let out = cluster
+        .kubectl()
+        .args(["diff-git", "HEAD", "apps/shop", "--app", "shop", "-n", n])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let offset = cluster.audit_offset();
+    let out = sync(
+        cluster,
+        &repo,
+        &["HEAD", "apps/shop", "--app", "shop", "-n", n],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let again = writes_since(cluster, offset, n);
+    assert!(
+        again.iter().any(|w| w.what == "create jobs migrate"),
+        "{again:#?}"
+    );
+    assert_eq!(
+        cluster.release_statuses(n, "shop"),
+        [(1, "superseded".to_string()), (2, "deployed".to_string())]
+    );
 }
 
 #[test]
