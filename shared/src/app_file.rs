@@ -10,6 +10,10 @@
 //!   contexts: [prod-eu, prod-us] # kubeconfig contexts to deploy to (default: the current one)
 //!   values: [deploy/shop/values-prod.yaml]  # Helm values files, repo-relative
 //!   set: [image.tag=1.4.2]      # Helm --set
+//!   jsonnet:                    # for .jsonnet files (Argo CD's tlas, extVars, libs)
+//!     tlas: {env: prod}         # top-level arguments, strings
+//!     ext_vars: {team: shop}    # std.extVar values, strings
+//!     libs: [deploy/lib]        # repo-relative import directories
 //!   prune: true                 # default false
 //!   prune_crds: true            # prune CRDs git no longer has (default false: kept)
 //!   allow_empty: true           # sync a path that renders no objects (default false)
@@ -29,6 +33,7 @@ use serde::Deserialize;
 
 use crate::app_identity::validate_app_name;
 use crate::drift::{IgnoreRule, IgnoreRules};
+use crate::render::JsonnetOptions;
 use crate::source::Snapshot;
 
 /// Where the app list lives, repo-relative.
@@ -48,6 +53,9 @@ pub struct AppSpec {
     pub values: Vec<String>,
     #[serde(default)]
     pub set: Vec<String>,
+    /// What `.jsonnet` files are given.
+    #[serde(default)]
+    pub jsonnet: JsonnetOptions,
     #[serde(default)]
     pub prune: Option<bool>,
     /// Prune CustomResourceDefinitions the revision no longer has (`--prune-crds`).

@@ -27,12 +27,13 @@ use crate::error_text::one_line;
 
 /// What a Jsonnet program is given from outside, named as Argo CD names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JsonnetOptions {
     /// Top-level arguments, as strings (`jsonnet --tla-str`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tlas: BTreeMap<String, String>,
     /// External variables, as strings (`jsonnet --ext-str`), read with `std.extVar`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, alias = "extVars", skip_serializing_if = "BTreeMap::is_empty")]
     pub ext_vars: BTreeMap<String, String>,
     /// Repo-relative directories searched for imports not found beside the importing file
     /// (`jsonnet -J`), in order.
@@ -43,6 +44,16 @@ pub struct JsonnetOptions {
 impl JsonnetOptions {
     pub fn is_empty(&self) -> bool {
         self.tlas.is_empty() && self.ext_vars.is_empty() && self.libs.is_empty()
+    }
+
+    /// These options with `flags` on top: their arguments and variables win by name,
+    /// their library directories are searched first.
+    pub fn overlaid(&self, flags: &JsonnetOptions) -> JsonnetOptions {
+        let mut merged = self.clone();
+        merged.tlas.extend(flags.tlas.clone());
+        merged.ext_vars.extend(flags.ext_vars.clone());
+        merged.libs = flags.libs.iter().chain(&self.libs).cloned().collect();
+        merged
     }
 }
 
