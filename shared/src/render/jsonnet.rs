@@ -143,6 +143,9 @@ fn evaluate(
 ) -> Result<Vec<Manifest>, RenderError> {
     check_size(path, files.get(path).map_or(0, Vec::len))?;
     let _entered = state.try_enter();
+    // Interned strings hash by their stable contents; the interior mutability clippy
+    // sees is the interner's reference count.
+    #[allow(clippy::mutable_key_type)]
     let tlas: HashMap<IStr, TlaArg> = options
         .tlas
         .iter()
