@@ -429,6 +429,24 @@ mod tests {
     }
 
     #[test]
+    fn reads_jsonnet_options_in_either_spelling() {
+        let file = parse(
+            "apps:\n\
+             - name: a\n  path: a\n  jsonnet: {tlas: {env: prod}, ext_vars: {t: x}, libs: [lib]}\n\
+             - name: b\n  path: b\n  jsonnet: {extVars: {t: y}}\n",
+        )
+        .unwrap()
+        .unwrap();
+        let a = &file.app("a").unwrap().jsonnet;
+        assert_eq!(a.tlas["env"], "prod");
+        assert_eq!(a.ext_vars["t"], "x");
+        assert_eq!(a.libs, ["lib"]);
+        assert_eq!(file.app("b").unwrap().jsonnet.ext_vars["t"], "y");
+        let err = parse("apps:\n- name: c\n  path: c\n  jsonnet: {tla: {}}\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `tla`"), "{err}");
+    }
+
+    #[test]
     fn a_file_without_apps_is_no_list() {
         assert_eq!(parse("ignore:\n- paths: [/spec/replicas]\n").unwrap(), None);
         assert_eq!(parse("").unwrap(), None);
