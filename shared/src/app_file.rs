@@ -10,6 +10,10 @@
 //!   contexts: [prod-eu, prod-us] # kubeconfig contexts to deploy to (default: the current one)
 //!   values: [deploy/shop/values-prod.yaml]  # Helm values files, repo-relative
 //!   set: [image.tag=1.4.2]      # Helm --set
+//!   jsonnet:                    # for .jsonnet files (Argo CD's tlas, extVars, libs)
+//!     tlas: {env: prod}         # top-level arguments, strings
+//!     ext_vars: {team: shop}    # std.extVar values, strings
+//!     libs: [deploy/lib]        # repo-relative import directories
 //!   prune: true                 # default false
 //!   prune_crds: true            # prune CRDs git no longer has (default false: kept)
 //!   allow_empty: true           # sync a path that renders no objects (default false)
@@ -29,6 +33,7 @@ use serde::Deserialize;
 
 use crate::app_identity::validate_app_name;
 use crate::drift::{IgnoreRule, IgnoreRules};
+use crate::render::JsonnetOptions;
 use crate::source::Snapshot;
 
 /// Where the app list lives, repo-relative.
@@ -48,6 +53,9 @@ pub struct AppSpec {
     pub values: Vec<String>,
     #[serde(default)]
     pub set: Vec<String>,
+    /// What `.jsonnet` files are given.
+    #[serde(default)]
+    pub jsonnet: JsonnetOptions,
     #[serde(default)]
     pub prune: Option<bool>,
     /// Prune CustomResourceDefinitions the revision no longer has (`--prune-crds`).
@@ -418,6 +426,24 @@ mod tests {
         assert_eq!(web.path, "");
         assert_eq!(web.prune, None);
         assert_eq!(file.apps.len(), 2);
+    }
+
+    #[test]
+    fn reads_jsonnet_options_in_either_spelling() {
+        let file = parse(
+            "apps:\n\
+             - name: a\n  path: a\n  jsonnet: {tlas: {env: prod}, ext_vars: {t: x}, libs: [lib]}\n\
+             - name: b\n  path: b\n  jsonnet: {extVars: {t: y}}\n",
+        )
+        .unwrap()
+        .unwrap();
+        let a = &file.app("a").unwrap().jsonnet;
+        assert_eq!(a.tlas["env"], "prod");
+        assert_eq!(a.ext_vars["t"], "x");
+        assert_eq!(a.libs, ["lib"]);
+        assert_eq!(file.app("b").unwrap().jsonnet.ext_vars["t"], "y");
+        let err = parse("apps:\n- name: c\n  path: c\n  jsonnet: {tla: {}}\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `tla`"), "{err}");
     }
 
     #[test]

@@ -72,7 +72,7 @@ fn sources_of(snapshot: &Snapshot, manifests: &[Manifest]) -> SourceTexts {
 
 /// What a path that rendered no objects holds, for the refusal that stops a sync from
 /// pruning everything: `path apps/web renders no objects: 3 files, none of them a
-/// manifest: *.jsonnet`. Files are grouped by extension (`*.jsonnet`), or by name when
+/// manifest: *.cue`. Files are grouped by extension (`*.cue`), or by name when
 /// they have none, and counted per group when there are several groups.
 pub fn describe_empty(snapshot: &Snapshot, renderer: Renderer) -> String {
     let root = if snapshot.root.is_empty() {
@@ -153,24 +153,24 @@ mod tests {
 
     #[test]
     fn an_empty_render_says_what_the_path_holds() {
-        let jsonnet = snapshot(
+        let cue = snapshot(
             "apps/web",
             &[
-                "apps/web/a.jsonnet",
-                "apps/web/lib/b.jsonnet",
-                "apps/web/c.jsonnet",
+                "apps/web/a.cue",
+                "apps/web/lib/b.cue",
+                "apps/web/c.cue",
                 "apps/db/x.yaml",
             ],
         );
         assert_eq!(
-            describe_empty(&jsonnet, Renderer::Plain),
-            "path apps/web renders no objects: 3 files, none of them a manifest: *.jsonnet"
+            describe_empty(&cue, Renderer::Plain),
+            "path apps/web renders no objects: 3 files, none of them a manifest: *.cue"
         );
-        let mixed = snapshot("", &["README", "empty.yaml", "main.jsonnet", ".env"]);
+        let mixed = snapshot("", &["README", "empty.yaml", "main.cue", ".env"]);
         assert_eq!(
             describe_empty(&mixed, Renderer::Plain),
             "path . renders no objects: 4 files, none of them a manifest: \
-             *.jsonnet (1), *.yaml (1), .env (1), README (1)"
+             *.cue (1), *.yaml (1), .env (1), README (1)"
         );
         assert_eq!(
             describe_empty(&snapshot("chart", &["chart/Chart.yaml"]), Renderer::Helm),
@@ -180,9 +180,9 @@ mod tests {
 
     #[test]
     fn only_an_empty_render_is_described() {
-        let tree = snapshot("web", &["web/a.jsonnet"]);
+        let tree = snapshot("web", &["web/a.cue"]);
         let empty = rendered(&tree, &RenderOptions::default()).unwrap();
-        assert!(empty.nothing_rendered().unwrap().ends_with("*.jsonnet"));
+        assert!(empty.nothing_rendered().unwrap().ends_with("*.cue"));
         let mut tree = tree;
         tree.files.insert(
             "web/cm.yaml".into(),

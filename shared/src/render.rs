@@ -1,10 +1,12 @@
-//! Turning a source tree into Kubernetes objects: plain YAML/JSON, kustomize and Helm.
+//! Turning a source tree into Kubernetes objects: plain YAML/JSON, Jsonnet, kustomize and
+//! Helm.
 //!
 //! Every object keeps its [`Origin`] so that errors, diffs and duplicates can point at the
 //! file and line a person would open. Which renderer runs is decided by what the requested
 //! path holds ([`detect`]); adding one means a variant, a `detect` rule and a module.
 
 mod helm;
+mod jsonnet;
 mod kustomize;
 mod locate;
 mod tools;
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 use crate::source::{Snapshot, SourceError};
 
 pub use helm::{ChartInfo, HelmOptions};
+pub use jsonnet::JsonnetOptions;
 pub use tools::{helm_binary, kubectl_binary, render_options};
 pub(crate) use value::yaml11_reads_as_non_string;
 pub use yaml::parse_documents;
@@ -79,6 +82,8 @@ pub enum Renderer {
     Kustomize,
     /// `helm template` on the chart at the path.
     Helm,
+    /// Every `.jsonnet` file under the path evaluated, beside its plain YAML/JSON files.
+    Jsonnet,
 }
 
 impl fmt::Display for Renderer {
@@ -87,6 +92,7 @@ impl fmt::Display for Renderer {
             Renderer::Plain => "plain",
             Renderer::Kustomize => "kustomize",
             Renderer::Helm => "helm",
+            Renderer::Jsonnet => "jsonnet",
         })
     }
 }
@@ -98,6 +104,9 @@ pub struct RenderOptions {
     pub kubectl: PathBuf,
     /// How a chart is templated: release name, namespace, values.
     pub helm: HelmOptions,
+    /// What Jsonnet programs are given: top-level arguments, external variables, library
+    /// directories.
+    pub jsonnet: JsonnetOptions,
 }
 
 impl Default for RenderOptions {
@@ -105,6 +114,7 @@ impl Default for RenderOptions {
         RenderOptions {
             kubectl: PathBuf::from("kubectl"),
             helm: HelmOptions::default(),
+            jsonnet: JsonnetOptions::default(),
         }
     }
 }
@@ -141,6 +151,11 @@ pub enum RenderError {
         line: usize,
         message: String,
     },
+
+    /// A Jsonnet program that does not parse, fails, or gives no objects: `at` is
+    /// `file:line:column` where the place is known, else the program's file.
+    #[error("{at}: {message}")]
+    Jsonnet { at: String, message: String },
 
     #[error("could not create a temporary directory for kustomize")]
     TempDir { source: std::io::Error },
@@ -230,13 +245,16 @@ pub(crate) fn yaml_value(text: &str) -> Option<serde_json::Value> {
 
 /// Chooses the renderer by what `snapshot.root` holds: a `Chart.yaml` means Helm, a
 /// kustomization file (`kustomization.yaml`, `kustomization.yml` or `Kustomization`)
-/// kustomize, anything else (including a single file) plain YAML/JSON.
+/// kustomize, a `.jsonnet` file (or a directory holding one) Jsonnet, anything else
+/// (including a single file) plain YAML/JSON.
 pub fn detect(snapshot: &Snapshot) -> Renderer {
     let root = root_of(snapshot);
     if helm::is_chart(snapshot, root) {
         Renderer::Helm
     } else if kustomization_file(snapshot, root).is_some() {
         Renderer::Kustomize
+    } else if jsonnet::has_jsonnet(&snapshot.files, root) {
+        Renderer::Jsonnet
     } else {
         Renderer::Plain
     }
@@ -259,6 +277,7 @@ pub fn render(snapshot: &Snapshot, opts: &RenderOptions) -> Result<Vec<Manifest>
         Renderer::Plain => yaml::render_plain(&snapshot.files, root),
         Renderer::Kustomize => kustomize::render(snapshot, root, opts),
         Renderer::Helm => helm::render(snapshot, root, &opts.helm),
+        Renderer::Jsonnet => jsonnet::render(&snapshot.files, root, &opts.jsonnet),
     }
 }
 

@@ -33,12 +33,12 @@ fn an_empty_render_prunes_nothing_unless_allowed() {
     let out = sync(cluster, &repo, n, &["--prune"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
 
-    // The manifests become Jsonnet, which is not rendered.
+    // The manifests become CUE, which is not rendered.
     repo.remove("apps/web/cms.yaml");
-    for file in ["main.jsonnet", "lib.jsonnet", "values.jsonnet"] {
+    for file in ["main.cue", "lib.cue", "values.cue"] {
         repo.write(&format!("apps/web/{file}"), "{}\n");
     }
-    repo.commit("jsonnet");
+    repo.commit("cue");
     let records = cluster.release_statuses(n, "web");
     for flags in [&["--prune"][..], &[][..]] {
         let out = sync(cluster, &repo, n, flags);
@@ -46,7 +46,7 @@ fn an_empty_render_prunes_nothing_unless_allowed() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains(
-                "path apps/web renders no objects: 3 files, none of them a manifest: *.jsonnet"
+                "path apps/web renders no objects: 3 files, none of them a manifest: *.cue"
             ),
             "{err}"
         );

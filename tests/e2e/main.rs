@@ -20,6 +20,7 @@ mod help;
 mod hooks;
 mod hostile;
 mod interrupts;
+mod jsonnet;
 mod lifecycle_apps;
 mod ownership;
 mod prune;

@@ -1,6 +1,6 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use gitops::render::{self, RenderOptions};
+use gitops::render::{self, JsonnetOptions, RenderOptions};
 use gitops::source::{self, Positional, Repo, TreeSpec};
 
 use crate::RepoArgs;
@@ -27,6 +27,26 @@ pub struct SourceArgs {
     /// For a Helm chart: set a value, as `helm --set` does (repeatable; wins over --values).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// For Jsonnet: a top-level argument given as a string, as `jsonnet --tla-str` does
+    /// (repeatable; wins over the app list's `jsonnet.tlas`).
+    #[arg(long = "tla", value_name = "NAME=VALUE", value_parser = name_value)]
+    pub tla: Vec<(String, String)>,
+    /// For Jsonnet: an external variable (`std.extVar`) given as a string, as
+    /// `jsonnet --ext-str` does (repeatable; wins over the app list's `jsonnet.ext_vars`).
+    #[arg(long = "ext-str", value_name = "NAME=VALUE", value_parser = name_value)]
+    pub ext_str: Vec<(String, String)>,
+    /// For Jsonnet: a repo-relative directory searched for imports, read from the same
+    /// revision (repeatable; searched before the app list's `jsonnet.libs`).
+    #[arg(long = "jsonnet-lib", value_name = "DIR")]
+    pub jsonnet_lib: Vec<String>,
+}
+
+/// `NAME=VALUE`, split at the first `=`.
+fn name_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got \"{text}\"")),
+    }
 }
 
 /// What the arguments asked for.
@@ -68,7 +88,18 @@ impl SourceArgs {
     /// How app `app` in `namespace` is rendered: the tools from the environment, and for a
     /// Helm chart the release name, namespace and these --values and --set flags.
     pub fn render_options(&self, app: &str, namespace: &str) -> RenderOptions {
-        render::render_options(app, namespace, &self.values, &self.set)
+        let mut options = render::render_options(app, namespace, &self.values, &self.set);
+        options.jsonnet = self.jsonnet();
+        options
+    }
+
+    /// What --tla, --ext-str and --jsonnet-lib give Jsonnet programs.
+    pub fn jsonnet(&self) -> JsonnetOptions {
+        JsonnetOptions {
+            tlas: self.tla.iter().cloned().collect(),
+            ext_vars: self.ext_str.iter().cloned().collect(),
+            libs: self.jsonnet_lib.clone(),
+        }
     }
 
     /// Opens the repository and sorts out the positional arguments. `working_tree` asks

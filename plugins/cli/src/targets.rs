@@ -10,6 +10,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use gitops::app_file::{APP_FILE, AppFile, AppFileError, AppSpec};
 use gitops::kubeconfig::ConnectOptions;
+use gitops::render::JsonnetOptions;
 use gitops::source::Snapshot;
 
 use crate::ConnectionArgs;
@@ -68,6 +69,14 @@ impl Target {
         match &self.spec {
             Some(spec) if flags.is_empty() => &spec.values,
             _ => flags,
+        }
+    }
+
+    /// Jsonnet options: the app list's, with the flags' on top.
+    pub fn jsonnet(&self, flags: &JsonnetOptions) -> JsonnetOptions {
+        match &self.spec {
+            Some(spec) => spec.jsonnet.overlaid(flags),
+            None => flags.clone(),
         }
     }
 

@@ -168,12 +168,14 @@ async fn against_cluster_of(
 /// The renderers' settings for one destination: a chart's release is the app, its values
 /// the flags', else the app list's.
 fn render_options(args: &Args, target: &Target, namespace: &str) -> RenderOptions {
-    gitops::render::render_options(
+    let mut options = gitops::render::render_options(
         &target.app,
         namespace,
         target.values(&args.source.values),
         &target.set(&args.source.set),
-    )
+    );
+    options.jsonnet = target.jsonnet(&args.source.jsonnet());
+    options
 }
 
 /// Two revisions compared without a cluster: each side rendered and keyed with the

@@ -4,8 +4,9 @@ use anyhow::{Context, Result, bail};
 use gitops::app_file::AppSpec;
 use gitops::desired;
 use gitops::objects::DesiredSet;
-use gitops::release::record::{CHART_KEY, COMMITS_LISTED, Operation};
+use gitops::release::record::{CHART_KEY, COMMITS_LISTED, JSONNET_KEY, Operation};
 use gitops::release::rollback;
+use gitops::render::{JsonnetOptions, Renderer};
 use gitops::source::{CommitInfo, LoadedTree, TreeSpec, read_tree};
 use gitops::sync::flow::SyncJob;
 use gitops::sync::{self, Guard, PruneRules, SyncOptions, app_name_for_path};
@@ -149,20 +150,27 @@ pub fn from_tree<'s>(
 pub struct Rendered {
     objects: desired::Rendered,
     chart: Option<gitops::render::ChartInfo>,
+    /// The Jsonnet options it was rendered with, recorded so drift renders it alike.
+    jsonnet: Option<JsonnetOptions>,
 }
 
 /// One app of the revision rendered for `namespace`: this needs no cluster.
 pub fn render(args: &Args, source: &Source, target: &Target, namespace: &str) -> Result<Rendered> {
     let snapshot = target.snapshot(&source.tree.snapshot);
-    let options = gitops::render::render_options(
+    let mut options = gitops::render::render_options(
         &target.app,
         namespace,
         target.values(&args.source.values),
         &target.set(&args.source.set),
     );
+    options.jsonnet = target.jsonnet(&args.source.jsonnet());
+    let objects = desired::rendered(&snapshot, &options)?;
+    let jsonnet = (objects.renderer == Renderer::Jsonnet && !options.jsonnet.is_empty())
+        .then_some(options.jsonnet.clone());
     Ok(Rendered {
-        objects: desired::rendered(&snapshot, &options)?,
+        objects,
         chart: gitops::render::chart_info(&snapshot, &options)?,
+        jsonnet,
     })
 }
 
@@ -199,6 +207,11 @@ pub fn from_rendered<'s>(
         sync_options
             .extra
             .insert(CHART_KEY.to_string(), serde_json::to_value(chart)?);
+    }
+    if let Some(jsonnet) = rendered.jsonnet {
+        sync_options
+            .extra
+            .insert(JSONNET_KEY.to_string(), serde_json::to_value(jsonnet)?);
     }
     let mut job = Job::new(
         target.app.clone(),

@@ -164,10 +164,14 @@ pub fn read(
     // A chart renders with the values the release was synced with, which a later
     // release may change at the same commit: they are part of what was read.
     let chart = release.chart().unwrap_or_default();
+    let jsonnet = release.jsonnet().unwrap_or_default();
     let key = (
         spec,
         commit.id.clone(),
-        format!("{path}\0{:?}\0{:?}", chart.values_files, chart.set),
+        format!(
+            "{path}\0{:?}\0{:?}\0{jsonnet:?}",
+            chart.values_files, chart.set
+        ),
         release.namespace.clone(),
         release.app.clone(),
     );
@@ -176,12 +180,13 @@ pub fn read(
         None => {
             let snapshot = repo.snapshot(&commit, path).map_err(git_error)?;
             let rules = config_rules(&snapshot)?;
-            let options = render_options(
+            let mut options = render_options(
                 &release.app,
                 &release.namespace,
                 &chart.values_files,
                 &chart.set,
             );
+            options.jsonnet = jsonnet;
             let (_, mut desired) = desired_set(&snapshot, &options, &release.namespace, scopes)
                 .map_err(|source| DriftError::Render {
                     app: release.app.clone(),

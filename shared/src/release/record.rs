@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error_text::one_line;
 use crate::objects::ObjectKey;
-use crate::render::ChartInfo;
+use crate::render::{ChartInfo, JsonnetOptions};
 use crate::source::CommitInfo;
 
 /// The record format this version writes and the newest it reads.
@@ -230,11 +230,21 @@ pub const COMMITS_LISTED: usize = 100;
 /// extras, so rollbacks and heals, which copy them, keep it too.
 pub const CHART_KEY: &str = "chart";
 
+/// The [`Release::extra`] key of the Jsonnet options a release was rendered with, so a
+/// later render of its revision (drift against git) gives the same objects.
+pub const JSONNET_KEY: &str = "jsonnet";
+
 impl ReleaseRecord {
     /// The chart this release was rendered from and its values; `None` for a path that
     /// is not a chart, and for a chart entry this version cannot read.
     pub fn chart(&self) -> Option<ChartInfo> {
         let value = self.extra.get(CHART_KEY)?;
+        serde_json::from_value(value.clone()).ok()
+    }
+
+    /// The Jsonnet options the release was rendered with ([`JSONNET_KEY`]), if any.
+    pub fn jsonnet(&self) -> Option<JsonnetOptions> {
+        let value = self.extra.get(JSONNET_KEY)?;
         serde_json::from_value(value.clone()).ok()
     }
 

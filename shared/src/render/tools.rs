@@ -23,6 +23,7 @@ pub fn render_options(
             values_files: values_files.to_vec(),
             set: set.to_vec(),
         },
+        jsonnet: super::JsonnetOptions::default(),
     }
 }
 

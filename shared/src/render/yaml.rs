@@ -59,7 +59,7 @@ fn parse_file(path: &str, bytes: &[u8]) -> Result<Vec<Manifest>, RenderError> {
     parse_documents(path, text)
 }
 
-fn check_size(file: &str, size: usize) -> Result<(), RenderError> {
+pub(super) fn check_size(file: &str, size: usize) -> Result<(), RenderError> {
     if size > MAX_FILE_BYTES {
         return Err(RenderError::TooLarge {
             file: file.to_string(),
@@ -344,7 +344,7 @@ fn json_documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, RenderE
 }
 
 /// Adds the Kubernetes objects in one document to `out`.
-fn collect(
+pub(super) fn collect(
     file: &str,
     document: usize,
     line: usize,

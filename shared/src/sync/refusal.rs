@@ -28,7 +28,7 @@ pub struct PruneRules {
 pub struct Guard {
     pub rules: PruneRules,
     /// What the revision's path holds, when it rendered no objects: `path apps/web
-    /// renders no objects: 3 files, none of them a manifest: *.jsonnet`.
+    /// renders no objects: 3 files, none of them a manifest: *.cue`.
     pub empty_render: Option<String>,
 }
 
