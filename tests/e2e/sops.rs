@@ -53,8 +53,14 @@ fn all_text(out: &Output) -> String {
 
 fn assert_masked(what: &str, out: &Output) {
     let text = all_text(out);
-    for value in [SOPS_CANARY_VALUE.to_string(), base64(SOPS_CANARY_VALUE.as_bytes())] {
-        assert!(!text.contains(&value), "{what} shows a decrypted value: {text}");
+    for value in [
+        SOPS_CANARY_VALUE.to_string(),
+        base64(SOPS_CANARY_VALUE.as_bytes()),
+    ] {
+        assert!(
+            !text.contains(&value),
+            "{what} shows a decrypted value: {text}"
+        );
     }
 }
 
@@ -101,13 +107,24 @@ fn a_sops_encrypted_secret_is_decrypted_applied_and_masked_and_refused_without_t
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert_masked("sync --dry-run", &out);
 
-    let out = run(&[&["sync", "HEAD", "--wait=false"][..], &app].concat(), true);
+    let out = run(
+        &[&["sync", "HEAD", "--wait=false"][..], &app].concat(),
+        true,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert_masked("sync", &out);
 
     // The cluster holds the decrypted values, and no trace of sops.
     let get = |path: &str| {
-        cluster.kubectl_ok(&["get", "secret", "creds", "-n", n, "-o", &format!("jsonpath={path}")])
+        cluster.kubectl_ok(&[
+            "get",
+            "secret",
+            "creds",
+            "-n",
+            n,
+            "-o",
+            &format!("jsonpath={path}"),
+        ])
     };
     let want = base64(SOPS_CANARY_VALUE.as_bytes());
     assert_eq!(get("{.data.token}"), want);
@@ -117,7 +134,13 @@ fn a_sops_encrypted_secret_is_decrypted_applied_and_masked_and_refused_without_t
 
     // Someone edits the Secret: drift reports it, masked; history too.
     cluster.kubectl_ok(&[
-        "patch", "secret", "creds", "-n", n, "--type=merge", "-p",
+        "patch",
+        "secret",
+        "creds",
+        "-n",
+        n,
+        "--type=merge",
+        "-p",
         r#"{"stringData":{"token":"edited"}}"#,
     ]);
     for args in [
@@ -140,18 +163,37 @@ fn a_sops_encrypted_secret_is_decrypted_applied_and_masked_and_refused_without_t
     }
     // The value is reachable when asked for, so its absence above means something.
     let out = run(
-        &["release-history", "sops", "1", "-n", n, "--manifest", "--show-secrets"],
+        &[
+            "release-history",
+            "sops",
+            "1",
+            "-n",
+            n,
+            "--manifest",
+            "--show-secrets",
+        ],
         false,
     );
-    assert!(all_text(&out).contains(SOPS_CANARY_VALUE), "{}", describe(&out));
+    assert!(
+        all_text(&out).contains(SOPS_CANARY_VALUE),
+        "{}",
+        describe(&out)
+    );
 
     // Without the key: the sync fails naming the file and the recipient, applying nothing.
     let other = cluster.namespace("sops-nokey");
     let m = other.name.as_str();
-    let out = run(&["sync", "HEAD", "--app", "sops", "-n", m, "--wait=false"], false);
+    let out = run(
+        &["sync", "HEAD", "--app", "sops", "-n", m, "--wait=false"],
+        false,
+    );
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("secret.yaml") && err.contains(&recipient), "{}", describe(&out));
+    assert!(
+        err.contains("secret.yaml") && err.contains(&recipient),
+        "{}",
+        describe(&out)
+    );
     assert!(err.contains("no age key"), "{}", describe(&out));
     assert_masked("sync without the key", &out);
     let left = cluster.kubectl_ok(&["get", "secrets,configmaps", "-n", m, "-o", "name"]);

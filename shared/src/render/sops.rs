@@ -19,6 +19,12 @@ pub use keys::{AgeKeys, KeyFileError};
 
 use cipher::CipherError;
 
+/// sops's `MACOnlyEncryptedInitialization`: sha256 of `sops`.
+const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
+    0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b,
+    0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69,
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum SopsError {
     #[error(
@@ -125,11 +131,17 @@ pub(super) fn decrypt(
     };
     let metadata = Metadata::read(block)?;
     let data_key = metadata.data_key(&keys()?)?;
+    let mut hash = Sha512::new();
+    if metadata.mac_only_encrypted {
+        // sops starts such a MAC with fixed bytes (sha256("sops")), so that it never equals
+        // the MAC over all values.
+        hash.update(MAC_ONLY_ENCRYPTED_INIT);
+    }
     let mut walk = Walk {
         key: data_key,
         rules: &metadata.rules,
         mac_only_encrypted: metadata.mac_only_encrypted,
-        hash: Sha512::new(),
+        hash,
         path: Vec::new(),
         decrypted: 0,
     };
@@ -229,7 +241,15 @@ impl Metadata {
                 .unwrap_or_default()
         };
         if block.get("key_groups").is_some_and(|g| !g.is_null()) {
-            return Err(bad("key groups (Shamir secret sharing) are not supported yet"));
+            return Err(bad(
+                "key groups (Shamir secret sharing) are not supported yet",
+            ));
+        }
+        // Which values these encrypt depends on YAML comments, which are not read here.
+        for field in ["encrypted_comment_regex", "unencrypted_comment_regex"] {
+            if text(field).is_some() {
+                return Err(bad(&format!("`{field}` is not supported yet")));
+            }
         }
         let mut age = Vec::new();
         for entry in list("age") {
@@ -242,7 +262,12 @@ impl Metadata {
         }
         let pgp = list("pgp")
             .iter()
-            .map(|e| e.get("fp").and_then(Value::as_str).unwrap_or("?").to_string())
+            .map(|e| {
+                e.get("fp")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string()
+            })
             .collect();
         let others = ["kms", "gcp_kms", "azure_kv", "hc_vault", "hckms"]
             .into_iter()
@@ -290,7 +315,11 @@ impl Metadata {
             });
         }
         let mut recipients: Vec<String> = self.age.iter().map(|(r, _)| r.clone()).collect();
-        recipients.extend(self.pgp.iter().map(|fp| format!("PGP {fp} (not supported yet)")));
+        recipients.extend(
+            self.pgp
+                .iter()
+                .map(|fp| format!("PGP {fp} (not supported yet)")),
+        );
         Err(SopsError::NoKey {
             recipients,
             looked_in: keys.looked_in.clone(),
@@ -386,5 +415,139 @@ fn leaftext(value: &Value) -> String {
             _ => n.to_string(),
         },
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    //! The fixtures in testdata/ were written by the real sops (tests/cluster/build.sh
+    //! builds it) for the test key in testdata/keys.txt; testdata/README.md says how.
+    use super::*;
+    use crate::render::yaml_value;
+    use serde_json::json;
+
+    const KEY: &str = include_str!("sops/testdata/keys.txt");
+    const OTHER_KEY: &str = include_str!("sops/testdata/other-keys.txt");
+    const RECIPIENT: &str = include_str!("sops/testdata/recipient.txt");
+    const REGEX: &str = include_str!("sops/testdata/secret.regex.yaml");
+    const SUFFIX: &str = include_str!("sops/testdata/secret.suffix.yaml");
+    const ALL_JSON: &str = include_str!("sops/testdata/secret.all.json");
+    const MAC_ONLY: &str = include_str!("sops/testdata/secret.mac-only.yaml");
+
+    fn run(text: &str, key: &str) -> Result<Value, SopsError> {
+        let docs = vec![(1, yaml_value(text).unwrap())];
+        assert!(is_encrypted(&docs));
+        let mut out = decrypt(docs, || Ok(AgeKeys::from_text(key)))?;
+        Ok(out.remove(0).1)
+    }
+
+    #[test]
+    fn decrypts_what_sops_encrypted_with_encrypted_regex() {
+        let secret = run(REGEX, KEY).unwrap();
+        assert_eq!(
+            secret,
+            json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "creds", "labels": {"tier": "db", "replicas": 3}},
+                "type": "Opaque",
+                "data": {"password": "aHVudGVyMg=="},
+                "stringData": {"token": "s3cr3t-token", "port": "5432", "list": ["a", "b"]},
+            })
+        );
+    }
+
+    #[test]
+    fn decrypts_unencrypted_suffix_json_and_mac_only_encrypted_files() {
+        let secret = run(SUFFIX, KEY).unwrap();
+        assert_eq!(secret["stringData"]["token"], json!("s3cr3t-token"));
+        assert_eq!(
+            secret["stringData"]["note_unencrypted"],
+            json!("kept plain")
+        );
+        assert!(secret.get("sops").is_none());
+        let docs = vec![(1, serde_json::from_str(ALL_JSON).unwrap())];
+        let all = decrypt(docs, || Ok(AgeKeys::from_text(KEY))).unwrap();
+        assert_eq!(all[0].1["metadata"]["name"], json!("creds"));
+        assert_eq!(all[0].1["stringData"]["token"], json!("s3cr3t-token"));
+        let mac_only = run(MAC_ONLY, KEY).unwrap();
+        assert_eq!(mac_only["stringData"]["token"], json!("s3cr3t-token"));
+    }
+
+    #[test]
+    fn a_changed_value_or_mac_is_refused() {
+        // An encrypted value swapped for another's: its key path no longer matches.
+        let doc = yaml_value(REGEX).unwrap();
+        let mut swapped = doc.clone();
+        swapped["stringData"]["token"] = doc["data"]["password"].clone();
+        let err = decrypt(vec![(1, swapped)], || Ok(AgeKeys::from_text(KEY))).unwrap_err();
+        assert!(
+            matches!(&err, SopsError::Tampered { path } if path == "stringData.token"),
+            "{err}"
+        );
+        // A plain value changed: the MAC tells.
+        let mut renamed = doc.clone();
+        renamed["metadata"]["labels"]["tier"] = json!("web");
+        let err = decrypt(vec![(1, renamed)], || Ok(AgeKeys::from_text(KEY))).unwrap_err();
+        assert!(matches!(err, SopsError::MacMismatch), "{err}");
+        assert!(err.to_string().contains("tampered"), "{err}");
+        // The MAC itself changed.
+        let mut mac = doc.clone();
+        let stored = doc["sops"]["mac"]
+            .as_str()
+            .unwrap()
+            .replacen("data:", "data:A", 1);
+        mac["sops"]["mac"] = json!(stored);
+        let err = decrypt(vec![(1, mac)], || Ok(AgeKeys::from_text(KEY))).unwrap_err();
+        assert!(matches!(err, SopsError::MacMismatch), "{err}");
+        // A value added in plain text where values are encrypted.
+        let mut added = doc;
+        added["stringData"]["extra"] = json!(1);
+        let err = decrypt(vec![(1, added)], || Ok(AgeKeys::from_text(KEY))).unwrap_err();
+        assert!(matches!(err, SopsError::BadValue { .. }), "{err}");
+    }
+
+    #[test]
+    fn without_a_matching_key_the_error_names_the_recipients() {
+        let err = run(REGEX, OTHER_KEY).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(RECIPIENT.trim()), "{text}");
+        assert!(text.starts_with("no age key opens it"), "{text}");
+        let err = run(REGEX, "").unwrap_err();
+        assert!(matches!(err, SopsError::NoKey { .. }), "{err}");
+    }
+
+    #[test]
+    fn pgp_only_files_say_gpg_is_not_supported() {
+        let mut doc = yaml_value(REGEX).unwrap();
+        doc["sops"]["age"] = Value::Null;
+        doc["sops"]["pgp"] =
+            json!([{"fp": "FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4", "enc": "x"}]);
+        let err = decrypt(vec![(1, doc)], || Ok(AgeKeys::from_text(KEY))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "it is encrypted only for PGP (FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4), which \
+             needs gpg: decrypting with gpg is not supported yet; add an age recipient to the \
+             file (`sops updatekeys`)"
+        );
+    }
+
+    #[test]
+    fn encrypted_values_outside_a_secret_are_refused() {
+        let doc = yaml_value(REGEX).unwrap();
+        let mut config = doc.clone();
+        config["kind"] = json!("ConfigMap");
+        // The kind is a plain value, so the MAC would catch it too: the kind check comes
+        // first and says what to do.
+        let err = decrypt(vec![(1, config)], || Ok(AgeKeys::from_text(KEY))).unwrap_err();
+        assert!(matches!(err, SopsError::NotASecret { .. }), "{err}");
+    }
+
+    #[test]
+    fn leftover_encrypted_values_are_found_by_path() {
+        let doc = yaml_value(REGEX).unwrap();
+        assert_eq!(leftover_encrypted(&doc), Some("data.password".to_string()));
+        assert_eq!(leftover_encrypted(&json!({"a": ["ENC"]})), None);
     }
 }
