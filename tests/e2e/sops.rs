@@ -131,7 +131,10 @@ fn a_sops_encrypted_secret_is_decrypted_applied_and_masked_and_refused_without_t
     // `data` values are base64 already: applied as they decrypt.
     assert_eq!(get("{.data.password}"), want);
     let live = cluster.kubectl_ok(&["get", "secret", "creds", "-n", n, "-o", "json"]);
-    assert!(!live.contains("ENC[") && !live.contains("sops"), "{live}");
+    assert!(
+        !live.contains("ENC[") && !live.contains("\"sops\":"),
+        "{live}"
+    );
 
     // Someone edits the Secret: drift reports it, masked; history too.
     cluster.kubectl_ok(&[
