@@ -9,6 +9,7 @@ mod helm;
 mod jsonnet;
 mod kustomize;
 mod locate;
+mod sops;
 mod tools;
 mod value;
 mod yaml;
@@ -20,6 +21,7 @@ use crate::source::{Snapshot, SourceError};
 
 pub use helm::{ChartInfo, HelmOptions};
 pub use jsonnet::JsonnetOptions;
+pub use sops::{KeyFileError, SopsError};
 pub use tools::{helm_binary, kubectl_binary, render_options};
 pub(crate) use value::yaml11_reads_as_non_string;
 pub use yaml::parse_documents;
@@ -156,6 +158,22 @@ pub enum RenderError {
     /// `file:line:column` where the place is known, else the program's file.
     #[error("{at}: {message}")]
     Jsonnet { at: String, message: String },
+    /// A sops-encrypted file that cannot be decrypted, or should not be applied.
+    #[error("{file}: sops: {source}")]
+    Sops { file: String, source: SopsError },
+
+    /// A value still in sops's `ENC[...]` form after rendering.
+    #[error(
+        "{file}: the {kind} `{name}` holds a sops-encrypted value at `{path}` that was not \
+         decrypted (sops files are decrypted in a plain path of YAML/JSON files, not yet \
+         through kustomize or Helm); an encrypted value is never applied as data"
+    )]
+    StillEncrypted {
+        file: String,
+        kind: String,
+        name: String,
+        path: String,
+    },
 
     #[error("could not create a temporary directory for kustomize")]
     TempDir { source: std::io::Error },
@@ -273,12 +291,38 @@ pub fn render(snapshot: &Snapshot, opts: &RenderOptions) -> Result<Vec<Manifest>
             renderer,
         });
     }
-    match renderer {
+    let manifests = match renderer {
         Renderer::Plain => yaml::render_plain(&snapshot.files, root),
         Renderer::Kustomize => kustomize::render(snapshot, root, opts),
         Renderer::Helm => helm::render(snapshot, root, &opts.helm),
         Renderer::Jsonnet => jsonnet::render(&snapshot.files, root, &opts.jsonnet),
+    }?;
+    refuse_encrypted_values(&manifests)?;
+    Ok(manifests)
+}
+
+/// An `ENC[...]` value left in an object (a sops file rendered through kustomize, or
+/// stripped of its `sops` block) would be applied as the literal text: refuse it.
+fn refuse_encrypted_values(manifests: &[Manifest]) -> Result<(), RenderError> {
+    for manifest in manifests {
+        if let Some(path) = sops::leftover_encrypted(&manifest.object) {
+            let field = |pointer: &str| {
+                manifest
+                    .object
+                    .pointer(pointer)
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            return Err(RenderError::StillEncrypted {
+                file: manifest.origin.file.clone(),
+                kind: field("/kind"),
+                name: field("/metadata/name"),
+                path,
+            });
+        }
     }
+    Ok(())
 }
 
 /// The chart at `snapshot.root` and the values it is given, for the release record;

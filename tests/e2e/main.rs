@@ -32,6 +32,7 @@ mod requests;
 mod rollback;
 mod schemas;
 mod shipping;
+mod sops;
 mod sync;
 mod sync_options;
 mod uninstall;

@@ -15,6 +15,10 @@ use std::sync::OnceLock;
 /// The value of the canary Secret in the fixtures (`canary_secret_yaml`).
 pub const CANARY_SECRET_VALUE: &str = "kgo-canary-5e3c1f08b7d94a62";
 
+/// The plaintext of the SOPS-encrypted Secret in the fixtures (tests/e2e/sops.rs): once
+/// decrypted it is Secret data like any other, and must never be printed either.
+pub const SOPS_CANARY_VALUE: &str = "kgo-sops-canary-9d41b7e2c05a";
+
 /// Where plugin runs are recorded.
 pub fn runs_dir(state: &Path) -> PathBuf {
     state.join("plugin-runs")
@@ -117,6 +121,14 @@ pub fn canaries(state: &Path) -> Vec<(String, String)> {
         (
             "canary Secret value (base64)".to_string(),
             base64(CANARY_SECRET_VALUE.as_bytes()),
+        ),
+        (
+            "decrypted SOPS value".to_string(),
+            SOPS_CANARY_VALUE.to_string(),
+        ),
+        (
+            "decrypted SOPS value (base64)".to_string(),
+            base64(SOPS_CANARY_VALUE.as_bytes()),
         ),
     ];
     if let Ok(tokens) = std::fs::read_to_string(state.join("tokens.csv")) {

@@ -7,6 +7,7 @@ use std::ops::Bound;
 use serde::de::DeserializeSeed as _;
 use serde_json::Value;
 
+use super::sops::{self, AgeKeys};
 use super::value::Builder;
 use super::{MAX_FILE_BYTES, Manifest, Origin, RenderError};
 use crate::error_text::one_line;
@@ -50,13 +51,22 @@ pub(super) fn render_plain(
     Ok(manifests)
 }
 
+/// One file of a plain path: its documents, decrypted first when sops encrypted them.
 fn parse_file(path: &str, bytes: &[u8]) -> Result<Vec<Manifest>, RenderError> {
     check_size(path, bytes.len())?;
     let text = std::str::from_utf8(bytes).map_err(|err| RenderError::NotUtf8 {
         file: path.to_string(),
         line: line_at(bytes, err.valid_up_to()),
     })?;
-    parse_documents(path, text)
+    let mut documents = documents(path, text)?;
+    if sops::is_encrypted(&documents) {
+        documents =
+            sops::decrypt(documents, AgeKeys::from_env).map_err(|source| RenderError::Sops {
+                file: path.to_string(),
+                source,
+            })?;
+    }
+    objects(path, documents)
 }
 
 pub(super) fn check_size(file: &str, size: usize) -> Result<(), RenderError> {
@@ -83,9 +93,22 @@ fn line_at(bytes: &[u8], offset: usize) -> usize {
 /// files, CI configuration) are skipped, as are kustomize's own config files; `List` kinds
 /// are unpacked. YAML is read with YAML 1.1 scalars, as kubectl reads it.
 pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Manifest>, RenderError> {
+    objects(file, documents(file, text)?)
+}
+
+/// The Kubernetes objects among a file's documents.
+fn objects(file: &str, documents: Vec<(usize, Value)>) -> Result<Vec<Manifest>, RenderError> {
+    let mut manifests = Vec::new();
+    for (document, (line, value)) in documents.into_iter().enumerate() {
+        collect(file, document, line, value, &mut manifests)?;
+    }
+    Ok(manifests)
+}
+
+/// Every non-empty document of a YAML or JSON file, with the line its content starts on.
+fn documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, RenderError> {
     check_size(file, text.len())?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut manifests = Vec::new();
     let json = if file.ends_with(".json") {
         Some(json_documents(file, text)?)
     } else if text.trim_start().starts_with('{') {
@@ -93,16 +116,10 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Manifest>, RenderEr
     } else {
         None
     };
-    if let Some(values) = json {
-        for (document, (line, value)) in values.into_iter().enumerate() {
-            collect(file, document, line, value, &mut manifests)?;
-        }
-        return Ok(manifests);
+    match json {
+        Some(values) => Ok(values),
+        None => yaml_documents(file, text),
     }
-    for (document, (line, value)) in yaml_documents(file, text)?.into_iter().enumerate() {
-        collect(file, document, line, value, &mut manifests)?;
-    }
-    Ok(manifests)
 }
 
 /// Every non-empty YAML document of `text` as JSON, read as [`parse_documents`] reads
