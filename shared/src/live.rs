@@ -780,14 +780,21 @@ impl LiveCluster {
 
     /// The object `key` names, or None if it does not exist (or its kind is not served).
     pub async fn get_key(&self, key: &ObjectKey) -> Result<Option<Value>, LiveError> {
-        let Some((resource, caps)) = self.resolve_kind(&key.group, &key.kind) else {
+        let Some((resource, namespace)) = self.locate(key) else {
             return Ok(None);
         };
+        self.get(&resource, namespace, &key.name).await
+    }
+
+    /// The resource serving `key`'s kind and the namespace to address it in (none for a
+    /// cluster-scoped kind); None when the kind is not served.
+    fn locate<'k>(&self, key: &'k ObjectKey) -> Option<(ApiResource, Option<&'k str>)> {
+        let (resource, caps) = self.resolve_kind(&key.group, &key.kind)?;
         let namespace = match caps.scope {
             Scope::Namespaced => key.namespace.as_deref(),
             Scope::Cluster => None,
         };
-        self.get(&resource, namespace, &key.name).await
+        Some((resource, namespace))
     }
 
     /// Deletes one object, its dependents in the background. With `uid` the server deletes
@@ -800,12 +807,8 @@ impl LiveCluster {
         uid: Option<&str>,
         dry_run: bool,
     ) -> Result<bool, LiveError> {
-        let Some((resource, caps)) = self.resolve_kind(&key.group, &key.kind) else {
+        let Some((resource, namespace)) = self.locate(key) else {
             return Ok(false);
-        };
-        let namespace = match caps.scope {
-            Scope::Namespaced => key.namespace.as_deref(),
-            Scope::Cluster => None,
         };
         let mut params = kube::api::DeleteParams::background();
         params.dry_run = dry_run;

@@ -179,7 +179,7 @@ impl Runner<'_> {
         loop {
             let last;
             match self.cluster.get_key(key).await {
-                Ok(Some(object)) => match hook_completion(&object) {
+                Ok(Some(object)) => match hook_completion(key, &object) {
                     Some(Ok(())) => return Ending::Succeeded,
                     Some(Err(message)) => {
                         return Ending::Failed(self.with_pod_message(key, message).await);
@@ -248,21 +248,15 @@ fn label(object: &mut Value, app_id: &str) {
     }
 }
 
-/// Whether a hook has run to an end: `Some(Ok)` succeeded, `Some(Err(why))` failed, `None`
-/// still running. A Job or a Pod by the health module's [`completion`], any other kind by
-/// its health (created and healthy is done, as Helm and Argo CD see it).
-pub fn hook_completion(object: &Value) -> Option<Result<(), String>> {
-    let kind = object.get("kind").and_then(Value::as_str);
-    if matches!(kind, Some("Job" | "Pod")) {
-        if let Some(ended) = completion(object) {
-            return Some(ended);
-        }
-        if matches!(
-            object.get("apiVersion").and_then(Value::as_str),
-            Some("batch/v1" | "v1")
-        ) {
-            return None;
-        }
+/// Whether the hook `key` names has run to an end: `Some(Ok)` succeeded, `Some(Err(why))`
+/// failed, `None` still running. A Job or a Pod by the health module's [`completion`], any
+/// other kind by its health (created and healthy is done, as Helm and Argo CD see it).
+pub fn hook_completion(key: &ObjectKey, object: &Value) -> Option<Result<(), String>> {
+    if matches!(
+        (key.group.as_str(), key.kind.as_str()),
+        ("batch", "Job") | ("", "Pod")
+    ) {
+        return completion(object);
     }
     match assess(object) {
         Health::Healthy => Some(Ok(())),
@@ -292,10 +286,19 @@ mod tests {
     fn other_kinds_end_when_healthy() {
         let config_map =
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
-        assert_eq!(hook_completion(&config_map), Some(Ok(())));
+        let key = |group: &str, kind: &str| ObjectKey {
+            group: group.into(),
+            kind: kind.into(),
+            namespace: Some("shop".into()),
+            name: "x".into(),
+        };
+        assert_eq!(
+            hook_completion(&key("", "ConfigMap"), &config_map),
+            Some(Ok(()))
+        );
         let job = json!({"apiVersion": "batch/v1", "kind": "Job", "status": {}});
         assert_eq!(
-            hook_completion(&job),
+            hook_completion(&key("batch", "Job"), &job),
             None,
             "a Job runs until it ends, healthy or not"
         );

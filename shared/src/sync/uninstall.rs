@@ -21,7 +21,7 @@ use crate::apply::object_options::keep_on_delete;
 use crate::apply::order::{live_wave, prune_phases_by_wave};
 use crate::cancel::Cancel;
 use crate::hooks::run::Runner;
-use crate::live::LiveCluster;
+use crate::live::{LiveCluster, LiveError};
 use crate::objects::hook::{Hook, Occasion, Stage};
 use crate::objects::{DesiredSet, ObjectKey};
 use crate::release::record::{Counts, ObjectResult, Operation, ReleaseRecord, ReleaseStatus};
@@ -49,6 +49,9 @@ pub struct UninstallPlan {
     parent: Option<ApplySet>,
     /// The live members to delete, in delete order: each step's objects at once.
     pub delete: Vec<Vec<ObjectKey>>,
+    /// Their uids as listed: a delete takes only that very object, never one made since
+    /// under the same name.
+    uids: BTreeMap<ObjectKey, String>,
     /// Members that stay, and why.
     pub kept: BTreeMap<ObjectKey, String>,
     /// Objects that are not the app's, deleted with a CRD or Namespace (only with
@@ -150,6 +153,13 @@ pub(super) async fn plan(
     .into_iter()
     .map(|phase| phase.keys)
     .collect();
+    let uids = to_delete
+        .iter()
+        .filter_map(|(key, live)| {
+            let uid = live.pointer("/metadata/uid")?.as_str()?;
+            Some((key.clone(), uid.to_string()))
+        })
+        .collect();
     let hooks = match &previous {
         Some(record) => desired_from_record(record)?.hooks().to_vec(),
         None => Vec::new(),
@@ -159,6 +169,7 @@ pub(super) async fn plan(
         namespace,
         parent,
         delete,
+        uids,
         kept,
         cascaded,
         hooks: if options.no_hooks { Vec::new() } else { hooks },
@@ -361,11 +372,10 @@ async fn run(
         if cancel.is_cancelled() {
             return Err(stopped("deleting", deleted));
         }
-        let results = futures::future::join_all(
-            phase
-                .iter()
-                .map(|key| async move { (key, cluster.delete(key, None, false).await) }),
-        )
+        let results = futures::future::join_all(phase.iter().map(|key| async move {
+            let uid = plan.uids.get(key).map(String::as_str);
+            (key, cluster.delete(key, uid, false).await)
+        }))
         .await;
         for (key, result) in results {
             match result {
@@ -374,6 +384,9 @@ async fn run(
                     deleted.push(key.clone());
                 }
                 Ok(false) => {}
+                // The uid precondition failed: the name now belongs to an object we never
+                // listed, which is not the app's to delete.
+                Err(LiveError::Api(e)) if e.code() == Some(409) => {}
                 Err(source) => {
                     return Err(SyncError::UninstallDelete {
                         key: Box::new(key.clone()),
