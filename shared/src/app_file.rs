@@ -5,7 +5,11 @@
 //! ```yaml
 //! apps:
 //! - name: shop                  # required: the app (its ApplySet and release records)
-//!   path: deploy/shop           # required: repo-relative path of its manifests
+//!   path: deploy/shop           # repo-relative path of its manifests (required without chart:)
+//!   chart:                      # a chart that is not in git; values: still come from git
+//!     repository: oci://registry.example.com/charts   # or https://… (a chart repository)
+//!     name: shop
+//!     version: 1.4.2            # or a semver range (default: the newest)
 //!   namespace: shop             # default: -n, else the context's namespace
 //!   contexts: [prod-eu, prod-us] # kubeconfig contexts to deploy to (default: the current one)
 //!   values: [deploy/shop/values-prod.yaml]  # Helm values files, repo-relative
@@ -33,7 +37,7 @@ use serde::Deserialize;
 
 use crate::app_identity::validate_app_name;
 use crate::drift::{IgnoreRule, IgnoreRules};
-use crate::render::JsonnetOptions;
+use crate::render::{JsonnetOptions, RemoteChart};
 use crate::source::Snapshot;
 
 /// Where the app list lives, repo-relative.
@@ -44,7 +48,13 @@ pub const APP_FILE: &str = ".kubectl-gitops.yaml";
 #[serde(deny_unknown_fields)]
 pub struct AppSpec {
     pub name: String,
+    /// Empty only for an app whose chart is not in git.
+    #[serde(default)]
     pub path: String,
+    /// A chart from a chart repository or an OCI registry, rendered with the `values` from
+    /// git (Argo CD's multi-source apps).
+    #[serde(default)]
+    pub chart: Option<RemoteChart>,
     #[serde(default)]
     pub namespace: Option<String>,
     #[serde(default)]
@@ -188,7 +198,13 @@ impl AppFile {
                     format!("app {} is listed twice", app.name),
                 ));
             }
-            app.path = check_path(&app.path).map_err(|m| invalid(field("path"), m))?;
+            if let Some(chart) = &app.chart {
+                check_chart(chart)
+                    .map_err(|(name, m)| invalid(field(&format!("chart.{name}")), m))?;
+            }
+            if app.chart.is_none() || !app.path.trim().is_empty() {
+                app.path = check_path(&app.path).map_err(|m| invalid(field("path"), m))?;
+            }
             for (i, values) in app.values.iter_mut().enumerate() {
                 *values =
                     check_path(values).map_err(|m| invalid(field(&format!("values[{i}]")), m))?;
@@ -349,6 +365,26 @@ fn check_dependencies(file: &str, apps: &[AppSpec]) -> Result<(), AppFileError> 
 }
 
 /// A repo-relative path without `./`, `..`, or a leading `/`.
+/// A chart from outside git names its repository by a URL helm can fetch from, and a name.
+fn check_chart(chart: &RemoteChart) -> Result<(), (&'static str, String)> {
+    let repository = chart.repository.trim();
+    if !(repository.starts_with("https://")
+        || repository.starts_with("http://")
+        || repository.starts_with("oci://"))
+    {
+        return Err((
+            "repository",
+            format!(
+                "\"{repository}\" is not a chart repository (https://…) or an OCI registry (oci://…)"
+            ),
+        ));
+    }
+    if chart.name.trim().is_empty() || chart.name.contains('/') {
+        return Err(("name", format!("\"{}\" is not a chart's name", chart.name)));
+    }
+    Ok(())
+}
+
 fn check_path(path: &str) -> Result<String, String> {
     let trimmed = path.trim();
     if trimmed.is_empty() {
@@ -394,6 +430,40 @@ mod tests {
 
     fn parse(text: &str) -> Result<Option<AppFile>, AppFileError> {
         AppFile::parse(APP_FILE, text)
+    }
+
+    #[test]
+    fn an_app_may_take_its_chart_from_outside_git_without_a_path() {
+        let file = parse(
+            "apps:\n\
+             - name: podinfo\n  chart:\n    repository: oci://127.0.0.1:5000/charts\n    \
+             name: podinfo\n    version: ^6.5\n  values: [envs/prod/podinfo.yaml]\n",
+        )
+        .unwrap()
+        .unwrap();
+        let app = file.app("podinfo").unwrap();
+        assert_eq!(app.path, "");
+        let chart = app.chart.as_ref().unwrap();
+        assert_eq!(
+            (
+                chart.repository.as_str(),
+                chart.name.as_str(),
+                chart.version.as_str()
+            ),
+            ("oci://127.0.0.1:5000/charts", "podinfo", "^6.5")
+        );
+
+        let err = parse("apps:\n- name: a\n  chart: {repository: ftp://x, name: a}\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("apps[0] (a).chart.repository: \"ftp://x\" is not a chart repository"),
+            "{err}"
+        );
+        let err = parse("apps:\n- name: a\n").unwrap_err();
+        assert!(
+            err.to_string().contains("apps[0] (a).path: is empty"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub struct Rendered {
 
 /// The first half of [`desired_set`].
 pub fn rendered(snapshot: &Snapshot, options: &RenderOptions) -> Result<Rendered, DesiredError> {
-    let renderer = render::detect(snapshot);
+    let renderer = render::renderer_for(snapshot, options);
     let manifests = render::render(snapshot, options)?;
     let empty = manifests
         .is_empty()

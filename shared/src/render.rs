@@ -9,6 +9,7 @@ mod helm;
 mod jsonnet;
 mod kustomize;
 mod locate;
+mod remote;
 mod sops;
 mod tools;
 mod value;
@@ -21,6 +22,7 @@ use crate::source::{Snapshot, SourceError};
 
 pub use helm::{ChartInfo, HelmOptions};
 pub use jsonnet::JsonnetOptions;
+pub use remote::{ChartSource, RemoteChart};
 pub use sops::{KeyFileError, SopsError};
 pub use tools::{helm_binary, kubectl_binary, render_options};
 pub(crate) use value::yaml11_reads_as_non_string;
@@ -225,6 +227,15 @@ pub enum RenderError {
         charts_dir: String,
     },
 
+    /// A chart that is not in git could not be fetched.
+    #[error(transparent)]
+    ChartSource {
+        source: Box<crate::charts::ChartSourceError>,
+    },
+
+    #[error("the chart archive of {chart} cannot be read: {message}")]
+    ChartArchive { chart: String, message: String },
+
     #[error(
         "values file `{file}` does not exist {at} (--values paths are relative to the top of \
          the repository)"
@@ -283,6 +294,12 @@ pub fn detect(snapshot: &Snapshot) -> Renderer {
 /// Synchronous: kustomize runs as a child process and this waits for it. Call it through
 /// `tokio::task::spawn_blocking` from async code that must not stall a worker thread.
 pub fn render(snapshot: &Snapshot, opts: &RenderOptions) -> Result<Vec<Manifest>, RenderError> {
+    if let Some(chart) = &opts.helm.remote {
+        let (tree, _) = remote::attached(snapshot, chart)?;
+        let manifests = helm::render(&tree, root_of(&tree), &opts.helm)?;
+        refuse_encrypted_values(&manifests)?;
+        return Ok(manifests);
+    }
     let root = root_of(snapshot);
     let renderer = detect(snapshot);
     if renderer != Renderer::Helm && opts.helm.has_values() {
@@ -332,11 +349,26 @@ pub fn chart_info(
     snapshot: &Snapshot,
     opts: &RenderOptions,
 ) -> Result<Option<ChartInfo>, RenderError> {
+    if let Some(chart) = &opts.helm.remote {
+        let (tree, source) = remote::attached(snapshot, chart)?;
+        let mut info = helm::chart_info(&tree, root_of(&tree), &opts.helm)?;
+        info.source = Some(source);
+        return Ok(Some(info));
+    }
     let root = root_of(snapshot);
     if !helm::is_chart(snapshot, root) {
         return Ok(None);
     }
     helm::chart_info(snapshot, root, &opts.helm).map(Some)
+}
+
+/// The renderer `opts` and the path call for: Helm for a chart from outside git, else
+/// what [`detect`] finds.
+pub fn renderer_for(snapshot: &Snapshot, opts: &RenderOptions) -> Renderer {
+    match opts.helm.remote {
+        Some(_) => Renderer::Helm,
+        None => detect(snapshot),
+    }
 }
 
 /// The requested path without `./` or surrounding slashes; `""` is the whole repository.

@@ -64,6 +64,7 @@ mod tests {
                     spec: Some(spec.clone()),
                     context,
                     root: spec.path.clone(),
+                    chart: spec.chart.clone(),
                 });
             }
         }

@@ -1,6 +1,6 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use gitops::render::{self, JsonnetOptions, RenderOptions};
+use gitops::render::{self, JsonnetOptions, RemoteChart, RenderOptions};
 use gitops::source::{self, Positional, Repo, TreeSpec};
 
 use crate::RepoArgs;
@@ -27,6 +27,17 @@ pub struct SourceArgs {
     /// For a Helm chart: set a value, as `helm --set` does (repeatable; wins over --values).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// A Helm chart that is not in git, rendered instead of PATH with --values from git:
+    /// `oci://HOST/PATH/NAME`, or NAME in the chart repository --chart-repo names.
+    #[arg(long = "chart", value_name = "CHART")]
+    pub chart: Option<String>,
+    /// The chart repository (`https://…`, as `helm --repo`) or OCI registry path
+    /// (`oci://HOST/PATH`) holding --chart.
+    #[arg(long = "chart-repo", value_name = "URL", requires = "chart")]
+    pub chart_repo: Option<String>,
+    /// --chart's version, or a semver range such as `^6.5` (default: the newest).
+    #[arg(long = "chart-version", value_name = "VERSION", requires = "chart")]
+    pub chart_version: Option<String>,
     /// For Jsonnet: a top-level argument given as a string, as `jsonnet --tla-str` does
     /// (repeatable; wins over the app list's `jsonnet.tlas`).
     #[arg(long = "tla", value_name = "NAME=VALUE", value_parser = name_value)]
@@ -91,6 +102,45 @@ impl SourceArgs {
         let mut options = render::render_options(app, namespace, &self.values, &self.set);
         options.jsonnet = self.jsonnet();
         options
+    }
+
+    /// The chart --chart, --chart-repo and --chart-version name, if any.
+    pub fn remote_chart(&self) -> Result<Option<RemoteChart>> {
+        let Some(chart) = &self.chart else {
+            return Ok(None);
+        };
+        let version = self.chart_version.clone().unwrap_or_default();
+        let (repository, name) = match (&self.chart_repo, chart.strip_prefix("oci://")) {
+            (Some(repo), None) => (repo.trim_end_matches('/').to_string(), chart.clone()),
+            (None, Some(reference)) => match reference.trim_end_matches('/').rsplit_once('/') {
+                Some((path, name)) if !name.is_empty() => {
+                    (format!("oci://{path}"), name.to_string())
+                }
+                _ => bail!("--chart {chart}: give oci://HOST/PATH/NAME"),
+            },
+            (Some(_), Some(_)) => {
+                bail!("--chart {chart} is a whole oci:// reference already; leave out --chart-repo")
+            }
+            (None, None) => bail!(
+                "--chart {chart} needs --chart-repo URL (a chart repository), or give oci://HOST/PATH/NAME"
+            ),
+        };
+        if !["https://", "http://", "oci://"]
+            .iter()
+            .any(|scheme| repository.starts_with(scheme))
+        {
+            bail!(
+                "--chart-repo {repository}: give a https:// chart repository or an oci:// registry path"
+            );
+        }
+        if name.is_empty() || name.contains('/') {
+            bail!("--chart {chart}: \"{name}\" is not a chart's name");
+        }
+        Ok(Some(RemoteChart {
+            repository,
+            name,
+            version,
+        }))
     }
 
     /// What --tla, --ext-str and --jsonnet-lib give Jsonnet programs.

@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use gitops::app_file::{APP_FILE, AppFile, AppFileError, AppSpec};
 use gitops::kubeconfig::ConnectOptions;
-use gitops::render::JsonnetOptions;
+use gitops::render::{JsonnetOptions, RemoteChart};
 use gitops::source::Snapshot;
 
 use crate::ConnectionArgs;
@@ -37,6 +37,8 @@ pub struct Target {
     pub context: Option<String>,
     /// The app's repo-relative path.
     pub root: String,
+    /// The chart it renders when that is not in git: the flags', else the app list's.
+    pub chart: Option<RemoteChart>,
 }
 
 impl Target {
@@ -104,6 +106,8 @@ pub struct Request<'a> {
     /// The app name the path alone would give.
     pub default_app: String,
     pub contexts: &'a [String],
+    /// The chart the flags name from outside git (`--chart`).
+    pub chart: Option<RemoteChart>,
 }
 
 /// The destinations `request` asks for, reading the app list in `whole` (a revision's
@@ -135,7 +139,7 @@ pub fn select(
         return Ok(list
             .apps
             .iter()
-            .flat_map(|spec| expand(spec, request.contexts))
+            .flat_map(|spec| expand(spec, request))
             .collect());
     }
     // A named app of the list, unless a path on the command line says otherwise. A name
@@ -144,11 +148,13 @@ pub fn select(
         let spec = list.app(name).map_err(|error| {
             anyhow::anyhow!("{error}; give a PATH to use the app {name} outside the list")
         })?;
-        return Ok(expand(spec, request.contexts));
+        return Ok(expand(spec, request));
     }
+    // A chart from outside git names its app, as a release's chart does in helm.
     let app = request
         .app
         .map(str::to_string)
+        .or_else(|| request.chart.as_ref().map(|c| c.name.clone()))
         .unwrap_or_else(|| request.default_app.clone());
     let contexts: Vec<Option<String>> = match request.contexts {
         [] => vec![None],
@@ -161,13 +167,14 @@ pub fn select(
             spec: None,
             context,
             root: request.root.to_string(),
+            chart: request.chart.clone(),
         })
         .collect())
 }
 
 /// An app of the list on each of its destinations: `--context` flags win over `contexts:`.
-fn expand(spec: &AppSpec, flag_contexts: &[String]) -> Vec<Target> {
-    let contexts: Vec<Option<String>> = match (flag_contexts, spec.contexts.as_slice()) {
+fn expand(spec: &AppSpec, request: &Request<'_>) -> Vec<Target> {
+    let contexts: Vec<Option<String>> = match (request.contexts, spec.contexts.as_slice()) {
         ([], []) => vec![None],
         ([], listed) => listed.iter().cloned().map(Some).collect(),
         (flags, _) => flags.iter().cloned().map(Some).collect(),
@@ -179,6 +186,7 @@ fn expand(spec: &AppSpec, flag_contexts: &[String]) -> Vec<Target> {
             spec: Some(spec.clone()),
             context,
             root: spec.path.clone(),
+            chart: request.chart.clone().or_else(|| spec.chart.clone()),
         })
         .collect()
 }
@@ -221,6 +229,7 @@ mod tests {
             root: "here",
             default_app: "here".into(),
             contexts,
+            chart: None,
         }
     }
 

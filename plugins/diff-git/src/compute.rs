@@ -175,6 +175,7 @@ fn render_options(args: &Args, target: &Target, namespace: &str) -> RenderOption
         &target.set(&args.source.set),
     );
     options.jsonnet = target.jsonnet(&args.source.jsonnet());
+    options.helm.remote = target.chart.clone();
     options
 }
 

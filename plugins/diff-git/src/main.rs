@@ -106,6 +106,7 @@ async fn run(args: Args) -> Result<Outcome> {
         root: &source.root,
         default_app: app_name_for_path(&source.root, &source.repo_name()),
         contexts: &args.connection.contexts,
+        chart: args.source.remote_chart()?,
     };
     let destinations = targets::select(
         &request,

@@ -63,6 +63,7 @@ fn listed_targets(args: &Args) -> Result<Option<Vec<Target>>> {
         root: "",
         default_app: String::new(),
         contexts: &args.connection.contexts,
+        chart: None,
     };
     // A named app comes from the list only when the list has it; --all without a list
     // is select's error.

@@ -307,6 +307,7 @@ fn release_fields(
     );
     add("Description", Some(release.description.clone()));
     add("Chart", chart(release));
+    add("Chart source", chart_source(release));
     add("App version", release.app_version.clone());
     add(
         "First deployed",
@@ -537,6 +538,16 @@ fn values_text(values: Option<&serde_json::Value>, show: bool) -> Option<String>
     Some(serde_yaml_ng::to_string(values).unwrap_or_else(|_| values.to_string()))
 }
 
+/// `oci://registry.example.com/charts (sha256:4f2a…)` for a chart that is not in git.
+fn chart_source(release: &Release) -> Option<String> {
+    let chart = release.chart.as_ref()?;
+    let repository = chart.repository.as_ref()?;
+    Some(match &chart.digest {
+        Some(digest) => format!("{repository} ({digest})"),
+        None => repository.clone(),
+    })
+}
+
 /// `nginx-15.1.0`, as Helm names a chart.
 fn chart(release: &Release) -> Option<String> {
     release.chart.as_ref().map(|c| {
@@ -728,6 +739,8 @@ mod tests {
         release.chart = Some(gitops::release::history::ChartRef {
             name: "web".into(),
             version: "1.4.0".into(),
+            repository: Some("oci://registry.example.com/charts".into()),
+            digest: Some("sha256:4f2a".into()),
         });
         release.values_files = Some(vec!["env/prod.yaml".into(), "chart/more.yaml".into()]);
         release.set_keys = Some(vec!["image.tag".into()]);
@@ -770,6 +783,10 @@ mod tests {
 
         let page = release_text(&from_chart(2), &[], false, now(), false);
         assert!(page.contains("Chart:        web-1.4.0\n"), "{page}");
+        assert!(
+            page.contains("Chart source: oci://registry.example.com/charts (sha256:4f2a)\n"),
+            "{page}"
+        );
         assert!(
             page.contains("Values files: env/prod.yaml, chart/more.yaml\n"),
             "{page}"

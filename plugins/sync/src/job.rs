@@ -118,6 +118,7 @@ impl Source {
             root: &self.resolved.root,
             default_app: app_name_for_path(&self.resolved.root, &self.resolved.repo_name()),
             contexts: &args.connection.contexts,
+            chart: args.source.remote_chart()?,
         };
         targets::select(
             &request,
@@ -164,6 +165,7 @@ pub fn render(args: &Args, source: &Source, target: &Target, namespace: &str) ->
         &target.set(&args.source.set),
     );
     options.jsonnet = target.jsonnet(&args.source.jsonnet());
+    options.helm.remote = target.chart.clone();
     let objects = desired::rendered(&snapshot, &options)?;
     let jsonnet = (objects.renderer == Renderer::Jsonnet && !options.jsonnet.is_empty())
         .then_some(options.jsonnet.clone());

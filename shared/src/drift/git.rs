@@ -15,7 +15,7 @@ use crate::diff::Action;
 use crate::diff::normalise::normalise;
 use crate::objects::{DesiredSet, ObjectKey, ScopeResolver};
 use crate::release::record::ReleaseRecord;
-use crate::render::render_options;
+use crate::render::{ChartSource, render_options};
 use crate::source::{CommitInfo, Repo, Snapshot, SourceError, is_url, open_repo};
 
 /// Repositories opened during one round of checks, by how they were named, so apps from
@@ -169,8 +169,8 @@ pub fn read(
         spec,
         commit.id.clone(),
         format!(
-            "{path}\0{:?}\0{:?}\0{jsonnet:?}",
-            chart.values_files, chart.set
+            "{path}\0{:?}\0{:?}\0{jsonnet:?}\0{:?}",
+            chart.values_files, chart.set, chart.source
         ),
         release.namespace.clone(),
         release.app.clone(),
@@ -187,6 +187,8 @@ pub fn read(
                 &chart.set,
             );
             options.jsonnet = jsonnet;
+            // A chart from outside git: the very version the release was synced with.
+            options.helm.remote = chart.source.as_ref().map(ChartSource::pinned);
             let (_, mut desired) = desired_set(&snapshot, &options, &release.namespace, scopes)
                 .map_err(|source| DriftError::Render {
                     app: release.app.clone(),

@@ -60,6 +60,10 @@ impl fmt::Display for Source {
 pub struct ChartRef {
     pub name: String,
     pub version: String,
+    /// The chart repository or OCI registry it came from, when it is not in git (ours).
+    pub repository: Option<String>,
+    /// `sha256:<hex>` of the chart archive fetched from `repository`.
+    pub digest: Option<String>,
 }
 
 /// One release of one app, from either source. Fields a source does not have are `None`
@@ -137,6 +141,8 @@ impl Release {
         let chart = info.as_ref().map(|c| ChartRef {
             name: c.name.clone(),
             version: c.version.clone(),
+            repository: c.source.as_ref().map(|s| s.repository.clone()),
+            digest: c.source.as_ref().map(|s| s.digest.clone()),
         });
         let commits = if record.commits.is_empty() {
             record.commit.iter().cloned().collect()
@@ -208,6 +214,8 @@ impl Release {
             chart: non_empty(&metadata.name).map(|name| ChartRef {
                 name,
                 version: metadata.version,
+                repository: None,
+                digest: None,
             }),
             app_version: non_empty(&metadata.app_version),
             values_files: None,

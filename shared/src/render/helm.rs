@@ -35,6 +35,9 @@ pub struct HelmOptions {
     pub values_files: Vec<String>,
     /// `--set KEY=VALUE` strings, as helm takes them.
     pub set: Vec<String>,
+    /// A chart from a chart repository or an OCI registry, rendered instead of the path
+    /// (whose revision still gives the values files).
+    pub remote: Option<super::RemoteChart>,
 }
 
 impl Default for HelmOptions {
@@ -45,6 +48,7 @@ impl Default for HelmOptions {
             namespace: "default".into(),
             values_files: Vec::new(),
             set: Vec::new(),
+            remote: None,
         }
     }
 }
@@ -76,6 +80,9 @@ pub struct ChartInfo {
     /// `--set`), without the chart's defaults: what Helm records as a release's `config`.
     #[serde(default)]
     pub values: Value,
+    /// Where the chart came from when it is not in git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<super::ChartSource>,
 }
 
 impl ChartInfo {
@@ -166,6 +173,7 @@ pub(super) fn chart_info(
         values_files: opts.values_files.clone(),
         set: opts.set.clone(),
         values,
+        source: None,
     })
 }
 

@@ -6,6 +6,10 @@
 //! bases and components: `resources: [../../../../home/me/other]` would read whatever
 //! kustomization lies outside the temporary directory. So before kustomize runs, every
 //! kustomization the root reaches is checked to stay inside the repository.
+//!
+//! `helmCharts:` (kustomize's `--enable-helm`) render with our helm: each remote chart is
+//! fetched through our chart cache into the directory kustomize looks in before pulling,
+//! so kustomize itself never reaches the network.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -14,6 +18,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use super::remote::{self, RemoteChart};
 use super::yaml::yaml_documents;
 use super::{Manifest, RenderError, RenderOptions, join, kustomization_file, parse_documents};
 use crate::source::Snapshot;
@@ -37,17 +42,34 @@ pub(super) fn render(
     root: &str,
     opts: &RenderOptions,
 ) -> Result<Vec<Manifest>, RenderError> {
-    check_confined(snapshot, root)?;
+    let kustomizations = check_confined(snapshot, root)?;
+    let charts = helm_charts(&kustomizations);
     let tmp = tempfile::Builder::new()
         .prefix("kubectl-gitops-")
         .tempdir()
         .map_err(|source| RenderError::TempDir { source })?;
-    snapshot
-        .materialize(tmp.path())
+    let mut tree = snapshot.clone();
+    for chart in &charts {
+        chart.lay_into(&mut tree)?;
+    }
+    tree.materialize(tmp.path())
         .map_err(|source| RenderError::Materialize { source })?;
 
-    let output = Command::new(&opts.kubectl)
-        .arg("kustomize")
+    let mut command = Command::new(&opts.kubectl);
+    command.arg("kustomize");
+    let inflates = kustomizations
+        .iter()
+        .flat_map(|(_, documents)| documents)
+        .any(|document| document.get("helmCharts").is_some());
+    if inflates {
+        // kustomize templates the charts with our helm; each chart is in its chart home
+        // already, so kustomize pulls nothing.
+        command
+            .arg("--enable-helm")
+            .arg("--helm-command")
+            .arg(&opts.helm.binary);
+    }
+    let output = command
         .arg(tmp.path().join(root))
         .current_dir(tmp.path())
         .stdin(Stdio::null())
@@ -94,9 +116,14 @@ pub(super) fn render(
 /// Refuses a kustomization reachable from `root` whose bases, components or plugins lie
 /// outside the repository (`..` past its top, an absolute path, a `file://` URL). Remote
 /// bases by URL stay allowed: that is kustomize's own, explicit way to reach out.
-fn check_confined(snapshot: &Snapshot, root: &str) -> Result<(), RenderError> {
+/// Returns each kustomization reached, as (its directory, its documents).
+fn check_confined(
+    snapshot: &Snapshot,
+    root: &str,
+) -> Result<Vec<(String, Vec<Value>)>, RenderError> {
     let mut pending = vec![root.to_string()];
     let mut seen = BTreeSet::new();
+    let mut reached = Vec::new();
     while let Some(dir) = pending.pop() {
         if !seen.insert(dir.clone()) {
             continue;
@@ -109,7 +136,11 @@ fn check_confined(snapshot: &Snapshot, root: &str) -> Result<(), RenderError> {
             file: file.clone(),
             line: 1,
         })?;
-        for (_, document) in yaml_documents(&file, text)? {
+        let documents: Vec<Value> = yaml_documents(&file, text)?
+            .into_iter()
+            .map(|(_, document)| document)
+            .collect();
+        for document in &documents {
             for field in ROOT_FIELDS {
                 let Some(Value::Array(entries)) = document.get(field) else {
                     continue;
@@ -121,8 +152,86 @@ fn check_confined(snapshot: &Snapshot, root: &str) -> Result<(), RenderError> {
                 }
             }
         }
+        reached.push((dir, documents));
     }
-    Ok(())
+    Ok(reached)
+}
+
+/// A `helmCharts:` entry whose chart comes from a chart repository or registry.
+#[derive(Debug, PartialEq)]
+struct HelmChart {
+    chart: RemoteChart,
+    /// Where kustomize looks for the chart before pulling it, repo-relative:
+    /// `<chartHome>/<name>-<version>/<name>`, or `<chartHome>/<name>` without a version.
+    dir: String,
+}
+
+impl HelmChart {
+    /// Fetches the chart (through the cache) into the directory kustomize reads it from,
+    /// unless the repository has it there already (vendored).
+    fn lay_into(&self, tree: &mut Snapshot) -> Result<(), RenderError> {
+        if tree.files.contains_key(&join(&self.dir, "Chart.yaml")) {
+            return Ok(());
+        }
+        let (_, files) = remote::fetched(&self.chart)?;
+        for (path, data) in files {
+            tree.files.insert(join(&self.dir, &path), data);
+        }
+        Ok(())
+    }
+}
+
+/// The remote charts of the reached kustomizations' `helmCharts:` (kustomize's
+/// HelmChartInflationGenerator), with where kustomize expects each.
+fn helm_charts(kustomizations: &[(String, Vec<Value>)]) -> Vec<HelmChart> {
+    let mut charts = Vec::new();
+    for (dir, documents) in kustomizations {
+        for document in documents {
+            let Some(Value::Array(entries)) = document.get("helmCharts") else {
+                continue;
+            };
+            let home = document
+                .pointer("/helmGlobals/chartHome")
+                .and_then(Value::as_str)
+                .unwrap_or("charts");
+            for entry in entries {
+                let text = |key: &str| entry.get(key).and_then(Value::as_str).unwrap_or("");
+                let (name, repo, version) = (text("name"), text("repo"), text("version"));
+                if name.is_empty() || repo.is_empty() || name.contains('/') {
+                    continue; // a local chart: kustomize reads it from the chart home
+                }
+                let home = join(dir, home);
+                let dir = match version {
+                    "" => join(&home, name),
+                    version => join(&join(&home, &format!("{name}-{version}")), name),
+                };
+                charts.push(HelmChart {
+                    chart: RemoteChart {
+                        repository: repo.trim_end_matches('/').to_string(),
+                        name: name.to_string(),
+                        version: version.to_string(),
+                    },
+                    dir: normalised(&dir),
+                });
+            }
+        }
+    }
+    charts
+}
+
+/// `a/./b/../c` as `a/c`.
+fn normalised(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    parts.join("/")
 }
 
 /// Where a kustomization entry leads inside the repository; `None` for a remote URL or an
@@ -233,6 +342,86 @@ mod tests {
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n",
         ),
     ];
+
+    #[test]
+    fn helm_charts_are_looked_for_where_kustomize_looks_before_pulling() {
+        let kustomizations = vec![(
+            "apps/mc".to_string(),
+            vec![json!({
+                "helmGlobals": {"chartHome": "../vendor"},
+                "helmCharts": [
+                    {"name": "minecraft", "repo": "https://charts.example.com/", "version": "4.1.0"},
+                    {"name": "redis", "repo": "oci://registry.example.com/charts"},
+                    {"name": "local"},
+                ],
+            })],
+        )];
+        let charts = helm_charts(&kustomizations);
+        let found: Vec<(&str, &str, &str, &str)> = charts
+            .iter()
+            .map(|c| {
+                (
+                    c.chart.repository.as_str(),
+                    c.chart.name.as_str(),
+                    c.chart.version.as_str(),
+                    c.dir.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "https://charts.example.com",
+                    "minecraft",
+                    "4.1.0",
+                    "apps/vendor/minecraft-4.1.0/minecraft"
+                ),
+                (
+                    "oci://registry.example.com/charts",
+                    "redis",
+                    "",
+                    "apps/vendor/redis"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_helm_chart_vendored_in_its_chart_home_renders_with_our_helm_offline() {
+        let helm = std::env::var_os("HELM").map_or_else(|| PathBuf::from("helm"), PathBuf::from);
+        let mut opts = kubectl();
+        opts.helm.binary = helm;
+        // The repository cannot be reached: the chart must come from the chart home.
+        let snap = snapshot(
+            "app",
+            &[
+                (
+                    "app/kustomization.yaml",
+                    "helmCharts:\n- name: web\n  repo: https://127.0.0.1:9/charts\n  \
+                     version: 0.1.0\n  releaseName: arcade\n  valuesInline: {replicas: 2}\n",
+                ),
+                (
+                    "app/charts/web-0.1.0/web/Chart.yaml",
+                    "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+                ),
+                ("app/charts/web-0.1.0/web/values.yaml", "replicas: 1\n"),
+                (
+                    "app/charts/web-0.1.0/web/templates/cm.yaml",
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n\
+                     data:\n  replicas: \"{{ .Values.replicas }}\"\n",
+                ),
+            ],
+        );
+        let manifests = render_any(&snap, &opts).unwrap();
+        assert_eq!(manifests.len(), 1, "{manifests:?}");
+        assert_eq!(
+            manifests[0].object,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "arcade"},
+                   "data": {"replicas": "2"}})
+        );
+    }
 
     #[test]
     fn renders_base_and_overlay() {

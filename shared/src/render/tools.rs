@@ -22,6 +22,7 @@ pub fn render_options(
             namespace: namespace.to_string(),
             values_files: values_files.to_vec(),
             set: set.to_vec(),
+            remote: None,
         },
         jsonnet: super::JsonnetOptions::default(),
     }

@@ -46,7 +46,9 @@ fn our_records_map_with_duration_and_operation() {
         release.chart,
         Some(ChartRef {
             name: "web".into(),
-            version: "1.0.0".into()
+            version: "1.0.0".into(),
+            repository: None,
+            digest: None,
         })
     );
     assert_eq!(

@@ -18,6 +18,7 @@ fn options(values_files: &[&str], set: &[&str]) -> RenderOptions {
             namespace: "apps".into(),
             values_files: values_files.iter().map(|s| s.to_string()).collect(),
             set: set.iter().map(|s| s.to_string()).collect(),
+            remote: None,
         },
         ..RenderOptions::default()
     }
