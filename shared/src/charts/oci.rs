@@ -40,6 +40,8 @@ struct Session<'a> {
     sources: &'a ChartSources,
     login: Option<Option<RegistryLogin>>,
     token: Option<String>,
+    /// The registry answered a Basic challenge: send the login with every request.
+    basic: bool,
     shown_repository: String,
 }
 
@@ -83,6 +85,7 @@ pub fn fetch(
         sources,
         login: None,
         token: None,
+        basic: false,
         shown_repository: shown.clone(),
     };
     let version = match exact {
@@ -259,13 +262,13 @@ impl Session<'_> {
         missing: impl Fn() -> ChartSourceError,
     ) -> Result<http::Response, ChartSourceError> {
         let tls = Tls::default();
-        let mut tried_login = false;
+        let mut tried_login = self.basic;
         for _ in 0..3 {
             let auth = self.token.clone().map(Auth::Bearer).or_else(|| {
                 self.login
                     .clone()
                     .flatten()
-                    .filter(|_| tried_login)
+                    .filter(|_| tried_login || self.basic)
                     .map(|l| l.auth())
             });
             let response = http::get(&Request {
@@ -288,6 +291,8 @@ impl Session<'_> {
                         self.token = Some(self.token(url, &params, login.as_ref())?);
                     } else if login.is_none() {
                         return Err(self.refused(url, 401, false));
+                    } else {
+                        self.basic = true;
                     }
                 }
                 401 | 403 => {
