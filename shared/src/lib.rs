@@ -8,6 +8,7 @@ pub mod app_file;
 pub mod app_identity;
 pub mod apply;
 pub mod cancel;
+pub mod charts;
 pub mod compare;
 pub mod desired;
 pub mod diff;

@@ -216,8 +216,9 @@ pub enum RenderError {
     Helm { root: String, message: String },
 
     #[error(
-        "{chart} lists the {} {}, not vendored under {charts_dir}/: run `helm dependency build` \
-         in the chart and commit {charts_dir}/ (charts are never fetched from the network)",
+        "{chart} lists the {} {}, not vendored under {charts_dir}/ and with no repository to \
+         fetch it from: vendor it under {charts_dir}/ (`helm dependency build`), or give its \
+         `repository:` in Chart.yaml",
         if dependencies.len() == 1 { "dependency" } else { "dependencies" },
         dependencies.join(", ")
     )]
@@ -235,6 +236,23 @@ pub enum RenderError {
 
     #[error("the chart archive of {chart} cannot be read: {message}")]
     ChartArchive { chart: String, message: String },
+
+    /// A dependency that could not be resolved or fetched (nothing is rendered).
+    #[error(transparent)]
+    ChartDependency(#[from] crate::charts::dependencies::DependencyError),
+
+    #[error(
+        "{chart}: the dependency `{dependency}` {version} fetched from {url} fails to template: \
+         {message}; pin another version in Chart.yaml and run `helm dependency update`, or \
+         vendor a fixed copy under charts/"
+    )]
+    FetchedDependencyFailed {
+        chart: String,
+        dependency: String,
+        version: String,
+        url: String,
+        message: String,
+    },
 
     #[error(
         "values file `{file}` does not exist {at} (--values paths are relative to the top of \

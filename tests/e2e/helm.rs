@@ -473,7 +473,7 @@ fn chart_errors_exit_2_with_a_clear_message() {
     repo.write(
         "unvendored/Chart.yaml",
         "apiVersion: v2\nname: unvendored\nversion: 0.1.0\ndependencies:\n\
-         - name: redis\n  version: 1.0.0\n  repository: https://charts.example.com\n",
+         - name: redis\n  version: 1.0.0\n  repository: https://127.0.0.1:9/charts\n",
     );
     repo.write(
         "broken/Chart.yaml",
@@ -521,8 +521,8 @@ fn chart_errors_exit_2_with_a_clear_message() {
     let stderr = error(&mut diff(&["unvendored"]));
     assert!(
         stderr.contains(
-            "unvendored/Chart.yaml lists the dependency redis, not vendored under unvendored/charts/"
-        ),
+            "unvendored/Chart.yaml: dependency `redis`: cannot reach https://127.0.0.1:9/charts/index.yaml: "
+        ) && stderr.contains("or vendor the chart under charts/"),
         "{stderr}"
     );
 

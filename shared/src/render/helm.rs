@@ -3,10 +3,14 @@
 //! The chart's directory and the values files are written from the snapshot (so from the
 //! same revision) to a temporary directory, and helm runs there with an empty, private
 //! environment: the user's repositories, cache, plugins, registry logins and kubeconfig
-//! cannot change what it prints, and nothing reaches the network (dependencies must be
-//! vendored under `charts/`). Hooks are rendered with the rest: the desired set tells
-//! them from the app's objects by their `helm.sh/hook` annotation, and a sync runs them
-//! at the points Helm runs them (`helm test` hooks are listed and never run).
+//! cannot change what it prints, and helm itself never reaches the network. Dependencies
+//! that are not vendored under `charts/` are resolved first by [`crate::charts`], as
+//! `helm dependency build` would (Chart.lock, version ranges, chart repositories, OCI
+//! registries, the cache, the user's Helm credentials), and written into the temporary
+//! chart's `charts/`; `file://` dependencies are read from the same snapshot. Hooks are
+//! rendered with the rest: the desired set tells them from the app's objects by their
+//! `helm.sh/hook` annotation, and a sync runs them at the points Helm runs them
+//! (`helm test` hooks are listed and never run).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -16,6 +20,8 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use super::{Manifest, RenderError, join, parse_documents, yaml_value};
+use crate::charts::ChartSources;
+use crate::charts::dependencies::{self, ChartFiles, DependencyError, Resolved};
 use crate::error_text::one_line;
 use crate::source::Snapshot;
 
@@ -132,25 +138,148 @@ pub(super) fn render(
     opts: &HelmOptions,
 ) -> Result<Vec<Manifest>, RenderError> {
     let chart = chart_metadata(snapshot, root)?;
-    let work = Workspace::new(snapshot, opts, &chart_subtree(snapshot, root), &chart.name)?;
+    let mut subtree = chart_subtree(snapshot, root);
+    let fetched = add_dependencies(snapshot, root, &mut subtree)?;
+    let work = Workspace::new(snapshot, opts, &subtree, &chart.name)?;
     let release = if opts.release_name.is_empty() {
         chart.name.as_str()
     } else {
         opts.release_name.as_str()
     };
-    let output = work.helm(
-        opts,
-        root,
-        &[
-            "template",
-            release,
-            &work.chart_dir.to_string_lossy(),
-            "--namespace",
-            &opts.namespace,
-            "--include-crds",
-        ],
-    )?;
+    let output = work
+        .helm(
+            opts,
+            root,
+            &[
+                "template",
+                release,
+                &work.chart_dir.to_string_lossy(),
+                "--namespace",
+                &opts.namespace,
+                "--include-crds",
+            ],
+        )
+        .map_err(|e| blame_fetched_dependency(e, root, &fetched))?;
     split_by_source(snapshot, root, &output)
+}
+
+/// A dependency fetched for this render: its name (and alias), and where it came from.
+struct Fetched {
+    names: Vec<String>,
+    label: String,
+    url: String,
+    version: String,
+}
+
+/// Writes the chart's dependencies that are not vendored under `charts/` into
+/// `subtree` (the chart alone): archives fetched from their repositories, `file://`
+/// charts from `snapshot`.
+fn add_dependencies(
+    snapshot: &Snapshot,
+    root: &str,
+    subtree: &mut Snapshot,
+) -> Result<Vec<Fetched>, RenderError> {
+    let chart_path = join(root, CHART_FILE);
+    let lock_path = join(root, "Chart.lock");
+    let Some(chart_yaml) = subtree.files.get(CHART_FILE) else {
+        return Ok(Vec::new());
+    };
+    let listed = dependencies::listed(&chart_path, chart_yaml)?;
+    let files = ChartFiles {
+        chart_path: &chart_path,
+        chart_yaml,
+        lock: subtree
+            .files
+            .get("Chart.lock")
+            .map(|bytes| (lock_path.as_str(), bytes.as_slice())),
+    };
+    let vendored = |name: &str| is_vendored(subtree, name);
+    let resolved = dependencies::resolve(&files, &vendored, &ChartSources::from_env)?;
+    let mut added: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut fetched = Vec::new();
+    for dependency in resolved {
+        match dependency {
+            Resolved::Archive { dependency, chart } => {
+                let names = listed
+                    .iter()
+                    .filter(|d| d.name == chart.name)
+                    .flat_map(|d| [d.name.clone(), d.alias.clone()])
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                fetched.push(Fetched {
+                    names,
+                    label: dependency,
+                    url: chart.url.clone(),
+                    version: chart.version.clone(),
+                });
+                added.insert(format!("charts/{}", chart.file_name()), chart.archive);
+            }
+            Resolved::Local { name, path } => {
+                let outside = || DependencyError::FileOutside {
+                    chart: chart_path.clone(),
+                    dependency: name.clone(),
+                    repository: format!("file://{path}"),
+                };
+                let dir = normalise_repo_path(&join(root, &path)).ok_or_else(outside)?;
+                if !snapshot.files.contains_key(&join(&dir, CHART_FILE)) {
+                    return Err(DependencyError::FileNotFound {
+                        chart: chart_path.clone(),
+                        dependency: name,
+                        repository: format!("file://{path}"),
+                        path: dir,
+                    }
+                    .into());
+                }
+                for (file, data) in chart_subtree(snapshot, &dir).files {
+                    added.insert(format!("charts/{name}/{file}"), data);
+                }
+            }
+        }
+    }
+    subtree.files.extend(added);
+    Ok(fetched)
+}
+
+/// Whether the chart's `charts/` holds the dependency `name`: as a directory, or as an
+/// archive `name-<version>.tgz`.
+fn is_vendored(chart: &Snapshot, name: &str) -> bool {
+    if chart
+        .files
+        .contains_key(&format!("charts/{name}/{CHART_FILE}"))
+    {
+        return true;
+    }
+    let prefix = format!("charts/{name}-");
+    chart.files.keys().any(|path| {
+        path.strip_prefix(&prefix).is_some_and(|rest| {
+            !rest.contains('/')
+                && rest.ends_with(".tgz")
+                && rest.starts_with(|c: char| c.is_ascii_digit() || c == 'v')
+        })
+    })
+}
+
+/// helm's failure, pinned on the fetched dependency whose templates it names.
+fn blame_fetched_dependency(error: RenderError, root: &str, fetched: &[Fetched]) -> RenderError {
+    let RenderError::Helm { message, .. } = &error else {
+        return error;
+    };
+    let culprit = fetched.iter().find(|f| {
+        f.names.iter().any(|name| {
+            message.contains(&format!("charts/{name}/"))
+                || message.contains(&format!("charts/{name}:"))
+        })
+    });
+    match culprit {
+        Some(f) => RenderError::FetchedDependencyFailed {
+            chart: join(root, CHART_FILE),
+            dependency: f.label.clone(),
+            version: f.version.clone(),
+            url: f.url.clone(),
+            message: message.clone(),
+        },
+        None => error,
+    }
 }
 
 /// The chart's name and versions from its `Chart.yaml`, and the merged user-supplied

@@ -83,7 +83,10 @@ pub(super) fn attached(
 pub(super) fn fetched(
     chart: &RemoteChart,
 ) -> Result<(ChartSource, ChartFiles), RenderError> {
-    let sources = ChartSources::from_env();
+    let boxed = |source| RenderError::ChartSource {
+        source: Box::new(source),
+    };
+    let sources = ChartSources::from_env().map_err(boxed)?;
     let fetched = charts::fetch(
         &ChartRef {
             repository: chart.repository.clone(),
@@ -92,9 +95,7 @@ pub(super) fn fetched(
         },
         &sources,
     )
-    .map_err(|source| RenderError::ChartSource {
-        source: Box::new(source),
-    })?;
+    .map_err(boxed)?;
     let files = unpack(&fetched.archive).map_err(|message| RenderError::ChartArchive {
         chart: format!("{} {}", fetched.url, fetched.version),
         message,

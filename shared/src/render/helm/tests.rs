@@ -354,9 +354,9 @@ fn helm_errors_are_one_clear_line() {
         .to_string();
     assert_eq!(
         err,
-        "charts/web/Chart.yaml lists the dependency cache, not vendored under charts/web/charts/: \
-         run `helm dependency build` in the chart and commit charts/web/charts/ (charts are never \
-         fetched from the network)"
+        "charts/web/Chart.yaml lists the dependency cache, not vendored under charts/web/charts/ \
+         and with no repository to fetch it from: vendor it under charts/web/charts/ (`helm \
+         dependency build`), or give its `repository:` in Chart.yaml"
     );
 
     let err = render_any(
@@ -400,5 +400,128 @@ fn a_chart_at_the_top_of_the_repository() {
     assert!(
         err.starts_with("helm template failed for `.`: templates/bad.yaml:1:10;"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_file_dependency_is_read_from_the_same_revision_under_its_alias() {
+    let chart = "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n\
+        - name: common\n  version: \">=0.1.0 <1.0.0\"\n  repository: file://../../libs/common\n  \
+        alias: shared\n  condition: shared.enabled\n";
+    let files = [
+        ("apps/web/Chart.yaml", chart),
+        ("apps/web/values.yaml", "shared: {enabled: true, size: 3}\n"),
+        (
+            "libs/common/Chart.yaml",
+            "apiVersion: v2\nname: common\nversion: 0.2.0\n",
+        ),
+        (
+            "libs/common/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Chart.Name }}-cm}\n\
+             data: {size: {{ .Values.size | quote }}}\n",
+        ),
+    ];
+    let manifests = render_any(&snapshot("apps/web", &files), &options(&[], &[])).unwrap();
+    let names: Vec<_> = manifests
+        .iter()
+        .map(|m| m.object["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["shared-cm"]);
+    assert_eq!(manifests[0].object["data"]["size"], "3");
+    // The condition is helm's to evaluate.
+    let off = render_any(
+        &snapshot("apps/web", &files),
+        &options(&[], &["shared.enabled=false"]),
+    )
+    .unwrap();
+    assert!(off.is_empty(), "{off:?}");
+
+    let outside = chart.replace("file://../../libs/common", "file://../../../elsewhere");
+    let files_outside = [("apps/web/Chart.yaml", outside.as_str())];
+    let err = render_any(&snapshot("apps/web", &files_outside), &options(&[], &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("apps/web/Chart.yaml: dependency `common`: `file://../../../elsewhere` points outside the repository"),
+        "{err}"
+    );
+    let missing = chart.replace("libs/common", "libs/gone");
+    let err = render_any(
+        &snapshot("apps/web", &[("apps/web/Chart.yaml", missing.as_str())]),
+        &options(&[], &[]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("has no Chart.yaml at libs/gone in the same revision"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_out_of_sync_lock_is_refused_before_anything_is_fetched() {
+    let chart = "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n\
+        - name: redis\n  version: ^1.0.0\n  repository: https://127.0.0.1:9/charts\n";
+    let lock = "dependencies:\n- name: redis\n  repository: https://127.0.0.1:9/charts\n  \
+        version: 1.0.0\ndigest: sha256:0000\ngenerated: \"2026-01-01T00:00:00Z\"\n";
+    let files = [("web/Chart.yaml", chart), ("web/Chart.lock", lock)];
+    let err = render_any(&snapshot("web", &files), &options(&[], &[]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "web/Chart.lock is out of sync with the dependencies in web/Chart.yaml (its digest does \
+         not match them): run `helm dependency update` in the chart and commit the new Chart.lock"
+    );
+}
+
+/// The lock digest as the real `helm dependency update` writes it, for dependencies with
+/// every field Helm hashes.
+#[test]
+fn helm_writes_the_lock_digest_we_compute() {
+    let binary = options(&[], &[]).helm.binary;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "sub/Chart.yaml",
+        "apiVersion: v2\nname: sub\nversion: 0.3.1\n",
+    );
+    write(
+        "other/Chart.yaml",
+        "apiVersion: v2\nname: other\nversion: 2.0.0-rc.1\n",
+    );
+    let chart = "apiVersion: v2\nname: parent\nversion: 1.0.0\ndependencies:\n\
+        - name: sub\n  version: \">=0.1.0 <1.0.0 || ~2\"\n  repository: file://../sub\n  \
+        condition: sub.enabled,global.sub\n  tags: [backend, \"a&b\"]\n  alias: cache\n  \
+        import-values:\n  - child: exports.data\n    parent: imported\n  - plain\n\
+        - name: other\n  version: \"^2.0.0-0\"\n  repository: file://../other\n";
+    write("parent/Chart.yaml", chart);
+    let home = dir.path().join("home");
+    let out = Command::new(&binary)
+        .args(["dependency", "update", "."])
+        .current_dir(dir.path().join("parent"))
+        .env_clear()
+        .env("HOME", &home)
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lock_text = std::fs::read_to_string(dir.path().join("parent/Chart.lock")).unwrap();
+    let lock = crate::charts::lock::Lock::from_value(&serde_yaml_ng::from_str(&lock_text).unwrap());
+    let listed = crate::charts::dependencies::listed("Chart.yaml", chart.as_bytes()).unwrap();
+    assert_eq!(
+        crate::charts::lock::digest(&listed, &lock.dependencies),
+        lock.digest,
+        "{lock_text}"
     );
 }
