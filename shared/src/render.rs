@@ -229,8 +229,10 @@ pub enum RenderError {
     },
 
     /// A chart that is not in git could not be fetched.
-    #[error(transparent)]
+    #[error("the app's chart `{name}` {version} (its chart:, or --chart): {source}")]
     ChartSource {
+        name: String,
+        version: String,
         source: Box<crate::charts::ChartSourceError>,
     },
 

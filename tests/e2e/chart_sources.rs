@@ -26,32 +26,32 @@ fn fixture(path: &str) -> String {
 }
 
 /// The servers, a Helm home that knows them (as a user's would), and a cache of our own.
-struct Sources {
-    repo: ChartRepoServer,
-    registry: Registry,
-    ca: TestCa,
-    dir: tempfile::TempDir,
+pub(crate) struct Sources {
+    pub(crate) repo: ChartRepoServer,
+    pub(crate) registry: Registry,
+    pub(crate) ca: TestCa,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Sources {
-    fn home(&self) -> PathBuf {
+    pub(crate) fn home(&self) -> PathBuf {
         self.dir.path().join("helm")
     }
 
-    fn repositories_file(&self) -> PathBuf {
+    pub(crate) fn repositories_file(&self) -> PathBuf {
         self.home().join("repositories.yaml")
     }
 
-    fn registry_file(&self) -> PathBuf {
+    pub(crate) fn registry_file(&self) -> PathBuf {
         self.home().join("registry.json")
     }
 
-    fn cache(&self) -> PathBuf {
+    pub(crate) fn cache(&self) -> PathBuf {
         self.dir.path().join("cache")
     }
 
     /// The real helm in a home of its own that uses these servers' files.
-    fn helm(&self, cluster: &TestCluster, args: &[&str]) -> String {
+    pub(crate) fn helm(&self, cluster: &TestCluster, args: &[&str]) -> String {
         let home = self.home();
         let out = Command::new(cluster.helm_path())
             .args(args)
@@ -77,7 +77,13 @@ impl Sources {
     }
 
     /// `sub` of the fixture packaged at `version` into `dest`; returns the archive.
-    fn package(&self, cluster: &TestCluster, sub: &str, version: &str, dest: &Path) -> PathBuf {
+    pub(crate) fn package(
+        &self,
+        cluster: &TestCluster,
+        sub: &str,
+        version: &str,
+        dest: &Path,
+    ) -> PathBuf {
         let src = workspace_root()
             .join("tests/fixtures/chart-deps/subcharts")
             .join(sub);
@@ -96,7 +102,7 @@ impl Sources {
         dest.join(format!("{sub}-{version}.tgz"))
     }
 
-    fn push(&self, cluster: &TestCluster, archive: &Path) {
+    pub(crate) fn push(&self, cluster: &TestCluster, archive: &Path) {
         let target = format!("oci://{}/charts", self.registry.host);
         self.helm(
             cluster,
@@ -104,7 +110,7 @@ impl Sources {
         );
     }
 
-    fn reindex(&self, cluster: &TestCluster) {
+    pub(crate) fn reindex(&self, cluster: &TestCluster) {
         let dir = self.repo.charts_dir();
         self.helm(
             cluster,
@@ -119,7 +125,12 @@ impl Sources {
     }
 
     /// The plugin through kubectl, with the user's Helm files and our cache.
-    fn kubectl(&self, cluster: &TestCluster, repo: &GitFixture, args: &[&str]) -> Output {
+    pub(crate) fn kubectl(
+        &self,
+        cluster: &TestCluster,
+        repo: &GitFixture,
+        args: &[&str],
+    ) -> Output {
         let out = cluster
             .kubectl()
             .args(args)
@@ -136,12 +147,12 @@ impl Sources {
         out
     }
 
-    fn requests(&self) -> (Vec<String>, Vec<String>) {
+    pub(crate) fn requests(&self) -> (Vec<String>, Vec<String>) {
         (self.repo.requests(), self.registry.requests())
     }
 }
 
-fn no_credentials(out: &Output) {
+pub(crate) fn no_credentials(out: &Output) {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -153,7 +164,7 @@ fn no_credentials(out: &Output) {
 }
 
 /// Both servers, the subcharts published at several versions, the Helm home logged in.
-fn sources(cluster: &TestCluster) -> Sources {
+pub(crate) fn sources(cluster: &TestCluster) -> Sources {
     remember_credential(&cluster.state, "chart-repository-password", REPO_PASSWORD);
     remember_credential(&cluster.state, "registry-password", REGISTRY_PASSWORD);
     let ca = TestCa::new();
@@ -249,11 +260,11 @@ fn lock(cluster: &TestCluster, sources: &Sources, repo: &GitFixture, dir: &str) 
     std::fs::read_to_string(chart.join("Chart.lock")).unwrap()
 }
 
-fn code(out: &Output, want: i32) {
+pub(crate) fn code(out: &Output, want: i32) {
     assert_eq!(out.status.code(), Some(want), "{}", describe(out));
 }
 
-fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 

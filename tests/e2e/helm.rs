@@ -244,7 +244,7 @@ fn a_chart_diffs_syncs_records_and_drifts_like_plain_manifests() {
     assert_eq!(doc["renderer"], "helm");
     assert_eq!(
         doc["chart"],
-        json!({"name": "web-chart", "version": "1.4.0"})
+        json!({"name": "web-chart", "version": "1.4.0", "repository": null, "digest": null})
     );
     assert_eq!(doc["app_version"], "2.1");
     assert_eq!(
@@ -456,7 +456,7 @@ fn a_chart_diffs_syncs_records_and_drifts_like_plain_manifests() {
     assert_eq!(doc["operation"], "rollback");
     assert_eq!(
         doc["chart"],
-        json!({"name": "web-chart", "version": "1.4.0"})
+        json!({"name": "web-chart", "version": "1.4.0", "repository": null, "digest": null})
     );
     assert_eq!(
         doc["values_files"],

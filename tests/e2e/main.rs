@@ -29,6 +29,7 @@ mod rbac;
 mod release_archives;
 mod release_history;
 mod release_store;
+mod remote_charts;
 mod requests;
 mod rollback;
 mod schemas;

@@ -145,7 +145,10 @@ fn synced_releases_and_helm_releases_side_by_side() {
     let r2 = &releases[1];
     assert_eq!(r2["revision"], 2);
     assert_eq!(r2["status"], "superseded");
-    assert_eq!(r2["chart"], json!({"name": "web", "version": "1.2.0"}));
+    assert_eq!(
+        r2["chart"],
+        json!({"name": "web", "version": "1.2.0", "repository": null, "digest": null})
+    );
     assert_eq!(r2["app_version"], "2.2");
     assert_eq!(r2["description"], "Upgrade complete");
     assert_eq!(r2["updated"], "2024-05-02T08:00:00.5Z");

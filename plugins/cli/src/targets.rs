@@ -144,11 +144,13 @@ pub fn select(
     }
     // A named app of the list, unless a path on the command line says otherwise. A name
     // the list lacks is more likely a typo than a new app at the current directory.
+    // With --chart, a name the list lacks is a new app of that chart.
     if let (Some(name), Some(list), false) = (request.app, &list, request.path_given) {
-        let spec = list.app(name).map_err(|error| {
-            anyhow::anyhow!("{error}; give a PATH to use the app {name} outside the list")
-        })?;
-        return Ok(expand(spec, request));
+        match list.app(name) {
+            Ok(spec) => return Ok(expand(spec, request)),
+            Err(_) if request.chart.is_some() => {}
+            Err(error) => bail!("{error}; give a PATH to use the app {name} outside the list"),
+        }
     }
     // A chart from outside git names its app, as a release's chart does in helm.
     let app = request

@@ -80,10 +80,13 @@ pub(super) fn attached(
 
 /// `chart` fetched (or found in the cache) and unpacked: where it came from, and its
 /// files keyed by their path inside the chart.
-pub(super) fn fetched(
-    chart: &RemoteChart,
-) -> Result<(ChartSource, ChartFiles), RenderError> {
+pub(super) fn fetched(chart: &RemoteChart) -> Result<(ChartSource, ChartFiles), RenderError> {
     let boxed = |source| RenderError::ChartSource {
+        name: chart.name.clone(),
+        version: match chart.version.as_str() {
+            "" => "(newest)".to_string(),
+            version => version.to_string(),
+        },
         source: Box::new(source),
     };
     let sources = ChartSources::from_env().map_err(boxed)?;
