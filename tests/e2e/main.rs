@@ -33,6 +33,7 @@ mod rollback;
 mod schemas;
 mod shipping;
 mod sops;
+mod sops_pgp;
 mod sync;
 mod sync_options;
 mod uninstall;
