@@ -49,19 +49,9 @@ impl Keys {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SopsError {
-    #[error("{}", no_key_message(self))]
-    NoKey {
-        /// The age recipients, the PGP fingerprints and the recipients of kinds not
-        /// supported (described), as the file lists them.
-        age: Vec<String>,
-        pgp: Vec<String>,
-        unsupported: Vec<String>,
-        /// Where age keys were looked for.
-        looked_in: Vec<String>,
-        /// The gpg keyring, and why gpg opened none of the PGP recipients' keys.
-        keyring: String,
-        gpg: Vec<(String, GpgFailure)>,
-    },
+    /// No key here opens the file (boxed: errors travel in `Result`s).
+    #[error("{0}")]
+    NoKey(Box<Unopened>),
 
     #[error(
         "it is encrypted only for PGP ({}), which needs gpg: {failure}",
@@ -114,68 +104,85 @@ pub enum SopsError {
     KeyFile(#[from] KeyFileError),
 }
 
-/// The error for a file no key opens: every recipient, where keys were looked for, what
-/// gpg said, and what to do.
-fn no_key_message(err: &SopsError) -> String {
-    let SopsError::NoKey {
-        age,
-        pgp,
-        unsupported,
-        looked_in,
-        keyring,
-        gpg,
-    } = err
-    else {
-        return String::new();
-    };
-    let recipients: Vec<String> = age
-        .iter()
-        .cloned()
-        .chain(pgp.iter().map(|fp| format!("PGP key {fp}")))
-        .chain(
-            unsupported
-                .iter()
-                .map(|r| format!("{r} (not supported yet)")),
-        )
-        .collect();
-    let mut text = format!(
-        "no key opens it: it is encrypted for {}",
-        recipients.join(", ")
-    );
-    if !age.is_empty() {
-        let places = if looked_in.is_empty() {
-            "no place".to_string()
-        } else {
-            looked_in.join(", ")
-        };
-        text.push_str(&format!("; no age key in {places} opens it"));
-    }
-    if !gpg.is_empty() {
-        let first = &gpg[0].1;
-        if gpg.iter().all(|(_, failure)| failure == first) {
-            text.push_str(&format!("; gpg (keyring {keyring}) opened none: {first}"));
-        } else {
-            let each: Vec<String> = gpg.iter().map(|(fp, f)| format!("{fp}: {f}")).collect();
-            text.push_str(&format!(
-                "; gpg (keyring {keyring}) opened none: {}",
-                each.join("; ")
-            ));
-        }
-    }
-    let mut todo = Vec::new();
-    if !pgp.is_empty() {
-        todo.push(
-            "import one of the PGP secret keys into gpg (`gpg --import`) or set $GNUPGHOME \
-             to the keyring that holds it",
+/// A file no key opens: every recipient, where keys were looked for, and what gpg said.
+#[derive(Debug)]
+pub struct Unopened {
+    /// The age recipients, the PGP fingerprints and the recipients of kinds not
+    /// supported (described), as the file lists them.
+    pub age: Vec<String>,
+    pub pgp: Vec<String>,
+    pub unsupported: Vec<String>,
+    /// Where age keys were looked for.
+    pub looked_in: Vec<String>,
+    /// The gpg keyring, and why gpg opened none of the PGP recipients' keys.
+    pub keyring: String,
+    pub gpg: Vec<(String, GpgFailure)>,
+}
+
+/// The error names every recipient, where keys were looked for, what gpg said, and what
+/// to do.
+impl std::fmt::Display for Unopened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Unopened {
+            age,
+            pgp,
+            unsupported,
+            looked_in,
+            keyring,
+            gpg,
+        } = self;
+        let recipients: Vec<String> = age
+            .iter()
+            .cloned()
+            .chain(pgp.iter().map(|fp| format!("PGP key {fp}")))
+            .chain(
+                unsupported
+                    .iter()
+                    .map(|r| format!("{r} (not supported yet)")),
+            )
+            .collect();
+        let mut text = format!(
+            "no key opens it: it is encrypted for {}",
+            recipients.join(", ")
         );
+        if !age.is_empty() {
+            let places = if looked_in.is_empty() {
+                "no place".to_string()
+            } else {
+                looked_in.join(", ")
+            };
+            text.push_str(&format!("; no age key in {places} opens it"));
+        }
+        if !gpg.is_empty() {
+            let first = &gpg[0].1;
+            if gpg.iter().all(|(_, failure)| failure == first) {
+                text.push_str(&format!("; gpg (keyring {keyring}) opened none: {first}"));
+            } else {
+                let each: Vec<String> = gpg
+                    .iter()
+                    .map(|(fp, failure)| format!("{fp}: {failure}"))
+                    .collect();
+                text.push_str(&format!(
+                    "; gpg (keyring {keyring}) opened none: {}",
+                    each.join("; ")
+                ));
+            }
+        }
+        let mut todo = Vec::new();
+        if !pgp.is_empty() {
+            todo.push(
+                "import one of the PGP secret keys into gpg (`gpg --import`) or set $GNUPGHOME \
+                 to the keyring that holds it",
+            );
+        }
+        if !age.is_empty() {
+            todo.push("set $SOPS_AGE_KEY_FILE to a key file holding one of the age keys");
+        }
+        if !todo.is_empty() {
+            text.push_str(&format!(". To open it, {}", todo.join(", or ")));
+        }
+        f.write_str(&text)
     }
-    if !age.is_empty() {
-        todo.push("set $SOPS_AGE_KEY_FILE to a key file holding one of the age keys");
-    }
-    if !todo.is_empty() {
-        text.push_str(&format!(". To open it, {}", todo.join(", or ")));
-    }
-    text
 }
 
 /// Whether any of a file's documents is a Kubernetes object with a top-level `sops:` block.
@@ -460,14 +467,14 @@ impl Metadata {
                 recipients: self.others.clone(),
             });
         }
-        Err(SopsError::NoKey {
+        Err(SopsError::NoKey(Box::new(Unopened {
             age: self.age.iter().map(|(r, _)| r.clone()).collect(),
             pgp: self.pgp.iter().map(|(fp, _)| fp.clone()).collect(),
             unsupported: self.others.clone(),
             looked_in: keys.age.looked_in.clone(),
             keyring: keys.gpg.keyring(),
             gpg: failures,
-        })
+        })))
     }
 }
 

@@ -127,13 +127,11 @@ impl Gpg {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|err| match err.kind() {
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
-                    GpgFailure::Missing {
-                        program: self.program.to_string_lossy().into_owned(),
-                    }
-                }
+                std::io::ErrorKind::NotFound => GpgFailure::Missing {
+                    program: self.program.to_string_lossy().into_owned(),
+                },
                 _ => GpgFailure::Refused {
-                    stderr: format!("could not run gpg: {err}"),
+                    stderr: format!("could not run `{}`: {err}", self.program.display()),
                 },
             })?;
         // The message is a few kilobytes at most: it fits the pipe, so writing it before

@@ -89,13 +89,19 @@ impl GnuPgHome {
     }
 }
 
-impl Drop for GnuPgHome {
-    fn drop(&mut self) {
+impl GnuPgHome {
+    fn kill_agent(&self) {
         let _ = std::process::Command::new("gpgconf")
             .arg("--homedir")
             .arg(self.dir.path())
             .args(["--kill", "gpg-agent"])
             .output();
+    }
+}
+
+impl Drop for GnuPgHome {
+    fn drop(&mut self) {
+        self.kill_agent();
     }
 }
 
@@ -172,7 +178,7 @@ fn without_a_matching_key_the_error_names_the_recipients() {
     assert!(text.contains(RECIPIENT.trim()), "{text}");
     assert!(text.starts_with("no key opens it"), "{text}");
     let err = run(REGEX, "").unwrap_err();
-    assert!(matches!(err, SopsError::NoKey { .. }), "{err}");
+    assert!(matches!(err, SopsError::NoKey(_)), "{err}");
 }
 
 #[test]
@@ -194,7 +200,7 @@ fn a_pgp_file_without_the_key_names_its_fingerprint_and_what_to_do() {
     let empty = GnuPgHome::new(false);
     let err = run_all(PGP, empty.keys(KEY)).unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, SopsError::NoKey { .. }), "{text}");
+    assert!(matches!(err, SopsError::NoKey(_)), "{text}");
     assert!(text.starts_with("no key opens it"), "{text}");
     assert!(text.contains(&format!("PGP key {fp}")), "{text}");
     assert!(text.contains("No secret key"), "gpg's reason: {text}");
@@ -225,7 +231,7 @@ fn a_pgp_only_file_without_gpg_says_gpg_is_missing() {
     );
     // With an age recipient whose key is missing too, the error says both.
     let err = run_all(AGE_PGP, age_keys(OTHER_KEY).unwrap()).unwrap_err();
-    assert!(matches!(err, SopsError::NoKey { .. }), "{err}");
+    assert!(matches!(err, SopsError::NoKey(_)), "{err}");
     assert!(err.to_string().contains("not installed"), "{err}");
 }
 
@@ -313,4 +319,59 @@ fn leftover_encrypted_values_are_found_by_path() {
     let doc = yaml_value(REGEX).unwrap();
     assert_eq!(leftover_encrypted(&doc), Some("data.password".to_string()));
     assert_eq!(leftover_encrypted(&json!({"a": ["ENC"]})), None);
+}
+
+#[test]
+fn a_pgp_key_that_needs_its_passphrase_gives_gpgs_error_and_what_to_do() {
+    let home = GnuPgHome::new(false);
+    let gpg = |args: &[&str]| {
+        let out = std::process::Command::new("gpg")
+            .arg("--homedir")
+            .arg(home.dir.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "gpg {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    gpg(&[
+        "--batch",
+        "--passphrase",
+        "pw",
+        "--quick-gen-key",
+        "locked <locked@example.invalid>",
+        "future-default",
+        "default",
+        "never",
+    ]);
+    let listing = gpg(&["--batch", "--with-colons", "--list-secret-keys"]);
+    let fp = listing
+        .lines()
+        .find_map(|line| line.strip_prefix("fpr:"))
+        .and_then(|rest| rest.split(':').find(|field| field.len() == 40))
+        .unwrap()
+        .to_string();
+    // A 32-byte key wrapped for it, as sops wraps one; the agent forgets the passphrase.
+    let plain = home.dir.path().join("k");
+    std::fs::write(&plain, [7u8; 32]).unwrap();
+    let plain = plain.to_str().unwrap();
+    let enc = gpg(&[
+        "--batch",
+        "--armor",
+        "--trust-model",
+        "always",
+        "--recipient",
+        &fp,
+        "--output",
+        "-",
+        "--encrypt",
+        plain,
+    ]);
+    home.kill_agent();
+    let err = Gpg::with_homedir(home.dir.path()).unwrap(&enc).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, GpgFailure::Refused { .. }), "{text}");
+    assert!(text.contains("passphrase"), "{text}");
+    assert!(text.contains("gpg-agent"), "{text}");
 }
