@@ -54,6 +54,9 @@ impl Keyring {
             .prefix("kg")
             .tempdir_in("/tmp")
             .unwrap();
+        // gpg wants its home private (and warns otherwise).
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        std::fs::set_permissions(dir.path(), private).unwrap();
         let mut keyring = Keyring {
             dir,
             fingerprint: String::new(),

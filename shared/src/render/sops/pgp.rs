@@ -57,6 +57,14 @@ impl std::fmt::Display for GpgFailure {
     }
 }
 
+/// What gpg says about its own keyring on any run, not about this message.
+fn housekeeping(line: &str) -> bool {
+    line.contains("trustdb")
+        || line.starts_with("gpg: marginals needed")
+        || line.starts_with("gpg: depth:")
+        || (line.starts_with("gpg: keybox '") && line.ends_with("' created"))
+}
+
 /// gpg's ways of saying it could not ask for a passphrase.
 fn needs_passphrase(stderr: &str) -> bool {
     [
@@ -150,7 +158,7 @@ impl Gpg {
             let lines: Vec<&str> = stderr
                 .lines()
                 .map(str::trim)
-                .filter(|line| !line.is_empty())
+                .filter(|line| !line.is_empty() && !housekeeping(line))
                 .collect();
             return Err(GpgFailure::Refused {
                 stderr: lines.join("; "),

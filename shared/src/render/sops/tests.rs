@@ -63,6 +63,12 @@ impl GnuPgHome {
             .prefix("kg")
             .tempdir_in("/tmp")
             .unwrap();
+        // gpg wants its home private (and warns otherwise).
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
         let home = GnuPgHome { dir };
         if with_key {
             let mut import = std::process::Command::new("gpg")
@@ -204,6 +210,10 @@ fn a_pgp_file_without_the_key_names_its_fingerprint_and_what_to_do() {
     assert!(text.starts_with("no key opens it"), "{text}");
     assert!(text.contains(&format!("PGP key {fp}")), "{text}");
     assert!(text.contains("No secret key"), "gpg's reason: {text}");
+    assert!(
+        !text.contains("keybox") && !text.contains("trustdb") && !text.contains("WARNING"),
+        "gpg's housekeeping left out: {text}"
+    );
     assert!(
         text.contains("gpg --import") && text.contains("$GNUPGHOME"),
         "{text}"
