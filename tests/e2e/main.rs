@@ -35,6 +35,7 @@ mod rollback;
 mod schemas;
 mod shipping;
 mod sops;
+mod sops_pgp;
 mod sync;
 mod sync_options;
 mod uninstall;

@@ -1,21 +1,26 @@
 //! SOPS-encrypted manifests, decrypted in memory while rendering, as Flux's
 //! kustomize-controller does: a document with a top-level `sops:` block has its values
-//! decrypted with the file's data key (unwrapped with an age key), the MAC over all values
-//! is checked, and the `sops:` block is dropped. Nothing decrypted is written anywhere.
+//! decrypted with the file's data key (unwrapped with an age key, else by the user's gpg
+//! for a PGP recipient), the MAC over all values is checked, and the `sops:` block is
+//! dropped. Nothing decrypted is written anywhere.
 //!
 //! The format, as sops writes it: each encrypted value is `ENC[AES256_GCM,...]` with its
 //! key path (`a:b:c:`, list indexes left out) as additional data ([`cipher`]); the MAC is
 //! the upper-case hex SHA-512 of every value in document order (only the encrypted ones
 //! with `mac_only_encrypted`), itself encrypted with `lastmodified` as additional data.
+//! A multi-document YAML file is one sops tree: every document carries the same `sops:`
+//! block, the first one's counts, and one MAC covers the values of all documents.
 
 mod cipher;
 mod keys;
+mod pgp;
 
 use regex::Regex;
 use serde_json::Value;
 use sha2::{Digest as _, Sha512};
 
 pub use keys::{AgeKeys, KeyFileError};
+pub use pgp::{Gpg, GpgFailure};
 
 use cipher::CipherError;
 
@@ -25,32 +30,45 @@ const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
     0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69,
 ];
 
+/// The keys a file may be opened with: the age identities on this machine, and gpg for
+/// PGP recipients.
+pub struct Keys {
+    pub age: AgeKeys,
+    pub gpg: Gpg,
+}
+
+impl Keys {
+    /// Both found as sops finds them ([`AgeKeys::from_env`], [`Gpg::from_env`]).
+    pub fn from_env() -> Result<Keys, KeyFileError> {
+        Ok(Keys {
+            age: AgeKeys::from_env()?,
+            gpg: Gpg::from_env(),
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SopsError {
+    /// No key here opens the file (boxed: errors travel in `Result`s).
+    #[error("{0}")]
+    NoKey(Box<Unopened>),
+
     #[error(
-        "no age key opens it: it is encrypted for {}; looked for keys in {} \
-         (set $SOPS_AGE_KEY_FILE to a key file holding one of them)",
-        recipients.join(", "),
-        if looked_in.is_empty() { "no place".to_string() } else { looked_in.join(", ") }
+        "it is encrypted only for PGP ({}), which needs gpg: {failure}",
+        fingerprints.join(", ")
     )]
-    NoKey {
-        recipients: Vec<String>,
-        looked_in: Vec<String>,
+    GpgMissing {
+        fingerprints: Vec<String>,
+        failure: GpgFailure,
     },
 
     #[error(
-        "it is encrypted only for PGP ({}), which needs gpg: decrypting with gpg is not \
-         supported yet; add an age recipient to the file (`sops updatekeys`)",
-        fingerprints.join(", ")
+        "it is encrypted only for {}, {} not supported yet (age and PGP are); add an age \
+         or PGP recipient to the file (`sops updatekeys` with a .sops.yaml naming it)",
+        recipients.join(", "),
+        if recipients.len() == 1 { "which is" } else { "which are" }
     )]
-    PgpOnly { fingerprints: Vec<String> },
-
-    #[error(
-        "it is encrypted only with {}, which is not supported yet; add an age recipient to \
-         the file (`sops updatekeys`)",
-        kinds.join(", ")
-    )]
-    Unsupported { kinds: Vec<String> },
+    Unsupported { recipients: Vec<String> },
 
     #[error("its `sops` block is not one sops wrote: {message}")]
     Metadata { message: String },
@@ -86,6 +104,87 @@ pub enum SopsError {
     KeyFile(#[from] KeyFileError),
 }
 
+/// A file no key opens: every recipient, where keys were looked for, and what gpg said.
+#[derive(Debug)]
+pub struct Unopened {
+    /// The age recipients, the PGP fingerprints and the recipients of kinds not
+    /// supported (described), as the file lists them.
+    pub age: Vec<String>,
+    pub pgp: Vec<String>,
+    pub unsupported: Vec<String>,
+    /// Where age keys were looked for.
+    pub looked_in: Vec<String>,
+    /// The gpg keyring, and why gpg opened none of the PGP recipients' keys.
+    pub keyring: String,
+    pub gpg: Vec<(String, GpgFailure)>,
+}
+
+/// The error names every recipient, where keys were looked for, what gpg said, and what
+/// to do.
+impl std::fmt::Display for Unopened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Unopened {
+            age,
+            pgp,
+            unsupported,
+            looked_in,
+            keyring,
+            gpg,
+        } = self;
+        let recipients: Vec<String> = age
+            .iter()
+            .cloned()
+            .chain(pgp.iter().map(|fp| format!("PGP key {fp}")))
+            .chain(
+                unsupported
+                    .iter()
+                    .map(|r| format!("{r} (not supported yet)")),
+            )
+            .collect();
+        let mut text = format!(
+            "no key opens it: it is encrypted for {}",
+            recipients.join(", ")
+        );
+        if !age.is_empty() {
+            let places = if looked_in.is_empty() {
+                "no place".to_string()
+            } else {
+                looked_in.join(", ")
+            };
+            text.push_str(&format!("; no age key in {places} opens it"));
+        }
+        if !gpg.is_empty() {
+            let first = &gpg[0].1;
+            if gpg.iter().all(|(_, failure)| failure == first) {
+                text.push_str(&format!("; gpg (keyring {keyring}) opened none: {first}"));
+            } else {
+                let each: Vec<String> = gpg
+                    .iter()
+                    .map(|(fp, failure)| format!("{fp}: {failure}"))
+                    .collect();
+                text.push_str(&format!(
+                    "; gpg (keyring {keyring}) opened none: {}",
+                    each.join("; ")
+                ));
+            }
+        }
+        let mut todo = Vec::new();
+        if !pgp.is_empty() {
+            todo.push(
+                "import one of the PGP secret keys into gpg (`gpg --import`) or set $GNUPGHOME \
+                 to the keyring that holds it",
+            );
+        }
+        if !age.is_empty() {
+            todo.push("set $SOPS_AGE_KEY_FILE to a key file holding one of the age keys");
+        }
+        if !todo.is_empty() {
+            text.push_str(&format!(". To open it, {}", todo.join(", or ")));
+        }
+        f.write_str(&text)
+    }
+}
+
 /// Whether any of a file's documents is a Kubernetes object with a top-level `sops:` block.
 pub(super) fn is_encrypted(documents: &[(usize, Value)]) -> bool {
     documents.iter().any(|(_, doc)| encrypted_object(doc))
@@ -116,18 +215,27 @@ pub(super) fn leftover_encrypted(value: &Value) -> Option<String> {
     }
 }
 
-/// Decrypts every document of a file that carries a `sops:` block, checks the MAC over
-/// them all (sops hashes a multi-document file as one), and drops the blocks. `keys` is
-/// asked only when there is something to decrypt.
+/// Decrypts a file of documents sops encrypted as one: the first document's `sops:` block
+/// counts (sops writes the same one into each), every document's values are walked and
+/// hashed into one MAC, as sops does, and the blocks are dropped. `keys` is asked only
+/// when there is something to decrypt.
 pub(super) fn decrypt(
     documents: Vec<(usize, Value)>,
-    keys: impl FnOnce() -> Result<AgeKeys, KeyFileError>,
+    keys: impl FnOnce() -> Result<Keys, KeyFileError>,
 ) -> Result<Vec<(usize, Value)>, SopsError> {
-    let Some(block) = documents
-        .iter()
-        .find_map(|(_, doc)| doc.get("sops").filter(|_| encrypted_object(doc)))
-    else {
+    if !is_encrypted(&documents) {
         return Ok(documents);
+    }
+    let Some(block) = documents
+        .first()
+        .and_then(|(_, doc)| doc.get("sops").filter(|_| encrypted_object(doc)))
+    else {
+        return Err(SopsError::Metadata {
+            message: "its first document has no `sops` block, though a later one has: sops \
+                      reads the block of the first document only, so this file was not \
+                      encrypted by sops as a whole"
+                .to_string(),
+        });
     };
     let metadata = Metadata::read(block)?;
     let data_key = metadata.data_key(&keys()?)?;
@@ -147,13 +255,13 @@ pub(super) fn decrypt(
     };
     let mut out = Vec::with_capacity(documents.len());
     for (line, mut doc) in documents {
-        if let Some(map) = doc.as_object_mut().filter(|map| map.contains_key("sops")) {
+        if let Some(map) = doc.as_object_mut() {
             map.shift_remove("sops");
-            let before = walk.decrypted;
-            walk.value(&mut doc)?;
-            if walk.decrypted > before {
-                only_in_a_secret(&doc)?;
-            }
+        }
+        let before = walk.decrypted;
+        walk.value(&mut doc)?;
+        if walk.decrypted > before {
+            only_in_a_secret(&doc)?;
         }
         out.push((line, doc));
     }
@@ -219,13 +327,32 @@ impl Rules {
 
 struct Metadata {
     age: Vec<(String, String)>,
-    pgp: Vec<String>,
+    /// PGP recipients: fingerprint and wrapped data key.
+    pgp: Vec<(String, String)>,
+    /// Recipients of kinds not supported (cloud KMS, Vault), described.
     others: Vec<String>,
     lastmodified: String,
     mac: String,
     mac_only_encrypted: bool,
     rules: Rules,
 }
+
+/// The recipient kinds not supported, how to name one, and the fields that say which.
+const UNSUPPORTED: [(&str, &str, &[&str]); 5] = [
+    ("kms", "AWS KMS key", &["arn"]),
+    ("gcp_kms", "GCP KMS key", &["resource_id"]),
+    (
+        "azure_kv",
+        "Azure Key Vault key",
+        &["vault_url", "name", "version"],
+    ),
+    (
+        "hc_vault",
+        "Vault transit key",
+        &["vault_address", "engine_path", "key_name"],
+    ),
+    ("hckms", "HuaweiCloud KMS key", &["key_id"]),
+];
 
 impl Metadata {
     fn read(block: &Value) -> Result<Metadata, SopsError> {
@@ -251,29 +378,37 @@ impl Metadata {
                 return Err(bad(&format!("`{field}` is not supported yet")));
             }
         }
-        let mut age = Vec::new();
-        for entry in list("age") {
-            let recipient = entry.get("recipient").and_then(Value::as_str);
-            let enc = entry.get("enc").and_then(Value::as_str);
-            match (recipient, enc) {
-                (Some(r), Some(e)) => age.push((r.to_string(), e.to_string())),
-                _ => return Err(bad("an `age` entry without `recipient` and `enc`")),
+        let pairs = |kind: &str, field: &str| {
+            list(kind)
+                .iter()
+                .map(|entry| {
+                    let name = entry.get(field).and_then(Value::as_str);
+                    let enc = entry.get("enc").and_then(Value::as_str);
+                    match (name, enc) {
+                        (Some(n), Some(e)) => Ok((n.to_string(), e.to_string())),
+                        _ => Err(bad(&format!(
+                            "a `{kind}` entry without `{field}` and `enc`"
+                        ))),
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let age = pairs("age", "recipient")?;
+        let pgp = pairs("pgp", "fp")?;
+        let mut others = Vec::new();
+        for (kind, what, fields) in UNSUPPORTED {
+            for entry in list(kind) {
+                let parts: Vec<&str> = fields
+                    .iter()
+                    .filter_map(|field| entry.get(*field).and_then(Value::as_str))
+                    .filter(|part| !part.is_empty())
+                    .collect();
+                others.push(format!("{what} {}", parts.join(" ")).trim().to_string());
             }
         }
-        let pgp = list("pgp")
-            .iter()
-            .map(|e| {
-                e.get("fp")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-                    .to_string()
-            })
-            .collect();
-        let others = ["kms", "gcp_kms", "azure_kv", "hc_vault", "hckms"]
-            .into_iter()
-            .filter(|kind| !list(kind).is_empty())
-            .map(String::from)
-            .collect();
+        if age.is_empty() && pgp.is_empty() && others.is_empty() {
+            return Err(bad("it names no recipient to unwrap the data key with"));
+        }
         let regex = |field: &str| {
             text(field)
                 .map(|r| Regex::new(r).map_err(|_| bad(&format!("`{field}` is not a regex"))))
@@ -300,30 +435,46 @@ impl Metadata {
         })
     }
 
-    fn data_key(&self, keys: &AgeKeys) -> Result<[u8; 32], SopsError> {
-        if let Some(key) = self.age.iter().find_map(|(_, enc)| keys.unwrap(enc)) {
+    /// The data key, from the first recipient whose key is here. Every recipient wraps the
+    /// same key, so the order changes only what is tried: age first (in process), then
+    /// PGP (a gpg run each); sops tries PGP before age, with the same result.
+    fn data_key(&self, keys: &Keys) -> Result<[u8; 32], SopsError> {
+        if let Some(key) = self.age.iter().find_map(|(_, enc)| keys.age.unwrap(enc)) {
             return Ok(key);
         }
-        if self.age.is_empty() && !self.pgp.is_empty() {
-            return Err(SopsError::PgpOnly {
-                fingerprints: self.pgp.clone(),
-            });
+        let mut failures = Vec::new();
+        for (fp, enc) in &self.pgp {
+            match keys.gpg.unwrap(enc) {
+                Ok(key) => return Ok(key),
+                Err(failure @ GpgFailure::Missing { .. }) if self.age.is_empty() => {
+                    return Err(SopsError::GpgMissing {
+                        fingerprints: self.pgp.iter().map(|(fp, _)| fp.clone()).collect(),
+                        failure,
+                    });
+                }
+                Err(failure) => {
+                    // A missing gpg fails alike for every recipient: once is enough.
+                    let missing = matches!(failure, GpgFailure::Missing { .. });
+                    failures.push((fp.clone(), failure));
+                    if missing {
+                        break;
+                    }
+                }
+            }
         }
-        if self.age.is_empty() {
+        if self.age.is_empty() && self.pgp.is_empty() {
             return Err(SopsError::Unsupported {
-                kinds: self.others.clone(),
+                recipients: self.others.clone(),
             });
         }
-        let mut recipients: Vec<String> = self.age.iter().map(|(r, _)| r.clone()).collect();
-        recipients.extend(
-            self.pgp
-                .iter()
-                .map(|fp| format!("PGP {fp} (not supported yet)")),
-        );
-        Err(SopsError::NoKey {
-            recipients,
-            looked_in: keys.looked_in.clone(),
-        })
+        Err(SopsError::NoKey(Box::new(Unopened {
+            age: self.age.iter().map(|(r, _)| r.clone()).collect(),
+            pgp: self.pgp.iter().map(|(fp, _)| fp.clone()).collect(),
+            unsupported: self.others.clone(),
+            looked_in: keys.age.looked_in.clone(),
+            keyring: keys.gpg.keyring(),
+            gpg: failures,
+        })))
     }
 }
 
@@ -419,135 +570,4 @@ fn leaftext(value: &Value) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
-mod tests {
-    //! The fixtures in testdata/ were written by the real sops (tests/cluster/build.sh
-    //! builds it) for the test key in testdata/keys.txt; testdata/README.md says how.
-    use super::*;
-    use crate::render::yaml_value;
-    use serde_json::json;
-
-    const KEY: &str = include_str!("sops/testdata/keys.txt");
-    const OTHER_KEY: &str = include_str!("sops/testdata/other-keys.txt");
-    const RECIPIENT: &str = include_str!("sops/testdata/recipient.txt");
-    const REGEX: &str = include_str!("sops/testdata/secret.regex.yaml");
-    const SUFFIX: &str = include_str!("sops/testdata/secret.suffix.yaml");
-    const ALL_JSON: &str = include_str!("sops/testdata/secret.all.json");
-    const MAC_ONLY: &str = include_str!("sops/testdata/secret.mac-only.yaml");
-
-    fn run(text: &str, key: &str) -> Result<Value, SopsError> {
-        let docs = vec![(1, yaml_value(text).unwrap())];
-        assert!(is_encrypted(&docs));
-        let mut out = decrypt(docs, || Ok(AgeKeys::from_text(key)))?;
-        Ok(out.remove(0).1)
-    }
-
-    #[test]
-    fn decrypts_what_sops_encrypted_with_encrypted_regex() {
-        let secret = run(REGEX, KEY).unwrap();
-        assert_eq!(
-            secret,
-            json!({
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "creds", "labels": {"tier": "db", "replicas": 3}},
-                "type": "Opaque",
-                "data": {"password": "aHVudGVyMg=="},
-                "stringData": {"token": "s3cr3t-token", "port": "5432", "list": ["a", "b"]},
-            })
-        );
-    }
-
-    #[test]
-    fn decrypts_unencrypted_suffix_json_and_mac_only_encrypted_files() {
-        let secret = run(SUFFIX, KEY).unwrap();
-        assert_eq!(secret["stringData"]["token"], json!("s3cr3t-token"));
-        assert_eq!(
-            secret["stringData"]["note_unencrypted"],
-            json!("kept plain")
-        );
-        assert!(secret.get("sops").is_none());
-        let docs = vec![(1, serde_json::from_str(ALL_JSON).unwrap())];
-        let all = decrypt(docs, || Ok(AgeKeys::from_text(KEY))).unwrap();
-        assert_eq!(all[0].1["metadata"]["name"], json!("creds"));
-        assert_eq!(all[0].1["stringData"]["token"], json!("s3cr3t-token"));
-        let mac_only = run(MAC_ONLY, KEY).unwrap();
-        assert_eq!(mac_only["stringData"]["token"], json!("s3cr3t-token"));
-    }
-
-    #[test]
-    fn a_changed_value_or_mac_is_refused() {
-        // An encrypted value swapped for another's: its key path no longer matches.
-        let doc = yaml_value(REGEX).unwrap();
-        let mut swapped = doc.clone();
-        swapped["stringData"]["token"] = doc["data"]["password"].clone();
-        let err = decrypt(vec![(1, swapped)], || Ok(AgeKeys::from_text(KEY))).unwrap_err();
-        assert!(
-            matches!(&err, SopsError::Tampered { path } if path == "stringData.token"),
-            "{err}"
-        );
-        // A plain value changed: the MAC tells.
-        let mut renamed = doc.clone();
-        renamed["metadata"]["labels"]["tier"] = json!("web");
-        let err = decrypt(vec![(1, renamed)], || Ok(AgeKeys::from_text(KEY))).unwrap_err();
-        assert!(matches!(err, SopsError::MacMismatch), "{err}");
-        assert!(err.to_string().contains("tampered"), "{err}");
-        // The MAC itself changed.
-        let mut mac = doc.clone();
-        let stored = doc["sops"]["mac"]
-            .as_str()
-            .unwrap()
-            .replacen("data:", "data:A", 1);
-        mac["sops"]["mac"] = json!(stored);
-        let err = decrypt(vec![(1, mac)], || Ok(AgeKeys::from_text(KEY))).unwrap_err();
-        assert!(matches!(err, SopsError::MacMismatch), "{err}");
-        // A value added in plain text where values are encrypted.
-        let mut added = doc;
-        added["stringData"]["extra"] = json!(1);
-        let err = decrypt(vec![(1, added)], || Ok(AgeKeys::from_text(KEY))).unwrap_err();
-        assert!(matches!(err, SopsError::BadValue { .. }), "{err}");
-    }
-
-    #[test]
-    fn without_a_matching_key_the_error_names_the_recipients() {
-        let err = run(REGEX, OTHER_KEY).unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains(RECIPIENT.trim()), "{text}");
-        assert!(text.starts_with("no age key opens it"), "{text}");
-        let err = run(REGEX, "").unwrap_err();
-        assert!(matches!(err, SopsError::NoKey { .. }), "{err}");
-    }
-
-    #[test]
-    fn pgp_only_files_say_gpg_is_not_supported() {
-        let mut doc = yaml_value(REGEX).unwrap();
-        doc["sops"]["age"] = Value::Null;
-        doc["sops"]["pgp"] =
-            json!([{"fp": "FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4", "enc": "x"}]);
-        let err = decrypt(vec![(1, doc)], || Ok(AgeKeys::from_text(KEY))).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "it is encrypted only for PGP (FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4), which \
-             needs gpg: decrypting with gpg is not supported yet; add an age recipient to the \
-             file (`sops updatekeys`)"
-        );
-    }
-
-    #[test]
-    fn encrypted_values_outside_a_secret_are_refused() {
-        let doc = yaml_value(REGEX).unwrap();
-        let mut config = doc.clone();
-        config["kind"] = json!("ConfigMap");
-        // The kind is a plain value, so the MAC would catch it too: the kind check comes
-        // first and says what to do.
-        let err = decrypt(vec![(1, config)], || Ok(AgeKeys::from_text(KEY))).unwrap_err();
-        assert!(matches!(err, SopsError::NotASecret { .. }), "{err}");
-    }
-
-    #[test]
-    fn leftover_encrypted_values_are_found_by_path() {
-        let doc = yaml_value(REGEX).unwrap();
-        assert_eq!(leftover_encrypted(&doc), Some("data.password".to_string()));
-        assert_eq!(leftover_encrypted(&json!({"a": ["ENC"]})), None);
-    }
-}
+mod tests;

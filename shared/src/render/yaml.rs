@@ -7,7 +7,7 @@ use std::ops::Bound;
 use serde::de::DeserializeSeed as _;
 use serde_json::Value;
 
-use super::sops::{self, AgeKeys};
+use super::sops::{self, Keys};
 use super::value::Builder;
 use super::{MAX_FILE_BYTES, Manifest, Origin, RenderError};
 use crate::error_text::one_line;
@@ -61,7 +61,7 @@ fn parse_file(path: &str, bytes: &[u8]) -> Result<Vec<Manifest>, RenderError> {
     let mut documents = documents(path, text)?;
     if sops::is_encrypted(&documents) {
         documents =
-            sops::decrypt(documents, AgeKeys::from_env).map_err(|source| RenderError::Sops {
+            sops::decrypt(documents, Keys::from_env).map_err(|source| RenderError::Sops {
                 file: path.to_string(),
                 source,
             })?;
