@@ -229,8 +229,10 @@ pub enum RenderError {
     },
 
     /// A chart that is not in git could not be fetched.
-    #[error("the app's chart `{name}` {version} (its chart:, or --chart): {source}")]
+    #[error("{of} `{name}` {version}: {source}")]
     ChartSource {
+        /// Whose chart: the app's (`chart:` or `--chart`), or a kustomization's.
+        of: String,
         name: String,
         version: String,
         source: Box<crate::charts::ChartSourceError>,

@@ -233,6 +233,7 @@ export KUBECTL_GITOPS_TEST_VIEWER_KUBECONFIG=$state/viewer.kubeconfig
 export KUBECTL_GITOPS_TEST_BIN=$bin
 export KUBECTL_GITOPS_TEST_STATE=$state
 export HELM=$bin/helm
+export KUBECTL=$bin/kubectl
 EOF
   say "control plane ready (state in $state)"
 }

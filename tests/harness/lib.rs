@@ -221,6 +221,11 @@ fn isolate(cmd: &mut Command) {
         .env("PATH", plugin_path())
         .env_remove("KUBECTL_EXTERNAL_DIFF")
         .env_remove("NO_COLOR");
+    // Kustomizations render with the pinned kubectl's kustomize, not whichever kubectl
+    // the machine has first on PATH.
+    if let Some(bin) = std::env::var_os("KUBECTL_GITOPS_TEST_BIN") {
+        cmd.env("KUBECTL", Path::new(&bin).join("kubectl"));
+    }
 }
 
 /// One home per test process. A static is never dropped, so a `TempDir` here would be

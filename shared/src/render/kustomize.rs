@@ -59,7 +59,7 @@ pub(super) fn render(
     command.arg("kustomize");
     let inflates = kustomizations
         .iter()
-        .flat_map(|(_, documents)| documents)
+        .flat_map(|reached| &reached.documents)
         .any(|document| document.get("helmCharts").is_some());
     if inflates {
         // kustomize templates the charts with our helm; each chart is in its chart home
@@ -94,6 +94,13 @@ pub(super) fn render(
         if message.is_empty() {
             message = format!("kubectl exited with {}", output.status);
         }
+        // kustomize before 5.6 asks `helm version -c`, which helm 4 no longer takes.
+        if inflates && message.contains("version -c --short") {
+            message.push_str(
+                "; the kustomize in this kubectl runs helmCharts only with helm 3: use a newer \
+                 kubectl (`kubectl version --client` shows its kustomize), or set $HELM to a helm 3",
+            );
+        }
         return Err(RenderError::Kustomize {
             root: display_root.to_string(),
             message,
@@ -116,11 +123,15 @@ pub(super) fn render(
 /// Refuses a kustomization reachable from `root` whose bases, components or plugins lie
 /// outside the repository (`..` past its top, an absolute path, a `file://` URL). Remote
 /// bases by URL stay allowed: that is kustomize's own, explicit way to reach out.
-/// Returns each kustomization reached, as (its directory, its documents).
-fn check_confined(
-    snapshot: &Snapshot,
-    root: &str,
-) -> Result<Vec<(String, Vec<Value>)>, RenderError> {
+/// A kustomization reached from the root.
+struct Reached {
+    dir: String,
+    file: String,
+    documents: Vec<Value>,
+}
+
+/// Returns each kustomization reached.
+fn check_confined(snapshot: &Snapshot, root: &str) -> Result<Vec<Reached>, RenderError> {
     let mut pending = vec![root.to_string()];
     let mut seen = BTreeSet::new();
     let mut reached = Vec::new();
@@ -152,7 +163,11 @@ fn check_confined(
                 }
             }
         }
-        reached.push((dir, documents));
+        reached.push(Reached {
+            dir,
+            file,
+            documents,
+        });
     }
     Ok(reached)
 }
@@ -161,21 +176,47 @@ fn check_confined(
 #[derive(Debug, PartialEq)]
 struct HelmChart {
     chart: RemoteChart,
-    /// Where kustomize looks for the chart before pulling it, repo-relative:
-    /// `<chartHome>/<name>-<version>/<name>`, or `<chartHome>/<name>` without a version.
-    dir: String,
+    /// The kustomization file that lists it.
+    kustomization: String,
+    /// Where kustomize looks for the chart before pulling it, repo-relative: kustomize
+    /// 5.6 and later look in `<chartHome>/<name>-<version>/<name>` when a version is
+    /// given, earlier ones (still in many kubectl builds) in `<chartHome>/<name>`.
+    dirs: Vec<String>,
 }
 
 impl HelmChart {
-    /// Fetches the chart (through the cache) into the directory kustomize reads it from,
-    /// unless the repository has it there already (vendored).
+    /// Fetches the chart (through the cache) into the directories kustomize reads it
+    /// from, unless the repository has it there already (vendored).
     fn lay_into(&self, tree: &mut Snapshot) -> Result<(), RenderError> {
-        if tree.files.contains_key(&join(&self.dir, "Chart.yaml")) {
+        let missing: Vec<&String> = self
+            .dirs
+            .iter()
+            .filter(|dir| !tree.files.contains_key(&join(dir, "Chart.yaml")))
+            .collect();
+        if missing.is_empty() {
             return Ok(());
         }
-        let (_, files) = remote::fetched(&self.chart)?;
-        for (path, data) in files {
-            tree.files.insert(join(&self.dir, &path), data);
+        // Vendored in one of the places: the same chart in the others.
+        let vendored = self.dirs.iter().find(|dir| !missing.contains(dir));
+        let files = match vendored {
+            Some(dir) => {
+                let prefix = format!("{dir}/");
+                tree.files
+                    .iter()
+                    .filter_map(|(path, data)| {
+                        Some((path.strip_prefix(&prefix)?.to_string(), data.clone()))
+                    })
+                    .collect()
+            }
+            None => {
+                let of = format!("the helmCharts: chart of {}", self.kustomization);
+                remote::fetched(&self.chart, &of)?.1
+            }
+        };
+        for dir in missing {
+            for (path, data) in &files {
+                tree.files.insert(join(dir, path), data.clone());
+            }
         }
         Ok(())
     }
@@ -183,9 +224,14 @@ impl HelmChart {
 
 /// The remote charts of the reached kustomizations' `helmCharts:` (kustomize's
 /// HelmChartInflationGenerator), with where kustomize expects each.
-fn helm_charts(kustomizations: &[(String, Vec<Value>)]) -> Vec<HelmChart> {
+fn helm_charts(kustomizations: &[Reached]) -> Vec<HelmChart> {
     let mut charts = Vec::new();
-    for (dir, documents) in kustomizations {
+    for Reached {
+        dir,
+        file,
+        documents,
+    } in kustomizations
+    {
         for document in documents {
             let Some(Value::Array(entries)) = document.get("helmCharts") else {
                 continue;
@@ -201,17 +247,19 @@ fn helm_charts(kustomizations: &[(String, Vec<Value>)]) -> Vec<HelmChart> {
                     continue; // a local chart: kustomize reads it from the chart home
                 }
                 let home = join(dir, home);
-                let dir = match version {
-                    "" => join(&home, name),
-                    version => join(&join(&home, &format!("{name}-{version}")), name),
-                };
+                let mut dirs = vec![normalised(&join(&home, name))];
+                if !version.is_empty() {
+                    let versioned = join(&home, &format!("{name}-{version}"));
+                    dirs.insert(0, normalised(&join(&versioned, name)));
+                }
                 charts.push(HelmChart {
+                    kustomization: file.clone(),
                     chart: RemoteChart {
                         repository: repo.trim_end_matches('/').to_string(),
                         name: name.to_string(),
                         version: version.to_string(),
                     },
-                    dir: normalised(&dir),
+                    dirs,
                 });
             }
         }
@@ -345,9 +393,10 @@ mod tests {
 
     #[test]
     fn helm_charts_are_looked_for_where_kustomize_looks_before_pulling() {
-        let kustomizations = vec![(
-            "apps/mc".to_string(),
-            vec![json!({
+        let kustomizations = vec![Reached {
+            dir: "apps/mc".to_string(),
+            file: "apps/mc/kustomization.yaml".to_string(),
+            documents: vec![json!({
                 "helmGlobals": {"chartHome": "../vendor"},
                 "helmCharts": [
                     {"name": "minecraft", "repo": "https://charts.example.com/", "version": "4.1.0"},
@@ -355,16 +404,16 @@ mod tests {
                     {"name": "local"},
                 ],
             })],
-        )];
+        }];
         let charts = helm_charts(&kustomizations);
-        let found: Vec<(&str, &str, &str, &str)> = charts
+        let found: Vec<(&str, &str, &str, String)> = charts
             .iter()
             .map(|c| {
                 (
                     c.chart.repository.as_str(),
                     c.chart.name.as_str(),
                     c.chart.version.as_str(),
-                    c.dir.as_str(),
+                    c.dirs.join(" "),
                 )
             })
             .collect();
@@ -375,13 +424,13 @@ mod tests {
                     "https://charts.example.com",
                     "minecraft",
                     "4.1.0",
-                    "apps/vendor/minecraft-4.1.0/minecraft"
+                    "apps/vendor/minecraft-4.1.0/minecraft apps/vendor/minecraft".to_string()
                 ),
                 (
                     "oci://registry.example.com/charts",
                     "redis",
                     "",
-                    "apps/vendor/redis"
+                    "apps/vendor/redis".to_string()
                 ),
             ]
         );

@@ -66,7 +66,7 @@ pub(super) fn attached(
     snapshot: &Snapshot,
     chart: &RemoteChart,
 ) -> Result<(Snapshot, ChartSource), RenderError> {
-    let (source, files) = fetched(chart)?;
+    let (source, files) = fetched(chart, "the app's chart (its chart:, or --chart)")?;
     let root = format!("{}-{}.tgz", source.name, source.version);
     let mut tree = snapshot.clone();
     let prefix = format!("{root}/");
@@ -79,9 +79,13 @@ pub(super) fn attached(
 }
 
 /// `chart` fetched (or found in the cache) and unpacked: where it came from, and its
-/// files keyed by their path inside the chart.
-pub(super) fn fetched(chart: &RemoteChart) -> Result<(ChartSource, ChartFiles), RenderError> {
+/// files keyed by their path inside the chart. `of` says whose chart it is, for errors.
+pub(super) fn fetched(
+    chart: &RemoteChart,
+    of: &str,
+) -> Result<(ChartSource, ChartFiles), RenderError> {
     let boxed = |source| RenderError::ChartSource {
+        of: of.to_string(),
         name: chart.name.clone(),
         version: match chart.version.as_str() {
             "" => "(newest)".to_string(),
