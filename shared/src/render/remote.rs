@@ -66,7 +66,7 @@ pub(super) fn attached(
     snapshot: &Snapshot,
     chart: &RemoteChart,
 ) -> Result<(Snapshot, ChartSource), RenderError> {
-    let (source, files) = fetched(chart, "the app's chart (its chart:, or --chart)")?;
+    let (source, files) = fetched(chart, "the app's chart")?;
     let root = format!("{}-{}.tgz", source.name, source.version);
     let mut tree = snapshot.clone();
     let prefix = format!("{root}/");
