@@ -35,6 +35,10 @@ pub struct HelmOptions {
     pub values_files: Vec<String>,
     /// `--set KEY=VALUE` strings, as helm takes them.
     pub set: Vec<String>,
+    /// `.Capabilities.KubeVersion` (`--kube-version`); `None` leaves helm's default.
+    pub kube_version: Option<String>,
+    /// Added to `.Capabilities.APIVersions` (`--api-versions`).
+    pub api_versions: Vec<String>,
 }
 
 impl Default for HelmOptions {
@@ -45,6 +49,8 @@ impl Default for HelmOptions {
             namespace: "default".into(),
             values_files: Vec::new(),
             set: Vec::new(),
+            kube_version: None,
+            api_versions: Vec::new(),
         }
     }
 }
@@ -131,18 +137,23 @@ pub(super) fn render(
     } else {
         opts.release_name.as_str()
     };
-    let output = work.helm(
-        opts,
-        root,
-        &[
-            "template",
-            release,
-            &work.chart_dir.to_string_lossy(),
-            "--namespace",
-            &opts.namespace,
-            "--include-crds",
-        ],
-    )?;
+    let chart_dir = work.chart_dir.to_string_lossy();
+    let mut args = vec![
+        "template",
+        release,
+        &chart_dir,
+        "--namespace",
+        &opts.namespace,
+        "--include-crds",
+    ];
+    // The destination's `.Capabilities` (see `capabilities.rs`).
+    if let Some(version) = &opts.kube_version {
+        args.extend(["--kube-version", version]);
+    }
+    for api_version in &opts.api_versions {
+        args.extend(["--api-versions", api_version]);
+    }
+    let output = work.helm(opts, root, &args)?;
     split_by_source(snapshot, root, &output)
 }
 

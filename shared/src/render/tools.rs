@@ -22,6 +22,8 @@ pub fn render_options(
             namespace: namespace.to_string(),
             values_files: values_files.to_vec(),
             set: set.to_vec(),
+            kube_version: None,
+            api_versions: Vec::new(),
         },
         jsonnet: super::JsonnetOptions::default(),
     }
