@@ -199,9 +199,14 @@ impl LiveCluster {
 
     /// What a chart rendered for this cluster sees as `.Capabilities`: the server's
     /// version and every API version and kind discovery found (custom resources
-    /// included), in Helm's form. An error if the server's version could not be read.
-    pub fn capabilities(&self) -> Result<Capabilities, LiveError> {
-        let version = self.version.clone().map_err(LiveError::Version)?;
+    /// included), in Helm's form. An error if the server's version could not be read,
+    /// unless `version_given` (`--kube-version` stands in for it).
+    pub fn capabilities(&self, version_given: bool) -> Result<Capabilities, LiveError> {
+        let version = match (&self.version, version_given) {
+            (Ok(version), _) => Some(version.clone()),
+            (Err(_), true) => None,
+            (Err(message), false) => return Err(LiveError::Version(message.clone())),
+        };
         let served: Vec<ServedVersion> = match self.discovery.read() {
             Ok(discovery) => discovery
                 .groups()
@@ -224,7 +229,7 @@ impl LiveCluster {
             Err(_) => Vec::new(),
         };
         Ok(Capabilities {
-            kube_version: Some(version),
+            kube_version: version,
             api_versions: helm_api_versions(&served),
         })
     }

@@ -115,7 +115,10 @@ async fn against_cluster_of(
         let discovering = EarlyDiscovery::begin(early, &args.connection, &options, None).await?;
         let (connection, cluster) = discovering.discovered().await?;
         let mut render_options = render_options(args, target, &connection.namespace);
-        render_options.helm.add_cluster(&cluster.capabilities()?);
+        let version_given = render_options.helm.kube_version.is_some();
+        render_options
+            .helm
+            .add_cluster(&cluster.capabilities(version_given)?);
         let rendered = desired::rendered(&snapshot, &render_options);
         (connection, cluster, rendered)
     } else {

@@ -150,7 +150,11 @@ pub fn from_tree<'s>(
 ) -> Result<Job<'s>> {
     let cluster = source
         .renders_with_helm(target)
-        .then(|| session.cluster.capabilities())
+        .then(|| {
+            session
+                .cluster
+                .capabilities(args.source.kube_version.is_some())
+        })
         .transpose()?;
     let rendered = render(
         args,

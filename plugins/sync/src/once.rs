@@ -62,7 +62,7 @@ pub async fn revision(
     let rendered = match early_render {
         Some(rendered) => rendered,
         None => cluster
-            .capabilities()
+            .capabilities(args.source.kube_version.is_some())
             .map_err(anyhow::Error::from)
             .and_then(|capabilities| {
                 job::render(args, source, target, &namespace, Some(&capabilities))

@@ -68,7 +68,7 @@ pub async fn check_app(
         &release,
         &release_desired,
         cluster,
-        &|| cluster.capabilities(),
+        &|| cluster.capabilities(false),
     )?;
     let mut rules = request.rules.clone();
     rules.extend(side.rules);
