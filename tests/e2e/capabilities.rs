@@ -171,8 +171,14 @@ fn a_chart_renders_with_the_capabilities_of_its_cluster() {
     assert!(text.contains("v1.29.4"), "{}", describe(&out));
     assert!(!text.contains("kind: ServiceMonitor"), "{}", describe(&out));
 
-    let out = run(cluster, &repo, &sync);
+    // sync too renders the chart from the discovery it plans with.
+    let mut verbose = sync.to_vec();
+    verbose.push("-v=6");
+    let out = run(cluster, &repo, &verbose);
     code(&out, 0);
+    for path in ["/version", "/apis", "/api"] {
+        assert_eq!(requests_to(&out, path), 1, "{path}: {}", describe(&out));
+    }
     assert_eq!(
         cluster.kubectl_ok(&[
             "get",
