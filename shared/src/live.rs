@@ -25,6 +25,7 @@ use serde_json::Value;
 use crate::api_error::{ApiError, CallContext};
 use crate::kubeconfig::Connection;
 use crate::objects::{ObjectKey, ScopeResolver};
+use crate::render::{Capabilities, ServedVersion, helm_api_versions};
 
 /// Our field manager: every apply and dry-run uses it, so managedFields tell our fields apart.
 pub const FIELD_MANAGER: &str = "kubectl-gitops";
@@ -101,6 +102,11 @@ pub enum LiveError {
     Decode { what: String, message: String },
     #[error("{CONCURRENCY_ENV}={0:?} is not a number of requests from 1 to {MAX_CONCURRENCY}")]
     BadConcurrency(String),
+    /// A chart is rendered with the server's version, which could not be read.
+    #[error(
+        "{0} (a chart renders with the server's version as .Capabilities.KubeVersion; --kube-version gives one)"
+    )]
+    Version(String),
 }
 
 /// A connected cluster with its discovered kinds.
@@ -116,6 +122,8 @@ pub struct LiveCluster {
     /// Discovery's answers, remembered: each lookup clones a whole API group's resource
     /// list, and a plan asks about every object several times.
     resolved: Mutex<HashMap<ResolveKey, Option<Resolved>>>,
+    /// The server's `/version` `gitVersion`, read beside discovery, or why it could not be.
+    version: Result<String, String>,
 }
 
 /// A kind as discovery knows it: its resource and what the server can do with it.
@@ -161,10 +169,21 @@ impl LiveCluster {
             resource: "API discovery",
             timeout: connection.request_timeout,
         };
-        let discovery = Discovery::new(client.clone())
-            .run_aggregated()
-            .await
-            .map_err(|e| ApiError::from_kube(e, &call))?;
+        // The version at the same time as discovery, so a chart sees the server's
+        // `.Capabilities` without another round trip's wait.
+        let (discovery, version) = futures::join!(
+            Discovery::new(client.clone()).run_aggregated(),
+            client.apiserver_version()
+        );
+        let discovery = discovery.map_err(|e| ApiError::from_kube(e, &call))?;
+        let version = version.map(|info| info.git_version).map_err(|e| {
+            let call = CallContext {
+                verb: "get",
+                resource: "the server version (/version)",
+                ..call
+            };
+            ApiError::from_kube(e, &call).to_string()
+        });
         Ok(LiveCluster {
             client,
             discovery: RwLock::new(discovery),
@@ -174,6 +193,44 @@ impl LiveCluster {
             concurrency,
             lists: Mutex::default(),
             resolved: Mutex::default(),
+            version,
+        })
+    }
+
+    /// What a chart rendered for this cluster sees as `.Capabilities`: the server's
+    /// version and every API version and kind discovery found (custom resources
+    /// included), in Helm's form. An error if the server's version could not be read,
+    /// unless `version_given` (`--kube-version` stands in for it).
+    pub fn capabilities(&self, version_given: bool) -> Result<Capabilities, LiveError> {
+        let version = match (&self.version, version_given) {
+            (Ok(version), _) => Some(version.clone()),
+            (Err(_), true) => None,
+            (Err(message), false) => return Err(LiveError::Version(message.clone())),
+        };
+        let served: Vec<ServedVersion> = match self.discovery.read() {
+            Ok(discovery) => discovery
+                .groups()
+                .flat_map(|group| {
+                    group.versions().map(|version| ServedVersion {
+                        group: group.name().to_string(),
+                        version: version.to_string(),
+                        kinds: group
+                            .versioned_resources(version)
+                            .into_iter()
+                            .flat_map(|(resource, caps)| {
+                                let subresources = caps.subresources.into_iter();
+                                std::iter::once(resource.kind)
+                                    .chain(subresources.map(|(sub, _)| sub.kind))
+                            })
+                            .collect(),
+                    })
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        Ok(Capabilities {
+            kube_version: version,
+            api_versions: helm_api_versions(&served),
         })
     }
 

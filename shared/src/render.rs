@@ -5,6 +5,7 @@
 //! file and line a person would open. Which renderer runs is decided by what the requested
 //! path holds ([`detect`]); adding one means a variant, a `detect` rule and a module.
 
+mod capabilities;
 mod helm;
 mod jsonnet;
 mod kustomize;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 
 use crate::source::{Snapshot, SourceError};
 
+pub use capabilities::{Capabilities, ServedVersion, check_kube_version, helm_api_versions};
 pub use helm::{ChartInfo, HelmOptions};
 pub use jsonnet::JsonnetOptions;
 pub use remote::{ChartSource, RemoteChart};
@@ -395,8 +397,18 @@ pub fn renderer_for(snapshot: &Snapshot, opts: &RenderOptions) -> Renderer {
 
 /// The requested path without `./` or surrounding slashes; `""` is the whole repository.
 fn root_of(snapshot: &Snapshot) -> &str {
-    let root = snapshot.root.trim_start_matches("./").trim_matches('/');
+    clean_root(&snapshot.root)
+}
+
+fn clean_root(root: &str) -> &str {
+    let root = root.trim_start_matches("./").trim_matches('/');
     if root == "." { "" } else { root }
+}
+
+/// Whether path `root` of `snapshot`'s tree (whatever its own root) is a Helm chart, as
+/// [`detect`] would find: such a path renders with its destination's `.Capabilities`.
+pub fn is_chart_at(snapshot: &Snapshot, root: &str) -> bool {
+    helm::is_chart(snapshot, clean_root(root))
 }
 
 /// The repo-relative path of the kustomization file directly in `root`, if there is one.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::faults::sync_cmd;
 
 /// Copies the fixture directory `tests/fixtures/NAME` to `dest` in `repo`.
-fn copy_fixture(repo: &GitFixture, name: &str, dest: &str) {
+pub(crate) fn copy_fixture(repo: &GitFixture, name: &str, dest: &str) {
     fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

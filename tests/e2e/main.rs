@@ -5,6 +5,7 @@
 mod applyset;
 mod apps;
 mod canary;
+mod capabilities;
 mod cascade;
 mod chart_sources;
 mod cluster;

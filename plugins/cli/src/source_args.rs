@@ -38,6 +38,20 @@ pub struct SourceArgs {
     /// --chart's version, or a semver range such as `^6.5` (default: the newest).
     #[arg(long = "chart-version", value_name = "VERSION", requires = "chart")]
     pub chart_version: Option<String>,
+    /// For a Helm chart: the Kubernetes version `.Capabilities.KubeVersion` holds, as
+    /// `helm template --kube-version` takes it (default: the destination cluster's, or
+    /// helm's built-in one without a cluster; given, it wins over the cluster's).
+    #[arg(long = "kube-version", value_name = "VERSION", value_parser = kube_version)]
+    pub kube_version: Option<String>,
+    /// For a Helm chart: API versions added to `.Capabilities.APIVersions`, as
+    /// `helm template --api-versions` takes them (repeatable or comma-separated; added to
+    /// those the destination cluster serves).
+    #[arg(
+        long = "api-versions",
+        value_name = "GROUP/VERSION[/KIND]",
+        value_delimiter = ','
+    )]
+    pub api_versions: Vec<String>,
     /// For Jsonnet: a top-level argument given as a string, as `jsonnet --tla-str` does
     /// (repeatable; wins over the app list's `jsonnet.tlas`).
     #[arg(long = "tla", value_name = "NAME=VALUE", value_parser = name_value)]
@@ -50,6 +64,11 @@ pub struct SourceArgs {
     /// revision (repeatable; searched before the app list's `jsonnet.libs`).
     #[arg(long = "jsonnet-lib", value_name = "DIR")]
     pub jsonnet_lib: Vec<String>,
+}
+
+/// A Kubernetes version helm accepts.
+fn kube_version(text: &str) -> Result<String, String> {
+    render::check_kube_version(text)
 }
 
 /// `NAME=VALUE`, split at the first `=`.
@@ -101,6 +120,7 @@ impl SourceArgs {
     pub fn render_options(&self, app: &str, namespace: &str) -> RenderOptions {
         let mut options = render::render_options(app, namespace, &self.values, &self.set);
         options.jsonnet = self.jsonnet();
+        self.capabilities(&mut options);
         options
     }
 
@@ -141,6 +161,18 @@ impl SourceArgs {
             name,
             version,
         }))
+    }
+
+    /// Gives a chart what --kube-version and --api-versions say, before a destination's
+    /// own capabilities are added ([`gitops::render::HelmOptions::add_cluster`]).
+    pub fn capabilities(&self, options: &mut RenderOptions) {
+        options.helm.kube_version = self.kube_version.clone();
+        options.helm.api_versions = self
+            .api_versions
+            .iter()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
     }
 
     /// What --tla, --ext-str and --jsonnet-lib give Jsonnet programs.

@@ -10,7 +10,7 @@ use gitops::hooks::PlannedHook;
 use gitops::kubeconfig::{self, Environment};
 use gitops::objects::{BuiltinScopes, ObjectKey};
 use gitops::release::store::ReleaseStore;
-use gitops::render::RenderOptions;
+use gitops::render::{self, RenderOptions};
 use gitops::source::LoadedTree;
 use gitops::sync::flow;
 use gitops_cli::destinations::{self, Layout};
@@ -108,14 +108,27 @@ async fn against_cluster_of(
     early: Option<EarlyDiscovery>,
 ) -> Result<(String, String, Computed)> {
     let snapshot = target.snapshot(&tree.snapshot);
-    let (connection, cluster, rendered) = EarlyDiscovery::discover_while(
-        early,
-        &args.connection,
-        &target.options(&args.connection),
-        None,
-        |namespace| desired::rendered(&snapshot, &render_options(args, target, namespace)),
-    )
-    .await?;
+    let options = target.options(&args.connection);
+    let (connection, cluster, rendered) = if target.chart.is_some()
+        || render::is_chart_at(&snapshot, &snapshot.root)
+    {
+        // A chart sees the cluster's `.Capabilities`, which the discovery gives: it
+        // renders once that is in, from the same answer the comparison uses.
+        let discovering = EarlyDiscovery::begin(early, &args.connection, &options, None).await?;
+        let (connection, cluster) = discovering.discovered().await?;
+        let mut render_options = render_options(args, target, &connection.namespace);
+        let version_given = render_options.helm.kube_version.is_some();
+        render_options
+            .helm
+            .add_cluster(&cluster.capabilities(version_given)?);
+        let rendered = desired::rendered(&snapshot, &render_options);
+        (connection, cluster, rendered)
+    } else {
+        EarlyDiscovery::discover_while(early, &args.connection, &options, None, |namespace| {
+            desired::rendered(&snapshot, &render_options(args, target, namespace))
+        })
+        .await?
+    };
     let context = connection
         .context
         .clone()
@@ -176,6 +189,7 @@ fn render_options(args: &Args, target: &Target, namespace: &str) -> RenderOption
     );
     options.jsonnet = target.jsonnet(&args.source.jsonnet());
     options.helm.remote = target.chart.clone();
+    args.source.capabilities(&mut options);
     options
 }
 

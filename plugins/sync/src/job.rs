@@ -6,7 +6,7 @@ use gitops::desired;
 use gitops::objects::DesiredSet;
 use gitops::release::record::{CHART_KEY, COMMITS_LISTED, JSONNET_KEY, Operation};
 use gitops::release::rollback;
-use gitops::render::{JsonnetOptions, Renderer};
+use gitops::render::{Capabilities, JsonnetOptions, Renderer};
 use gitops::source::{CommitInfo, LoadedTree, TreeSpec, read_tree};
 use gitops::sync::flow::SyncJob;
 use gitops::sync::{self, Guard, PruneRules, SyncOptions, app_name_for_path};
@@ -109,6 +109,12 @@ impl Source {
         (commits, left_out)
     }
 
+    /// Whether `target`'s path is a Helm chart, which renders with its destination's
+    /// `.Capabilities`, so only once the cluster is discovered.
+    pub fn renders_with_helm(&self, target: &Target) -> bool {
+        target.chart.is_some() || gitops::render::is_chart_at(&self.tree.snapshot, &target.root)
+    }
+
     /// The apps and clusters the flags and the app list ask for.
     pub fn destinations(&self, args: &Args) -> Result<Vec<Target>> {
         let request = targets::Request {
@@ -143,7 +149,21 @@ pub fn from_tree<'s>(
     source: &'s Source,
     target: &Target,
 ) -> Result<Job<'s>> {
-    let rendered = render(args, source, target, &session.connection.namespace)?;
+    let cluster = source
+        .renders_with_helm(target)
+        .then(|| {
+            session
+                .cluster
+                .capabilities(args.source.kube_version.is_some())
+        })
+        .transpose()?;
+    let rendered = render(
+        args,
+        source,
+        target,
+        &session.connection.namespace,
+        cluster.as_ref(),
+    )?;
     from_rendered(args, session, source, target, rendered)
 }
 
@@ -155,8 +175,15 @@ pub struct Rendered {
     jsonnet: Option<JsonnetOptions>,
 }
 
-/// One app of the revision rendered for `namespace`: this needs no cluster.
-pub fn render(args: &Args, source: &Source, target: &Target, namespace: &str) -> Result<Rendered> {
+/// One app of the revision rendered for `namespace`; a chart sees `cluster`'s
+/// `.Capabilities` (see [`Source::renders_with_helm`]). The rest needs no cluster.
+pub fn render(
+    args: &Args,
+    source: &Source,
+    target: &Target,
+    namespace: &str,
+    cluster: Option<&Capabilities>,
+) -> Result<Rendered> {
     let snapshot = target.snapshot(&source.tree.snapshot);
     let mut options = gitops::render::render_options(
         &target.app,
@@ -166,6 +193,10 @@ pub fn render(args: &Args, source: &Source, target: &Target, namespace: &str) ->
     );
     options.jsonnet = target.jsonnet(&args.source.jsonnet());
     options.helm.remote = target.chart.clone();
+    args.source.capabilities(&mut options);
+    if let Some(cluster) = cluster {
+        options.helm.add_cluster(cluster);
+    }
     let objects = desired::rendered(&snapshot, &options)?;
     let jsonnet = (objects.renderer == Renderer::Jsonnet && !options.jsonnet.is_empty())
         .then_some(options.jsonnet.clone());

@@ -53,10 +53,21 @@ pub async fn revision(
         };
         anyhow::Ok((connection, cluster, locked))
     });
-    let rendered = job::render(args, source, target, &namespace);
+    // A chart renders with the cluster's `.Capabilities`, so once the discovery is in.
+    let helm = source.renders_with_helm(target);
+    let early_render = (!helm).then(|| job::render(args, source, target, &namespace, None));
     let (connection, cluster, locked) = reading
         .await
         .map_err(|stopped| anyhow::anyhow!("reading the app's state stopped: {stopped}"))??;
+    let rendered = match early_render {
+        Some(rendered) => rendered,
+        None => cluster
+            .capabilities(args.source.kube_version.is_some())
+            .map_err(anyhow::Error::from)
+            .and_then(|capabilities| {
+                job::render(args, source, target, &namespace, Some(&capabilities))
+            }),
+    };
     let session = Session::new(connection, cluster);
     let job = rendered.and_then(|r| job::from_rendered(args, &session, source, target, r));
     // Rendering's errors come first; then the lock's (held, an invalid app name).

@@ -62,7 +62,14 @@ pub async fn check_app(
         path: request.path.as_deref(),
         revision,
     };
-    let side = git::read(repos, &git_request, &release, &release_desired, cluster)?;
+    let side = git::read(
+        repos,
+        &git_request,
+        &release,
+        &release_desired,
+        cluster,
+        &|| cluster.capabilities(false),
+    )?;
     let mut rules = request.rules.clone();
     rules.extend(side.rules);
 

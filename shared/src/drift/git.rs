@@ -13,9 +13,10 @@ use crate::apply::applyset::{self, ApplySetId};
 use crate::desired::desired_set;
 use crate::diff::Action;
 use crate::diff::normalise::normalise;
+use crate::live::LiveError;
 use crate::objects::{DesiredSet, ObjectKey, ScopeResolver};
 use crate::release::record::ReleaseRecord;
-use crate::render::{ChartSource, render_options};
+use crate::render::{self, Capabilities, ChartSource, Renderer, render_options};
 use crate::source::{CommitInfo, Repo, Snapshot, SourceError, is_url, open_repo};
 
 /// Repositories opened during one round of checks, by how they were named, so apps from
@@ -109,6 +110,7 @@ pub fn read(
     release: &ReleaseRecord,
     release_desired: &DesiredSet,
     scopes: &dyn ScopeResolver,
+    capabilities: &dyn Fn() -> Result<Capabilities, LiveError>,
 ) -> Result<GitSide, DriftError> {
     let path = request.path.unwrap_or(&release.path);
     let mut side = GitSide::default();
@@ -189,6 +191,11 @@ pub fn read(
             options.jsonnet = jsonnet;
             // A chart from outside git: the very version the release was synced with.
             options.helm.remote = chart.source.as_ref().map(ChartSource::pinned);
+            // A chart sees the cluster it is checked on, as a sync there would render it.
+            if render::renderer_for(&snapshot, &options) == Renderer::Helm {
+                let cluster = capabilities().map_err(|e| DriftError::Live(Box::new(e)))?;
+                options.helm.add_cluster(&cluster);
+            }
             let (_, mut desired) = desired_set(&snapshot, &options, &release.namespace, scopes)
                 .map_err(|source| DriftError::Render {
                     app: release.app.clone(),

@@ -44,6 +44,10 @@ pub struct HelmOptions {
     /// A chart from a chart repository or an OCI registry, rendered instead of the path
     /// (whose revision still gives the values files).
     pub remote: Option<super::RemoteChart>,
+    /// `.Capabilities.KubeVersion` (`--kube-version`); `None` leaves helm's default.
+    pub kube_version: Option<String>,
+    /// Added to `.Capabilities.APIVersions` (`--api-versions`).
+    pub api_versions: Vec<String>,
 }
 
 impl Default for HelmOptions {
@@ -55,6 +59,8 @@ impl Default for HelmOptions {
             values_files: Vec::new(),
             set: Vec::new(),
             remote: None,
+            kube_version: None,
+            api_versions: Vec::new(),
         }
     }
 }
@@ -146,19 +152,24 @@ pub(super) fn render(
     } else {
         opts.release_name.as_str()
     };
+    let chart_dir = work.chart_dir.to_string_lossy();
+    let mut args = vec![
+        "template",
+        release,
+        &chart_dir,
+        "--namespace",
+        &opts.namespace,
+        "--include-crds",
+    ];
+    // The destination's `.Capabilities` (see `capabilities.rs`).
+    if let Some(version) = &opts.kube_version {
+        args.extend(["--kube-version", version]);
+    }
+    for api_version in &opts.api_versions {
+        args.extend(["--api-versions", api_version]);
+    }
     let output = work
-        .helm(
-            opts,
-            root,
-            &[
-                "template",
-                release,
-                &work.chart_dir.to_string_lossy(),
-                "--namespace",
-                &opts.namespace,
-                "--include-crds",
-            ],
-        )
+        .helm(opts, root, &args)
         .map_err(|e| blame_fetched_dependency(e, root, &fetched))?;
     split_by_source(snapshot, root, &output)
 }

@@ -23,6 +23,8 @@ pub fn render_options(
             values_files: values_files.to_vec(),
             set: set.to_vec(),
             remote: None,
+            kube_version: None,
+            api_versions: Vec::new(),
         },
         jsonnet: super::JsonnetOptions::default(),
     }

@@ -18,7 +18,7 @@ fn options(values_files: &[&str], set: &[&str]) -> RenderOptions {
             namespace: "apps".into(),
             values_files: values_files.iter().map(|s| s.to_string()).collect(),
             set: set.iter().map(|s| s.to_string()).collect(),
-            remote: None,
+            ..HelmOptions::default()
         },
         ..RenderOptions::default()
     }
@@ -524,4 +524,42 @@ fn helm_writes_the_lock_digest_we_compute() {
         lock.digest,
         "{lock_text}"
     );
+}
+
+#[test]
+fn a_chart_sees_the_capabilities_it_is_given() {
+    let template = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caps}\ndata:\n  \
+        version: {{ .Capabilities.KubeVersion.Version | quote }}\n  \
+        monitoring: {{ .Capabilities.APIVersions.Has \"monitoring.coreos.com/v1\" | quote }}\n  \
+        kind: {{ .Capabilities.APIVersions.Has \"monitoring.coreos.com/v1/ServiceMonitor\" | quote }}\n";
+    let files = [
+        (
+            "chart/Chart.yaml",
+            "apiVersion: v2\nname: caps\nversion: 0.1.0\n",
+        ),
+        ("chart/templates/cm.yaml", template),
+    ];
+    let snap = snapshot("chart", &files);
+    let data = |opts: &RenderOptions| render_any(&snap, opts).unwrap()[0].object["data"].clone();
+
+    let mut opts = options(&[], &[]);
+    let defaults = data(&opts);
+    assert_eq!(defaults["monitoring"], "false");
+    opts.helm.add_cluster(&crate::render::Capabilities {
+        kube_version: Some("v1.31.4".into()),
+        api_versions: crate::render::helm_api_versions(&[crate::render::ServedVersion {
+            group: "monitoring.coreos.com".into(),
+            version: "v1".into(),
+            kinds: vec!["ServiceMonitor".into()],
+        }]),
+    });
+    assert_eq!(
+        data(&opts),
+        json!({"version": "v1.31.4", "monitoring": "true", "kind": "true"})
+    );
+
+    let mut opts = options(&[], &[]);
+    opts.helm.kube_version = Some("latest".into());
+    let err = render_any(&snap, &opts).unwrap_err().to_string();
+    assert!(err.contains("invalid kube version 'latest'"), "{err}");
 }
