@@ -238,4 +238,27 @@ fn a_kustomization_with_helm_charts_renders_from_the_chart_repository_and_the_ca
         before,
         "the second render made requests"
     );
+
+    // A version the repository does not have: exit 2, the kustomization and the chart
+    // named.
+    repo.write(
+        "apps/bad/kustomization.yaml",
+        &format!(
+            "helmCharts:\n- name: cache\n  repo: {}\n  version: 9.9.9\n  releaseName: bad\n",
+            sources.repo.url
+        ),
+    );
+    repo.commit("a version that does not exist");
+    let out = sources.kubectl(
+        cluster,
+        &repo,
+        &["diff-git", "HEAD", "apps/bad", "--app", "bad", "-n", n],
+    );
+    code(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("the helmCharts: chart of apps/bad/kustomization.yaml `cache` 9.9.9")
+            && err.contains(&sources.repo.url),
+        "{err}"
+    );
 }
