@@ -377,6 +377,14 @@ fn dependencies_from_a_chart_repository_a_registry_and_the_same_revision_sync_an
         after,
         "a render with fresh cached indexes made requests"
     );
+
+    // The file:// dependency comes from the revision, not from the working tree.
+    repo.write(
+        "common/templates/labels.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-common\ndata:\n  team: uncommitted\n",
+    );
+    let out = sources.kubectl(cluster, &repo, &["diff-git", "HEAD", "platform", "-n", n]);
+    code(&out, 0);
 }
 
 /// One chart per bad source, each with a single dependency.
