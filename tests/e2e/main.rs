@@ -6,6 +6,7 @@ mod applyset;
 mod apps;
 mod canary;
 mod cascade;
+mod chart_fetch;
 mod chart_sources;
 mod cluster;
 mod completion;
