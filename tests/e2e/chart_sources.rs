@@ -11,10 +11,10 @@ use kubectl_gitops_tests::charts::{ChartRepoServer, Registry, TestCa};
 use kubectl_gitops_tests::record::remember_credential;
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe, workspace_root};
 
-const REPO_USER: &str = "charts-reader";
-const REPO_PASSWORD: &str = "kgo-repo-canary-51c7e0a9";
-const REGISTRY_USER: &str = "oci-reader";
-const REGISTRY_PASSWORD: &str = "kgo-registry-canary-8b2f4d13";
+pub(crate) const REPO_USER: &str = "charts-reader";
+pub(crate) const REPO_PASSWORD: &str = "kgo-repo-canary-51c7e0a9";
+pub(crate) const REGISTRY_USER: &str = "oci-reader";
+pub(crate) const REGISTRY_PASSWORD: &str = "kgo-registry-canary-8b2f4d13";
 
 fn fixture(path: &str) -> String {
     std::fs::read_to_string(
@@ -388,6 +388,14 @@ fn dependencies_from_a_chart_repository_a_registry_and_the_same_revision_sync_an
         after,
         "a render with fresh cached indexes made requests"
     );
+
+    // The file:// dependency comes from the revision, not from the working tree.
+    repo.write(
+        "common/templates/labels.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-common\ndata:\n  team: uncommitted\n",
+    );
+    let out = sources.kubectl(cluster, &repo, &["diff-git", "HEAD", "platform", "-n", n]);
+    code(&out, 0);
 }
 
 /// One chart per bad source, each with a single dependency.

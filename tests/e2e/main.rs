@@ -7,6 +7,7 @@ mod apps;
 mod canary;
 mod capabilities;
 mod cascade;
+mod chart_fetch;
 mod chart_sources;
 mod cluster;
 mod completion;

@@ -143,6 +143,42 @@ fn ours(log: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Starts `tests/charts/<script>` with `args`, then `dir/<name>.log` and a port file;
+/// returns it and the port it listens on.
+fn start_python(script: &str, args: &[&std::ffi::OsStr], dir: &Path, name: &str) -> (Child, u16) {
+    let port_file = dir.join(format!("{name}.port"));
+    let stderr = dir.join(format!("{name}.stderr"));
+    let mut child = Command::new("python3")
+        .arg(workspace_root().join("tests/charts").join(script))
+        .args(args)
+        .arg(dir.join(format!("{name}.log")))
+        .arg(&port_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("python3 runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        if let Ok(text) = std::fs::read_to_string(&port_file) {
+            break text.trim().parse::<u16>().unwrap();
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{script} exited ({status}): {}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{script} did not start within 30s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    wait_for_port(port, script, &mut child, &stderr);
+    (child, port)
+}
+
 /// A chart repository over HTTPS with basic auth, serving `root`.
 pub struct ChartRepoServer {
     child: Child,
@@ -156,40 +192,18 @@ impl ChartRepoServer {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         std::fs::create_dir(&root).unwrap();
-        let port_file = dir.path().join("port");
-        let log = dir.path().join("requests.log");
-        let script = workspace_root().join("tests/charts/repo_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(&root)
-            .arg(&ca.cert)
-            .arg(&ca.key)
-            .args([username, password])
-            .arg(&log)
-            .arg(&port_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-            .spawn()
-            .expect("python3 runs");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            if let Ok(text) = std::fs::read_to_string(&port_file) {
-                break text.trim().parse::<u16>().unwrap();
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "the chart repository server exited ({status}): {}",
-                    std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the chart repository did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        wait_for_port(port, "the chart repository", &mut child, &log);
+        let (child, port) = start_python(
+            "repo_server.py",
+            &[
+                root.as_os_str(),
+                ca.cert.as_os_str(),
+                ca.key.as_os_str(),
+                username.as_ref(),
+                password.as_ref(),
+            ],
+            dir.path(),
+            "requests",
+        );
         ChartRepoServer {
             child,
             url: format!("https://127.0.0.1:{port}/charts"),
@@ -218,9 +232,20 @@ impl Drop for ChartRepoServer {
     }
 }
 
+/// How the registry asks for credentials.
+pub enum RegistryAuth<'a> {
+    None,
+    /// htpasswd: a Basic challenge.
+    Basic(&'a str, &'a str),
+    /// A token service (tests/charts/token_server.py) that takes this login: a Bearer
+    /// challenge.
+    Token(&'a str, &'a str),
+}
+
 /// The distribution registry on a free port of 127.0.0.1, over plain HTTP.
 pub struct Registry {
     child: Child,
+    token_service: Option<Child>,
     dir: tempfile::TempDir,
     /// `127.0.0.1:PORT`.
     pub host: String,
@@ -229,6 +254,15 @@ pub struct Registry {
 impl Registry {
     /// `login`: htpasswd auth for that user and password; `None`: no auth.
     pub fn start(bin: &Path, login: Option<(&str, &str)>) -> Registry {
+        match login {
+            Some((user, password)) => {
+                Registry::start_with(bin, RegistryAuth::Basic(user, password))
+            }
+            None => Registry::start_with(bin, RegistryAuth::None),
+        }
+    }
+
+    pub fn start_with(bin: &Path, auth: RegistryAuth<'_>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -241,14 +275,57 @@ impl Registry {
              http:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
-        if let Some((user, password)) = login {
-            let hash = bcrypt::hash(password, 5).unwrap();
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: test-registry\n    path: {}\n",
-                htpasswd.display()
-            ));
+        let mut token_service = None;
+        match auth {
+            RegistryAuth::None => {}
+            RegistryAuth::Basic(user, password) => {
+                let hash = bcrypt::hash(password, 5).unwrap();
+                let htpasswd = dir.path().join("htpasswd");
+                std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: test-registry\n    path: {}\n",
+                    htpasswd.display()
+                ));
+            }
+            RegistryAuth::Token(user, password) => {
+                let d = dir.path();
+                openssl(
+                    d,
+                    &[
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "rsa:2048",
+                        "-nodes",
+                        "-days",
+                        "2",
+                        "-keyout",
+                        "signer.key",
+                        "-out",
+                        "signer.pem",
+                        "-subj",
+                        "/CN=token signer",
+                    ],
+                );
+                let (child, port) = start_python(
+                    "token_server.py",
+                    &[
+                        d.join("signer.pem").as_os_str(),
+                        d.join("signer.key").as_os_str(),
+                        user.as_ref(),
+                        password.as_ref(),
+                        "test-issuer".as_ref(),
+                    ],
+                    d,
+                    "tokens",
+                );
+                token_service = Some(child);
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: http://127.0.0.1:{port}/token\n    \
+                     service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
+                    d.join("signer.pem").display()
+                ));
+            }
         }
         let config_file = dir.path().join("config.yml");
         std::fs::write(&config_file, config).unwrap();
@@ -270,15 +347,23 @@ impl Registry {
         );
         Registry {
             child,
+            token_service,
             dir,
             host: format!("127.0.0.1:{port}"),
         }
     }
 
-    /// Every request our plugins made so far (the registry's access log).
+    /// Every request our plugins made to the token service.
+    pub fn token_requests(&self) -> Vec<String> {
+        ours(&self.dir.path().join("tokens.log"))
+    }
+
+    /// Every request our plugins made so far: the lines of the registry's access log
+    /// (`… "GET /v2/… HTTP/1.1" 200 …`), not its other messages about the same requests.
     pub fn requests(&self) -> Vec<String> {
         let mut all = ours(&self.dir.path().join("registry.log"));
         all.extend(ours(&self.dir.path().join("stderr.log")));
+        all.retain(|line| line.contains(" HTTP/1.1\" "));
         all
     }
 }
@@ -287,5 +372,9 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(child) = &mut self.token_service {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

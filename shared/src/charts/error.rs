@@ -85,12 +85,6 @@ pub enum ChartSourceError {
     )]
     UnsupportedRepository { repository: String },
 
-    #[error(
-        "{url} is plain HTTP: an OCI registry is reached over HTTPS, except one on 127.0.0.1 or \
-         localhost when KUBECTL_GITOPS_PLAIN_HTTP=1 is set (helm's --plain-http)"
-    )]
-    PlainHttpRefused { url: String },
-
     #[error("{}: {message}", file.display())]
     Config { file: PathBuf, message: String },
 
@@ -119,8 +113,7 @@ impl ChartSourceError {
             | ChartSourceError::NoMatchingVersion { url, .. }
             | ChartSourceError::VersionGone { url, .. }
             | ChartSourceError::DigestMismatch { url, .. }
-            | ChartSourceError::Invalid { url, .. }
-            | ChartSourceError::PlainHttpRefused { url } => Some(url),
+            | ChartSourceError::Invalid { url, .. } => Some(url),
             _ => None,
         }
     }
