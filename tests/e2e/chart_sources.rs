@@ -523,7 +523,7 @@ fn bad_chart_sources_are_one_clear_error_exit_2_and_nothing_is_applied() {
         "unreachable",
         &[
             "unreachable/Chart.yaml: dependency `cache`: cannot reach https://127.0.0.1:9/charts/index.yaml",
-            "or vendor the chart under charts/",
+            "or vendor the chart in git",
         ],
     );
     fail(
@@ -531,7 +531,7 @@ fn bad_chart_sources_are_one_clear_error_exit_2_and_nothing_is_applied() {
         &[
             "nomatch/Chart.yaml: dependency `cache`",
             &format!(
-                "no version of `cache` at {url} matches `^3.0.0` (newest: 2.0.0, 1.1.0, 1.0.0); fix the version in Chart.yaml"
+                "no version of `cache` at {url} matches `^3.0.0` (newest: 2.0.0, 1.1.0, 1.0.0); fix the version asked for"
             ),
         ],
     );
@@ -546,7 +546,7 @@ fn bad_chart_sources_are_one_clear_error_exit_2_and_nothing_is_applied() {
         "gone",
         &[
             "gone/Chart.yaml: dependency `metrics`",
-            &format!("version 1.0.0 of `metrics` is not at {url} any more"),
+            &format!("version 1.0.0 of `metrics` is not at {url};"),
             "helm dependency update",
         ],
     );
@@ -569,7 +569,7 @@ fn bad_chart_sources_are_one_clear_error_exit_2_and_nothing_is_applied() {
         "oci-missing",
         &[
             "oci-missing/Chart.yaml: dependency `database`",
-            &format!("version 9.9.9 of `database` is not at oci://{host}/charts/database any more"),
+            &format!("version 9.9.9 of `database` is not at oci://{host}/charts/database;"),
         ],
     );
     fail(

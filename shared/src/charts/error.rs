@@ -7,12 +7,12 @@ use std::path::PathBuf;
 pub enum ChartSourceError {
     #[error(
         "cannot reach {url}: {message}; check the repository URL and the network, or vendor \
-         the chart under charts/"
+         the chart in git"
     )]
     Unreachable { url: String, message: String },
 
     #[error(
-        "{url} answered HTTP {status}; check the repository URL, or vendor the chart under charts/"
+        "{url} answered HTTP {status}; check the repository URL, or vendor the chart in git"
     )]
     Status { url: String, status: u16 },
 
@@ -25,12 +25,12 @@ pub enum ChartSourceError {
 
     #[error(
         "the chart `{name}` is not in the repository {url} (its index.yaml has no such entry); \
-         fix the name or the repository in Chart.yaml"
+         fix the chart's name or repository"
     )]
     ChartNotInRepository { url: String, name: String },
 
     #[error(
-        "no version of `{name}` at {url} matches `{range}`{}; fix the version in Chart.yaml",
+        "no version of `{name}` at {url} matches `{range}`{}; fix the version asked for",
         if newest.is_empty() { " (it has none)".to_string() } else { format!(" (newest: {})", newest.join(", ")) }
     )]
     NoMatchingVersion {
@@ -41,8 +41,8 @@ pub enum ChartSourceError {
     },
 
     #[error(
-        "version {version} of `{name}` is not at {url} any more; pick another version and run \
-         `helm dependency update`, or vendor the chart under charts/"
+        "version {version} of `{name}` is not at {url}; pick another version (for a locked \
+         dependency, run `helm dependency update`), or vendor the chart in git"
     )]
     VersionGone {
         url: String,
