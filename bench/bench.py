@@ -19,6 +19,7 @@ import os
 import platform
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -374,7 +375,91 @@ def measure(args, cluster, env, kubectl, work):
         seconds, mem = run([kubectl, "diff", "--help"], env, repo)
         help_row.base.append(seconds); help_row.base_mem.append(mem)
 
-    return [diff_changed, diff_same, sync_empty, noop_sync, range_row, read_row, help_row]
+    deps_row = remote_dependencies_row(args, cluster, env, work)
+
+    return [diff_changed, diff_same, sync_empty, noop_sync, range_row, read_row, help_row, deps_row]
+
+
+def remote_dependencies_row(args, cluster, env, work):
+    """A chart whose three dependencies are in an OCI registry (the distribution registry
+    the test suite builds, on 127.0.0.1): ours renders it at two revisions from a warm chart
+    cache (`diff-git REV..REV`, two renders and a diff); helm templates it twice after
+    `helm dependency build` put the dependencies under charts/."""
+    per_chart = 20 if args.smoke else 300
+    row = Row(f"chart with 3 OCI dependencies ({3 * per_chart} objects), two renders, warm cache",
+              "helm template x2 after helm dependency build")
+    helm = str(cluster.bin / "helm")
+    registry_dir = work / "registry"
+    registry_dir.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (registry_dir / "config.yml").write_text(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {registry_dir / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n")
+    registry = subprocess.Popen([str(cluster.bin / "registry"), "serve", str(registry_dir / "config.yml")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    helm_home = work / "helm-home"
+    helm_env = dict(env, HELM_CONFIG_HOME=str(helm_home / "config"), HELM_CACHE_HOME=str(helm_home / "cache"),
+                    HELM_DATA_HOME=str(helm_home / "data"), HELM_REGISTRY_CONFIG=str(helm_home / "registry.json"),
+                    HELM_REPOSITORY_CONFIG=str(helm_home / "repositories.yaml"))
+    ours_env = dict(env, HELM=helm, KUBECTL_GITOPS_PLAIN_HTTP="1", XDG_CACHE_HOME=str(work / "chart-cache"))
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit("the registry did not start")
+                time.sleep(0.2)
+        packages = work / "packages"
+        packages.mkdir()
+        for name in ("api", "worker", "cache"):
+            chart = work / "subcharts" / name
+            write_tree(chart, list({
+                "Chart.yaml": f"apiVersion: v2\nname: {name}\nversion: 1.0.0\n",
+                "values.yaml": "size: 1\n",
+                "templates/configmaps.yaml": (
+                    f"{{{{- range $i := until {per_chart} }}}}\n---\napiVersion: v1\nkind: ConfigMap\n"
+                    f"metadata:\n  name: {{{{ $.Release.Name }}}}-{name}-{{{{ $i }}}}\n"
+                    "data:\n  size: {{ $.Values.size | quote }}\n{{- end }}\n"),
+            }.items()))
+            subprocess.run([helm, "package", str(chart), "--destination", str(packages)],
+                           env=helm_env, check=True, capture_output=True)
+            subprocess.run([helm, "push", str(packages / f"{name}-1.0.0.tgz"), f"oci://127.0.0.1:{port}/charts",
+                            "--plain-http"], env=helm_env, check=True, capture_output=True)
+        repo = work / "deps-repo"
+        deps = "".join(f"- name: {name}\n  version: ^1.0.0\n  repository: oci://127.0.0.1:{port}/charts\n"
+                       for name in ("api", "worker", "cache"))
+        write_tree(repo, [("chart/Chart.yaml", f"apiVersion: v2\nname: platform\nversion: 1.0.0\ndependencies:\n{deps}"),
+                          ("chart/values.yaml", "api: {size: 1}\n")])
+        git(repo, "init", "-q")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "platform")
+        write_tree(repo, [("chart/values.yaml", "api: {size: 2}\n")])
+        git(repo, "commit", "-qam", "bigger api")
+        ours = [str(cluster.bin / "kubectl"), "diff-git", "HEAD~1..HEAD", "chart", "-o", "name"]
+        run(ours, ours_env, repo, (1,))  # warms the cache: the measured renders fetch nothing
+        checkout = work / "deps-checkout"
+        shutil.copytree(repo / "chart", checkout)
+        subprocess.run([helm, "dependency", "build", str(checkout), "--plain-http"], env=helm_env,
+                       check=True, capture_output=True)
+        for _ in range(args.repeat):
+            seconds, mem = run(ours, ours_env, repo, (1,))
+            row.ours.append(seconds); row.ours_mem.append(mem)
+            total, peak = 0.0, 0.0
+            for values in ("api: {size: 1}\n", "api: {size: 2}\n"):
+                (checkout / "values.yaml").write_text(values)
+                seconds, mem = run([helm, "template", "platform", str(checkout)], helm_env, work)
+                total, peak = total + seconds, max(peak, mem)
+            row.base.append(total); row.base_mem.append(peak)
+    finally:
+        registry.terminate()
+        registry.wait()
+    return row
 
 
 def machine():
