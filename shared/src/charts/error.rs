@@ -11,9 +11,7 @@ pub enum ChartSourceError {
     )]
     Unreachable { url: String, message: String },
 
-    #[error(
-        "{url} answered HTTP {status}; check the repository URL, or vendor the chart in git"
-    )]
+    #[error("{url} answered HTTP {status}; check the repository URL, or vendor the chart in git")]
     Status { url: String, status: u16 },
 
     #[error("{url} answered HTTP {status}: {advice}")]
