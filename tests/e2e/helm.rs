@@ -522,7 +522,7 @@ fn chart_errors_exit_2_with_a_clear_message() {
     assert!(
         stderr.contains(
             "unvendored/Chart.yaml: dependency `redis`: cannot reach https://127.0.0.1:9/charts/index.yaml: "
-        ) && stderr.contains("or vendor the chart under charts/"),
+        ) && stderr.contains("or vendor the chart in git"),
         "{stderr}"
     );
 
