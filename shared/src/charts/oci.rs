@@ -396,16 +396,7 @@ impl Session<'_> {
         name: &str,
         version: &str,
     ) -> Result<String, ChartSourceError> {
-        let range = Range::parse(if version.trim().is_empty() {
-            "*"
-        } else {
-            version
-        })
-        .ok_or_else(|| ChartSourceError::InvalidVersion {
-            name: name.to_string(),
-            version: version.to_string(),
-            advice: "write a version (1.2.3) or a range (^1.2, ~1.2.3, >=1.0 <2.0)".to_string(),
-        })?;
+        let range = Range::asked(name, version)?;
         let pick = |tags: &[String]| {
             let versions: Vec<String> = tags.iter().map(|t| t.replace('_', "+")).collect();
             newest_matching(&range, versions.iter().map(String::as_str)).map(|v| v.original)

@@ -31,16 +31,7 @@ pub fn fetch(
             from_cache: true,
         });
     }
-    let range = Range::parse(if version.trim().is_empty() {
-        "*"
-    } else {
-        version
-    })
-    .ok_or_else(|| ChartSourceError::InvalidVersion {
-        name: name.to_string(),
-        version: version.to_string(),
-        advice: "write a version (1.2.3) or a range (^1.2, ~1.2.3, >=1.0 <2.0)".to_string(),
-    })?;
+    let range = Range::asked(name, version)?;
     let pick = |index: &Index| -> Option<IndexEntry> {
         match &exact {
             Some(v) => index.exact(name, v).cloned(),

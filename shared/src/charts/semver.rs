@@ -227,6 +227,21 @@ fn split_group(group: &str) -> Vec<String> {
 
 impl Range {
     /// Parses a range; `None` if Helm would refuse it.
+    /// The range a chart is asked for at (`""`: any version), or the error that says how
+    /// to write one.
+    pub fn asked(name: &str, version: &str) -> Result<Range, super::error::ChartSourceError> {
+        let text = if version.trim().is_empty() {
+            "*"
+        } else {
+            version
+        };
+        Range::parse(text).ok_or_else(|| super::error::ChartSourceError::InvalidVersion {
+            name: name.to_string(),
+            version: version.to_string(),
+            advice: "write a version (1.2.3) or a range (^1.2, ~1.2.3, >=1.0 <2.0)".to_string(),
+        })
+    }
+
     pub fn parse(text: &str) -> Option<Range> {
         if text.len() > 512 {
             return None;
