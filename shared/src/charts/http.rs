@@ -247,7 +247,26 @@ fn client(tls: &Tls) -> Result<Client<Connector, Full<Bytes>>, String> {
 /// The system's trusted roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` when set), read once.
 fn native_roots() -> &'static [CertificateDer<'static>] {
     static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+    ROOTS.get_or_init(system_roots)
+}
+
+#[cfg(not(target_os = "macos"))]
+fn system_roots() -> Vec<CertificateDer<'static>> {
+    rustls_native_certs::load_native_certs().certs
+}
+
+/// On macOS the keychain needs Apple's frameworks at link time, which the cross-built
+/// release archives cannot link: the roots come from `SSL_CERT_FILE`, else the PEM bundle
+/// of the system's roots macOS keeps at /etc/ssl/cert.pem (what its curl and LibreSSL use).
+#[cfg(target_os = "macos")]
+fn system_roots() -> Vec<CertificateDer<'static>> {
+    let file = std::env::var_os("SSL_CERT_FILE").map_or_else(
+        || std::path::PathBuf::from("/etc/ssl/cert.pem"),
+        std::path::PathBuf::from,
+    );
+    CertificateDer::pem_file_iter(&file)
+        .map(|certs| certs.filter_map(Result::ok).collect())
+        .unwrap_or_default()
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
