@@ -14,8 +14,9 @@
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
-/// Lines the queue holds: a sync of 10,000 objects fits whole, so a reader that keeps up
-/// at all loses nothing; at ~100 bytes a line, under 1 MiB waiting at most.
+/// Lines the queue holds: a sync's lines come as fast as the server answers applies,
+/// far slower than a reader that keeps up takes them, and 8,192 of them can wait for a
+/// reader that does not; at ~100 bytes a line, under 1 MiB waiting at most.
 pub const CAPACITY: usize = 8192;
 
 struct Entry {
@@ -169,17 +170,22 @@ mod tests {
     fn a_writer_that_never_returns_does_not_hold_the_sender_up() {
         let (write, gated) = gated();
         let mut lines = Lines::spawn(16, write);
+        lines.send("line 0".into());
+        gated.entered.recv().unwrap();
         let started = Instant::now();
-        for i in 0..100_000 {
+        for i in 1..100_000 {
             lines.send(format!("configmap/ns/object-{i} created"));
         }
-        // 100,000 lines against a writer stuck on its first: sent at once, never waiting.
-        assert!(started.elapsed() < Duration::from_secs(5));
-        // The writer holds at most one, the queue 16: the rest were dropped.
-        assert!(lines.dropped() >= 100_000 - 17, "{}", lines.dropped());
-        // Not finished: the gate never opens; the writer thread is left behind.
+        let elapsed = started.elapsed();
+        let dropped = lines.dropped();
+        // Not finished (the gate never opens, finishing would wait for ever): the writer
+        // thread is left behind.
         std::mem::forget(lines);
         std::mem::forget(gated);
+        // 100,000 lines against a writer stuck on its first: sent at once, never waiting.
+        assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+        // The writer holds the first, the queue the next 16: the rest were dropped.
+        assert_eq!(dropped, 100_000 - 17);
     }
 
     #[test]
@@ -239,12 +245,13 @@ mod tests {
         let mut lines = Lines::spawn(CAPACITY, move |line: &str| {
             collected.lock().unwrap().push(line.to_string())
         });
-        for i in 0..10_000 {
+        // As many as the queue holds, sent faster than any writer writes them.
+        for i in 0..CAPACITY {
             lines.send(format!("line {i}"));
         }
         lines.finish();
         let written = written.lock().unwrap();
-        assert_eq!(written.len(), 10_000);
-        assert_eq!(written[9_999], "line 9999");
+        assert_eq!(written.len(), CAPACITY);
+        assert_eq!(written[CAPACITY - 1], format!("line {}", CAPACITY - 1));
     }
 }
