@@ -406,7 +406,7 @@ fn a_release_of_ten_thousand_objects_is_recorded_and_rolled_back_to() {
     let value = |i: usize, revision: u32| {
         let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(revision);
         x ^= x >> 29;
-        format!("{x:016x}")
+        format!("v{x:016x}")
     };
     let write = |revision: u32| {
         for i in 0..count {
