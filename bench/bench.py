@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -39,29 +40,54 @@ def log(message):
 
 def objects(n, seed, namespaces, variant=0):
     """N objects of mixed kinds, spread over `namespaces`; `variant` changes ten of them.
-    Services are headless: the rounds create thousands, more than a test cluster's service
-    IP range holds."""
+    Deployments have real pod templates (two containers, env from the ConfigMaps, probes,
+    resources, volumes); one in a hundred runs a pod (on kwok's fake nodes), the rest are
+    scaled to zero. Services are headless: the rounds create thousands, and a test
+    cluster's service IP range (10.0.0.0/24) holds 254; a ClusterIP Service costs the
+    server one more write (the IP allocation), the same for both sides."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
         ns = namespaces[i % len(namespaces)]
-        kind = rng.choices(["ConfigMap", "Secret", "Service", "Deployment"], [40, 15, 20, 25])[0]
+        kind = rng.choices(["ConfigMap", "Secret", "Service", "Deployment", "ServiceAccount"],
+                           [35, 12, 18, 25, 10])[0]
         name = f"{kind.lower()}-{i:05d}"
         value = f"value-{rng.randrange(10**9)}"
         if variant and i % max(1, n // 10) == 0 and kind == "ConfigMap":
             value += f"-v{variant}"
+        labels = f"    app.kubernetes.io/name: {name}\n    app.kubernetes.io/part-of: bench\n    tier: t{i % 7}\n"
+        meta = f"metadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n{labels}"
         if kind == "ConfigMap":
-            body = f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  key: {value}\n"
+            body = (f"apiVersion: v1\nkind: ConfigMap\n{meta}data:\n  key: {value}\n"
+                    f"  settings.yaml: |\n    level: info\n    retries: {rng.randrange(1, 9)}\n    endpoint: http://svc-{i % 97}:8080\n")
         elif kind == "Secret":
-            body = f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\nstringData:\n  token: {value}\n"
+            body = f"apiVersion: v1\nkind: Secret\n{meta}type: Opaque\nstringData:\n  token: {value}\n"
+        elif kind == "ServiceAccount":
+            body = f"apiVersion: v1\nkind: ServiceAccount\n{meta}automountServiceAccountToken: false\n"
         elif kind == "Service":
-            body = (f"apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n"
-                    f"  clusterIP: None\n  selector: {{app: {name}}}\n  ports:\n  - port: {rng.randrange(1000, 9000)}\n")
+            body = (f"apiVersion: v1\nkind: Service\n{meta}spec:\n"
+                    f"  clusterIP: None\n  selector: {{app: {name}}}\n  ports:\n  - name: http\n    port: {rng.randrange(1000, 9000)}\n    targetPort: http\n")
         else:
-            body = (f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n"
-                    f"  replicas: 0\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n"
-                    f"      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: main\n"
-                    f"        image: example/{name}:{rng.randrange(1, 9)}\n")
+            replicas = 1 if i % 100 == 3 else 0
+            body = (f"apiVersion: apps/v1\nkind: Deployment\n{meta}spec:\n"
+                    f"  replicas: {replicas}\n  revisionHistoryLimit: 2\n  selector:\n    matchLabels: {{app: {name}}}\n"
+                    f"  template:\n    metadata:\n      labels: {{app: {name}, tier: t{i % 7}}}\n"
+                    f"      annotations: {{prometheus.io/scrape: 'true', prometheus.io/port: '9090'}}\n"
+                    f"    spec:\n      terminationGracePeriodSeconds: 20\n      containers:\n"
+                    f"      - name: main\n        image: registry.example.com/team/{name}:{rng.randrange(1, 9)}.{rng.randrange(0, 20)}\n"
+                    f"        args: [--listen=:8080, --metrics=:9090]\n"
+                    f"        ports:\n        - {{name: http, containerPort: 8080}}\n        - {{name: metrics, containerPort: 9090}}\n"
+                    f"        env:\n        - {{name: MODE, value: production}}\n        - name: POD_NAME\n          valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}\n"
+                    f"        envFrom:\n        - configMapRef: {{name: settings, optional: true}}\n"
+                    f"        resources:\n          requests: {{cpu: 50m, memory: 64Mi}}\n          limits: {{memory: 128Mi}}\n"
+                    f"        readinessProbe:\n          httpGet: {{path: /ready, port: http}}\n          periodSeconds: 10\n"
+                    f"        livenessProbe:\n          httpGet: {{path: /live, port: http}}\n          initialDelaySeconds: 5\n"
+                    f"        volumeMounts:\n        - {{name: config, mountPath: /etc/app}}\n        - {{name: cache, mountPath: /cache}}\n"
+                    f"      - name: proxy\n        image: registry.example.com/infra/proxy:1.{rng.randrange(0, 30)}\n"
+                    f"        ports:\n        - {{name: proxy, containerPort: 15001}}\n"
+                    f"        resources:\n          requests: {{cpu: 10m, memory: 32Mi}}\n"
+                    f"      volumes:\n      - name: config\n        configMap: {{name: settings, optional: true}}\n"
+                    f"      - name: cache\n        emptyDir: {{sizeLimit: 256Mi}}\n")
         out.append((f"{ns}/{name}.yaml", body))
     return out
 
@@ -97,6 +123,92 @@ def fixture_repo(directory, n, seed, namespaces):
     return directory
 
 
+CHART_TEMPLATE = """{{- $n := int .Values.count }}
+{{- $every := max 1 (div $n 10) }}
+{{- range $i := until $n }}
+{{- $kind := mod $i 4 }}
+{{- $name := printf "obj-%05d" $i }}
+---
+{{- if eq $kind 0 }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ $name }}
+  labels: {app.kubernetes.io/part-of: bench-chart}
+data:
+  key: value-{{ $i }}{{ if eq (mod $i $every) 0 }}-r{{ $.Values.rev }}{{ end }}
+  settings.yaml: |
+    level: {{ $.Values.level }}
+    endpoint: http://svc-{{ mod $i 97 }}:8080
+{{- else if eq $kind 1 }}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ $name }}
+type: Opaque
+stringData:
+  token: token-{{ $i }}
+{{- else if eq $kind 2 }}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $name }}
+spec:
+  clusterIP: None
+  selector: {app: {{ $name }}}
+  ports:
+  - {name: http, port: 8080}
+{{- else }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $name }}
+spec:
+  replicas: 0
+  selector:
+    matchLabels: {app: {{ $name }}}
+  template:
+    metadata:
+      labels: {app: {{ $name }}}
+    spec:
+      containers:
+      - name: main
+        image: {{ $.Values.image }}:{{ mod $i 9 }}
+        ports:
+        - {name: http, containerPort: 8080}
+        env:
+        - {name: LEVEL, value: {{ $.Values.level | quote }}}
+        resources:
+          requests: {cpu: 50m, memory: 64Mi}
+        readinessProbe:
+          httpGet: {path: /ready, port: http}
+{{- end }}
+{{- end }}
+"""
+
+
+def chart_files(n, rev):
+    """A chart that renders `n` objects (ConfigMaps, Secrets, headless Services,
+    Deployments); raising `rev` changes ten of its ConfigMaps."""
+    return [
+        ("Chart.yaml", "apiVersion: v2\nname: bench\nversion: 0.1.0\n"),
+        ("values.yaml", f"count: {n}\nrev: {rev}\nlevel: info\nimage: registry.example.com/team/app\n"),
+        ("templates/objects.yaml", CHART_TEMPLATE),
+    ]
+
+
+def chart_repo(directory, n):
+    """A repository with the chart under chart/: the base, then ten objects changed."""
+    directory.mkdir(parents=True)
+    git(directory, "init", "-q", "-b", "main")
+    write_tree(directory / "chart", chart_files(n, 1))
+    git(directory, "add", "-A")
+    git(directory, "commit", "-qm", "base")
+    write_tree(directory / "chart", chart_files(n, 2))
+    git(directory, "commit", "-qam", "ten changed")
+    return directory
+
+
 # ---------------------------------------------------------------- measuring
 
 class Cluster:
@@ -122,6 +234,23 @@ class Cluster:
             return None
         # utime and stime are fields 14 and 15 of stat; [0] here is field 3.
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def apiserver_rss(self):
+        """The API server's resident memory now, in MiB, or None."""
+        if self.apiserver_pid is None:
+            return None
+        try:
+            for line in Path(f"/proc/{self.apiserver_pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
+
+    def etcd_db_mib(self):
+        """The size of etcd's database file, in MiB (a test cluster's quota is 4 GiB)."""
+        db = self.state / "etcd" / "member" / "snap" / "db"
+        return db.stat().st_size / 1024 / 1024 if db.exists() else None
 
     def kubectl(self, *args, check=True):
         return subprocess.run([str(self.bin / "kubectl"), "--kubeconfig", self.kubeconfig, *args],
@@ -162,10 +291,17 @@ def run(cmd, env, cwd, expect=(0,)):
     LOADS.append(os.getloadavg()[0])
     started = time.perf_counter()
     process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr is read while the command runs: a pipe holds 64 KiB, and a command that
+    # fills it waits for a reader (a sync of 10,000 objects prints a line per object).
+    chunks = []
+    reader = threading.Thread(target=lambda: chunks.append(process.stderr.read()), daemon=True)
+    reader.start()
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
+    reader.join()
+    process.stderr.close()
     code = os.waitstatus_to_exitcode(status)
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    stderr = b"".join(chunks).decode(errors="replace")
     if code not in expect:
         raise SystemExit(f"{' '.join(map(str, cmd))} exited {code}:\n{stderr}")
     return elapsed, usage.ru_maxrss / 1024
@@ -178,6 +314,7 @@ class Row:
         self.ours_mem, self.base_mem = [], []
         self.ours_requests, self.base_requests = {}, {}
         self.ours_cpu, self.base_cpu = [], []
+        self.server_mem = []  # the API server's resident memory after each command
 
     def median(self, values):
         return statistics.median(values) if values else None
@@ -189,14 +326,15 @@ class Row:
         mem = lambda v: f"{max(v):.0f} MiB" if v else "-"
         req = lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r.items())) or "-"
         cpu = lambda v: f"{statistics.median(v):.2f} s" if v else "-"
+        server_mem = f"{max(self.server_mem):.0f} MiB" if self.server_mem else "-"
         return [self.name, fmt(ours), fmt(base), ratio, self.target, req(self.ours_requests),
                 req(self.base_requests), cpu(self.ours_cpu), cpu(self.base_cpu),
-                mem(self.ours_mem), mem(self.base_mem)]
+                server_mem, mem(self.ours_mem), mem(self.base_mem)]
 
 
 HEADER = ["operation", "ours (median)", "kubectl (median)", "ratio", "target", "our requests",
           "kubectl requests", "API server CPU (ours)", "API server CPU (kubectl)",
-          "our peak memory", "kubectl peak memory"]
+          "API server memory (max after)", "our peak memory", "the other's peak memory"]
 
 
 def table(rows):
@@ -207,6 +345,9 @@ def table(rows):
 
 
 # ---------------------------------------------------------------- the rows
+
+ROW_GROUPS = ["sync", "diff", "drift", "helm", "deps", "range", "read", "help"]
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -219,9 +360,17 @@ def main():
     parser.add_argument("--profile", default="release", help="cargo profile of the plugins (dev for smoke runs)")
     parser.add_argument("--smoke", action="store_true", help="small N, one repeat, no BENCHMARKS.md")
     parser.add_argument("--write", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--rows", default=",".join(ROW_GROUPS),
+                        help=f"the groups of rows to run, comma-separated (of {','.join(ROW_GROUPS)}); "
+                             "a run of some rows never writes BENCHMARKS.md")
+    parser.add_argument("--chart-objects", type=int, default=1000, help="objects the chart of the helm rows renders")
     args = parser.parse_args()
     if args.smoke:
-        args.objects, args.big, args.repeat, args.namespaces = 40, 200, 1, 2
+        args.objects, args.big, args.repeat, args.namespaces, args.chart_objects = 40, 200, 1, 2, 40
+    args.rows = {r.strip() for r in args.rows.split(",") if r.strip()}
+    unknown = args.rows - set(ROW_GROUPS)
+    if unknown:
+        parser.error(f"unknown row groups {sorted(unknown)}; known: {', '.join(ROW_GROUPS)}")
 
     log(f"building the plugins ({args.profile})")
     subprocess.run(["cargo", "build", "--quiet", "--profile", args.profile, "--bins",
@@ -256,7 +405,7 @@ def main():
     missing = [r.name for r in rows if not r.ours]
     if missing:
         raise SystemExit(f"rows that did not run: {missing}")
-    if not args.smoke:
+    if not args.smoke and args.rows == set(ROW_GROUPS):
         write_report(args, rows)
 
 
@@ -267,12 +416,15 @@ def measure(args, cluster, env, kubectl, work):
     for ns in namespaces + [f"{tag}-records"]:
         cluster.kubectl("create", "namespace", ns)
     records = f"{tag}-records"
+    rows = args.rows
     repo = fixture_repo(work / "repo", n, seed, namespaces)
     base_dir, changed_dir = work / "base", work / "changed"
-    write_tree(base_dir, objects(n, seed, namespaces))
-    write_tree(changed_dir, objects(n, seed, namespaces, 1))
+    if "diff" in rows:
+        write_tree(base_dir, objects(n, seed, namespaces))
+        write_tree(changed_dir, objects(n, seed, namespaces, 1))
     changed = changed_count(n, seed, namespaces)
-    ours_agent, kubectl_agent = "kubectl-gitops/", "kubectl/"
+    ours_agent, kubectl_agent, helm_agent = "kubectl-gitops/", "kubectl/", "Helm/"
+    out = []
 
     def measured(row, which, cmd, agent, expect=(0,), cwd=repo):
         offset = audit_offset(cluster)
@@ -282,6 +434,9 @@ def measure(args, cluster, env, kubectl, work):
         time.sleep(0.3)  # let the audit log catch up
         counts = requests_since(cluster, offset, agent)
         cpus = row.ours_cpu if which == "ours" else row.base_cpu
+        rss = cluster.apiserver_rss()
+        if rss is not None:
+            row.server_mem.append(rss)
         if cpu_before is not None and cpu_after is not None:
             cpus.append(cpu_after - cpu_before)
         log(f"{row.name}: {which} {seconds * 1000:.0f} ms")
@@ -294,6 +449,9 @@ def measure(args, cluster, env, kubectl, work):
     # both start from nothing.
     sync_empty = Row(f"sync from empty, {n} objects", ">= 3x")
     noop_sync = Row(f"no-op resync, {n} objects", ">= 10x, zero PATCH")
+    if "sync" in rows:
+        out += [sync_empty, noop_sync]
+    rounds = args.repeat if "sync" in rows else 0
     # Unmeasured, first: a fresh API server's first thousand writes cost it more (its heap
     # is still small, so its garbage collector runs more often), and whoever went first
     # paid for that (ours: ~1.2 s in the first round against ~0.7 s in the others).
@@ -303,7 +461,7 @@ def measure(args, cluster, env, kubectl, work):
         cluster.kubectl("create", "namespace", ns)
     write_tree(work / "warm", objects(n, seed, warm))
     cluster.kubectl("apply", "--server-side", "-R", "-f", str(work / "warm"))
-    for round_ in range(args.repeat):
+    for round_ in range(rounds):
         # Each goes first in every other round.
         for who in ("ours", "kubectl") if round_ % 2 == 0 else ("kubectl", "ours"):
             nss = [f"{tag}-{who[0]}{round_}-{i}" for i in range(args.namespaces)]
@@ -322,21 +480,38 @@ def measure(args, cluster, env, kubectl, work):
                 measured(noop_sync, "kubectl", cmd, kubectl_agent)
 
     # The diff rows: the base revision is live (synced by us), the second commit changes ten.
-    log("syncing the base revision for the diff rows")
-    run([kubectl, "sync", "HEAD~1", "objs", "--app", "diffbase", "-n", records, "--yes", "--wait=false"], env, repo)
+    if rows & {"diff", "drift"}:
+        log("syncing the base revision for the diff and drift rows")
+        run([kubectl, "sync", "HEAD~1", "objs", "--app", "diffbase", "-n", records, "--yes", "--wait=false"], env, repo)
     diff_changed = Row(f"diff-git, {n} objects, {changed} changed", ">= 5x")
     diff_same = Row(f"diff-git, {n} objects, nothing changed", ">= 20x, one LIST per kind")
     kubectl_diff = [kubectl, "diff", "--server-side", "--force-conflicts", "-R", "-f"]
-    for _ in range(args.repeat):
+    if "diff" in rows:
+        out = [diff_changed, diff_same] + out
+    for _ in range(args.repeat if "diff" in rows else 0):
         measured(diff_changed, "ours", [kubectl, "diff-git", "HEAD", "objs", "--app", "diffbase", "-n", records], ours_agent, (1,))
         measured(diff_changed, "kubectl", kubectl_diff + [str(changed_dir)], kubectl_agent, (1,))
         measured(diff_same, "ours", [kubectl, "diff-git", "HEAD~1", "objs", "--app", "diffbase", "-n", records], ours_agent, (0,))
         measured(diff_same, "kubectl", kubectl_diff + [str(base_dir)], kubectl_agent, (0, 1))
 
+    # Drift of the synced app, nothing drifted: the release's manifest against one LIST per
+    # kind (no alternative: kubectl has no such command).
+    if "drift" in rows:
+        drift_row = Row(f"drift, {n} objects, nothing drifted", "< 1 s, one LIST per kind")
+        for _ in range(args.repeat):
+            measured(drift_row, "ours", [kubectl, "drift", "diffbase", "-n", records], ours_agent, (0,))
+        out.append(drift_row)
+
+    if "helm" in rows:
+        out += helm_rows(args, cluster, measured, kubectl, work, tag)
+
     # No cluster: two revisions of a big repository.
+    if not rows & {"range", "read", "help"}:
+        log_etcd(cluster)
+        return out
     big = fixture_repo(work / "big", args.big, seed, [f"x{i}" for i in range(args.namespaces)])
     range_row = Row(f"rev..rev diff, {args.big} objects, no cluster", "< 1 s, < 200 MiB")
-    for _ in range(args.repeat):
+    for _ in range(args.repeat if "range" in rows else 0):
         seconds, mem = run([kubectl, "diff-git", "HEAD~1..HEAD", "objs", "-o", "name"], env, big, (1,))
         range_row.ours.append(seconds); range_row.ours_mem.append(mem)
 
@@ -349,7 +524,7 @@ def measure(args, cluster, env, kubectl, work):
     said = subprocess.run(reader, env=env, capture_output=True, text=True, check=True).stdout
     if not said.startswith(f"{args.big} files"):
         raise SystemExit(f"read_revision read {said!r}, expected {args.big} files")
-    for i in range(args.repeat):
+    for i in range(args.repeat if "read" in rows else 0):
         seconds, mem = run(reader, env, big)
         read_row.ours.append(seconds); read_row.ours_mem.append(mem)
         tree = work / f"worktree-{i}"
@@ -369,15 +544,54 @@ def measure(args, cluster, env, kubectl, work):
     # its own diff (both exit at once; kubectl is the real thing a user runs).
     help_row = Row("--help start-up: kubectl-diff_git vs kubectl diff", "< 10 ms")
     binary = str(next((work / "plugins").glob("kubectl-diff_git")))
-    for _ in range(max(10, args.repeat * 7)):
+    for _ in range(max(10, args.repeat * 7) if "help" in rows else 0):
         seconds, mem = run([binary, "--help"], env, repo)
         help_row.ours.append(seconds); help_row.ours_mem.append(mem)
         seconds, mem = run([kubectl, "diff", "--help"], env, repo)
         help_row.base.append(seconds); help_row.base_mem.append(mem)
 
-    deps_row = remote_dependencies_row(args, cluster, env, work)
+    out += [r for r, group in ((range_row, "range"), (read_row, "read"), (help_row, "help")) if group in rows]
+    if "deps" in rows:
+        out.append(remote_dependencies_row(args, cluster, env, work))
+    log_etcd(cluster)
+    return out
 
-    return [diff_changed, diff_same, sync_empty, noop_sync, range_row, read_row, help_row, deps_row]
+
+def log_etcd(cluster):
+    etcd = cluster.etcd_db_mib()
+    if etcd is not None:
+        log(f"etcd's database: {etcd:.0f} MiB (the test cluster's quota: 4096 MiB)")
+
+
+def helm_rows(args, cluster, measured, kubectl, work, tag):
+    """A chart of --chart-objects objects, ours (`kubectl sync` of the chart's path: helm
+    template, then our apply and record) against `helm install` / `helm upgrade`: a first
+    install, an upgrade changing ten objects, an upgrade changing nothing. Each side has
+    its own namespace per round, and its release records there."""
+    n = args.chart_objects
+    helm = os.environ.get("HELM") or str(cluster.bin / "helm")
+    repo = chart_repo(work / "chart-repo", n)
+    base, changed = work / "chart-base", work / "chart-changed"
+    write_tree(base, chart_files(n, 1))
+    write_tree(changed, chart_files(n, 2))
+    install = Row(f"chart of {n} objects, first install", ">= 3x vs helm install")
+    upgrade = Row(f"chart of {n} objects, upgrade changing 10", ">= 5x vs helm upgrade")
+    same = Row(f"chart of {n} objects, nothing changed", ">= 10x vs helm upgrade")
+    for round_ in range(args.repeat):
+        for who in ("ours", "helm") if round_ % 2 == 0 else ("helm", "ours"):
+            ns = f"{tag}-h{who[0]}{round_}"
+            cluster.kubectl("create", "namespace", ns)
+            if who == "ours":
+                sync = [kubectl, "sync", "--app", f"chart{round_}", "-n", ns, "--yes", "--wait=false"]
+                measured(install, "ours", sync[:2] + ["HEAD~1", "chart"] + sync[2:], "kubectl-gitops/", cwd=repo)
+                measured(upgrade, "ours", sync[:2] + ["HEAD", "chart"] + sync[2:], "kubectl-gitops/", cwd=repo)
+                measured(same, "ours", sync[:2] + ["HEAD", "chart"] + sync[2:], "kubectl-gitops/", cwd=repo)
+            else:
+                name = f"chart{round_}"
+                measured(install, "helm", [helm, "install", name, str(base), "-n", ns], "Helm/", cwd=work)
+                measured(upgrade, "helm", [helm, "upgrade", name, str(changed), "-n", ns], "Helm/", cwd=work)
+                measured(same, "helm", [helm, "upgrade", name, str(changed), "-n", ns], "Helm/", cwd=work)
+    return [install, upgrade, same]
 
 
 def remote_dependencies_row(args, cluster, env, work):

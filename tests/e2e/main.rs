@@ -26,6 +26,7 @@ mod interrupts;
 mod jsonnet;
 mod lifecycle_apps;
 mod ownership;
+mod progress;
 mod prune;
 mod rbac;
 mod release_archives;

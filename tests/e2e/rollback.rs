@@ -392,3 +392,107 @@ fn watch_records_one_release_naming_every_commit_it_covers() {
         "{page}"
     );
 }
+
+/// A release of 10,000 objects: its record (the manifest, and a resourceVersion and two
+/// hashes per object) is more than 1 MiB at the fast compression level, and still fits
+/// its Secret; rolling back to it re-applies its manifest, read from that record.
+#[test]
+fn a_release_of_ten_thousand_objects_is_recorded_and_rolled_back_to() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("big-release");
+    let repo = GitFixture::new();
+    let count = 10_000;
+    // Values that do not repeat, as a real revision's do not.
+    let value = |i: usize, revision: u32| {
+        let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(revision);
+        x ^= x >> 29;
+        format!("v{x:016x}")
+    };
+    let write = |revision: u32| {
+        for i in 0..count {
+            // The second revision changes ten of them.
+            let revision = if i % 1000 == 0 { revision } else { 1 };
+            repo.write(
+                &format!("objs/cm-{i:05}.yaml"),
+                &format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i:05}\n  labels:\n    tier: t{}\ndata:\n  key: {}\n",
+                    i % 7,
+                    value(i, revision)
+                ),
+            );
+        }
+    };
+    write(1);
+    repo.commit("ten thousand");
+    write(2);
+    repo.commit("ten changed");
+    let sync = |args: &[&str]| {
+        sync_in(
+            cluster,
+            repo.path(),
+            &[
+                &["--app", "big", "-n", &ns.name, "--yes", "--wait=false"],
+                args,
+            ]
+            .concat(),
+        )
+    };
+    ok(&sync(&["HEAD~1", "objs"]));
+    ok(&sync(&["HEAD", "objs"]));
+    assert_eq!(
+        cluster.kubectl_ok(&[
+            "get",
+            "configmap/cm-01000",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.data.key}"
+        ]),
+        value(1000, 2)
+    );
+    let out = sync(&["--rollback", "1"]);
+    ok(&out);
+    assert_eq!(
+        cluster.release_statuses(&ns.name, "big"),
+        [
+            (1, "superseded".to_string()),
+            (2, "superseded".to_string()),
+            (3, "deployed".to_string())
+        ],
+        "{}",
+        stderr(&out)
+    );
+    for i in [0, 1000, 9000] {
+        assert_eq!(
+            cluster.kubectl_ok(&[
+                "get",
+                &format!("configmap/cm-{i:05}"),
+                "-n",
+                &ns.name,
+                "-o",
+                "jsonpath={.data.key}"
+            ]),
+            value(i, 1)
+        );
+    }
+    // Each record is one Secret of at most 1 MiB.
+    for revision in 1..=3 {
+        let bytes = cluster.kubectl_ok(&[
+            "get",
+            &format!("secret/big.r{revision}"),
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.data.release}",
+        ]);
+        // base64: four characters for three bytes.
+        let size = bytes.trim().len() / 4 * 3;
+        assert!(size <= 1024 * 1024, "release {revision}: {size} bytes");
+        if revision == 1 {
+            assert!(
+                size > 600 * 1024,
+                "release 1 is only {size} bytes: not a large record"
+            );
+        }
+    }
+}

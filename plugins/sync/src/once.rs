@@ -222,7 +222,7 @@ pub async fn sync_once(
     let refused = !planned.plan.comparison.owners.is_empty() && !args.adopt.adopt;
     let occasion = hooks::occasion(operation, planned.previous().is_some());
     let hooks = planned_hooks(&planned.plan, occasion, no_hooks);
-    let asked = match show(args, &planned.plan, &hooks, &label, out, prefix) {
+    let asked = match show(args, &mut planned.plan, &hooks, &label, out, prefix) {
         Ok(_) if changes == 0 || !prompts || refused => Ok(true),
         Ok(_) => confirm(changes, &session.cancel).await,
         Err(error) => Err(error),
@@ -290,7 +290,7 @@ async fn dry_run(
     let creates = app_namespace::provider(&namespace, &job.desired, create_namespace)
         == Some(Provided::Created)
         && app_namespace::is_missing(&session.cluster, &namespace).await?;
-    let planned = flow::dry_run(&session.cluster, &session.store, job, &session.cancel)
+    let mut planned = flow::dry_run(&session.cluster, &session.store, job, &session.cancel)
         .await
         .map_err(interrupt::sync_error)?;
     if planned.parent_forbidden {
@@ -300,8 +300,8 @@ async fn dry_run(
              what a sync would prune is not shown"
         )?;
     }
-    let plan = &planned.plan;
     let occasion = hooks::occasion(operation, planned.deployed_before);
+    let plan = &mut planned.plan;
     let hooks = planned_hooks(plan, occasion, no_hooks);
     let preview = show(args, plan, &hooks, &label, out, prefix)?;
     if creates {
@@ -393,16 +393,17 @@ fn namespace_missing(error: &SyncError) -> bool {
 }
 
 /// The plan as diff-git shows it (unless -o), then warnings and notes on stderr. Returns
-/// the changes shown (Secrets masked unless --show-secrets).
+/// the changes shown (Secrets masked unless --show-secrets), taken out of `plan`: carrying
+/// it out needs no object's contents from its comparison.
 fn show(
     args: &Args,
-    plan: &SyncPlan,
+    plan: &mut SyncPlan,
     hooks: &[PlannedHook],
     label: &str,
     out: &mut dyn Write,
     prefix: Option<&str>,
 ) -> Result<ChangeSet> {
-    let mut preview = plan.preview();
+    let mut preview = plan.take_preview();
     if !args.output.show_secrets {
         preview.mask_secrets();
     }

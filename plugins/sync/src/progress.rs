@@ -1,5 +1,8 @@
 //! What a sync is doing, as it happens: a spinner line on a terminal, plain lines
-//! otherwise. All on stderr, so stdout keeps the result.
+//! otherwise. All on stderr, so stdout keeps the result; lines are written by a thread of
+//! their own ([`lines`]), so a slow stderr never holds the work up.
+
+mod lines;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -8,10 +11,13 @@ use gitops::apply::health::Health;
 use gitops::sync::SyncEvent;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use self::lines::Lines;
+
 pub struct Display {
     bar: Option<ProgressBar>,
     /// Names the destination on each line when several sync at once (no spinner then).
     prefix: Option<String>,
+    lines: Lines,
 }
 
 impl Display {
@@ -25,23 +31,28 @@ impl Display {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
+        let lines = match &bar {
+            Some(bar) => {
+                let bar = bar.clone();
+                Lines::spawn(lines::CAPACITY, move |line: &str| bar.println(line))
+            }
+            None => Lines::spawn(lines::CAPACITY, |line: &str| {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }),
+        };
         Display {
             bar,
             prefix: prefix.map(str::to_string),
+            lines,
         }
     }
 
-    fn line(&self, text: String) {
+    fn line(&mut self, text: String) {
         let text = match &self.prefix {
             Some(prefix) => format!("{prefix} {text}"),
             None => text,
         };
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None => {
-                let _ = writeln!(std::io::stderr().lock(), "{text}");
-            }
-        }
+        self.lines.send(text);
     }
 
     fn status(&self, text: String) {
@@ -113,6 +124,7 @@ impl Display {
     }
 
     pub fn finish(&mut self) {
+        self.lines.finish();
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }

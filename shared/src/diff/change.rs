@@ -39,6 +39,18 @@ pub struct ObjectChange {
     pub after: Option<Value>,
 }
 
+impl ObjectChange {
+    /// An object known unchanged without comparing it: counted, its contents not kept.
+    pub fn unchanged(key: ObjectKey) -> ObjectChange {
+        ObjectChange {
+            key,
+            action: Action::Unchanged,
+            before: None,
+            after: None,
+        }
+    }
+}
+
 /// How many objects each [`Action`] has.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {

@@ -413,10 +413,12 @@ impl ReleaseStore {
 
     /// The Secret holding `record`.
     fn secret(&self, record: &ReleaseRecord) -> Result<Secret, StoreError> {
-        let bytes = record::encode(record).map_err(|source| StoreError::Encode {
-            app: record.app.clone(),
-            revision: record.revision,
-            source,
+        let bytes = record::encode_within(record, MAX_SECRET_BYTES).map_err(|source| {
+            StoreError::Encode {
+                app: record.app.clone(),
+                revision: record.revision,
+                source,
+            }
         })?;
         if bytes.len() > MAX_SECRET_BYTES {
             return Err(StoreError::TooLarge {

@@ -417,9 +417,11 @@ pub async fn preview(
             ..PlanOptions::default()
         };
         let namespace = store.namespace();
-        let plan = plan_with_parent(cluster, read.parent, app, namespace, desired, options).await?;
+        let mut plan =
+            plan_with_parent(cluster, read.parent, app, namespace, desired, options).await?;
         Preview {
-            changes: plan.change_set(),
+            // Moved, not copied: the plan ends here.
+            changes: plan.take_preview(),
             notes: refusal::notes(&plan, false),
             warnings: plan.object_options.warnings,
             conflicts: plan.comparison.conflicts,
