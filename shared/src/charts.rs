@@ -58,4 +58,5 @@ pub use cache::Cache;
 pub use credentials::{Credentials, Repository};
 pub use error::ChartSourceError;
 pub use fetch::fetch;
+pub use http::display_url;
 pub use sources::{ChartRef, ChartSources, FetchedChart, INDEX_MAX_AGE};

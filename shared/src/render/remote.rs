@@ -109,13 +109,29 @@ pub(super) fn fetched(
     })?;
     Ok((
         ChartSource {
-            repository: chart.repository.clone(),
+            repository: recorded_repository(&chart.repository),
             name: fetched.name,
             version: fetched.version,
             digest: fetched.digest,
         },
         files,
     ))
+}
+
+/// The repository as records and outputs keep it: a URL with a user and password in it
+/// (`https://user:secret@host/charts`) is kept without them.
+fn recorded_repository(url: &str) -> String {
+    match url.split_once("://") {
+        Some((_, rest))
+            if rest
+                .split('/')
+                .next()
+                .is_some_and(|host| host.contains('@')) =>
+        {
+            charts::display_url(url)
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// The files of a chart archive (`NAME/Chart.yaml`, …) keyed by their path under the
@@ -193,6 +209,22 @@ mod tests {
                 .unwrap();
         }
         builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn a_repository_is_recorded_without_credentials() {
+        assert_eq!(
+            recorded_repository("https://reader:s3cret@charts.example.com/stable"),
+            "https://charts.example.com/stable"
+        );
+        assert_eq!(
+            recorded_repository("oci://registry.example.com/charts"),
+            "oci://registry.example.com/charts"
+        );
+        assert_eq!(
+            recorded_repository("https://charts.example.com/a@b"),
+            "https://charts.example.com/a@b"
+        );
     }
 
     #[test]
