@@ -168,7 +168,7 @@ async fn get_async(request: &Request<'_>) -> Result<Response, ChartSourceError> 
         let response = client
             .request(http_request)
             .await
-            .map_err(|e| unreachable(error_chain(&e)))?;
+            .map_err(|e| unreachable(crate::error_text::chain(&e)))?;
         let status = response.status();
         let header = |name: http::header::HeaderName| {
             response
@@ -210,20 +210,6 @@ async fn get_async(request: &Request<'_>) -> Result<Response, ChartSourceError> 
         });
     }
     Err(unreachable(format!("more than {MAX_REDIRECTS} redirects")))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let next = inner.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = inner.source();
-    }
-    text
 }
 
 type Connector = hyper_timeout::TimeoutConnector<hyper_rustls::HttpsConnector<HttpConnector>>;
