@@ -6,8 +6,10 @@
 //! manifest again would change it, i.e. a field we applied that someone changed since.
 //! Its owner now, read from managedFields ([`owners`]), is who changed it. Members that are
 //! gone are `deleted`; objects labelled as members that the release does not hold are
-//! `stray`. [`ignore`] rules leave out fields others legitimately own; [`git`] says whether
-//! the branch has undeployed changes; [`heal`] puts the release back.
+//! `stray`. Objects the release's fingerprints prove unchanged (nobody wrote them, or no
+//! field we own of them, since the sync) are in sync without a dry run. [`ignore`] rules
+//! leave out fields others legitimately own; [`git`] says whether the branch has
+//! undeployed changes; [`heal`] puts the release back.
 
 mod check;
 pub mod fields;

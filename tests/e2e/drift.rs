@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::requests::{counted, requests_about};
 
+mod fingerprints;
 mod git;
 mod watch;
 

@@ -12,6 +12,7 @@ use super::ignore::IgnoreRules;
 use super::model::{Against, AppDrift, LatestRelease, ObjectDrift, ObjectState};
 use crate::apply::applyset;
 use crate::apply::object_options;
+use crate::fingerprint::Fingerprints;
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey, ScopeResolver};
 use crate::release::elsewhere::{self, Records};
@@ -93,7 +94,19 @@ pub async fn check_app(
             },
         ),
     };
-    let mut live = compare_live(cluster, request, &desired, release_keys.as_ref(), &rules).await?;
+    // What the release remembers of each object: those nobody has written since (or whose
+    // fields we own nobody has) are in sync without a dry run. Against a revision, only
+    // the objects the revision wants as the release applied them.
+    let known = Fingerprints::from_record(&release);
+    let mut live = compare_live(
+        cluster,
+        request,
+        &desired,
+        release_keys.as_ref(),
+        &rules,
+        &known,
+    )
+    .await?;
     let mut report = AppDrift::new(&request.app, &request.namespace, release.revision, against);
     report.latest_release = latest;
     report.summary.in_sync = live.in_sync;
@@ -208,12 +221,14 @@ struct LiveDrift {
 /// Compares every desired object with the cluster and lists the strays. With
 /// `release_keys` (checking a revision), objects the release does not have are not
 /// "deleted" and members it has are not "stray": they are what the revision changes.
+/// Objects `fingerprints` proves unchanged are in sync without a dry run.
 async fn compare_live(
     cluster: &LiveCluster,
     request: &CheckRequest,
     desired: &DesiredSet,
     release_keys: Option<&BTreeSet<ObjectKey>>,
     rules: &IgnoreRules,
+    fingerprints: &Fingerprints,
 ) -> Result<LiveDrift, DriftError> {
     let in_release = |key: &ObjectKey| release_keys.is_none_or(|keys| keys.contains(key));
     let mut objects = Vec::new();
@@ -259,11 +274,8 @@ async fn compare_live(
         }
     }
 
-    let present: Vec<(&DesiredObject, &Value)> = desired
-        .iter()
-        .filter_map(|o| live.get(&o.key).map(|l| (o, l)))
-        .collect();
-    let compared = stream::iter(present)
+    let Present { proven, to_compare } = present(desired, &live, fingerprints);
+    let compared = stream::iter(to_compare)
         .map(|(object, listed)| async move {
             let live = same_version(cluster, object, listed).await?;
             let applied = cluster
@@ -286,7 +298,7 @@ async fn compare_live(
         .buffer_unordered(cluster.concurrency())
         .try_collect::<Vec<_>>()
         .await?;
-    let mut in_sync = 0;
+    let mut in_sync = proven;
     let mut ignored = Vec::new();
     let mut applied_objects = BTreeMap::new();
     for (key, fields, applied) in compared {
@@ -346,6 +358,40 @@ async fn compare_live(
     })
 }
 
+/// The desired objects that exist, split by whether a dry run must compare them.
+#[derive(Debug)]
+struct Present<'a> {
+    /// How many the release's fingerprints prove unchanged: applying them again would
+    /// change nothing, so they are in sync without a dry run (and have no differing field,
+    /// ignored or not).
+    proven: usize,
+    /// The others, with their live object as listed.
+    to_compare: Vec<(&'a DesiredObject, &'a Value)>,
+}
+
+/// Splits the desired objects found in `live` into those `known` proves unchanged and
+/// those to dry-run. Only the listed object's resourceVersion, uid and managedFields are
+/// read for the proof, so no object is copied or read again in the manifest's version.
+fn present<'a>(
+    desired: &'a DesiredSet,
+    live: &'a BTreeMap<ObjectKey, Value>,
+    known: &Fingerprints,
+) -> Present<'a> {
+    let mut proven = 0;
+    let mut to_compare = Vec::new();
+    for object in desired.iter() {
+        let Some(listed) = live.get(&object.key) else {
+            continue;
+        };
+        if known.unchanged(&object.key, &object.object, listed) {
+            proven += 1;
+        } else {
+            to_compare.push((object, listed));
+        }
+    }
+    Present { proven, to_compare }
+}
+
 fn api_version(object: &Value) -> &str {
     object
         .get("apiVersion")
@@ -378,5 +424,225 @@ async fn same_version(
 impl From<LiveError> for DriftError {
     fn from(source: LiveError) -> Self {
         DriftError::Live(Box::new(source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::apply::applyset::{ApplySetId, label_members};
+    use crate::diff::to_yaml;
+    use crate::fingerprint::{applied_hash, owned_hash};
+    use crate::live::FIELD_MANAGER;
+    use crate::objects::BuiltinScopes;
+    use crate::release::record::{ObjectResult, Operation};
+
+    /// Objects whose values YAML could read back as something else.
+    const SOURCE: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: tricky
+  annotations: {note: 'yes', empty: ''}
+data:
+  on: 'on'
+  number: '0123'
+  float: '1.0'
+  multi: |
+    line one
+    line two
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.26
+        resources: {limits: {cpu: 0.5}}
+";
+
+    /// The desired set as a sync applies it: rendered, then labelled as the app's members.
+    fn synced() -> DesiredSet {
+        let mut desired = DesiredSet::build(
+            parse_documents("app.yaml", SOURCE).unwrap(),
+            "shop",
+            &BuiltinScopes,
+        )
+        .unwrap();
+        label_members(&mut desired, &ApplySetId::for_app("shop", "shop"));
+        desired
+    }
+
+    /// The live object as a LIST returns it after the sync applied `object`.
+    fn live_after_sync(object: &Value, uid: &str, version: &str) -> Value {
+        let mut live = object.clone();
+        live["metadata"]["uid"] = json!(uid);
+        live["metadata"]["resourceVersion"] = json!(version);
+        live["metadata"]["managedFields"] = json!([{
+            "manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": "v1",
+            "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {"f:on": {}}, "f:spec": {"f:replicas": {}}}
+        }]);
+        live
+    }
+
+    /// The release a sync of `desired` writes: its manifest as text, and per object what
+    /// it applied and where the object was left.
+    fn release_of(desired: &DesiredSet, live: &BTreeMap<ObjectKey, Value>) -> ReleaseRecord {
+        let manifest: String = desired
+            .iter()
+            .map(|o| format!("---\n{}", to_yaml(&o.object)))
+            .collect();
+        let mut record = ReleaseRecord::start("shop", "shop", Operation::Sync, "me", manifest);
+        record.revision = 1;
+        for object in desired.iter() {
+            let live = &live[&object.key];
+            record.objects.push(ObjectResult {
+                key: object.key.clone(),
+                action: "created".into(),
+                health: None,
+                message: None,
+                resource_version: crate::fingerprint::resource_version(live).map(String::from),
+                applied_hash: Some(applied_hash(&object.object)),
+                owned_hash: owned_hash(live),
+            });
+        }
+        record
+    }
+
+    fn listed(desired: &DesiredSet) -> BTreeMap<ObjectKey, Value> {
+        desired
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let live = live_after_sync(&o.object, &format!("u{i}"), &format!("{}", 10 + i));
+                (o.key.clone(), live)
+            })
+            .collect()
+    }
+
+    fn names<'a>(present: &Present<'a>) -> Vec<&'a str> {
+        present
+            .to_compare
+            .iter()
+            .map(|(o, _)| o.key.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn the_release_manifest_read_back_is_what_the_sync_applied() {
+        // Drift reads the desired objects from the release's manifest text; the sync
+        // hashed them before writing it. Were the hashes to differ, every object would be
+        // dry-run again.
+        let desired = synced();
+        let live = listed(&desired);
+        let release = release_of(&desired, &live);
+        let read_back = release_objects(&release, &BuiltinScopes).unwrap();
+        assert_eq!(read_back.len(), 2);
+        for object in read_back.iter() {
+            assert_eq!(
+                Some(applied_hash(&object.object)),
+                release
+                    .objects
+                    .iter()
+                    .find(|o| o.key == object.key)
+                    .and_then(|o| o.applied_hash.clone()),
+                "{}",
+                object.key
+            );
+        }
+        let known = Fingerprints::from_record(&release);
+        let present = present(&read_back, &live, &known);
+        assert_eq!(present.proven, 2);
+        assert!(present.to_compare.is_empty());
+    }
+
+    #[test]
+    fn only_objects_the_release_proves_unchanged_skip_the_dry_run() {
+        let desired = synced();
+        let mut live = listed(&desired);
+        let known = Fingerprints::from_record(&release_of(&desired, &live));
+        let key = |name: &str| desired.keys().find(|k| k.name == name).unwrap().clone();
+
+        // A controller writes what it owns (the status): the version moves, our fields
+        // do not. Still proven.
+        let web = live.get_mut(&key("web")).unwrap();
+        web["metadata"]["resourceVersion"] = json!("50");
+        web["status"] = json!({"replicas": 2});
+        web["metadata"]["managedFields"]
+            .as_array_mut()
+            .unwrap()
+            .push(
+                json!({"manager": "kube-controller-manager", "operation": "Update",
+                         "apiVersion": "apps/v1", "time": "2026-01-01T00:00:05Z",
+                         "subresource": "status", "fieldsType": "FieldsV1",
+                         "fieldsV1": {"f:status": {"f:replicas": {}}}}),
+            );
+        let found = present(&desired, &live, &known);
+        assert_eq!((found.proven, names(&found)), (2, vec![]));
+
+        // Someone edits a field we apply: the server moves it out of our entry.
+        let tricky = live.get_mut(&key("tricky")).unwrap();
+        tricky["data"]["on"] = json!("off");
+        tricky["metadata"]["resourceVersion"] = json!("51");
+        tricky["metadata"]["managedFields"] = json!([
+            {"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": "v1",
+             "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+            {"manager": "kubectl-edit", "operation": "Update", "apiVersion": "v1",
+             "time": "2026-01-01T00:00:09Z", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:data": {"f:on": {}}}}
+        ]);
+        let found = present(&desired, &live, &known);
+        assert_eq!((found.proven, names(&found)), (1, vec!["tricky"]));
+
+        // Deleted and created again by another tool with our entry restored as it was
+        // (a backup's copy): another uid, so another object.
+        let mut restored =
+            live_after_sync(&desired.get(&key("tricky")).unwrap().object, "new", "60");
+        restored["data"]["on"] = json!("off");
+        live.insert(key("tricky"), restored);
+        let found = present(&desired, &live, &known);
+        assert_eq!((found.proven, names(&found)), (1, vec!["tricky"]));
+
+        // Gone: neither proven nor compared (the caller reports it deleted).
+        live.remove(&key("tricky"));
+        let found = present(&desired, &live, &known);
+        assert_eq!((found.proven, names(&found)), (1, vec![]));
+    }
+
+    #[test]
+    fn a_revision_that_wants_something_else_or_a_release_without_fingerprints_is_dry_run() {
+        let desired = synced();
+        let live = listed(&desired);
+        let known = Fingerprints::from_record(&release_of(&desired, &live));
+        // `--against REV`: REV changes the Deployment, not the ConfigMap.
+        let revision = DesiredSet::build(
+            parse_documents("app.yaml", &SOURCE.replace("replicas: 2", "replicas: 3")).unwrap(),
+            "shop",
+            &BuiltinScopes,
+        )
+        .map(|mut set| {
+            label_members(&mut set, &ApplySetId::for_app("shop", "shop"));
+            set
+        })
+        .unwrap();
+        let found = present(&revision, &live, &known);
+        assert_eq!((found.proven, names(&found)), (1, vec!["web"]));
+        // A release written before fingerprints existed proves nothing.
+        let found = present(&desired, &live, &Fingerprints::default());
+        assert_eq!((found.proven, names(&found)), (0, vec!["tricky", "web"]));
     }
 }
