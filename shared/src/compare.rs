@@ -154,10 +154,40 @@ pub async fn against_cluster_with(
 
     // The namespace check below reuses a LIST of Namespaces the fetch made.
     let _reads = cluster.shared_reads();
-    let live = cluster.fetch(&known).await?;
-    // Who owns what is read from the live objects already here; only another ApplySet's
+    let listed = cluster.fetch_listed(&known).await?;
+    // Each live object is read once, for who owns it, where it stands and (unless the
+    // last release proves it unchanged) its contents, normalised for the before side.
+    // Proven objects are neither kept nor copied to the after side: they are counted as
+    // unchanged, without contents (nothing shows an unchanged object's contents, and at
+    // 10,000 objects the copies were the biggest part of a diff's memory).
+    let mut assessment = ownership::Assessment::default();
+    let mut live_marks: BTreeMap<ObjectKey, LiveMark> = BTreeMap::new();
+    let mut present: BTreeSet<ObjectKey> = BTreeSet::new();
+    let mut known_same = Vec::new();
+    let mut before: BTreeMap<ObjectKey, Value> = BTreeMap::new();
+    for (key, object) in listed {
+        let value = object.value()?;
+        assessment.add(&key, &value, ours);
+        let mark = LiveMark::of(&value);
+        let proven = match (known_unchanged, desired.get(&key), &mark) {
+            (Some(fingerprints), Some(wanted), Some(mark)) => {
+                fingerprints.unchanged_at(&key, &wanted.object, &value, mark)
+            }
+            _ => false,
+        };
+        if let Some(mark) = mark {
+            live_marks.insert(key.clone(), mark);
+        }
+        present.insert(key.clone());
+        if proven {
+            known_same.push(ObjectChange::unchanged(key));
+        } else {
+            before.insert(key, normalised(value, normalise));
+        }
+    }
+    // Who owns what is read from the live objects already read; only another ApplySet's
     // parent costs a request, to name it.
-    let (mut owners, unowned) = ownership::assess(&live, ours);
+    let (mut owners, unowned) = assessment.sorted();
     ownership::name_parents(cluster, &mut owners).await;
     // Namespaces this set creates: their objects cannot be dry-run until they exist.
     let set_namespaces: BTreeSet<String> = desired
@@ -168,15 +198,18 @@ pub async fn against_cluster_with(
     let mut new_namespaces: BTreeSet<String> = set_namespaces
         .iter()
         .filter(|name| {
-            !live
-                .keys()
+            !present
+                .iter()
                 .any(|k| k.kind == "Namespace" && k.group.is_empty() && &k.name == *name)
         })
         .cloned()
         .collect();
     // Namespaces nobody creates: likewise, and the caller warns about them.
     // A namespace holding a live object exists: no need to ask.
-    let populated: BTreeSet<&str> = live.keys().filter_map(|k| k.namespace.as_deref()).collect();
+    let populated: BTreeSet<&str> = present
+        .iter()
+        .filter_map(|k| k.namespace.as_deref())
+        .collect();
     let referenced: BTreeSet<String> = known
         .iter()
         .filter_map(|k| k.namespace.clone())
@@ -192,17 +225,11 @@ pub async fn against_cluster_with(
             normalised(object.object.clone(), normalise),
         );
     }
-    // Where each live object stands: what proves it unchanged, and what a sync records.
-    let live_marks: BTreeMap<ObjectKey, LiveMark> = live
-        .iter()
-        .filter_map(|(key, object)| Some((key.clone(), LiveMark::of(object)?)))
-        .collect();
     // What cannot be dry-run yet (new namespace) is shown from its manifest; what the last
-    // release proves unchanged is shown as it is live; everything else is dry-run.
+    // release proves unchanged is counted above; everything else is dry-run.
+    let proven: BTreeSet<&ObjectKey> = known_same.iter().map(|c| &c.key).collect();
     let mut to_dry_run: Vec<&DesiredObject> = Vec::new();
-    let mut proven: Vec<&ObjectKey> = Vec::new();
     for object in desired.iter().filter(|o| known.contains(&o.key)) {
-        let current = live.get(&object.key);
         if object
             .key
             .namespace
@@ -213,33 +240,10 @@ pub async fn against_cluster_with(
                 object.key.clone(),
                 normalised(object.object.clone(), normalise),
             );
-        } else if let (Some(fingerprints), Some(current), Some(mark)) =
-            (known_unchanged, current, live_marks.get(&object.key))
-            && fingerprints.unchanged_at(&object.key, &object.object, current, mark)
-        {
-            proven.push(&object.key);
-        } else {
+        } else if !proven.contains(&object.key) {
             to_dry_run.push(object);
         }
     }
-
-    // The live objects are normalised once, for the before side. Those proven unchanged
-    // are neither normalised nor copied to the after side: they are counted as unchanged,
-    // without contents (nothing shows an unchanged object's contents, and at 10,000
-    // objects the copies were the biggest part of a diff's memory).
-    let proven: BTreeSet<&ObjectKey> = proven.into_iter().collect();
-    let mut known_same = Vec::with_capacity(proven.len());
-    let before: BTreeMap<ObjectKey, Value> = live
-        .into_iter()
-        .filter_map(|(key, value)| {
-            if proven.contains(&key) {
-                known_same.push(ObjectChange::unchanged(key));
-                None
-            } else {
-                Some((key, normalised(value, normalise)))
-            }
-        })
-        .collect();
 
     // Existing objects first: whether they change decides how missing ones are compared.
     let (existing, absent): (Vec<&DesiredObject>, Vec<&DesiredObject>) = to_dry_run

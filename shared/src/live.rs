@@ -27,6 +27,10 @@ use crate::kubeconfig::Connection;
 use crate::objects::{ObjectKey, ScopeResolver};
 use crate::render::{Capabilities, ServedVersion, helm_api_versions};
 
+mod listed;
+
+pub use listed::ListedObject;
+
 /// Our field manager: every apply and dry-run uses it, so managedFields tell our fields apart.
 pub const FIELD_MANAGER: &str = "kubectl-gitops";
 
@@ -61,14 +65,14 @@ struct ListKey {
     namespace: Option<String>,
 }
 
-type Listed = Arc<Vec<(ObjectKey, Value)>>;
+type Listed = Arc<Vec<(ObjectKey, ListedObject)>>;
 
 /// The members of one ApplySet of one kind, in every namespace: a partial view of that
 /// kind (an object missing from it may still exist, unlabelled).
 struct Members {
     /// The label selector they were listed with.
     selector: String,
-    objects: HashMap<ObjectKey, Value>,
+    objects: HashMap<ObjectKey, ListedObject>,
 }
 
 /// LIST answers shared within [`SharedReads`] scopes; `depth` counts the open scopes.
@@ -293,7 +297,8 @@ impl LiveCluster {
                 .objects
                 .iter()
                 .filter(|(key, _)| key.namespace.as_deref() == namespace && pick(key))
-                .map(|(k, v)| (k.clone(), v.clone()))
+                // The text is JSON the server sent, an object, so it reads back.
+                .filter_map(|(k, v)| Some((k.clone(), v.value().ok()?)))
                 .collect()
         })
     }
@@ -307,7 +312,7 @@ impl LiveCluster {
         let params = &params;
         stream::iter(resources)
             .map(|resource| async move {
-                let Ok(listed) = self.list_selected(&resource, None, params).await else {
+                let Ok(listed) = self.list_items(&resource, None, params).await else {
                     return;
                 };
                 let members = Members {
@@ -345,7 +350,7 @@ impl LiveCluster {
         resource: &ApiResource,
         key: &ObjectKey,
         names: &BTreeSet<String>,
-    ) -> Option<Vec<(ObjectKey, Value)>> {
+    ) -> Option<Vec<(ObjectKey, ListedObject)>> {
         self.with_members_named(resource, key, names, |members, keys| {
             keys.into_iter()
                 .filter_map(|k| members.objects.remove(&k).map(|object| (k, object)))
@@ -392,7 +397,10 @@ impl LiveCluster {
         if let Some(found) = self.listed(resource, namespace) {
             return Ok(found);
         }
-        let listed = Arc::new(self.list(resource, namespace).await?);
+        let listed = Arc::new(
+            self.list_items(resource, namespace, &ListParams::default())
+                .await?,
+        );
         if let Ok(mut cache) = self.lists.lock()
             && cache.depth > 0
         {
@@ -531,6 +539,20 @@ impl LiveCluster {
         &self,
         keys: &BTreeSet<ObjectKey>,
     ) -> Result<BTreeMap<ObjectKey, Value>, LiveError> {
+        self.fetch_listed(keys)
+            .await?
+            .into_iter()
+            .map(|(key, object)| Ok((key, object.value()?)))
+            .collect()
+    }
+
+    /// [`LiveCluster::fetch`], each object left unread until the caller reads it
+    /// ([`ListedObject::value`]): a caller that reads them one at a time and keeps few
+    /// holds one value at a time.
+    pub async fn fetch_listed(
+        &self,
+        keys: &BTreeSet<ObjectKey>,
+    ) -> Result<BTreeMap<ObjectKey, ListedObject>, LiveError> {
         let lists = stream::iter(batches(keys))
             .filter_map(|(first, names)| async move {
                 let (resource, _) = self.resolve_kind(&first.group, &first.kind)?;
@@ -618,30 +640,30 @@ impl LiveCluster {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<Vec<(ObjectKey, Value)>, LiveError> {
-        // Decoded straight into JSON values (kube's typed list would be decoded, then
-        // converted: twice the work for the biggest answers a plan reads).
-        #[derive(serde::Deserialize)]
-        struct Items {
-            items: Option<Vec<Value>>,
-        }
+        self.list_items(resource, namespace, params)
+            .await?
+            .into_iter()
+            .map(|(key, object)| Ok((key, object.value()?)))
+            .collect()
+    }
+
+    /// [`LiveCluster::list_selected`], the items unread.
+    async fn list_items(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<Vec<(ObjectKey, ListedObject)>, LiveError> {
         let call = || self.call("list", &resource.plural);
         let request = kube::core::Request::new(DynamicObject::url_path(resource, namespace))
             .list(params)
             .map_err(|e| ApiError::Other(format!("listing {}: {e}", resource.plural)))?;
-        let list: Items = self
+        let body = self
             .client
-            .request(request)
+            .request_text(request)
             .await
             .map_err(|e| ApiError::from_kube(e, &call()))?;
-        let items = list.items.unwrap_or_default();
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let value = typed(item, resource);
-            if let Some(key) = ObjectKey::from_object(&value) {
-                out.push((key, value));
-            }
-        }
-        Ok(out)
+        listed::items(&body, resource)
     }
 
     /// One object by name, or None if it does not exist.
@@ -934,15 +956,17 @@ fn list_key(resource: &ApiResource, namespace: Option<&str>) -> ListKey {
 /// The object with `apiVersion` and `kind` first, as manifests are written: the server
 /// leaves them out of list items, and appending them would print them last in diffs.
 fn typed(value: Value, resource: &ApiResource) -> Value {
+    typed_as(value, &resource.api_version, &resource.kind)
+}
+
+/// [`typed`] with the names given.
+fn typed_as(value: Value, api_version: &str, kind: &str) -> Value {
     let Value::Object(fields) = value else {
         return value;
     };
     let mut out = serde_json::Map::with_capacity(fields.len() + 2);
-    out.insert(
-        "apiVersion".into(),
-        Value::String(resource.api_version.clone()),
-    );
-    out.insert("kind".into(), Value::String(resource.kind.clone()));
+    out.insert("apiVersion".into(), Value::String(api_version.to_string()));
+    out.insert("kind".into(), Value::String(kind.to_string()));
     out.extend(
         fields
             .into_iter()

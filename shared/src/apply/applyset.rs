@@ -490,10 +490,12 @@ pub async fn list_members_where(
                 return Ok(members);
             }
             if let Some(listed) = cluster.listed(&resource, namespace) {
+                // The text is JSON the server sent, an object, so it reads back.
                 return Ok(listed
                     .iter()
-                    .filter(|(key, object)| pick(key) && is_member(object, &set.id))
-                    .cloned()
+                    .filter(|(key, _)| pick(key))
+                    .filter_map(|(key, object)| Some((key.clone(), object.value().ok()?)))
+                    .filter(|(_, object)| is_member(object, &set.id))
                     .collect());
             }
             match cluster.list_selected(&resource, namespace, params).await {

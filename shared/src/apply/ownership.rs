@@ -136,21 +136,39 @@ pub fn assess<'a>(
     live: impl IntoIterator<Item = (&'a ObjectKey, &'a Value)>,
     ours: &ApplySetId,
 ) -> (Vec<ForeignOwner>, Vec<ObjectKey>) {
-    let mut foreign = Vec::new();
-    let mut unowned = Vec::new();
+    let mut assessment = Assessment::default();
     for (key, object) in live {
+        assessment.add(key, object, ours);
+    }
+    assessment.sorted()
+}
+
+/// [`assess`] one object at a time, for a caller that reads objects one by one and
+/// does not keep them all.
+#[derive(Debug, Default)]
+pub struct Assessment {
+    foreign: Vec<ForeignOwner>,
+    unowned: Vec<ObjectKey>,
+}
+
+impl Assessment {
+    pub fn add(&mut self, key: &ObjectKey, object: &Value, ours: &ApplySetId) {
         match ownership(object, ours) {
             Ownership::Ours => {}
-            Ownership::Foreign(owner) => foreign.push(ForeignOwner {
+            Ownership::Foreign(owner) => self.foreign.push(ForeignOwner {
                 key: key.clone(),
                 owner,
             }),
-            Ownership::Unowned => unowned.push(key.clone()),
+            Ownership::Unowned => self.unowned.push(key.clone()),
         }
     }
-    foreign.sort_by(|a, b| a.key.cmp(&b.key));
-    unowned.sort();
-    (foreign, unowned)
+
+    /// (those another owner holds, those nobody owns), each sorted by key.
+    pub fn sorted(mut self) -> (Vec<ForeignOwner>, Vec<ObjectKey>) {
+        self.foreign.sort_by(|a, b| a.key.cmp(&b.key));
+        self.unowned.sort();
+        (self.foreign, self.unowned)
+    }
 }
 
 /// The parent of what `parent` (a Secret labelled with an ApplySet id) says about itself.

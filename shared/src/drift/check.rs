@@ -13,7 +13,7 @@ use super::model::{Against, AppDrift, LatestRelease, ObjectDrift, ObjectState};
 use crate::apply::applyset;
 use crate::apply::object_options;
 use crate::fingerprint::Fingerprints;
-use crate::live::{LiveCluster, LiveError};
+use crate::live::{ListedObject, LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey, ScopeResolver};
 use crate::release::elsewhere::{self, Records};
 use crate::release::record::{ReleaseRecord, ReleaseStatus};
@@ -262,7 +262,7 @@ async fn compare_live(
         cluster.prefetch(&known, Some(&members)),
     );
     let parent = parent?;
-    let live = cluster.fetch(&known).await?;
+    let live = cluster.fetch_listed(&known).await?;
     for key in &known {
         if !live.contains_key(key) && in_release(key) {
             objects.push(ObjectDrift {
@@ -274,7 +274,9 @@ async fn compare_live(
         }
     }
 
-    let Present { proven, to_compare } = present(desired, &live, fingerprints);
+    let Present { proven, to_compare } =
+        present(desired, &live, fingerprints, ListedObject::value)?;
+    drop(live);
     let compared = stream::iter(to_compare)
         .map(|(object, listed)| async move {
             let live = same_version(cluster, object, listed).await?;
@@ -366,30 +368,33 @@ struct Present<'a> {
     /// ignored or not).
     proven: usize,
     /// The others, with their live object as listed.
-    to_compare: Vec<(&'a DesiredObject, &'a Value)>,
+    to_compare: Vec<(&'a DesiredObject, Value)>,
 }
 
 /// Splits the desired objects found in `live` into those `known` proves unchanged and
 /// those to dry-run. Only the listed object's resourceVersion, uid and managedFields are
 /// read for the proof, so no object is copied or read again in the manifest's version.
-fn present<'a>(
+fn present<'a, L>(
     desired: &'a DesiredSet,
-    live: &'a BTreeMap<ObjectKey, Value>,
+    live: &BTreeMap<ObjectKey, L>,
     known: &Fingerprints,
-) -> Present<'a> {
+    read: impl Fn(&L) -> Result<Value, LiveError>,
+) -> Result<Present<'a>, LiveError> {
     let mut proven = 0;
     let mut to_compare = Vec::new();
     for object in desired.iter() {
         let Some(listed) = live.get(&object.key) else {
             continue;
         };
-        if known.unchanged(&object.key, &object.object, listed) {
+        // Read one at a time: a proven object's value is dropped at once.
+        let listed = read(listed)?;
+        if known.unchanged(&object.key, &object.object, &listed) {
             proven += 1;
         } else {
             to_compare.push((object, listed));
         }
     }
-    Present { proven, to_compare }
+    Ok(Present { proven, to_compare })
 }
 
 fn api_version(object: &Value) -> &str {
@@ -404,11 +409,11 @@ fn api_version(object: &Value) -> &str {
 async fn same_version(
     cluster: &LiveCluster,
     object: &DesiredObject,
-    listed: &Value,
+    listed: Value,
 ) -> Result<Value, DriftError> {
     let wanted = api_version(&object.object);
-    if api_version(listed) == wanted {
-        return Ok(listed.clone());
+    if api_version(&listed) == wanted {
+        return Ok(listed);
     }
     let fetched = match cluster.resolve(wanted, &object.key.kind) {
         Some((resource, _)) => {
@@ -418,7 +423,7 @@ async fn same_version(
         }
         None => None,
     };
-    Ok(fetched.unwrap_or_else(|| listed.clone()))
+    Ok(fetched.unwrap_or(listed))
 }
 
 impl From<LiveError> for DriftError {
@@ -522,6 +527,11 @@ spec:
         record
     }
 
+    /// The test's listed objects are values already: read as a copy.
+    fn same(listed: &Value) -> Result<Value, LiveError> {
+        Ok(listed.clone())
+    }
+
     fn listed(desired: &DesiredSet) -> BTreeMap<ObjectKey, Value> {
         desired
             .iter()
@@ -564,7 +574,7 @@ spec:
             );
         }
         let known = Fingerprints::from_record(&release);
-        let present = present(&read_back, &live, &known);
+        let present = present(&read_back, &live, &known, same).unwrap();
         assert_eq!(present.proven, 2);
         assert!(present.to_compare.is_empty());
     }
@@ -590,7 +600,7 @@ spec:
                          "subresource": "status", "fieldsType": "FieldsV1",
                          "fieldsV1": {"f:status": {"f:replicas": {}}}}),
             );
-        let found = present(&desired, &live, &known);
+        let found = present(&desired, &live, &known, same).unwrap();
         assert_eq!((found.proven, names(&found)), (2, vec![]));
 
         // Someone edits a field we apply: the server moves it out of our entry.
@@ -605,7 +615,7 @@ spec:
              "time": "2026-01-01T00:00:09Z", "fieldsType": "FieldsV1",
              "fieldsV1": {"f:data": {"f:on": {}}}}
         ]);
-        let found = present(&desired, &live, &known);
+        let found = present(&desired, &live, &known, same).unwrap();
         assert_eq!((found.proven, names(&found)), (1, vec!["tricky"]));
 
         // Deleted and created again by another tool with our entry restored as it was
@@ -614,12 +624,12 @@ spec:
             live_after_sync(&desired.get(&key("tricky")).unwrap().object, "new", "60");
         restored["data"]["on"] = json!("off");
         live.insert(key("tricky"), restored);
-        let found = present(&desired, &live, &known);
+        let found = present(&desired, &live, &known, same).unwrap();
         assert_eq!((found.proven, names(&found)), (1, vec!["tricky"]));
 
         // Gone: neither proven nor compared (the caller reports it deleted).
         live.remove(&key("tricky"));
-        let found = present(&desired, &live, &known);
+        let found = present(&desired, &live, &known, same).unwrap();
         assert_eq!((found.proven, names(&found)), (1, vec![]));
     }
 
@@ -639,10 +649,10 @@ spec:
             set
         })
         .unwrap();
-        let found = present(&revision, &live, &known);
+        let found = present(&revision, &live, &known, same).unwrap();
         assert_eq!((found.proven, names(&found)), (1, vec!["web"]));
         // A release written before fingerprints existed proves nothing.
-        let found = present(&desired, &live, &Fingerprints::default());
+        let found = present(&desired, &live, &Fingerprints::default(), same).unwrap();
         assert_eq!((found.proven, names(&found)), (0, vec!["tricky", "web"]));
     }
 }
