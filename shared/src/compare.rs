@@ -167,10 +167,13 @@ pub async fn against_cluster_with(
     let mut before: BTreeMap<ObjectKey, Value> = BTreeMap::new();
     for (key, object) in listed {
         let value = object.value()?;
-        assessment.add(&key, &value, ours);
+        // Only a member of this app is proven by its fingerprint: another app writes with
+        // the same field manager, and its apply within the same second as ours leaves our
+        // managedFields entry as it was.
+        let member = assessment.add(&key, &value, ours);
         let mark = LiveMark::of(&value);
         let proven = match (known_unchanged, desired.get(&key), &mark) {
-            (Some(fingerprints), Some(wanted), Some(mark)) => {
+            (Some(fingerprints), Some(wanted), Some(mark)) if member => {
                 fingerprints.unchanged_at(&key, &wanted.object, &value, mark)
             }
             _ => false,

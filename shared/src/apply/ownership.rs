@@ -152,15 +152,17 @@ pub struct Assessment {
 }
 
 impl Assessment {
-    pub fn add(&mut self, key: &ObjectKey, object: &Value, ours: &ApplySetId) {
+    /// Notes who owns `object`; true if it is a member of `ours`.
+    pub fn add(&mut self, key: &ObjectKey, object: &Value, ours: &ApplySetId) -> bool {
         match ownership(object, ours) {
-            Ownership::Ours => {}
+            Ownership::Ours => return true,
             Ownership::Foreign(owner) => self.foreign.push(ForeignOwner {
                 key: key.clone(),
                 owner,
             }),
             Ownership::Unowned => self.unowned.push(key.clone()),
         }
+        false
     }
 
     /// (those another owner holds, those nobody owns), each sorted by key.

@@ -12,6 +12,7 @@ use super::ignore::IgnoreRules;
 use super::model::{Against, AppDrift, LatestRelease, ObjectDrift, ObjectState};
 use crate::apply::applyset;
 use crate::apply::object_options;
+use crate::apply::ownership::{Ownership, ownership};
 use crate::fingerprint::Fingerprints;
 use crate::live::{ListedObject, LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey, ScopeResolver};
@@ -256,7 +257,8 @@ async fn compare_live(
     // members come in one LIST per kind across its namespaces, made while the ApplySet
     // parent is read.
     let _reads = cluster.shared_reads();
-    let members = applyset::ApplySetId::for_app(&request.app, &request.namespace).member_selector();
+    let members_of = applyset::ApplySetId::for_app(&request.app, &request.namespace);
+    let members = members_of.member_selector();
     let (parent, ()) = futures::join!(
         applyset::read(cluster, &request.namespace, &request.app),
         cluster.prefetch(&known, Some(&members)),
@@ -274,8 +276,13 @@ async fn compare_live(
         }
     }
 
-    let Present { proven, to_compare } =
-        present(desired, &live, fingerprints, ListedObject::value)?;
+    let Present { proven, to_compare } = present(
+        desired,
+        &live,
+        fingerprints,
+        &members_of,
+        ListedObject::value,
+    )?;
     drop(live);
     let compared = stream::iter(to_compare)
         .map(|(object, listed)| async move {
@@ -378,6 +385,7 @@ fn present<'a, L>(
     desired: &'a DesiredSet,
     live: &BTreeMap<ObjectKey, L>,
     known: &Fingerprints,
+    ours: &applyset::ApplySetId,
     read: impl Fn(&L) -> Result<Value, LiveError>,
 ) -> Result<Present<'a>, LiveError> {
     let mut proven = 0;
@@ -388,7 +396,11 @@ fn present<'a, L>(
         };
         // Read one at a time: a proven object's value is dropped at once.
         let listed = read(listed)?;
-        if known.unchanged(&object.key, &object.object, &listed) {
+        // Only a member of this app is proven by its fingerprint: another app writes with
+        // the same field manager, and its apply within the same second as ours leaves our
+        // managedFields entry as it was.
+        let member = ownership(&listed, ours) == Ownership::Ours;
+        if member && known.unchanged(&object.key, &object.object, &listed) {
             proven += 1;
         } else {
             to_compare.push((object, listed));
@@ -486,8 +498,31 @@ spec:
             &BuiltinScopes,
         )
         .unwrap();
-        label_members(&mut desired, &ApplySetId::for_app("shop", "shop"));
+        label_members(&mut desired, &shop());
         desired
+    }
+
+    fn shop() -> ApplySetId {
+        ApplySetId::for_app("shop", "shop")
+    }
+
+    #[test]
+    fn an_object_another_app_took_over_is_dry_run_even_if_our_entry_looks_unchanged() {
+        // Every app applies with the same field manager: another app's apply within the
+        // same second as ours leaves the entry's fields and time as they were.
+        let desired = synced();
+        let mut live = listed(&desired);
+        let known = Fingerprints::from_record(&release_of(&desired, &live));
+        let web = live
+            .iter_mut()
+            .find(|(k, _)| k.name == "web")
+            .map(|(_, v)| v)
+            .unwrap();
+        let other = ApplySetId::for_app("other", "shop");
+        web["metadata"]["labels"]["applyset.kubernetes.io/part-of"] = json!(other.as_str());
+        web["metadata"]["resourceVersion"] = json!("77");
+        let found = present(&desired, &live, &known, &shop(), same).unwrap();
+        assert_eq!(names(&found), ["web"]);
     }
 
     /// The live object as a LIST returns it after the sync applied `object`.
@@ -574,7 +609,7 @@ spec:
             );
         }
         let known = Fingerprints::from_record(&release);
-        let present = present(&read_back, &live, &known, same).unwrap();
+        let present = present(&read_back, &live, &known, &shop(), same).unwrap();
         assert_eq!(present.proven, 2);
         assert!(present.to_compare.is_empty());
     }
@@ -600,7 +635,7 @@ spec:
                          "subresource": "status", "fieldsType": "FieldsV1",
                          "fieldsV1": {"f:status": {"f:replicas": {}}}}),
             );
-        let found = present(&desired, &live, &known, same).unwrap();
+        let found = present(&desired, &live, &known, &shop(), same).unwrap();
         assert_eq!((found.proven, names(&found)), (2, vec![]));
 
         // Someone edits a field we apply: the server moves it out of our entry.
@@ -615,7 +650,7 @@ spec:
              "time": "2026-01-01T00:00:09Z", "fieldsType": "FieldsV1",
              "fieldsV1": {"f:data": {"f:on": {}}}}
         ]);
-        let found = present(&desired, &live, &known, same).unwrap();
+        let found = present(&desired, &live, &known, &shop(), same).unwrap();
         assert_eq!((found.proven, names(&found)), (1, vec!["tricky"]));
 
         // Deleted and created again by another tool with our entry restored as it was
@@ -624,12 +659,12 @@ spec:
             live_after_sync(&desired.get(&key("tricky")).unwrap().object, "new", "60");
         restored["data"]["on"] = json!("off");
         live.insert(key("tricky"), restored);
-        let found = present(&desired, &live, &known, same).unwrap();
+        let found = present(&desired, &live, &known, &shop(), same).unwrap();
         assert_eq!((found.proven, names(&found)), (1, vec!["tricky"]));
 
         // Gone: neither proven nor compared (the caller reports it deleted).
         live.remove(&key("tricky"));
-        let found = present(&desired, &live, &known, same).unwrap();
+        let found = present(&desired, &live, &known, &shop(), same).unwrap();
         assert_eq!((found.proven, names(&found)), (1, vec![]));
     }
 
@@ -649,10 +684,10 @@ spec:
             set
         })
         .unwrap();
-        let found = present(&revision, &live, &known, same).unwrap();
+        let found = present(&revision, &live, &known, &shop(), same).unwrap();
         assert_eq!((found.proven, names(&found)), (1, vec!["web"]));
         // A release written before fingerprints existed proves nothing.
-        let found = present(&desired, &live, &Fingerprints::default(), same).unwrap();
+        let found = present(&desired, &live, &Fingerprints::default(), &shop(), same).unwrap();
         assert_eq!((found.proven, names(&found)), (0, vec!["tricky", "web"]));
     }
 }
