@@ -199,6 +199,16 @@ fn another_apps_object_is_refused_named_and_taken_over_only_with_adopt() {
     );
     // Ours now: the next sync needs no --adopt.
     code(&sync(cluster, &repo, ("b", "b", n), &[]), 0);
+    // a's release still wants its own greeting: a's diff shows b's change (both apps
+    // apply with the same field manager, so a's entry alone cannot prove it unchanged).
+    let a_diff = plugin(cluster, &repo, "diff-git", ("a", "a", n), &[]);
+    code(&a_diff, 1);
+    let shown = String::from_utf8_lossy(&a_diff.stdout);
+    assert!(
+        shown.contains("from-a") && shown.contains("from-b"),
+        "{}",
+        describe(&a_diff)
+    );
 
     // b's now, so b's prune deletes it; a's diff then shows it missing.
     repo.remove("b/shared.yaml");
