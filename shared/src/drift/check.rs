@@ -19,7 +19,7 @@ use crate::objects::{DesiredObject, DesiredSet, ObjectKey, ScopeResolver};
 use crate::release::elsewhere::{self, Records};
 use crate::release::record::{ReleaseRecord, ReleaseStatus};
 use crate::release::store::ReleaseStore;
-use crate::render::parse_documents;
+use crate::render::{Manifest, RenderError, parse_documents};
 
 /// What to check for one app.
 #[derive(Debug, Clone, Default)]
@@ -55,8 +55,18 @@ pub async fn check_app(
 ) -> Result<Checked, DriftError> {
     let store = ReleaseStore::new(cluster.client().clone(), &request.namespace);
     let release = deployed_release(&store, &request.app).await?;
-    let latest = unfinished_after(&store, &request.app, release.revision).await;
-    let release_desired = release_objects(&release, cluster)?;
+    // The release's objects are read from its manifest on another thread while their
+    // kinds are listed (the record names every object): at 10,000 objects each takes
+    // most of a second, and neither needs the other. The LISTs are kept for the
+    // comparison below.
+    let _reads = cluster.shared_reads();
+    let members = applyset::ApplySetId::for_app(&request.app, &request.namespace).member_selector();
+    let (latest, release_desired, ()) = futures::join!(
+        unfinished_after(&store, &request.app, release.revision),
+        release_objects_apart(&release, cluster),
+        cluster.prefetch(release.objects.iter().map(|o| &o.key), Some(&members)),
+    );
+    let release_desired = release_desired?;
 
     let revision = request.against.as_deref().or(request.git.as_deref());
     let git_request = GitRequest {
@@ -127,15 +137,44 @@ pub(crate) fn release_objects(
     release: &ReleaseRecord,
     scopes: &dyn ScopeResolver,
 ) -> Result<DesiredSet, DriftError> {
-    let unreadable = |message: String| DriftError::StoredManifest {
+    let parsed = parse_documents(&manifest_file(release), &release.manifest);
+    keyed(release, parsed, scopes)
+}
+
+/// [`release_objects`], the manifest parsed on a blocking thread so that the caller's
+/// requests go on meanwhile.
+async fn release_objects_apart(
+    release: &ReleaseRecord,
+    scopes: &dyn ScopeResolver,
+) -> Result<DesiredSet, DriftError> {
+    let (file, manifest) = (manifest_file(release), release.manifest.clone());
+    let parsed = tokio::task::spawn_blocking(move || parse_documents(&file, &manifest))
+        .await
+        .map_err(|e| unreadable(release, e.to_string()))?;
+    keyed(release, parsed, scopes)
+}
+
+/// The name a release's manifest goes by in errors.
+fn manifest_file(release: &ReleaseRecord) -> String {
+    format!("release {}.r{}", release.app, release.revision)
+}
+
+fn keyed(
+    release: &ReleaseRecord,
+    parsed: Result<Vec<Manifest>, RenderError>,
+    scopes: &dyn ScopeResolver,
+) -> Result<DesiredSet, DriftError> {
+    let manifests = parsed.map_err(|e| unreadable(release, e.to_string()))?;
+    DesiredSet::build(manifests, &release.namespace, scopes)
+        .map_err(|e| unreadable(release, e.to_string()))
+}
+
+fn unreadable(release: &ReleaseRecord, message: String) -> DriftError {
+    DriftError::StoredManifest {
         app: release.app.clone(),
         revision: release.revision,
         message,
-    };
-    let file = format!("release {}.r{}", release.app, release.revision);
-    let manifests =
-        parse_documents(&file, &release.manifest).map_err(|e| unreadable(e.to_string()))?;
-    DesiredSet::build(manifests, &release.namespace, scopes).map_err(|e| unreadable(e.to_string()))
+    }
 }
 
 /// The newest deployed release, or an error that says what the app has instead.
