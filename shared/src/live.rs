@@ -310,6 +310,20 @@ impl LiveCluster {
     async fn list_members_everywhere(&self, selector: &str, resources: Vec<ApiResource>) {
         let params = ListParams::default().labels(selector);
         let params = &params;
+        // A kind listed already in this scope (an earlier prefetch of the same app) is not
+        // listed again.
+        let resources: Vec<ApiResource> = match self.lists.lock() {
+            Ok(cache) => resources
+                .into_iter()
+                .filter(|resource| {
+                    cache
+                        .members
+                        .get(&list_key(resource, None))
+                        .is_none_or(|members| members.selector != selector)
+                })
+                .collect(),
+            Err(_) => resources,
+        };
         stream::iter(resources)
             .map(|resource| async move {
                 let Ok(listed) = self.list_items(&resource, None, params).await else {
