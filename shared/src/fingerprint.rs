@@ -225,7 +225,8 @@ mod tests {
         version: &str,
         owned: Option<String>,
     ) -> ReleaseRecord {
-        let mut record = ReleaseRecord::start("app", "ns", Operation::Sync, "me", String::new());
+        let mut record =
+            ReleaseRecord::start("app", "ns", Operation::Sync, "me", Default::default());
         record.objects.push(ObjectResult {
             key: key.clone(),
             action: "created".into(),

@@ -414,11 +414,12 @@ fn describe_apply_failure(
 /// namespaces and membership labels.
 pub fn desired_from_record(record: &ReleaseRecord) -> Result<DesiredSet, SyncError> {
     let file = format!("release {}.r{}", record.app, record.revision);
-    let manifests =
-        parse_documents(&file, &record.manifest).map_err(|source| SyncError::StoredManifest {
+    let manifests = parse_documents(&file, &record.manifest.text()).map_err(|source| {
+        SyncError::StoredManifest {
             revision: record.revision,
             source,
-        })?;
+        }
+    })?;
     DesiredSet::build(manifests, &record.namespace, &BuiltinScopes).map_err(|source| {
         SyncError::StoredObjects {
             revision: record.revision,

@@ -364,7 +364,7 @@ fn a_corrupt_release_record_fails_a_rollback_clearly() {
     let dir = tempfile::tempdir().unwrap();
     // Release 1: not a record at all. Release 2: a record whose manifest is an alias bomb.
     std::fs::write(dir.path().join("garbage"), b"\x1f\x8b\x08garbage").unwrap();
-    let mut bomb = ReleaseRecord::start("web", n, Operation::Sync, "tester", String::new());
+    let mut bomb = ReleaseRecord::start("web", n, Operation::Sync, "tester", Default::default());
     bomb.revision = 2;
     bomb.status = ReleaseStatus::Deployed;
     let mut manifest = format!("{CM}bomb\ndata:\n  a: &a [x,x,x,x,x,x,x,x,x]\n");
@@ -377,7 +377,7 @@ fn a_corrupt_release_record_fails_a_rollback_clearly() {
             vec![format!("*{prev}"); 9].join(",")
         ));
     }
-    bomb.manifest = manifest;
+    bomb.manifest = manifest.into();
     std::fs::write(dir.path().join("bomb"), record::encode(&bomb).unwrap()).unwrap();
     for (revision, file) in [(1, "garbage"), (2, "bomb")] {
         let name = format!("web.r{revision}");

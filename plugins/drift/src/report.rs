@@ -644,7 +644,7 @@ mod tests {
                 &report.namespace,
                 gitops::release::record::Operation::Sync,
                 "ada",
-                String::new(),
+                Default::default(),
             ),
             report,
         };

@@ -646,7 +646,7 @@ mod tests {
 
     fn ours(revision: u32, status: ReleaseStatus) -> Release {
         let mut record =
-            ReleaseRecord::start("shop", "apps", Operation::Sync, "admin", String::new());
+            ReleaseRecord::start("shop", "apps", Operation::Sync, "admin", Default::default());
         record.revision = revision;
         record.status = status;
         record.started = "2025-06-01T11:57:00Z".parse().unwrap();

@@ -137,7 +137,7 @@ pub(crate) fn release_objects(
     release: &ReleaseRecord,
     scopes: &dyn ScopeResolver,
 ) -> Result<DesiredSet, DriftError> {
-    let parsed = parse_documents(&manifest_file(release), &release.manifest);
+    let parsed = parse_documents(&manifest_file(release), &release.manifest.text());
     keyed(release, parsed, scopes)
 }
 
@@ -148,7 +148,7 @@ async fn release_objects_apart(
     scopes: &dyn ScopeResolver,
 ) -> Result<DesiredSet, DriftError> {
     let (file, manifest) = (manifest_file(release), release.manifest.clone());
-    let parsed = tokio::task::spawn_blocking(move || parse_documents(&file, &manifest))
+    let parsed = tokio::task::spawn_blocking(move || parse_documents(&file, &manifest.text()))
         .await
         .map_err(|e| unreadable(release, e.to_string()))?;
     keyed(release, parsed, scopes)
@@ -584,7 +584,8 @@ spec:
             .iter()
             .map(|o| format!("---\n{}", to_yaml(&o.object)))
             .collect();
-        let mut record = ReleaseRecord::start("shop", "shop", Operation::Sync, "me", manifest);
+        let mut record =
+            ReleaseRecord::start("shop", "shop", Operation::Sync, "me", manifest.into());
         record.revision = 1;
         for object in desired.iter() {
             let live = &live[&object.key];

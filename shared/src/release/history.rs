@@ -180,7 +180,7 @@ impl Release {
             commit: record.commit,
             repo: record.repo,
             error: record.error,
-            manifest: record.manifest,
+            manifest: record.manifest.text(),
             results: record.objects,
             hooks: record.hooks,
         }

@@ -248,7 +248,7 @@ fn notes(passed: &[(u32, Passed)], current: Option<u32>) -> String {
 /// cannot be read (a rollback to it would fail).
 fn objects_of(record: &ReleaseRecord) -> Option<BTreeMap<ObjectKey, Value>> {
     let label = format!("release {} of {}", record.revision, record.app);
-    let manifests = parse_documents(&label, &record.manifest).ok()?;
+    let manifests = parse_documents(&label, &record.manifest.text()).ok()?;
     let desired = DesiredSet::build(manifests, &record.namespace, &BuiltinScopes).ok()?;
     Some(desired.into_iter().map(|o| (o.key, o.object)).collect())
 }
@@ -264,7 +264,8 @@ mod tests {
         let manifest = format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\ndata:\n  greeting: {greeting}\n"
         );
-        let mut record = ReleaseRecord::start("shop", "shop", Operation::Sync, "ada", manifest);
+        let mut record =
+            ReleaseRecord::start("shop", "shop", Operation::Sync, "ada", manifest.into());
         record.revision = revision;
         record.status = status;
         record

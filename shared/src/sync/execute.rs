@@ -27,6 +27,7 @@ use crate::objects::ObjectKey;
 use crate::objects::hook::Stage;
 use crate::release::record::{
     CASCADE_ACTION, Counts, HookRun, ObjectResult, Operation, ReleaseRecord, ReleaseStatus,
+    StoredManifest,
 };
 use crate::release::store::{RecordMeta, ReleaseStore};
 
@@ -797,7 +798,7 @@ fn object_results(plan: &SyncPlan, progress: &Progress) -> Vec<ObjectResult> {
 /// release's text when that release applied exactly these objects (the same hash for
 /// every key, none more or less: writing them out again would give the same text), else
 /// [`manifest_of`] the plan.
-fn manifest_to_record(plan: &SyncPlan, options: &SyncOptions) -> String {
+fn manifest_to_record(plan: &SyncPlan, options: &SyncOptions) -> StoredManifest {
     if let Some(manifest) = &plan.record_manifest {
         return manifest.clone();
     }
@@ -808,7 +809,7 @@ fn manifest_to_record(plan: &SyncPlan, options: &SyncOptions) -> String {
         {
             previous.manifest.clone()
         }
-        _ => manifest_of(plan),
+        _ => StoredManifest::new(&manifest_of(plan)),
     }
 }
 

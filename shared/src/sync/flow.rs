@@ -29,7 +29,7 @@ use crate::hooks::{self, PlannedHook};
 use crate::live::LiveCluster;
 use crate::lock::{self, KeepAlive, TakenOver};
 use crate::objects::{DesiredSet, ObjectKey};
-use crate::release::record::{Operation, ReleaseRecord};
+use crate::release::record::{Operation, ReleaseRecord, StoredManifest};
 use crate::release::store::ReleaseStore;
 use crate::source::CommitInfo;
 
@@ -44,7 +44,7 @@ pub struct SyncJob {
     pub prune: bool,
     /// The manifest to record instead of the desired objects' (see
     /// [`SyncPlan::record_manifest`]).
-    pub record_manifest: Option<String>,
+    pub record_manifest: Option<StoredManifest>,
     /// What the sync may prune beyond the members, and what the revision's path holds
     /// when it rendered nothing: checked before anything is written.
     pub guard: Guard,

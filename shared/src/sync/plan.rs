@@ -17,6 +17,7 @@ use crate::diff::{Action, ChangeSet, ObjectChange};
 use crate::fingerprint::Fingerprints;
 use crate::live::LiveCluster;
 use crate::objects::{DesiredSet, ObjectKey};
+use crate::release::record::StoredManifest;
 
 /// Everything a sync will do, and why.
 pub struct SyncPlan {
@@ -46,7 +47,7 @@ pub struct SyncPlan {
     /// The manifest to record instead of the desired objects', for a caller that applies
     /// an adjusted copy of a release (drift's heal leaves ignored fields out of what it
     /// applies, yet records the release's manifest as it was).
-    pub record_manifest: Option<String>,
+    pub record_manifest: Option<StoredManifest>,
 }
 
 impl SyncPlan {

@@ -24,7 +24,9 @@ use crate::hooks::run::Runner;
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::hook::{Hook, Occasion, Stage};
 use crate::objects::{DesiredSet, ObjectKey};
-use crate::release::record::{Counts, ObjectResult, Operation, ReleaseRecord, ReleaseStatus};
+use crate::release::record::{
+    Counts, ObjectResult, Operation, ReleaseRecord, ReleaseStatus, StoredManifest,
+};
 use crate::release::store::{RecordMeta, ReleaseStore};
 
 /// How to uninstall.
@@ -264,7 +266,7 @@ pub(super) async fn execute(
         &plan.namespace,
         Operation::Uninstall,
         &options.who,
-        String::new(),
+        StoredManifest::default(),
     );
     pending.description = "uninstall".into();
     if let Some(previous) = previous {

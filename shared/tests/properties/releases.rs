@@ -186,7 +186,8 @@ fn record() -> impl Strategy<Value = ReleaseRecord> {
                 (error, manifest),
                 extra,
             )| {
-                let mut record = ReleaseRecord::start(&app, &namespace, operation, &who, manifest);
+                let mut record =
+                    ReleaseRecord::start(&app, &namespace, operation, &who, manifest.into());
                 record.revision = revision;
                 record.rollback_of = rollback_of;
                 record.description = description;

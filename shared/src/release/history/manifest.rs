@@ -244,7 +244,8 @@ metadata:
         );
         assert!(listed.iter().all(|o| o.action.is_none()));
 
-        let mut record = ReleaseRecord::start("shop", "apps", Operation::Sync, "a", String::new());
+        let mut record =
+            ReleaseRecord::start("shop", "apps", Operation::Sync, "a", Default::default());
         record.objects = vec![ObjectResult {
             key: ObjectKey::from_object(&serde_json::json!({
                 "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "apps"}

@@ -31,7 +31,7 @@ fn secret_of(record: &ReleaseRecord) -> Secret {
 
 #[test]
 fn a_record_secret_reads_back_and_mismatches_are_unreadable() {
-    let mut record = ReleaseRecord::start("web", "apps", Operation::Sync, "me", String::new());
+    let mut record = ReleaseRecord::start("web", "apps", Operation::Sync, "me", Default::default());
     record.revision = 4;
     let entry = read_secret(secret_of(&record), "apps", "web");
     assert_eq!(entry.revision, Some(4));
