@@ -46,28 +46,14 @@ pub fn rendered(snapshot: &Snapshot, options: &RenderOptions) -> Result<Rendered
     let empty = manifests
         .is_empty()
         .then(|| describe_empty(snapshot, renderer));
-    let sources = (renderer == Renderer::Plain).then(|| sources_of(snapshot, &manifests));
+    // The revision's own files, shared: a refused field is found again in them.
+    let sources = (renderer == Renderer::Plain).then(|| SourceTexts::new(snapshot.files.clone()));
     Ok(Rendered {
         renderer,
         manifests,
         empty,
         sources,
     })
-}
-
-fn sources_of(snapshot: &Snapshot, manifests: &[Manifest]) -> SourceTexts {
-    let mut texts = BTreeMap::new();
-    for manifest in manifests {
-        let file = &manifest.origin.file;
-        if texts.contains_key(file) {
-            continue;
-        }
-        let text = snapshot.files.get(file).map(|b| String::from_utf8_lossy(b));
-        if let Some(text) = text {
-            texts.insert(file.clone(), text.into_owned());
-        }
-    }
-    SourceTexts::new(texts)
 }
 
 /// What a path that rendered no objects holds, for the refusal that stops a sync from
@@ -145,7 +131,8 @@ mod tests {
             files: files
                 .iter()
                 .map(|path| (path.to_string(), Vec::new()))
-                .collect(),
+                .collect::<BTreeMap<_, _>>()
+                .into(),
             root: root.to_string(),
             commit: None,
         }
@@ -184,7 +171,7 @@ mod tests {
         let empty = rendered(&tree, &RenderOptions::default()).unwrap();
         assert!(empty.nothing_rendered().unwrap().ends_with("*.cue"));
         let mut tree = tree;
-        tree.files.insert(
+        std::sync::Arc::make_mut(&mut tree.files).insert(
             "web/cm.yaml".into(),
             b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n".to_vec(),
         );

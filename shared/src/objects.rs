@@ -337,13 +337,16 @@ pub struct DesiredSet {
     sources: Option<SourceTexts>,
 }
 
-/// Files' texts by repo-relative path, shared by the clones of a set.
+/// Files by repo-relative path: the revision's own (see [`Snapshot::files`]), shared by
+/// the clones of a set rather than copied.
+///
+/// [`Snapshot::files`]: crate::source::Snapshot::files
 #[derive(Clone, Default)]
-pub struct SourceTexts(Arc<BTreeMap<String, String>>);
+pub struct SourceTexts(Arc<BTreeMap<String, Vec<u8>>>);
 
 impl SourceTexts {
-    pub fn new(texts: BTreeMap<String, String>) -> SourceTexts {
-        SourceTexts(Arc::new(texts))
+    pub fn new(files: Arc<BTreeMap<String, Vec<u8>>>) -> SourceTexts {
+        SourceTexts(files)
     }
 }
 
@@ -469,7 +472,11 @@ impl DesiredSet {
             .as_ref()
             .and_then(|s| s.0.get(&object.origin.file))
         {
-            Some(text) => object.origin.of_refusal(text, &object.object, message),
+            Some(text) => {
+                object
+                    .origin
+                    .of_refusal(&String::from_utf8_lossy(text), &object.object, message)
+            }
             None => object.origin.clone(),
         }
     }

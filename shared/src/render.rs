@@ -438,7 +438,8 @@ mod tests {
             files: files
                 .iter()
                 .map(|(path, text)| (path.to_string(), text.as_bytes().to_vec()))
-                .collect::<BTreeMap<_, _>>(),
+                .collect::<BTreeMap<_, _>>()
+                .into(),
             root: root.to_string(),
             commit: None,
         }

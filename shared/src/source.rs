@@ -26,6 +26,7 @@ mod test_support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Component, Path};
+use std::sync::Arc;
 
 pub use open::{is_url, open_repo, repo_cache_dir};
 pub use positional::{Positional, classify_positional, parse_range};
@@ -37,8 +38,9 @@ pub use walk::read_directory;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// Every file of the tree (the whole repository tree at that revision, not only under
-    /// `root`), keyed by repo-relative path with '/' separators.
-    pub files: BTreeMap<String, Vec<u8>>,
+    /// `root`), keyed by repo-relative path with '/' separators. Shared: each app of an app
+    /// list renders from the same tree, and a plain revision's objects point back into it.
+    pub files: Arc<BTreeMap<String, Vec<u8>>>,
     /// The path inside the repository the user asked for ("" = whole repo), normalised: no
     /// leading/trailing '/', no "./", no "..".
     pub root: String,
@@ -185,7 +187,7 @@ impl Snapshot {
                 dest: dest.to_path_buf(),
             });
         }
-        for (path, data) in &self.files {
+        for (path, data) in self.files.iter() {
             let target = dest.join(path);
             if let Some(parent) = target.parent() {
                 fs::create_dir_all(parent).map_err(|e| SourceError::Write {
@@ -266,7 +268,8 @@ mod tests {
             files: paths
                 .iter()
                 .map(|p| (p.to_string(), p.as_bytes().to_vec()))
-                .collect(),
+                .collect::<BTreeMap<_, _>>()
+                .into(),
             root: root.to_owned(),
             commit: None,
         }

@@ -210,7 +210,7 @@ mod tests {
             files.insert(APP_FILE.to_string(), text.as_bytes().to_vec());
         }
         Snapshot {
-            files,
+            files: files.into(),
             root: String::new(),
             commit: None,
         }

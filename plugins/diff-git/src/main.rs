@@ -90,7 +90,7 @@ async fn run(args: Args) -> Result<Outcome> {
         .as_deref()
         .is_some_and(|r| r.contains(".."));
     let early = EarlyDiscovery::start(&args.connection, !range && !args.apps.all, None).await;
-    let source = args.source.resolve(args.working_tree)?;
+    let mut source = args.source.resolve(args.working_tree)?;
     let (tree, range) = match &source.selection {
         Selection::Range(a, b) => {
             let old = read_tree(&source.repo, &TreeSpec::Revision(a.clone()), &source.root)?;
@@ -99,6 +99,7 @@ async fn run(args: Args) -> Result<Outcome> {
         }
         Selection::One(spec) => (read_tree(&source.repo, spec, &source.root)?, None),
     };
+    source.repo.forget_checked_blobs();
     let request = targets::Request {
         list: &args.apps,
         app: args.app.name.as_deref(),

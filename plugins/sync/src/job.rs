@@ -76,7 +76,7 @@ pub struct Source {
 
 impl Source {
     pub fn read(args: &Args) -> Result<Source> {
-        let resolved = args.source.resolve(false)?;
+        let mut resolved = args.source.resolve(false)?;
         let spec = match &resolved.selection {
             Selection::One(spec) => spec.clone(),
             Selection::Range(a, b) => {
@@ -84,6 +84,7 @@ impl Source {
             }
         };
         let tree = read_tree(&resolved.repo, &spec, &resolved.root)?;
+        resolved.repo.forget_checked_blobs();
         Ok(Source {
             resolved,
             spec,

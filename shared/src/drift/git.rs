@@ -359,12 +359,12 @@ mod tests {
             ..Snapshot::default()
         };
         assert!(config_rules(&snapshot).unwrap().rules.is_empty());
-        snapshot.files.insert(
+        std::sync::Arc::make_mut(&mut snapshot.files).insert(
             "apps/web/.kubectl-gitops.yaml".into(),
             b"ignore:\n- managers: [hpa]\n".to_vec(),
         );
         assert_eq!(config_rules(&snapshot).unwrap().rules[0].managers, ["hpa"]);
-        snapshot.files.insert(
+        std::sync::Arc::make_mut(&mut snapshot.files).insert(
             "apps/web/.kubectl-gitops.yaml".into(),
             b"ignore: 3\n".to_vec(),
         );

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -241,13 +242,13 @@ fn add_dependencies(
                     }
                     .into());
                 }
-                for (file, data) in chart_subtree(snapshot, &dir).files {
-                    added.insert(format!("charts/{name}/{file}"), data);
+                for (file, data) in chart_subtree(snapshot, &dir).files.iter() {
+                    added.insert(format!("charts/{name}/{file}"), data.clone());
                 }
             }
         }
     }
-    subtree.files.extend(added);
+    Arc::make_mut(&mut subtree.files).extend(added);
     Ok(fetched)
 }
 
@@ -361,7 +362,7 @@ fn merged_values(
 ) -> Result<Value, RenderError> {
     const TEMPLATE: &str = "values.json";
     let empty = Snapshot {
-        files: BTreeMap::from([
+        files: Arc::new(BTreeMap::from([
             (
                 CHART_FILE.to_string(),
                 b"apiVersion: v2\nname: values\nversion: 0.0.0\n".to_vec(),
@@ -370,7 +371,7 @@ fn merged_values(
                 format!("templates/{TEMPLATE}"),
                 b"{{ toJson .Values }}\n".to_vec(),
             ),
-        ]),
+        ])),
         root: String::new(),
         commit: None,
     };
@@ -422,7 +423,8 @@ fn chart_subtree(snapshot: &Snapshot, root: &str) -> Snapshot {
                 let relative = path.strip_prefix(&prefix)?;
                 Some((relative.to_string(), data.clone()))
             })
-            .collect(),
+            .collect::<BTreeMap<_, _>>()
+            .into(),
         root: String::new(),
         commit: None,
     }

@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -213,9 +214,10 @@ impl HelmChart {
                 remote::fetched(&self.chart, &of)?.1
             }
         };
+        let tree_files = Arc::make_mut(&mut tree.files);
         for dir in missing {
-            for (path, data) in &files {
-                tree.files.insert(join(dir, path), data.clone());
+            for (path, data) in files.iter() {
+                tree_files.insert(join(dir, path), data.clone());
             }
         }
         Ok(())

@@ -8,6 +8,7 @@
 //! practice, and one that says where the template came from.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use crate::charts::{self, ChartRef, ChartSources};
 use crate::source::Snapshot;
@@ -70,9 +71,10 @@ pub(super) fn attached(
     let root = format!("{}-{}.tgz", source.name, source.version);
     let mut tree = snapshot.clone();
     let prefix = format!("{root}/");
-    tree.files.retain(|path, _| !path.starts_with(&prefix));
+    let tree_files = Arc::make_mut(&mut tree.files);
+    tree_files.retain(|path, _| !path.starts_with(&prefix));
     for (path, data) in files {
-        tree.files.insert(format!("{prefix}{path}"), data);
+        tree_files.insert(format!("{prefix}{path}"), data);
     }
     tree.root = root;
     Ok((tree, source))

@@ -46,6 +46,11 @@ impl LooseBlobs {
     pub(super) fn get(&self, id: Oid) -> Option<&[u8]> {
         self.by_id.get(&id).map(Vec::as_slice)
     }
+
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
 }
 
 /// A loose object that cannot be read whole.

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use git2::{ErrorCode, Repository, Sort};
 
@@ -62,6 +63,15 @@ impl Repo {
     /// Fails on a loose object libgit2 would hang on; checked once, before the first read.
     pub(super) fn check_objects(&self) -> Result<(), SourceError> {
         self.loose_blobs().map(|_| ())
+    }
+
+    /// Frees the small loose blobs kept from the check (each tree read copies what it
+    /// needs): for a caller that has read its last tree, as they are as large as the
+    /// revision's files. The objects stay checked; a later read takes them from git.
+    pub fn forget_checked_blobs(&mut self) {
+        if let Some(Ok(_)) = self.loose_objects.get() {
+            self.loose_objects = std::cell::OnceCell::from(Ok(LooseBlobs::default()));
+        }
     }
 
     /// The small loose blobs [`Repo::check_objects`] read, checked.
@@ -151,7 +161,7 @@ impl Repo {
             });
         }
         Ok(Snapshot {
-            files,
+            files: Arc::new(files),
             root,
             commit: Some(commit_info(&found)),
         })
@@ -191,7 +201,7 @@ impl Repo {
             });
         }
         Ok(Snapshot {
-            files,
+            files: Arc::new(files),
             root,
             commit: None,
         })
@@ -382,6 +392,20 @@ mod tests {
         let whole = repo.snapshot(&repo.resolve("HEAD").unwrap(), "").unwrap();
         assert_eq!(whole.files.len(), 3);
         assert_eq!(whole.files["apps/web/deploy.yaml"], b"image: web:v2\n");
+    }
+
+    #[test]
+    fn trees_read_after_the_checked_blobs_are_freed_are_the_same() {
+        let (t, _) = history();
+        let mut repo = Repo::discover(&t.dir).unwrap();
+        let head = repo.resolve("main").unwrap();
+        let first = repo.snapshot(&head, "").unwrap();
+        assert!(!repo.loose_blobs().unwrap().is_empty(), "kept while reading");
+        repo.forget_checked_blobs();
+        assert!(repo.loose_blobs().unwrap().is_empty(), "freed");
+        assert_eq!(repo.snapshot(&head, "").unwrap(), first);
+        let old = repo.snapshot(&repo.resolve("v1.0").unwrap(), "").unwrap();
+        assert_eq!(old.files["apps/web/deploy.yaml"], b"image: web:v1\n");
     }
 
     #[test]

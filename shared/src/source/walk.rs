@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::Path;
+use std::sync::Arc;
 
 use git2::{ObjectType, Oid, Repository};
 
@@ -206,7 +207,7 @@ pub fn read_directory(dir: &Path) -> Result<Snapshot, SourceError> {
     }
     let files = raw.resolve_links(&dir.display().to_string())?;
     Ok(Snapshot {
-        files,
+        files: Arc::new(files),
         root: String::new(),
         commit: None,
     })

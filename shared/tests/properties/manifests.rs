@@ -30,7 +30,7 @@ fn check_text(file: &str, text: &str) {
 fn check_bytes(bytes: &[u8]) {
     for file in ["app/x.yaml", "app/x.json"] {
         let snapshot = Snapshot {
-            files: BTreeMap::from([(file.to_string(), bytes.to_vec())]),
+            files: BTreeMap::from([(file.to_string(), bytes.to_vec())]).into(),
             root: "app".into(),
             commit: None,
         };
