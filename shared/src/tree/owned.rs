@@ -3,10 +3,13 @@
 
 use std::collections::BTreeSet;
 
+/// A kind: (group, kind).
+type Kind = (&'static str, &'static str);
+
 /// (owner group, owner kind) -> the (group, kind) of the objects its controller creates
 /// with an ownerReference to it. The built-in workload controllers; other owners (a
 /// Service's EndpointSlices, a custom resource's objects) are not looked for.
-const OWNED: &[((&str, &str), &[(&str, &str)])] = &[
+const OWNED: &[(Kind, &[Kind])] = &[
     (("apps", "Deployment"), &[("apps", "ReplicaSet")]),
     (("apps", "ReplicaSet"), &[("", "Pod")]),
     (("apps", "StatefulSet"), &[("", "Pod")]),
@@ -17,7 +20,7 @@ const OWNED: &[((&str, &str), &[(&str, &str)])] = &[
 ];
 
 /// The kinds objects of `group`/`kind` own directly.
-pub fn owned_by(group: &str, kind: &str) -> impl Iterator<Item = (&'static str, &'static str)> {
+pub fn owned_by(group: &str, kind: &str) -> impl Iterator<Item = Kind> {
     OWNED
         .iter()
         .filter(move |((g, k), _)| *g == group && *k == kind)
@@ -27,9 +30,9 @@ pub fn owned_by(group: &str, kind: &str) -> impl Iterator<Item = (&'static str, 
 /// Every kind objects of `group`/`kind` own, directly or through what they own
 /// (Deployment: ReplicaSet and Pod). The table has no cycle, and each kind is visited
 /// once whatever it held.
-pub fn owned_below(group: &str, kind: &str) -> BTreeSet<(&'static str, &'static str)> {
+pub fn owned_below(group: &str, kind: &str) -> BTreeSet<Kind> {
     let mut found = BTreeSet::new();
-    let mut pending: Vec<(&str, &str)> = owned_by(group, kind).collect();
+    let mut pending: Vec<Kind> = owned_by(group, kind).collect();
     while let Some(next) = pending.pop() {
         if found.insert(next) {
             pending.extend(owned_by(next.0, next.1));
