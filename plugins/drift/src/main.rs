@@ -104,7 +104,8 @@ pub struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Json,
-    /// The app's objects and what they own, each with its health and drift mark.
+    // The app's objects and what they own, each with its health and drift mark. (No doc
+    // comment: it would give -o a long help unlike the other plugins'.)
     Tree,
 }
 

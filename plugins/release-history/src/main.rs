@@ -87,7 +87,8 @@ impl From<SourceArg> for Source {
 pub enum Format {
     Json,
     Yaml,
-    /// The release's objects as the cluster has them now and what they own, with health.
+    // The release's objects as the cluster has them now and what they own, with health.
+    // (No doc comment: it would give -o a long help unlike the other plugins'.)
     Tree,
 }
 
