@@ -6,6 +6,7 @@ use std::process::{Output, Stdio};
 
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 
+use crate::release_history::support::{helm_release, write_helm_secret};
 use crate::requests::{counted, requests_about};
 
 const WEB: &str = "apiVersion: apps/v1
@@ -317,6 +318,46 @@ fn drift_tree_of_a_scaled_deployment_marks_it_modified() {
     );
     assert!(
         line(&text, "ReplicaSet.apps", "web-").contains("healthy"),
+        "{text}"
+    );
+}
+
+#[test]
+fn release_history_tree_of_a_helm_release_shows_its_manifests_objects() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("tree-helm");
+    let n = ns.name.as_str();
+    // Release 1 of Helm's `web`: a Secret web-auth and a ConfigMap web, of which only the
+    // ConfigMap exists.
+    write_helm_secret(cluster, n, &helm_release(n, 1, "deployed", "v1"), true);
+    cluster.apply_yaml(
+        n,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  value: v1\n",
+    );
+    let text = stdout(
+        &plugin(cluster, "release-history", &["web", "-n", n, "-o", "tree"]),
+        0,
+    );
+    assert!(
+        line(&text, "ConfigMap", "web").contains("healthy"),
+        "{text}"
+    );
+    assert!(
+        line(&text, "Secret", "web-auth").contains("missing"),
+        "{text}"
+    );
+    assert!(
+        text.contains("release 1 of app web (helm, deployed): 2 members (1 missing)"),
+        "{text}"
+    );
+    // A newer release that failed: the tree stays the deployed release's.
+    write_helm_secret(cluster, n, &helm_release(n, 2, "failed", "v2"), true);
+    let text = stdout(
+        &plugin(cluster, "release-history", &["web", "-n", n, "-o", "tree"]),
+        0,
+    );
+    assert!(
+        text.contains("release 1 of app web (helm, deployed)"),
         "{text}"
     );
 }
