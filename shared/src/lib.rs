@@ -26,3 +26,4 @@ pub mod render;
 pub mod retry;
 pub mod source;
 pub mod sync;
+pub mod tree;

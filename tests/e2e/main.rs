@@ -41,4 +41,5 @@ mod sops;
 mod sops_pgp;
 mod sync;
 mod sync_options;
+mod tree;
 mod uninstall;

@@ -7,7 +7,7 @@ use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 use serde_json::{Value, json};
 
 #[macro_use]
-mod support;
+pub(crate) mod support;
 
 use support::*;
 

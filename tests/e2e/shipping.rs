@@ -98,6 +98,24 @@ fn kubectl_completes_contexts_namespaces_flags_and_apps() {
 }
 
 #[test]
+fn kubectl_completion_offers_each_plugins_own_output_formats() {
+    let cluster = TestCluster::get();
+    let formats: [(&str, &[&str]); 4] = [
+        ("diff-git", &["json", "markdown", "name"]),
+        ("sync", &["json"]),
+        ("release-history", &["json", "tree", "yaml"]),
+        ("drift", &["json", "tree"]),
+    ];
+    for (plugin, formats) in formats {
+        let (values, directive) = complete(cluster, &[plugin, "-o", ""]);
+        assert_eq!(values, formats, "{plugin}");
+        assert_eq!(directive, ":4", "{plugin}: no file names after -o");
+        let (values, _) = complete(cluster, &[plugin, "--output=j"]);
+        assert_eq!(values, ["--output=json"], "{plugin}");
+    }
+}
+
+#[test]
 fn a_completion_script_written_into_a_closed_pipe_ends_quietly() {
     // `kubectl sync completion bash | head -1`, with head gone before the script is written.
     let cluster = TestCluster::get();

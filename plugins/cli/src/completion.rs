@@ -110,7 +110,7 @@ async fn complete<C: CommandFactory>(
     if let Some((flag, partial)) = current.split_once('=')
         && flag.starts_with("--")
     {
-        let values = flag_values(flag, &options).await;
+        let values = flag_values::<C>(flag, &options).await;
         return (
             filter(values, partial)
                 .into_iter()
@@ -122,7 +122,7 @@ async fn complete<C: CommandFactory>(
     if let Some(previous) = before.last()
         && takes_value::<C>(previous)
     {
-        return match flag_values(previous, &options).await {
+        return match flag_values::<C>(previous, &options).await {
             values if !values.is_empty() => (filter(values, current), NO_FILES),
             _ => (Vec::new(), DEFAULT),
         };
@@ -137,7 +137,7 @@ async fn complete<C: CommandFactory>(
     }
 }
 
-async fn flag_values(flag: &str, options: &ConnectOptions) -> Vec<String> {
+async fn flag_values<C: CommandFactory>(flag: &str, options: &ConnectOptions) -> Vec<String> {
     match flag {
         "--context" => contexts(options),
         "--cluster" => kubeconfig_names(options, |k| {
@@ -148,15 +148,31 @@ async fn flag_values(flag: &str, options: &ConnectOptions) -> Vec<String> {
         }),
         "-n" | "--namespace" => namespaces(options).await,
         "--app" => apps(options).await,
-        "-o" | "--output" => vec![
-            "json".into(),
-            "yaml".into(),
-            "name".into(),
-            "markdown".into(),
-        ],
-        "--color" => vec!["auto".into(), "always".into(), "never".into()],
-        _ => Vec::new(),
+        _ => possible_values::<C>(flag),
     }
+}
+
+/// The values the plugin's own definition of `flag` accepts (`-o`: that plugin's
+/// formats; `--color`: auto, always, never), so completion offers what parsing takes.
+fn possible_values<C: CommandFactory>(flag: &str) -> Vec<String> {
+    let command = C::command();
+    command
+        .get_arguments()
+        .find(|a| names(a, flag))
+        .map(|a| {
+            a.get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `word` is `arg`'s long or short name.
+fn names(arg: &clap::Arg, word: &str) -> bool {
+    arg.get_long().is_some_and(|l| word == format!("--{l}"))
+        || arg.get_short().is_some_and(|s| word == format!("-{s}"))
 }
 
 fn kubeconfig_names(
@@ -260,9 +276,7 @@ fn flag_names<C: CommandFactory>() -> Vec<String> {
 fn takes_value<C: CommandFactory>(word: &str) -> bool {
     let command = C::command();
     command.get_arguments().any(|a| {
-        let named = a.get_long().is_some_and(|l| word == format!("--{l}"))
-            || a.get_short().is_some_and(|s| word == format!("-{s}"));
-        named
+        names(a, word)
             && a.get_action().takes_values()
             && a.get_num_args().is_none_or(|n| n.min_values() > 0)
     })
@@ -281,4 +295,53 @@ fn count_positionals<C: CommandFactory>(words: &[String]) -> usize {
         }
     }
     count
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Parser, ValueEnum};
+
+    use super::*;
+    use crate::OutputArgs;
+
+    #[derive(Debug, Clone, Copy, ValueEnum)]
+    enum Format {
+        Json,
+        Tree,
+    }
+
+    #[derive(Debug, Parser)]
+    struct Plugin {
+        #[command(flatten)]
+        output: OutputArgs<Format>,
+    }
+
+    fn words(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    /// What completion offers after the words typed (the last one being completed).
+    async fn offered(typed: &[&str]) -> (Vec<String>, u8) {
+        complete::<Plugin>(&words(typed), FirstPositional::App).await
+    }
+
+    #[tokio::test]
+    async fn completion_offers_the_plugins_own_output_formats() {
+        assert_eq!(
+            offered(&["-o", ""]).await,
+            (words(&["json", "tree"]), NO_FILES)
+        );
+        assert_eq!(
+            offered(&["--output", "t"]).await,
+            (words(&["tree"]), NO_FILES)
+        );
+        assert_eq!(
+            offered(&["--output=j"]).await,
+            (words(&["--output=json"]), NO_FILES)
+        );
+        assert_eq!(
+            offered(&["--color", ""]).await,
+            (words(&["always", "auto", "never"]), NO_FILES)
+        );
+    }
 }

@@ -14,6 +14,7 @@ pub mod interrupt;
 mod source_args;
 pub mod table;
 pub mod targets;
+pub mod tree_view;
 pub mod watch;
 
 pub use color::ColorWhen;

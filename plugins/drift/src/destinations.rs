@@ -11,8 +11,8 @@ use gitops_cli::destinations::{Layout, Place, Row, Section};
 use gitops_cli::targets;
 use gitops_cli::{Outcome, Target};
 
+use crate::Format;
 use gitops::drift::IgnoreRules;
-use gitops_cli::JsonFormat;
 
 use crate::round::{self, Round};
 use crate::session::Session;
@@ -211,7 +211,7 @@ pub async fn run(
     });
     gitops_cli::destinations::run(
         work,
-        Layout::json_or_sections(args.output.format == Some(JsonFormat::Json)),
+        Layout::json_or_sections(args.output.format == Some(Format::Json)),
     )
     .await
 }

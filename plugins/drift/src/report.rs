@@ -2,9 +2,9 @@
 
 use std::io::{self, Write};
 
+use crate::Format;
 use comfy_table::{ContentArrangement, Table, presets};
 use gitops::drift::{AppDrift, AppStatus, FieldDrift, ObjectState};
-use gitops_cli::JsonFormat;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -17,13 +17,14 @@ const MAX_VALUE_CHARS: usize = 120;
 /// `namespace` is the one apps were listed in (without `-A`).
 pub fn print(out: &mut dyn Write, args: &Args, namespace: &str, round: &Round) -> io::Result<()> {
     match (args.output.format, &args.app) {
-        (Some(JsonFormat::Json), _) => {
+        (Some(Format::Json), _) => {
             if let Some(value) = json(args, round) {
                 serde_json::to_writer_pretty(&mut *out, &value)?;
                 writeln!(out)?;
             }
         }
-        (None, Some(_)) => {
+        // -o tree is printed by `tree`, after the tree is read; this is its text fallback.
+        (Some(Format::Tree), _) | (None, Some(_)) => {
             if let Some(checked) = round.checked.first() {
                 out.write_all(detail(&checked.report, args.output.color.enabled()).as_bytes())?;
             }

@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use gitops::app_identity::validate_app_name;
 
-use crate::Args;
+use crate::{Args, Format};
 
 pub fn check(args: &Args) -> Result<()> {
     if let Some(app) = &args.app {
@@ -31,8 +31,30 @@ pub fn check(args: &Args) -> Result<()> {
     if args.against.is_some() && args.git.is_some() {
         bail!("--against already compares with git; leave out --git");
     }
+    if args.output.format == Some(Format::Tree) {
+        tree_usage(args)?;
+    }
     if args.repeat.interval.is_zero() {
         bail!("--interval must be longer than 0s");
+    }
+    Ok(())
+}
+
+/// `-o tree` shows one app's objects as one check found them.
+fn tree_usage(args: &Args) -> Result<()> {
+    if args.app.is_none() {
+        bail!("-o tree shows one app's resource tree: kubectl drift APP -o tree");
+    }
+    if args.heal {
+        bail!("-o tree shows what a check found; heal first, then look at the tree");
+    }
+    if args.repeat.watch {
+        bail!("-o tree shows one check; leave out --watch");
+    }
+    if args.against.is_some() {
+        bail!(
+            "-o tree shows the deployed release's objects, marked as they compare with it; leave out --against"
+        );
     }
     Ok(())
 }

@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
+use crate::Format;
 use anyhow::Result;
 use gitops::drift::{self, AppDrift, DriftError, ObjectState, Repos};
-use gitops_cli::JsonFormat;
 use gitops_cli::Outcome;
 use gitops_cli::interrupt::{self, is_interrupted};
 use gitops_cli::watch::{fetch, now};
@@ -96,7 +96,7 @@ async fn round(
         let fingerprint: BTreeSet<String> = lines.iter().map(|(f, _)| f.clone()).collect();
         let before = seen.get(&key).cloned();
         let changed = before.as_ref() != Some(&Seen::Drift(fingerprint.clone()));
-        if args.output.format == Some(JsonFormat::Json) {
+        if args.output.format == Some(Format::Json) {
             if changed {
                 json_line(&checked.report)?;
             }
@@ -119,7 +119,7 @@ async fn round(
         if args.heal && drift::needs_heal(&checked.report, args.prune_strays) {
             match round::heal(args, session, &mut checked).await {
                 Ok(()) => {
-                    if args.output.format == Some(JsonFormat::Json) {
+                    if args.output.format == Some(Format::Json) {
                         json_line(&checked.report)?;
                     } else if let Some(healed) = &checked.report.healed {
                         let c = &healed.counts;

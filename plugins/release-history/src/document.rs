@@ -9,7 +9,7 @@ use gitops::release::history::{
 };
 use serde::Serialize;
 
-use crate::Format;
+use crate::show::Document as Format;
 
 /// `{"apps": [...]}`: every app with its newest release.
 #[derive(Serialize)]

@@ -3,7 +3,7 @@
 
 use anyhow::{Result, bail};
 
-use crate::Args;
+use crate::{Args, Format};
 
 /// What the positional arguments ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +62,18 @@ impl Request {
                 "--manifest prints the manifest of one release: kubectl release-history APP REV --manifest"
             );
         }
+        if args.output.format == Some(Format::Tree) {
+            if !matches!(request, Request::History { .. } | Request::One { .. }) {
+                bail!(
+                    "-o tree shows one app's resource tree: kubectl release-history APP -o tree (its deployed release) or APP REV -o tree"
+                );
+            }
+            if args.max.is_some() || args.manifest {
+                bail!(
+                    "-o tree shows the release's objects as they are now; leave out --max and --manifest"
+                );
+            }
+        }
         Ok(request)
     }
 }
@@ -110,6 +122,10 @@ mod tests {
             after: 5,
         };
         assert_eq!(request(&["web", "2", "5"]).unwrap(), diff);
+        assert_eq!(
+            request(&["web", "-o", "tree"]).unwrap(),
+            Request::History { app: "web".into() }
+        );
         assert_eq!(request(&["web", "2..5"]).unwrap(), diff);
     }
 
@@ -124,5 +140,9 @@ mod tests {
         assert!(err(&["web", "--manifest"]).contains("--manifest prints"));
         assert!(err(&["--max", "0"]).contains("0"));
         assert!(err(&["web", "1", "2", "3"]).contains("unexpected value"));
+        assert!(err(&["-o", "tree"]).contains("-o tree shows one app's"));
+        assert!(err(&["web", "1..2", "-o", "tree"]).contains("-o tree shows one app's"));
+        assert!(err(&["web", "-o", "tree", "--max", "2"]).contains("leave out --max"));
+        assert!(err(&["web", "1", "-o", "tree", "--manifest"]).contains("leave out --max"));
     }
 }

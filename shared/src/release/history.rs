@@ -23,8 +23,8 @@ use crate::render::ChartInfo;
 use crate::render::RenderError;
 use crate::source::CommitInfo;
 
-pub use list::{apps, history, release};
-pub use manifest::{diff, masked_manifest, objects};
+pub use list::{apps, history, last_deployed, release};
+pub use manifest::{diff, masked_manifest, member_keys, objects};
 
 /// Which tool wrote a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -328,6 +328,13 @@ pub enum HistoryError {
         namespace: String,
         revision: u32,
         available: Vec<u32>,
+    },
+    #[error("app {app} has no deployed release in namespace {namespace}: {newest}")]
+    NoDeployedRelease {
+        app: String,
+        namespace: String,
+        /// What its newest release is instead.
+        newest: String,
     },
     #[error(
         "app {app} has releases of both kubectl-gitops and Helm in namespace {namespace}: choose one with --source kubectl-gitops or --source helm"

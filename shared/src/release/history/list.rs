@@ -198,3 +198,35 @@ pub async fn release(
         }
     }
 }
+
+/// The newest deployed release of `app` (ours or Helm's), or an error saying what its
+/// newest release is instead.
+pub async fn last_deployed(
+    client: &Client,
+    namespace: &str,
+    app: &str,
+    only: Option<Source>,
+) -> Result<Release, HistoryError> {
+    let found = history(client, namespace, app, only, None).await?;
+    let newest = match found.entries.first() {
+        Some(Ok(release)) => format!(
+            "its newest, release {}, is {}",
+            release.revision, release.status
+        ),
+        Some(Err(unreadable)) => format!(
+            "its newest record, {}, cannot be read: {}",
+            unreadable.secret, unreadable.reason
+        ),
+        None => "it has no releases".into(),
+    };
+    found
+        .entries
+        .into_iter()
+        .flatten()
+        .find(|release| release.status == "deployed")
+        .ok_or_else(|| HistoryError::NoDeployedRelease {
+            app: app.to_string(),
+            namespace: namespace.to_string(),
+            newest,
+        })
+}

@@ -1,14 +1,14 @@
 //! What a release's stored manifest holds: its objects, the difference between two
 //! releases, and the manifest text with Secret values masked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
 use super::{HistoryError, Release, ReleaseObject};
 use crate::diff::mask::{is_secret, mask_secret};
 use crate::diff::{ChangeSet, NormaliseOptions, normalise_with, to_yaml};
-use crate::objects::{BuiltinScopes, DesiredSet, ObjectKey};
+use crate::objects::{BuiltinScopes, DesiredSet, ObjectKey, ScopeResolver};
 use crate::render::parse_documents;
 
 /// What replaces a document that cannot be parsed when masking: it may hold a Secret.
@@ -17,6 +17,20 @@ const HIDDEN: &str = "# (a document that cannot be parsed is hidden: it may hold
 /// The manifest's objects, keyed as a sync keys them: namespaced objects without a
 /// namespace are in the release's (as Helm installs them).
 fn desired(release: &Release) -> Result<DesiredSet, HistoryError> {
+    desired_in(release, &BuiltinScopes)
+}
+
+/// The keys of the objects the release's manifest holds (its hooks are not among them),
+/// each object's scope as `scopes` say (a cluster's discovery knows its custom kinds).
+pub fn member_keys(
+    release: &Release,
+    scopes: &dyn ScopeResolver,
+) -> Result<BTreeSet<ObjectKey>, HistoryError> {
+    Ok(desired_in(release, scopes)?.keys().cloned().collect())
+}
+
+/// [`desired`], with scopes from `scopes`.
+fn desired_in(release: &Release, scopes: &dyn ScopeResolver) -> Result<DesiredSet, HistoryError> {
     let label = format!("release {} of {}", release.revision, release.app);
     let manifests =
         parse_documents(&label, &release.manifest).map_err(|source| HistoryError::Manifest {
@@ -24,7 +38,7 @@ fn desired(release: &Release) -> Result<DesiredSet, HistoryError> {
             revision: release.revision,
             source: Box::new(source),
         })?;
-    DesiredSet::build(manifests, &release.namespace, &BuiltinScopes).map_err(|source| {
+    DesiredSet::build(manifests, &release.namespace, scopes).map_err(|source| {
         HistoryError::Objects {
             app: release.app.clone(),
             revision: release.revision,
