@@ -400,7 +400,10 @@ mod tests {
         let mut repo = Repo::discover(&t.dir).unwrap();
         let head = repo.resolve("main").unwrap();
         let first = repo.snapshot(&head, "").unwrap();
-        assert!(!repo.loose_blobs().unwrap().is_empty(), "kept while reading");
+        assert!(
+            !repo.loose_blobs().unwrap().is_empty(),
+            "kept while reading"
+        );
         repo.forget_checked_blobs();
         assert!(repo.loose_blobs().unwrap().is_empty(), "freed");
         assert_eq!(repo.snapshot(&head, "").unwrap(), first);
