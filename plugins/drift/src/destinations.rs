@@ -55,6 +55,19 @@ fn listed_targets(args: &Args) -> Result<Option<Vec<Target>>> {
         Err(_) if !args.apps.all => return Ok(None),
         Err(error) => return Err(error.context("--all reads the app list from the repository")),
     };
+    // A named app comes from the list only when the list has it (--all without a list is
+    // select's error): its file alone says so, without reading the whole tree.
+    if !args.apps.all {
+        let file = &args.apps.app_file;
+        let list = match repo.file_at(&revision, file)? {
+            Some(bytes) => AppFile::parse(file, &String::from_utf8_lossy(&bytes))?,
+            None => None,
+        };
+        match list {
+            Some(list) if list.app(args.app.as_deref().unwrap_or_default()).is_ok() => {}
+            _ => return Ok(None),
+        }
+    }
     let tree = read_tree(&repo, &TreeSpec::Revision(revision.clone()), "")?;
     let request = targets::Request {
         list: &args.apps,
@@ -65,14 +78,6 @@ fn listed_targets(args: &Args) -> Result<Option<Vec<Target>>> {
         contexts: &args.connection.contexts,
         chart: None,
     };
-    // A named app comes from the list only when the list has it; --all without a list
-    // is select's error.
-    if !args.apps.all {
-        match AppFile::from_snapshot(&tree.snapshot, &args.apps.app_file)? {
-            Some(list) if list.app(args.app.as_deref().unwrap_or_default()).is_ok() => {}
-            _ => return Ok(None),
-        }
-    }
     Ok(Some(targets::select(
         &request,
         &tree.snapshot,

@@ -249,6 +249,13 @@ pub(super) fn check_large_loose_object(objects: &Path, id: Oid) -> Result<(), Co
     Ok(())
 }
 
+/// Checks `id` if it is a loose object, whatever its size: for a read that takes a few
+/// objects by id instead of checking every loose one first.
+pub(super) fn check_one_loose_object(objects: &Path, id: Oid) -> Result<(), Corrupt> {
+    let hex = id.to_string();
+    check_file(&hex, &objects.join(&hex[..2]).join(&hex[2..]), false)
+}
+
 fn is_hex(name: &str, len: usize) -> bool {
     name.len() == len && name.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use git2::{ErrorCode, Repository, Sort};
+use git2::{ErrorCode, ObjectType, Oid, Repository, Sort};
 
 use super::integrity::{self, Corrupt, LooseBlobs};
 use super::walk::{self, RawTree, TreeError};
@@ -106,6 +106,66 @@ impl Repo {
     pub fn resolve(&self, rev: &str) -> Result<CommitInfo, SourceError> {
         let commit = self.find_commit(rev)?;
         Ok(commit_info(&commit))
+    }
+
+    /// One file at `rev`, or None if the revision has no file at `path`. A branch, a tag
+    /// or `HEAD` is followed through the objects on the way only (the commit, the trees of
+    /// the path, the blob), each checked as it is reached, rather than checking every
+    /// loose object first: a command that needs only the app list of a large repository
+    /// reads a few objects instead of all of them. Other revisions, and a file that is a
+    /// symlink, are read as [`Repo::snapshot`] reads them.
+    pub fn file_at(&self, rev: &str, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        let objects = integrity::objects_dir(&self.repo);
+        let checked =
+            |id: Oid| integrity::check_one_loose_object(&objects, id).map_err(|c| self.corrupt(c));
+        let direct = self
+            .repo
+            .resolve_reference_from_short_name(rev)
+            .ok()
+            .and_then(|reference| reference.resolve().ok()?.target());
+        let Some(commit_id) = direct else {
+            return self.file_in_snapshot(rev, path);
+        };
+        checked(commit_id)?;
+        // An annotated tag's target is a tag object: peeled by the general way.
+        let Ok(commit) = self.repo.find_commit(commit_id) else {
+            return self.file_in_snapshot(rev, path);
+        };
+        let git = |e: git2::Error| self.git_error(format!("reading {path} at {rev}"), &e);
+        checked(commit.tree_id())?;
+        let mut tree = commit.tree().map_err(git)?;
+        let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
+        while let Some(part) = parts.next() {
+            let Some((id, kind, mode)) = tree
+                .get_name(part)
+                .map(|entry| (entry.id(), entry.kind(), entry.filemode()))
+            else {
+                return Ok(None);
+            };
+            if parts.peek().is_some() {
+                if kind != Some(ObjectType::Tree) {
+                    return Ok(None);
+                }
+                checked(id)?;
+                tree = self.repo.find_tree(id).map_err(git)?;
+            } else if kind != Some(ObjectType::Blob) {
+                return Ok(None);
+            } else if mode == walk::GIT_SYMLINK_MODE {
+                return self.file_in_snapshot(rev, path);
+            } else {
+                checked(id)?;
+                return Ok(Some(
+                    self.repo.find_blob(id).map_err(git)?.content().to_vec(),
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// [`Repo::file_at`] through the whole tree.
+    fn file_in_snapshot(&self, rev: &str, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        let commit = self.resolve(rev)?;
+        Ok(self.snapshot(&commit, "")?.files.get(path).cloned())
     }
 
     fn find_commit(&self, rev: &str) -> Result<git2::Commit<'_>, SourceError> {
@@ -392,6 +452,75 @@ mod tests {
         let whole = repo.snapshot(&repo.resolve("HEAD").unwrap(), "").unwrap();
         assert_eq!(whole.files.len(), 3);
         assert_eq!(whole.files["apps/web/deploy.yaml"], b"image: web:v2\n");
+    }
+
+    #[test]
+    fn one_file_reads_as_in_the_whole_tree() {
+        let (t, [c1, c2, _]) = history();
+        let repo = Repo::discover(&t.dir).unwrap();
+        let file = |rev: &str, path: &str| repo.file_at(rev, path).unwrap();
+        assert_eq!(
+            file("main", "apps/web/deploy.yaml").unwrap(),
+            b"image: web:v2\n"
+        );
+        assert_eq!(file("HEAD", "apps/new.yaml").unwrap(), b"kind: New\n");
+        // An annotated tag, a commit id, an expression: the general way, same answer.
+        assert_eq!(
+            file("v1.0", "apps/web/deploy.yaml").unwrap(),
+            b"image: web:v1\n"
+        );
+        assert_eq!(
+            file(&c1, "apps/web/deploy.yaml").unwrap(),
+            b"image: web:v1\n"
+        );
+        assert_eq!(
+            file("HEAD~1", "apps/web/deploy.yaml").unwrap(),
+            b"image: web:v2\n"
+        );
+        assert_eq!(file("feature", "apps/new.yaml"), None);
+        assert_eq!(file(&c2, "apps/new.yaml"), None);
+        for missing in [
+            "nothing.yaml",
+            "apps/web",
+            "apps/web/deploy.yaml/x",
+            "base/no/x",
+        ] {
+            assert_eq!(file("main", missing), None, "{missing}");
+        }
+        let err = repo.file_at("no-such-branch", "apps/new.yaml").unwrap_err();
+        assert!(matches!(err, SourceError::UnknownRevision { .. }), "{err}");
+    }
+
+    #[test]
+    fn one_file_is_read_past_a_damaged_object_elsewhere_but_not_through_one() {
+        let t = TestRepo::new();
+        t.write("apps.yaml", "apps: []\n");
+        t.write("web/cm.yaml", "kind: ConfigMap\n");
+        t.commit("one");
+        let truncate = |spec: &str| {
+            let id = t.git(&["rev-parse", spec]).trim().to_string();
+            let path = t.dir.join(".git/objects").join(&id[..2]).join(&id[2..]);
+            let bytes = std::fs::read(&path).unwrap();
+            let mut perms = std::fs::metadata(&path).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)] // a test fixture
+            perms.set_readonly(false);
+            std::fs::set_permissions(&path, perms).unwrap();
+            std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+            id
+        };
+        truncate("HEAD:web/cm.yaml");
+        let repo = Repo::discover(&t.dir).unwrap();
+        assert_eq!(
+            repo.file_at("HEAD", "apps.yaml").unwrap().unwrap(),
+            b"apps: []\n"
+        );
+        // The whole tree's read still refuses it.
+        assert!(repo.resolve("HEAD").is_err());
+        let id = truncate("HEAD:apps.yaml");
+        let repo = Repo::discover(&t.dir).unwrap();
+        let err = repo.file_at("HEAD", "apps.yaml").unwrap_err();
+        assert!(matches!(err, SourceError::CorruptObject { .. }), "{err}");
+        assert!(err.to_string().contains(&id[..7]), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::{Snapshot, SourceError};
 const MAX_LINKED_FILES: usize = 100_000;
 /// Like the kernel's limit on symlinks followed while resolving one path.
 const MAX_LINK_HOPS: usize = 40;
-const GIT_SYMLINK_MODE: i32 = 0o120000;
+pub(super) const GIT_SYMLINK_MODE: i32 = 0o120000;
 
 /// Regular files read so far, and symlinks (path -> target) not yet resolved.
 #[derive(Debug, Default)]
