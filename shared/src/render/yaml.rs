@@ -125,18 +125,56 @@ fn documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, RenderError>
 /// Every non-empty YAML document of `text` as JSON, read as [`parse_documents`] reads
 /// them (YAML 1.1 scalars, the alias budget), each with the line its content starts on.
 pub(super) fn yaml_documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, RenderError> {
+    let chunks = split_documents(text);
+    let threads = if text.len() < PARALLEL_BYTES {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    };
+    if threads <= 1 || chunks.len() < 2 {
+        return chunk_documents(file, text, &chunks);
+    }
+    // A release's manifest of 10,000 objects is ~8 MB of YAML, most of a second to read on
+    // one thread; its documents are independent. Parts are joined in order, so the error
+    // reported is still the first document's that has one.
+    let per_thread = chunks.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = chunks
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || chunk_documents(file, text, part)))
+            .collect();
+        let mut values = Vec::new();
+        for part in parts {
+            let part = part
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            values.extend(part);
+        }
+        Ok(values)
+    })
+}
+
+/// Text from which [`yaml_documents`] reads documents on several threads.
+const PARALLEL_BYTES: usize = 1024 * 1024;
+
+/// [`yaml_documents`] for some of a text's `---` chunks, in order.
+fn chunk_documents(
+    file: &str,
+    text: &str,
+    chunks: &[Chunk<'_>],
+) -> Result<Vec<(usize, Value)>, RenderError> {
     let mut values = Vec::new();
-    for chunk in split_documents(text) {
+    for chunk in chunks {
         let Some(content_line) = chunk.content_line else {
             continue;
         };
-        check_flow_depth(file, &chunk)?;
+        check_flow_depth(file, chunk)?;
         for doc in serde_yaml_ng::Deserializer::from_str(chunk.text) {
             let builder = Builder::yaml(text, chunk.text.len());
             let value = builder
                 .seed()
                 .deserialize(doc)
-                .map_err(|err| yaml_error(file, &chunk, content_line, &err))?;
+                .map_err(|err| yaml_error(file, chunk, content_line, &err))?;
             values.push((content_line, value));
         }
     }
@@ -550,6 +588,38 @@ mod tests {
         assert_eq!(files_seen, ["app/a.json", "app/z/cm.yml"]);
         assert_eq!(render_plain(&files, "").unwrap().len(), 4);
         assert_eq!(render_plain(&files, "app/z/cm.yml").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_large_text_read_on_several_threads_reads_as_on_one() {
+        let mut text = String::new();
+        let mut n = 0;
+        while text.len() < 2 * PARALLEL_BYTES {
+            text.push_str(&format!(
+                "{CM}cm-{n}\n  labels: {{n: \"{n}\"}}\ndata:\n  k: v\n---\n"
+            ));
+            n += 1;
+        }
+        let chunks = split_documents(&text);
+        let one = chunk_documents("m.yaml", &text, &chunks).unwrap();
+        let several = yaml_documents("m.yaml", &text).unwrap();
+        assert_eq!(several.len(), n);
+        assert_eq!(several, one);
+        let manifests = parse_documents("m.yaml", &text).unwrap();
+        let last = &manifests[n - 1];
+        assert_eq!(last.object["metadata"]["name"], format!("cm-{}", n - 1));
+        assert_eq!(last.origin.document, n - 1);
+        assert_eq!(last.origin.line, one[n - 1].0);
+
+        // Two bad documents, one in each half: the first is reported, with its own line.
+        let mut bad = text.clone();
+        let late = bad.rfind("  k: v").unwrap();
+        bad.replace_range(late..late + 6, "  k: [v");
+        let early = bad.find("  k: v").unwrap();
+        bad.replace_range(early..early + 6, "  k: {v");
+        let err = parse_documents("m.yaml", &bad).unwrap_err().to_string();
+        let line = bad[..early].matches('\n').count() + 1;
+        assert!(err.starts_with(&format!("m.yaml:{}:", line + 1)), "{err}");
     }
 
     #[test]
