@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{AsyncReadExt, StreamExt, TryStreamExt, stream};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, ValidationDirective};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::{Client, Resource, core::GroupVersionKind};
@@ -672,11 +672,20 @@ impl LiveCluster {
         let request = kube::core::Request::new(DynamicObject::url_path(resource, namespace))
             .list(params)
             .map_err(|e| ApiError::Other(format!("listing {}: {e}", resource.plural)))?;
-        let body = self
+        let mut answer = self
             .client
-            .request_text(request)
+            .request_stream(request)
             .await
             .map_err(|e| ApiError::from_kube(e, &call()))?;
+        // Copied out as it arrives: collected whole first, the answer of a LIST of 10,000
+        // objects was held three times over (its frames, their joined copy, the text).
+        let mut body = Vec::new();
+        answer
+            .read_to_end(&mut body)
+            .await
+            .map_err(|e| ApiError::from_kube(kube::Error::ReadEvents(e), &call()))?;
+        let body = String::from_utf8(body)
+            .map_err(|e| ApiError::from_kube(kube::Error::FromUtf8(e), &call()))?;
         listed::items(&body, resource)
     }
 
