@@ -809,7 +809,7 @@ fn manifest_to_record(plan: &SyncPlan, options: &SyncOptions) -> StoredManifest 
         {
             previous.manifest.clone()
         }
-        _ => StoredManifest::new(&manifest_of(plan)),
+        _ => manifest_of(plan),
     }
 }
 
@@ -831,21 +831,19 @@ fn same_objects(plan: &SyncPlan, previous: &ReleaseRecord) -> bool {
 
 /// The rendered manifest as applied (labels included), in apply order, then the hooks as
 /// the revision has them, so a rollback can re-apply it, and run its hooks, without git.
-fn manifest_of(plan: &SyncPlan) -> String {
-    let mut out = String::new();
-    for phase in &plan.phases {
-        for key in &phase.keys {
-            if let Some(object) = plan.desired.get(key) {
-                out.push_str("---\n");
-                out.push_str(&to_yaml(&object.object));
-            }
-        }
-    }
-    for hook in plan.desired.hooks() {
-        out.push_str("---\n");
-        out.push_str(&to_yaml(&hook.object));
-    }
-    out
+fn manifest_of(plan: &SyncPlan) -> StoredManifest {
+    let objects = plan
+        .phases
+        .iter()
+        .flat_map(|phase| &phase.keys)
+        .filter_map(|key| plan.desired.get(key))
+        .map(|object| &object.object);
+    let hooks = plan.desired.hooks().iter().map(|hook| &hook.object);
+    StoredManifest::from_parts(
+        objects
+            .chain(hooks)
+            .map(|object| format!("---\n{}", to_yaml(object))),
+    )
 }
 
 #[cfg(test)]

@@ -22,8 +22,21 @@ pub struct StoredManifest(Arc<RawValue>);
 impl StoredManifest {
     /// The manifest `text`, escaped once for storing.
     pub fn new(text: &str) -> StoredManifest {
-        let json = serde_json::to_string(text).expect("a string serializes");
-        let raw = RawValue::from_string(json).expect("a JSON string serde_json wrote is JSON");
+        StoredManifest::from_parts([text])
+    }
+
+    /// The manifest whose text is `parts` one after the other, each escaped as it comes,
+    /// so the text is never held whole beside its stored form (at 10,000 objects the two
+    /// were 16 MB at once).
+    pub fn from_parts<S: AsRef<str>>(parts: impl IntoIterator<Item = S>) -> StoredManifest {
+        let mut json = String::from("\"");
+        for part in parts {
+            // Escaping is per character, so the parts' escapes make the whole's.
+            let quoted = serde_json::to_string(part.as_ref()).expect("a string serializes");
+            json.push_str(&quoted[1..quoted.len() - 1]);
+        }
+        json.push('"');
+        let raw = RawValue::from_string(json).expect("an escaped JSON string is JSON");
         StoredManifest(Arc::from(raw))
     }
 
@@ -105,6 +118,16 @@ mod tests {
         assert_eq!(serde_json::to_string(&read).unwrap(), json);
         assert!(!read.is_empty());
         assert!(StoredManifest::default().is_empty());
+    }
+
+    #[test]
+    fn parts_are_stored_as_their_text_would_be() {
+        let parts = ["---\n", "a: \"b\"\n", "c: ü\t\u{1}\n", ""];
+        let whole = StoredManifest::new(&parts.concat());
+        let joined = StoredManifest::from_parts(parts);
+        assert_eq!(joined.0.get(), whole.0.get());
+        assert_eq!(joined.text(), parts.concat());
+        assert!(StoredManifest::from_parts(Vec::<String>::new()).is_empty());
     }
 
     #[test]
