@@ -19,7 +19,6 @@ pub mod ignore;
 mod model;
 pub mod owners;
 
-pub(crate) use check::release_objects;
 pub use check::{CheckRequest, Checked, check_app};
 pub use fields::{FieldDrift, IgnoredField};
 pub use git::{GitChange, GitStatus, Repos};

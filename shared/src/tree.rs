@@ -193,11 +193,7 @@ pub async fn for_drift(
     cluster: &LiveCluster,
     checked: &Checked,
 ) -> Result<ResourceTree, TreeError> {
-    let mut members: BTreeSet<ObjectKey> =
-        crate::drift::release_objects(&checked.release, cluster)?
-            .keys()
-            .cloned()
-            .collect();
+    let mut members = checked.release_keys.clone();
     members.extend(checked.report.objects.iter().map(|o| o.key.clone()));
     let mut tree = build(cluster, &members).await?;
     tree.mark_drift(&checked.report);

@@ -647,6 +647,7 @@ mod tests {
                 "ada",
                 Default::default(),
             ),
+            release_keys: Default::default(),
             report,
         };
         let mut calm = AppDrift::new(

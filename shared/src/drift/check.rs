@@ -45,6 +45,9 @@ pub struct CheckRequest {
 pub struct Checked {
     pub report: AppDrift,
     pub release: ReleaseRecord,
+    /// The keys of the release's objects (its hooks are not among them), as the check
+    /// read them from its manifest.
+    pub release_keys: BTreeSet<ObjectKey>,
 }
 
 /// Checks one app. `repos` keeps repositories open across the apps of one round.
@@ -128,7 +131,15 @@ pub async fn check_app(
     report.warnings.append(&mut live.warnings);
     report.applied = live.applied;
     report.settle();
-    Ok(Checked { report, release })
+    // Taken from the set compared (the release's, unless against a revision): its objects
+    // are dropped as their keys are moved out.
+    let release_keys =
+        release_keys.unwrap_or_else(|| desired.into_iter().map(|object| object.key).collect());
+    Ok(Checked {
+        report,
+        release,
+        release_keys,
+    })
 }
 
 /// The objects a release recorded. Keyed with the cluster's scopes, not only the
