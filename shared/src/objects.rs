@@ -89,11 +89,16 @@ impl ObjectKey {
 
     /// `Kind.group` (`Kind` for the core group), the form ApplySet annotations use.
     pub fn group_kind(&self) -> String {
-        if self.group.is_empty() {
-            self.kind.clone()
-        } else {
-            format!("{}.{}", self.kind, self.group)
-        }
+        group_kind(&self.group, &self.kind)
+    }
+}
+
+/// `Kind.group`, `Kind` for the core group (`""`): `Deployment.apps`, `Pod`.
+pub fn group_kind(group: &str, kind: &str) -> String {
+    if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
     }
 }
 

@@ -23,7 +23,7 @@ pub use assemble::MAX_DEPTH;
 use crate::apply::health::Health;
 use crate::drift::{AppDrift, Checked, DriftError, ObjectState};
 use crate::live::{LiveCluster, LiveError};
-use crate::objects::ObjectKey;
+use crate::objects::{ObjectKey, group_kind};
 use crate::release::history::{self, HistoryError, Release};
 
 /// One object of the tree.
@@ -259,7 +259,7 @@ pub async fn build(
     let mut warnings = Vec::new();
     for (group, kind, namespace, purpose, listed) in answers {
         let failed = |cause: LiveError| TreeError::List {
-            kind: kind_name(&group, &kind),
+            kind: group_kind(&group, &kind),
             namespace: namespace.clone(),
             cause: Box::new(cause),
         };
@@ -269,7 +269,7 @@ pub async fn build(
             Err(cause) => {
                 warnings.push(format!(
                     "the {} objects in {} are not shown: {cause}",
-                    kind_name(&group, &kind),
+                    group_kind(&group, &kind),
                     place(namespace.as_deref())
                 ));
                 continue;
@@ -310,15 +310,6 @@ fn place(namespace: Option<&str>) -> String {
     match namespace {
         Some(ns) => format!("namespace {ns}"),
         None => "the cluster".into(),
-    }
-}
-
-/// `Pod`, `ReplicaSet.apps`.
-fn kind_name(group: &str, kind: &str) -> String {
-    if group.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}.{group}")
     }
 }
 

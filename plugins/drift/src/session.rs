@@ -72,10 +72,7 @@ fn warn_unknown_kinds(cluster: &LiveCluster, rules: &IgnoreRules) {
         if served.iter().any(serves) {
             continue;
         }
-        let named = match &rule.group {
-            Some(group) if !group.is_empty() => format!("{kind}.{group}"),
-            _ => kind.clone(),
-        };
+        let named = gitops::objects::group_kind(rule.group.as_deref().unwrap_or_default(), kind);
         let guess = served
             .iter()
             .find(|(_, served)| similar(served, kind))
