@@ -152,11 +152,13 @@ impl AppFile {
     pub fn from_snapshot(snapshot: &Snapshot, file: &str) -> Result<Option<AppFile>, AppFileError> {
         match snapshot.files.get(file) {
             None => Ok(None),
-            Some(bytes) => {
-                let text = String::from_utf8_lossy(bytes);
-                AppFile::parse(file, &text)
-            }
+            Some(bytes) => AppFile::from_bytes(file, bytes),
         }
+    }
+
+    /// The app list in the bytes of `file` (see [`AppFile::from_snapshot`]).
+    pub fn from_bytes(file: &str, bytes: &[u8]) -> Result<Option<AppFile>, AppFileError> {
+        AppFile::parse(file, &String::from_utf8_lossy(bytes))
     }
 
     /// Parses and checks the text of `file`.

@@ -60,7 +60,7 @@ fn listed_targets(args: &Args) -> Result<Option<Vec<Target>>> {
     if !args.apps.all {
         let file = &args.apps.app_file;
         let list = match repo.file_at(&revision, file)? {
-            Some(bytes) => AppFile::parse(file, &String::from_utf8_lossy(&bytes))?,
+            Some(bytes) => AppFile::from_bytes(file, &bytes)?,
             None => None,
         };
         match list {
