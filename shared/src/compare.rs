@@ -5,6 +5,7 @@
 //! from a CRD, or whose namespace comes from a Namespace, in the same desired set cannot be
 //! dry-run yet: they are reported as added from their manifest, not as errors.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, TryStreamExt, stream};
@@ -14,7 +15,7 @@ use crate::apply::applyset::ApplySetId;
 use crate::apply::object_options;
 use crate::apply::ownership::{self, ForeignOwner};
 use crate::diff::normalise::{NormaliseOptions, normalise_with};
-use crate::diff::{ChangeSet, ObjectChange};
+use crate::diff::{Action, ChangeSet, ObjectChange};
 use crate::fingerprint::{Fingerprints, LiveMark};
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey};
@@ -53,8 +54,12 @@ pub struct Comparison {
     /// Missing objects shown from their manifest instead of a dry-run
     /// ([`Missing::FromManifestIfOnlyCreating`]): nothing else changes, so a sync that
     /// fails to create one of them can delete those it created and leave the cluster as
-    /// it found it.
+    /// it found it. Their changes carry no contents: [`Comparison::shown`] fills each in
+    /// from the desired set when it is shown (a first sync of 10,000 objects held a
+    /// normalised copy of every object it was about to create).
     pub unchecked_creates: BTreeSet<ObjectKey>,
+    /// How the objects of `unchecked_creates` are normalised when shown.
+    pub unchecked_normalise: NormaliseOptions,
     /// Existing objects another ApplySet or a Helm release owns: a sync takes them over
     /// only when asked to (`adopt`).
     pub owners: Vec<ForeignOwner>,
@@ -262,13 +267,7 @@ pub async fn against_cluster_with(
     }
     let mut unchecked_creates = BTreeSet::new();
     if missing == Missing::FromManifestIfOnlyCreating && !any_change {
-        for object in absent {
-            unchecked_creates.insert(object.key.clone());
-            after.insert(
-                object.key.clone(),
-                normalised(object.object.clone(), normalise),
-            );
-        }
+        unchecked_creates.extend(absent.into_iter().map(|object| object.key.clone()));
     } else {
         for (key, applied, conflict) in
             dry_run_all(cluster, desired, absent, normalise, false).await?
@@ -280,8 +279,16 @@ pub async fn against_cluster_with(
     conflicts.sort_by(|a, b| a.key.cmp(&b.key));
 
     let mut changes = ChangeSet::between(before, after);
-    if !known_same.is_empty() {
+    if !known_same.is_empty() || !unchecked_creates.is_empty() {
         changes.changes.extend(known_same);
+        changes
+            .changes
+            .extend(unchecked_creates.iter().map(|key| ObjectChange {
+                key: key.clone(),
+                action: Action::Added,
+                before: None,
+                after: None,
+            }));
         changes.changes.sort_by(|a, b| a.key.cmp(&b.key));
     }
     Ok(Comparison {
@@ -290,9 +297,35 @@ pub async fn against_cluster_with(
         missing_namespaces: missing_namespaces.into_iter().collect(),
         live_marks,
         unchecked_creates,
+        unchecked_normalise: normalise.clone(),
         owners,
         unowned,
     })
+}
+
+impl Comparison {
+    /// `change` as it is shown: an object to be created from its manifest without a
+    /// dry-run (see [`Comparison::unchecked_creates`]) gets its contents from `desired`,
+    /// normalised, one object at a time; every other change is shown as it is.
+    pub fn shown<'a>(
+        &self,
+        change: &'a ObjectChange,
+        desired: &DesiredSet,
+    ) -> Cow<'a, ObjectChange> {
+        let object = (change.action == Action::Added && change.after.is_none())
+            .then(|| self.unchecked_creates.get(&change.key))
+            .flatten()
+            .and_then(|key| desired.get(key));
+        match object {
+            Some(object) => Cow::Owned(ObjectChange {
+                key: change.key.clone(),
+                action: Action::Added,
+                before: None,
+                after: Some(normalised(object.object.clone(), &self.unchecked_normalise)),
+            }),
+            None => Cow::Borrowed(change),
+        }
+    }
 }
 
 /// Server-side applies `objects` as dry runs, a bounded number at once: each object's key,
@@ -355,4 +388,55 @@ async fn dry_run_all(
 fn normalised(mut object: Value, options: &NormaliseOptions) -> Value {
     normalise_with(&mut object, options);
     object
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::BuiltinScopes;
+    use crate::render::parse_documents;
+
+    #[test]
+    fn an_object_created_from_its_manifest_is_filled_in_only_when_shown() {
+        let manifests = parse_documents(
+            "d.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    \
+             kubectl.kubernetes.io/last-applied-configuration: '{}'\ndata: {k: v}\n\
+             ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+        )
+        .unwrap();
+        let desired = DesiredSet::build(manifests, "web", &BuiltinScopes).unwrap();
+        let key = |name: &str| ObjectKey {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+            namespace: Some("web".into()),
+            name: name.into(),
+        };
+        let bare = |name: &str| ObjectChange {
+            key: key(name),
+            action: Action::Added,
+            before: None,
+            after: None,
+        };
+        let comparison = Comparison {
+            changes: ChangeSet {
+                changes: vec![bare("a"), bare("b")],
+            },
+            unchecked_creates: BTreeSet::from([key("a")]),
+            ..Comparison::default()
+        };
+
+        let shown = comparison.shown(&comparison.changes.changes[0], &desired);
+        let after = shown.after.as_ref().expect("filled in from the manifest");
+        assert_eq!(after["data"]["k"], "v");
+        // Normalised as a dry-run result would be: no last-applied annotation.
+        assert_eq!(after["metadata"].get("annotations"), None);
+        assert!(matches!(shown, Cow::Owned(_)));
+        // The comparison itself still holds no contents.
+        assert_eq!(comparison.changes.changes[0].after, None);
+        // An object that is not one of them is shown as it is.
+        let other = comparison.shown(&comparison.changes.changes[1], &desired);
+        assert!(matches!(other, Cow::Borrowed(_)));
+        assert_eq!(other.after, None);
+    }
 }

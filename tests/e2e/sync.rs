@@ -4,6 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use kubectl_gitops_tests::record::{CANARY_SECRET_VALUE, base64, canary_secret_yaml};
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 use serde_json::Value;
 
@@ -628,6 +629,61 @@ fn watch_syncs_a_commit_made_while_it_runs_and_stops_on_interrupt() {
 /// [`web`] with `replicas` misspelt: the server refuses a field the schema does not declare.
 fn misspelt() -> String {
     web("example/web:1", None).replace("replicas:", "replica:")
+}
+
+#[test]
+fn a_first_sync_without_a_prompt_shows_every_object_it_creates_with_secrets_masked() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("sy-first");
+    let n = ns.name.as_str();
+    let repo = GitFixture::new();
+    repo.write("settings.yaml", SETTINGS);
+    repo.write("web.yaml", &web("example/web:1", None));
+    repo.write("creds.yaml", &canary_secret_yaml("creds"));
+    repo.commit("an app");
+
+    // Nothing exists, so nothing is dry-run: the preview comes from the manifests.
+    let offset = cluster.audit_offset();
+    let out = sync(
+        cluster,
+        &repo,
+        &[
+            "--app",
+            "first",
+            "-n",
+            n,
+            "--yes",
+            "--wait=false",
+            "--color=never",
+        ],
+    );
+    assert_ok(&out);
+    let requests = cluster.our_requests_since(offset, n);
+    assert!(
+        !requests.iter().any(|r| r.starts_with("patch(dry-run)")),
+        "{requests:?}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        &format!("core/ConfigMap/{n}/settings\n@@ -0,0 "),
+        "+  greeting: hello",
+        &format!("apps/Deployment/{n}/web\n@@ -0,0 "),
+        "+        image: example/web:1",
+        &format!("core/Secret/{n}/creds\n@@ -0,0 "),
+        "+  password: '***'",
+        "+  token: '***'",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert!(
+        text.contains("\n0 changed, 3 added, 0 removed, 0 unchanged\n"),
+        "{text}"
+    );
+    assert!(!text.contains(CANARY_SECRET_VALUE), "{text}");
+    assert_eq!(
+        get(cluster, n, "secret/creds", "{.data.token}"),
+        base64(CANARY_SECRET_VALUE.as_bytes())
+    );
 }
 
 #[test]

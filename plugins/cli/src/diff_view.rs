@@ -1,11 +1,12 @@
 //! Printing a change set in each output format (diff-git's outputs, and sync's preview). Write errors (a closed pipe) are returned,
 //! so `kubectl diff-git | head` ends quietly.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use gitops::apply::ownership::ForeignOwner;
 use gitops::compare::Conflict;
-use gitops::diff::{self, ChangeSet, TextOptions};
+use gitops::diff::{self, ChangeSet, ObjectChange, TextOptions};
 use gitops::hooks::{PlannedHook, preview_lines};
 use gitops::objects::ObjectKey;
 use serde::Serialize;
@@ -25,12 +26,23 @@ pub struct View<'a> {
 
 /// The colored unified diff, then the one-line summary.
 pub fn unified(out: &mut dyn Write, view: &View) -> io::Result<()> {
+    unified_shown(out, view, &|change| Cow::Borrowed(change))
+}
+
+/// [`unified`], each change passed through `shown` just before it is printed (a sync fills
+/// in the objects it creates from their manifests one at a time).
+pub fn unified_shown(
+    out: &mut dyn Write,
+    view: &View,
+    shown: &dyn for<'c> Fn(&'c ObjectChange) -> Cow<'c, ObjectChange>,
+) -> io::Result<()> {
     let options = TextOptions {
         context: view.context,
         color: view.color,
     };
     for change in view.changes.differences() {
-        out.write_all(diff::unified(change, view.before, view.after, &options).as_bytes())?;
+        let change = shown(change);
+        out.write_all(diff::unified(&change, view.before, view.after, &options).as_bytes())?;
     }
     writeln!(out, "{}", diff::summary_line(&view.changes.summary()))?;
     out.flush()

@@ -1,6 +1,7 @@
 //! One app on one cluster: lock, plan, show, ask, execute, through the library's sync flow,
 //! printing as it goes.
 
+use std::borrow::Cow;
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Result, bail};
@@ -404,7 +405,8 @@ fn show(
     prefix: Option<&str>,
 ) -> Result<ChangeSet> {
     let mut preview = plan.take_preview();
-    if !args.output.show_secrets {
+    let masks = !args.output.show_secrets;
+    if masks {
         preview.mask_secrets();
     }
     if args.output.format.is_none() {
@@ -418,7 +420,18 @@ fn show(
             context: 3,
             color: args.output.color.enabled(),
         };
-        diff_view::unified(out, &view)?;
+        diff_view::unified_shown(out, &view, &|change| match plan
+            .comparison
+            .shown(change, &plan.desired)
+        {
+            Cow::Owned(mut filled) => {
+                if masks {
+                    filled.mask_secret();
+                }
+                Cow::Owned(filled)
+            }
+            borrowed => borrowed,
+        })?;
     }
     let mut err = Prefixed::new(prefix);
     diff_view::conflict_warnings(&mut err, &plan.comparison.conflicts);

@@ -49,6 +49,22 @@ impl ObjectChange {
             after: None,
         }
     }
+
+    /// [`ChangeSet::mask_secrets`] for one change.
+    pub fn mask_secret(&mut self) {
+        let by_key = self.key.group.is_empty() && self.key.kind == "Secret";
+        let by_content = [&self.before, &self.after]
+            .into_iter()
+            .flatten()
+            .any(super::mask::is_secret);
+        if !(by_key || by_content) {
+            return;
+        }
+        super::mask::mask_pair(self.before.as_mut(), self.after.as_mut());
+        if self.action == Action::Changed && self.before == self.after {
+            self.action = Action::Unchanged;
+        }
+    }
 }
 
 /// How many objects each [`Action`] has.
@@ -135,20 +151,7 @@ impl ChangeSet {
     /// masking folds or drops (`stringData` against equal `data`, the last-applied
     /// annotation) becomes [`Action::Unchanged`], so the action agrees with the text diff.
     pub fn mask_secrets(&mut self) {
-        for change in &mut self.changes {
-            let by_key = change.key.group.is_empty() && change.key.kind == "Secret";
-            let by_content = [&change.before, &change.after]
-                .into_iter()
-                .flatten()
-                .any(super::mask::is_secret);
-            if !(by_key || by_content) {
-                continue;
-            }
-            super::mask::mask_pair(change.before.as_mut(), change.after.as_mut());
-            if change.action == Action::Changed && change.before == change.after {
-                change.action = Action::Unchanged;
-            }
-        }
+        self.changes.iter_mut().for_each(ObjectChange::mask_secret);
     }
 
     /// The document `-o json` prints: the summary, and the changes without the unchanged

@@ -323,6 +323,7 @@ mod tests {
                 missing_namespaces: Vec::new(),
                 live_marks: BTreeMap::new(),
                 unchecked_creates: BTreeSet::new(),
+                unchecked_normalise: NormaliseOptions::default(),
                 owners: Vec::new(),
                 unowned: Vec::new(),
             },
