@@ -29,7 +29,10 @@ pub use targets::{AppListArgs, Target};
 
 /// Every plugin allocates through mimalloc: a plan builds and drops many small JSON
 /// values (thousands of objects, each a tree of strings and maps), where the system
-/// allocator spends about a quarter of the client's CPU time.
+/// allocator spends about a quarter of the client's CPU time. Its 2.x series (the
+/// workspace's `v2` feature) returns freed pages to the system after 10 ms where 3.x waits
+/// a second: pages freed between a command's phases are given back before the next one
+/// peaks (20-30 MiB less at 10,000 objects, for the same CPU time).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
