@@ -310,6 +310,7 @@ def run(cmd, env, cwd, expect=(0,)):
 class Row:
     def __init__(self, name, target):
         self.name, self.target = name, target
+        self.objects = None  # set on the rows whose time per object is compared across sizes
         self.ours, self.base = [], []
         self.ours_mem, self.base_mem = [], []
         self.ours_requests, self.base_requests = {}, {}
@@ -323,7 +324,9 @@ class Row:
         ours, base = self.median(self.ours), self.median(self.base)
         ratio = f"{base / ours:.1f}x" if ours and base else "-"
         fmt = lambda v: f"{v * 1000:.0f} ms" if v is not None else "-"
-        mem = lambda v: f"{max(v):.0f} MiB" if v else "-"
+        # The median (the targets are medians) and the largest of the rounds.
+        mem = lambda v: (f"{statistics.median(v):.0f} MiB (max {max(v):.0f})" if len(v) > 1
+                         else f"{v[0]:.0f} MiB") if v else "-"
         req = lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r.items())) or "-"
         cpu = lambda v: f"{statistics.median(v):.2f} s" if v else "-"
         server_mem = f"{max(self.server_mem):.0f} MiB" if self.server_mem else "-"
@@ -351,7 +354,9 @@ ROW_GROUPS = ["sync", "diff", "drift", "helm", "deps", "range", "read", "help"]
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objects", type=int, default=1000)
+    parser.add_argument("--objects", default="1000",
+                        help="objects of the cluster rows; several sizes, comma-separated (1000,10000), "
+                             "are measured one after the other on the same control plane")
     parser.add_argument("--big", type=int, default=10000, help="objects for the no-cluster rows")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
@@ -366,7 +371,13 @@ def main():
     parser.add_argument("--chart-objects", type=int, default=1000, help="objects the chart of the helm rows renders")
     args = parser.parse_args()
     if args.smoke:
-        args.objects, args.big, args.repeat, args.namespaces, args.chart_objects = 40, 200, 1, 2, 40
+        args.objects, args.big, args.repeat, args.namespaces, args.chart_objects = "20,40", 200, 1, 2, 40
+    try:
+        args.objects = [int(n) for n in str(args.objects).split(",") if n.strip()]
+    except ValueError:
+        parser.error(f"--objects takes numbers, comma-separated: {args.objects!r}")
+    if not args.objects or min(args.objects) <= 0:
+        parser.error("--objects needs at least one size above 0")
     args.rows = {r.strip() for r in args.rows.split(",") if r.strip()}
     unknown = args.rows - set(ROW_GROUPS)
     if unknown:
@@ -402,6 +413,9 @@ def main():
         # The fixtures of a full run take ~300 MB.
         shutil.rmtree(work, ignore_errors=True)
     print(table(rows))
+    scaling = per_object(rows)
+    if scaling:
+        print(scaling)
     missing = [r.name for r in rows if not r.ours]
     if missing:
         raise SystemExit(f"rows that did not run: {missing}")
@@ -410,8 +424,32 @@ def main():
 
 
 def measure(args, cluster, env, kubectl, work):
-    n, seed = args.objects, args.seed
-    tag = f"b{os.getpid() % 10000}"
+    """Every row: the cluster rows once per size of --objects (smallest first), the others
+    once, after the last size."""
+    out = []
+    sizes = sorted(set(args.objects))
+    for n in sizes:
+        sized = work / f"n{n}"
+        sized.mkdir()
+        out += measure_size(args, n, n == sizes[-1], cluster, env, kubectl, work, sized)
+    return out
+
+
+def targets(n):
+    """The targets of the cluster rows: the 10,000-object ones are the stricter ones."""
+    if n >= 10000:
+        return {"sync": ">= 3x, <= 150 MiB", "noop": ">= 30x, zero PATCH, <= 150 MiB",
+                "diff_changed": ">= 5x", "diff_same": ">= 60x, one LIST per kind, <= 150 MiB",
+                "drift": "< 1 s, one LIST per kind"}
+    return {"sync": ">= 3x", "noop": ">= 10x, zero PATCH", "diff_changed": ">= 5x",
+            "diff_same": ">= 20x, one LIST per kind", "drift": "< 1 s, one LIST per kind"}
+
+
+def measure_size(args, n, last, cluster, env, kubectl, root, work):
+    """The rows of `n` objects, in `work`; with `last`, the rows that do not depend on
+    `n` too (`root` holds the plugins)."""
+    seed, target = args.seed, targets(n)
+    tag = f"b{os.getpid() % 10000}n{n}"
     namespaces = [f"{tag}-ns{i}" for i in range(args.namespaces)]
     for ns in namespaces + [f"{tag}-records"]:
         cluster.kubectl("create", "namespace", ns)
@@ -447,8 +485,9 @@ def measure(args, cluster, env, kubectl, work):
 
     # Sync from empty: each round gets its own copy of the objects (fresh namespaces), so
     # both start from nothing.
-    sync_empty = Row(f"sync from empty, {n} objects", ">= 3x")
-    noop_sync = Row(f"no-op resync, {n} objects", ">= 10x, zero PATCH")
+    sync_empty = Row(f"sync from empty, {n} objects", target["sync"])
+    sync_empty.objects = n
+    noop_sync = Row(f"no-op resync, {n} objects", target["noop"])
     if "sync" in rows:
         out += [sync_empty, noop_sync]
     rounds = args.repeat if "sync" in rows else 0
@@ -483,8 +522,8 @@ def measure(args, cluster, env, kubectl, work):
     if rows & {"diff", "drift"}:
         log("syncing the base revision for the diff and drift rows")
         run([kubectl, "sync", "HEAD~1", "objs", "--app", "diffbase", "-n", records, "--yes", "--wait=false"], env, repo)
-    diff_changed = Row(f"diff-git, {n} objects, {changed} changed", ">= 5x")
-    diff_same = Row(f"diff-git, {n} objects, nothing changed", ">= 20x, one LIST per kind")
+    diff_changed = Row(f"diff-git, {n} objects, {changed} changed", target["diff_changed"])
+    diff_same = Row(f"diff-git, {n} objects, nothing changed", target["diff_same"])
     kubectl_diff = [kubectl, "diff", "--server-side", "--force-conflicts", "-R", "-f"]
     if "diff" in rows:
         out = [diff_changed, diff_same] + out
@@ -497,16 +536,16 @@ def measure(args, cluster, env, kubectl, work):
     # Drift of the synced app, nothing drifted: the release's manifest against one LIST per
     # kind (no alternative: kubectl has no such command).
     if "drift" in rows:
-        drift_row = Row(f"drift, {n} objects, nothing drifted", "< 1 s, one LIST per kind")
+        drift_row = Row(f"drift, {n} objects, nothing drifted", target["drift"])
         for _ in range(args.repeat):
             measured(drift_row, "ours", [kubectl, "drift", "diffbase", "-n", records], ours_agent, (0,))
         out.append(drift_row)
 
-    if "helm" in rows:
+    if "helm" in rows and last:
         out += helm_rows(args, cluster, measured, kubectl, work, tag)
 
     # No cluster: two revisions of a big repository.
-    if not rows & {"range", "read", "help"}:
+    if not last or not rows & {"range", "read", "help"}:
         log_etcd(cluster)
         return out
     big = fixture_repo(work / "big", args.big, seed, [f"x{i}" for i in range(args.namespaces)])
@@ -543,7 +582,7 @@ def measure(args, cluster, env, kubectl, work):
     # Start-up: the plugin binary printing its help, against kubectl printing the help of
     # its own diff (both exit at once; kubectl is the real thing a user runs).
     help_row = Row("--help start-up: kubectl-diff_git vs kubectl diff", "< 10 ms")
-    binary = str(next((work / "plugins").glob("kubectl-diff_git")))
+    binary = str(next((root / "plugins").glob("kubectl-diff_git")))
     for _ in range(max(10, args.repeat * 7) if "help" in rows else 0):
         seconds, mem = run([binary, "--help"], env, repo)
         help_row.ours.append(seconds); help_row.ours_mem.append(mem)
@@ -551,7 +590,7 @@ def measure(args, cluster, env, kubectl, work):
         help_row.base.append(seconds); help_row.base_mem.append(mem)
 
     out += [r for r, group in ((range_row, "range"), (read_row, "read"), (help_row, "help")) if group in rows]
-    if "deps" in rows:
+    if "deps" in rows and last:
         out.append(remote_dependencies_row(args, cluster, env, work))
     log_etcd(cluster)
     return out
@@ -694,6 +733,20 @@ def machine():
             f"({cpu}), {mem_kib / 1024 / 1024:.0f} GiB RAM; {rustc}")
 
 
+def per_object(rows):
+    """Our time per object in the sync from empty at each size against the smallest (the
+    target: at most 1.2 times), as a line for the report; empty with one size."""
+    sized = sorted((r.objects, r.median(r.ours)) for r in rows if r.objects and r.ours)
+    if len(sized) < 2:
+        return ""
+    (small, small_s), parts = sized[0], []
+    for n, seconds in sized[1:]:
+        ratio = (seconds / n) / (small_s / small)
+        parts.append(f"{seconds / n * 1000:.2f} ms at {n} against {small_s / small * 1000:.2f} ms at "
+                     f"{small}: {ratio:.2f} times (target <= 1.2)")
+    return "\nSync from empty, our time per object: " + "; ".join(parts) + ".\n"
+
+
 def write_report(args, rows):
     """BENCHMARKS.md: the table and the machine; a `## Notes` section already in the file is
     kept, since it explains the numbers and is written by hand."""
@@ -706,7 +759,7 @@ def write_report(args, rows):
     loads = sorted(LOADS) or [0.0]
     text = f"""# Benchmarks
 
-The latest run of `python3 bench/bench.py` (N={args.objects}, {args.big} objects for the no-cluster
+The latest run of `python3 bench/bench.py --objects {",".join(map(str, args.objects))}` (N={" and ".join(map(str, sorted(args.objects)))}, {args.big} objects for the no-cluster
 rows, {args.repeat} rounds, seed {args.seed}, {args.namespaces} namespaces), ours and the real
 kubectl alternately on the same local control plane (the project's test cluster: etcd,
 kube-apiserver, controller-manager, scheduler and kwok nodes on 127.0.0.1), warmed up first
@@ -722,7 +775,7 @@ max {loads[-1]:.1f} (the control plane runs on the same cores).
 Date: {time.strftime('%Y-%m-%d')}.
 
 {table(rows)}
-
+{per_object(rows)}
 Reproduce: `python3 bench/bench.py` (builds the release binaries with LTO, starts a control
 plane, then takes several minutes); `python3 bench/bench.py --smoke` is the small version CI
 runs; `--help` lists the knobs (objects, rounds, seed, an already running control plane).
