@@ -17,7 +17,7 @@ use crate::live::LiveError;
 use crate::objects::{DesiredSet, ObjectKey, ScopeResolver};
 use crate::release::record::ReleaseRecord;
 use crate::render::{self, Capabilities, ChartSource, Renderer, render_options};
-use crate::source::{CommitInfo, Repo, Snapshot, SourceError, is_url, open_repo};
+use crate::source::{CommitInfo, Repo, Snapshot, SourceError, is_url, normalize_root, open_repo};
 
 /// Repositories opened during one round of checks, by how they were named, so apps from
 /// one repository open (and, for a URL, fetch) it once; and what was read at a commit,
@@ -149,9 +149,13 @@ pub fn read(
             side.rules = read.rules.clone();
             return Ok(side);
         }
-        match repo.snapshot(commit, path) {
-            Ok(snapshot) => {
-                side.rules = config_rules(&snapshot)?;
+        // Only the config file is read, not the app's tree (10,000 files in a large app).
+        let file = normalize_root(path, repo.label())
+            .map(|root| config_path(&root))
+            .and_then(|file| Ok((repo.file_at(&commit.id, &file)?, file)));
+        match file {
+            Ok((bytes, file)) => {
+                side.rules = rules_from(&file, bytes.as_deref())?;
                 let read = AtCommit {
                     rules: side.rules.clone(),
                     desired: None,
@@ -273,17 +277,27 @@ fn repository_spec(
 
 /// The ignore rules of the app's config file in `snapshot`, if it has one.
 fn config_rules(snapshot: &Snapshot) -> Result<IgnoreRules, DriftError> {
-    let root = snapshot.root.trim_matches('/');
-    let file = if root.is_empty() {
+    let file = config_path(&snapshot.root);
+    rules_from(&file, snapshot.files.get(&file).map(Vec::as_slice))
+}
+
+/// Where an app at `root` keeps its config file.
+fn config_path(root: &str) -> String {
+    let root = root.trim_matches('/');
+    if root.is_empty() {
         CONFIG_FILE.to_string()
     } else {
         format!("{root}/{CONFIG_FILE}")
-    };
-    let Some(bytes) = snapshot.files.get(&file) else {
+    }
+}
+
+/// The rules of the config file `file` holding `bytes` (none without the file).
+fn rules_from(file: &str, bytes: Option<&[u8]>) -> Result<IgnoreRules, DriftError> {
+    let Some(bytes) = bytes else {
         return Ok(IgnoreRules::default());
     };
     let text = String::from_utf8_lossy(bytes);
-    Ok(IgnoreRules::from_config(&file, &text)?)
+    Ok(IgnoreRules::from_config(file, &text)?)
 }
 
 /// The objects `after` adds, changes or removes compared with `before`, in key order.

@@ -108,21 +108,28 @@ impl Repo {
         Ok(commit_info(&commit))
     }
 
-    /// One file at `rev`, or None if the revision has no file at `path`. A branch, a tag
-    /// or `HEAD` is followed through the objects on the way only (the commit, the trees of
-    /// the path, the blob), each checked as it is reached, rather than checking every
-    /// loose object first: a command that needs only the app list of a large repository
-    /// reads a few objects instead of all of them. Other revisions, and a file that is a
-    /// symlink, are read as [`Repo::snapshot`] reads them.
+    /// One file at `rev`, or None if the revision has no file at `path`. A branch, a tag,
+    /// `HEAD` or a full commit id is followed through the objects on the way only (the
+    /// commit, the trees of the path, the blob), each checked as it is reached, rather
+    /// than checking every loose object first: a command that needs only the app list (or
+    /// an app's config file) of a large repository reads a few objects instead of all of
+    /// them. Other revisions, and a file that is a symlink, are read as
+    /// [`Repo::snapshot`] reads them.
     pub fn file_at(&self, rev: &str, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
         let objects = integrity::objects_dir(&self.repo);
         let checked =
             |id: Oid| integrity::check_one_loose_object(&objects, id).map_err(|c| self.corrupt(c));
+        let full_id = || {
+            (rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| Oid::from_str(rev).ok())
+                .flatten()
+        };
         let direct = self
             .repo
             .resolve_reference_from_short_name(rev)
             .ok()
-            .and_then(|reference| reference.resolve().ok()?.target());
+            .and_then(|reference| reference.resolve().ok()?.target())
+            .or_else(full_id);
         let Some(commit_id) = direct else {
             return self.file_in_snapshot(rev, path);
         };
@@ -508,10 +515,16 @@ mod tests {
             std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
             id
         };
+        let commit = t.git(&["rev-parse", "HEAD"]).trim().to_string();
         truncate("HEAD:web/cm.yaml");
         let repo = Repo::discover(&t.dir).unwrap();
         assert_eq!(
             repo.file_at("HEAD", "apps.yaml").unwrap().unwrap(),
+            b"apps: []\n"
+        );
+        // A full commit id (as a release records it) goes the same direct way.
+        assert_eq!(
+            repo.file_at(&commit, "apps.yaml").unwrap().unwrap(),
             b"apps: []\n"
         );
         // The whole tree's read still refuses it.
