@@ -6,6 +6,7 @@ mod document;
 mod human;
 mod request;
 mod show;
+mod web;
 
 use std::process::ExitCode;
 
@@ -13,7 +14,7 @@ use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use gitops::release::history::Source;
 use gitops_cli::completion::FirstPositional;
-use gitops_cli::{AllNamespacesArgs, ConnectionArgs, Outcome, OutputArgs, UnifiedArgs};
+use gitops_cli::{AllNamespacesArgs, ConnectionArgs, Outcome, OutputArgs, UnifiedArgs, WebArgs};
 
 use crate::request::Request;
 
@@ -40,6 +41,9 @@ use crate::request::Request;
   # The deployed release's objects as they are now, and what they own, with health
   kubectl release-history web -n shop -o tree
 
+  # A dashboard of every app in the browser (health, drift, trees, history), until Ctrl-C
+  kubectl release-history --web -A --open
+
 Exit status: 0 success, 2 an error."
 )]
 pub struct Args {
@@ -64,6 +68,8 @@ pub struct Args {
     pub output: OutputArgs<Format>,
     #[command(flatten)]
     pub unified: UnifiedArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
@@ -98,6 +104,9 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<Outcome> {
     let request = Request::from_args(&args)?;
+    if args.web.web {
+        return web::run(&args).await;
+    }
     let connection = args.connection.connect().await?;
     let view = show::View {
         args: &args,

@@ -1,0 +1,159 @@
+//! An app's releases as a timeline, and the diff between two of them as diff-git draws it.
+
+use std::fmt::Write as _;
+
+use super::{app_params, commit, pairs, when};
+use crate::dashboard::data::{AppRef, ReleaseDiff};
+use crate::dashboard::html::{badge, diff_block, escape, link, page};
+use crate::release::history::{AppHistory, Release};
+
+/// The history page: newest first, each release with its status, commit, who, duration,
+/// counts and hooks, and a form to compare any two.
+pub fn render(app: &AppRef, history: &AppHistory) -> String {
+    let params = app_params(app);
+    let mut body = format!(
+        "<h1>{} <small>history · {} · {}</small></h1>\n<p>{}</p>\n",
+        escape(&app.app),
+        escape(&app.namespace),
+        escape(app.source.as_str()),
+        link("/app", &pairs(&params), "resource tree"),
+    );
+    let revisions: Vec<u32> = history
+        .entries
+        .iter()
+        .filter_map(|e| e.as_ref().ok().map(|r| r.revision))
+        .collect();
+    body.push_str(&compare_form(app, &revisions));
+    body.push_str("<ol class=\"timeline\">\n");
+    for (index, entry) in history.entries.iter().enumerate() {
+        match entry {
+            Ok(release) => {
+                let previous = revisions.get(index + 1).copied();
+                body.push_str(&item(app, release, previous));
+            }
+            Err(unreadable) => {
+                let _ = writeln!(
+                    body,
+                    "<li>{} {}: {}</li>",
+                    badge("unreadable"),
+                    escape(&unreadable.secret),
+                    escape(&unreadable.reason)
+                );
+            }
+        }
+    }
+    body.push_str("</ol>\n");
+    page(&format!("{} history", app.app), &body)
+}
+
+fn item(app: &AppRef, release: &Release, previous: Option<u32>) -> String {
+    let mut out = format!(
+        "<li class=\"release\" data-revision=\"{}\"><h3>Release {} {}</h3>\n<dl>",
+        release.revision,
+        release.revision,
+        badge(&release.status)
+    );
+    let mut fact = |name: &str, text: String| {
+        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", escape(name), escape(&text));
+    };
+    fact("commit", commit(release));
+    if let Some(operation) = &release.operation {
+        let of = release
+            .rollback_of
+            .map(|r| format!(" of release {r}"))
+            .unwrap_or_default();
+        fact("operation", format!("{operation}{of}"));
+    }
+    fact("who", release.who.clone().unwrap_or_else(|| "-".into()));
+    fact("when", when(release.updated));
+    if let Some(seconds) = release.duration_seconds {
+        fact("duration", format!("{seconds:.1} s"));
+    }
+    if let Some(c) = &release.counts {
+        fact(
+            "objects",
+            format!(
+                "{} created, {} configured, {} unchanged, {} pruned, {} failed",
+                c.created, c.configured, c.unchanged, c.pruned, c.failed
+            ),
+        );
+    }
+    if !release.hooks.is_empty() {
+        let hooks: Vec<String> = release
+            .hooks
+            .iter()
+            .map(|h| format!("{} {} ({})", h.stage, h.key.name, h.result))
+            .collect();
+        fact("hooks", hooks.join(", "));
+    }
+    if let Some(error) = &release.error {
+        fact("error", error.clone());
+    }
+    out.push_str("</dl>");
+    if let Some(previous) = previous {
+        let mut params = app_params(app);
+        params.push(("a", previous.to_string()));
+        params.push(("b", release.revision.to_string()));
+        let _ = write!(
+            out,
+            "<p>{}</p>",
+            link(
+                "/diff",
+                &pairs(&params),
+                &format!("changes since release {previous}")
+            )
+        );
+    }
+    out.push_str("</li>\n");
+    out
+}
+
+/// Two selects of revisions and a button: the diff between any two releases.
+fn compare_form(app: &AppRef, revisions: &[u32]) -> String {
+    if revisions.len() < 2 {
+        return String::new();
+    }
+    let mut out = String::from("<form class=\"compare\" method=\"get\" action=\"/diff\">");
+    for (name, value) in app_params(app) {
+        let _ = write!(
+            out,
+            "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+            escape(&value)
+        );
+    }
+    for (name, label, chosen) in [
+        ("a", "Compare release", revisions[1]),
+        ("b", "with release", revisions[0]),
+    ] {
+        let _ = write!(out, "<label>{label} <select name=\"{name}\">");
+        for revision in revisions {
+            let selected = if *revision == chosen { " selected" } else { "" };
+            let _ = write!(out, "<option{selected}>{revision}</option>");
+        }
+        out.push_str("</select></label> ");
+    }
+    out.push_str("<button type=\"submit\">Show the diff</button></form>\n");
+    out
+}
+
+/// The diff page.
+pub fn render_diff(app: &AppRef, diff: &ReleaseDiff) -> String {
+    let params = app_params(app);
+    let mut body = format!(
+        "<h1>{} <small>release {} → release {}</small></h1>\n<p>{}</p>\n",
+        escape(&app.app),
+        diff.before,
+        diff.after,
+        link("/history", &pairs(&params), "history"),
+    );
+    if diff.text.is_empty() {
+        body.push_str("<p>No object changed.</p>\n");
+    } else {
+        body.push_str(&diff_block(&diff.text));
+    }
+    let _ = writeln!(body, "<p class=\"summary\">{}</p>", escape(&diff.summary));
+    page(
+        &format!("{} {}..{}", app.app, diff.before, diff.after),
+        &body,
+    )
+}
