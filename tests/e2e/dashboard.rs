@@ -1,0 +1,311 @@
+//! `kubectl release-history --web`: the dashboard served for real against the test control
+//! plane, its pages read over HTTP (the security rules) and in headless Chromium driven
+//! over WebDriver (what a user sees: the apps, a tree, a drift mark appearing without a
+//! reload, the history and a diff). Screenshots of each page are kept under
+//! target/dashboard-screenshots/.
+
+use std::process::Stdio;
+
+use kubectl_gitops_tests::record::canary_secret_yaml;
+use kubectl_gitops_tests::web::{
+    Browser, ServedDashboard, request, request_with_body, screenshot_dir,
+};
+use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
+
+const WEB: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      nodeSelector: {type: kwok}
+      containers:
+      - name: web
+        image: nginx:1.27
+";
+
+/// The app `web` synced twice into `ns` (release 1: two replicas; release 2: one), with
+/// the canary Secret among its objects.
+fn two_releases(cluster: &TestCluster, ns: &str) -> GitFixture {
+    let repo = GitFixture::new();
+    repo.write("app/web.yaml", WEB);
+    repo.write("app/creds.yaml", &canary_secret_yaml("creds"));
+    repo.commit("web and its credentials");
+    sync(cluster, &repo, ns);
+    repo.write("app/web.yaml", &WEB.replace("replicas: 2", "replicas: 1"));
+    repo.commit("one replica is enough");
+    sync(cluster, &repo, ns);
+    repo
+}
+
+fn sync(cluster: &TestCluster, repo: &GitFixture, ns: &str) {
+    let out = cluster
+        .kubectl()
+        .args([
+            "sync",
+            "HEAD",
+            "app",
+            "--app",
+            "web",
+            "-n",
+            ns,
+            "--timeout",
+            "120s",
+        ])
+        .current_dir(repo.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "sync: {}", describe(&out));
+}
+
+fn app_query(ns: &str) -> String {
+    format!("c=0&ns={ns}&app=web&src=kubectl-gitops")
+}
+
+#[test]
+fn without_the_token_from_another_host_or_cross_site_the_dashboard_refuses() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-guard");
+    let n = ns.name.as_str();
+    let _repo = two_releases(cluster, n);
+    let dashboard = ServedDashboard::start(cluster, &["-n", n]);
+    let host = dashboard.host.as_str();
+    assert!(host.starts_with("127.0.0.1:"), "not on loopback: {host}");
+
+    // No token, a wrong one, a wrong cookie: refused, nothing of the cluster in the answer.
+    let none = request(host, "GET", "/", &[("Host", host)]);
+    assert_eq!(none.status, 401, "{none:?}");
+    assert!(!none.body.contains(">web</a>"), "{}", none.body);
+    let wrong = request(host, "GET", "/?token=0000", &[("Host", host)]);
+    assert_eq!(wrong.status, 401);
+    let bad_cookie = format!(
+        "kubectl_gitops_dashboard_{}=0000",
+        host.rsplit(':').next().unwrap()
+    );
+    let wrong_cookie = request(host, "GET", "/", &[("Host", host), ("Cookie", &bad_cookie)]);
+    assert_eq!(wrong_cookie.status, 401);
+
+    // The token in the URL becomes an HttpOnly, SameSite=Strict cookie, and the URL loses it.
+    let path = format!("/?token={}", dashboard.token);
+    let first = request(host, "GET", &path, &[("Host", host)]);
+    assert_eq!(first.status, 303, "{first:?}");
+    assert_eq!(first.header("location"), Some("/"));
+    let cookie = first.header("set-cookie").unwrap();
+    assert!(cookie.starts_with(&dashboard.cookie()), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+
+    // The cookie reads the overview; with another Host header (DNS rebinding) it does not.
+    let overview = dashboard.page("/");
+    assert_eq!(overview.status, 200);
+    assert!(overview.body.contains(">web</a>"), "{}", overview.body);
+    let rebound = request(
+        host,
+        "GET",
+        "/",
+        &[
+            ("Host", "attacker.example:80"),
+            ("Cookie", &dashboard.cookie()),
+        ],
+    );
+    assert_eq!(rebound.status, 403, "{rebound:?}");
+    assert!(!rebound.body.contains(">web</a>"));
+
+    // Every answer: a strict CSP, and no page loads anything from elsewhere.
+    let csp = overview.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    for page in [
+        overview.body.as_str(),
+        &dashboard.page("/assets/dashboard.css").body,
+    ] {
+        assert!(
+            !page.contains("http://") && !page.contains("https://") && !page.contains("//cdn"),
+            "{page}"
+        );
+    }
+    assert!(
+        !overview.body.contains("<script>"),
+        "inline script: {}",
+        overview.body
+    );
+
+    // A POST from another site is refused as such; a same-site one finds no action.
+    let forged = request_with_body(
+        host,
+        "POST",
+        "/",
+        &[
+            ("Host", host),
+            ("Cookie", &dashboard.cookie()),
+            ("Origin", "http://attacker.example"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        "action=rollback&revision=1",
+    );
+    assert_eq!(forged.status, 403, "{forged:?}");
+    assert!(forged.body.contains("another site"), "{}", forged.body);
+    let origin = format!("http://{host}");
+    let same_site = request_with_body(
+        host,
+        "POST",
+        "/",
+        &[
+            ("Host", host),
+            ("Cookie", &dashboard.cookie()),
+            ("Origin", &origin),
+        ],
+        "action=rollback&revision=1",
+    );
+    assert_eq!(same_site.status, 403, "{same_site:?}");
+    assert!(
+        same_site.body.contains("takes no action"),
+        "{}",
+        same_site.body
+    );
+    assert_eq!(
+        cluster.release_statuses(n, "web").len(),
+        2,
+        "a release was written"
+    );
+
+    // The Secret's page masks its values; the canary check reads every page answered.
+    let secret = dashboard.page(&format!(
+        "/object?{}&g=&k=Secret&n=creds&on={n}",
+        app_query(n)
+    ));
+    assert_eq!(secret.status, 200, "{}", secret.body);
+    assert!(
+        secret.body.contains("password: &#39;***&#39;"),
+        "{}",
+        secret.body
+    );
+    assert!(
+        !secret
+            .body
+            .contains(kubectl_gitops_tests::record::CANARY_SECRET_VALUE)
+    );
+    // An object outside the app's tree is not shown.
+    let other = dashboard.page(&format!(
+        "/object?{}&g=&k=Secret&n=default-token&on=kube-system",
+        app_query(n)
+    ));
+    assert_eq!(other.status, 404, "{}", other.body);
+}
+
+#[test]
+fn an_address_other_than_loopback_is_served_with_a_warning() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-address");
+    let dashboard = ServedDashboard::start(cluster, &["-n", &ns.name, "--address", "0.0.0.0"]);
+    let host = dashboard.host.clone();
+    let page = dashboard.page("/");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("No app matches."), "{}", page.body);
+    let stderr = dashboard.stop();
+    assert!(
+        stderr.contains("warning: the dashboard listens on 0.0.0.0:"),
+        "{host}: {stderr}"
+    );
+}
+
+#[test]
+fn in_a_browser_the_apps_a_tree_a_live_drift_mark_the_history_and_a_diff_show() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-browser");
+    let n = ns.name.as_str();
+    let _repo = two_releases(cluster, n);
+    let dashboard = ServedDashboard::start(cluster, &["-n", n]);
+    let browser = Browser::start(screenshot_dir("browser"));
+
+    // The overview: the app, its last release and states in words.
+    browser.open(&dashboard.url);
+    let row = browser.wait_for_text("table.apps tbody tr", "web", 30);
+    for word in [
+        "deployed",
+        "one replica is enough",
+        "healthy",
+        "in sync",
+        "kubectl-gitops",
+    ] {
+        assert!(row.contains(word), "no {word} in the overview's row: {row}");
+    }
+    browser.screenshot("overview");
+    browser.resize(420, 900);
+    browser.screenshot("overview-narrow");
+    browser.resize(1280, 900);
+
+    // The app page: its tree, the Deployment owning a ReplicaSet owning a Pod.
+    browser.click_link("web");
+    let deployment = format!("tr[data-object=\"Deployment.apps/{n}/web\"]");
+    browser.wait_for_text(&deployment, "in sync", 30);
+    let tree = browser.text("table.tree tbody");
+    assert!(tree.contains("ReplicaSet.apps/web-"), "{tree}");
+    assert!(tree.contains("Pod/web-"), "{tree}");
+    assert!(tree.contains("Secret/creds"), "{tree}");
+    browser.wait_for_text("#live", "live", 30);
+    browser.screenshot("app");
+
+    // Scaled by hand: the mark turns to modified without a reload (the marker survives).
+    browser.run("window.notReloaded = true; return true;");
+    cluster.kubectl_ok(&["scale", "deployment", "web", "-n", n, "--replicas=3"]);
+    browser.wait_for_text(&format!("{deployment} td.drift"), "modified", 20);
+    assert_eq!(
+        browser.run("return window.notReloaded === true;"),
+        serde_json::json!(true)
+    );
+    browser.screenshot("app-drifted");
+
+    // The node's page: the drifted field and who changed it.
+    browser.click_link("Deployment.apps/web");
+    let fields = browser.wait_for_text("table.fields", "/spec/replicas", 30);
+    assert!(
+        fields.contains("kubectl") && fields.contains("scale"),
+        "{fields}"
+    );
+    browser.screenshot("object");
+
+    // The history: both releases, then the diff between them as diff-git draws it.
+    browser.click_link("back to app web");
+    browser.click_link("history");
+    let timeline = browser.wait_for_text("ol.timeline", "Release 2", 30);
+    assert!(
+        timeline.contains("Release 1") && timeline.contains("superseded"),
+        "{timeline}"
+    );
+    browser.screenshot("history");
+    browser.click_link("changes since release 1");
+    let diff = browser.wait_for_text("pre.diff", "+  replicas: 1", 30);
+    assert!(diff.contains("-  replicas: 2"), "{diff}");
+    assert!(
+        diff.contains(&format!("--- release-1/apps/Deployment/{n}/web")),
+        "{diff}"
+    );
+    browser.screenshot("diff");
+
+    // No page offers an action: there is no form that posts.
+    for path in [
+        "/",
+        &format!("/app?{}", app_query(n)),
+        &format!("/history?{}", app_query(n)),
+    ] {
+        let page = dashboard.page(path);
+        assert!(
+            !page.body.to_lowercase().contains("method=\"post\""),
+            "{path}: {}",
+            page.body
+        );
+    }
+}
