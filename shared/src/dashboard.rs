@@ -10,13 +10,15 @@
 //! - [`pages`]: that data as HTML, every text escaped, every state a word and a symbol;
 //! - [`live`]: one label-selected watch per kind the apps hold, telling open pages to
 //!   refresh (server-sent events);
-//! - [`server`]: the HTTP/1.1 server and its routes.
+//! - [`server`]: the HTTP/1.1 server and its routes;
+//! - [`report`]: `-o html`, one app's history as a self-contained page.
 
 pub mod data;
 pub mod guard;
 pub mod html;
 pub mod live;
 pub mod pages;
+pub mod report;
 pub mod server;
 pub mod token;
 

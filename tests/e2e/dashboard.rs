@@ -6,7 +6,7 @@
 
 use std::process::Stdio;
 
-use kubectl_gitops_tests::record::canary_secret_yaml;
+use kubectl_gitops_tests::record::{CANARY_SECRET_VALUE, canary_secret_yaml};
 use kubectl_gitops_tests::web::{
     Browser, ServedDashboard, request, request_with_body, screenshot_dir,
 };
@@ -308,4 +308,76 @@ fn in_a_browser_the_apps_a_tree_a_live_drift_mark_the_history_and_a_diff_show() 
             page.body
         );
     }
+}
+
+#[test]
+fn html_report_is_one_self_contained_page_of_the_history_and_its_diffs() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-report");
+    let n = ns.name.as_str();
+    let repo = two_releases(cluster, n);
+    // Release 3 rotates the Secret's value: the diff says so, masked.
+    let secret = canary_secret_yaml("creds").replace(CANARY_SECRET_VALUE, "rotated-value-0123");
+    repo.write("app/creds.yaml", &secret);
+    repo.commit("rotate the credentials");
+    sync(cluster, &repo, n);
+
+    let out = cluster
+        .kubectl()
+        .args(["release-history", "web", "-n", n, "-o", "html"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let page = String::from_utf8(out.stdout).unwrap();
+
+    // Self-contained: nothing loaded from anywhere, no script, its own CSP allowing only
+    // the style it holds.
+    for outside in [
+        "http://", "https://", "<script", "src=", "<link", "@import", "url(",
+    ] {
+        assert!(!page.contains(outside), "{outside} in the report");
+    }
+    let style = page
+        .split_once("<style>")
+        .and_then(|(_, rest)| rest.split_once("</style>"))
+        .unwrap()
+        .0;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style));
+    assert!(
+        page.contains(&format!(
+            "content=\"default-src 'none'; style-src 'sha256-{hash}'\""
+        )),
+        "the CSP does not allow exactly its stylesheet"
+    );
+    // Secrets masked as the CLI masks them.
+    assert!(!page.contains(CANARY_SECRET_VALUE) && !page.contains("rotated-value-0123"));
+    assert!(
+        page.contains("*** (after)"),
+        "the Secret's change is not shown masked"
+    );
+
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex_escape(n), "[ns]");
+    settings.add_filter(r"(?s)<style>.*</style>", "<style>[stylesheet]</style>");
+    settings.add_filter(r"sha256-[A-Za-z0-9+/=]+", "sha256-[hash]");
+    settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[time]");
+    settings.add_filter(r"<dd>[0-9a-f]{7} ", "<dd>[commit] ");
+    settings.add_filter(r"<dd>\d+\.\d s</dd>", "<dd>[duration]</dd>");
+    settings.bind(|| insta::assert_snapshot!("html_report", page));
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
 }

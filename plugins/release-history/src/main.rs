@@ -41,6 +41,9 @@ use crate::request::Request;
   # The deployed release's objects as they are now, and what they own, with health
   kubectl release-history web -n shop -o tree
 
+  # One app's releases and what each changed, as a page for a CI artifact or a PR
+  kubectl release-history web -n shop -o html > report.html
+
   # A dashboard of every app in the browser (health, drift, trees, history), until Ctrl-C
   kubectl release-history --web -A --open
 
@@ -96,6 +99,8 @@ pub enum Format {
     // The release's objects as the cluster has them now and what they own, with health.
     // (No doc comment: it would give -o a long help unlike the other plugins'.)
     Tree,
+    // One app's releases and what each changed, as one self-contained HTML page.
+    Html,
 }
 
 fn main() -> ExitCode {

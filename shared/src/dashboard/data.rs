@@ -13,7 +13,7 @@ use crate::diff::{self, ChangeSet, TextOptions};
 use crate::drift::{AppDrift, CheckRequest, Checked, FieldDrift, Repos, check_app};
 use crate::live::LiveCluster;
 use crate::objects::ObjectKey;
-use crate::release::history::{self, AppHistory, AppSummary, Release, Source};
+use crate::release::history::{self, AppHistory, AppSummary, HistoryError, Release, Source};
 use crate::tree::{self, ResourceTree};
 
 /// One cluster the dashboard shows: a kubeconfig context and where to look in it.
@@ -340,20 +340,28 @@ pub async fn release_diff(
     let read =
         |revision| history::release(client, &app.namespace, &app.app, Some(app.source), revision);
     let (old, new) = futures::try_join!(read(before), read(after)).map_err(|e| e.to_string())?;
-    let mut changes: ChangeSet = history::diff(&old, &new).map_err(|e| e.to_string())?;
+    diff_of(&old, &new).map_err(|e| e.to_string())
+}
+
+/// What changed from `old` to `new`, Secrets masked.
+pub fn diff_of(old: &Release, new: &Release) -> Result<ReleaseDiff, HistoryError> {
+    let mut changes: ChangeSet = history::diff(old, new)?;
     changes.mask_secrets();
     let options = TextOptions {
         context: 3,
         color: false,
     };
-    let (a, b) = (format!("release-{before}"), format!("release-{after}"));
+    let (a, b) = (
+        format!("release-{}", old.revision),
+        format!("release-{}", new.revision),
+    );
     let text = changes
         .differences()
         .map(|change| diff::unified(change, &a, &b, &options))
         .collect();
     Ok(ReleaseDiff {
-        before,
-        after,
+        before: old.revision,
+        after: new.revision,
         text,
         summary: diff::summary_line(&changes.summary()),
     })

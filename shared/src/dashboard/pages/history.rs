@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::{app_params, commit, pairs, when};
 use crate::dashboard::data::{AppRef, ReleaseDiff};
 use crate::dashboard::html::{badge, diff_block, escape, link, page};
-use crate::release::history::{AppHistory, Release};
+use crate::release::history::{AppHistory, Release, Unreadable};
 
 /// The history page: newest first, each release with its status, commit, who, duration,
 /// counts and hooks, and a form to compare any two.
@@ -28,25 +28,47 @@ pub fn render(app: &AppRef, history: &AppHistory) -> String {
     for (index, entry) in history.entries.iter().enumerate() {
         match entry {
             Ok(release) => {
-                let previous = revisions.get(index + 1).copied();
-                body.push_str(&item(app, release, previous));
+                let since = revisions
+                    .get(index + 1)
+                    .map(|previous| since_link(app, *previous, release.revision))
+                    .unwrap_or_default();
+                body.push_str(&release_item(release, &since));
             }
-            Err(unreadable) => {
-                let _ = writeln!(
-                    body,
-                    "<li>{} {}: {}</li>",
-                    badge("unreadable"),
-                    escape(&unreadable.secret),
-                    escape(&unreadable.reason)
-                );
-            }
+            Err(unreadable) => body.push_str(&unreadable_item(unreadable)),
         }
     }
     body.push_str("</ol>\n");
     page(&format!("{} history", app.app), &body)
 }
 
-fn item(app: &AppRef, release: &Release, previous: Option<u32>) -> String {
+/// A record that cannot be read, in its place in the timeline.
+pub fn unreadable_item(unreadable: &Unreadable) -> String {
+    format!(
+        "<li>{} {}: {}</li>\n",
+        badge("unreadable"),
+        escape(&unreadable.secret),
+        escape(&unreadable.reason)
+    )
+}
+
+/// A link to the diff from release `previous` to `revision`.
+fn since_link(app: &AppRef, previous: u32, revision: u32) -> String {
+    let mut params = app_params(app);
+    params.push(("a", previous.to_string()));
+    params.push(("b", revision.to_string()));
+    format!(
+        "<p>{}</p>",
+        link(
+            "/diff",
+            &pairs(&params),
+            &format!("changes since release {previous}")
+        )
+    )
+}
+
+/// One release of the timeline: its status, commit, who, when, duration, counts, hooks
+/// and error, then `more` (HTML: a link to its changes, or the changes themselves).
+pub fn release_item(release: &Release, more: &str) -> String {
     let mut out = format!(
         "<li class=\"release\" data-revision=\"{}\"><h3>Release {} {}</h3>\n<dl>",
         release.revision,
@@ -90,20 +112,7 @@ fn item(app: &AppRef, release: &Release, previous: Option<u32>) -> String {
         fact("error", error.clone());
     }
     out.push_str("</dl>");
-    if let Some(previous) = previous {
-        let mut params = app_params(app);
-        params.push(("a", previous.to_string()));
-        params.push(("b", release.revision.to_string()));
-        let _ = write!(
-            out,
-            "<p>{}</p>",
-            link(
-                "/diff",
-                &pairs(&params),
-                &format!("changes since release {previous}")
-            )
-        );
-    }
+    out.push_str(more);
     out.push_str("</li>\n");
     out
 }
