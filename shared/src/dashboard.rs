@@ -10,9 +10,12 @@
 //! - [`pages`]: that data as HTML, every text escaped, every state a word and a symbol;
 //! - [`live`]: one label-selected watch per kind the apps hold, telling open pages to
 //!   refresh (server-sent events);
+//! - [`actions`]: with `--allow-actions`, a rollback, asked for and then recorded as the
+//!   command line records one;
 //! - [`server`]: the HTTP/1.1 server and its routes;
 //! - [`report`]: `-o html`, one app's history as a self-contained page.
 
+pub mod actions;
 pub mod data;
 pub mod guard;
 pub mod html;

@@ -381,3 +381,96 @@ fn regex_escape(text: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn with_allow_actions_a_rollback_is_previewed_confirmed_and_recorded_as_the_cli_records_it() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-actions");
+    let n = ns.name.as_str();
+    let _repo = two_releases(cluster, n);
+    let dashboard = ServedDashboard::start(cluster, &["-n", n, "--allow-actions"]);
+    let host = dashboard.host.as_str();
+
+    // Forged POSTs are refused and change nothing: from another site, and without the
+    // form's CSRF token.
+    let form = format!("{}&rev=1", app_query(n));
+    let origin = format!("http://{host}");
+    let cross_site = request_with_body(
+        host,
+        "POST",
+        "/rollback",
+        &[
+            ("Host", host),
+            ("Cookie", &dashboard.cookie()),
+            ("Origin", "http://attacker.example"),
+        ],
+        &form,
+    );
+    assert_eq!(cross_site.status, 403, "{cross_site:?}");
+    for forged in [form.clone(), format!("{form}&csrf=0000")] {
+        let answer = request_with_body(
+            host,
+            "POST",
+            "/rollback",
+            &[
+                ("Host", host),
+                ("Cookie", &dashboard.cookie()),
+                ("Origin", &origin),
+            ],
+            &forged,
+        );
+        assert_eq!(answer.status, 403, "{answer:?}");
+        assert!(answer.body.contains("CSRF token"), "{}", answer.body);
+    }
+    assert_eq!(
+        cluster.release_statuses(n, "web").len(),
+        2,
+        "a forged POST acted"
+    );
+
+    // In the browser: the history offers the rollback, its page shows the preview diff,
+    // the button rolls back, and the history shows the new release.
+    let browser = Browser::start(screenshot_dir("actions"));
+    browser.open(&dashboard.url);
+    browser.wait_for_text("table.apps tbody tr", "web", 30);
+    browser.click_link("2");
+    browser.wait_for_text("ol.timeline", "Release 1", 30);
+    browser.click_link("Roll back to release 1");
+    let preview = browser.wait_for_text("pre.diff", "+  replicas: 2", 60);
+    assert!(preview.contains("-  replicas: 1"), "{preview}");
+    browser.screenshot("rollback-preview");
+    assert_eq!(
+        cluster.release_statuses(n, "web").len(),
+        2,
+        "the preview acted"
+    );
+    browser.run("document.querySelector('form.confirm button').click(); return true;");
+    let timeline = browser.wait_for_text("ol.timeline", "Release 3", 120);
+    assert!(timeline.contains("rollback of release 1"), "{timeline}");
+    browser.screenshot("rolled-back");
+
+    // From the cluster: a release recorded as kubectl sync --rollback 1 records it, and the
+    // Deployment back at release 1's two replicas.
+    let statuses = cluster.release_statuses(n, "web");
+    assert_eq!(
+        statuses.last(),
+        Some(&(3, "deployed".to_string())),
+        "{statuses:?}"
+    );
+    let record = cluster.kubectl_ok(&["release-history", "web", "3", "-n", n, "-o", "json"]);
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["operation"], "rollback", "{record}");
+    assert_eq!(record["rollback_of"], 1, "{record}");
+    assert_eq!(record["description"], "rollback to release 1", "{record}");
+    assert_eq!(record["who"], "admin", "{record}");
+    let replicas = cluster.kubectl_ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        n,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(replicas.trim(), "2");
+}

@@ -13,7 +13,7 @@ use crate::ColorWhen;
 
 /// How long a sync or a heal waits for health (and retries its requests) unless the flags
 /// or the app list say otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_TIMEOUT: Duration = gitops::sync::DEFAULT_TIMEOUT;
 
 /// `-o`, `--color` and `--show-secrets`: how a plugin shows what it found. The formats `F`
 /// are the plugin's own; without `-o` it prints text for people.
@@ -152,7 +152,7 @@ pub struct ChangeArgs {
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
     /// Release records to keep (a sync that changes nothing records none).
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(long, default_value_t = gitops::sync::DEFAULT_HISTORY_MAX, value_name = "N")]
     pub history_max: usize,
     /// How long the app's lock lasts without renewal: how soon a crashed sync or heal
     /// stops keeping others out.
@@ -178,7 +178,7 @@ impl ChangeArgs {
     }
 }
 
-/// `--web`, `--open` and `--address`: the dashboard, served on loopback with the user's own
+/// `--web`, `--open`, `--address` and `--allow-actions`: the dashboard, served on loopback with the user's own
 /// kubeconfig.
 #[derive(Debug, Clone, Copy, Default, Args)]
 #[command(next_help_heading = "Dashboard")]
@@ -194,6 +194,10 @@ pub struct WebArgs {
     /// address other than loopback lets anyone who gets the token in from the network.
     #[arg(long, value_name = "IP[:PORT]", value_parser = parse_address, requires = "web")]
     pub address: Option<std::net::SocketAddr>,
+    /// With --web: offer to roll an app back to one of its releases (shown first, then
+    /// confirmed, and recorded as kubectl sync --rollback records it).
+    #[arg(long, requires = "web")]
+    pub allow_actions: bool,
 }
 
 impl WebArgs {

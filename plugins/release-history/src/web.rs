@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
+use gitops::dashboard::actions::Actions;
 use gitops::dashboard::data::Cluster;
 use gitops::dashboard::token::Token;
 use gitops::dashboard::{Dashboard, bind, serve};
@@ -39,6 +40,7 @@ pub async fn run(args: &Args) -> Result<Outcome> {
             context: name,
             live,
             scope: (!args.namespaces.all).then(|| connection.namespace.clone()),
+            who: connection.actor(),
         });
     }
     let (listener, address) = bind(args.web.listen()).await?;
@@ -48,7 +50,11 @@ pub async fn run(args: &Args) -> Result<Outcome> {
         );
     }
     let token = Token::random()?;
-    let dashboard = Dashboard::new(clusters, token.clone(), address);
+    let actions = match args.web.allow_actions {
+        true => Some(Actions::new()?),
+        false => None,
+    };
+    let dashboard = Dashboard::new(clusters, token.clone(), address, actions);
     dashboard.watch().await;
     let shown = if address.ip().is_unspecified() {
         std::net::SocketAddr::from(([127, 0, 0, 1], address.port()))
@@ -59,6 +65,12 @@ pub async fn run(args: &Args) -> Result<Outcome> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "Dashboard: {url}")?;
+        if args.web.allow_actions {
+            writeln!(
+                out,
+                "Actions allowed: an app can be rolled back from its history page."
+            )?;
+        }
         writeln!(out, "Press Ctrl-C to stop.")?;
         out.flush()?;
     }

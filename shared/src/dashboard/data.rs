@@ -23,6 +23,8 @@ pub struct Cluster {
     pub live: LiveCluster,
     /// The namespace whose apps are shown; None: every namespace (`-A`).
     pub scope: Option<String>,
+    /// Who acts, as a release records it (the kubeconfig user, or `--as`).
+    pub who: String,
 }
 
 /// Which app a page is about.

@@ -4,8 +4,9 @@
 //!   its own host);
 //! - the token must come in the URL (then it is exchanged for an HttpOnly, SameSite=Strict
 //!   cookie and the URL loses it) or in that cookie;
-//! - only GET and HEAD read; a POST is refused, and one from another site is refused as
-//!   such before anything else is looked at.
+//! - only GET and HEAD read; a POST from another site is refused before anything else is
+//!   looked at, and any POST when the dashboard was started without `--allow-actions`
+//!   (with it, the action checks the form's CSRF token).
 
 use std::net::SocketAddr;
 
@@ -37,11 +38,13 @@ pub struct Guard {
     /// The Host header values that name this server.
     hosts: Vec<String>,
     cookie: String,
+    /// Started with `--allow-actions`: same-site POSTs go on to the action.
+    actions: bool,
 }
 
 impl Guard {
     /// The rules for a dashboard listening on `address`.
-    pub fn new(token: Token, address: SocketAddr) -> Guard {
+    pub fn new(token: Token, address: SocketAddr, actions: bool) -> Guard {
         let port = address.port();
         let mut hosts = vec![address.to_string()];
         // Listening everywhere, the loopback names reach it too (the URL printed uses one).
@@ -59,6 +62,7 @@ impl Guard {
             // Cookies are not kept apart by port: two dashboards on one machine each keep
             // their own.
             cookie: format!("kubectl_gitops_dashboard_{port}"),
+            actions,
         }
     }
 
@@ -109,23 +113,22 @@ impl Guard {
                 "open the URL with its token, as kubectl release-history --web printed it",
             );
         }
-        if !reading {
+        if !reading && !self.actions {
             return refuse(
                 StatusCode::FORBIDDEN,
-                "the dashboard only reads the cluster: it takes no action",
+                "the dashboard was started without --allow-actions: it takes no action",
             );
         }
         Verdict::Pass
     }
 
-    /// Whether a POST comes from a page of another site: its Origin is not this server,
-    /// or the browser says so (`Sec-Fetch-Site`). A POST without either is taken as
-    /// cross-site too: every browser sends Origin with a POST.
+    /// Whether a POST comes from a page of another site. A browser says where it comes
+    /// from in `Sec-Fetch-Site`, which then decides (its `Origin` is `null` under our
+    /// `Referrer-Policy: no-referrer`); without it the `Origin` must be this server, and a
+    /// POST with neither is taken as cross-site.
     fn cross_site(&self, headers: &HeaderMap, host: &str) -> bool {
-        if let Some(site) = header(headers, "sec-fetch-site")
-            && site != "same-origin"
-        {
-            return true;
+        if let Some(site) = header(headers, "sec-fetch-site") {
+            return site != "same-origin";
         }
         match header(headers, ORIGIN) {
             Some(origin) => !origin.eq_ignore_ascii_case(&format!("http://{host}")),
@@ -205,6 +208,7 @@ mod tests {
         Guard::new(
             Token::from_text("secret"),
             "127.0.0.1:8080".parse().unwrap(),
+            false,
         )
     }
 
@@ -302,6 +306,26 @@ mod tests {
             &[host, COOKIE_OK, ("origin", "http://127.0.0.1:8080")],
         );
         assert!(reason(g.check(&same_site)).contains("takes no action"));
+        let acting = Guard::new(
+            Token::from_text("secret"),
+            "127.0.0.1:8080".parse().unwrap(),
+            true,
+        );
+        assert_eq!(acting.check(&same_site), Verdict::Pass);
+        assert!(reason(acting.check(&forged)).contains("another site"));
+        let browser_form = head(
+            "POST",
+            "/",
+            &[
+                host,
+                COOKIE_OK,
+                ("origin", "null"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        );
+        assert_eq!(acting.check(&browser_form), Verdict::Pass);
+        let null_origin = head("POST", "/", &[host, COOKIE_OK, ("origin", "null")]);
+        assert!(reason(acting.check(&null_origin)).contains("another site"));
         let put = head("PUT", "/", &[host, COOKIE_OK]);
         assert!(matches!(
             g.check(&put),

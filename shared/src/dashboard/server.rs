@@ -9,16 +9,17 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
+use super::actions::{self, Actions};
 use super::data::{self, AppRef, Cluster};
 use super::guard::{Guard, Verdict, query_value, secure_headers};
-use super::html::{escape, page};
+use super::html::{escape, href, page};
 use super::pages::{self, overview::Filters};
 use super::token::Token;
 use super::{DashboardError, live};
@@ -28,6 +29,8 @@ use crate::release::history::Source;
 type Body = BoxBody<Bytes, Infallible>;
 
 const STYLESHEET: &str = include_str!("assets/dashboard.css");
+/// The largest action form read.
+const MAX_FORM: usize = 16 * 1024;
 const SCRIPT: &str = include_str!("assets/dashboard.js");
 
 /// A running dashboard's state: the clusters it shows, its rules, and the channel its
@@ -36,16 +39,25 @@ pub struct Dashboard {
     pub clusters: Vec<Cluster>,
     guard: Guard,
     changes: broadcast::Sender<()>,
+    /// Started with `--allow-actions`.
+    actions: Option<Actions>,
 }
 
 impl Dashboard {
-    /// The dashboard of `clusters` served on `address` to whoever has `token`.
-    pub fn new(clusters: Vec<Cluster>, token: Token, address: SocketAddr) -> Arc<Dashboard> {
+    /// The dashboard of `clusters` served on `address` to whoever has `token`; with
+    /// `actions`, it offers them.
+    pub fn new(
+        clusters: Vec<Cluster>,
+        token: Token,
+        address: SocketAddr,
+        actions: Option<Actions>,
+    ) -> Arc<Dashboard> {
         let (changes, _) = broadcast::channel(64);
         Arc::new(Dashboard {
             clusters,
-            guard: Guard::new(token, address),
+            guard: Guard::new(token, address, actions.is_some()),
             changes,
+            actions,
         })
     }
 
@@ -95,8 +107,9 @@ pub async fn serve(listener: TcpListener, dashboard: Arc<Dashboard>) {
 
 /// The answer to one request, with the security headers on it.
 pub async fn respond(dashboard: &Dashboard, request: Request<Incoming>) -> Response<Body> {
-    let (head, _) = request.into_parts();
+    let (head, body) = request.into_parts();
     let mut response = match dashboard.guard.check(&head) {
+        Verdict::Pass if head.method == http::Method::POST => act(dashboard, &head, body).await,
         Verdict::Pass => route(dashboard, &head).await,
         Verdict::SetCookie { location } => {
             let mut response = empty(StatusCode::SEE_OTHER);
@@ -122,11 +135,16 @@ async fn route(dashboard: &Dashboard, head: &http::request::Parts) -> Response<B
         "/object" => object_page(dashboard, query).await,
         "/history" => history_page(dashboard, query).await,
         "/diff" => diff_page(dashboard, query).await,
+        "/rollback" => rollback_page(dashboard, query).await,
         "/events" => return events(dashboard),
         "/assets/dashboard.css" => return asset("text/css; charset=utf-8", STYLESHEET),
         "/assets/dashboard.js" => return asset("text/javascript; charset=utf-8", SCRIPT),
         _ => Err(Failure::NotFound("no such page".into())),
     };
+    page_or_failure(result)
+}
+
+fn page_or_failure(result: Result<String, Failure>) -> Response<Body> {
     match result {
         Ok(html) => html_response(StatusCode::OK, html),
         Err(failure) => {
@@ -200,7 +218,70 @@ async fn history_page(dashboard: &Dashboard, query: Option<&str>) -> Result<Stri
     let history = data::releases(cluster, &app)
         .await
         .map_err(Failure::Cluster)?;
-    Ok(pages::history::render(&app, &history))
+    Ok(pages::history::render(
+        &app,
+        &history,
+        dashboard.actions.is_some(),
+    ))
+}
+
+/// The page that asks before a rollback, with what it would change.
+async fn rollback_page(dashboard: &Dashboard, query: Option<&str>) -> Result<String, Failure> {
+    let Some(actions) = &dashboard.actions else {
+        return Err(Failure::NotFound(
+            "the dashboard was started without --allow-actions: it takes no action".into(),
+        ));
+    };
+    let (app, cluster) = app_ref(dashboard, query)?;
+    let revision = revision(query, "rev")?;
+    let preview = actions::preview_rollback(cluster, &app, revision)
+        .await
+        .map_err(Failure::Cluster)?;
+    Ok(pages::history::render_rollback(
+        &app,
+        &preview,
+        actions.csrf(),
+    ))
+}
+
+/// A POST (the guard let it through: actions are allowed, and it is not from another
+/// site): its form must carry the run's CSRF token.
+async fn act(dashboard: &Dashboard, head: &http::request::Parts, body: Incoming) -> Response<Body> {
+    let Some(actions) = &dashboard.actions else {
+        return text(StatusCode::FORBIDDEN, "the dashboard takes no action");
+    };
+    if head.uri.path() != "/rollback" {
+        return text(StatusCode::NOT_FOUND, "no such action");
+    }
+    let form = match Limited::new(body, MAX_FORM).collect().await {
+        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large"),
+    };
+    let form = Some(form.as_str());
+    if !param(form, "csrf").is_some_and(|given| actions.csrf_matches(&given)) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token is missing or wrong: open the page again and resend it",
+        );
+    }
+    let done = async {
+        let (app, cluster) = app_ref(dashboard, form)?;
+        let revision = revision(form, "rev")?;
+        actions::rollback(cluster, &app, revision)
+            .await
+            .map_err(Failure::Cluster)?;
+        Ok::<_, Failure>(href("/history", &pages::pairs(&pages::app_params(&app))))
+    };
+    match done.await {
+        Ok(location) => {
+            let mut response = empty(StatusCode::SEE_OTHER);
+            if let Ok(value) = location.parse() {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
+        Err(failure) => page_or_failure(Err(failure)),
+    }
 }
 
 async fn diff_page(dashboard: &Dashboard, query: Option<&str>) -> Result<String, Failure> {

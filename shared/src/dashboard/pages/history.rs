@@ -3,13 +3,15 @@
 use std::fmt::Write as _;
 
 use super::{app_params, commit, pairs, when};
+use crate::dashboard::actions::RollbackPreview;
 use crate::dashboard::data::{AppRef, ReleaseDiff};
 use crate::dashboard::html::{badge, diff_block, escape, link, page};
-use crate::release::history::{AppHistory, Release, Unreadable};
+use crate::release::history::{AppHistory, Release, Source, Unreadable};
 
 /// The history page: newest first, each release with its status, commit, who, duration,
 /// counts and hooks, and a form to compare any two.
-pub fn render(app: &AppRef, history: &AppHistory) -> String {
+/// With `actions`, each earlier release that was deployed offers a rollback to it.
+pub fn render(app: &AppRef, history: &AppHistory, actions: bool) -> String {
     let params = app_params(app);
     let mut body = format!(
         "<h1>{} <small>history · {} · {}</small></h1>\n<p>{}</p>\n",
@@ -28,17 +30,75 @@ pub fn render(app: &AppRef, history: &AppHistory) -> String {
     for (index, entry) in history.entries.iter().enumerate() {
         match entry {
             Ok(release) => {
-                let since = revisions
+                let mut more = revisions
                     .get(index + 1)
                     .map(|previous| since_link(app, *previous, release.revision))
                     .unwrap_or_default();
-                body.push_str(&release_item(release, &since));
+                if actions && rollback_target(app, release) {
+                    let mut params = app_params(app);
+                    params.push(("rev", release.revision.to_string()));
+                    more.push_str(&format!(
+                        "<p>{}</p>",
+                        link(
+                            "/rollback",
+                            &pairs(&params),
+                            &format!("Roll back to release {}", release.revision)
+                        )
+                    ));
+                }
+                body.push_str(&release_item(release, &more));
             }
             Err(unreadable) => body.push_str(&unreadable_item(unreadable)),
         }
     }
     body.push_str("</ol>\n");
     page(&format!("{} history", app.app), &body)
+}
+
+/// Whether a rollback to `release` is offered: one of ours that was deployed and is no
+/// longer (the tool refuses failed and pending ones, and the deployed one changes nothing).
+fn rollback_target(app: &AppRef, release: &Release) -> bool {
+    app.source == Source::Gitops && matches!(release.status.as_str(), "superseded" | "rolled-back")
+}
+
+/// The page that asks before a rollback: what it would change, and the button that does it
+/// (a POST carrying the run's CSRF token).
+pub fn render_rollback(app: &AppRef, preview: &RollbackPreview, csrf: &str) -> String {
+    let params = app_params(app);
+    let mut body = format!(
+        "<h1>{} <small>roll back to release {}</small></h1>\n<p>{}</p>\n<p>Release {} was chosen: {}.</p>\n<h2>What the rollback changes</h2>\n",
+        escape(&app.app),
+        preview.target,
+        link("/history", &pairs(&params), "history"),
+        preview.target,
+        escape(&preview.reason),
+    );
+    if preview.text.is_empty() {
+        body.push_str("<p>No object changes: the rollback only records a release.</p>\n");
+    } else {
+        body.push_str(&diff_block(&preview.text));
+    }
+    let _ = writeln!(
+        body,
+        "<p class=\"summary\">{}</p>",
+        escape(&preview.summary)
+    );
+    body.push_str("<form class=\"confirm\" method=\"post\" action=\"/rollback\">");
+    for (name, value) in params {
+        let _ = write!(
+            body,
+            "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+            escape(&value)
+        );
+    }
+    let _ = write!(
+        body,
+        "<input type=\"hidden\" name=\"rev\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Roll back to release {}</button></form>",
+        preview.target,
+        escape(csrf),
+        preview.target
+    );
+    page(&format!("{} rollback", app.app), &body)
 }
 
 /// A record that cannot be read, in its place in the timeline.
