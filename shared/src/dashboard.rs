@@ -6,7 +6,8 @@
 //! - [`guard`]: what every request must pass (Host header, token, method) and the headers
 //!   every answer carries (a strict Content-Security-Policy among them);
 //! - [`data`]: what a page shows, read from the clusters with the library's own readers
-//!   (release history, drift check, resource tree);
+//!   (release history, drift check, resource tree), each app's state kept by [`states`]
+//!   until a watch sees a change;
 //! - [`pages`]: that data as HTML, every text escaped, every state a word and a symbol;
 //! - [`live`]: one label-selected watch per kind the apps hold, telling open pages to
 //!   refresh (server-sent events);
@@ -23,6 +24,7 @@ pub mod live;
 pub mod pages;
 pub mod report;
 pub mod server;
+pub mod states;
 pub mod token;
 
 use std::net::SocketAddr;

@@ -16,6 +16,8 @@ use crate::objects::ObjectKey;
 use crate::release::history::{self, AppHistory, AppSummary, HistoryError, Release, Source};
 use crate::tree::{self, ResourceTree};
 
+use super::states::States;
+
 /// One cluster the dashboard shows: a kubeconfig context and where to look in it.
 pub struct Cluster {
     /// The context's name, as the pages show it.
@@ -99,29 +101,28 @@ pub struct ClusterOverview {
     pub error: Option<String>,
 }
 
-/// Every app of every cluster, each with its health and drift now.
-pub async fn overview(clusters: &[Cluster]) -> Vec<ClusterOverview> {
+/// Every app of every cluster, each with its health and drift now (as `states` keep them).
+pub async fn overview(clusters: &[Cluster], states: &States) -> Vec<ClusterOverview> {
     let mut out = Vec::new();
     for (index, cluster) in clusters.iter().enumerate() {
-        out.push(cluster_overview(index, cluster).await);
+        out.push(cluster_overview(index, cluster, states).await);
     }
     out
 }
 
-async fn cluster_overview(index: usize, cluster: &Cluster) -> ClusterOverview {
-    let client = cluster.live.client();
-    let apps = match history::apps(client, cluster.scope.as_deref(), None).await {
+async fn cluster_overview(index: usize, cluster: &Cluster, states: &States) -> ClusterOverview {
+    let apps = match states.apps(index, cluster).await {
         Ok(apps) => apps,
-        Err(err) => {
+        Err(error) => {
             return ClusterOverview {
                 context: cluster.context.clone(),
                 rows: Vec::new(),
-                error: Some(err.to_string()),
+                error: Some(error),
             };
         }
     };
     let rows = stream::iter(apps)
-        .map(|summary| row(index, cluster, summary))
+        .map(|summary| row(index, cluster, summary, states))
         .buffered(cluster.live.concurrency())
         .collect()
         .await;
@@ -132,14 +133,14 @@ async fn cluster_overview(index: usize, cluster: &Cluster) -> ClusterOverview {
     }
 }
 
-async fn row(index: usize, cluster: &Cluster, summary: AppSummary) -> OverviewRow {
+async fn row(index: usize, cluster: &Cluster, summary: AppSummary, states: &States) -> OverviewRow {
     let app = AppRef {
         cluster: index,
         namespace: summary.namespace.clone(),
         app: summary.app.clone(),
         source: summary.source,
     };
-    let (health, drift) = match app_state(cluster, &app).await {
+    let (health, drift) = match states.get(cluster, &app).await {
         Ok(state) => (AppHealth::of(&state.tree), state.drift_state()),
         Err(reason) => (AppHealth::Unknown, DriftState::Unknown(reason)),
     };

@@ -21,6 +21,7 @@ use super::data::{self, AppRef, Cluster};
 use super::guard::{Guard, Verdict, query_value, secure_headers};
 use super::html::{escape, href, page};
 use super::pages::{self, overview::Filters};
+use super::states::States;
 use super::token::Token;
 use super::{DashboardError, live};
 use crate::objects::ObjectKey;
@@ -38,9 +39,10 @@ const SCRIPT: &str = include_str!("assets/dashboard.js");
 pub struct Dashboard {
     pub clusters: Vec<Cluster>,
     guard: Guard,
-    changes: broadcast::Sender<()>,
+    changes: broadcast::Sender<live::Change>,
     /// Started with `--allow-actions`.
     actions: Option<Actions>,
+    states: Arc<States>,
 }
 
 impl Dashboard {
@@ -58,6 +60,7 @@ impl Dashboard {
             guard: Guard::new(token, address, actions.is_some()),
             changes,
             actions,
+            states: Arc::new(States::default()),
         })
     }
 
@@ -65,6 +68,18 @@ impl Dashboard {
     pub async fn watch(&self) {
         let watched = live::watched(&self.clusters).await;
         live::start(&self.clusters, watched, &self.changes);
+        let (states, mut changes) = (self.states.clone(), self.changes.subscribe());
+        tokio::spawn(async move {
+            loop {
+                match changes.recv().await {
+                    Ok(change) => states.changed(&change),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        states.changed(&live::Change::Unknown)
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
     }
 }
 
@@ -177,13 +192,15 @@ async fn overview(dashboard: &Dashboard, query: Option<&str>) -> String {
         status: param(query, "status"),
         health: param(query, "health"),
     };
-    let clusters = data::overview(&dashboard.clusters).await;
+    let clusters = data::overview(&dashboard.clusters, &dashboard.states).await;
     pages::overview::render(&clusters, &filters)
 }
 
 async fn app_page(dashboard: &Dashboard, query: Option<&str>) -> Result<String, Failure> {
     let (app, cluster) = app_ref(dashboard, query)?;
-    let state = data::app_state(cluster, &app)
+    let state = dashboard
+        .states
+        .get(cluster, &app)
         .await
         .map_err(Failure::Cluster)?;
     Ok(pages::app::render(&app, &cluster.context, &state))
@@ -197,7 +214,9 @@ async fn object_page(dashboard: &Dashboard, query: Option<&str>) -> Result<Strin
         namespace: param(query, "on"),
         name: required(query, "n")?,
     };
-    let state = data::app_state(cluster, &app)
+    let state = dashboard
+        .states
+        .get(cluster, &app)
         .await
         .map_err(Failure::Cluster)?;
     // Only the app's own objects and what they own: the page is no general object reader.
