@@ -295,7 +295,8 @@ fn in_a_browser_the_apps_a_tree_a_live_drift_mark_the_history_and_a_diff_show() 
     );
     browser.screenshot("diff");
 
-    // No page offers an action: there is no form that posts.
+    // Without --allow-actions no page offers an action, though the app drifted and has an
+    // earlier release: no heal or rollback link, no form that posts, no action page.
     for path in [
         "/",
         &format!("/app?{}", app_query(n)),
@@ -305,6 +306,20 @@ fn in_a_browser_the_apps_a_tree_a_live_drift_mark_the_history_and_a_diff_show() 
         assert!(
             !page.body.to_lowercase().contains("method=\"post\""),
             "{path}: {}",
+            page.body
+        );
+        assert!(!page.body.contains("Roll back"), "{path}: {}", page.body);
+        assert!(!page.body.contains("Heal drift"), "{path}: {}", page.body);
+    }
+    for action in [
+        format!("/rollback?{}&rev=1", app_query(n)),
+        format!("/heal?{}", app_query(n)),
+    ] {
+        let page = dashboard.page(&action);
+        assert_eq!(page.status, 404, "{action}: {}", page.body);
+        assert!(
+            page.body.contains("without --allow-actions"),
+            "{}",
             page.body
         );
     }
@@ -383,7 +398,8 @@ fn regex_escape(text: &str) -> String {
 }
 
 #[test]
-fn with_allow_actions_a_rollback_is_previewed_confirmed_and_recorded_as_the_cli_records_it() {
+fn with_allow_actions_a_rollback_and_a_heal_are_previewed_confirmed_and_recorded_as_the_cli_records_them()
+ {
     let cluster = TestCluster::get();
     let ns = cluster.namespace("web-actions");
     let n = ns.name.as_str();
@@ -463,14 +479,42 @@ fn with_allow_actions_a_rollback_is_previewed_confirmed_and_recorded_as_the_cli_
     assert_eq!(record["rollback_of"], 1, "{record}");
     assert_eq!(record["description"], "rollback to release 1", "{record}");
     assert_eq!(record["who"], "admin", "{record}");
-    let replicas = cluster.kubectl_ok(&[
-        "get",
-        "deployment",
-        "web",
-        "-n",
-        n,
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ]);
-    assert_eq!(replicas.trim(), "2");
+    let replicas = || {
+        cluster
+            .kubectl_ok(&[
+                "get",
+                "deployment",
+                "web",
+                "-n",
+                n,
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(replicas(), "2");
+
+    // Scaled by hand, the app offers a heal: its page shows the drifted field and who
+    // changed it, and the button heals it, recorded as kubectl drift --heal records it.
+    cluster.kubectl_ok(&["scale", "deployment", "web", "-n", n, "--replicas=4"]);
+    browser.open(&format!("http://{host}/app?{}", app_query(n)));
+    browser.wait_for_text("main", "Heal drift", 30);
+    browser.click_link("Heal drift");
+    let fields = browser.wait_for_text("table.fields", "/spec/replicas", 60);
+    assert!(
+        fields.contains("kubectl") && fields.contains('4'),
+        "{fields}"
+    );
+    browser.screenshot("heal-preview");
+    assert_eq!(replicas(), "4", "the preview acted");
+    browser.run("document.querySelector('form.confirm button').click(); return true;");
+    let deployment = format!("tr[data-object=\"Deployment.apps/{n}/web\"] td.drift");
+    browser.wait_for_text(&deployment, "in sync", 120);
+    browser.screenshot("healed");
+    assert_eq!(replicas(), "2");
+    let record = cluster.kubectl_ok(&["release-history", "web", "4", "-n", n, "-o", "json"]);
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["operation"], "heal", "{record}");
+    assert_eq!(record["status"], "deployed", "{record}");
 }

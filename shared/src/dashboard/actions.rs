@@ -1,8 +1,10 @@
-//! The dashboard's one action, when it was started with `--allow-actions`: rolling an app
-//! of ours back to one of its releases. The page first shows what the rollback would
-//! change (a plan without the lock, as `kubectl diff-git` makes one); the POST that
-//! confirms it runs the same job `kubectl sync --rollback REV` runs (the library's
-//! [`rollback_job`]), under the app's lock, and records the same release.
+//! The dashboard's actions, when it was started with `--allow-actions`, on apps of ours:
+//! - rolling back to one of its releases: the page first shows what the rollback would
+//!   change (a plan without the lock, as `kubectl diff-git` makes one); the POST that
+//!   confirms it runs the job `kubectl sync --rollback REV` runs (the library's
+//!   [`rollback_job`]), under the app's lock, and records the same release;
+//! - healing its drift: the page shows what a fresh drift check found; the POST checks
+//!   again and heals as `kubectl drift APP --heal` does (the library's [`heal`]).
 
 use std::time::Duration;
 
@@ -12,11 +14,12 @@ use super::token::{Token, random_hex};
 use crate::cancel::Cancel;
 use crate::compare::Missing;
 use crate::diff::{self, TextOptions};
+use crate::drift::{CheckRequest, Checked, HealOptions, Repos, check_app, heal};
 use crate::release::history::Source;
 use crate::release::record::ReleaseRecord;
 use crate::release::rollback;
 use crate::release::store::ReleaseStore;
-use crate::sync::{PruneRules, SyncOptions, flow, rollback_job};
+use crate::sync::{DEFAULT_HISTORY_MAX, PruneRules, SyncOptions, flow, rollback_job};
 
 /// How long the app's lock lasts without renewal, as `kubectl sync`'s default.
 const LOCK_DURATION: Duration = Duration::from_secs(60);
@@ -53,6 +56,48 @@ pub struct RollbackPreview {
     /// The changes as diff-git draws them, Secrets masked, and their summary line.
     pub text: String,
     pub summary: String,
+}
+
+/// What a heal of `app` would undo: a drift check made now.
+pub async fn check_drift(cluster: &Cluster, app: &AppRef) -> Result<Checked, String> {
+    if app.source != Source::Gitops {
+        return Err(format!(
+            "app {} is a Helm release: its drift is not checked",
+            app.app
+        ));
+    }
+    let request = CheckRequest {
+        app: app.app.clone(),
+        namespace: app.namespace.clone(),
+        ..CheckRequest::default()
+    };
+    check_app(&cluster.live, &mut Repos::default(), &request)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Checks `app` again and heals what drifted, as `kubectl drift APP --heal` does with its
+/// defaults. Returns the release it recorded (None: nothing had drifted).
+pub async fn heal_drift(cluster: &Cluster, app: &AppRef) -> Result<Option<u32>, String> {
+    let mut checked = check_drift(cluster, app).await?;
+    let options = HealOptions {
+        prune_strays: false,
+        wait: SyncOptions::by(cluster.who.clone()).wait,
+        history_max: DEFAULT_HISTORY_MAX,
+        who: cluster.who.clone(),
+        lock_duration: LOCK_DURATION,
+        cancel: Cancel::new(),
+    };
+    let record = heal(
+        &cluster.live,
+        &mut checked.report,
+        &checked.release,
+        &options,
+        &mut |_| {},
+    )
+    .await
+    .map_err(|e| format!("the heal failed: {e}"))?;
+    Ok(record.map(|r| r.revision))
 }
 
 /// The releases `app` has, readable ones only, newest first.

@@ -151,6 +151,7 @@ async fn route(dashboard: &Dashboard, head: &http::request::Parts) -> Response<B
         "/history" => history_page(dashboard, query).await,
         "/diff" => diff_page(dashboard, query).await,
         "/rollback" => rollback_page(dashboard, query).await,
+        "/heal" => heal_page(dashboard, query).await,
         "/events" => return events(dashboard),
         "/assets/dashboard.css" => return asset("text/css; charset=utf-8", STYLESHEET),
         "/assets/dashboard.js" => return asset("text/javascript; charset=utf-8", SCRIPT),
@@ -203,7 +204,12 @@ async fn app_page(dashboard: &Dashboard, query: Option<&str>) -> Result<String, 
         .get(cluster, &app)
         .await
         .map_err(Failure::Cluster)?;
-    Ok(pages::app::render(&app, &cluster.context, &state))
+    Ok(pages::app::render(
+        &app,
+        &cluster.context,
+        &state,
+        dashboard.actions.is_some(),
+    ))
 }
 
 async fn object_page(dashboard: &Dashboard, query: Option<&str>) -> Result<String, Failure> {
@@ -263,13 +269,32 @@ async fn rollback_page(dashboard: &Dashboard, query: Option<&str>) -> Result<Str
     ))
 }
 
+/// The page that asks before a heal, with what a drift check finds now.
+async fn heal_page(dashboard: &Dashboard, query: Option<&str>) -> Result<String, Failure> {
+    let Some(actions) = &dashboard.actions else {
+        return Err(Failure::NotFound(
+            "the dashboard was started without --allow-actions: it takes no action".into(),
+        ));
+    };
+    let (app, cluster) = app_ref(dashboard, query)?;
+    let checked = actions::check_drift(cluster, &app)
+        .await
+        .map_err(Failure::Cluster)?;
+    Ok(pages::app::render_heal(
+        &app,
+        &checked.report,
+        actions.csrf(),
+    ))
+}
+
 /// A POST (the guard let it through: actions are allowed, and it is not from another
 /// site): its form must carry the run's CSRF token.
 async fn act(dashboard: &Dashboard, head: &http::request::Parts, body: Incoming) -> Response<Body> {
     let Some(actions) = &dashboard.actions else {
         return text(StatusCode::FORBIDDEN, "the dashboard takes no action");
     };
-    if head.uri.path() != "/rollback" {
+    let path = head.uri.path();
+    if path != "/rollback" && path != "/heal" {
         return text(StatusCode::NOT_FOUND, "no such action");
     }
     let form = match Limited::new(body, MAX_FORM).collect().await {
@@ -285,11 +310,24 @@ async fn act(dashboard: &Dashboard, head: &http::request::Parts, body: Incoming)
     }
     let done = async {
         let (app, cluster) = app_ref(dashboard, form)?;
+        let params = pages::app_params(&app);
+        // What the action wrote is read again at once, not when its watch events come in.
+        let acted = live::Change::Release {
+            cluster: app.cluster,
+            namespace: app.namespace.clone(),
+            app: app.app.clone(),
+        };
+        if path == "/heal" {
+            let healed = actions::heal_drift(cluster, &app).await;
+            dashboard.states.changed(&acted);
+            healed.map_err(Failure::Cluster)?;
+            return Ok(href("/app", &pages::pairs(&params)));
+        }
         let revision = revision(form, "rev")?;
-        actions::rollback(cluster, &app, revision)
-            .await
-            .map_err(Failure::Cluster)?;
-        Ok::<_, Failure>(href("/history", &pages::pairs(&pages::app_params(&app))))
+        let rolled_back = actions::rollback(cluster, &app, revision).await;
+        dashboard.states.changed(&acted);
+        rolled_back.map_err(Failure::Cluster)?;
+        Ok::<_, Failure>(href("/history", &pages::pairs(&params)))
     };
     match done.await {
         Ok(location) => {

@@ -10,11 +10,12 @@ use super::overview::drift_cell;
 use super::{app_params, commit, pairs, when};
 use crate::dashboard::data::{AppHealth, AppRef, AppState, ObjectDetail, health_word};
 use crate::dashboard::html::{badge, escape, link, page, table};
+use crate::drift::{AppDrift, FieldDrift};
 use crate::objects::ObjectKey;
 use crate::tree::{MAX_DEPTH, TreeNode};
 
-/// The app page.
-pub fn render(app: &AppRef, context: &str, state: &AppState) -> String {
+/// The app page. With `actions`, an app of ours that drifted offers a heal.
+pub fn render(app: &AppRef, context: &str, state: &AppState, actions: bool) -> String {
     let params = app_params(app);
     let release = &state.release;
     let mut body = format!(
@@ -45,6 +46,13 @@ pub fn render(app: &AppRef, context: &str, state: &AppState) -> String {
             body,
             "<p class=\"warning\">warning: {}</p>",
             escape(warning)
+        );
+    }
+    if actions && state.drift.as_ref().is_some_and(|d| !d.objects.is_empty()) {
+        let _ = writeln!(
+            body,
+            "<p>{}</p>",
+            link("/heal", &pairs(&params), "Heal drift")
         );
     }
     body.push_str("<h2>Resource tree</h2>\n");
@@ -132,37 +140,7 @@ pub fn render_object(app: &AppRef, detail: &ObjectDetail) -> String {
     if detail.fields.is_empty() {
         body.push_str("<p class=\"drift-none\">No drifted field.</p>\n");
     } else {
-        let rows: Vec<Vec<String>> = detail
-            .fields
-            .iter()
-            .map(|f| {
-                let changed_by = [
-                    f.manager.as_deref(),
-                    f.operation.as_deref(),
-                    f.subresource.as_deref(),
-                    f.time.as_deref(),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" · ");
-                vec![
-                    format!("<code>{}</code>", escape(&f.path)),
-                    format!("<code>{}</code>", escape(&value(f.desired.as_ref()))),
-                    format!("<code>{}</code>", escape(&value(f.live.as_ref()))),
-                    escape(if changed_by.is_empty() {
-                        "-"
-                    } else {
-                        &changed_by
-                    }),
-                ]
-            })
-            .collect();
-        body.push_str(&table(
-            "fields",
-            &["Field", "Release has", "Cluster has", "Changed by"],
-            &rows,
-        ));
+        body.push_str(&fields_table(&detail.fields));
     }
     body.push_str("<h2>Live object</h2>\n");
     match &detail.yaml {
@@ -195,6 +173,78 @@ pub fn render_object(app: &AppRef, detail: &ObjectDetail) -> String {
         ));
     }
     page(&detail.key.name, &body)
+}
+
+/// Drifted fields: what the release has, what the cluster has, and who changed it.
+pub fn fields_table(fields: &[FieldDrift]) -> String {
+    let rows: Vec<Vec<String>> = fields
+        .iter()
+        .map(|f| {
+            let changed_by = [
+                f.manager.as_deref(),
+                f.operation.as_deref(),
+                f.subresource.as_deref(),
+                f.time.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" · ");
+            vec![
+                format!("<code>{}</code>", escape(&f.path)),
+                format!("<code>{}</code>", escape(&value(f.desired.as_ref()))),
+                format!("<code>{}</code>", escape(&value(f.live.as_ref()))),
+                escape(if changed_by.is_empty() {
+                    "-"
+                } else {
+                    &changed_by
+                }),
+            ]
+        })
+        .collect();
+    table(
+        "fields",
+        &["Field", "Release has", "Cluster has", "Changed by"],
+        &rows,
+    )
+}
+
+/// The page that asks before a heal: each drifted object of the check, with its fields,
+/// and the button that heals (a POST carrying the run's CSRF token).
+pub fn render_heal(app: &AppRef, drift: &AppDrift, csrf: &str) -> String {
+    let params = app_params(app);
+    let mut body = format!(
+        "<h1>{} <small>heal drift</small></h1>\n<p>{}</p>\n<p>A heal applies release {} again to the objects below, as <code>kubectl drift {} --heal</code> does, and records a release.</p>\n",
+        escape(&app.app),
+        link("/app", &pairs(&params), &format!("back to app {}", app.app)),
+        drift.release,
+        escape(&app.app),
+    );
+    for object in &drift.objects {
+        let _ = writeln!(
+            body,
+            "<h2>{} {}</h2>",
+            escape(&object.key.to_string()),
+            badge(object.state.as_str())
+        );
+        if !object.fields.is_empty() {
+            body.push_str(&fields_table(&object.fields));
+        }
+    }
+    body.push_str("<form class=\"confirm\" method=\"post\" action=\"/heal\">");
+    for (name, value) in params {
+        let _ = write!(
+            body,
+            "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+            escape(&value)
+        );
+    }
+    let _ = write!(
+        body,
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Heal drift</button></form>",
+        escape(csrf)
+    );
+    page(&format!("{} heal", app.app), &body)
 }
 
 /// A field's value on one line; `(not set)` when absent.
