@@ -12,23 +12,8 @@ use kubectl_gitops_tests::web::{
 };
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 
-const WEB: &str = "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      nodeSelector: {type: kwok}
-      containers:
-      - name: web
-        image: nginx:1.27
-";
+use crate::release_history::support::regex_escape;
+use crate::tree::WEB;
 
 /// The app `web` synced twice into `ns` (release 1: two replicas; release 2: one), with
 /// the canary Secret among its objects.
@@ -383,18 +368,6 @@ fn html_report_is_one_self_contained_page_of_the_history_and_its_diffs() {
     settings.add_filter(r"<dd>[0-9a-f]{7} ", "<dd>[commit] ");
     settings.add_filter(r"<dd>\d+\.\d s</dd>", "<dd>[duration]</dd>");
     settings.bind(|| insta::assert_snapshot!("html_report", page));
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
 }
 
 #[test]

@@ -19,7 +19,8 @@ use crate::release::history::Source;
 use crate::release::record::ReleaseRecord;
 use crate::release::rollback;
 use crate::release::store::ReleaseStore;
-use crate::sync::{DEFAULT_HISTORY_MAX, PruneRules, SyncOptions, flow, rollback_job};
+use crate::sync::flow::{self, SyncJob};
+use crate::sync::{DEFAULT_HISTORY_MAX, PruneRules, SyncOptions, rollback_job};
 
 /// How long the app's lock lasts without renewal, as `kubectl sync`'s default.
 const LOCK_DURATION: Duration = Duration::from_secs(60);
@@ -112,12 +113,13 @@ async fn records(store: &ReleaseStore, app: &AppRef) -> Result<Vec<ReleaseRecord
     Ok(entries.into_iter().flatten().collect())
 }
 
-/// What rolling `app` back to `revision` would change.
-pub async fn preview_rollback(
+/// The job that rolls `app` back to `revision` as `kubectl sync --rollback REV` would, with
+/// the app's record store, the release it goes to and why that one.
+async fn rollback_to(
     cluster: &Cluster,
     app: &AppRef,
     revision: u32,
-) -> Result<RollbackPreview, String> {
+) -> Result<(ReleaseStore, SyncJob, u32, String), String> {
     let store = ReleaseStore::new(cluster.live.client().clone(), &app.namespace);
     let records = records(&store, app).await?;
     let chosen = rollback::choose(&app.app, &app.namespace, &records, Some(revision))
@@ -129,6 +131,17 @@ pub async fn preview_rollback(
         PruneRules::default(),
     )
     .map_err(|e| e.to_string())?;
+    let target = chosen.release.revision;
+    Ok((store, job, target, chosen.reason))
+}
+
+/// What rolling `app` back to `revision` would change.
+pub async fn preview_rollback(
+    cluster: &Cluster,
+    app: &AppRef,
+    revision: u32,
+) -> Result<RollbackPreview, String> {
+    let (store, job, target, reason) = rollback_to(cluster, app, revision).await?;
     let mut preview = flow::preview(&cluster.live, &store, &app.app, job.desired, false)
         .await
         .map_err(|e| e.to_string())?;
@@ -137,15 +150,15 @@ pub async fn preview_rollback(
         context: 3,
         color: false,
     };
-    let after = format!("release-{}", chosen.release.revision);
+    let after = format!("release-{target}");
     let text = preview
         .changes
         .differences()
         .map(|change| diff::unified(change, "live", &after, &options))
         .collect();
     Ok(RollbackPreview {
-        target: chosen.release.revision,
-        reason: chosen.reason,
+        target,
+        reason,
         text,
         summary: diff::summary_line(&preview.changes.summary()),
     })
@@ -154,17 +167,7 @@ pub async fn preview_rollback(
 /// Rolls `app` back to `revision`: the lock, the plan, the changes, the record, as
 /// `kubectl sync --rollback REV` does them. Returns the release it recorded.
 pub async fn rollback(cluster: &Cluster, app: &AppRef, revision: u32) -> Result<u32, String> {
-    let store = ReleaseStore::new(cluster.live.client().clone(), &app.namespace);
-    let records = records(&store, app).await?;
-    let chosen = rollback::choose(&app.app, &app.namespace, &records, Some(revision))
-        .map_err(|e| e.to_string())?;
-    let job = rollback_job(
-        &app.app,
-        chosen.release,
-        SyncOptions::by(cluster.who.clone()),
-        PruneRules::default(),
-    )
-    .map_err(|e| e.to_string())?;
+    let (store, job, _, _) = rollback_to(cluster, app, revision).await?;
     let cancel = Cancel::new();
     let locked = flow::lock(
         &cluster.live,

@@ -95,6 +95,29 @@ pub fn table(class: &str, header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// A form that posts to `action` with `fields` hidden (the CSRF token among them) and one
+/// button: how an action is confirmed.
+pub fn confirm_form(action: &str, fields: &[(&str, &str)], button: &str) -> String {
+    let mut out = format!(
+        "<form class=\"confirm\" method=\"post\" action=\"{}\">",
+        escape(action)
+    );
+    for (name, value) in fields {
+        let _ = write!(
+            out,
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            escape(name),
+            escape(value)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<button type=\"submit\">{}</button></form>",
+        escape(button)
+    );
+    out
+}
+
 /// A diff as diff-git prints it, each line marked by its first character.
 pub fn diff_block(text: &str) -> String {
     let mut out = String::from("<pre class=\"diff\">");

@@ -250,13 +250,18 @@ async fn history_page(dashboard: &Dashboard, query: Option<&str>) -> Result<Stri
     ))
 }
 
+/// The run's actions, or the page's answer when it was started without them.
+fn allowed(dashboard: &Dashboard) -> Result<&Actions, Failure> {
+    dashboard.actions.as_ref().ok_or_else(|| {
+        Failure::NotFound(
+            "the dashboard was started without --allow-actions: it takes no action".into(),
+        )
+    })
+}
+
 /// The page that asks before a rollback, with what it would change.
 async fn rollback_page(dashboard: &Dashboard, query: Option<&str>) -> Result<String, Failure> {
-    let Some(actions) = &dashboard.actions else {
-        return Err(Failure::NotFound(
-            "the dashboard was started without --allow-actions: it takes no action".into(),
-        ));
-    };
+    let actions = allowed(dashboard)?;
     let (app, cluster) = app_ref(dashboard, query)?;
     let revision = revision(query, "rev")?;
     let preview = actions::preview_rollback(cluster, &app, revision)
@@ -271,11 +276,7 @@ async fn rollback_page(dashboard: &Dashboard, query: Option<&str>) -> Result<Str
 
 /// The page that asks before a heal, with what a drift check finds now.
 async fn heal_page(dashboard: &Dashboard, query: Option<&str>) -> Result<String, Failure> {
-    let Some(actions) = &dashboard.actions else {
-        return Err(Failure::NotFound(
-            "the dashboard was started without --allow-actions: it takes no action".into(),
-        ));
-    };
+    let actions = allowed(dashboard)?;
     let (app, cluster) = app_ref(dashboard, query)?;
     let checked = actions::check_drift(cluster, &app)
         .await

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::overview::drift_cell;
 use super::{app_params, commit, pairs, when};
 use crate::dashboard::data::{AppHealth, AppRef, AppState, ObjectDetail, health_word};
-use crate::dashboard::html::{badge, escape, link, page, table};
+use crate::dashboard::html::{badge, confirm_form, escape, link, page, table};
 use crate::drift::{AppDrift, FieldDrift};
 use crate::objects::ObjectKey;
 use crate::tree::{MAX_DEPTH, TreeNode};
@@ -231,19 +231,9 @@ pub fn render_heal(app: &AppRef, drift: &AppDrift, csrf: &str) -> String {
             body.push_str(&fields_table(&object.fields));
         }
     }
-    body.push_str("<form class=\"confirm\" method=\"post\" action=\"/heal\">");
-    for (name, value) in params {
-        let _ = write!(
-            body,
-            "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
-            escape(&value)
-        );
-    }
-    let _ = write!(
-        body,
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Heal drift</button></form>",
-        escape(csrf)
-    );
+    let mut fields = pairs(&params);
+    fields.push(("csrf", csrf));
+    body.push_str(&confirm_form("/heal", &fields, "Heal drift"));
     page(&format!("{} heal", app.app), &body)
 }
 

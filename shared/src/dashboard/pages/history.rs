@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::{app_params, commit, pairs, when};
 use crate::dashboard::actions::RollbackPreview;
 use crate::dashboard::data::{AppRef, ReleaseDiff};
-use crate::dashboard::html::{badge, diff_block, escape, link, page};
+use crate::dashboard::html::{badge, confirm_form, diff_block, escape, link, page};
 use crate::release::history::{AppHistory, Release, Source, Unreadable};
 
 /// The history page: newest first, each release with its status, commit, who, duration,
@@ -83,21 +83,14 @@ pub fn render_rollback(app: &AppRef, preview: &RollbackPreview, csrf: &str) -> S
         "<p class=\"summary\">{}</p>",
         escape(&preview.summary)
     );
-    body.push_str("<form class=\"confirm\" method=\"post\" action=\"/rollback\">");
-    for (name, value) in params {
-        let _ = write!(
-            body,
-            "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
-            escape(&value)
-        );
-    }
-    let _ = write!(
-        body,
-        "<input type=\"hidden\" name=\"rev\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Roll back to release {}</button></form>",
-        preview.target,
-        escape(csrf),
-        preview.target
-    );
+    let target = preview.target.to_string();
+    let mut fields = pairs(&params);
+    fields.extend([("rev", target.as_str()), ("csrf", csrf)]);
+    body.push_str(&confirm_form(
+        "/rollback",
+        &fields,
+        &format!("Roll back to release {target}"),
+    ));
     page(&format!("{} rollback", app.app), &body)
 }
 
