@@ -12,7 +12,7 @@ use kubectl_gitops_tests::web::{
 };
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 
-use crate::release_history::support::regex_escape;
+use crate::release_history::support::{helm_release, regex_escape, write_helm_secret};
 use crate::tree::WEB;
 
 /// The app `web` synced twice into `ns` (release 1: two replicas; release 2: one), with
@@ -60,6 +60,8 @@ fn without_the_token_from_another_host_or_cross_site_the_dashboard_refuses() {
     let ns = cluster.namespace("web-guard");
     let n = ns.name.as_str();
     let _repo = two_releases(cluster, n);
+    // A Helm release of the same name beside it.
+    write_helm_secret(cluster, n, &helm_release(n, 1, "deployed", "v1"), true);
     let dashboard = ServedDashboard::start(cluster, &["-n", n]);
     let host = dashboard.host.as_str();
     assert!(host.starts_with("127.0.0.1:"), "not on loopback: {host}");
@@ -93,6 +95,17 @@ fn without_the_token_from_another_host_or_cross_site_the_dashboard_refuses() {
     let overview = dashboard.page("/");
     assert_eq!(overview.status, 200);
     assert!(overview.body.contains(">web</a>"), "{}", overview.body);
+    // Helm's release is listed beside ours; its drift is not checked, and says why.
+    let helm_row = overview
+        .body
+        .lines()
+        .find(|l| l.contains(">web</a>") && l.contains(">helm</td>"))
+        .unwrap_or_else(|| panic!("no Helm release in: {}", overview.body));
+    assert!(
+        helm_row.contains("Helm releases are not checked for drift"),
+        "{helm_row}"
+    );
+    assert!(helm_row.contains("unknown"), "{helm_row}");
     let rebound = request(
         host,
         "GET",
