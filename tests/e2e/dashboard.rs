@@ -273,6 +273,13 @@ fn in_a_browser_the_apps_a_tree_a_live_drift_mark_the_history_and_a_diff_show() 
         fields.contains("kubectl") && fields.contains("scale"),
         "{fields}"
     );
+    // Its live YAML as the cluster has it now, and its events (the controller's scaling).
+    let yaml = browser.text("pre.yaml");
+    assert!(
+        yaml.contains("replicas: 3") && !yaml.contains("managedFields"),
+        "{yaml}"
+    );
+    browser.wait_for_text("table.events", "ScalingReplicaSet", 30);
     browser.screenshot("object");
 
     // The history: both releases, then the diff between them as diff-git draws it.
