@@ -106,6 +106,26 @@ fn without_the_token_from_another_host_or_cross_site_the_dashboard_refuses() {
         "{helm_row}"
     );
     assert!(helm_row.contains("unknown"), "{helm_row}");
+    // The filters: by health (the Helm release's objects do not exist: degraded), by
+    // source's status, by namespace.
+    let rows = |path: &str| {
+        let page = dashboard.page(path);
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        page.body
+            .lines()
+            .filter(|l| l.starts_with("<tr><td data-label=\"App\">"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let healthy = rows("/?health=healthy");
+    assert_eq!(healthy.len(), 1, "{healthy:?}");
+    assert!(healthy[0].contains("kubectl-gitops"), "{healthy:?}");
+    let degraded = rows("/?health=degraded");
+    assert_eq!(degraded.len(), 1, "{degraded:?}");
+    assert!(degraded[0].contains(">helm</td>"), "{degraded:?}");
+    assert_eq!(rows(&format!("/?ns={n}&status=deployed")).len(), 2);
+    assert!(rows("/?status=failed").is_empty());
+    assert!(rows("/?ns=elsewhere").is_empty());
     let rebound = request(
         host,
         "GET",
@@ -242,6 +262,10 @@ fn in_a_browser_the_apps_a_tree_a_live_drift_mark_the_history_and_a_diff_show() 
     }
     browser.screenshot("overview");
     browser.resize(420, 900);
+    // A narrow window: no table header; each cell says which column it is.
+    let header =
+        browser.run("return getComputedStyle(document.querySelector('table.apps thead')).display;");
+    assert_eq!(header, serde_json::json!("none"));
     browser.screenshot("overview-narrow");
     browser.resize(1280, 900);
 
