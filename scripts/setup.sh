@@ -9,8 +9,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 # gnupg: the SOPS tests make throwaway PGP keys with gpg, which the plugins run to decrypt.
+# chromium, chromium-driver: the dashboard's tests drive headless Chromium over WebDriver.
 need_pkgs=()
-for tool in git:git curl:curl openssl:openssl setsid:util-linux pgrep:procps python3:python3 cc:gcc make:make gpg:gnupg gpg-agent:gnupg gpgconf:gnupg; do
+for tool in git:git curl:curl openssl:openssl setsid:util-linux pgrep:procps python3:python3 cc:gcc make:make gpg:gnupg gpg-agent:gnupg gpgconf:gnupg chromium:chromium chromedriver:chromium-driver; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool#*:}")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)

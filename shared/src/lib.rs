@@ -10,6 +10,7 @@ pub mod apply;
 pub mod cancel;
 pub mod charts;
 pub mod compare;
+pub mod dashboard;
 pub mod desired;
 pub mod diff;
 pub mod drift;

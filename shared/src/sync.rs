@@ -9,6 +9,7 @@ pub mod flow;
 mod hook_stages;
 mod plan;
 mod refusal;
+mod rollback_job;
 pub mod uninstall;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use execute::execute;
 use plan::plan_with_parent;
 pub use plan::{PlanOptions, SyncPlan};
 pub use refusal::{Guard, PruneRules, by_kind};
+pub use rollback_job::rollback_job;
 
 use crate::apply::applyset::ApplySetError;
 use crate::apply::health::{Health, HealthError, WaitOptions};
@@ -34,6 +36,13 @@ use crate::release::record::{HookRun, Operation, ReleaseRecord};
 use crate::release::store::{RecordMeta, StoreError};
 use crate::render::{RenderError, parse_documents};
 use crate::source::CommitInfo;
+
+/// How long a sync or a heal waits for health (and retries its requests) unless told
+/// otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Release records kept unless told otherwise.
+pub const DEFAULT_HISTORY_MAX: usize = 10;
 
 /// How to carry out a plan, and what to record about it.
 #[derive(Debug, Clone)]
@@ -72,6 +81,38 @@ pub struct SyncOptions {
     /// The app's records by metadata, if the caller listed them while holding the app's
     /// lock: not listed again.
     pub listed: Option<Vec<RecordMeta>>,
+}
+
+impl SyncOptions {
+    /// A sync by `who` as the commands run one without flags: wait for health up to
+    /// [`DEFAULT_TIMEOUT`], run hooks, keep [`DEFAULT_HISTORY_MAX`] records, take nothing
+    /// over from other owners.
+    pub fn by(who: String) -> SyncOptions {
+        SyncOptions {
+            force_conflicts: false,
+            adopt: false,
+            wait: Some(WaitOptions {
+                timeout: DEFAULT_TIMEOUT,
+                poll_interval: Duration::from_secs(1),
+            }),
+            timeout: DEFAULT_TIMEOUT,
+            no_hooks: false,
+            history_max: DEFAULT_HISTORY_MAX,
+            operation: Operation::Sync,
+            rollback_of: None,
+            description: String::new(),
+            who,
+            repo: None,
+            path: String::new(),
+            renderer: String::new(),
+            commit: None,
+            commits: Vec::new(),
+            commits_left_out: 0,
+            extra: BTreeMap::new(),
+            previous: None,
+            listed: None,
+        }
+    }
 }
 
 /// A finished sync.

@@ -2,8 +2,9 @@
 //! output of any plugin, in any output mode or log level, unless --show-secrets.
 //!
 //! Every plugin run of the whole suite is recorded by the harness
-//! ([`kubectl_gitops_tests::record`]); `canary_values_appear_in_no_recorded_output` reads
-//! them all. tests/run.sh runs it after the rest of the suite (it is ignored otherwise,
+//! ([`kubectl_gitops_tests::record`]), and so is every dashboard page the tests were served,
+//! over HTTP or in the browser ([`kubectl_gitops_tests::web::record_page`]);
+//! `canary_values_appear_in_no_recorded_output` reads them all. tests/run.sh runs it after the rest of the suite (it is ignored otherwise,
 //! since it must come last).
 
 use std::process::{Output, Stdio};

@@ -12,6 +12,7 @@ mod chart_sources;
 mod cluster;
 mod completion;
 mod concurrency;
+mod dashboard;
 mod diff_git;
 mod drift;
 mod dry_run;

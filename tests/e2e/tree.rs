@@ -9,7 +9,8 @@ use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 use crate::release_history::support::{helm_release, write_helm_secret};
 use crate::requests::{counted, requests_about};
 
-const WEB: &str = "apiVersion: apps/v1
+/// A Deployment of two replicas on the fake nodes (the dashboard tests use it too).
+pub const WEB: &str = "apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web

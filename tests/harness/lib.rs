@@ -13,6 +13,7 @@ pub mod fixture;
 pub mod private;
 pub mod record;
 pub mod users;
+pub mod web;
 
 pub use fixture::GitFixture;
 pub use private::PrivateCluster;

@@ -13,7 +13,7 @@ use crate::ColorWhen;
 
 /// How long a sync or a heal waits for health (and retries its requests) unless the flags
 /// or the app list say otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_TIMEOUT: Duration = gitops::sync::DEFAULT_TIMEOUT;
 
 /// `-o`, `--color` and `--show-secrets`: how a plugin shows what it found. The formats `F`
 /// are the plugin's own; without `-o` it prints text for people.
@@ -152,7 +152,7 @@ pub struct ChangeArgs {
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
     /// Release records to keep (a sync that changes nothing records none).
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(long, default_value_t = gitops::sync::DEFAULT_HISTORY_MAX, value_name = "N")]
     pub history_max: usize,
     /// How long the app's lock lasts without renewal: how soon a crashed sync or heal
     /// stops keeping others out.
@@ -175,5 +175,67 @@ impl ChangeArgs {
             timeout: self.timeout_for(spec),
             poll_interval: Duration::from_secs(1),
         })
+    }
+}
+
+/// `--web`, `--open`, `--address` and `--allow-actions`: the dashboard, served on loopback with the user's own
+/// kubeconfig.
+#[derive(Debug, Clone, Copy, Default, Args)]
+#[command(next_help_heading = "Dashboard")]
+pub struct WebArgs {
+    /// Serve a dashboard of every app (health, drift, resource tree, history) in the
+    /// browser, on 127.0.0.1 at a free port, until Ctrl-C; the URL printed carries its token.
+    #[arg(long)]
+    pub web: bool,
+    /// With --web: open the dashboard in the browser.
+    #[arg(long, requires = "web")]
+    pub open: bool,
+    /// With --web: listen on IP or IP:PORT instead (default 127.0.0.1, a free port). An
+    /// address other than loopback lets anyone who gets the token in from the network.
+    #[arg(long, value_name = "IP[:PORT]", value_parser = parse_address, requires = "web")]
+    pub address: Option<std::net::SocketAddr>,
+    /// With --web: offer to roll an app back to one of its releases and to heal its drift
+    /// (shown first, then confirmed, and recorded as kubectl sync --rollback and kubectl
+    /// drift --heal record them).
+    #[arg(long, requires = "web")]
+    pub allow_actions: bool,
+}
+
+impl WebArgs {
+    /// Where to listen: `--address`, else 127.0.0.1 at a free port.
+    pub fn listen(&self) -> std::net::SocketAddr {
+        self.address
+            .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+}
+
+/// `IP` (a free port) or `IP:PORT`; IPv6 as `[::1]:PORT` or `::1`.
+fn parse_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(address) = text.parse::<std::net::SocketAddr>() {
+        return Ok(address);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 0))
+        .map_err(|_| format!("\"{text}\" is not an IP address or IP:PORT"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_address_is_an_ip_with_or_without_a_port() {
+        assert_eq!(parse_address("0.0.0.0").unwrap().to_string(), "0.0.0.0:0");
+        assert_eq!(
+            parse_address("127.0.0.1:8080").unwrap().to_string(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(parse_address("::1").unwrap().to_string(), "[::1]:0");
+        assert!(
+            parse_address("localhost")
+                .unwrap_err()
+                .contains("not an IP")
+        );
     }
 }

@@ -22,7 +22,7 @@ pub use connection::{ConnectionArgs, Discovering, EarlyDiscovery};
 pub use exit::{Outcome, main, run};
 pub use flags::{
     AdoptArgs, AllNamespacesArgs, AppNameArgs, ChangeArgs, CreateNamespaceArgs, DEFAULT_TIMEOUT,
-    JsonFormat, OutputArgs, PruneCrdsArgs, RepoArgs, UnifiedArgs, WatchArgs,
+    JsonFormat, OutputArgs, PruneCrdsArgs, RepoArgs, UnifiedArgs, WatchArgs, WebArgs,
 };
 pub use source_args::{ResolvedSource, Selection, SourceArgs};
 pub use targets::{AppListArgs, Target};

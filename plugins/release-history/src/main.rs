@@ -6,6 +6,7 @@ mod document;
 mod human;
 mod request;
 mod show;
+mod web;
 
 use std::process::ExitCode;
 
@@ -13,7 +14,7 @@ use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use gitops::release::history::Source;
 use gitops_cli::completion::FirstPositional;
-use gitops_cli::{AllNamespacesArgs, ConnectionArgs, Outcome, OutputArgs, UnifiedArgs};
+use gitops_cli::{AllNamespacesArgs, ConnectionArgs, Outcome, OutputArgs, UnifiedArgs, WebArgs};
 
 use crate::request::Request;
 
@@ -40,6 +41,12 @@ use crate::request::Request;
   # The deployed release's objects as they are now, and what they own, with health
   kubectl release-history web -n shop -o tree
 
+  # One app's releases and what each changed, as a page for a CI artifact or a PR
+  kubectl release-history web -n shop -o html > report.html
+
+  # A dashboard of every app in the browser (health, drift, trees, history), until Ctrl-C
+  kubectl release-history --web -A --open
+
 Exit status: 0 success, 2 an error."
 )]
 pub struct Args {
@@ -64,6 +71,8 @@ pub struct Args {
     pub output: OutputArgs<Format>,
     #[command(flatten)]
     pub unified: UnifiedArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
@@ -90,6 +99,8 @@ pub enum Format {
     // The release's objects as the cluster has them now and what they own, with health.
     // (No doc comment: it would give -o a long help unlike the other plugins'.)
     Tree,
+    // One app's releases and what each changed, as one self-contained HTML page.
+    Html,
 }
 
 fn main() -> ExitCode {
@@ -98,6 +109,9 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<Outcome> {
     let request = Request::from_args(&args)?;
+    if args.web.web {
+        return web::run(&args).await;
+    }
     let connection = args.connection.connect().await?;
     let view = show::View {
         args: &args,

@@ -62,6 +62,18 @@ impl Request {
                 "--manifest prints the manifest of one release: kubectl release-history APP REV --manifest"
             );
         }
+        if args.web.web
+            && (request != Request::Apps || args.output.format.is_some() || args.max.is_some())
+        {
+            bail!(
+                "--web serves every app of the namespace (-A: of every namespace) in the browser; leave out APP, REV, -o and --max"
+            );
+        }
+        if args.output.format == Some(Format::Html) && !matches!(request, Request::History { .. }) {
+            bail!(
+                "-o html writes one app's releases as a page: kubectl release-history APP -o html > report.html"
+            );
+        }
         if args.output.format == Some(Format::Tree) {
             if !matches!(request, Request::History { .. } | Request::One { .. }) {
                 bail!(
@@ -141,6 +153,16 @@ mod tests {
         assert!(err(&["--max", "0"]).contains("0"));
         assert!(err(&["web", "1", "2", "3"]).contains("unexpected value"));
         assert!(err(&["-o", "tree"]).contains("-o tree shows one app's"));
+        assert!(err(&["web", "--web"]).contains("--web serves every app"));
+        assert!(err(&["-o", "html"]).contains("-o html writes one app's"));
+        assert!(err(&["web", "1..2", "-o", "html"]).contains("-o html writes one app's"));
+        assert_eq!(
+            request(&["web", "-o", "html", "--max", "3"]).unwrap(),
+            Request::History { app: "web".into() }
+        );
+        assert!(err(&["--web", "-o", "json"]).contains("--web serves every app"));
+        assert!(err(&["--open"]).contains("--web"));
+        assert_eq!(request(&["--web", "-A", "--open"]).unwrap(), Request::Apps);
         assert!(err(&["web", "1..2", "-o", "tree"]).contains("-o tree shows one app's"));
         assert!(err(&["web", "-o", "tree", "--max", "2"]).contains("leave out --max"));
         assert!(err(&["web", "1", "-o", "tree", "--manifest"]).contains("leave out --max"));

@@ -24,6 +24,8 @@ enum Shown {
     Human,
     Document(Document),
     Tree,
+    /// One self-contained page (one app's history only).
+    Html,
 }
 
 /// What every view reads with: the flags, the client and the namespace.
@@ -48,6 +50,7 @@ impl View<'_> {
             Some(Format::Json) => Shown::Document(Document::Json),
             Some(Format::Yaml) => Shown::Document(Document::Yaml),
             Some(Format::Tree) => Shown::Tree,
+            Some(Format::Html) => Shown::Html,
         }
     }
 
@@ -58,7 +61,7 @@ impl View<'_> {
         match self.shown() {
             Shown::Document(format) => document::apps(&apps, format)?,
             // Refused with the arguments: a tree is one app's.
-            Shown::Human | Shown::Tree => human::apps(&apps, scope, self.color())?,
+            Shown::Human | Shown::Tree | Shown::Html => human::apps(&apps, scope, self.color())?,
         }
         Ok(())
     }
@@ -75,6 +78,12 @@ impl View<'_> {
         let found = history::history(&self.client, self.namespace, app, self.only, max).await?;
         match self.shown() {
             Shown::Document(format) => document::history(&found, format)?,
+            Shown::Html => {
+                let page = gitops::dashboard::report::report(&found, jiff::Timestamp::now());
+                let mut out = std::io::stdout().lock();
+                out.write_all(page.as_bytes())?;
+                out.flush()?;
+            }
             Shown::Human | Shown::Tree => human::history(&found, self.color())?,
         }
         Ok(())
@@ -138,8 +147,10 @@ impl View<'_> {
                 show_secrets,
                 format,
             )?,
-            (Shown::Human | Shown::Tree, Some(manifest)) => human::manifest(&manifest)?,
-            (Shown::Human | Shown::Tree, None) => {
+            (Shown::Human | Shown::Tree | Shown::Html, Some(manifest)) => {
+                human::manifest(&manifest)?
+            }
+            (Shown::Human | Shown::Tree | Shown::Html, None) => {
                 human::release(&release, &objects, show_secrets, self.color())?
             }
         }
@@ -162,7 +173,7 @@ impl View<'_> {
             Shown::Document(format) => {
                 document::diff(&old, &changes, &before_label, &after_label, format)?
             }
-            Shown::Human | Shown::Tree => diff_view::unified(
+            Shown::Human | Shown::Tree | Shown::Html => diff_view::unified(
                 &mut std::io::stdout(),
                 &diff_view::View {
                     changes: &changes,

@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use gitops::app_file::AppSpec;
 use gitops::desired;
 use gitops::objects::DesiredSet;
-use gitops::release::record::{CHART_KEY, COMMITS_LISTED, JSONNET_KEY, Operation};
+use gitops::release::record::{CHART_KEY, COMMITS_LISTED, JSONNET_KEY};
 use gitops::release::rollback;
 use gitops::render::{Capabilities, JsonnetOptions, Renderer};
 use gitops::source::{CommitInfo, LoadedTree, TreeSpec, read_tree};
@@ -282,37 +282,22 @@ pub async fn from_release(
     }
     let chosen = rollback::choose(&app, &session.connection.namespace, &records, revision)?;
     let target = chosen.release;
-    let desired = sync::desired_from_record(target)?;
-    let guard = Guard {
-        rules: rules(args, None),
-        empty_render: desired
-            .is_empty()
-            .then(|| format!("release {} records no objects", target.revision)),
-    };
-    let mut options = base_options(args, session, None);
-    options.operation = Operation::Rollback;
-    options.rollback_of = Some(target.revision);
-    options.description = format!("rollback to release {}", target.revision);
-    options.repo = target.repo.clone();
-    options.path = target.path.clone();
-    options.renderer = target.renderer.clone();
-    options.commit = target.commit.clone();
-    options.commits = target.commits.clone();
-    options.commits_left_out = target.commits_left_out;
-    options.extra = target.extra.clone();
-    let mut job = Job::new(
-        app,
-        desired,
-        options,
-        (true, guard),
-        format!("release-{}", target.revision),
-    );
-    job.note = Some(format!(
-        "rolling back to release {} ({})",
-        target.revision, chosen.reason
-    ));
-    job.create_namespace = args.create_namespace.enabled;
-    Ok(job)
+    let sync = sync::rollback_job(
+        &app,
+        target,
+        base_options(args, session, None),
+        rules(args, None),
+    )?;
+    Ok(Job {
+        sync,
+        label: format!("release-{}", target.revision),
+        source: None,
+        note: Some(format!(
+            "rolling back to release {} ({})",
+            target.revision, chosen.reason
+        )),
+        create_namespace: args.create_namespace.enabled,
+    })
 }
 
 /// `--prune`, else the app list's `prune:`.
@@ -338,18 +323,6 @@ pub fn base_options(args: &Args, session: &Session, spec: Option<&AppSpec>) -> S
         timeout: args.change.timeout_for(spec),
         no_hooks: args.no_hooks,
         history_max: args.change.history_max,
-        operation: gitops::release::record::Operation::Sync,
-        rollback_of: None,
-        description: String::new(),
-        who: session.connection.actor(),
-        repo: None,
-        path: String::new(),
-        renderer: String::new(),
-        commit: None,
-        commits: Vec::new(),
-        commits_left_out: 0,
-        extra: Default::default(),
-        previous: None,
-        listed: None,
+        ..SyncOptions::by(session.connection.actor())
     }
 }

@@ -1,0 +1,537 @@
+//! `kubectl release-history --web`: the dashboard served for real against the test control
+//! plane, its pages read over HTTP (the security rules) and in headless Chromium driven
+//! over WebDriver (what a user sees: the apps, a tree, a drift mark appearing without a
+//! reload, the history and a diff). Screenshots of each page are kept under
+//! target/dashboard-screenshots/.
+
+use std::process::Stdio;
+
+use kubectl_gitops_tests::record::{CANARY_SECRET_VALUE, canary_secret_yaml};
+use kubectl_gitops_tests::web::{
+    Browser, ServedDashboard, request, request_with_body, screenshot_dir,
+};
+use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
+
+use crate::release_history::support::{helm_release, regex_escape, write_helm_secret};
+use crate::tree::WEB;
+
+/// The app `web` synced twice into `ns` (release 1: two replicas; release 2: one), with
+/// the canary Secret among its objects.
+fn two_releases(cluster: &TestCluster, ns: &str) -> GitFixture {
+    let repo = GitFixture::new();
+    repo.write("app/web.yaml", WEB);
+    repo.write("app/creds.yaml", &canary_secret_yaml("creds"));
+    repo.commit("web and its credentials");
+    sync(cluster, &repo, ns);
+    repo.write("app/web.yaml", &WEB.replace("replicas: 2", "replicas: 1"));
+    repo.commit("one replica is enough");
+    sync(cluster, &repo, ns);
+    repo
+}
+
+fn sync(cluster: &TestCluster, repo: &GitFixture, ns: &str) {
+    let out = cluster
+        .kubectl()
+        .args([
+            "sync",
+            "HEAD",
+            "app",
+            "--app",
+            "web",
+            "-n",
+            ns,
+            "--timeout",
+            "120s",
+        ])
+        .current_dir(repo.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "sync: {}", describe(&out));
+}
+
+fn app_query(ns: &str) -> String {
+    format!("c=0&ns={ns}&app=web&src=kubectl-gitops")
+}
+
+#[test]
+fn without_the_token_from_another_host_or_cross_site_the_dashboard_refuses() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-guard");
+    let n = ns.name.as_str();
+    let _repo = two_releases(cluster, n);
+    // A Helm release of the same name beside it.
+    write_helm_secret(cluster, n, &helm_release(n, 1, "deployed", "v1"), true);
+    let dashboard = ServedDashboard::start(cluster, &["-n", n]);
+    let host = dashboard.host.as_str();
+    assert!(host.starts_with("127.0.0.1:"), "not on loopback: {host}");
+
+    // No token, a wrong one, a wrong cookie: refused, nothing of the cluster in the answer.
+    let none = request(host, "GET", "/", &[("Host", host)]);
+    assert_eq!(none.status, 401, "{none:?}");
+    assert!(!none.body.contains(">web</a>"), "{}", none.body);
+    let wrong = request(host, "GET", "/?token=0000", &[("Host", host)]);
+    assert_eq!(wrong.status, 401);
+    let bad_cookie = format!(
+        "kubectl_gitops_dashboard_{}=0000",
+        host.rsplit(':').next().unwrap()
+    );
+    let wrong_cookie = request(host, "GET", "/", &[("Host", host), ("Cookie", &bad_cookie)]);
+    assert_eq!(wrong_cookie.status, 401);
+
+    // The token in the URL becomes an HttpOnly, SameSite=Strict cookie, and the URL loses it.
+    let path = format!("/?token={}", dashboard.token);
+    let first = request(host, "GET", &path, &[("Host", host)]);
+    assert_eq!(first.status, 303, "{first:?}");
+    assert_eq!(first.header("location"), Some("/"));
+    let cookie = first.header("set-cookie").unwrap();
+    assert!(cookie.starts_with(&dashboard.cookie()), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+
+    // The cookie reads the overview; with another Host header (DNS rebinding) it does not.
+    let overview = dashboard.page("/");
+    assert_eq!(overview.status, 200);
+    assert!(overview.body.contains(">web</a>"), "{}", overview.body);
+    // Helm's release is listed beside ours; its drift is not checked, and says why.
+    let helm_row = overview
+        .body
+        .lines()
+        .find(|l| l.contains(">web</a>") && l.contains(">helm</td>"))
+        .unwrap_or_else(|| panic!("no Helm release in: {}", overview.body));
+    assert!(
+        helm_row.contains("Helm releases are not checked for drift"),
+        "{helm_row}"
+    );
+    assert!(helm_row.contains("unknown"), "{helm_row}");
+    // The filters: by health (the Helm release's objects do not exist: degraded), by
+    // source's status, by namespace.
+    let rows = |path: &str| {
+        let page = dashboard.page(path);
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        page.body
+            .lines()
+            .filter(|l| l.starts_with("<tr><td data-label=\"App\">"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let healthy = rows("/?health=healthy");
+    assert_eq!(healthy.len(), 1, "{healthy:?}");
+    assert!(healthy[0].contains("kubectl-gitops"), "{healthy:?}");
+    let degraded = rows("/?health=degraded");
+    assert_eq!(degraded.len(), 1, "{degraded:?}");
+    assert!(degraded[0].contains(">helm</td>"), "{degraded:?}");
+    assert_eq!(rows(&format!("/?ns={n}&status=deployed")).len(), 2);
+    assert!(rows("/?status=failed").is_empty());
+    assert!(rows("/?ns=elsewhere").is_empty());
+    let rebound = request(
+        host,
+        "GET",
+        "/",
+        &[
+            ("Host", "attacker.example:80"),
+            ("Cookie", &dashboard.cookie()),
+        ],
+    );
+    assert_eq!(rebound.status, 403, "{rebound:?}");
+    assert!(!rebound.body.contains(">web</a>"));
+
+    // Every answer: a strict CSP, and no page loads anything from elsewhere.
+    let csp = overview.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    for page in [
+        overview.body.as_str(),
+        &dashboard.page("/assets/dashboard.css").body,
+    ] {
+        assert!(
+            !page.contains("http://") && !page.contains("https://") && !page.contains("//cdn"),
+            "{page}"
+        );
+    }
+    assert!(
+        !overview.body.contains("<script>"),
+        "inline script: {}",
+        overview.body
+    );
+
+    // A POST from another site is refused as such; a same-site one finds no action.
+    let forged = request_with_body(
+        host,
+        "POST",
+        "/",
+        &[
+            ("Host", host),
+            ("Cookie", &dashboard.cookie()),
+            ("Origin", "http://attacker.example"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        "action=rollback&revision=1",
+    );
+    assert_eq!(forged.status, 403, "{forged:?}");
+    assert!(forged.body.contains("another site"), "{}", forged.body);
+    let origin = format!("http://{host}");
+    let same_site = request_with_body(
+        host,
+        "POST",
+        "/",
+        &[
+            ("Host", host),
+            ("Cookie", &dashboard.cookie()),
+            ("Origin", &origin),
+        ],
+        "action=rollback&revision=1",
+    );
+    assert_eq!(same_site.status, 403, "{same_site:?}");
+    assert!(
+        same_site.body.contains("takes no action"),
+        "{}",
+        same_site.body
+    );
+    assert_eq!(
+        cluster.release_statuses(n, "web").len(),
+        2,
+        "a release was written"
+    );
+
+    // The Secret's page masks its values; the canary check reads every page answered.
+    let secret = dashboard.page(&format!(
+        "/object?{}&g=&k=Secret&n=creds&on={n}",
+        app_query(n)
+    ));
+    assert_eq!(secret.status, 200, "{}", secret.body);
+    assert!(
+        secret.body.contains("password: &#39;***&#39;"),
+        "{}",
+        secret.body
+    );
+    assert!(
+        !secret
+            .body
+            .contains(kubectl_gitops_tests::record::CANARY_SECRET_VALUE)
+    );
+    // An object outside the app's tree is not shown.
+    let other = dashboard.page(&format!(
+        "/object?{}&g=&k=Secret&n=default-token&on=kube-system",
+        app_query(n)
+    ));
+    assert_eq!(other.status, 404, "{}", other.body);
+}
+
+#[test]
+fn an_address_other_than_loopback_is_served_with_a_warning() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-address");
+    let dashboard = ServedDashboard::start(cluster, &["-n", &ns.name, "--address", "0.0.0.0"]);
+    let host = dashboard.host.clone();
+    let page = dashboard.page("/");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("No app matches."), "{}", page.body);
+    let stderr = dashboard.stop();
+    assert!(
+        stderr.contains("warning: the dashboard listens on 0.0.0.0:"),
+        "{host}: {stderr}"
+    );
+}
+
+#[test]
+fn in_a_browser_the_apps_a_tree_a_live_drift_mark_the_history_and_a_diff_show() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-browser");
+    let n = ns.name.as_str();
+    let _repo = two_releases(cluster, n);
+    let dashboard = ServedDashboard::start(cluster, &["-n", n]);
+    let browser = Browser::start(screenshot_dir("browser"));
+
+    // The overview: the app, its last release and states in words.
+    browser.open(&dashboard.url);
+    let row = browser.wait_for_text("table.apps tbody tr", "web", 30);
+    for word in [
+        "deployed",
+        "one replica is enough",
+        "healthy",
+        "in sync",
+        "kubectl-gitops",
+    ] {
+        assert!(row.contains(word), "no {word} in the overview's row: {row}");
+    }
+    browser.screenshot("overview");
+    browser.resize(420, 900);
+    // A narrow window: no table header; each cell says which column it is.
+    let header =
+        browser.run("return getComputedStyle(document.querySelector('table.apps thead')).display;");
+    assert_eq!(header, serde_json::json!("none"));
+    browser.screenshot("overview-narrow");
+    browser.resize(1280, 900);
+
+    // The app page: its tree, the Deployment owning a ReplicaSet owning a Pod.
+    browser.click_link("web");
+    let deployment = format!("tr[data-object=\"Deployment.apps/{n}/web\"]");
+    browser.wait_for_text(&deployment, "in sync", 30);
+    let tree = browser.text("table.tree tbody");
+    assert!(tree.contains("ReplicaSet.apps/web-"), "{tree}");
+    assert!(tree.contains("Pod/web-"), "{tree}");
+    assert!(tree.contains("Secret/creds"), "{tree}");
+    browser.wait_for_text("#live", "live", 30);
+    browser.screenshot("app");
+
+    // Scaled by hand: the mark turns to modified without a reload (the marker survives).
+    browser.run("window.notReloaded = true; return true;");
+    cluster.kubectl_ok(&["scale", "deployment", "web", "-n", n, "--replicas=3"]);
+    browser.wait_for_text(&format!("{deployment} td.drift"), "modified", 20);
+    assert_eq!(
+        browser.run("return window.notReloaded === true;"),
+        serde_json::json!(true)
+    );
+    browser.screenshot("app-drifted");
+
+    // The node's page: the drifted field and who changed it.
+    browser.click_link("Deployment.apps/web");
+    let fields = browser.wait_for_text("table.fields", "/spec/replicas", 30);
+    assert!(
+        fields.contains("kubectl") && fields.contains("scale"),
+        "{fields}"
+    );
+    // Its live YAML as the cluster has it now, and its events (the controller's scaling).
+    let yaml = browser.text("pre.yaml");
+    assert!(
+        yaml.contains("replicas: 3") && !yaml.contains("managedFields"),
+        "{yaml}"
+    );
+    browser.wait_for_text("table.events", "ScalingReplicaSet", 30);
+    browser.screenshot("object");
+
+    // The history: both releases, then the diff between them as diff-git draws it.
+    browser.click_link("back to app web");
+    browser.click_link("history");
+    let timeline = browser.wait_for_text("ol.timeline", "Release 2", 30);
+    assert!(
+        timeline.contains("Release 1") && timeline.contains("superseded"),
+        "{timeline}"
+    );
+    browser.screenshot("history");
+    browser.click_link("changes since release 1");
+    let diff = browser.wait_for_text("pre.diff", "+  replicas: 1", 30);
+    assert!(diff.contains("-  replicas: 2"), "{diff}");
+    assert!(
+        diff.contains(&format!("--- release-1/apps/Deployment/{n}/web")),
+        "{diff}"
+    );
+    browser.screenshot("diff");
+
+    // Without --allow-actions no page offers an action, though the app drifted and has an
+    // earlier release: no heal or rollback link, no form that posts, no action page.
+    for path in [
+        "/",
+        &format!("/app?{}", app_query(n)),
+        &format!("/history?{}", app_query(n)),
+    ] {
+        let page = dashboard.page(path);
+        assert!(
+            !page.body.to_lowercase().contains("method=\"post\""),
+            "{path}: {}",
+            page.body
+        );
+        assert!(!page.body.contains("Roll back"), "{path}: {}", page.body);
+        assert!(!page.body.contains("Heal drift"), "{path}: {}", page.body);
+    }
+    for action in [
+        format!("/rollback?{}&rev=1", app_query(n)),
+        format!("/heal?{}", app_query(n)),
+    ] {
+        let page = dashboard.page(&action);
+        assert_eq!(page.status, 404, "{action}: {}", page.body);
+        assert!(
+            page.body.contains("without --allow-actions"),
+            "{}",
+            page.body
+        );
+    }
+}
+
+#[test]
+fn html_report_is_one_self_contained_page_of_the_history_and_its_diffs() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-report");
+    let n = ns.name.as_str();
+    let repo = two_releases(cluster, n);
+    // Release 3 rotates the Secret's value: the diff says so, masked.
+    let secret = canary_secret_yaml("creds").replace(CANARY_SECRET_VALUE, "rotated-value-0123");
+    repo.write("app/creds.yaml", &secret);
+    repo.commit("rotate the credentials");
+    sync(cluster, &repo, n);
+
+    let out = cluster
+        .kubectl()
+        .args(["release-history", "web", "-n", n, "-o", "html"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let page = String::from_utf8(out.stdout).unwrap();
+
+    // Self-contained: nothing loaded from anywhere, no script, its own CSP allowing only
+    // the style it holds.
+    for outside in [
+        "http://", "https://", "<script", "src=", "<link", "@import", "url(",
+    ] {
+        assert!(!page.contains(outside), "{outside} in the report");
+    }
+    let style = page
+        .split_once("<style>")
+        .and_then(|(_, rest)| rest.split_once("</style>"))
+        .unwrap()
+        .0;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style));
+    assert!(
+        page.contains(&format!(
+            "content=\"default-src 'none'; style-src 'sha256-{hash}'\""
+        )),
+        "the CSP does not allow exactly its stylesheet"
+    );
+    // Secrets masked as the CLI masks them.
+    assert!(!page.contains(CANARY_SECRET_VALUE) && !page.contains("rotated-value-0123"));
+    assert!(
+        page.contains("*** (after)"),
+        "the Secret's change is not shown masked"
+    );
+
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex_escape(n), "[ns]");
+    settings.add_filter(r"(?s)<style>.*</style>", "<style>[stylesheet]</style>");
+    settings.add_filter(r"sha256-[A-Za-z0-9+/=]+", "sha256-[hash]");
+    settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[time]");
+    settings.add_filter(r"<dd>[0-9a-f]{7} ", "<dd>[commit] ");
+    settings.add_filter(r"<dd>\d+\.\d s</dd>", "<dd>[duration]</dd>");
+    settings.bind(|| insta::assert_snapshot!("html_report", page));
+}
+
+#[test]
+fn with_allow_actions_a_rollback_and_a_heal_are_previewed_confirmed_and_recorded_as_the_cli_records_them()
+ {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-actions");
+    let n = ns.name.as_str();
+    let _repo = two_releases(cluster, n);
+    let dashboard = ServedDashboard::start(cluster, &["-n", n, "--allow-actions"]);
+    let host = dashboard.host.as_str();
+
+    // Forged POSTs are refused and change nothing: from another site, and without the
+    // form's CSRF token.
+    let form = format!("{}&rev=1", app_query(n));
+    let origin = format!("http://{host}");
+    let cross_site = request_with_body(
+        host,
+        "POST",
+        "/rollback",
+        &[
+            ("Host", host),
+            ("Cookie", &dashboard.cookie()),
+            ("Origin", "http://attacker.example"),
+        ],
+        &form,
+    );
+    assert_eq!(cross_site.status, 403, "{cross_site:?}");
+    for forged in [form.clone(), format!("{form}&csrf=0000")] {
+        let answer = request_with_body(
+            host,
+            "POST",
+            "/rollback",
+            &[
+                ("Host", host),
+                ("Cookie", &dashboard.cookie()),
+                ("Origin", &origin),
+            ],
+            &forged,
+        );
+        assert_eq!(answer.status, 403, "{answer:?}");
+        assert!(answer.body.contains("CSRF token"), "{}", answer.body);
+    }
+    assert_eq!(
+        cluster.release_statuses(n, "web").len(),
+        2,
+        "a forged POST acted"
+    );
+
+    // In the browser: the history offers the rollback, its page shows the preview diff,
+    // the button rolls back, and the history shows the new release.
+    let browser = Browser::start(screenshot_dir("actions"));
+    browser.open(&dashboard.url);
+    browser.wait_for_text("table.apps tbody tr", "web", 30);
+    browser.click_link("2");
+    browser.wait_for_text("ol.timeline", "Release 1", 30);
+    browser.click_link("Roll back to release 1");
+    let preview = browser.wait_for_text("pre.diff", "+  replicas: 2", 60);
+    assert!(preview.contains("-  replicas: 1"), "{preview}");
+    browser.screenshot("rollback-preview");
+    assert_eq!(
+        cluster.release_statuses(n, "web").len(),
+        2,
+        "the preview acted"
+    );
+    browser.run("document.querySelector('form.confirm button').click(); return true;");
+    let timeline = browser.wait_for_text("ol.timeline", "Release 3", 120);
+    assert!(timeline.contains("rollback of release 1"), "{timeline}");
+    browser.screenshot("rolled-back");
+
+    // From the cluster: a release recorded as kubectl sync --rollback 1 records it, and the
+    // Deployment back at release 1's two replicas.
+    let statuses = cluster.release_statuses(n, "web");
+    assert_eq!(
+        statuses.last(),
+        Some(&(3, "deployed".to_string())),
+        "{statuses:?}"
+    );
+    let record = cluster.kubectl_ok(&["release-history", "web", "3", "-n", n, "-o", "json"]);
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["operation"], "rollback", "{record}");
+    assert_eq!(record["rollback_of"], 1, "{record}");
+    assert_eq!(record["description"], "rollback to release 1", "{record}");
+    assert_eq!(record["who"], "admin", "{record}");
+    let replicas = || {
+        cluster
+            .kubectl_ok(&[
+                "get",
+                "deployment",
+                "web",
+                "-n",
+                n,
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(replicas(), "2");
+
+    // Scaled by hand, the app offers a heal: its page shows the drifted field and who
+    // changed it, and the button heals it, recorded as kubectl drift --heal records it.
+    cluster.kubectl_ok(&["scale", "deployment", "web", "-n", n, "--replicas=4"]);
+    browser.open(&format!("http://{host}/app?{}", app_query(n)));
+    browser.wait_for_text("main", "Heal drift", 30);
+    browser.click_link("Heal drift");
+    let fields = browser.wait_for_text("table.fields", "/spec/replicas", 60);
+    assert!(
+        fields.contains("kubectl") && fields.contains('4'),
+        "{fields}"
+    );
+    browser.screenshot("heal-preview");
+    assert_eq!(replicas(), "4", "the preview acted");
+    browser.run("document.querySelector('form.confirm button').click(); return true;");
+    let deployment = format!("tr[data-object=\"Deployment.apps/{n}/web\"] td.drift");
+    browser.wait_for_text(&deployment, "in sync", 120);
+    browser.screenshot("healed");
+    assert_eq!(replicas(), "2");
+    let record = cluster.kubectl_ok(&["release-history", "web", "4", "-n", n, "-o", "json"]);
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["operation"], "heal", "{record}");
+    assert_eq!(record["status"], "deployed", "{record}");
+}
