@@ -7,7 +7,7 @@
 //!   every answer carries (a strict Content-Security-Policy among them);
 //! - [`data`]: what a page shows, read from the clusters with the library's own readers
 //!   (release history, drift check, resource tree), each app's state kept by [`states`]
-//!   until a watch sees a change;
+//!   until a watch sees a change, and [`overview`] the overview's rows from them;
 //! - [`pages`]: that data as HTML, every text escaped, every state a word and a symbol;
 //! - [`live`]: one label-selected watch per kind the apps hold, telling open pages to
 //!   refresh (server-sent events);
@@ -21,6 +21,7 @@ pub mod data;
 pub mod guard;
 pub mod html;
 pub mod live;
+pub mod overview;
 pub mod pages;
 pub mod report;
 pub mod server;

@@ -1,8 +1,7 @@
 //! What each page shows, read from the clusters with the library's own readers: the
 //! release history (ours and Helm's), the drift check and the resource tree. Nothing here
-//! knows HTML; [`super::pages`] draws what these return.
+//! knows HTML; the pages module draws what these return.
 
-use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
@@ -13,10 +12,8 @@ use crate::diff::{self, ChangeSet, TextOptions};
 use crate::drift::{AppDrift, CheckRequest, Checked, FieldDrift, Repos, check_app};
 use crate::live::LiveCluster;
 use crate::objects::ObjectKey;
-use crate::release::history::{self, AppHistory, AppSummary, HistoryError, Release, Source};
+use crate::release::history::{self, AppHistory, HistoryError, Release, Source};
 use crate::tree::{self, ResourceTree};
-
-use super::states::States;
 
 /// One cluster the dashboard shows: a kubeconfig context and where to look in it.
 pub struct Cluster {
@@ -99,60 +96,6 @@ pub struct ClusterOverview {
     pub context: String,
     pub rows: Vec<OverviewRow>,
     pub error: Option<String>,
-}
-
-/// Every app of every cluster, each with its health and drift now (as `states` keep them).
-pub async fn overview(clusters: &[Cluster], states: &States) -> Vec<ClusterOverview> {
-    let mut out = Vec::new();
-    for (index, cluster) in clusters.iter().enumerate() {
-        out.push(cluster_overview(index, cluster, states).await);
-    }
-    out
-}
-
-async fn cluster_overview(index: usize, cluster: &Cluster, states: &States) -> ClusterOverview {
-    let apps = match states.apps(index, cluster).await {
-        Ok(apps) => apps,
-        Err(error) => {
-            return ClusterOverview {
-                context: cluster.context.clone(),
-                rows: Vec::new(),
-                error: Some(error),
-            };
-        }
-    };
-    let rows = stream::iter(apps)
-        .map(|summary| row(index, cluster, summary, states))
-        .buffered(cluster.live.concurrency())
-        .collect()
-        .await;
-    ClusterOverview {
-        context: cluster.context.clone(),
-        rows,
-        error: None,
-    }
-}
-
-async fn row(index: usize, cluster: &Cluster, summary: AppSummary, states: &States) -> OverviewRow {
-    let app = AppRef {
-        cluster: index,
-        namespace: summary.namespace.clone(),
-        app: summary.app.clone(),
-        source: summary.source,
-    };
-    let (health, drift) = match states.get(cluster, &app).await {
-        Ok(state) => (AppHealth::of(&state.tree), state.drift_state()),
-        Err(reason) => (AppHealth::Unknown, DriftState::Unknown(reason)),
-    };
-    OverviewRow {
-        context: cluster.context.clone(),
-        latest: summary
-            .latest
-            .map_err(|u| format!("record {} cannot be read: {}", u.secret, u.reason)),
-        app,
-        health,
-        drift,
-    }
 }
 
 /// An app as it is now: its deployed release, its resource tree and (ours) its drift.

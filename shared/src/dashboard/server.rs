@@ -193,7 +193,7 @@ async fn overview(dashboard: &Dashboard, query: Option<&str>) -> String {
         status: param(query, "status"),
         health: param(query, "health"),
     };
-    let clusters = data::overview(&dashboard.clusters, &dashboard.states).await;
+    let clusters = super::overview::overview(&dashboard.clusters, &dashboard.states).await;
     pages::overview::render(&clusters, &filters)
 }
 
