@@ -103,7 +103,7 @@ fn kubectl_completion_offers_each_plugins_own_output_formats() {
     let formats: [(&str, &[&str]); 4] = [
         ("diff-git", &["json", "markdown", "name"]),
         ("sync", &["json"]),
-        ("release-history", &["json", "tree", "yaml"]),
+        ("release-history", &["html", "json", "tree", "yaml"]),
         ("drift", &["json", "tree"]),
     ];
     for (plugin, formats) in formats {
