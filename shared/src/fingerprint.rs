@@ -189,9 +189,8 @@ impl Fingerprints {
     pub fn unchanged(&self, key: &ObjectKey, desired: &Value, live: &Value) -> bool {
         // Our managedFields entry is hashed only when the resourceVersion moved: at 10,000
         // unchanged objects the hashes were a tenth of a drift check's CPU time.
-        resource_version(live).is_some_and(|version| {
-            self.proven(key, desired, live, version, || owned_hash(live))
-        })
+        resource_version(live)
+            .is_some_and(|version| self.proven(key, desired, live, version, || owned_hash(live)))
     }
 
     /// [`Fingerprints::unchanged`] for a caller that has `live`'s mark already.
