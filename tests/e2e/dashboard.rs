@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use kubectl_gitops_tests::record::{CANARY_SECRET_VALUE, canary_secret_yaml};
 use kubectl_gitops_tests::web::{
-    Browser, ServedDashboard, request, request_with_body, screenshot_dir,
+    Browser, CHECKING, ServedDashboard, request, request_with_body, screenshot_dir,
 };
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 
@@ -92,7 +92,7 @@ fn without_the_token_from_another_host_or_cross_site_the_dashboard_refuses() {
     );
 
     // The cookie reads the overview; with another Host header (DNS rebinding) it does not.
-    let overview = dashboard.page("/");
+    let overview = dashboard.page_when_checked("/", 60);
     assert_eq!(overview.status, 200);
     assert!(overview.body.contains(">web</a>"), "{}", overview.body);
     // Helm's release is listed beside ours; its drift is not checked, and says why.
@@ -109,7 +109,7 @@ fn without_the_token_from_another_host_or_cross_site_the_dashboard_refuses() {
     // The filters: by health (the Helm release's objects do not exist: degraded), by
     // source's status, by namespace.
     let rows = |path: &str| {
-        let page = dashboard.page(path);
+        let page = dashboard.page_when_checked(path, 60);
         assert_eq!(page.status, 200, "{path}: {}", page.body);
         page.body
             .lines()
@@ -250,7 +250,7 @@ fn in_a_browser_the_apps_a_tree_a_live_drift_mark_the_history_and_a_diff_show() 
 
     // The overview: the app, its last release and states in words.
     browser.open(&dashboard.url);
-    let row = browser.wait_for_text("table.apps tbody tr", "web", 30);
+    let row = browser.wait_for_text("table.apps tbody tr", "in sync", 30);
     for word in [
         "deployed",
         "one replica is enough",
@@ -352,6 +352,48 @@ fn in_a_browser_the_apps_a_tree_a_live_drift_mark_the_history_and_a_diff_show() 
             page.body
         );
     }
+}
+
+#[test]
+fn the_overview_answers_before_the_drift_checks_and_then_shows_what_they_find() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-first");
+    let n = ns.name.as_str();
+    let _repo = two_releases(cluster, n);
+    cluster.kubectl_ok(&["scale", "deployment", "web", "-n", n, "--replicas=3"]);
+    let app_row = |body: &str| {
+        body.lines()
+            .find(|l| l.starts_with("<tr><td data-label=\"App\">") && l.contains(">web</a>"))
+            .unwrap_or_else(|| panic!("no row of web in: {body}"))
+            .to_string()
+    };
+
+    // The first answer comes from the release records: the release is there, its health
+    // and drift say they are being checked, and nothing claims a state not read yet.
+    let dashboard = ServedDashboard::start(cluster, &["-n", n]);
+    let first = app_row(&dashboard.page("/").body);
+    assert!(first.contains("one replica is enough"), "{first}");
+    assert_eq!(first.matches(CHECKING).count(), 2, "{first}");
+    for known in ["in sync", "drifted", "healthy", "degraded", "unknown"] {
+        assert!(!first.contains(known), "{known} before the check: {first}");
+    }
+    // Then the check's finding: the Deployment scaled by hand.
+    let checked = app_row(&dashboard.page_when_checked("/", 60).body);
+    assert!(checked.contains("1 drifted"), "{checked}");
+    drop(dashboard);
+
+    // In a browser, the first overview fills itself in without a reload.
+    let dashboard = ServedDashboard::start(cluster, &["-n", n]);
+    let browser = Browser::start(screenshot_dir("checking"));
+    browser.open(&dashboard.url);
+    let row = browser.wait_for_text("table.apps tbody tr", "1 drifted", 30);
+    assert!(!row.contains("… checking"), "{row}");
+    assert_ne!(
+        browser.run("return document.body.getAttribute('data-refreshes');"),
+        serde_json::Value::Null,
+        "the states came without the live update: {row}"
+    );
+    browser.screenshot("overview-checked");
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! release history (ours and Helm's), the drift check and the resource tree. Nothing here
 //! knows HTML; [`super::pages`] draws what these return.
 
-use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
@@ -16,7 +15,7 @@ use crate::objects::ObjectKey;
 use crate::release::history::{self, AppHistory, AppSummary, HistoryError, Release, Source};
 use crate::tree::{self, ResourceTree};
 
-use super::states::States;
+use super::states::{Known, States};
 
 /// One cluster the dashboard shows: a kubeconfig context and where to look in it.
 pub struct Cluster {
@@ -48,6 +47,8 @@ pub enum AppHealth {
     Degraded,
     /// Not read (no deployed release, or the tree could not be read).
     Unknown,
+    /// Being read now: the page is told when it is known.
+    Checking,
 }
 
 impl AppHealth {
@@ -57,6 +58,7 @@ impl AppHealth {
             AppHealth::Progressing => "progressing",
             AppHealth::Degraded => "degraded",
             AppHealth::Unknown => "unknown",
+            AppHealth::Checking => "checking",
         }
     }
 
@@ -81,6 +83,8 @@ pub enum DriftState {
     Drifted(usize),
     /// Why it is not known (a Helm release, no deployed release, an error).
     Unknown(String),
+    /// Being checked now: the page is told when it is known.
+    Checking,
 }
 
 /// One row of the overview.
@@ -101,7 +105,19 @@ pub struct ClusterOverview {
     pub error: Option<String>,
 }
 
-/// Every app of every cluster, each with its health and drift now (as `states` keep them).
+impl ClusterOverview {
+    /// The apps whose state is not known yet: their rows say `checking`.
+    pub fn checking(&self) -> impl Iterator<Item = &AppRef> {
+        self.rows
+            .iter()
+            .filter(|row| row.drift == DriftState::Checking)
+            .map(|row| &row.app)
+    }
+}
+
+/// Every app of every cluster from its release records, each with its health and drift
+/// as `states` know them now; an app whose state is not known yet is shown as being
+/// checked, never waited for (see [`States::check`]).
 pub async fn overview(clusters: &[Cluster], states: &States) -> Vec<ClusterOverview> {
     let mut out = Vec::new();
     for (index, cluster) in clusters.iter().enumerate() {
@@ -121,11 +137,10 @@ async fn cluster_overview(index: usize, cluster: &Cluster, states: &States) -> C
             };
         }
     };
-    let rows = stream::iter(apps)
+    let rows = apps
+        .into_iter()
         .map(|summary| row(index, cluster, summary, states))
-        .buffered(cluster.live.concurrency())
-        .collect()
-        .await;
+        .collect();
     ClusterOverview {
         context: cluster.context.clone(),
         rows,
@@ -133,16 +148,17 @@ async fn cluster_overview(index: usize, cluster: &Cluster, states: &States) -> C
     }
 }
 
-async fn row(index: usize, cluster: &Cluster, summary: AppSummary, states: &States) -> OverviewRow {
+fn row(index: usize, cluster: &Cluster, summary: AppSummary, states: &States) -> OverviewRow {
     let app = AppRef {
         cluster: index,
         namespace: summary.namespace.clone(),
         app: summary.app.clone(),
         source: summary.source,
     };
-    let (health, drift) = match states.get(cluster, &app).await {
-        Ok(state) => (AppHealth::of(&state.tree), state.drift_state()),
-        Err(reason) => (AppHealth::Unknown, DriftState::Unknown(reason)),
+    let (health, drift) = match states.known(&app) {
+        Known::State(state) => (AppHealth::of(&state.tree), state.drift_state()),
+        Known::Failed(reason) => (AppHealth::Unknown, DriftState::Unknown(reason)),
+        Known::Checking => (AppHealth::Checking, DriftState::Checking),
     };
     OverviewRow {
         context: cluster.context.clone(),

@@ -34,6 +34,9 @@ pub enum Change {
     },
     /// Something that cannot be placed: everything may have changed.
     Unknown,
+    /// Not a change in the cluster: an app's state, not known when a page was drawn, has
+    /// been read since, so open pages read themselves again to show it.
+    Checked,
 }
 
 impl Change {
