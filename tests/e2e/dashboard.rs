@@ -12,6 +12,7 @@ use kubectl_gitops_tests::web::{
 };
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 
+use crate::ownership::{config_map, helm_install, tiny_chart};
 use crate::release_history::support::{helm_release, regex_escape, write_helm_secret};
 use crate::tree::WEB;
 
@@ -645,4 +646,36 @@ fn with_allow_actions_the_deployed_release_is_synced_again_from_its_history_and_
         ]
     );
     assert_eq!(replicas(cluster, n), "1");
+}
+
+#[test]
+fn a_helm_releases_page_updates_without_a_reload_when_one_of_its_objects_changes() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-helm-live");
+    let n = ns.name.as_str();
+    let chart = tiny_chart(&[
+        ("settings.yaml", &config_map("settings", "helm")),
+        ("extra.yaml", &config_map("extra", "helm")),
+    ]);
+    helm_install(cluster, "tiny", chart.path(), n);
+    let dashboard = ServedDashboard::start(cluster, &["-n", n]);
+    let browser = Browser::start(screenshot_dir("helm-live"));
+    browser.open(&dashboard.url);
+    let page = format!("http://{}/app?c=0&ns={n}&app=tiny&src=helm", dashboard.host);
+    browser.open(&page);
+    let extra = format!("tr[data-object=\"ConfigMap/{n}/extra\"] td.health");
+    let health = browser.wait_for_text(&extra, "healthy", 30);
+    assert!(!health.contains("missing"), "{health}");
+    browser.wait_for_text("#live", "live", 30);
+
+    // Deleted by hand: no release of Helm's changed, yet the page shows it gone, without
+    // a reload.
+    browser.run("window.notReloaded = true; return true;");
+    cluster.kubectl_ok(&["delete", "configmap", "extra", "-n", n]);
+    browser.wait_for_text(&extra, "missing", 30);
+    assert_eq!(
+        browser.run("return window.notReloaded === true;"),
+        serde_json::json!(true)
+    );
+    browser.screenshot("helm-object-deleted");
 }

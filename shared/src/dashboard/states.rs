@@ -1,8 +1,9 @@
 //! The apps' states as last read, kept until a watch ([`super::live`]) sees a change that
-//! touches them: a member of the app's ApplySet, or one of its release records; a change
-//! that cannot be placed forgets them all. What no watch follows is read again after a
-//! while: a Helm release's state (its objects carry no member label) after
-//! [`MAX_AGE_UNWATCHED`]; ours (whose Pods change their owners' status, which is watched)
+//! touches them: a member of the app's ApplySet, an object Helm annotated as the
+//! release's, or one of its release records; a change that cannot be placed forgets them
+//! all. What no watch may follow is read again after a while: a Helm release's state (an
+//! object Helm did not annotate, a kind first held by a release made since the start)
+//! after [`MAX_AGE_UNWATCHED`]; ours (whose Pods change their owners' status, which is watched)
 //! after [`MAX_AGE`], in case a watch could not be kept open. Errors are not kept for
 //! pages that wait for a state; the overview, which does not wait ([`States::check`] reads
 //! in the background), shows an error for [`MAX_AGE_UNWATCHED`].
@@ -22,7 +23,8 @@ use crate::release::history::{self, AppSummary, Source};
 /// How long a state is kept without a change seen.
 pub const MAX_AGE: Duration = Duration::from_secs(300);
 
-/// How long a Helm release's state is kept: no watch follows its objects.
+/// How long a Helm release's state is kept: its watches place only the objects Helm
+/// annotated, of the kinds its releases held at the start.
 pub const MAX_AGE_UNWATCHED: Duration = Duration::from_secs(10);
 
 /// How many apps the overview's background checks read at once.
