@@ -14,10 +14,12 @@ Timings are reported, never asserted; --smoke checks only that every row ran.
 """
 
 import argparse
+import http.client
 import json
 import os
 import platform
 import random
+import select
 import shutil
 import socket
 import statistics
@@ -349,7 +351,7 @@ def table(rows):
 
 # ---------------------------------------------------------------- the rows
 
-ROW_GROUPS = ["sync", "diff", "drift", "helm", "deps", "range", "read", "help"]
+ROW_GROUPS = ["sync", "diff", "drift", "helm", "deps", "dashboard", "range", "read", "help"]
 
 
 def main():
@@ -543,6 +545,8 @@ def measure_size(args, n, last, cluster, env, kubectl, root, work):
 
     if "helm" in rows and last:
         out += helm_rows(args, cluster, measured, kubectl, work, tag)
+    if "dashboard" in rows and last:
+        out += dashboard_rows(args, cluster, env, kubectl, work, tag)
 
     # No cluster: two revisions of a big repository.
     if not last or not rows & {"range", "read", "help"}:
@@ -631,6 +635,101 @@ def helm_rows(args, cluster, measured, kubectl, work, tag):
                 measured(upgrade, "helm", [helm, "upgrade", name, str(changed), "-n", ns], "Helm/", cwd=work)
                 measured(same, "helm", [helm, "upgrade", name, str(changed), "-n", ns], "Helm/", cwd=work)
     return [install, upgrade, same]
+
+
+class ServedDashboard:
+    """`kubectl release-history --web ARGS`, running until the `with` block ends."""
+
+    def __init__(self, kubectl, env, args):
+        self.command = [kubectl, "release-history", "--web", *args]
+        self.env = env
+
+    def __enter__(self):
+        self.process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        ready, _, _ = select.select([self.process.stdout], [], [], 120)
+        line = self.process.stdout.readline().strip() if ready else ""
+        if not line.startswith("Dashboard: http://"):
+            self.__exit__(None, None, None)
+            raise SystemExit(f"{' '.join(self.command)} printed no URL: {line!r}")
+        self.host, token = line.removeprefix("Dashboard: http://").split("/?token=")
+        self.cookie = f"kubectl_gitops_dashboard_{self.host.rsplit(':', 1)[1]}={token}"
+        return self
+
+    def __exit__(self, *_):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def get(self, path):
+        """GETs `path` with the token's cookie: (seconds to the whole answer, its body)."""
+        started = time.perf_counter()
+        connection = http.client.HTTPConnection(self.host, timeout=120)
+        try:
+            connection.request("GET", path, headers={"Host": self.host, "Cookie": self.cookie})
+            response = connection.getresponse()
+            body = response.read().decode(errors="replace")
+        finally:
+            connection.close()
+        seconds = time.perf_counter() - started
+        if response.status != 200:
+            raise SystemExit(f"GET {path}: {response.status}: {body[:2000]}")
+        return seconds, body
+
+
+def dashboard_rows(args, cluster, env, kubectl, work, tag):
+    """The dashboard's answer times, each from a dashboard just started (nothing read yet):
+    the overview of many small apps (one namespace each, `-A`), and the page of one app
+    of many objects. The overview answers from the release records while the apps'
+    checks run after it; the time until every app's state is known is logged."""
+    apps, per_app, big = (3, 5, 50) if args.smoke else (100, 20, 1000)
+    repo = work / "dashboard-repo"
+    files = []
+    namespaces = [f"{tag}-d{i}" for i in range(apps)] + [f"{tag}-dbig"]
+    for i, ns in enumerate(namespaces):
+        name, count = (f"app{i}", per_app) if i < apps else ("big", big)
+        files += [(f"{name}/cm{j}.yaml", f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-{j}\n"
+                   f"  namespace: {ns}\ndata:\n  n: \"{j}\"\n") for j in range(count)]
+        cluster.kubectl("create", "namespace", ns)
+    write_tree(repo, files)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "apps")
+    log(f"syncing {apps} apps of {per_app} objects and one of {big} for the dashboard rows")
+    for i, ns in enumerate(namespaces):
+        name = f"app{i}" if i < apps else "big"
+        run([kubectl, "sync", "HEAD", name, "--app", name, "-n", ns, "--yes", "--wait=false"], env, repo)
+    overview = Row(f"dashboard: overview of {apps} apps x {per_app} objects, first answer", "< 300 ms")
+    app_page = Row(f"dashboard: app page of {big} objects, first answer", "< 500 ms")
+    big_page = f"/app?c=0&ns={namespaces[-1]}&app=big&src=kubectl-gitops"
+    for _ in range(args.repeat):
+        with ServedDashboard(kubectl, env, ["-A"]) as dashboard:
+            LOADS.append(os.getloadavg()[0])
+            seconds, body = dashboard.get("/")
+            missing = [i for i in range(apps) if f">app{i}</a>" not in body]
+            if missing:
+                raise SystemExit(f"the overview lacks apps {missing}")
+            overview.ours.append(seconds)
+            log(f"{overview.name}: ours {seconds * 1000:.0f} ms")
+            started = time.perf_counter()
+            deadline = started + 600
+            while "state busy checking" in body:
+                if time.perf_counter() > deadline:
+                    raise SystemExit("the overview's states were still being checked after 600 s")
+                time.sleep(0.1)
+                _, body = dashboard.get("/")
+            log(f"every app's state known {(time.perf_counter() - started) * 1000:.0f} ms after the first answer")
+        with ServedDashboard(kubectl, env, ["-n", namespaces[-1]]) as dashboard:
+            LOADS.append(os.getloadavg()[0])
+            seconds, body = dashboard.get(big_page)
+            if f"big-{big - 1}" not in body:
+                raise SystemExit(f"the app page lacks ConfigMap big-{big - 1}")
+            app_page.ours.append(seconds)
+            log(f"{app_page.name}: ours {seconds * 1000:.0f} ms")
+    return [overview, app_page]
 
 
 def remote_dependencies_row(args, cluster, env, work):

@@ -8,10 +8,11 @@ use std::process::Stdio;
 
 use kubectl_gitops_tests::record::{CANARY_SECRET_VALUE, canary_secret_yaml};
 use kubectl_gitops_tests::web::{
-    Browser, ServedDashboard, request, request_with_body, screenshot_dir,
+    Browser, CHECKING, ServedDashboard, request, request_with_body, screenshot_dir,
 };
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 
+use crate::ownership::{config_map, helm_install, tiny_chart};
 use crate::release_history::support::{helm_release, regex_escape, write_helm_secret};
 use crate::tree::WEB;
 
@@ -48,6 +49,59 @@ fn sync(cluster: &TestCluster, repo: &GitFixture, ns: &str) {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "sync: {}", describe(&out));
+}
+
+/// The replicas of Deployment `web` in `ns`, empty when it does not exist.
+fn replicas(cluster: &TestCluster, ns: &str) -> String {
+    let out = cluster
+        .kubectl()
+        .args(["get", "deployment", "web", "-n", ns])
+        .args(["-o", "jsonpath={.spec.replicas}", "--ignore-not-found"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Confirms the rollback page open in `browser`, then checks that the history shows
+/// release 3 and that the cluster recorded it as `kubectl sync --rollback OF` records it.
+fn confirm_rollback(browser: &Browser, cluster: &TestCluster, ns: &str, of: u32, shot: &str) {
+    browser.run("document.querySelector('form.confirm button').click(); return true;");
+    let timeline = browser.wait_for_text("ol.timeline", "Release 3", 120);
+    assert!(
+        timeline.contains(&format!("rollback of release {of}")),
+        "{timeline}"
+    );
+    browser.screenshot(shot);
+    let record = cluster.kubectl_ok(&["release-history", "web", "3", "-n", ns, "-o", "json"]);
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["operation"], "rollback", "{record}");
+    assert_eq!(record["rollback_of"], of, "{record}");
+    assert_eq!(
+        record["description"],
+        format!("rollback to release {of}"),
+        "{record}"
+    );
+    assert_eq!(record["who"], "admin", "{record}");
+}
+
+/// POSTs `form` to /rollback from the dashboard's own page (its cookie, its origin) and
+/// checks that it is refused for its CSRF token.
+fn refused_without_csrf(dashboard: &ServedDashboard, form: &str) {
+    let host = dashboard.host.as_str();
+    let answer = request_with_body(
+        host,
+        "POST",
+        "/rollback",
+        &[
+            ("Host", host),
+            ("Cookie", &dashboard.cookie()),
+            ("Origin", &format!("http://{host}")),
+        ],
+        form,
+    );
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert!(answer.body.contains("CSRF token"), "{}", answer.body);
 }
 
 fn app_query(ns: &str) -> String {
@@ -92,7 +146,7 @@ fn without_the_token_from_another_host_or_cross_site_the_dashboard_refuses() {
     );
 
     // The cookie reads the overview; with another Host header (DNS rebinding) it does not.
-    let overview = dashboard.page("/");
+    let overview = dashboard.page_when_checked("/", 60);
     assert_eq!(overview.status, 200);
     assert!(overview.body.contains(">web</a>"), "{}", overview.body);
     // Helm's release is listed beside ours; its drift is not checked, and says why.
@@ -109,7 +163,7 @@ fn without_the_token_from_another_host_or_cross_site_the_dashboard_refuses() {
     // The filters: by health (the Helm release's objects do not exist: degraded), by
     // source's status, by namespace.
     let rows = |path: &str| {
-        let page = dashboard.page(path);
+        let page = dashboard.page_when_checked(path, 60);
         assert_eq!(page.status, 200, "{path}: {}", page.body);
         page.body
             .lines()
@@ -250,7 +304,7 @@ fn in_a_browser_the_apps_a_tree_a_live_drift_mark_the_history_and_a_diff_show() 
 
     // The overview: the app, its last release and states in words.
     browser.open(&dashboard.url);
-    let row = browser.wait_for_text("table.apps tbody tr", "web", 30);
+    let row = browser.wait_for_text("table.apps tbody tr", "in sync", 30);
     for word in [
         "deployed",
         "one replica is enough",
@@ -338,6 +392,7 @@ fn in_a_browser_the_apps_a_tree_a_live_drift_mark_the_history_and_a_diff_show() 
             page.body
         );
         assert!(!page.body.contains("Roll back"), "{path}: {}", page.body);
+        assert!(!page.body.contains("again"), "{path}: {}", page.body);
         assert!(!page.body.contains("Heal drift"), "{path}: {}", page.body);
     }
     for action in [
@@ -352,6 +407,48 @@ fn in_a_browser_the_apps_a_tree_a_live_drift_mark_the_history_and_a_diff_show() 
             page.body
         );
     }
+}
+
+#[test]
+fn the_overview_answers_before_the_drift_checks_and_then_shows_what_they_find() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-first");
+    let n = ns.name.as_str();
+    let _repo = two_releases(cluster, n);
+    cluster.kubectl_ok(&["scale", "deployment", "web", "-n", n, "--replicas=3"]);
+    let app_row = |body: &str| {
+        body.lines()
+            .find(|l| l.starts_with("<tr><td data-label=\"App\">") && l.contains(">web</a>"))
+            .unwrap_or_else(|| panic!("no row of web in: {body}"))
+            .to_string()
+    };
+
+    // The first answer comes from the release records: the release is there, its health
+    // and drift say they are being checked, and nothing claims a state not read yet.
+    let dashboard = ServedDashboard::start(cluster, &["-n", n]);
+    let first = app_row(&dashboard.page("/").body);
+    assert!(first.contains("one replica is enough"), "{first}");
+    assert_eq!(first.matches(CHECKING).count(), 2, "{first}");
+    for known in ["in sync", "drifted", "healthy", "degraded", "unknown"] {
+        assert!(!first.contains(known), "{known} before the check: {first}");
+    }
+    // Then the check's finding: the Deployment scaled by hand.
+    let checked = app_row(&dashboard.page_when_checked("/", 60).body);
+    assert!(checked.contains("1 drifted"), "{checked}");
+    drop(dashboard);
+
+    // In a browser, the first overview fills itself in without a reload.
+    let dashboard = ServedDashboard::start(cluster, &["-n", n]);
+    let browser = Browser::start(screenshot_dir("checking"));
+    browser.open(&dashboard.url);
+    let row = browser.wait_for_text("table.apps tbody tr", "1 drifted", 30);
+    assert!(!row.contains("… checking"), "{row}");
+    assert_ne!(
+        browser.run("return document.body.getAttribute('data-refreshes');"),
+        serde_json::Value::Null,
+        "the states came without the live update: {row}"
+    );
+    browser.screenshot("overview-checked");
 }
 
 #[test]
@@ -427,7 +524,6 @@ fn with_allow_actions_a_rollback_and_a_heal_are_previewed_confirmed_and_recorded
     // Forged POSTs are refused and change nothing: from another site, and without the
     // form's CSRF token.
     let form = format!("{}&rev=1", app_query(n));
-    let origin = format!("http://{host}");
     let cross_site = request_with_body(
         host,
         "POST",
@@ -441,19 +537,7 @@ fn with_allow_actions_a_rollback_and_a_heal_are_previewed_confirmed_and_recorded
     );
     assert_eq!(cross_site.status, 403, "{cross_site:?}");
     for forged in [form.clone(), format!("{form}&csrf=0000")] {
-        let answer = request_with_body(
-            host,
-            "POST",
-            "/rollback",
-            &[
-                ("Host", host),
-                ("Cookie", &dashboard.cookie()),
-                ("Origin", &origin),
-            ],
-            &forged,
-        );
-        assert_eq!(answer.status, 403, "{answer:?}");
-        assert!(answer.body.contains("CSRF token"), "{}", answer.body);
+        refused_without_csrf(&dashboard, &forged);
     }
     assert_eq!(
         cluster.release_statuses(n, "web").len(),
@@ -477,40 +561,16 @@ fn with_allow_actions_a_rollback_and_a_heal_are_previewed_confirmed_and_recorded
         2,
         "the preview acted"
     );
-    browser.run("document.querySelector('form.confirm button').click(); return true;");
-    let timeline = browser.wait_for_text("ol.timeline", "Release 3", 120);
-    assert!(timeline.contains("rollback of release 1"), "{timeline}");
-    browser.screenshot("rolled-back");
-
     // From the cluster: a release recorded as kubectl sync --rollback 1 records it, and the
     // Deployment back at release 1's two replicas.
+    confirm_rollback(&browser, cluster, n, 1, "rolled-back");
     let statuses = cluster.release_statuses(n, "web");
     assert_eq!(
         statuses.last(),
         Some(&(3, "deployed".to_string())),
         "{statuses:?}"
     );
-    let record = cluster.kubectl_ok(&["release-history", "web", "3", "-n", n, "-o", "json"]);
-    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
-    assert_eq!(record["operation"], "rollback", "{record}");
-    assert_eq!(record["rollback_of"], 1, "{record}");
-    assert_eq!(record["description"], "rollback to release 1", "{record}");
-    assert_eq!(record["who"], "admin", "{record}");
-    let replicas = || {
-        cluster
-            .kubectl_ok(&[
-                "get",
-                "deployment",
-                "web",
-                "-n",
-                n,
-                "-o",
-                "jsonpath={.spec.replicas}",
-            ])
-            .trim()
-            .to_string()
-    };
-    assert_eq!(replicas(), "2");
+    assert_eq!(replicas(cluster, n), "2");
 
     // Scaled by hand, the app offers a heal: its page shows the drifted field and who
     // changed it, and the button heals it, recorded as kubectl drift --heal records it.
@@ -524,14 +584,98 @@ fn with_allow_actions_a_rollback_and_a_heal_are_previewed_confirmed_and_recorded
         "{fields}"
     );
     browser.screenshot("heal-preview");
-    assert_eq!(replicas(), "4", "the preview acted");
+    assert_eq!(replicas(cluster, n), "4", "the preview acted");
     browser.run("document.querySelector('form.confirm button').click(); return true;");
     let deployment = format!("tr[data-object=\"Deployment.apps/{n}/web\"] td.drift");
     browser.wait_for_text(&deployment, "in sync", 120);
     browser.screenshot("healed");
-    assert_eq!(replicas(), "2");
+    assert_eq!(replicas(cluster, n), "2");
     let record = cluster.kubectl_ok(&["release-history", "web", "4", "-n", n, "-o", "json"]);
     let record: serde_json::Value = serde_json::from_str(&record).unwrap();
     assert_eq!(record["operation"], "heal", "{record}");
     assert_eq!(record["status"], "deployed", "{record}");
+}
+
+#[test]
+fn with_allow_actions_the_deployed_release_is_synced_again_from_its_history_and_recorded_as_the_cli_records_it()
+ {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-again");
+    let n = ns.name.as_str();
+    let _repo = two_releases(cluster, n);
+    // Deleted by hand: a sync of the release puts it back. (A field another manager
+    // took, as kubectl scale does, is a conflict here as on the command line; the heal
+    // takes such fields back.)
+    cluster.kubectl_ok(&["delete", "deployment", "web", "-n", n]);
+    let dashboard = ServedDashboard::start(cluster, &["-n", n, "--allow-actions"]);
+    let host = dashboard.host.as_str();
+
+    // A forged POST (no CSRF token) is refused and syncs nothing.
+    refused_without_csrf(&dashboard, &format!("{}&rev=2", app_query(n)));
+    assert_eq!(
+        cluster.release_statuses(n, "web").len(),
+        2,
+        "a forged POST acted"
+    );
+    assert_eq!(replicas(cluster, n), "", "a forged POST acted");
+
+    // The deployed release offers to be synced again; its page shows what goes back.
+    let browser = Browser::start(screenshot_dir("again"));
+    browser.open(&dashboard.url);
+    browser.open(&format!("http://{host}/history?{}", app_query(n)));
+    browser.wait_for_text("ol.timeline", "Sync release 2 again", 30);
+    assert!(
+        !browser.text("ol.timeline").contains("Sync release 1 again"),
+        "only the deployed release is synced again"
+    );
+    browser.click_link("Sync release 2 again");
+    let preview = browser.wait_for_text("pre.diff", "+  replicas: 1", 60);
+    assert!(preview.contains("Deployment"), "{preview}");
+    browser.screenshot("sync-again-preview");
+    assert_eq!(replicas(cluster, n), "", "the preview acted");
+    // From the cluster: recorded as kubectl sync --rollback 2 records it, release 2
+    // superseded, the Deployment back with release 2's one replica.
+    confirm_rollback(&browser, cluster, n, 2, "synced-again");
+    let statuses = cluster.release_statuses(n, "web");
+    assert_eq!(
+        statuses,
+        vec![
+            (1, "superseded".to_string()),
+            (2, "superseded".to_string()),
+            (3, "deployed".to_string())
+        ]
+    );
+    assert_eq!(replicas(cluster, n), "1");
+}
+
+#[test]
+fn a_helm_releases_page_updates_without_a_reload_when_one_of_its_objects_changes() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-helm-live");
+    let n = ns.name.as_str();
+    let chart = tiny_chart(&[
+        ("settings.yaml", &config_map("settings", "helm")),
+        ("extra.yaml", &config_map("extra", "helm")),
+    ]);
+    helm_install(cluster, "tiny", chart.path(), n);
+    let dashboard = ServedDashboard::start(cluster, &["-n", n]);
+    let browser = Browser::start(screenshot_dir("helm-live"));
+    browser.open(&dashboard.url);
+    let page = format!("http://{}/app?c=0&ns={n}&app=tiny&src=helm", dashboard.host);
+    browser.open(&page);
+    let extra = format!("tr[data-object=\"ConfigMap/{n}/extra\"] td.health");
+    let health = browser.wait_for_text(&extra, "healthy", 30);
+    assert!(!health.contains("missing"), "{health}");
+    browser.wait_for_text("#live", "live", 30);
+
+    // Deleted by hand: no release of Helm's changed, yet the page shows it gone, without
+    // a reload.
+    browser.run("window.notReloaded = true; return true;");
+    cluster.kubectl_ok(&["delete", "configmap", "extra", "-n", n]);
+    browser.wait_for_text(&extra, "missing", 30);
+    assert_eq!(
+        browser.run("return window.notReloaded === true;"),
+        serde_json::json!(true)
+    );
+    browser.screenshot("helm-object-deleted");
 }

@@ -8,7 +8,7 @@ use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 
 const PART_OF: &str = "{.metadata.labels.applyset\\.kubernetes\\.io/part-of}";
 
-fn config_map(name: &str, greeting: &str) -> String {
+pub(crate) fn config_map(name: &str, greeting: &str) -> String {
     format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  greeting: {greeting}\n"
     )
@@ -218,8 +218,28 @@ fn another_apps_object_is_refused_named_and_taken_over_only_with_adopt() {
     code(&plugin(cluster, &repo, "diff-git", ("a", "a", n), &[]), 1);
 }
 
+/// A chart named tiny whose templates are `templates`, each a (file name, text).
+pub(crate) fn tiny_chart(templates: &[(&str, &str)]) -> tempfile::TempDir {
+    let chart = tempfile::tempdir().unwrap();
+    std::fs::create_dir(chart.path().join("templates")).unwrap();
+    std::fs::write(
+        chart.path().join("Chart.yaml"),
+        "apiVersion: v2\nname: tiny\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    for (name, text) in templates {
+        std::fs::write(chart.path().join("templates").join(name), text).unwrap();
+    }
+    chart
+}
+
 /// `helm install <release> <chart> -n <ns>` with the harness's helm.
-fn helm_install(cluster: &TestCluster, release: &str, chart: &std::path::Path, ns: &str) {
+pub(crate) fn helm_install(
+    cluster: &TestCluster,
+    release: &str,
+    chart: &std::path::Path,
+    ns: &str,
+) {
     let home = tempfile::tempdir().unwrap();
     let out = Command::new(cluster.helm_path())
         .env("KUBECONFIG", &cluster.admin_kubeconfig)
@@ -240,18 +260,7 @@ fn a_helm_releases_object_is_refused_naming_the_release_and_adopt_takes_it() {
     let cluster = TestCluster::get();
     let ns = cluster.namespace("own-helm");
     let n = ns.name.as_str();
-    let chart = tempfile::tempdir().unwrap();
-    std::fs::create_dir(chart.path().join("templates")).unwrap();
-    std::fs::write(
-        chart.path().join("Chart.yaml"),
-        "apiVersion: v2\nname: tiny\nversion: 0.1.0\n",
-    )
-    .unwrap();
-    std::fs::write(
-        chart.path().join("templates/settings.yaml"),
-        config_map("settings", "helm"),
-    )
-    .unwrap();
+    let chart = tiny_chart(&[("settings.yaml", &config_map("settings", "helm"))]);
     helm_install(cluster, "web", chart.path(), n);
     let before = state(cluster, n, "configmap/settings");
 

@@ -86,6 +86,23 @@ impl ServedDashboard {
         )
     }
 
+    /// GET `path` until no state on it is still being checked (up to `seconds`).
+    pub fn page_when_checked(&self, path: &str, seconds: u64) -> Answer {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let answer = self.page(path);
+            if !answer.body.contains(CHECKING) {
+                return answer;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} still checking after {seconds}s: {}",
+                answer.body
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Stops it and returns what it printed on stderr.
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();
@@ -104,6 +121,9 @@ impl Drop for ServedDashboard {
         let _ = self.child.wait();
     }
 }
+
+/// How a page marks a state it is still checking.
+pub const CHECKING: &str = "state busy checking";
 
 /// An HTTP answer.
 #[derive(Debug)]

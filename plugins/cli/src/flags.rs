@@ -194,9 +194,9 @@ pub struct WebArgs {
     /// address other than loopback lets anyone who gets the token in from the network.
     #[arg(long, value_name = "IP[:PORT]", value_parser = parse_address, requires = "web")]
     pub address: Option<std::net::SocketAddr>,
-    /// With --web: offer to roll an app back to one of its releases and to heal its drift
-    /// (shown first, then confirmed, and recorded as kubectl sync --rollback and kubectl
-    /// drift --heal record them).
+    /// With --web: offer to roll an app back to one of its releases, to sync its deployed
+    /// release again and to heal its drift (shown first, then confirmed, and recorded as
+    /// kubectl sync --rollback and kubectl drift --heal record them).
     #[arg(long, requires = "web")]
     pub allow_actions: bool,
 }

@@ -68,7 +68,7 @@ pub async fn run(args: &Args) -> Result<Outcome> {
         if args.web.allow_actions {
             writeln!(
                 out,
-                "Actions allowed: an app can be rolled back from its history page, and healed from its page."
+                "Actions allowed: an app can be rolled back or its deployed release synced again from its history page, and healed from its page."
             )?;
         }
         writeln!(out, "Press Ctrl-C to stop.")?;

@@ -2,7 +2,9 @@
 //! - rolling back to one of its releases: the page first shows what the rollback would
 //!   change (a plan without the lock, as `kubectl diff-git` makes one); the POST that
 //!   confirms it runs the job `kubectl sync --rollback REV` runs (the library's
-//!   [`rollback_job`]), under the app's lock, and records the same release;
+//!   [`rollback_job`]), under the app's lock, and records the same release; to the
+//!   deployed release, it syncs that release's recorded manifest again (what differs
+//!   from it in the cluster is applied), as `kubectl sync --rollback REV` does then;
 //! - healing its drift: the page shows what a fresh drift check found; the POST checks
 //!   again and heals as `kubectl drift APP --heal` does (the library's [`heal`]).
 
@@ -16,7 +18,7 @@ use crate::compare::Missing;
 use crate::diff::{self, TextOptions};
 use crate::drift::{CheckRequest, Checked, HealOptions, Repos, check_app, heal};
 use crate::release::history::Source;
-use crate::release::record::ReleaseRecord;
+use crate::release::record::{ReleaseRecord, ReleaseStatus};
 use crate::release::rollback;
 use crate::release::store::ReleaseStore;
 use crate::sync::flow::{self, SyncJob};
@@ -54,6 +56,8 @@ pub struct RollbackPreview {
     /// The release it goes to, and why that one.
     pub target: u32,
     pub reason: String,
+    /// The release it goes to is the deployed one: it is synced again.
+    pub again: bool,
     /// The changes as diff-git draws them, Secrets masked, and their summary line.
     pub text: String,
     pub summary: String,
@@ -114,12 +118,13 @@ async fn records(store: &ReleaseStore, app: &AppRef) -> Result<Vec<ReleaseRecord
 }
 
 /// The job that rolls `app` back to `revision` as `kubectl sync --rollback REV` would, with
-/// the app's record store, the release it goes to and why that one.
+/// the app's record store, the release it goes to, why that one, and whether it is the
+/// deployed one.
 async fn rollback_to(
     cluster: &Cluster,
     app: &AppRef,
     revision: u32,
-) -> Result<(ReleaseStore, SyncJob, u32, String), String> {
+) -> Result<(ReleaseStore, SyncJob, u32, String, bool), String> {
     let store = ReleaseStore::new(cluster.live.client().clone(), &app.namespace);
     let records = records(&store, app).await?;
     let chosen = rollback::choose(&app.app, &app.namespace, &records, Some(revision))
@@ -132,7 +137,8 @@ async fn rollback_to(
     )
     .map_err(|e| e.to_string())?;
     let target = chosen.release.revision;
-    Ok((store, job, target, chosen.reason))
+    let again = chosen.release.status == ReleaseStatus::Deployed;
+    Ok((store, job, target, chosen.reason, again))
 }
 
 /// What rolling `app` back to `revision` would change.
@@ -141,7 +147,7 @@ pub async fn preview_rollback(
     app: &AppRef,
     revision: u32,
 ) -> Result<RollbackPreview, String> {
-    let (store, job, target, reason) = rollback_to(cluster, app, revision).await?;
+    let (store, job, target, reason, again) = rollback_to(cluster, app, revision).await?;
     let mut preview = flow::preview(&cluster.live, &store, &app.app, job.desired, false)
         .await
         .map_err(|e| e.to_string())?;
@@ -159,6 +165,7 @@ pub async fn preview_rollback(
     Ok(RollbackPreview {
         target,
         reason,
+        again,
         text,
         summary: diff::summary_line(&preview.changes.summary()),
     })
@@ -167,7 +174,7 @@ pub async fn preview_rollback(
 /// Rolls `app` back to `revision`: the lock, the plan, the changes, the record, as
 /// `kubectl sync --rollback REV` does them. Returns the release it recorded.
 pub async fn rollback(cluster: &Cluster, app: &AppRef, revision: u32) -> Result<u32, String> {
-    let (store, job, _, _) = rollback_to(cluster, app, revision).await?;
+    let (store, job, ..) = rollback_to(cluster, app, revision).await?;
     let cancel = Cancel::new();
     let locked = flow::lock(
         &cluster.live,

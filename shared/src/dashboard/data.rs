@@ -45,6 +45,8 @@ pub enum AppHealth {
     Degraded,
     /// Not read (no deployed release, or the tree could not be read).
     Unknown,
+    /// Being read now: the page is told when it is known.
+    Checking,
 }
 
 impl AppHealth {
@@ -54,6 +56,7 @@ impl AppHealth {
             AppHealth::Progressing => "progressing",
             AppHealth::Degraded => "degraded",
             AppHealth::Unknown => "unknown",
+            AppHealth::Checking => "checking",
         }
     }
 
@@ -78,6 +81,8 @@ pub enum DriftState {
     Drifted(usize),
     /// Why it is not known (a Helm release, no deployed release, an error).
     Unknown(String),
+    /// Being checked now: the page is told when it is known.
+    Checking,
 }
 
 /// One row of the overview.
@@ -96,6 +101,16 @@ pub struct ClusterOverview {
     pub context: String,
     pub rows: Vec<OverviewRow>,
     pub error: Option<String>,
+}
+
+impl ClusterOverview {
+    /// The apps whose state is not known yet: their rows say `checking`.
+    pub fn checking(&self) -> impl Iterator<Item = &AppRef> {
+        self.rows
+            .iter()
+            .filter(|row| row.drift == DriftState::Checking)
+            .map(|row| &row.app)
+    }
 }
 
 /// An app as it is now: its deployed release, its resource tree and (ours) its drift.

@@ -57,6 +57,12 @@ pub fn badge(word: &str) -> String {
     )
 }
 
+/// A state not known yet, being read: the page is told when it is known (its script
+/// then reads it again).
+pub fn checking() -> String {
+    "<span class=\"state busy checking\" title=\"read in the background: shown when known\"><span aria-hidden=\"true\">…</span> checking</span>".into()
+}
+
 /// A whole page: the title, a header with the way back to the overview, the body, the
 /// stylesheet and the script (both served by the dashboard itself).
 pub fn page(title: &str, body: &str) -> String {

@@ -1,7 +1,8 @@
 //! Live updates: one watch per kind the apps hold, label-selected (ApplySet members, and
-//! release records), telling open pages that something changed; the pages then read
-//! themselves again (server-sent events, [`events_body`]). Never a watch per object, never
-//! polling per app.
+//! release records; a kind of a Helm release's objects, which carry no label to select,
+//! unselected and placed by Helm's annotations), telling open pages that something
+//! changed; the pages then read themselves again (server-sent events, [`events_body`]).
+//! Never a watch per object, never polling per app.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -14,12 +15,15 @@ use tokio::sync::broadcast;
 use super::data::Cluster;
 use crate::app_identity::APP_LABEL;
 use crate::apply::applyset::PART_OF_LABEL;
-use crate::release::history;
+use crate::release::history::{self, Source};
 use crate::release::store::STATUS_LABEL;
 
 /// Helm labels its release Secrets `owner=helm` and `name=<release>`.
 const HELM_OWNER_LABEL: &str = "owner=helm";
 const HELM_NAME_LABEL: &str = "name";
+/// Helm annotates each object of a release with the release's name and namespace.
+const HELM_RELEASE_NAME: &str = "meta.helm.sh/release-name";
+const HELM_RELEASE_NAMESPACE: &str = "meta.helm.sh/release-namespace";
 
 /// What a watch saw change, so that only what it touches is read again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +38,9 @@ pub enum Change {
     },
     /// Something that cannot be placed: everything may have changed.
     Unknown,
+    /// Not a change in the cluster: an app's state, not known when a page was drawn, has
+    /// been read since, so open pages read themselves again to show it.
+    Checked,
 }
 
 impl Change {
@@ -57,6 +64,30 @@ impl Change {
             _ => Change::Unknown,
         }
     }
+
+    /// What an object seen by an unselected watch (of a kind Helm releases hold) is: an
+    /// object of a Helm release changes that release; a member of ours, its ApplySet; any
+    /// other object is none of the dashboard's business (None).
+    fn of_unselected(
+        cluster: usize,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Option<Change> {
+        if let (Some(app), Some(namespace)) = (
+            annotations.get(HELM_RELEASE_NAME),
+            annotations.get(HELM_RELEASE_NAMESPACE),
+        ) {
+            return Some(Change::Release {
+                cluster,
+                namespace: namespace.clone(),
+                app: app.clone(),
+            });
+        }
+        labels.get(PART_OF_LABEL).map(|applyset| Change::Member {
+            cluster,
+            applyset: applyset.clone(),
+        })
+    }
 }
 
 /// How long a page waits for more changes before it is told: a rollout's many writes
@@ -69,12 +100,13 @@ pub struct Watched {
     pub cluster: usize,
     pub group: String,
     pub kind: String,
+    /// A label selector; empty: every object of the kind (a kind of Helm's objects).
     pub selector: String,
 }
 
 /// The watches for `clusters`: one per kind their apps' last releases hold, selecting
-/// ApplySet members; and the release records of both tools (Secrets), so a new release
-/// shows too.
+/// ApplySet members (ours) or every object (Helm's, which carry no label to select); and
+/// the release records of both tools (Secrets), so a new release shows too.
 pub async fn watched(clusters: &[Cluster]) -> Vec<Watched> {
     let mut out = BTreeSet::new();
     for (index, cluster) in clusters.iter().enumerate() {
@@ -90,16 +122,23 @@ pub async fn watched(clusters: &[Cluster]) -> Vec<Watched> {
         else {
             continue;
         };
-        for release in apps.iter().filter_map(|a| a.latest.as_ref().ok()) {
+        for app in &apps {
+            let Ok(release) = &app.latest else {
+                continue;
+            };
             let Ok(keys) = history::member_keys(release, &cluster.live) else {
                 continue;
+            };
+            let selector = match app.source {
+                Source::Gitops => PART_OF_LABEL,
+                Source::Helm => "",
             };
             for key in keys {
                 out.insert(Watched {
                     cluster: index,
                     group: key.group,
                     kind: key.kind,
-                    selector: PART_OF_LABEL.into(),
+                    selector: selector.into(),
                 });
             }
         }
@@ -124,6 +163,14 @@ pub fn start(clusters: &[Cluster], watched: Vec<Watched>, changes: &broadcast::S
     }
 }
 
+/// A LIST of the objects `selector` selects (empty: every object).
+fn list_params(selector: &str) -> ListParams {
+    match selector {
+        "" => ListParams::default(),
+        selector => ListParams::default().labels(selector),
+    }
+}
+
 /// Follows one kind for as long as the dashboard runs: a LIST for the version to start
 /// from, then watches from it, listing again when the server says the version is gone.
 async fn follow(
@@ -136,10 +183,7 @@ async fn follow(
     loop {
         let from = match version.take() {
             Some(v) => v,
-            None => match api
-                .list_metadata(&ListParams::default().labels(&selector).limit(1))
-                .await
-            {
+            None => match api.list_metadata(&list_params(&selector).limit(1)).await {
                 Ok(list) => list.metadata.resource_version.unwrap_or_default(),
                 Err(_) => {
                     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -147,7 +191,10 @@ async fn follow(
                 }
             },
         };
-        let params = WatchParams::default().labels(&selector).timeout(290);
+        let mut params = WatchParams::default().timeout(290);
+        if !selector.is_empty() {
+            params = params.labels(&selector);
+        }
         let Ok(stream) = api.watch_metadata(&params, &from).await else {
             tokio::time::sleep(Duration::from_secs(5)).await;
             continue;
@@ -157,12 +204,17 @@ async fn follow(
         while let Some(event) = stream.next().await {
             match event {
                 Ok(WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o)) => {
-                    let change = Change::of(
-                        cluster,
-                        o.metadata.namespace.as_deref(),
-                        &o.metadata.labels.unwrap_or_default(),
-                    );
-                    last = o.metadata.resource_version.or(last);
+                    last = o.metadata.resource_version.clone().or(last);
+                    let labels = o.metadata.labels.unwrap_or_default();
+                    let change = if selector.is_empty() {
+                        let annotations = o.metadata.annotations.unwrap_or_default();
+                        match Change::of_unselected(cluster, &labels, &annotations) {
+                            Some(change) => change,
+                            None => continue,
+                        }
+                    } else {
+                        Change::of(cluster, o.metadata.namespace.as_deref(), &labels)
+                    };
                     // No page open: nobody to tell, which is fine.
                     let _ = changes.send(change);
                 }
@@ -235,5 +287,28 @@ mod tests {
             );
         }
         assert_eq!(Change::of(0, Some("shop"), &labels(&[])), Change::Unknown);
+    }
+
+    #[test]
+    fn an_unselected_watch_places_helms_objects_by_their_annotations_and_ignores_others() {
+        let helm = labels(&[(HELM_RELEASE_NAME, "web"), (HELM_RELEASE_NAMESPACE, "shop")]);
+        assert_eq!(
+            Change::of_unselected(0, &labels(&[]), &helm),
+            Some(Change::Release {
+                cluster: 0,
+                namespace: "shop".into(),
+                app: "web".into()
+            })
+        );
+        let member = labels(&[(PART_OF_LABEL, "applyset-x-v1")]);
+        assert_eq!(
+            Change::of_unselected(0, &member, &labels(&[])),
+            Some(Change::Member {
+                cluster: 0,
+                applyset: "applyset-x-v1".into()
+            })
+        );
+        let other = labels(&[("app", "web")]);
+        assert_eq!(Change::of_unselected(0, &other, &labels(&[])), None);
     }
 }

@@ -1,13 +1,13 @@
-//! The overview's rows: every app of every cluster with its health and drift now, as
-//! [`super::states`] keep them.
-
-use futures::{StreamExt, stream};
+//! The overview's rows: every app of every cluster with its health and drift as
+//! [`super::states`] know them now.
 
 use super::data::{AppHealth, AppRef, Cluster, ClusterOverview, DriftState, OverviewRow};
-use super::states::States;
+use super::states::{Known, States};
 use crate::release::history::AppSummary;
 
-/// Every app of every cluster, each with its health and drift now (as `states` keep them).
+/// Every app of every cluster from its release records, each with its health and drift
+/// as `states` know them now; an app whose state is not known yet is shown as being
+/// checked, never waited for (see [`States::check`]).
 pub async fn overview(clusters: &[Cluster], states: &States) -> Vec<ClusterOverview> {
     let mut out = Vec::new();
     for (index, cluster) in clusters.iter().enumerate() {
@@ -27,11 +27,10 @@ async fn cluster_overview(index: usize, cluster: &Cluster, states: &States) -> C
             };
         }
     };
-    let rows = stream::iter(apps)
+    let rows = apps
+        .into_iter()
         .map(|summary| row(index, cluster, summary, states))
-        .buffered(cluster.live.concurrency())
-        .collect()
-        .await;
+        .collect();
     ClusterOverview {
         context: cluster.context.clone(),
         rows,
@@ -39,16 +38,17 @@ async fn cluster_overview(index: usize, cluster: &Cluster, states: &States) -> C
     }
 }
 
-async fn row(index: usize, cluster: &Cluster, summary: AppSummary, states: &States) -> OverviewRow {
+fn row(index: usize, cluster: &Cluster, summary: AppSummary, states: &States) -> OverviewRow {
     let app = AppRef {
         cluster: index,
         namespace: summary.namespace.clone(),
         app: summary.app.clone(),
         source: summary.source,
     };
-    let (health, drift) = match states.get(cluster, &app).await {
-        Ok(state) => (AppHealth::of(&state.tree), state.drift_state()),
-        Err(reason) => (AppHealth::Unknown, DriftState::Unknown(reason)),
+    let (health, drift) = match states.known(&app) {
+        Known::State(state) => (AppHealth::of(&state.tree), state.drift_state()),
+        Known::Failed(reason) => (AppHealth::Unknown, DriftState::Unknown(reason)),
+        Known::Checking => (AppHealth::Checking, DriftState::Checking),
     };
     OverviewRow {
         context: cluster.context.clone(),

@@ -120,8 +120,9 @@ pub async fn serve(listener: TcpListener, dashboard: Arc<Dashboard>) {
         .await;
 }
 
-/// The answer to one request, with the security headers on it.
-pub async fn respond(dashboard: &Dashboard, request: Request<Incoming>) -> Response<Body> {
+/// The answer to one request, with the security headers on it. Runs on [`serve`]'s local
+/// task set, where the overview starts its background checks.
+async fn respond(dashboard: &Arc<Dashboard>, request: Request<Incoming>) -> Response<Body> {
     let (head, body) = request.into_parts();
     let mut response = match dashboard.guard.check(&head) {
         Verdict::Pass if head.method == http::Method::POST => act(dashboard, &head, body).await,
@@ -142,7 +143,7 @@ pub async fn respond(dashboard: &Dashboard, request: Request<Incoming>) -> Respo
     response
 }
 
-async fn route(dashboard: &Dashboard, head: &http::request::Parts) -> Response<Body> {
+async fn route(dashboard: &Arc<Dashboard>, head: &http::request::Parts) -> Response<Body> {
     let query = head.uri.query();
     let result = match head.uri.path() {
         "/" => Ok(overview(dashboard, query).await),
@@ -187,13 +188,32 @@ enum Failure {
     Cluster(String),
 }
 
-async fn overview(dashboard: &Dashboard, query: Option<&str>) -> String {
+/// The overview, answered at once from the release records: an app whose state is not
+/// known yet says `checking`, its check runs after the answer, and the open pages are
+/// told (server-sent events) as each one is known.
+async fn overview(dashboard: &Arc<Dashboard>, query: Option<&str>) -> String {
     let filters = Filters {
         namespace: param(query, "ns"),
         status: param(query, "status"),
         health: param(query, "health"),
     };
     let clusters = super::overview::overview(&dashboard.clusters, &dashboard.states).await;
+    for cluster in &clusters {
+        let apps: Vec<AppRef> = cluster.checking().cloned().collect();
+        if let Some(index) = apps.first().map(|app| app.cluster) {
+            let dashboard = dashboard.clone();
+            tokio::task::spawn_local(async move {
+                let Some(cluster) = dashboard.clusters.get(index) else {
+                    return;
+                };
+                let told = || {
+                    // No page open: nobody to tell, which is fine.
+                    let _ = dashboard.changes.send(live::Change::Checked);
+                };
+                dashboard.states.check(cluster, apps, told).await;
+            });
+        }
+    }
     pages::overview::render(&clusters, &filters)
 }
 

@@ -1,14 +1,19 @@
 //! The apps' states as last read, kept until a watch ([`super::live`]) sees a change that
-//! touches them: a member of the app's ApplySet, or one of its release records; a change
-//! that cannot be placed forgets them all. What no watch follows is read again after a
-//! while: a Helm release's state (its objects carry no member label) after
-//! [`MAX_AGE_UNWATCHED`]; ours (whose Pods change their owners' status, which is watched)
-//! after [`MAX_AGE`], in case a watch could not be kept open. Errors are not kept.
+//! touches them: a member of the app's ApplySet, an object Helm annotated as the
+//! release's, or one of its release records; a change that cannot be placed forgets them
+//! all. What no watch may follow is read again after a while: a Helm release's state (an
+//! object Helm did not annotate, a kind first held by a release made since the start)
+//! after [`MAX_AGE_UNWATCHED`]; ours (whose Pods change their owners' status, which is watched)
+//! after [`MAX_AGE`], in case a watch could not be kept open. Errors are not kept for
+//! pages that wait for a state; the overview, which does not wait ([`States::check`] reads
+//! in the background), shows an error for [`MAX_AGE_UNWATCHED`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use super::data::{AppRef, AppState, Cluster, app_state};
 use super::live::Change;
@@ -18,10 +23,39 @@ use crate::release::history::{self, AppSummary, Source};
 /// How long a state is kept without a change seen.
 pub const MAX_AGE: Duration = Duration::from_secs(300);
 
-/// How long a Helm release's state is kept: no watch follows its objects.
+/// How long a Helm release's state is kept: its watches place only the objects Helm
+/// annotated, of the kinds its releases held at the start.
 pub const MAX_AGE_UNWATCHED: Duration = Duration::from_secs(10);
 
+/// How many apps the overview's background checks read at once.
+pub const CHECKS_AT_ONCE: usize = 8;
+
 type Key = (usize, String, String, Source);
+
+fn key_of(app: &AppRef) -> Key {
+    (
+        app.cluster,
+        app.namespace.clone(),
+        app.app.clone(),
+        app.source,
+    )
+}
+
+fn max_age(source: Source) -> Duration {
+    match source {
+        Source::Gitops => MAX_AGE,
+        Source::Helm => MAX_AGE_UNWATCHED,
+    }
+}
+
+/// What is known of an app's state without reading it.
+pub enum Known {
+    State(Arc<AppState>),
+    /// The last read failed, and why.
+    Failed(String),
+    /// Not read yet, or being read.
+    Checking,
+}
 
 /// A state kept, with when it was read.
 struct Kept {
@@ -39,12 +73,22 @@ pub struct States {
     kept: Mutex<BTreeMap<Key, Kept>>,
     /// Each cluster's apps with their newest release, and when they were listed.
     apps: Mutex<BTreeMap<usize, (Instant, Vec<AppSummary>)>>,
+    /// The apps whose state a background check is reading now.
+    checking: Mutex<BTreeSet<Key>>,
+    /// Why a background check failed, and when.
+    failed: Mutex<BTreeMap<Key, (Instant, String)>>,
 }
 
 impl States {
     /// A watch saw `change`: the states it touches are stale.
     pub fn changed(&self, change: &Change) {
+        if *change == Change::Checked {
+            return;
+        }
         self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut failed) = self.failed.lock() {
+            failed.clear();
+        }
         if let Ok(mut apps) = self.apps.lock() {
             match change {
                 Change::Member { .. } => {}
@@ -52,6 +96,7 @@ impl States {
                     apps.remove(cluster);
                 }
                 Change::Unknown => apps.clear(),
+                Change::Checked => {}
             }
         }
         let Ok(mut kept) = self.kept.lock() else {
@@ -67,7 +112,57 @@ impl States {
                 app,
             } => kept.retain(|key, _| !(key.0 == *cluster && key.1 == *namespace && key.2 == *app)),
             Change::Unknown => kept.clear(),
+            Change::Checked => {}
         }
+    }
+
+    /// `app`'s state if it is kept, else why its last check failed, else `Checking`.
+    pub fn known(&self, app: &AppRef) -> Known {
+        let key = key_of(app);
+        if let Ok(kept) = self.kept.lock()
+            && let Some(k) = kept.get(&key)
+            && k.read.elapsed() < max_age(app.source)
+        {
+            return Known::State(k.state.clone());
+        }
+        if let Ok(failed) = self.failed.lock()
+            && let Some((when, reason)) = failed.get(&key)
+            && when.elapsed() < MAX_AGE_UNWATCHED
+        {
+            return Known::Failed(reason.clone());
+        }
+        Known::Checking
+    }
+
+    /// Reads the states of `apps` (of `cluster`), [`CHECKS_AT_ONCE`] at a time, those not
+    /// being read already; `done` is called after each, so open pages can show it.
+    pub async fn check(&self, cluster: &Cluster, apps: Vec<AppRef>, done: impl Fn()) {
+        let apps: Vec<AppRef> = match self.checking.lock() {
+            Ok(mut checking) => apps
+                .into_iter()
+                .filter(|app| checking.insert(key_of(app)))
+                .collect(),
+            Err(_) => return,
+        };
+        futures::stream::iter(apps)
+            .for_each_concurrent(CHECKS_AT_ONCE, |app| {
+                let done = &done;
+                async move {
+                    let read = self.get(cluster, &app).await;
+                    let key = key_of(&app);
+                    if let Ok(mut failed) = self.failed.lock() {
+                        match read {
+                            Ok(_) => failed.remove(&key),
+                            Err(reason) => failed.insert(key.clone(), (Instant::now(), reason)),
+                        };
+                    }
+                    if let Ok(mut checking) = self.checking.lock() {
+                        checking.remove(&key);
+                    }
+                    done();
+                }
+            })
+            .await;
     }
 
     /// The apps of cluster `index` with their newest release: as kept if no release
@@ -93,22 +188,10 @@ impl States {
 
     /// `app`'s state: as kept if nothing changed since it was read, else read now.
     pub async fn get(&self, cluster: &Cluster, app: &AppRef) -> Result<Arc<AppState>, String> {
-        let key = (
-            app.cluster,
-            app.namespace.clone(),
-            app.app.clone(),
-            app.source,
-        );
-        let max_age = match app.source {
-            Source::Gitops => MAX_AGE,
-            Source::Helm => MAX_AGE_UNWATCHED,
-        };
-        if let Ok(kept) = self.kept.lock()
-            && let Some(k) = kept.get(&key)
-            && k.read.elapsed() < max_age
-        {
-            return Ok(k.state.clone());
+        if let Known::State(state) = self.known(app) {
+            return Ok(state);
         }
+        let key = key_of(app);
         // Read before the state: a change that comes in while it is read may not be in it,
         // so then it is not kept.
         let generation = self.generation.load(Ordering::SeqCst);
@@ -126,5 +209,46 @@ impl States {
             );
         }
         Ok(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> AppRef {
+        AppRef {
+            cluster: 0,
+            namespace: "shop".into(),
+            app: "web".into(),
+            source: Source::Gitops,
+        }
+    }
+
+    #[test]
+    fn an_app_not_read_is_being_checked_and_a_failed_check_says_why() {
+        let states = States::default();
+        assert!(matches!(states.known(&app()), Known::Checking));
+        if let Ok(mut failed) = states.failed.lock() {
+            failed.insert(key_of(&app()), (Instant::now(), "forbidden".into()));
+        }
+        assert!(matches!(states.known(&app()), Known::Failed(why) if why == "forbidden"));
+        // A change in the cluster may have fixed it: checked again.
+        states.changed(&Change::Release {
+            cluster: 0,
+            namespace: "shop".into(),
+            app: "web".into(),
+        });
+        assert!(matches!(states.known(&app()), Known::Checking));
+    }
+
+    #[test]
+    fn a_finished_check_makes_nothing_stale() {
+        let states = States::default();
+        states.changed(&Change::Checked);
+        // A read that started before it is still kept.
+        assert_eq!(states.generation.load(Ordering::SeqCst), 0);
+        states.changed(&Change::Unknown);
+        assert_eq!(states.generation.load(Ordering::SeqCst), 1);
     }
 }

@@ -49,6 +49,10 @@
   source.onopen = function () {
     live.textContent = "live";
     document.body.setAttribute("data-live", "yes");
+    // A state still being checked may have become known before the page listened.
+    if (document.querySelector("#main .checking")) {
+      refresh();
+    }
   };
   source.onerror = function () {
     live.textContent = "live updates: reconnecting";

@@ -10,7 +10,8 @@ use crate::release::history::{AppHistory, Release, Source, Unreadable};
 
 /// The history page: newest first, each release with its status, commit, who, duration,
 /// counts and hooks, and a form to compare any two.
-/// With `actions`, each earlier release that was deployed offers a rollback to it.
+/// With `actions`, each earlier release that was deployed offers a rollback to it, and the
+/// deployed one offers to sync it again.
 pub fn render(app: &AppRef, history: &AppHistory, actions: bool) -> String {
     let params = app_params(app);
     let mut body = format!(
@@ -34,16 +35,12 @@ pub fn render(app: &AppRef, history: &AppHistory, actions: bool) -> String {
                     .get(index + 1)
                     .map(|previous| since_link(app, *previous, release.revision))
                     .unwrap_or_default();
-                if actions && rollback_target(app, release) {
+                if let Some(what) = actions.then(|| rollback_action(app, release)).flatten() {
                     let mut params = app_params(app);
                     params.push(("rev", release.revision.to_string()));
                     more.push_str(&format!(
                         "<p>{}</p>",
-                        link(
-                            "/rollback",
-                            &pairs(&params),
-                            &format!("Roll back to release {}", release.revision)
-                        )
+                        link("/rollback", &pairs(&params), &what)
                     ));
                 }
                 body.push_str(&release_item(release, &more));
@@ -55,26 +52,48 @@ pub fn render(app: &AppRef, history: &AppHistory, actions: bool) -> String {
     page(&format!("{} history", app.app), &body)
 }
 
-/// Whether a rollback to `release` is offered: one of ours that was deployed and is no
-/// longer (the tool refuses failed and pending ones, and the deployed one changes nothing).
-fn rollback_target(app: &AppRef, release: &Release) -> bool {
-    app.source == Source::Gitops && matches!(release.status.as_str(), "superseded" | "rolled-back")
+/// The rollback offered to `release`, one of ours: to one that was deployed and is no
+/// longer, a rollback; to the deployed one, syncing it again (what drifted from it goes
+/// back). The tool refuses failed and pending ones.
+fn rollback_action(app: &AppRef, release: &Release) -> Option<String> {
+    if app.source != Source::Gitops {
+        return None;
+    }
+    match release.status.as_str() {
+        "superseded" | "rolled-back" => Some(format!("Roll back to release {}", release.revision)),
+        "deployed" => Some(format!("Sync release {} again", release.revision)),
+        _ => None,
+    }
 }
 
 /// The page that asks before a rollback: what it would change, and the button that does it
 /// (a POST carrying the run's CSRF token).
 pub fn render_rollback(app: &AppRef, preview: &RollbackPreview, csrf: &str) -> String {
     let params = app_params(app);
+    let (what, action) = match preview.again {
+        true => (
+            format!("Sync release {} again", preview.target),
+            "syncing it again",
+        ),
+        false => (
+            format!("Roll back to release {}", preview.target),
+            "the rollback",
+        ),
+    };
     let mut body = format!(
-        "<h1>{} <small>roll back to release {}</small></h1>\n<p>{}</p>\n<p>Release {} was chosen: {}.</p>\n<h2>What the rollback changes</h2>\n",
+        "<h1>{} <small>{}</small></h1>\n<p>{}</p>\n<p>Release {} was chosen: {}. It is recorded as <code>kubectl sync --rollback {}</code> records it.</p>\n<h2>What {action} changes</h2>\n",
         escape(&app.app),
-        preview.target,
+        escape(&what.to_lowercase()),
         link("/history", &pairs(&params), "history"),
         preview.target,
         escape(&preview.reason),
+        preview.target,
     );
     if preview.text.is_empty() {
-        body.push_str("<p>No object changes: the rollback only records a release.</p>\n");
+        let _ = writeln!(
+            body,
+            "<p>No object changes: {action} only records a release.</p>"
+        );
     } else {
         body.push_str(&diff_block(&preview.text));
     }
@@ -86,11 +105,7 @@ pub fn render_rollback(app: &AppRef, preview: &RollbackPreview, csrf: &str) -> S
     let target = preview.target.to_string();
     let mut fields = pairs(&params);
     fields.extend([("rev", target.as_str()), ("csrf", csrf)]);
-    body.push_str(&confirm_form(
-        "/rollback",
-        &fields,
-        &format!("Roll back to release {target}"),
-    ));
+    body.push_str(&confirm_form("/rollback", &fields, &what));
     page(&format!("{} rollback", app.app), &body)
 }
 

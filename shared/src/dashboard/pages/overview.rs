@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::{app_params, commit, pairs, when};
-use crate::dashboard::data::{ClusterOverview, DriftState, OverviewRow};
-use crate::dashboard::html::{badge, escape, link, page, table};
+use crate::dashboard::data::{AppHealth, ClusterOverview, DriftState, OverviewRow};
+use crate::dashboard::html::{badge, checking, escape, link, page, table};
 
 /// What the overview's form asks to keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,15 +116,23 @@ fn cells(row: &OverviewRow) -> Vec<String> {
         commit,
         updated,
         who,
-        badge(row.health.as_str()),
+        health_cell(row.health),
         drift_cell(&row.drift),
         escape(row.app.source.as_str()),
     ]
 }
 
-/// `✓ in sync`, `≠ 2 drifted` or `? unknown` (why, on hover).
+fn health_cell(health: AppHealth) -> String {
+    match health {
+        AppHealth::Checking => checking(),
+        known => badge(known.as_str()),
+    }
+}
+
+/// `✓ in sync`, `≠ 2 drifted`, `? unknown` (why, on hover) or `… checking`.
 pub fn drift_cell(drift: &DriftState) -> String {
     match drift {
+        DriftState::Checking => checking(),
         DriftState::InSync => badge("in sync"),
         DriftState::Drifted(n) => format!(
             "<span class=\"state warn\"><span aria-hidden=\"true\">≠</span> {n} drifted</span>"
