@@ -179,7 +179,7 @@ pub async fn against_cluster_with(
         let mark = LiveMark::of(&value);
         let proven = match (known_unchanged, desired.get(&key), &mark) {
             (Some(fingerprints), Some(wanted), Some(mark)) if member => {
-                fingerprints.unchanged_at(&key, &wanted.object, &value, mark)
+                fingerprints.unchanged_at(wanted, &value, mark)
             }
             _ => false,
         };

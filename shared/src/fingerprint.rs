@@ -20,16 +20,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::live::FIELD_MANAGER;
-use crate::objects::ObjectKey;
+pub use crate::objects::hash::applied_hash;
+use crate::objects::hash::short_hex as hex;
+use crate::objects::{DesiredObject, ObjectKey};
 use crate::release::record::ReleaseRecord;
 
-/// A hash of an object as the sync applies it (labels included).
-pub fn applied_hash(object: &Value) -> String {
-    // serde_json keeps the manifest's key order, and the same revision renders the same
-    // order, so the bytes are stable for the same desired object.
-    let bytes = serde_json::to_vec(object).unwrap_or_default();
-    hex(&Sha256::digest(&bytes))
-}
 
 /// An object's `metadata.resourceVersion`.
 pub fn resource_version(object: &Value) -> Option<&str> {
@@ -107,10 +102,6 @@ fn canonical(value: &Value, out: &mut String) {
     }
 }
 
-fn hex(digest: &[u8]) -> String {
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
-}
-
 /// Whether every top-level field `desired` sets is one the server keeps in `live`. A
 /// write-only field (a Secret's `stringData`, which the server folds into `data`) is owned
 /// by us in `managedFields`, but another writer's change to what it became (`data`) is not
@@ -186,44 +177,35 @@ impl Fingerprints {
     /// Whether applying `desired` over `live` is known to change nothing: the revision
     /// wants what the release applied, and since then nobody wrote the object, or at least
     /// no field of it that we own.
-    pub fn unchanged(&self, key: &ObjectKey, desired: &Value, live: &Value) -> bool {
+    pub fn unchanged(&self, desired: &DesiredObject, live: &Value) -> bool {
         // Our managedFields entry is hashed only when the resourceVersion moved: at 10,000
         // unchanged objects the hashes were a tenth of a drift check's CPU time.
         resource_version(live)
-            .is_some_and(|version| self.proven(key, desired, live, version, || owned_hash(live)))
+            .is_some_and(|version| self.proven(desired, live, version, || owned_hash(live)))
     }
 
     /// [`Fingerprints::unchanged`] for a caller that has `live`'s mark already.
-    pub fn unchanged_at(
-        &self,
-        key: &ObjectKey,
-        desired: &Value,
-        live: &Value,
-        mark: &LiveMark,
-    ) -> bool {
-        self.proven(key, desired, live, &mark.resource_version, || {
-            mark.owned.clone()
-        })
+    pub fn unchanged_at(&self, desired: &DesiredObject, live: &Value, mark: &LiveMark) -> bool {
+        self.proven(desired, live, &mark.resource_version, || mark.owned.clone())
     }
 
     /// Whether the live object at `version` is as the release left it, `owned` giving the
     /// hash of our managedFields entry when it is needed.
     fn proven(
         &self,
-        key: &ObjectKey,
-        desired: &Value,
+        desired: &DesiredObject,
         live: &Value,
         version: &str,
         owned: impl FnOnce() -> Option<String>,
     ) -> bool {
-        let Some(remembered) = self.by_key.get(key) else {
+        let Some(remembered) = self.by_key.get(&desired.key) else {
             return false;
         };
         let untouched = version == remembered.mark.resource_version
             || remembered.mark.owned.is_some()
                 && owned() == remembered.mark.owned
-                && stores_what_it_applied(desired, live);
-        untouched && remembered.applied == applied_hash(desired)
+                && stores_what_it_applied(&desired.object, live);
+        untouched && remembered.applied == desired.applied_hash()
     }
 }
 
@@ -232,6 +214,15 @@ mod tests {
     use super::*;
     use crate::release::record::{ObjectResult, Operation};
     use serde_json::json;
+
+    fn wanted(key: &ObjectKey, object: &Value) -> DesiredObject {
+        let origin = crate::render::Origin {
+            file: "app.yaml".into(),
+            document: 0,
+            line: 1,
+        };
+        DesiredObject::new(key.clone(), object.clone(), origin)
+    }
 
     fn record_with(key: &ObjectKey, hash: &str, version: &str) -> ReleaseRecord {
         record_owning(key, hash, version, None)
@@ -305,9 +296,7 @@ mod tests {
             "2026-01-01T00:00:01Z",
             json!({"f:metadata": {"f:annotations": {}}}),
         );
-        assert!(known.unchanged(
-            &key,
-            &desired,
+        assert!(known.unchanged(&wanted(&key, &desired),
             &live("u1", "12", ours.clone(), &[status.clone(), annotation])
         ));
         // Someone edited a field we applied: the server took it out of our entry.
@@ -323,7 +312,7 @@ mod tests {
             "2026-01-01T00:00:05Z",
             json!({"f:spec": {"f:replicas": {}}}),
         );
-        assert!(!known.unchanged(&key, &desired, &live("u1", "13", edited, &[editor])));
+        assert!(!known.unchanged(&wanted(&key, &desired), &live("u1", "13", edited, &[editor])));
         // Another apply of ours changed something: our entry's time moved.
         let reapplied = entry(
             FIELD_MANAGER,
@@ -331,18 +320,16 @@ mod tests {
             "2026-01-01T00:01:00Z",
             json!({"f:spec": {"f:replicas": {}}}),
         );
-        assert!(!known.unchanged(&key, &desired, &live("u1", "14", reapplied, &[])));
+        assert!(!known.unchanged(&wanted(&key, &desired), &live("u1", "14", reapplied, &[])));
         // Deleted and created again with the very same entry: another object.
-        assert!(!known.unchanged(&key, &desired, &live("u2", "15", ours.clone(), &[])));
+        assert!(!known.unchanged(&wanted(&key, &desired), &live("u2", "15", ours.clone(), &[])));
         // Our entry is gone (managedFields reset by someone).
         let mut bare = live("u1", "16", ours, &[]);
         bare["metadata"]["managedFields"] = json!([status]);
-        assert!(!known.unchanged(&key, &desired, &bare));
+        assert!(!known.unchanged(&wanted(&key, &desired), &bare));
         // A release written before owned hashes existed: only the version proves it.
         let old = Fingerprints::from_record(&record_with(&key, &applied_hash(&desired), "10"));
-        assert!(!old.unchanged(
-            &key,
-            &desired,
+        assert!(!old.unchanged(&wanted(&key, &desired),
             &live(
                 "u1",
                 "12",
@@ -380,7 +367,7 @@ mod tests {
             "10",
             owned_hash(&secret("10", &[])),
         ));
-        assert!(known.unchanged(&key, &desired, &secret("10", &[])));
+        assert!(known.unchanged(&wanted(&key, &desired), &secret("10", &[])));
         // `kubectl patch -p '{"stringData":{"token":"edited"}}'` changes data, which
         // nobody's entry of ours names: our entry is as it was, yet the value is not.
         let patch = entry(
@@ -389,7 +376,7 @@ mod tests {
             "2026-01-01T00:00:09Z",
             json!({"f:data": {"f:token": {}}}),
         );
-        assert!(!known.unchanged(&key, &desired, &secret("11", &[patch])));
+        assert!(!known.unchanged(&wanted(&key, &desired), &secret("11", &[patch])));
     }
 
     #[test]
@@ -451,20 +438,20 @@ mod tests {
         let key = ObjectKey::from_object(&desired).expect("key");
         let known = Fingerprints::from_record(&record_with(&key, &applied_hash(&desired), "42"));
         let live = |version: &str| json!({"metadata": {"resourceVersion": version}});
-        assert!(known.unchanged(&key, &desired, &live("42")));
+        assert!(known.unchanged(&wanted(&key, &desired), &live("42")));
         // Someone wrote the object since: ask the server.
-        assert!(!known.unchanged(&key, &desired, &live("43")));
+        assert!(!known.unchanged(&wanted(&key, &desired), &live("43")));
         // The revision wants something else now.
         let mut edited = desired.clone();
         edited["data"]["a"] = json!("2");
-        assert!(!known.unchanged(&key, &edited, &live("42")));
+        assert!(!known.unchanged(&wanted(&key, &edited), &live("42")));
         // Not in the record, or no version live: unknown.
         let other = ObjectKey {
             name: "d".into(),
             ..key.clone()
         };
-        assert!(!known.unchanged(&other, &desired, &live("42")));
-        assert!(!known.unchanged(&key, &desired, &json!({})));
+        assert!(!known.unchanged(&wanted(&other, &desired), &live("42")));
+        assert!(!known.unchanged(&wanted(&key, &desired), &json!({})));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
-use futures::{AsyncReadExt, StreamExt, TryStreamExt, stream};
+use futures::{AsyncBufReadExt, StreamExt, TryStreamExt, stream};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, ValidationDirective};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::{Client, Resource, core::GroupVersionKind};
@@ -672,18 +672,29 @@ impl LiveCluster {
         let request = kube::core::Request::new(DynamicObject::url_path(resource, namespace))
             .list(params)
             .map_err(|e| ApiError::Other(format!("listing {}: {e}", resource.plural)))?;
-        let mut answer = self
+        let answer = self
             .client
             .request_stream(request)
             .await
             .map_err(|e| ApiError::from_kube(e, &call()))?;
         // Copied out as it arrives: collected whole first, the answer of a LIST of 10,000
         // objects was held three times over (its frames, their joined copy, the text).
+        // Chunk by chunk rather than `read_to_end`, which zeroes every byte it reserves
+        // before reading into it (a twentieth of a no-op sync's CPU time at 10,000).
+        let mut answer = std::pin::pin!(answer);
         let mut body = Vec::new();
-        answer
-            .read_to_end(&mut body)
-            .await
-            .map_err(|e| ApiError::from_kube(kube::Error::ReadEvents(e), &call()))?;
+        loop {
+            let chunk = answer
+                .fill_buf()
+                .await
+                .map_err(|e| ApiError::from_kube(kube::Error::ReadEvents(e), &call()))?;
+            if chunk.is_empty() {
+                break;
+            }
+            body.extend_from_slice(chunk);
+            let read = chunk.len();
+            answer.consume_unpin(read);
+        }
         let body = String::from_utf8(body)
             .map_err(|e| ApiError::from_kube(kube::Error::FromUtf8(e), &call()))?;
         listed::items(&body, resource)

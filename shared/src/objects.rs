@@ -14,15 +14,17 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
 use crate::render::{Manifest, Origin};
 
+pub mod hash;
 pub mod hook;
 pub mod wave;
 
+use hash::applied_hash;
 use hook::{Hook, HookSpecError};
 
 /// The identity of an object in a cluster. The API version is not part of it: one object
@@ -327,6 +329,26 @@ pub struct DesiredObject {
     pub key: ObjectKey,
     pub object: Value,
     pub origin: Origin,
+    /// [`applied_hash`] of `object`, computed once: a sync asks for it three times per
+    /// object (to compare, to see the release applies the same objects, to record it).
+    applied: OnceLock<String>,
+}
+
+impl DesiredObject {
+    pub fn new(key: ObjectKey, object: Value, origin: Origin) -> DesiredObject {
+        DesiredObject {
+            key,
+            object,
+            origin,
+            applied: OnceLock::new(),
+        }
+    }
+
+    /// [`applied_hash`] of the object as it is now. Changes go through
+    /// [`DesiredSet::iter_mut`], which forgets the hash.
+    pub fn applied_hash(&self) -> &str {
+        self.applied.get_or_init(|| applied_hash(&self.object))
+    }
 }
 
 /// The objects a revision wants, by key (so iteration is in key order; apply order is
@@ -447,11 +469,7 @@ impl DesiredSet {
             }
             objects.insert(
                 key.clone(),
-                DesiredObject {
-                    key,
-                    object,
-                    origin,
-                },
+                DesiredObject::new(key, object, origin),
             );
         }
         Ok(DesiredSet {
@@ -523,7 +541,10 @@ impl DesiredSet {
     /// The objects, mutably, by key: for changes that keep an object's identity (labels,
     /// say). The key is not handed out mutably, so the set stays keyed correctly.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&ObjectKey, &mut Value)> {
-        self.objects.values_mut().map(|o| (&o.key, &mut o.object))
+        self.objects.values_mut().map(|o| {
+            o.applied = OnceLock::new();
+            (&o.key, &mut o.object)
+        })
     }
 }
 

@@ -450,7 +450,7 @@ fn present<'a, L>(
         // the same field manager, and its apply within the same second as ours leaves our
         // managedFields entry as it was.
         let member = ownership(&listed, ours) == Ownership::Ours;
-        if member && known.unchanged(&object.key, &object.object, &listed) {
+        if member && known.unchanged(object, &listed) {
             proven += 1;
         } else {
             to_compare.push((object, listed));

@@ -28,7 +28,7 @@ pub(super) fn render_plain(
         format!("{root}/")
     };
     let mut found = false;
-    let mut manifests = Vec::new();
+    let mut to_read: Vec<(&str, &[u8])> = Vec::new();
     let under_root = files.range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded));
     for (path, bytes) in under_root {
         let Some(relative) = path.strip_prefix(&prefix) else {
@@ -40,7 +40,7 @@ pub(super) fn render_plain(
             .iter()
             .any(|ext| path.ends_with(ext));
         if manifest_file && !hidden {
-            manifests.extend(parse_file(path, bytes)?);
+            to_read.push((path, bytes));
         }
     }
     if !found {
@@ -48,7 +48,44 @@ pub(super) fn render_plain(
             root: root.to_string(),
         });
     }
-    Ok(manifests)
+    parse_files(&to_read)
+}
+
+/// The documents of `files`, in order; several threads share them when they are large
+/// together (10,000 files took a fifth of a no-op sync's time on one thread). Parts are
+/// joined in order, so the error reported is still the first file's that has one.
+fn parse_files(files: &[(&str, &[u8])]) -> Result<Vec<Manifest>, RenderError> {
+    let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
+    let threads = if bytes < PARALLEL_BYTES {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    };
+    let read = |part: &[(&str, &[u8])]| -> Result<Vec<Manifest>, RenderError> {
+        let mut manifests = Vec::new();
+        for (path, bytes) in part {
+            manifests.extend(parse_file(path, bytes)?);
+        }
+        Ok(manifests)
+    };
+    if threads <= 1 || files.len() < 2 {
+        return read(files);
+    }
+    let per_thread = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = files
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || read(part)))
+            .collect();
+        let mut manifests = Vec::new();
+        for part in parts {
+            let part = part
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            manifests.extend(part);
+        }
+        Ok(manifests)
+    })
 }
 
 /// One file of a plain path: its documents, decrypted first when sops encrypted them.
@@ -620,6 +657,34 @@ mod tests {
         let err = parse_documents("m.yaml", &bad).unwrap_err().to_string();
         let line = bad[..early].matches('\n').count() + 1;
         assert!(err.starts_with(&format!("m.yaml:{}:", line + 1)), "{err}");
+    }
+
+    #[test]
+    fn many_files_read_on_several_threads_read_as_on_one() {
+        let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut bytes = 0;
+        while bytes < 2 * PARALLEL_BYTES {
+            let n = files.len();
+            let text = format!("{CM}cm-{n}\ndata:\n  k: v\n---\n{CM}cm-{n}-b\n");
+            bytes += text.len();
+            files.insert(format!("app/{n:05}.yaml"), text.into_bytes());
+        }
+        let n = files.len();
+        let several = render_plain(&files, "app").unwrap();
+        let one: Vec<Manifest> = files
+            .iter()
+            .flat_map(|(path, bytes)| parse_file(path, bytes).unwrap())
+            .collect();
+        assert_eq!(several.len(), 2 * n);
+        assert_eq!(several, one);
+        assert_eq!(several[2 * n - 1].origin.file, format!("app/{:05}.yaml", n - 1));
+        assert_eq!(several[2 * n - 1].origin.document, 1);
+
+        // A bad file in each half: the first in path order is reported.
+        files.insert(format!("app/{:05}.yaml", n - 2), b"a: [b\n".to_vec());
+        files.insert("app/00003.yaml".into(), b"a: {b\n".to_vec());
+        let err = render_plain(&files, "app").unwrap_err().to_string();
+        assert!(err.starts_with("app/00003.yaml:"), "{err}");
     }
 
     #[test]

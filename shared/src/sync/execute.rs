@@ -20,7 +20,7 @@ use crate::apply::prune;
 use crate::apply::replace;
 use crate::cancel::Cancel;
 use crate::diff::to_yaml;
-use crate::fingerprint::{LiveMark, applied_hash};
+use crate::fingerprint::LiveMark;
 use crate::hooks::{self, run::Runner};
 use crate::live::{FIELD_MANAGER, LiveCluster};
 use crate::objects::ObjectKey;
@@ -770,7 +770,7 @@ fn object_results(plan: &SyncPlan, progress: &Progress) -> Vec<ObjectResult> {
                 .marks
                 .get(key)
                 .and_then(|_| plan.desired.get(key))
-                .map(|o| applied_hash(&o.object)),
+                .map(|o| o.applied_hash().to_string()),
             owned_hash: progress.marks.get(key).and_then(|m| m.owned.clone()),
         })
         .collect();
@@ -826,7 +826,7 @@ fn same_objects(plan: &SyncPlan, previous: &ReleaseRecord) -> bool {
         && plan
             .desired
             .iter()
-            .all(|o| recorded.get(&o.key) == Some(&applied_hash(&o.object).as_str()))
+            .all(|o| recorded.get(&o.key) == Some(&o.applied_hash()))
 }
 
 /// The rendered manifest as applied (labels included), in apply order, then the hooks as
