@@ -22,6 +22,7 @@ pub mod kubeconfig;
 pub mod live;
 pub mod lock;
 pub mod objects;
+pub mod reconcile;
 pub mod release;
 pub mod render;
 pub mod retry;
