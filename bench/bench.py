@@ -14,6 +14,8 @@ Timings are reported, never asserted; --smoke checks only that every row ran.
 """
 
 import argparse
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -351,7 +353,7 @@ def table(rows):
 
 # ---------------------------------------------------------------- the rows
 
-ROW_GROUPS = ["sync", "diff", "drift", "helm", "deps", "dashboard", "range", "read", "help"]
+ROW_GROUPS = ["sync", "diff", "drift", "helm", "deps", "dashboard", "reconcile", "range", "read", "help"]
 
 
 def main():
@@ -547,6 +549,8 @@ def measure_size(args, n, last, cluster, env, kubectl, root, work):
         out += helm_rows(args, cluster, measured, kubectl, work, tag)
     if "dashboard" in rows and last:
         out += dashboard_rows(args, cluster, env, kubectl, work, tag)
+    if "reconcile" in rows and last:
+        out += reconcile_rows(args, cluster, env, root, work, tag)
 
     # No cluster: two revisions of a big repository.
     if not last or not rows & {"range", "read", "help"}:
@@ -731,6 +735,155 @@ def dashboard_rows(args, cluster, env, kubectl, work, tag):
             log(f"{app_page.name}: ours {seconds * 1000:.0f} ms")
     return [overview, app_page]
 
+
+def reconcile_rows(args, cluster, env, root, work, tag):
+    """The reconciler (`kubectl-sync --reconcile`) following one repository of many small
+    apps: every app deployed from a commit that changes all of them (after a first
+    deploy, not measured), and one app deployed from a commit that changes it alone, the
+    round started by a signed push webhook. Each round has a reconciler just started on a
+    repository it has not fetched yet. When an app is deployed is read from the
+    reconciler's log line for it, and checked in the cluster after each round."""
+    apps, per_app = (5, 3) if args.smoke else (1000, 10)
+    ns = f"{tag}-rec"
+    cluster.kubectl("create", "namespace", ns)
+    repo = work / "reconcile-repo"
+
+    def manifests(rev):
+        files = [(".kubectl-gitops.yaml", "apps:\n" + "".join(
+            f"- name: app{i}\n  path: apps/app{i}\n  namespace: {ns}\n  wait: false\n" for i in range(apps)))]
+        for i in range(apps):
+            files += [(f"apps/app{i}/cm{j}.yaml",
+                       f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app{i}-{j}\ndata:\n  rev: \"{rev}\"\n")
+                      for j in range(per_app)]
+        return files
+
+    write_tree(repo, manifests(0))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "apps")
+    secret = work / "webhook-secret"
+    secret.write_text("bench-secret\n")
+    binary = str(root / "plugins" / "kubectl-sync")
+
+    class Reconciler:
+        """A reconciler just started; `synced` is each app's last synced commit (short id)."""
+
+        def __init__(self):
+            self.synced, self.failed = {}, []
+            self.process = subprocess.Popen(
+                [binary, "--reconcile", "main", "--repo", f"file://{repo}", "--interval", "1h",
+                 "--concurrency", "16", "--leader-namespace", ns, "--leader-lease", "5s",
+                 "--listen", "127.0.0.1:0", "--webhook-secret-file", str(secret)],
+                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                text=True)
+            ready, _, _ = select.select([self.process.stdout], [], [], 60)
+            line = json.loads(self.process.stdout.readline()) if ready else {}
+            if line.get("msg") != "started":
+                self.process.kill()
+                raise SystemExit(f"the reconciler did not start: {line!r}")
+            self.address = line["listen"]
+            threading.Thread(target=self.read, daemon=True).start()
+
+        def read(self):
+            for text in self.process.stdout:
+                line = json.loads(text)
+                if line.get("msg") == "synced":
+                    self.synced[line["app"]] = line.get("commit")
+                elif line.get("msg") == "sync failed":
+                    self.failed.append(line)
+
+        def until(self, done, what, limit=900):
+            deadline = time.perf_counter() + limit
+            while not done():
+                if self.failed:
+                    raise SystemExit(f"the reconciler: a sync failed: {self.failed[0]}")
+                if time.perf_counter() > deadline:
+                    raise SystemExit(f"the reconciler: {what} after {limit} s")
+                time.sleep(0.05)
+
+        def stop(self):
+            """Stops it; returns its peak resident memory in MiB."""
+            peak = None
+            try:
+                for status_line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                    if status_line.startswith("VmHWM:"):
+                        peak = int(status_line.split()[1]) / 1024
+            except OSError:
+                pass
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            return peak
+
+    def head():
+        return git(repo, "rev-parse", "--short=7", "HEAD").strip()
+
+    def check_cluster(expected):
+        values = cluster.kubectl("get", "configmaps", "-n", ns, "-o",
+                                 "jsonpath={range .items[*]}{.metadata.name}={.data.rev}{\"\\n\"}{end}").stdout
+        found = dict(line.split("=", 1) for line in values.split() if "=" in line)
+        wrong = [name for name, rev in expected.items() if found.get(name) != rev]
+        if wrong:
+            raise SystemExit(f"the reconciler: {len(wrong)} ConfigMaps not as the commit has them: {wrong[:5]}")
+
+    log(f"reconciler: first deploy of {apps} apps of {per_app} objects")
+    first = Reconciler()
+    commit = head()
+    first.until(lambda: sum(1 for c in first.synced.values() if c == commit) >= apps, "not every app deployed")
+    first.stop()
+
+    every = Row(f"reconciler: {apps} apps x {per_app} objects, a commit changing all, to every app deployed",
+                "<= 60 s")
+    one = Row(f"reconciler: one app of {apps} changed, signed webhook to it deployed", "< 2 s")
+    changed_app = f"app{apps // 3}"
+    for round_number in range(args.repeat):
+        rev = round_number + 1
+        write_tree(repo, manifests(rev))
+        git(repo, "commit", "-qam", f"all apps: rev {rev}")
+        commit = head()
+        LOADS.append(os.getloadavg()[0])
+        cpu = cluster.apiserver_cpu()
+        started = time.perf_counter()
+        reconciler = Reconciler()
+        reconciler.until(lambda: sum(1 for c in reconciler.synced.values() if c == commit) >= apps,
+                         "not every app deployed the commit")
+        every.ours.append(time.perf_counter() - started)
+        if cpu is not None:
+            every.ours_cpu.append(cluster.apiserver_cpu() - cpu)
+        log(f"{every.name}: ours {every.ours[-1] * 1000:.0f} ms")
+        check_cluster({f"app{i}-{j}": str(rev) for i in range(apps) for j in range(per_app)})
+
+        # One app changes; the push tells the reconciler at once (its interval is an hour).
+        path = repo / "apps" / changed_app / "cm0.yaml"
+        path.write_text(path.read_text().replace(f'rev: "{rev}"', f'rev: "{rev}-one"'))
+        git(repo, "commit", "-qam", "one app")
+        commit = head()
+        body = json.dumps({"ref": "refs/heads/main"}).encode()
+        signature = "sha256=" + hmac.new(b"bench-secret", body, hashlib.sha256).hexdigest()
+        LOADS.append(os.getloadavg()[0])
+        cpu = cluster.apiserver_cpu()
+        started = time.perf_counter()
+        connection = http.client.HTTPConnection(reconciler.address, timeout=30)
+        connection.request("POST", "/webhook", body=body, headers={
+            "X-GitHub-Event": "push", "X-Hub-Signature-256": signature, "Content-Type": "application/json"})
+        status = connection.getresponse().status
+        connection.close()
+        if status >= 300:
+            raise SystemExit(f"the webhook answered {status}")
+        reconciler.until(lambda: reconciler.synced.get(changed_app) == commit, "the changed app not deployed", 120)
+        one.ours.append(time.perf_counter() - started)
+        if cpu is not None:
+            one.ours_cpu.append(cluster.apiserver_cpu() - cpu)
+        log(f"{one.name}: ours {one.ours[-1] * 1000:.0f} ms")
+        check_cluster({f"{changed_app}-0": f"{rev}-one"})
+        peak = reconciler.stop()
+        if peak is not None:
+            every.ours_mem.append(peak)
+            one.ours_mem.append(peak)
+    return [every, one]
 
 def remote_dependencies_row(args, cluster, env, work):
     """A chart whose three dependencies are in an OCI registry (the distribution registry

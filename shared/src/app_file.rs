@@ -25,6 +25,7 @@
 //!   timeout: 5m                 # health wait (default 5m)
 //!   create_namespace: true      # sync creates the namespace when missing (default false)
 //!   depends_on: [db]            # apps `--all` syncs (and finds healthy) before this one
+//!   self_heal: true             # the reconciler heals its drift
 //!   ignore: [...]               # drift ignore rules, as in the app's own config file
 //! ```
 //!
@@ -89,6 +90,10 @@ pub struct AppSpec {
     /// this one.
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// The reconciler (`kubectl sync --reconcile`) heals the app's drift as it finds it,
+    /// as `kubectl drift --heal` does (Argo CD's `selfHeal`).
+    #[serde(default)]
+    pub self_heal: bool,
 }
 
 impl AppSpec {

@@ -83,7 +83,7 @@ fn process_exists(_pid: i32) -> bool {
     true
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let from_file = |path: &str| std::fs::read_to_string(path).ok();
     let from_env = |name: &str| std::env::var(name).ok();
     from_file("/proc/sys/kernel/hostname")

@@ -11,6 +11,7 @@
 //! any other symlink is skipped. Submodules, names that are not UTF-8 and names with control
 //! characters are skipped too.
 
+pub mod credentials;
 mod integrity;
 mod open;
 mod positional;

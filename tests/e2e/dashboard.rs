@@ -679,3 +679,82 @@ fn a_helm_releases_page_updates_without_a_reload_when_one_of_its_objects_changes
     );
     browser.screenshot("helm-object-deleted");
 }
+
+#[test]
+fn the_overview_learns_each_apps_state_while_another_app_changes_all_the_time() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-busy");
+    let n = ns.name.clone();
+    let repo = GitFixture::new();
+    let apps = ["busy", "one", "two", "three", "four", "five"];
+    for app in apps {
+        repo.write(
+            &format!("{app}/cm.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {app}\ndata:\n  value: one\n"
+            ),
+        );
+    }
+    repo.commit("six apps");
+    for app in apps {
+        let out = cluster
+            .kubectl()
+            .args(["sync", "HEAD", app, "--app", app, "-n", &n, "--yes"])
+            .current_dir(repo.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "sync {app}: {}", describe(&out));
+    }
+    // Something writes to one app's object all the time (a controller's annotation), as
+    // in any busy cluster: the other apps' states are still learnt and kept.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = {
+        let (stop, ticks, n) = (stop.clone(), ticks.clone(), n.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let tick = ticks.fetch_add(1, Ordering::SeqCst) + 1;
+                let _ = TestCluster::get()
+                    .kubectl()
+                    .args(["annotate", "--overwrite", "configmap", "busy", "-n", &n])
+                    .arg(format!("example.com/tick={tick}"))
+                    .output();
+            }
+        })
+    };
+    while ticks.load(Ordering::SeqCst) < 3 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let dashboard = ServedDashboard::start(cluster, &["-n", &n]);
+    let quiet = ["one", "two", "three", "four", "five"];
+    let row = |body: &str, app: &str| {
+        body.lines()
+            .find(|l| {
+                l.starts_with("<tr><td data-label=\"App\">") && l.contains(&format!(">{app}</a>"))
+            })
+            .unwrap_or_else(|| panic!("no row of {app} in: {body}"))
+            .to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let body = loop {
+        let body = dashboard.page("/").body;
+        if quiet.iter().all(|app| !row(&body, app).contains(CHECKING)) {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the quiet apps' states were still being checked after 30 s: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    for app in quiet {
+        let row = row(&body, app);
+        assert!(row.contains("in sync"), "{row}");
+        assert!(row.contains("healthy"), "{row}");
+    }
+}

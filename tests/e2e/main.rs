@@ -30,6 +30,7 @@ mod ownership;
 mod progress;
 mod prune;
 mod rbac;
+mod reconcile;
 mod release_archives;
 mod release_history;
 mod release_store;

@@ -118,6 +118,23 @@ impl Source {
 
     /// The apps and clusters the flags and the app list ask for.
     pub fn destinations(&self, args: &Args) -> Result<Vec<Target>> {
+        self.destinations_in(args, &self.tree)
+    }
+
+    /// The revision's whole tree.
+    pub fn snapshot(&self) -> &gitops::source::Snapshot {
+        &self.tree.snapshot
+    }
+
+    /// The same repository and path at another revision (the commit a deployed release
+    /// came from).
+    pub fn tree_at(&self, revision: &str) -> Result<LoadedTree> {
+        let spec = TreeSpec::Revision(revision.to_string());
+        Ok(read_tree(&self.resolved.repo, &spec, &self.resolved.root)?)
+    }
+
+    /// [`Source::destinations`] as `tree`'s app list has them.
+    pub fn destinations_in(&self, args: &Args, tree: &LoadedTree) -> Result<Vec<Target>> {
         let request = targets::Request {
             list: &args.apps,
             app: args.app.name.as_deref(),
@@ -129,8 +146,8 @@ impl Source {
         };
         targets::select(
             &request,
-            &self.tree.snapshot,
-            (&self.resolved.repo_label(), &self.tree.label),
+            &tree.snapshot,
+            (&self.resolved.repo_label(), &tree.label),
         )
     }
 }

@@ -4,6 +4,7 @@
 mod job;
 mod once;
 mod progress;
+mod reconcile;
 mod report;
 mod session;
 mod several;
@@ -41,6 +42,9 @@ use crate::session::{Session, retry_budget};
 
   # Follow a branch: sync every new commit (auto-sync), checking every 30 seconds
   kubectl sync origin/main deploy --app shop -n shop --prune --watch --interval 30s
+
+  # Run as the reconciler of a repository's app list (docs/in-cluster.md)
+  kubectl sync --reconcile main --repo https://git.example.com/team/apps.git --interval 3m
 
 Exit status: 0 the sync succeeded and everything is healthy, 2 it failed (the release
 record says why), 130 it was interrupted (Ctrl-C or SIGTERM: no new write starts, the
@@ -109,6 +113,8 @@ pub struct Args {
     #[command(flatten)]
     repeat: WatchArgs,
     #[command(flatten)]
+    reconcile: reconcile::ReconcileArgs,
+    #[command(flatten)]
     connection: ConnectionArgs,
 }
 
@@ -120,9 +126,15 @@ fn main() -> ExitCode {
     )
 }
 
-async fn run(args: Args) -> Result<Outcome> {
+async fn run(mut args: Args) -> Result<Outcome> {
     // From the start: the lock may be taken while the revision still renders.
     gitops_cli::interrupt::install();
+    if args.reconcile.reconcile {
+        // Every app of the list, without a question.
+        args.apps.all = true;
+        args.yes = true;
+        return reconcile::run(&args).await;
+    }
     if args.repeat.watch && (args.rollback.is_some() || args.dry_run) {
         bail!("--watch follows a revision; it cannot be combined with --rollback or --dry-run");
     }

@@ -13,6 +13,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use self::lines::Lines;
 
+/// Set once by the reconciler, whose log is one JSON line per event: no progress lines.
+static SILENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// No progress lines from here on.
+pub fn silence() {
+    SILENT.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub struct Display {
     bar: Option<ProgressBar>,
     /// Names the destination on each line when several sync at once (no spinner then).
@@ -35,6 +43,9 @@ impl Display {
             Some(bar) => {
                 let bar = bar.clone();
                 Lines::spawn(lines::CAPACITY, move |line: &str| bar.println(line))
+            }
+            None if SILENT.load(std::sync::atomic::Ordering::Relaxed) => {
+                Lines::spawn(lines::CAPACITY, |_: &str| {})
             }
             None => Lines::spawn(lines::CAPACITY, |line: &str| {
                 let _ = writeln!(std::io::stderr().lock(), "{line}");

@@ -166,14 +166,14 @@ impl Skip {
 }
 
 /// One destination of several: its output kept for its section, the release it left.
-struct Destination {
+pub struct Destination {
     place: AppOnContext,
     output: Vec<u8>,
-    record: Option<ReleaseRecord>,
+    pub record: Option<ReleaseRecord>,
     /// Whether `record` is a new release (not for a no-op sync).
-    recorded: bool,
+    pub recorded: bool,
     /// What a --dry-run found.
-    result: Result<Option<DryRun>>,
+    pub result: Result<Option<DryRun>>,
     /// Not synced, because an app it depends on did not deploy.
     skipped: Option<Skip>,
 }
@@ -234,7 +234,8 @@ impl Destination {
     }
 }
 
-async fn sync_destination(args: &Args, source: &job::Source, target: &Target) -> Destination {
+/// One destination synced without a question, its output kept.
+pub async fn sync_destination(args: &Args, source: &job::Source, target: &Target) -> Destination {
     let mut output = Vec::new();
     let mut place = AppOnContext {
         app: target.app.clone(),

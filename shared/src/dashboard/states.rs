@@ -1,7 +1,8 @@
 //! The apps' states as last read, kept until a watch ([`super::live`]) sees a change that
 //! touches them: a member of the app's ApplySet, an object Helm annotated as the
 //! release's, or one of its release records; a change that cannot be placed forgets them
-//! all. What no watch may follow is read again after a while: a Helm release's state (an
+//! all; a state read while a change touched its app is not kept (changes to other apps
+//! do not count). What no watch may follow is read again after a while: a Helm release's state (an
 //! object Helm did not annotate, a kind first held by a release made since the start)
 //! after [`MAX_AGE_UNWATCHED`]; ours (whose Pods change their owners' status, which is watched)
 //! after [`MAX_AGE`], in case a watch could not be kept open. Errors are not kept for
@@ -65,11 +66,64 @@ struct Kept {
     state: Arc<AppState>,
 }
 
+/// The generation at which each thing a change names last changed: a state read while
+/// another app changed is still kept (in a busy cluster something changes all the time).
+#[derive(Default)]
+struct Touched {
+    /// By (cluster, ApplySet id).
+    members: BTreeMap<(usize, String), u64>,
+    /// By (cluster, namespace, app).
+    releases: BTreeMap<(usize, String, String), u64>,
+    /// By cluster: its newest release change.
+    clusters: BTreeMap<usize, u64>,
+    /// A change nobody could place.
+    unknown: u64,
+}
+
+impl Touched {
+    fn note(&mut self, change: &Change, generation: u64) {
+        match change {
+            Change::Member { cluster, applyset } => {
+                self.members
+                    .insert((*cluster, applyset.clone()), generation);
+            }
+            Change::Release {
+                cluster,
+                namespace,
+                app,
+            } => {
+                self.releases
+                    .insert((*cluster, namespace.clone(), app.clone()), generation);
+                self.clusters.insert(*cluster, generation);
+            }
+            Change::Unknown => self.unknown = generation,
+            Change::Checked => {}
+        }
+    }
+
+    /// Whether `app` (its ApplySet `applyset`) may have changed after generation `since`.
+    fn app_since(&self, app: &AppRef, applyset: &str, since: u64) -> bool {
+        let after = |g: Option<&u64>| g.is_some_and(|g| *g > since);
+        self.unknown > since
+            || after(self.members.get(&(app.cluster, applyset.to_string())))
+            || after(
+                self.releases
+                    .get(&(app.cluster, app.namespace.clone(), app.app.clone())),
+            )
+    }
+
+    /// Whether cluster `index`'s list of apps may have changed after generation `since`.
+    fn cluster_since(&self, index: usize, since: u64) -> bool {
+        self.unknown > since || self.clusters.get(&index).is_some_and(|g| *g > since)
+    }
+}
+
 /// The states of the apps pages asked for.
 #[derive(Default)]
 pub struct States {
-    /// Moves on with every change: a state read while one came in is not kept.
+    /// Moves on with every change; [`Touched`] says what each one touched.
     generation: AtomicU64,
+    touched: Mutex<Touched>,
     kept: Mutex<BTreeMap<Key, Kept>>,
     /// Each cluster's apps with their newest release, and when they were listed.
     apps: Mutex<BTreeMap<usize, (Instant, Vec<AppSummary>)>>,
@@ -85,7 +139,12 @@ impl States {
         if *change == Change::Checked {
             return;
         }
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        // Noted under the lock, so a reader that sees the new generation sees what it
+        // touched.
+        if let Ok(mut touched) = self.touched.lock() {
+            let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            touched.note(change, generation);
+        }
         if let Ok(mut failed) = self.failed.lock() {
             failed.clear();
         }
@@ -178,9 +237,11 @@ impl States {
         let listed = history::apps(cluster.live.client(), cluster.scope.as_deref(), None)
             .await
             .map_err(|e| e.to_string())?;
-        if let Ok(mut apps) = self.apps.lock()
-            && self.generation.load(Ordering::SeqCst) == generation
-        {
+        let unchanged = self
+            .touched
+            .lock()
+            .is_ok_and(|touched| !touched.cluster_since(index, generation));
+        if unchanged && let Ok(mut apps) = self.apps.lock() {
             apps.insert(index, (Instant::now(), listed.clone()));
         }
         Ok(listed)
@@ -192,18 +253,21 @@ impl States {
             return Ok(state);
         }
         let key = key_of(app);
-        // Read before the state: a change that comes in while it is read may not be in it,
-        // so then it is not kept.
+        // Read before the state: a change to this app that comes in while it is read may
+        // not be in it, so then it is not kept.
         let generation = self.generation.load(Ordering::SeqCst);
         let state = Arc::new(app_state(cluster, app).await?);
-        if let Ok(mut kept) = self.kept.lock()
-            && self.generation.load(Ordering::SeqCst) == generation
-        {
+        let applyset = ApplySetId::for_app(&app.app, &app.namespace).to_string();
+        let unchanged = self
+            .touched
+            .lock()
+            .is_ok_and(|touched| !touched.app_since(app, &applyset, generation));
+        if unchanged && let Ok(mut kept) = self.kept.lock() {
             kept.insert(
                 key,
                 Kept {
                     read: Instant::now(),
-                    applyset: ApplySetId::for_app(&app.app, &app.namespace).to_string(),
+                    applyset,
                     state: state.clone(),
                 },
             );
@@ -240,6 +304,70 @@ mod tests {
             app: "web".into(),
         });
         assert!(matches!(states.known(&app()), Known::Checking));
+    }
+
+    #[test]
+    fn a_read_is_kept_unless_a_change_touched_its_app_while_it_was_read() {
+        let states = States::default();
+        let web = app();
+        let applyset = ApplySetId::for_app(&web.app, &web.namespace).to_string();
+        let read_from = states.generation.load(Ordering::SeqCst);
+        // Another app's member and release change, as they do all the time in a busy
+        // cluster.
+        states.changed(&Change::Member {
+            cluster: 0,
+            applyset: "applyset-other-v1".into(),
+        });
+        states.changed(&Change::Release {
+            cluster: 0,
+            namespace: "shop".into(),
+            app: "api".into(),
+        });
+        let touched = |since| {
+            states
+                .touched
+                .lock()
+                .map(|t| t.app_since(&web, &applyset, since))
+                .unwrap_or(true)
+        };
+        assert!(!touched(read_from));
+        // This app's member in another cluster: not this app either.
+        states.changed(&Change::Member {
+            cluster: 1,
+            applyset: applyset.clone(),
+        });
+        assert!(!touched(read_from));
+        // Its own member changed while it was read: not kept.
+        states.changed(&Change::Member {
+            cluster: 0,
+            applyset: applyset.clone(),
+        });
+        assert!(touched(read_from));
+        // A read that started after that change keeps what it read.
+        let later = states.generation.load(Ordering::SeqCst);
+        assert!(!touched(later));
+        states.changed(&Change::Unknown);
+        assert!(touched(later));
+        // The cluster's list of apps: only release changes (and unknown ones) touch it.
+        let listed_from = states.generation.load(Ordering::SeqCst);
+        states.changed(&Change::Member {
+            cluster: 0,
+            applyset: applyset.clone(),
+        });
+        let cluster_touched = |since| {
+            states
+                .touched
+                .lock()
+                .map(|t| t.cluster_since(0, since))
+                .unwrap_or(true)
+        };
+        assert!(!cluster_touched(listed_from));
+        states.changed(&Change::Release {
+            cluster: 0,
+            namespace: "shop".into(),
+            app: "web".into(),
+        });
+        assert!(cluster_touched(listed_from));
     }
 
     #[test]

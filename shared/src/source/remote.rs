@@ -83,6 +83,7 @@ impl Repo {
 fn run_git(mut command: Command, action: &'static str, url: &str) -> Result<(), SourceError> {
     let shown = redact(url);
     let output = command
+        .envs(super::credentials::fetch_env())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -1,0 +1,695 @@
+//! `kubectl sync --reconcile`: replicas as processes on this machine, each with a
+//! ServiceAccount's kubeconfig, following a repository's app list. What they did is read
+//! from the cluster: release records, objects, Events, the Lease, the audit log.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kubectl_gitops_tests::{
+    GitFixture, ServiceAccountUser, TestCluster, TestNamespace, plugin_dir,
+};
+use serde_json::Value;
+
+fn config_map(name: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: {value}\n")
+}
+
+/// A Deployment whose pods no node takes: it never becomes healthy, so a sync of it waits
+/// (up to the app's timeout) with its record pending.
+fn unschedulable(name: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  \
+         selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    \
+         spec:\n      nodeSelector: {{type: nowhere}}\n      containers:\n      - name: app\n        image: nginx:1.27\n"
+    )
+}
+
+/// The same Deployment, schedulable on the kwok nodes.
+fn schedulable(name: &str) -> String {
+    unschedulable(name).replace("type: nowhere", "type: kwok")
+}
+
+/// A repository whose app list holds `apps` (name, extra YAML of the entry), each app's
+/// manifests under apps/<name>/, all in `namespace`.
+fn app_list(namespace: &str, apps: &[(&str, &str)]) -> String {
+    let mut text = String::from("apps:\n");
+    for (name, extra) in apps {
+        text.push_str(&format!(
+            "- name: {name}\n  path: apps/{name}\n  namespace: {namespace}\n{extra}"
+        ));
+    }
+    text
+}
+
+/// ServiceAccounts that may do anything in `namespace` and nothing elsewhere.
+fn replica_users(
+    cluster: &TestCluster,
+    ns: &TestNamespace,
+    names: &[&str],
+) -> Vec<ServiceAccountUser> {
+    cluster.apply_yaml(
+        &ns.name,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: reconciler\nrules:\n\
+         - apiGroups: ['*']\n  resources: ['*']\n  verbs: ['*']\n",
+    );
+    names
+        .iter()
+        .map(|name| {
+            let user = cluster.service_account_user(&ns.name, name);
+            cluster.kubectl_ok(&[
+                "create",
+                "rolebinding",
+                &format!("reconciler-{name}"),
+                "--role=reconciler",
+                &format!("--serviceaccount={}:{name}", ns.name),
+                "-n",
+                &ns.name,
+            ]);
+            user
+        })
+        .collect()
+}
+
+/// One replica: `kubectl-sync --reconcile` following `repo`'s main branch, its JSON log
+/// kept in a file. Killed when dropped.
+struct Replica {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Replica {
+    /// Rounds every second, endpoints on a free port, unless `extra` says otherwise.
+    fn start(kubeconfig: &Path, namespace: &str, repo: &Path, extra: &[&str]) -> Replica {
+        let dir = tempfile::Builder::new()
+            .prefix("kubectl-gitops-replica")
+            .tempdir()
+            .unwrap();
+        let log = dir.path().join("log.jsonl");
+        let url = format!("file://{}", repo.display());
+        let child = Command::new(plugin_dir().join("kubectl-sync"))
+            .args([
+                "--reconcile",
+                "main",
+                "--repo",
+                &url,
+                "--leader-lease",
+                "3s",
+                "--leader-namespace",
+                namespace,
+            ])
+            .args(extra)
+            .args(if extra.contains(&"--interval") {
+                &[][..]
+            } else {
+                &["--interval", "1s"][..]
+            })
+            .args(if extra.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", dir.path())
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HELM", TestCluster::get().helm_path())
+            .env("KUBECTL", TestCluster::get().kubectl_path())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        Replica {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Its log lines so far, each checked to be one JSON object.
+    fn lines(&self) -> Vec<Value> {
+        let file = std::fs::File::open(&self.log).unwrap();
+        BufReader::new(file)
+            .lines()
+            .map(|line| {
+                let line = line.unwrap();
+                serde_json::from_str::<Value>(&line)
+                    .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"))
+            })
+            .collect()
+    }
+
+    /// The lines saying `msg` about `app`.
+    fn said(&self, msg: &str, app: &str) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l["msg"] == msg && l["app"] == app)
+            .collect()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.log.with_file_name("stderr")).unwrap_or_default()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits up to `limit` for `done`, failing with `what` and the replicas' logs.
+fn wait_for(limit: Duration, what: &str, replicas: &[&Replica], mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let logs: Vec<String> = replicas
+        .iter()
+        .map(|r| {
+            format!(
+                "{}\n{}",
+                std::fs::read_to_string(&r.log).unwrap_or_default(),
+                r.stderr()
+            )
+        })
+        .collect();
+    panic!(
+        "timed out waiting for {what}; replicas said:\n{}",
+        logs.join("\n---\n")
+    );
+}
+
+fn deployed(cluster: &TestCluster, ns: &str, app: &str) -> Vec<u32> {
+    cluster
+        .release_statuses(ns, app)
+        .into_iter()
+        .filter(|(_, status)| status == "deployed")
+        .map(|(revision, _)| revision)
+        .collect()
+}
+
+fn resource_version(cluster: &TestCluster, ns: &str, what: &str) -> String {
+    cluster.kubectl_ok(&[
+        "get",
+        what,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ])
+}
+
+fn events(cluster: &TestCluster, ns: &str, parent: &str, reason: &str) -> usize {
+    cluster
+        .kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            &format!("involvedObject.name={parent},reason={reason}"),
+            "-o",
+            "name",
+        ])
+        .lines()
+        .count()
+}
+
+#[test]
+fn the_reconciler_syncs_every_app_then_only_the_one_a_commit_changes() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("reconcile");
+    let repo = GitFixture::new();
+    repo.write(
+        ".kubectl-gitops.yaml",
+        &app_list(&ns.name, &[("a", ""), ("b", ""), ("c", "")]),
+    );
+    for app in ["a", "b", "c"] {
+        repo.write(&format!("apps/{app}/cm.yaml"), &config_map(app, "one"));
+    }
+    repo.write("README.md", "apps\n");
+    repo.commit("three apps");
+    let users = replica_users(cluster, &ns, &["r0"]);
+    // Credentials as a mounted Secret holds them: git gets them, the log never shows them.
+    let credentials = tempfile::tempdir().unwrap();
+    std::fs::write(credentials.path().join("token"), "canary-git-token-5f3a").unwrap();
+    let replica = Replica::start(
+        &users[0].kubeconfig,
+        &ns.name,
+        repo.path(),
+        &["--git-credentials", credentials.path().to_str().unwrap()],
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "every app deployed",
+        &[&replica],
+        || {
+            ["a", "b", "c"]
+                .iter()
+                .all(|app| deployed(cluster, &ns.name, app) == [1])
+        },
+    );
+    let untouched: Vec<String> = ["a", "c"]
+        .iter()
+        .map(|app| resource_version(cluster, &ns.name, &format!("secret/{app}.r1")))
+        .collect();
+
+    // A commit that changes b, and one file outside every app.
+    repo.write("apps/b/cm.yaml", &config_map("b", "two"));
+    repo.write("README.md", "apps, changed\n");
+    let commit = repo.commit("b: two");
+    wait_for(
+        Duration::from_secs(30),
+        "b's second release",
+        &[&replica],
+        || deployed(cluster, &ns.name, "b") == [2],
+    );
+    assert_eq!(
+        cluster.kubectl_ok(&[
+            "get",
+            "configmap",
+            "b",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.data.value}"
+        ]),
+        "two"
+    );
+    // Several rounds later a and c were not synced again: no release, no record rewritten.
+    std::thread::sleep(Duration::from_secs(3));
+    for (app, version) in ["a", "c"].iter().zip(&untouched) {
+        assert_eq!(
+            cluster.release_statuses(&ns.name, app),
+            [(1, "deployed".to_string())]
+        );
+        assert_eq!(
+            &resource_version(cluster, &ns.name, &format!("secret/{app}.r1")),
+            version,
+            "app {app}'s record was written again"
+        );
+    }
+    // The log says so, one JSON line per event; the release names the commit.
+    let synced = replica.said("synced", "b");
+    assert_eq!(synced.len(), 2, "{synced:?}");
+    assert_eq!(synced[1]["release"], 2);
+    assert_eq!(synced[1]["commit"], commit[..7]);
+    assert_eq!(replica.said("synced", "a").len(), 1);
+    assert!(replica.lines().iter().any(|l| l["msg"] == "leading"));
+    // An Event on b's ApplySet parent for each sync.
+    assert_eq!(events(cluster, &ns.name, "b.applyset", "Synced"), 2);
+    let said = format!(
+        "{}{}",
+        std::fs::read_to_string(&replica.log).unwrap(),
+        replica.stderr()
+    );
+    assert!(!said.contains("canary-git-token"), "{said}");
+}
+
+#[test]
+fn a_leader_killed_mid_sync_is_replaced_and_every_app_converges() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("reconcile-ha");
+    let repo = GitFixture::new();
+    repo.write(
+        ".kubectl-gitops.yaml",
+        &app_list(
+            &ns.name,
+            &[("a", ""), ("b", ""), ("slow", "  timeout: 2m\n")],
+        ),
+    );
+    repo.write("apps/a/cm.yaml", &config_map("a", "one"));
+    repo.write("apps/b/cm.yaml", &config_map("b", "one"));
+    repo.write("apps/slow/deploy.yaml", &unschedulable("slow"));
+    repo.commit("three apps, one never healthy");
+    let users = replica_users(cluster, &ns, &["r0", "r1", "r2"]);
+    let offset = cluster.audit_offset();
+    let mut replicas: Vec<Replica> = users
+        .iter()
+        .map(|user| Replica::start(&user.kubeconfig, &ns.name, repo.path(), &[]))
+        .collect();
+    let all: Vec<&Replica> = replicas.iter().collect();
+    // The leader syncs "slow" and waits for it to become healthy, its record pending.
+    wait_for(
+        Duration::from_secs(60),
+        "slow's sync waiting for health",
+        &all,
+        || cluster.release_statuses(&ns.name, "slow") == [(1, "pending".to_string())],
+    );
+    let holder = cluster.kubectl_ok(&[
+        "get",
+        "lease",
+        "kubectl-gitops-reconciler",
+        "-n",
+        &ns.name,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    let leader = replicas
+        .iter()
+        .position(|r| holder.ends_with(&format!(" pid {}", r.pid())))
+        .unwrap_or_else(|| panic!("no replica holds the lease: {holder}"));
+    replicas[leader].kill();
+    let killed = Instant::now();
+    // The fix lands meanwhile: the next leader syncs it.
+    repo.write("apps/slow/deploy.yaml", &schedulable("slow"));
+    repo.commit("slow: schedulable");
+
+    let all: Vec<&Replica> = replicas.iter().collect();
+    wait_for(
+        Duration::from_secs(60),
+        "slow deployed by the next leader",
+        &all,
+        || !deployed(cluster, &ns.name, "slow").is_empty(),
+    );
+    let took_over = killed.elapsed();
+    let statuses = cluster.release_statuses(&ns.name, "slow");
+    assert_eq!(statuses[0], (1, "failed".to_string()), "{statuses:?}");
+    assert!(
+        statuses.iter().any(|(_, s)| s == "deployed"),
+        "{statuses:?}"
+    );
+    for app in ["a", "b"] {
+        assert_eq!(deployed(cluster, &ns.name, app).len(), 1, "app {app}");
+    }
+    let new_holder = cluster.kubectl_ok(&[
+        "get",
+        "lease",
+        "kubectl-gitops-reconciler",
+        "-n",
+        &ns.name,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_ne!(new_holder, holder);
+    // Within the lease (3 s), a round, and the sync itself.
+    assert!(took_over < Duration::from_secs(45), "{took_over:?}");
+
+    // No two replicas wrote at once: each one's successful writes form one span, and the
+    // spans do not overlap.
+    let writes: Vec<(String, String)> = cluster
+        .our_audit_events_since(offset)
+        .into_iter()
+        .filter(|e| e["objectRef"]["namespace"] == ns.name.as_str())
+        .filter(|e| {
+            matches!(
+                e["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete")
+            ) && e["responseStatus"]["code"]
+                .as_u64()
+                .is_some_and(|c| c < 300)
+                && !e["requestURI"].as_str().unwrap_or("").contains("dryRun")
+        })
+        .map(|e| {
+            (
+                e["user"]["username"].as_str().unwrap().to_string(),
+                e["stageTimestamp"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut spans: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    for (user, at) in writes {
+        let span = spans
+            .entry(user)
+            .or_insert_with(|| (at.clone(), at.clone()));
+        span.0 = span.0.clone().min(at.clone());
+        span.1 = span.1.clone().max(at);
+    }
+    assert!(spans.len() >= 2, "{spans:?}");
+    let mut ordered: Vec<&(String, String)> = spans.values().collect();
+    ordered.sort();
+    for pair in ordered.windows(2) {
+        assert!(
+            pair[0].1 < pair[1].0,
+            "two replicas wrote at once: {spans:?}"
+        );
+    }
+}
+
+#[test]
+fn a_failing_app_backs_off_while_the_others_sync_and_drift_is_healed() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("reconcile-heal");
+    let repo = GitFixture::new();
+    repo.write(
+        ".kubectl-gitops.yaml",
+        &app_list(&ns.name, &[("good", "  self_heal: true\n"), ("broken", "")]),
+    );
+    repo.write("apps/good/cm.yaml", &config_map("good", "one"));
+    repo.write(
+        "apps/broken/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+    );
+    repo.commit("a good app and a broken one");
+    let users = replica_users(cluster, &ns, &["r0"]);
+    let replica = Replica::start(
+        &users[0].kubeconfig,
+        &ns.name,
+        repo.path(),
+        &["--backoff", "1s", "--max-backoff", "4s"],
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "good deployed",
+        &[&replica],
+        || deployed(cluster, &ns.name, "good") == [1],
+    );
+    // Someone edits the self-healing app's object: the next round puts it back.
+    cluster.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "good",
+        "-n",
+        &ns.name,
+        "--type=merge",
+        "-p",
+        r#"{"data":{"value":"edited"}}"#,
+    ]);
+    wait_for(
+        Duration::from_secs(30),
+        "the edit healed",
+        &[&replica],
+        || {
+            cluster.kubectl_ok(&[
+                "get",
+                "configmap",
+                "good",
+                "-n",
+                &ns.name,
+                "-o",
+                "jsonpath={.data.value}",
+            ]) == "one"
+        },
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the heal's release",
+        &[&replica],
+        || deployed(cluster, &ns.name, "good") == [2],
+    );
+    assert_eq!(replica.said("healed", "good").len(), 1);
+    assert_eq!(events(cluster, &ns.name, "good.applyset", "Healed"), 1);
+
+    // The broken app failed, each time waiting twice as long, up to the cap...
+    wait_for(
+        Duration::from_secs(30),
+        "four failures of broken",
+        &[&replica],
+        || replica.said("sync failed", "broken").len() >= 4,
+    );
+    let waits: Vec<u64> = replica
+        .said("sync failed", "broken")
+        .iter()
+        .map(|l| l["retry_in_seconds"].as_u64().unwrap())
+        .collect();
+    assert_eq!(waits[..4], [1, 2, 4, 4], "{waits:?}");
+    let error = replica.said("sync failed", "broken")[0]["error"].to_string();
+    assert!(error.contains("apps/broken/cm.yaml"), "{error}");
+    // ...while a commit to the good app is synced at once.
+    repo.write("apps/good/cm.yaml", &config_map("good", "two"));
+    repo.commit("good: two");
+    wait_for(
+        Duration::from_secs(20),
+        "good's third release",
+        &[&replica],
+        || deployed(cluster, &ns.name, "good") == [3],
+    );
+    assert!(cluster.release_statuses(&ns.name, "broken").is_empty());
+}
+
+/// One HTTP/1.1 request to the replica's endpoints: (status, body).
+fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn a_signed_push_starts_a_round_at_once_and_the_endpoints_answer() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("reconcile-hook");
+    let repo = GitFixture::new();
+    repo.write(
+        ".kubectl-gitops.yaml",
+        &app_list(&ns.name, &[("a", ""), ("b", "")]),
+    );
+    repo.write("apps/a/cm.yaml", &config_map("a", "one"));
+    repo.write("apps/b/cm.yaml", &config_map("b", "one"));
+    repo.commit("two apps");
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("secret");
+    std::fs::write(&secret, "hook-secret-9c1e\n").unwrap();
+    let users = replica_users(cluster, &ns, &["r0"]);
+    // Rounds an hour apart: only the webhook can start the next one.
+    let replica = Replica::start(
+        &users[0].kubeconfig,
+        &ns.name,
+        repo.path(),
+        &[
+            "--interval",
+            "1h",
+            "--listen",
+            "127.0.0.1:0",
+            "--webhook-secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "both apps deployed",
+        &[&replica],
+        || deployed(cluster, &ns.name, "a") == [1] && deployed(cluster, &ns.name, "b") == [1],
+    );
+    let started = replica
+        .lines()
+        .into_iter()
+        .find(|l| l["msg"] == "started")
+        .unwrap();
+    let address = started["listen"].as_str().unwrap().to_string();
+    assert_eq!(
+        http(&address, "GET", "/healthz", &[], ""),
+        (200, "ok\n".to_string())
+    );
+    wait_for(Duration::from_secs(10), "ready", &[&replica], || {
+        http(&address, "GET", "/readyz", &[], "").0 == 200
+    });
+
+    repo.write("apps/b/cm.yaml", &config_map("b", "two"));
+    repo.commit("b: two");
+    let payload = r#"{"ref":"refs/heads/main","after":"0000000000000000000000000000000000000000"}"#;
+    // A forged signature is refused, and changes nothing.
+    let forged = gitops::reconcile::webhook::signature(b"not-the-secret", payload.as_bytes());
+    let (status, _) = http(
+        &address,
+        "POST",
+        "/webhook",
+        &[
+            ("X-GitHub-Event", "push"),
+            ("X-Hub-Signature-256", &forged),
+            ("Content-Type", "application/json"),
+        ],
+        payload,
+    );
+    assert_eq!(status, 401);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(deployed(cluster, &ns.name, "b"), [1]);
+    assert!(
+        replica
+            .lines()
+            .iter()
+            .any(|l| l["msg"] == "webhook refused")
+    );
+
+    let signed = gitops::reconcile::webhook::signature(b"hook-secret-9c1e", payload.as_bytes());
+    let pushed = Instant::now();
+    let (status, _) = http(
+        &address,
+        "POST",
+        "/webhook",
+        &[
+            ("X-GitHub-Event", "push"),
+            ("X-Hub-Signature-256", &signed),
+            ("Content-Type", "application/json"),
+        ],
+        payload,
+    );
+    assert!((200..300).contains(&status), "{status}");
+    wait_for(
+        Duration::from_secs(20),
+        "b synced after the push",
+        &[&replica],
+        || deployed(cluster, &ns.name, "b") == [2],
+    );
+    assert!(
+        pushed.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        pushed.elapsed()
+    );
+    assert_eq!(deployed(cluster, &ns.name, "a"), [1]);
+
+    let (status, metrics) = http(&address, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200);
+    for line in [
+        "kubectl_gitops_syncs_total{app=\"b\",outcome=\"synced\"} 2",
+        "kubectl_gitops_syncs_total{app=\"a\",outcome=\"synced\"} 1",
+        "kubectl_gitops_leader 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("kubectl_gitops_sync_duration_seconds_bucket{app=\"b\""),
+        "{metrics}"
+    );
+    // The secret never appears in the log.
+    let said = std::fs::read_to_string(&replica.log).unwrap();
+    assert!(!said.contains("hook-secret"), "{said}");
+}
