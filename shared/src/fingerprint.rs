@@ -25,7 +25,6 @@ use crate::objects::hash::short_hex as hex;
 use crate::objects::{DesiredObject, ObjectKey};
 use crate::release::record::ReleaseRecord;
 
-
 /// An object's `metadata.resourceVersion`.
 pub fn resource_version(object: &Value) -> Option<&str> {
     object
@@ -296,7 +295,8 @@ mod tests {
             "2026-01-01T00:00:01Z",
             json!({"f:metadata": {"f:annotations": {}}}),
         );
-        assert!(known.unchanged(&wanted(&key, &desired),
+        assert!(known.unchanged(
+            &wanted(&key, &desired),
             &live("u1", "12", ours.clone(), &[status.clone(), annotation])
         ));
         // Someone edited a field we applied: the server took it out of our entry.
@@ -312,7 +312,10 @@ mod tests {
             "2026-01-01T00:00:05Z",
             json!({"f:spec": {"f:replicas": {}}}),
         );
-        assert!(!known.unchanged(&wanted(&key, &desired), &live("u1", "13", edited, &[editor])));
+        assert!(!known.unchanged(
+            &wanted(&key, &desired),
+            &live("u1", "13", edited, &[editor])
+        ));
         // Another apply of ours changed something: our entry's time moved.
         let reapplied = entry(
             FIELD_MANAGER,
@@ -322,14 +325,18 @@ mod tests {
         );
         assert!(!known.unchanged(&wanted(&key, &desired), &live("u1", "14", reapplied, &[])));
         // Deleted and created again with the very same entry: another object.
-        assert!(!known.unchanged(&wanted(&key, &desired), &live("u2", "15", ours.clone(), &[])));
+        assert!(!known.unchanged(
+            &wanted(&key, &desired),
+            &live("u2", "15", ours.clone(), &[])
+        ));
         // Our entry is gone (managedFields reset by someone).
         let mut bare = live("u1", "16", ours, &[]);
         bare["metadata"]["managedFields"] = json!([status]);
         assert!(!known.unchanged(&wanted(&key, &desired), &bare));
         // A release written before owned hashes existed: only the version proves it.
         let old = Fingerprints::from_record(&record_with(&key, &applied_hash(&desired), "10"));
-        assert!(!old.unchanged(&wanted(&key, &desired),
+        assert!(!old.unchanged(
+            &wanted(&key, &desired),
             &live(
                 "u1",
                 "12",

@@ -467,10 +467,7 @@ impl DesiredSet {
                     second: origin,
                 });
             }
-            objects.insert(
-                key.clone(),
-                DesiredObject::new(key, object, origin),
-            );
+            objects.insert(key.clone(), DesiredObject::new(key, object, origin));
         }
         Ok(DesiredSet {
             objects,

@@ -677,7 +677,10 @@ mod tests {
             .collect();
         assert_eq!(several.len(), 2 * n);
         assert_eq!(several, one);
-        assert_eq!(several[2 * n - 1].origin.file, format!("app/{:05}.yaml", n - 1));
+        assert_eq!(
+            several[2 * n - 1].origin.file,
+            format!("app/{:05}.yaml", n - 1)
+        );
         assert_eq!(several[2 * n - 1].origin.document, 1);
 
         // A bad file in each half: the first in path order is reported.
