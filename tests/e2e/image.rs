@@ -89,7 +89,8 @@ fn in_rootfs(rootfs: &Path, user: Option<&str>, args: &[&str]) -> Option<Output>
         cmd
     } else {
         let mut cmd = Command::new("unshare");
-        cmd.arg("--map-root-user").arg(format!("--root={}", rootfs.display()));
+        cmd.arg("--map-root-user")
+            .arg(format!("--root={}", rootfs.display()));
         cmd
     };
     let out = cmd
@@ -166,19 +167,19 @@ fn the_image_builds_reproducibly_is_pushed_by_digest_and_deploy_pinned_to_it_syn
     std::fs::create_dir(&rootfs).unwrap();
     let mut files = Vec::new();
     for layer in layers {
-        let path = first
-            .join("blobs/sha256")
-            .join(layer["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap());
+        let path = first.join("blobs/sha256").join(
+            layer["digest"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("sha256:")
+                .unwrap(),
+        );
         let listing = layer_listing(&path);
         let mut names = Vec::new();
         for line in &listing {
             let fields: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(fields[1], "0/0", "{line}");
-            assert_eq!(
-                (fields[3], fields[4]),
-                ("1970-01-01", "00:00:00"),
-                "{line}"
-            );
+            assert_eq!((fields[3], fields[4]), ("1970-01-01", "00:00:00"), "{line}");
             let name = fields[5].trim_end_matches('/');
             names.push(name.to_string());
             if fields[0].starts_with('-') {
@@ -212,7 +213,9 @@ fn the_image_builds_reproducibly_is_pushed_by_digest_and_deploy_pinned_to_it_syn
     }
     let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
     assert!(
-        passwd.lines().any(|l| l.starts_with("nonroot:x:65532:65532:")),
+        passwd
+            .lines()
+            .any(|l| l.starts_with("nonroot:x:65532:65532:")),
         "{passwd}"
     );
 
@@ -235,9 +238,12 @@ fn the_image_builds_reproducibly_is_pushed_by_digest_and_deploy_pinned_to_it_syn
     if let Some(out) = in_rootfs(&rootfs, None, &["/usr/bin/git", "--version"]) {
         assert!(out.status.success(), "git: {}", describe(&out));
         // git's https helper loads (curl, TLS) and tries to connect.
-        let out =
-            in_rootfs(&rootfs, None, &["/usr/bin/git", "ls-remote", "https://127.0.0.1:1/x.git"])
-                .unwrap();
+        let out = in_rootfs(
+            &rootfs,
+            None,
+            &["/usr/bin/git", "ls-remote", "https://127.0.0.1:1/x.git"],
+        )
+        .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains("Failed to connect") || stderr.contains("Could not connect"),

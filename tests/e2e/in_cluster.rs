@@ -418,10 +418,7 @@ fn sync_installs_deploy_and_a_second_sync_changes_nothing() {
         ("create", "events"),
         ("patch", "events.events.k8s.io"),
     ] {
-        assert!(
-            can(verb, resource, &elsewhere.name),
-            "{verb} {resource}"
-        );
+        assert!(can(verb, resource, &elsewhere.name), "{verb} {resource}");
     }
     for verb in ["get", "create", "update", "watch"] {
         assert!(can(verb, "leases.coordination.k8s.io", ns), "{verb} leases");
