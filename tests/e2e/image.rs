@@ -76,11 +76,21 @@ fn layer_listing(path: &Path) -> Vec<String> {
     .collect()
 }
 
-/// Runs `args` inside `rootfs` as its root directory: chroot as root, else in a user
-/// namespace (`unshare --map-root-user --root`). None when neither is allowed here.
+/// Runs `args` inside `rootfs` as its root directory, with the /dev/null a container
+/// runtime gives every container: chroot as root (a device node made for it), else in a
+/// user and mount namespace (the host's /dev/null bound there). None when neither is
+/// allowed here.
 fn in_rootfs(rootfs: &Path, user: Option<&str>, args: &[&str]) -> Option<Output> {
     let root = run(Command::new("id").arg("-u")).trim() == "0";
+    let dev_null = rootfs.join("dev/null");
+    std::fs::create_dir_all(rootfs.join("dev")).unwrap();
     let mut cmd = if root {
+        if !dev_null.exists() {
+            run(Command::new("mknod")
+                .args(["-m", "666"])
+                .arg(&dev_null)
+                .args(["c", "1", "3"]));
+        }
         let mut cmd = Command::new("chroot");
         if let Some(user) = user {
             cmd.arg(format!("--userspec={user}"));
@@ -88,9 +98,13 @@ fn in_rootfs(rootfs: &Path, user: Option<&str>, args: &[&str]) -> Option<Output>
         cmd.arg(rootfs);
         cmd
     } else {
+        if !dev_null.exists() {
+            std::fs::write(&dev_null, "").unwrap();
+        }
         let mut cmd = Command::new("unshare");
-        cmd.arg("--map-root-user")
-            .arg(format!("--root={}", rootfs.display()));
+        cmd.args(["--map-root-user", "--mount", "--", "sh", "-c"])
+            .arg("mount --bind /dev/null \"$0/dev/null\" && exec chroot \"$0\" \"$@\"")
+            .arg(rootfs);
         cmd
     };
     let out = cmd
