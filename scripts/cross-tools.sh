@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what building the release archives for every krew platform needs, pinned and
-# cached by version like the test control plane:
-#   - the Rust standard library of each cross target (rustup),
+# Installs what building the release archives for every krew platform, and the
+# reconciler's container image (scripts/image.sh), need, pinned and cached by version like
+# the test control plane:
+#   - the Rust standard library of each cross target (rustup), x86_64 musl for the image,
 #   - zig and cargo-zigbuild (PyPI wheels, in a venv), the linker for every target: it
 #     links against an old glibc on Linux (so one binary runs on any distribution since
 #     glibc 2.17) and cross-links macOS without a Mac,
@@ -18,7 +19,7 @@ say() { printf '[cross-tools] %s\n' "$*" >&2; }
 cache_root=${KUBECTL_GITOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-gitops}
 venv="$cache_root/zig-${ZIG_VERSION}_cargo-zigbuild-${CARGO_ZIGBUILD_VERSION}/venv"
 
-targets=(aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin)
+targets=(aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin x86_64-unknown-linux-musl)
 if command -v rustup >/dev/null; then
   installed=$(rustup target list --installed)
   for target in "${targets[@]}"; do

