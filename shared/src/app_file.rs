@@ -26,6 +26,7 @@
 //!   create_namespace: true      # sync creates the namespace when missing (default false)
 //!   depends_on: [db]            # apps `--all` syncs (and finds healthy) before this one
 //!   self_heal: true             # the reconciler heals its drift
+//!   service_account: shop-deployer  # syncs act as this ServiceAccount of the namespace
 //!   ignore: [...]               # drift ignore rules, as in the app's own config file
 //! ```
 //!
@@ -94,6 +95,11 @@ pub struct AppSpec {
     /// as `kubectl drift --heal` does (Argo CD's `selfHeal`).
     #[serde(default)]
     pub self_heal: bool,
+    /// A ServiceAccount of the app's namespace that its syncs, heals and drift checks act
+    /// as (impersonated), so the app can do only what that account's RBAC allows (Argo
+    /// CD's project destinations, Flux's `serviceAccountName`).
+    #[serde(default)]
+    pub service_account: Option<String>,
 }
 
 impl AppSpec {
@@ -218,6 +224,9 @@ impl AppFile {
             }
             if let Some(namespace) = &app.namespace {
                 check_dns_label(namespace).map_err(|m| invalid(field("namespace"), m))?;
+            }
+            if let Some(account) = &app.service_account {
+                check_dns_subdomain(account).map_err(|m| invalid(field("service_account"), m))?;
             }
             for (i, context) in app.contexts.iter().enumerate() {
                 if context.trim().is_empty() {
@@ -430,6 +439,27 @@ fn check_dns_label(name: &str) -> Result<(), String> {
     }
 }
 
+/// A ServiceAccount's name (a DNS subdomain): the API server would refuse any other.
+fn check_dns_subdomain(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{name}\" is not a ServiceAccount name (lowercase letters, digits, '-' and '.')"
+        ))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
@@ -624,6 +654,32 @@ mod tests {
         );
         let itself = parse("apps:\n- name: a\n  path: x\n  depends_on: [a]\n").unwrap_err();
         assert!(itself.to_string().ends_with("cycle: a -> a"), "{itself}");
+    }
+
+    #[test]
+    fn a_service_account_is_a_name_the_api_server_would_take() {
+        let file = parse("apps:\n- name: a\n  path: x\n  service_account: team-a.deployer\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            file.app("a").unwrap().service_account.as_deref(),
+            Some("team-a.deployer")
+        );
+        for bad in [
+            "Deployer",
+            "team a",
+            "-x",
+            "a..b",
+            "system:serviceaccount:a:b",
+        ] {
+            let text = format!("apps:\n- name: a\n  path: x\n  service_account: {bad:?}\n");
+            let error = parse(&text).unwrap_err().to_string();
+            assert!(
+                error.starts_with(".kubectl-gitops.yaml: apps[0] (a).service_account: ")
+                    && error.contains("is not a ServiceAccount name"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

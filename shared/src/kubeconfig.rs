@@ -38,6 +38,9 @@ pub struct ConnectOptions {
     pub impersonate: Option<String>,
     /// `--as-group`, repeatable.
     pub impersonate_groups: Vec<String>,
+    /// A ServiceAccount of the namespace in use to act as (the app list's
+    /// `service_account:`, a tenant's account), found once that namespace is known.
+    pub service_account: Option<String>,
 }
 
 /// The parts of the process environment that decide where configuration comes from.
@@ -130,6 +133,10 @@ impl Connection {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeconfigError {
+    #[error(
+        "--as {given} cannot be used for an app the app list gives a service_account ({account}): its syncs act as that account"
+    )]
+    TwoIdentities { given: String, account: String },
     #[error("kubeconfig file {path} does not exist (given by {given_by})")]
     FileNotFound {
         path: PathBuf,
@@ -391,6 +398,20 @@ pub async fn connect(
     }
     if !opts.impersonate_groups.is_empty() {
         connection.config.auth_info.impersonate_groups = Some(opts.impersonate_groups.clone());
+    }
+    if let Some(account) = &opts.service_account {
+        // One identity per request: a person's --as cannot widen or narrow a tenant's.
+        if let Some(given) = &opts.impersonate {
+            return Err(KubeconfigError::TwoIdentities {
+                given: given.clone(),
+                account: account.clone(),
+            });
+        }
+        // The API server adds the account's groups itself.
+        connection.config.auth_info.impersonate = Some(format!(
+            "system:serviceaccount:{}:{account}",
+            connection.namespace
+        ));
     }
     Ok(connection)
 }

@@ -128,6 +128,8 @@ pub struct LiveCluster {
     resolved: Mutex<HashMap<ResolveKey, Option<Resolved>>>,
     /// The server's `/version` `gitVersion`, read beside discovery, or why it could not be.
     version: Result<String, String>,
+    /// Who the client impersonates (`--as`, a tenant's ServiceAccount), if anyone.
+    acting_as: Option<String>,
 }
 
 /// A kind as discovery knows it: its resource and what the server can do with it.
@@ -198,7 +200,34 @@ impl LiveCluster {
             lists: Mutex::default(),
             resolved: Mutex::default(),
             version,
+            acting_as: connection.config.auth_info.impersonate.clone(),
         })
+    }
+
+    /// Who the client impersonates, if anyone: its writes are checked before a sync's
+    /// first one (see [`crate::sync::access`]).
+    pub fn acting_as(&self) -> Option<&str> {
+        self.acting_as.as_deref()
+    }
+
+    /// Whether the server allows what `review` (a SelfSubjectAccessReview) asks, for the
+    /// identity this client acts as.
+    pub async fn may(&self, review: &Value) -> Result<bool, LiveError> {
+        let bytes = serde_json::to_vec(review).map_err(|e| LiveError::Decode {
+            what: "an access review".into(),
+            message: e.to_string(),
+        })?;
+        let request =
+            kube::core::Request::new("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+                .create(&kube::api::PostParams::default(), bytes)
+                .map_err(|e| LiveError::Api(ApiError::Other(format!("an access review: {e}"))))?;
+        let answer: Value = self.client.request(request).await.map_err(|e| {
+            LiveError::Api(ApiError::from_kube(
+                e,
+                &self.call("create", "selfsubjectaccessreviews"),
+            ))
+        })?;
+        Ok(answer.pointer("/status/allowed").and_then(Value::as_bool) == Some(true))
     }
 
     /// What a chart rendered for this cluster sees as `.Capabilities`: the server's

@@ -2,6 +2,7 @@
 //! and record the result as a release. [`flow`] is the one way through it that every
 //! command takes: the lock, the reads, the plan (`plan`), and carrying it out (`execute`).
 
+pub mod access;
 pub mod app_namespace;
 pub mod cascade;
 mod execute;
@@ -220,6 +221,17 @@ pub enum SyncError {
     /// asked to adopt them: refused before anything was written.
     #[error("{}", describe_owners(.0))]
     OwnedElsewhere(Vec<ForeignOwner>),
+    /// The identity the sync acts as may not make some of its writes: refused before
+    /// anything was written.
+    #[error(
+        "{who} may not sync app {app}: it cannot {}; nothing was applied (grant these to {who}, or leave the objects out of the app)",
+        refused.join("; ")
+    )]
+    NotAllowed {
+        app: String,
+        who: String,
+        refused: Vec<String>,
+    },
     /// Stopped by the caller's [`Cancel`](crate::cancel::Cancel) after the first write: the
     /// requests in flight finished, no new one started.
     #[error("{}", describe_interruption(.0))]

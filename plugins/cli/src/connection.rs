@@ -57,6 +57,7 @@ impl ConnectionArgs {
             request_timeout: self.request_timeout.clone(),
             impersonate: self.impersonate.clone(),
             impersonate_groups: self.impersonate_groups.clone(),
+            service_account: None,
         }
     }
 

@@ -46,7 +46,9 @@ impl Target {
     /// app list's namespace when -n does not give one.
     pub fn options(&self, connection: &ConnectionArgs) -> ConnectOptions {
         let namespace = self.spec.as_ref().and_then(|s| s.namespace.as_deref());
-        connection.options_for(self.context.as_deref(), namespace)
+        let mut options = connection.options_for(self.context.as_deref(), namespace);
+        options.service_account = self.spec.as_ref().and_then(|s| s.service_account.clone());
+        options
     }
 
     /// The namespace asked for: -n, else the app list's; None means the context's own.

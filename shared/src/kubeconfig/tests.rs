@@ -267,6 +267,48 @@ fn impersonation_and_timeout_are_applied() {
 }
 
 #[test]
+fn a_service_account_is_acted_as_in_the_namespace_in_use_and_never_with_as() {
+    let dir = TempDir::new().expect("tempdir");
+    let a = write(
+        &dir,
+        "a",
+        &kubeconfig(
+            Some("one"),
+            &[("one", "c1", "u1", Some("from-context"))],
+            "https://a.example",
+        ),
+    );
+    let opts = ConnectOptions {
+        service_account: Some("deployer".into()),
+        ..Default::default()
+    };
+    let conn = block(connect(&opts, &env_with(&[&a]))).expect("connect");
+    assert_eq!(
+        conn.config.auth_info.impersonate.as_deref(),
+        Some("system:serviceaccount:from-context:deployer")
+    );
+    assert_eq!(conn.actor(), "system:serviceaccount:from-context:deployer");
+    let opts = ConnectOptions {
+        namespace: Some("team-a".into()),
+        ..opts
+    };
+    let conn = block(connect(&opts, &env_with(&[&a]))).expect("connect");
+    assert_eq!(
+        conn.config.auth_info.impersonate.as_deref(),
+        Some("system:serviceaccount:team-a:deployer")
+    );
+    let opts = ConnectOptions {
+        impersonate: Some("jane".into()),
+        ..opts
+    };
+    let error = block(connect(&opts, &env_with(&[&a]))).expect_err("two identities");
+    assert_eq!(
+        error.to_string(),
+        "--as jane cannot be used for an app the app list gives a service_account (deployer): its syncs act as that account"
+    );
+}
+
+#[test]
 fn request_timeout_syntax_matches_kubectl() {
     assert_eq!(parse_request_timeout("0").expect("0"), None);
     assert_eq!(

@@ -74,6 +74,8 @@ pub async fn execute(
     if !plan.comparison.owners.is_empty() && !options.adopt {
         return Err(SyncError::OwnedElsewhere(plan.comparison.owners.clone()));
     }
+    // Acting as a tenant's account: every write is allowed, or none is made.
+    super::access::check(cluster, plan).await?;
     // A record left pending by a sync that died is failed now (we hold the app's lock).
     // One listing of the records (metadata only; the caller's if it made one under the
     // lock) serves that, the new record's number, and superseding and trimming at the end.
