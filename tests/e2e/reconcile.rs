@@ -693,3 +693,93 @@ fn a_signed_push_starts_a_round_at_once_and_the_endpoints_answer() {
     let said = std::fs::read_to_string(&replica.log).unwrap();
     assert!(!said.contains("hook-secret"), "{said}");
 }
+
+#[test]
+fn an_app_waits_for_the_apps_it_depends_on_and_starts_once_they_deployed() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("reconcile-deps");
+    let n = ns.name.as_str();
+    let repo = GitFixture::new();
+    repo.write(
+        ".kubectl-gitops.yaml",
+        &app_list(n, &[("db", ""), ("web", "  depends_on: [db]\n")]),
+    );
+    // db cannot render (a ConfigMap without a name): it fails, and web must not start.
+    repo.write(
+        "apps/db/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+    );
+    repo.write("apps/web/cm.yaml", &config_map("web", "one"));
+    repo.commit("web depends on a broken db");
+    let users = replica_users(cluster, &ns, &["r0"]);
+    let replica = Replica::start(
+        &users[0].kubeconfig,
+        n,
+        repo.path(),
+        &["--backoff", "1s", "--max-backoff", "2s"],
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "db failed twice",
+        &[&replica],
+        || replica.said("sync failed", "db").len() >= 2,
+    );
+    let waiting = replica.said("waiting for a dependency", "web");
+    assert!(!waiting.is_empty(), "{:?}", replica.lines());
+    assert!(
+        waiting
+            .iter()
+            .all(|l| l["reason"].as_str().unwrap().contains("db")
+                && l["reason"].as_str().unwrap().contains("failed")),
+        "{waiting:?}"
+    );
+    assert!(cluster.release_statuses(n, "web").is_empty());
+    assert!(replica.said("synced", "web").is_empty());
+
+    // db fixed: db first, then web, as the cluster saw it.
+    let offset = cluster.audit_offset();
+    repo.write("apps/db/cm.yaml", &config_map("db", "one"));
+    repo.commit("db: named");
+    wait_for(Duration::from_secs(60), "web deployed", &[&replica], || {
+        deployed(cluster, n, "web") == [1]
+    });
+    assert_eq!(deployed(cluster, n, "db"), [1]);
+    let writes: Vec<(String, String)> = cluster
+        .our_audit_events_since(offset)
+        .into_iter()
+        .filter(|e| e["objectRef"]["namespace"] == n)
+        .filter(|e| {
+            matches!(e["verb"].as_str(), Some("create" | "update" | "patch"))
+                && e["responseStatus"]["code"]
+                    .as_u64()
+                    .is_some_and(|c| c < 300)
+                && !e["requestURI"].as_str().unwrap_or("").contains("dryRun")
+        })
+        .map(|e| {
+            (
+                format!(
+                    "{}/{}",
+                    e["objectRef"]["resource"].as_str().unwrap_or(""),
+                    e["objectRef"]["name"].as_str().unwrap_or("")
+                ),
+                e["stageTimestamp"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let last_db = writes
+        .iter()
+        .filter(|(what, _)| what == "secrets/db.r1" || what == "configmaps/db")
+        .map(|(_, at)| at.clone())
+        .max()
+        .expect("db's writes");
+    let first_web = writes
+        .iter()
+        .filter(|(what, _)| what == "configmaps/web")
+        .map(|(_, at)| at.clone())
+        .min()
+        .expect("web's writes");
+    assert!(
+        last_db < first_web,
+        "web was written ({first_web}) before db's release was finished ({last_db}): {writes:?}"
+    );
+}

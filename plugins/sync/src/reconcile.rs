@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use futures::StreamExt;
 use gitops::drift::{self, CheckRequest, HealOptions, Repos};
 use gitops::lock::LockError;
 use gitops::reconcile::backoff::Backoff;
@@ -28,7 +27,6 @@ use gitops_cli::{Outcome, Target};
 use serde_json::{Value, json};
 
 use crate::session::Session;
-use crate::several::sync_destination;
 use crate::{Args, job};
 
 /// The reconciler's flags (the repository, branch, --interval and connection flags are
@@ -271,6 +269,13 @@ impl AppState {
         !backed_off && self.not_before.is_none_or(|at| now >= at)
     }
 
+    /// Whether the app is synced this round: its inputs `id` are not the deployed ones
+    /// (or may have moved without a commit), and it may sync them now.
+    fn due(&self, id: &InputsId, now: Instant) -> bool {
+        self.ready(&id.id, now)
+            && (id.moves_without_commits || self.synced.as_deref() != Some(&id.id))
+    }
+
     fn due_at(&self) -> Option<Instant> {
         match (self.backoff.until(), self.not_before) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -365,30 +370,60 @@ impl<'a> Reconciler<'a> {
         let due: Vec<&(Target, InputsId)> = inputs
             .iter()
             .filter(|(target, id)| {
-                self.apps.get(&key(target)).is_none_or(|state| {
-                    state.ready(&id.id, now)
-                        && (id.moves_without_commits || state.synced.as_deref() != Some(&id.id))
-                })
+                self.apps
+                    .get(&key(target))
+                    .is_none_or(|state| state.due(id, now))
             })
             .collect();
+        // An app waits for the apps it depends on: those synced this round first (in
+        // order, as `--all` does), and those that are not while they failed last or never
+        // deployed.
+        let mut due = due;
+        let mut waiting: Vec<(&Target, String)> = Vec::new();
+        // Until no app moves: waiting on a waiting app is waiting too.
+        loop {
+            let held: std::collections::BTreeSet<&str> =
+                waiting.iter().map(|(t, _)| t.app.as_str()).collect();
+            let (go, wait): (Vec<_>, Vec<_>) = due.into_iter().partition(|(target, _)| {
+                self.unsettled_dependency(target, &inputs).is_none()
+                    && !depends_on_any(target, &held)
+            });
+            due = go;
+            if wait.is_empty() {
+                break;
+            }
+            for (target, _) in wait {
+                let reason = self
+                    .unsettled_dependency(target, &inputs)
+                    .unwrap_or_else(|| "depends on an app that waits for its own".into());
+                waiting.push((target, reason));
+            }
+        }
+        for (target, reason) in waiting {
+            self.wait_for_dependency(target, reason);
+        }
         self.metrics.set_queue_depth(due.len());
-        let synced = futures::stream::iter(due)
-            .map(|(target, id)| {
-                let source = &source;
-                async move {
-                    let started = Instant::now();
-                    let destination = sync_destination(args, source, target).await;
-                    (target, id, ended(destination), started.elapsed())
-                }
-            })
-            .buffer_unordered(args.reconcile.concurrency)
-            .collect::<Vec<_>>()
-            .await;
+        let due_targets: Vec<Target> = due.iter().map(|(target, _)| target.clone()).collect();
+        let dependencies = gitops_cli::depends::dependencies(&due_targets);
+        let synced = crate::several::in_order(
+            args,
+            &source,
+            &due_targets,
+            &dependencies,
+            args.reconcile.concurrency,
+        )
+        .await;
         self.metrics.set_queue_depth(0);
         let mut just_synced = std::collections::BTreeSet::new();
-        for (target, id, ended, took) in synced {
+        for ((target, id), destination) in due.into_iter().zip(synced) {
+            if let Some(reason) = destination.waiting() {
+                self.wait_for_dependency(target, reason);
+                continue;
+            }
             just_synced.insert(key(target));
-            self.note(target, id, ended, took, &mut sessions).await;
+            let took = destination.took;
+            self.note(target, id, ended(destination), took, &mut sessions)
+                .await;
         }
         for (target, _) in &inputs {
             let heals = target.spec.as_ref().is_some_and(|spec| spec.self_heal);
@@ -397,6 +432,48 @@ impl<'a> Reconciler<'a> {
             }
         }
         self.apps.values().filter_map(AppState::due_at).min()
+    }
+
+    /// A dependency of `target` that is not synced this round (its inputs are unchanged,
+    /// or it backs off) and did not deploy: why `target` waits for it.
+    fn unsettled_dependency(
+        &self,
+        target: &Target,
+        inputs: &[(Target, InputsId)],
+    ) -> Option<String> {
+        let names = target.spec.as_ref().map(|spec| spec.depends_on.as_slice());
+        for name in names.unwrap_or_default() {
+            for (other, id) in inputs.iter().filter(|(other, _)| &other.app == name) {
+                let Some(state) = self.apps.get(&key(other)) else {
+                    continue;
+                };
+                if state.due(id, Instant::now()) {
+                    continue;
+                }
+                if state.failed.is_some() {
+                    return Some(format!("depends on app {name}, which failed"));
+                }
+                if state.synced.is_none() {
+                    return Some(format!("depends on app {name}, which is not deployed"));
+                }
+            }
+        }
+        None
+    }
+
+    /// `target` is tried again soon: an app it depends on did not deploy.
+    fn wait_for_dependency(&mut self, target: &Target, reason: String) {
+        let state = self
+            .apps
+            .entry(key(target))
+            .or_insert_with(|| AppState::new(None, &self.args.reconcile));
+        state.not_before = Some(Instant::now() + LOCK_RETRY);
+        log_app(
+            "info",
+            "waiting for a dependency",
+            target,
+            json!({"reason": reason}),
+        );
     }
 
     /// Learns, for each app not known this term, the inputs of the revision its deployed
@@ -713,6 +790,14 @@ fn ended(destination: crate::several::Destination) -> Ended {
             },
         },
     }
+}
+
+/// Whether `target` depends on one of the apps `names`.
+fn depends_on_any(target: &Target, names: &std::collections::BTreeSet<&str>) -> bool {
+    target
+        .spec
+        .as_ref()
+        .is_some_and(|spec| spec.depends_on.iter().any(|d| names.contains(d.as_str())))
 }
 
 /// The holder of the app's lock, when the sync stopped because another sync holds it.

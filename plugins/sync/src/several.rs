@@ -36,7 +36,7 @@ pub async fn run(args: &Args, source: &job::Source, targets: &[Target]) -> Resul
             .map(|target| sync_destination(args, source, target));
         destinations::run(work, layout).await
     } else {
-        let sections = in_order(args, source, targets, &dependencies).await;
+        let sections = in_order(args, source, targets, &dependencies, usize::MAX).await;
         destinations::report(&sections, layout)
     };
     // Each interrupted sync's section says how far it got; the run ends as interrupted.
@@ -51,12 +51,14 @@ pub async fn run(args: &Args, source: &job::Source, targets: &[Target]) -> Resul
 }
 
 /// Syncs each destination once every one it waits for has ended, independent ones at
-/// once; a destination whose dependency did not deploy is skipped, saying which.
-async fn in_order(
+/// once (at most `limit` at a time); a destination whose dependency did not deploy is
+/// skipped, saying which.
+pub async fn in_order(
     args: &Args,
     source: &job::Source,
     targets: &[Target],
     dependencies: &[Vec<usize>],
+    limit: usize,
 ) -> Vec<Destination> {
     let mut ended: Vec<Option<Destination>> = targets.iter().map(|_| None).collect();
     let mut started = vec![false; targets.len()];
@@ -69,6 +71,9 @@ async fn in_order(
             for (i, waits) in dependencies.iter().enumerate() {
                 if started[i] || waits.iter().any(|&d| ended[d].is_none()) {
                     continue;
+                }
+                if running.len() >= limit {
+                    break;
                 }
                 started[i] = true;
                 changed = true;
@@ -176,6 +181,8 @@ pub struct Destination {
     pub result: Result<Option<DryRun>>,
     /// Not synced, because an app it depends on did not deploy.
     skipped: Option<Skip>,
+    /// How long its sync took.
+    pub took: std::time::Duration,
 }
 
 impl Destination {
@@ -195,7 +202,13 @@ impl Destination {
             recorded,
             result,
             skipped: None,
+            took: std::time::Duration::ZERO,
         }
+    }
+
+    /// Why it was not synced, when an app it depends on did not deploy.
+    pub fn waiting(&self) -> Option<String> {
+        self.skipped.as_ref().map(Skip::reason)
     }
 
     fn skipped(place: AppOnContext, skip: Skip) -> Destination {
@@ -206,6 +219,7 @@ impl Destination {
             recorded: false,
             result: Ok(None),
             skipped: Some(skip),
+            took: std::time::Duration::ZERO,
         }
     }
 
@@ -236,6 +250,17 @@ impl Destination {
 
 /// One destination synced without a question, its output kept.
 pub async fn sync_destination(args: &Args, source: &job::Source, target: &Target) -> Destination {
+    let started = std::time::Instant::now();
+    let mut destination = sync_destination_untimed(args, source, target).await;
+    destination.took = started.elapsed();
+    destination
+}
+
+async fn sync_destination_untimed(
+    args: &Args,
+    source: &job::Source,
+    target: &Target,
+) -> Destination {
     let mut output = Vec::new();
     let mut place = AppOnContext {
         app: target.app.clone(),
