@@ -29,6 +29,16 @@ fn sync(cluster: &TestCluster, repo: &GitFixture, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// An error exit (above 1, as kubectl's) whose stderr says each of `texts`.
+fn fails_saying(out: &Output, texts: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some_and(|c| c > 1) && texts.iter().all(|t| stderr.contains(t)),
+        "expected an error saying {texts:?}: {}",
+        describe(out)
+    );
+}
+
 fn exists(cluster: &TestCluster, what: &[&str]) -> bool {
     let out = cluster.kubectl().arg("get").args(what).output().unwrap();
     out.status.success()
@@ -115,18 +125,13 @@ fn a_tenants_app_acts_as_its_service_account_and_what_it_may_not_do_is_never_app
     // A ClusterRole is beyond the account: refused naming it, and nothing of the app is
     // there, not even its ConfigMap or a release record.
     let out = sync(cluster, &repo, &["--app", "greedy"]);
-    assert!(
-        out.status.code().is_some_and(|c| c > 1),
-        "{}",
-        describe(&out)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&deployer.username())
-            && stderr.contains("clusterroles.rbac.authorization.k8s.io")
-            && stderr.contains(&format!("{t}-greedy")),
-        "{}",
-        describe(&out)
+    fails_saying(
+        &out,
+        &[
+            &deployer.username(),
+            "clusterroles.rbac.authorization.k8s.io",
+            &format!("{t}-greedy"),
+        ],
     );
     assert!(!exists(cluster, &["clusterrole", &format!("{t}-greedy")]));
     assert!(!exists(cluster, &["configmap", "greedy-settings", "-n", t]));
@@ -138,18 +143,11 @@ fn a_tenants_app_acts_as_its_service_account_and_what_it_may_not_do_is_never_app
 
     // Another team's namespace is beyond it too.
     let out = sync(cluster, &repo, &["--app", "spill"]);
-    assert!(
-        out.status.code().is_some_and(|c| c > 1),
-        "{}",
-        describe(&out)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!(
+    fails_saying(
+        &out,
+        &[&format!(
             "create configmaps \"spill-elsewhere\" in namespace {o}"
-        )),
-        "{}",
-        describe(&out)
+        )],
     );
     assert!(!exists(cluster, &["configmap", "spill-settings", "-n", t]));
     assert!(!exists(cluster, &["configmap", "spill-elsewhere", "-n", o]));
@@ -157,14 +155,5 @@ fn a_tenants_app_acts_as_its_service_account_and_what_it_may_not_do_is_never_app
 
     // A person's --as cannot stand in for the account.
     let out = sync(cluster, &repo, &["--app", "shop", "--as", "jane"]);
-    assert!(
-        out.status.code().is_some_and(|c| c > 1),
-        "{}",
-        describe(&out)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--as jane cannot be used"),
-        "{}",
-        describe(&out)
-    );
+    fails_saying(&out, &["--as jane cannot be used"]);
 }
