@@ -122,15 +122,16 @@ fn a_tenants_app_acts_as_its_service_account_and_what_it_may_not_do_is_never_app
     let history = cluster.kubectl_ok(&["release-history", "shop", "-n", t, "-o", "json"]);
     assert!(history.contains(&deployer.username()), "{history}");
 
-    // A ClusterRole is beyond the account: refused naming it, and nothing of the app is
-    // there, not even its ConfigMap or a release record.
+    // A ClusterRole is beyond the account (it may not even read them): refused naming
+    // the verb and resource, and nothing of the app is there, not even its ConfigMap or a
+    // release record.
     let out = sync(cluster, &repo, &["--app", "greedy"]);
     fails_saying(
         &out,
         &[
             &deployer.username(),
+            "cannot list",
             "clusterroles.rbac.authorization.k8s.io",
-            &format!("{t}-greedy"),
         ],
     );
     assert!(!exists(cluster, &["clusterrole", &format!("{t}-greedy")]));
@@ -141,13 +142,27 @@ fn a_tenants_app_acts_as_its_service_account_and_what_it_may_not_do_is_never_app
         "no record of a refused sync"
     );
 
-    // Another team's namespace is beyond it too.
+    // Another team's namespace is beyond it too, though it may read ConfigMaps there:
+    // every write is asked before the first, so the one it may not make is named and
+    // none is made.
+    cluster.apply_yaml(
+        t,
+        &format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: {t}-reader}}\n\
+             rules: [{{apiGroups: [\"\"], resources: [configmaps], verbs: [get, list]}}]\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: {t}-reader}}\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {t}-reader}}\n\
+             subjects: [{{kind: ServiceAccount, name: deployer, namespace: {t}}}]\n"
+        ),
+    );
     let out = sync(cluster, &repo, &["--app", "spill"]);
     fails_saying(
         &out,
-        &[&format!(
-            "create configmaps \"spill-elsewhere\" in namespace {o}"
-        )],
+        &[
+            &format!("{} may not sync app spill", deployer.username()),
+            &format!("create configmaps \"spill-elsewhere\" in namespace {o}"),
+            "nothing was applied",
+        ],
     );
     assert!(!exists(cluster, &["configmap", "spill-settings", "-n", t]));
     assert!(!exists(cluster, &["configmap", "spill-elsewhere", "-n", o]));
