@@ -20,7 +20,7 @@ use crate::retry::RequestLog;
 pub const USER_AGENT: &str = concat!("kubectl-gitops/v", env!("CARGO_PKG_VERSION"));
 
 /// What the user asked for on the command line (kubectl's connection flags).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ConnectOptions {
     /// `--kubeconfig`: one file, used alone.
     pub kubeconfig: Option<PathBuf>,
@@ -169,6 +169,11 @@ pub enum KubeconfigError {
         files: Vec<PathBuf>,
         available: Vec<String>,
     },
+    #[error(
+        "context \"{}\" is not defined here: in a pod there is no kubeconfig, only the pod's own cluster (the reconciler finds other clusters' contexts in Secrets labelled kubectl-gitops.io/secret-type=cluster in its namespace)",
+        one_line(name)
+    )]
+    ContextInCluster { name: String },
     #[error(
         "context \"{}\" (in {file}) refers to cluster \"{}\", which is not defined in {}",
         one_line(context),
@@ -374,7 +379,13 @@ pub async fn connect(
         .flatten();
     let mut connection = match load(opts, env)? {
         Some(loaded) => from_kubeconfig(opts, loaded).await?,
-        None if env.in_cluster => in_cluster(opts)?,
+        None if env.in_cluster => match &opts.context {
+            // Never the pod's own cluster in place of the one a context names.
+            Some(name) => {
+                return Err(KubeconfigError::ContextInCluster { name: name.clone() });
+            }
+            None => in_cluster(opts)?,
+        },
         None => {
             let (_, looked_at) = kubeconfig_files(opts, env)?;
             return Err(KubeconfigError::NoConfiguration { looked_at });

@@ -3,6 +3,7 @@
 //! holds a Lease. The loop itself is the sync plugin's; these are the parts it is made of:
 //!
 //! - [`inputs`]: what an app is made of at a revision, as one id;
+//! - [`clusters`]: other clusters' kubeconfigs, from labelled Secrets;
 //! - [`leader`]: the Lease the replicas elect their leader with;
 //! - [`backoff`]: how long a failing app waits;
 //! - [`events`]: Kubernetes Events on an app's ApplySet parent;
@@ -11,6 +12,7 @@
 //! - [`endpoints`]: the probes, the metrics and the webhook served over HTTP/1.1.
 
 pub mod backoff;
+pub mod clusters;
 pub mod endpoints;
 pub mod events;
 pub mod inputs;

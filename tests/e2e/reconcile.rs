@@ -783,3 +783,119 @@ fn an_app_waits_for_the_apps_it_depends_on_and_starts_once_they_deployed() {
         "web was written ({first_web}) before db's release was finished ({last_db}): {writes:?}"
     );
 }
+
+#[test]
+fn an_app_on_another_cluster_is_synced_with_the_kubeconfig_its_cluster_secret_holds() {
+    let cluster = TestCluster::get();
+    let home = cluster.namespace("reconcile-home");
+    let edge = cluster.namespace("reconcile-edge");
+    // The other cluster is this API server reached as another account, which may write
+    // only in its namespace: what lands there was written with the Secret's credentials.
+    let edge_user = replica_users(cluster, &edge, &["edge-deployer"]).remove(0);
+    let kubeconfig = std::fs::read_to_string(&edge_user.kubeconfig)
+        .unwrap()
+        .replace("edge-deployer@test", "edge");
+    let token_line = kubeconfig
+        .lines()
+        .find(|l| l.trim_start().starts_with("token: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let users = replica_users(cluster, &home, &["r0"]);
+    let repo = GitFixture::new();
+    repo.write(
+        ".kubectl-gitops.yaml",
+        &format!(
+            "apps:\n\
+             - {{name: local, path: apps/local, namespace: {h}}}\n\
+             - {{name: remote, path: apps/remote, namespace: {e}, contexts: [edge]}}\n",
+            h = home.name,
+            e = edge.name
+        ),
+    );
+    repo.write("apps/local/cm.yaml", &config_map("local", "one"));
+    repo.write("apps/remote/cm.yaml", &config_map("remote", "one"));
+    repo.commit("an app here and one on the edge cluster");
+    let replica = Replica::start(
+        &users[0].kubeconfig,
+        &home.name,
+        repo.path(),
+        &["--backoff", "1s", "--max-backoff", "2s"],
+    );
+    // No Secret defines the context yet: the app fails saying so, the other syncs.
+    wait_for(
+        Duration::from_secs(60),
+        "local deployed and remote failed",
+        &[&replica],
+        || {
+            deployed(cluster, &home.name, "local") == [1]
+                && !replica.said("sync failed", "remote").is_empty()
+        },
+    );
+    let error = replica.said("sync failed", "remote")[0]["error"].to_string();
+    assert!(error.contains("\\\"edge\\\" does not exist"), "{error}");
+
+    // The cluster's Secret, labelled: from the next round on, the app goes there.
+    let offset = cluster.audit_offset();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &kubeconfig).unwrap();
+    let add_secret = |name: &str| {
+        cluster.kubectl_ok(&[
+            "create",
+            "secret",
+            "generic",
+            name,
+            "-n",
+            &home.name,
+            &format!("--from-file=kubeconfig={}", file.path().display()),
+        ]);
+        cluster.kubectl_ok(&[
+            "label",
+            "secret",
+            name,
+            "-n",
+            &home.name,
+            "kubectl-gitops.io/secret-type=cluster",
+        ]);
+    };
+    add_secret("edge-cluster");
+    wait_for(
+        Duration::from_secs(60),
+        "remote deployed on the edge cluster",
+        &[&replica],
+        || deployed(cluster, &edge.name, "remote") == [1],
+    );
+    let writers: std::collections::BTreeSet<String> = cluster
+        .our_audit_events_since(offset)
+        .into_iter()
+        .filter(|e| e["objectRef"]["namespace"] == edge.name.as_str())
+        .filter(|e| matches!(e["verb"].as_str(), Some("create" | "patch" | "update")))
+        .map(|e| e["user"]["username"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        writers.into_iter().collect::<Vec<_>>(),
+        [edge_user.username()]
+    );
+
+    // Two Secrets for one context: which cluster is never a guess.
+    add_secret("edge-again");
+    repo.write("apps/remote/cm.yaml", &config_map("remote", "two"));
+    repo.commit("remote: two");
+    wait_for(
+        Duration::from_secs(60),
+        "remote refused",
+        &[&replica],
+        || {
+            replica.said("sync failed", "remote").iter().any(|l| {
+                l["error"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("several cluster Secrets")
+            })
+        },
+    );
+    assert_eq!(deployed(cluster, &edge.name, "remote"), [1]);
+    // The Secret's token is in no log line.
+    let log = std::fs::read_to_string(&replica.log).unwrap() + &replica.stderr();
+    assert!(!log.contains(token_line.trim_start_matches("token: ")));
+}

@@ -65,6 +65,7 @@ mod tests {
                     context,
                     root: spec.path.clone(),
                     chart: spec.chart.clone(),
+                    kubeconfig: None,
                 });
             }
         }

@@ -39,6 +39,9 @@ pub struct Target {
     pub root: String,
     /// The chart it renders when that is not in git: the flags', else the app list's.
     pub chart: Option<RemoteChart>,
+    /// The kubeconfig file that defines `context`, when not the flags' (the reconciler's
+    /// cluster Secrets).
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 impl Target {
@@ -47,6 +50,9 @@ impl Target {
     pub fn options(&self, connection: &ConnectionArgs) -> ConnectOptions {
         let namespace = self.spec.as_ref().and_then(|s| s.namespace.as_deref());
         let mut options = connection.options_for(self.context.as_deref(), namespace);
+        if let Some(file) = &self.kubeconfig {
+            options.kubeconfig = Some(file.clone());
+        }
         options.service_account = self.spec.as_ref().and_then(|s| s.service_account.clone());
         options
     }
@@ -172,6 +178,7 @@ pub fn select(
             context,
             root: request.root.to_string(),
             chart: request.chart.clone(),
+            kubeconfig: None,
         })
         .collect())
 }
@@ -191,6 +198,7 @@ fn expand(spec: &AppSpec, request: &Request<'_>) -> Vec<Target> {
             context,
             root: spec.path.clone(),
             chart: request.chart.clone().or_else(|| spec.chart.clone()),
+            kubeconfig: None,
         })
         .collect()
 }

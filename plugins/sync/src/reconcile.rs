@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use gitops::drift::{self, CheckRequest, HealOptions, Repos};
+use gitops::kubeconfig::ConnectOptions;
 use gitops::lock::LockError;
 use gitops::reconcile::backoff::Backoff;
+use gitops::reconcile::clusters::{self, Clusters};
 use gitops::reconcile::endpoints::{self, EndpointEvent, Endpoints, Webhook};
 use gitops::reconcile::events::{self, Happened};
 use gitops::reconcile::inputs::{AppInputs, InputsId, inputs_id};
@@ -128,7 +130,12 @@ pub async fn run(args: &Args) -> Result<Outcome> {
         }),
     );
     let branch = args.source.revision.clone();
-    let mut reconciler = Reconciler::new(args, &identity, metrics.clone());
+    let home = Home {
+        client: session.cluster.client().clone(),
+        namespace: namespace.clone(),
+        clusters_dir: gitops::source::repo_cache_dir().with_file_name("clusters"),
+    };
+    let mut reconciler = Reconciler::new(args, &identity, metrics.clone(), home);
     let retry = (lease / 3).max(Duration::from_millis(500));
     let mut leading = false;
     let mut next_round = Instant::now();
@@ -289,6 +296,15 @@ struct Reconciler<'a> {
     identity: String,
     apps: BTreeMap<Key, AppState>,
     metrics: Arc<Metrics>,
+    home: Home,
+}
+
+/// The reconciler's own cluster and namespace, where other clusters' Secrets are.
+struct Home {
+    client: kube::Client,
+    namespace: String,
+    /// Where their kubeconfigs are written, readable by this user only.
+    clusters_dir: std::path::PathBuf,
 }
 
 /// How one sync ended.
@@ -305,13 +321,60 @@ enum Ended {
 }
 
 impl<'a> Reconciler<'a> {
-    fn new(args: &'a Args, identity: &str, metrics: Arc<Metrics>) -> Reconciler<'a> {
+    fn new(args: &'a Args, identity: &str, metrics: Arc<Metrics>, home: Home) -> Reconciler<'a> {
         Reconciler {
             args,
             identity: identity.to_string(),
             apps: BTreeMap::new(),
             metrics,
+            home,
         }
+    }
+
+    /// Points each destination on a named context at the cluster Secret that defines it
+    /// (read again each round); a context no Secret defines is the reconciler's own
+    /// kubeconfig's, if it has one. Returns the destinations no cluster can be chosen for
+    /// (a context two Secrets define, Secrets that cannot be read), with why.
+    async fn place_on_clusters(&self, targets: &mut [Target]) -> HashMap<Key, String> {
+        let mut unplaced = HashMap::new();
+        if targets.iter().all(|t| t.context.is_none()) {
+            return unplaced;
+        }
+        let clusters = match Clusters::read(
+            &self.home.client,
+            &self.home.namespace,
+            &self.home.clusters_dir,
+        )
+        .await
+        {
+            Ok(clusters) => clusters,
+            Err(error) => {
+                for target in targets.iter().filter(|t| t.context.is_some()) {
+                    unplaced.insert(key(target), error.to_string());
+                }
+                return unplaced;
+            }
+        };
+        for problem in &clusters.problems {
+            log(
+                "error",
+                "cluster Secret unusable",
+                json!({"error": problem}),
+            );
+        }
+        for target in targets.iter_mut() {
+            let Some(context) = &target.context else {
+                continue;
+            };
+            match clusters.file_for(context) {
+                Some(Ok(file)) => target.kubeconfig = Some(file.to_path_buf()),
+                Some(Err(why)) => {
+                    unplaced.insert(key(target), why.to_string());
+                }
+                None => {}
+            }
+        }
+        unplaced
     }
 
     fn forget(&mut self) {
@@ -333,7 +396,7 @@ impl<'a> Reconciler<'a> {
                 return None;
             }
         };
-        let targets = match source.destinations(args) {
+        let mut targets = match source.destinations(args) {
             Ok(targets) => targets,
             Err(error) => {
                 log(
@@ -344,6 +407,7 @@ impl<'a> Reconciler<'a> {
                 return None;
             }
         };
+        let unplaced = self.place_on_clusters(&mut targets).await;
         let files = &source.snapshot().files;
         let inputs: Vec<(Target, InputsId)> = targets
             .into_iter()
@@ -375,6 +439,21 @@ impl<'a> Reconciler<'a> {
                     .is_none_or(|state| state.due(id, now))
             })
             .collect();
+        // A destination no cluster can be chosen for fails as a sync would, and backs off.
+        let (due, nowhere): (Vec<_>, Vec<_>) = due
+            .into_iter()
+            .partition(|(target, _)| !unplaced.contains_key(&key(target)));
+        for (target, id) in nowhere {
+            let why = unplaced[&key(target)].clone();
+            self.note(
+                target,
+                id,
+                Ended::Failed(why),
+                Duration::ZERO,
+                &mut sessions,
+            )
+            .await;
+        }
         // An app waits for the apps it depends on: those synced this round first (in
         // order, as `--all` does), and those that are not while they failed last or never
         // deployed.
@@ -427,7 +506,8 @@ impl<'a> Reconciler<'a> {
         }
         for (target, _) in &inputs {
             let heals = target.spec.as_ref().is_some_and(|spec| spec.self_heal);
-            if heals && !just_synced.contains(&key(target)) {
+            if heals && !just_synced.contains(&key(target)) && !unplaced.contains_key(&key(target))
+            {
                 self.heal(target, &mut sessions).await;
             }
         }
@@ -837,27 +917,22 @@ fn namespace_of(args: &Args, target: &Target, session: &Session) -> String {
         .unwrap_or_else(|| session.connection.namespace.clone())
 }
 
-/// One connection per context for a round's reads (the syncs connect on their own).
+/// One connection per destination's connection options for a round's reads (the syncs
+/// connect on their own): apps on one context share it, unless they act as different
+/// accounts (a tenant's reads are its account's).
 #[derive(Default)]
 struct Sessions {
-    by_context: HashMap<Option<String>, Arc<Session>>,
+    by_options: HashMap<ConnectOptions, Arc<Session>>,
 }
 
 impl Sessions {
     async fn connect(&mut self, args: &Args, target: &Target) -> Result<Arc<Session>> {
-        if let Some(session) = self.by_context.get(&target.context) {
+        let options = target.options(&args.connection);
+        if let Some(session) = self.by_options.get(&options) {
             return Ok(session.clone());
         }
-        let session = Arc::new(
-            Session::connect(
-                args,
-                &target.options(&args.connection),
-                target.spec.as_ref(),
-            )
-            .await?,
-        );
-        self.by_context
-            .insert(target.context.clone(), session.clone());
+        let session = Arc::new(Session::connect(args, &options, target.spec.as_ref()).await?);
+        self.by_options.insert(options, session.clone());
         Ok(session)
     }
 

@@ -489,3 +489,27 @@ fn parse_errors_are_one_line() {
         )
     );
 }
+
+#[test]
+fn in_a_pod_a_named_context_is_an_error_never_the_pods_own_cluster() {
+    let env = Environment {
+        kubeconfig_var: None,
+        home: None,
+        in_cluster: true,
+    };
+    let opts = ConnectOptions {
+        context: Some("prod-eu".into()),
+        ..Default::default()
+    };
+    let error = block(connect(&opts, &env)).expect_err("a named context in a pod");
+    assert!(
+        matches!(&error, KubeconfigError::ContextInCluster { name } if name == "prod-eu"),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("kubectl-gitops.io/secret-type=cluster"),
+        "{error}"
+    );
+}

@@ -142,6 +142,17 @@ fn private_copy(private_dir: &Path, key: &str) -> Result<PathBuf, CredentialsErr
     };
     std::fs::create_dir_all(private_dir).map_err(|e| write_err(private_dir, e))?;
     let path = private_dir.join("ssh-privatekey");
+    let mut text = key.to_string();
+    // ssh wants the key's last line ended.
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    write_private(&path, text.as_bytes()).map_err(|e| write_err(&path, e))?;
+    Ok(path)
+}
+
+/// Writes `bytes` to `path`, readable and writable by this user only.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -149,17 +160,8 @@ fn private_copy(private_dir: &Path, key: &str) -> Result<PathBuf, CredentialsErr
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut text = key.to_string();
-    // ssh wants the key's last line ended.
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
     use std::io::Write;
-    options
-        .open(&path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
-        .map_err(|e| write_err(&path, e))?;
-    Ok(path)
+    options.open(path)?.write_all(bytes)
 }
 
 /// The credentials every fetch of this process uses, set once at start.
