@@ -205,7 +205,7 @@ impl LiveCluster {
     }
 
     /// Who the client impersonates, if anyone: its writes are checked before a sync's
-    /// first one (see [`crate::sync::access`]).
+    /// first one (by the sync).
     pub fn acting_as(&self) -> Option<&str> {
         self.acting_as.as_deref()
     }
