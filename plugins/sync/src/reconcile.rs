@@ -14,7 +14,7 @@ use gitops::drift::{self, CheckRequest, HealOptions, Repos};
 use gitops::kubeconfig::ConnectOptions;
 use gitops::lock::LockError;
 use gitops::reconcile::backoff::Backoff;
-use gitops::reconcile::clusters::{self, Clusters};
+use gitops::reconcile::clusters::Clusters;
 use gitops::reconcile::endpoints::{self, EndpointEvent, Endpoints, Webhook};
 use gitops::reconcile::events::{self, Happened};
 use gitops::reconcile::inputs::{AppInputs, InputsId, inputs_id};
@@ -131,7 +131,7 @@ pub async fn run(args: &Args) -> Result<Outcome> {
     );
     let branch = args.source.revision.clone();
     let home = Home {
-        client: session.cluster.client().clone(),
+        session,
         namespace: namespace.clone(),
         clusters_dir: gitops::source::repo_cache_dir().with_file_name("clusters"),
     };
@@ -301,7 +301,7 @@ struct Reconciler<'a> {
 
 /// The reconciler's own cluster and namespace, where other clusters' Secrets are.
 struct Home {
-    client: kube::Client,
+    session: Session,
     namespace: String,
     /// Where their kubeconfigs are written, readable by this user only.
     clusters_dir: std::path::PathBuf,
@@ -341,7 +341,7 @@ impl<'a> Reconciler<'a> {
             return unplaced;
         }
         let clusters = match Clusters::read(
-            &self.home.client,
+            &self.home.session.cluster,
             &self.home.namespace,
             &self.home.clusters_dir,
         )

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::Client;
 use kube::api::{Api, ListParams};
 
 use crate::api_error::ApiError;
+use crate::live::LiveCluster;
 use crate::source::credentials::write_private;
 
 /// The label that makes a Secret a cluster's, and its value.
@@ -128,11 +128,11 @@ impl Clusters {
     /// Reads the cluster Secrets of `namespace` and writes their kubeconfigs into `dir`
     /// (emptied first: a removed Secret's file goes with it).
     pub async fn read(
-        client: &Client,
+        cluster: &LiveCluster,
         namespace: &str,
         dir: &Path,
     ) -> Result<Clusters, ClustersError> {
-        let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let api: Api<Secret> = Api::namespaced(cluster.client().clone(), namespace);
         let params = ListParams::default().labels(&format!("{LABEL}={LABEL_VALUE}"));
         let listed = api.list(&params).await.map_err(|e| ClustersError::List {
             namespace: namespace.to_string(),
