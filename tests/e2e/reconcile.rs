@@ -899,3 +899,124 @@ fn an_app_on_another_cluster_is_synced_with_the_kubeconfig_its_cluster_secret_ho
     let log = std::fs::read_to_string(&replica.log).unwrap() + &replica.stderr();
     assert!(!log.contains(token_line.trim_start_matches("token: ")));
 }
+
+#[test]
+fn a_persons_sync_and_the_reconcilers_never_interleave_and_the_history_shows_both() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("reconcile-person");
+    let n = ns.name.as_str();
+    let repo = GitFixture::new();
+    repo.write(
+        ".kubectl-gitops.yaml",
+        &app_list(n, &[("shared", "  wait: false\n")]),
+    );
+    repo.write("apps/shared/cm.yaml", &config_map("shared", "one"));
+    repo.write("apps/shared/deploy.yaml", &unschedulable("shared"));
+    repo.commit("an app a person syncs by hand too");
+    let offset = cluster.audit_offset();
+    // A person's sync that waits for health (it never comes), holding the app's lock.
+    let mut person = cluster
+        .kubectl()
+        .args([
+            "sync",
+            "HEAD",
+            "--app",
+            "shared",
+            "--wait=true",
+            "--timeout",
+            "15s",
+        ])
+        .current_dir(repo.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "the person's sync under way",
+        &[],
+        || cluster.release_statuses(n, "shared") == [(1, "pending".to_string())],
+    );
+    let users = replica_users(cluster, &ns, &["r0"]);
+    let replica = Replica::start(&users[0].kubeconfig, n, repo.path(), &[]);
+    wait_for(
+        Duration::from_secs(30),
+        "the reconciler waiting for the person's sync",
+        &[&replica],
+        || {
+            !replica
+                .said("waiting for another sync", "shared")
+                .is_empty()
+        },
+    );
+    let person_exit = person.wait().unwrap();
+    assert!(
+        !person_exit.success(),
+        "the person's sync cannot become healthy"
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "the reconciler's release",
+        &[&replica],
+        || deployed(cluster, n, "shared") == [2],
+    );
+    assert_eq!(
+        cluster.release_statuses(n, "shared"),
+        [(1, "failed".to_string()), (2, "deployed".to_string())]
+    );
+    // Who made each: the person (the admin kubeconfig's user), then the reconciler (its).
+    let history: Value = serde_json::from_str(&cluster.kubectl_ok(&[
+        "release-history",
+        "shared",
+        "-n",
+        n,
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let who: Vec<(u64, &str)> = history["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["revision"].as_u64().unwrap(), r["who"].as_str().unwrap()))
+        .collect();
+    assert_eq!(who, [(2, "r0"), (1, "admin")]);
+
+    // From the audit log: every write of the reconciler's came after the person's last.
+    let mut spans: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    for event in cluster.our_audit_events_since(offset) {
+        let write = event["objectRef"]["namespace"] == n
+            && matches!(
+                event["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete")
+            )
+            && event["responseStatus"]["code"]
+                .as_u64()
+                .is_some_and(|c| c < 300)
+            && !event["requestURI"]
+                .as_str()
+                .unwrap_or("")
+                .contains("dryRun")
+            && event["objectRef"]["resource"] != "events"
+            // The replicas' leader Lease is theirs alone.
+            && event["objectRef"]["name"] != "kubectl-gitops-reconciler";
+        if !write {
+            continue;
+        }
+        let user = event["user"]["username"].as_str().unwrap().to_string();
+        let at = event["stageTimestamp"].as_str().unwrap().to_string();
+        let span = spans
+            .entry(user)
+            .or_insert_with(|| (at.clone(), at.clone()));
+        span.0 = span.0.clone().min(at.clone());
+        span.1 = span.1.clone().max(at);
+    }
+    let reconciler = &spans[&users[0].username()];
+    let person = spans
+        .iter()
+        .find(|(user, _)| **user != users[0].username())
+        .map(|(_, span)| span)
+        .expect("the person's writes");
+    assert!(person.1 < reconciler.0, "the syncs interleaved: {spans:?}");
+}
