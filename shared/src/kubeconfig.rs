@@ -536,17 +536,41 @@ fn in_cluster(opts: &ConnectOptions) -> Result<Connection, KubeconfigError> {
         ),
     };
     config.default_namespace = namespace.clone();
+    // Records name the account (`system:serviceaccount:NS:NAME`), as the API server knows it.
+    let user = config
+        .auth_info
+        .token_file
+        .as_ref()
+        .and_then(|file| std::fs::read_to_string(file).ok())
+        .and_then(|token| token_subject(&token))
+        .unwrap_or_else(|| "serviceaccount".into());
     Ok(Connection {
         config,
         namespace,
         namespace_source,
         context: None,
-        user: Some("serviceaccount".into()),
+        user: Some(user),
         files: Vec::new(),
         request_timeout: None,
         retry_budget: crate::retry::DEFAULT_BUDGET,
         request_log: None,
     })
+}
+
+/// The subject (`sub`) a ServiceAccount token names, read without checking its signature:
+/// it only names who acts in records; the API server checks the token itself.
+fn token_subject(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.trim().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims
+        .get("sub")?
+        .as_str()
+        .filter(|sub| sub.starts_with("system:serviceaccount:"))
+        .map(str::to_string)
 }
 
 /// Parses kubectl's `--request-timeout`: a bare number is seconds, `0` means no timeout.

@@ -138,6 +138,12 @@ fn a_sync_in_a_pod_finds_the_cluster_its_account_and_namespace_from_the_mounted_
         writers.into_iter().collect::<Vec<_>>(),
         [account.username()]
     );
+    // Its release names the account, as the API server knows it.
+    let history = cluster.kubectl_ok(&["release-history", "found", "-n", n, "-o", "json"]);
+    assert!(
+        history.contains(&format!("\"who\": \"{}\"", account.username())),
+        "{history}"
+    );
 
     // Without the files, the same command says where it looked.
     let empty = tempfile::tempdir().unwrap();

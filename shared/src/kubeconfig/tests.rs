@@ -513,3 +513,21 @@ fn in_a_pod_a_named_context_is_an_error_never_the_pods_own_cluster() {
         "{error}"
     );
 }
+
+#[test]
+fn a_service_account_token_names_its_account_and_nothing_else_is_taken_for_one() {
+    use base64::Engine;
+    let part = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    let token = format!(
+        "{}.{}.signature",
+        part(r#"{"alg":"RS256"}"#),
+        part(r#"{"sub":"system:serviceaccount:kubectl-gitops:kubectl-gitops","aud":["x"]}"#)
+    );
+    assert_eq!(
+        super::token_subject(&format!("{token}\n")).as_deref(),
+        Some("system:serviceaccount:kubectl-gitops:kubectl-gitops")
+    );
+    let person = format!("{}.{}.s", part("{}"), part(r#"{"sub":"jane"}"#));
+    assert_eq!(super::token_subject(&person), None);
+    assert_eq!(super::token_subject("not a token"), None);
+}
