@@ -113,11 +113,55 @@ pub enum LiveError {
     Version(String),
 }
 
+/// Discovery answers kept for later connections to the same server, by its address.
+struct SharedDiscovery {
+    for_at_most: std::time::Duration,
+    by_server: HashMap<String, (std::time::Instant, Arc<Discovery>, Result<String, String>)>,
+}
+
+static SHARED_DISCOVERY: Mutex<Option<SharedDiscovery>> = Mutex::new(None);
+
+/// Makes later connections of this process to a server discovered less than
+/// `for_at_most` ago take that discovery (and server version) instead of asking again:
+/// for a process that connects once per app, as the reconciler does. Discovery is the
+/// same for every user of a server; a kind it lacks is still asked about
+/// ([`LiveCluster::resolve_fresh`]), and a sync that creates CRDs discovers again.
+pub fn share_discovery(for_at_most: std::time::Duration) {
+    if let Ok(mut shared) = SHARED_DISCOVERY.lock() {
+        *shared = Some(SharedDiscovery {
+            for_at_most,
+            by_server: HashMap::new(),
+        });
+    }
+}
+
+fn shared_discovery(server: &str) -> Option<(Arc<Discovery>, Result<String, String>)> {
+    let shared = SHARED_DISCOVERY.lock().ok()?;
+    let shared = shared.as_ref()?;
+    let (at, discovery, version) = shared.by_server.get(server)?;
+    (at.elapsed() < shared.for_at_most).then(|| (discovery.clone(), version.clone()))
+}
+
+fn keep_discovery(server: &str, discovery: &Arc<Discovery>, version: &Result<String, String>) {
+    if let Ok(mut shared) = SHARED_DISCOVERY.lock()
+        && let Some(shared) = shared.as_mut()
+    {
+        shared.by_server.insert(
+            server.to_string(),
+            (
+                std::time::Instant::now(),
+                discovery.clone(),
+                version.clone(),
+            ),
+        );
+    }
+}
+
 /// A connected cluster with its discovered kinds.
 pub struct LiveCluster {
     client: Client,
     /// Replaced by [`LiveCluster::refresh_discovery`] once a sync's CRDs are established.
-    discovery: RwLock<Discovery>,
+    discovery: RwLock<Arc<Discovery>>,
     server: String,
     context: String,
     timeout: Option<std::time::Duration>,
@@ -175,21 +219,28 @@ impl LiveCluster {
             resource: "API discovery",
             timeout: connection.request_timeout,
         };
-        // The version at the same time as discovery, so a chart sees the server's
-        // `.Capabilities` without another round trip's wait.
-        let (discovery, version) = futures::join!(
-            Discovery::new(client.clone()).run_aggregated(),
-            client.apiserver_version()
-        );
-        let discovery = discovery.map_err(|e| ApiError::from_kube(e, &call))?;
-        let version = version.map(|info| info.git_version).map_err(|e| {
-            let call = CallContext {
-                verb: "get",
-                resource: "the server version (/version)",
-                ..call
-            };
-            ApiError::from_kube(e, &call).to_string()
-        });
+        let (discovery, version) = match shared_discovery(&server) {
+            Some(shared) => shared,
+            None => {
+                // The version at the same time as discovery, so a chart sees the server's
+                // `.Capabilities` without another round trip's wait.
+                let (discovery, version) = futures::join!(
+                    Discovery::new(client.clone()).run_aggregated(),
+                    client.apiserver_version()
+                );
+                let discovery = Arc::new(discovery.map_err(|e| ApiError::from_kube(e, &call))?);
+                let version = version.map(|info| info.git_version).map_err(|e| {
+                    let call = CallContext {
+                        verb: "get",
+                        resource: "the server version (/version)",
+                        ..call
+                    };
+                    ApiError::from_kube(e, &call).to_string()
+                });
+                keep_discovery(&server, &discovery, &version);
+                (discovery, version)
+            }
+        };
         Ok(LiveCluster {
             client,
             discovery: RwLock::new(discovery),
@@ -535,6 +586,8 @@ impl LiveCluster {
             .run_aggregated()
             .await
             .map_err(|e| ApiError::from_kube(e, &self.call("list", "API discovery")))?;
+        let fresh = Arc::new(fresh);
+        keep_discovery(&self.server, &fresh, &self.version);
         if let Ok(mut discovery) = self.discovery.write() {
             *discovery = fresh;
         }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use futures::StreamExt;
 use gitops::drift::{self, CheckRequest, HealOptions, Repos};
 use gitops::kubeconfig::ConnectOptions;
 use gitops::lock::LockError;
@@ -72,6 +73,12 @@ pub struct ReconcileArgs {
     pub git_credentials: Option<std::path::PathBuf>,
 }
 
+/// How long one discovery of a server serves the reconciler's syncs.
+const SHARED_DISCOVERY: Duration = Duration::from_secs(60);
+
+/// How many apps' deployed releases a new leader reads at once.
+const LEARN_CONCURRENCY: usize = 16;
+
 /// How soon an app whose lock another sync holds is tried again.
 const LOCK_RETRY: Duration = Duration::from_secs(5);
 
@@ -88,6 +95,8 @@ pub async fn run(args: &Args) -> Result<Outcome> {
     }
     let cancel = interrupt::install();
     crate::progress::silence();
+    // Each app's sync connects on its own; the server's kinds are discovered once a minute.
+    gitops::live::share_discovery(SHARED_DISCOVERY);
     let metrics = Arc::new(Metrics::default());
     let (pushes, mut pushed) = tokio::sync::mpsc::channel(16);
     let webhook = match &args.reconcile.webhook_secret_file {
@@ -566,22 +575,32 @@ impl<'a> Reconciler<'a> {
     ) {
         let head = source.snapshot().commit.as_ref().map(|c| c.id.clone());
         let mut trees: HashMap<String, Option<Vec<(Target, InputsId)>>> = HashMap::new();
+        // Each unknown app's deployed release, read several at a time (a new leader of a
+        // thousand apps would otherwise wait for a thousand reads one after another).
+        let mut reads = Vec::new();
         for (target, id) in inputs {
             if self.apps.contains_key(&key(target)) {
                 continue;
             }
-            let deployed = match sessions.store(self.args, target).await {
-                Ok(store) => store.latest_deployed(&target.app).await,
-                Err(error) => {
-                    log_app(
-                        "error",
-                        "connecting failed",
-                        target,
-                        json!({"error": format!("{error:#}")}),
-                    );
-                    continue;
-                }
-            };
+            match sessions.store(self.args, target).await {
+                Ok(store) => reads.push((target, id, store)),
+                Err(error) => log_app(
+                    "error",
+                    "connecting failed",
+                    target,
+                    json!({"error": format!("{error:#}")}),
+                ),
+            }
+        }
+        let read = futures::stream::iter(reads)
+            .map(|(target, id, store)| async move {
+                let deployed = store.latest_deployed(&target.app).await;
+                (target, id, deployed)
+            })
+            .buffered(LEARN_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        for (target, id, deployed) in read {
             let commit = match deployed {
                 Ok(Some(record)) => record.commit.map(|c| c.id),
                 Ok(None) => None,
