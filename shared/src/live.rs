@@ -116,8 +116,11 @@ pub enum LiveError {
 /// Discovery answers kept for later connections to the same server, by its address.
 struct SharedDiscovery {
     for_at_most: std::time::Duration,
-    by_server: HashMap<String, (std::time::Instant, Arc<Discovery>, Result<String, String>)>,
+    by_server: HashMap<String, Discovered>,
 }
+
+/// When a server was discovered, what it serves, and its version (or why it is unknown).
+type Discovered = (std::time::Instant, Arc<Discovery>, Result<String, String>);
 
 static SHARED_DISCOVERY: Mutex<Option<SharedDiscovery>> = Mutex::new(None);
 
