@@ -1020,3 +1020,80 @@ fn a_persons_sync_and_the_reconcilers_never_interleave_and_the_history_shows_bot
         .expect("the person's writes");
     assert!(person.1 < reconciler.0, "the syncs interleaved: {spans:?}");
 }
+
+#[test]
+fn a_tenants_app_is_synced_by_the_reconciler_as_its_account_which_is_all_the_reconciler_may_do_there()
+ {
+    let cluster = TestCluster::get();
+    let home = cluster.namespace("reconcile-tenant-home");
+    let team = cluster.namespace("reconcile-tenant-team");
+    let (h, t) = (home.name.as_str(), team.name.as_str());
+    // The team's account: the documented sync Role, and Events, in its namespace.
+    let mut role = crate::rbac::documented_role("sync");
+    let rules = role["rules"].as_sequence_mut().unwrap();
+    rules.push(
+        serde_yaml_ng::from_str("{apiGroups: [''], resources: [events], verbs: [create]}").unwrap(),
+    );
+    let deployer = crate::rbac::user_with_role(cluster, t, "deployer", role);
+    // The reconciler may do anything in its own namespace and, in the team's, nothing
+    // but act as the team's accounts.
+    let users = replica_users(cluster, &home, &["r0"]);
+    cluster.apply_yaml(
+        t,
+        &format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: act-as-team}}\n\
+             rules: [{{apiGroups: [''], resources: [serviceaccounts], verbs: [impersonate]}}]\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: act-as-team}}\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: act-as-team}}\n\
+             subjects: [{{kind: ServiceAccount, name: r0, namespace: {h}}}]\n"
+        ),
+    );
+    let repo = GitFixture::new();
+    repo.write(
+        ".kubectl-gitops.yaml",
+        &format!(
+            "apps:\n- {{name: shop, path: apps/shop, namespace: {t}, service_account: deployer, self_heal: true}}\n"
+        ),
+    );
+    repo.write("apps/shop/cm.yaml", &config_map("shop", "one"));
+    repo.commit("a team's app");
+    let offset = cluster.audit_offset();
+    let replica = Replica::start(&users[0].kubeconfig, h, repo.path(), &[]);
+    wait_for(
+        Duration::from_secs(60),
+        "the team's app deployed",
+        &[&replica],
+        || deployed(cluster, t, "shop") == [1],
+    );
+    wait_for(Duration::from_secs(20), "its Event", &[&replica], || {
+        events(cluster, t, "shop.applyset", "Synced") == 1
+    });
+    // Every request in the team's namespace was the reconciler acting as the account.
+    let acting: std::collections::BTreeSet<String> = cluster
+        .our_audit_events_since(offset)
+        .into_iter()
+        .filter(|e| e["objectRef"]["namespace"] == t)
+        .map(|e| {
+            format!(
+                "{} as {}",
+                e["user"]["username"].as_str().unwrap_or(""),
+                e["impersonatedUser"]["username"]
+                    .as_str()
+                    .unwrap_or("nobody")
+            )
+        })
+        .collect();
+    assert_eq!(
+        acting.into_iter().collect::<Vec<_>>(),
+        [format!(
+            "{} as {}",
+            users[0].username(),
+            deployer.username()
+        )]
+    );
+    assert!(
+        replica.lines().iter().all(|l| l["level"] != "error"),
+        "{:?}",
+        replica.lines()
+    );
+}
