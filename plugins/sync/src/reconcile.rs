@@ -466,26 +466,32 @@ impl<'a> Reconciler<'a> {
         // An app waits for the apps it depends on: those synced this round first (in
         // order, as `--all` does), and those that are not while they failed last or never
         // deployed.
-        let mut due = due;
         let mut waiting: Vec<(&Target, String)> = Vec::new();
-        // Until no app moves: waiting on a waiting app is waiting too.
+        let mut due: Vec<_> = due
+            .into_iter()
+            .filter(
+                |(target, _)| match self.unsettled_dependency(target, &inputs) {
+                    Some(reason) => {
+                        waiting.push((target, reason));
+                        false
+                    }
+                    None => true,
+                },
+            )
+            .collect();
+        // Waiting on a waiting app is waiting too: until no app moves.
         loop {
             let held: std::collections::BTreeSet<&str> =
                 waiting.iter().map(|(t, _)| t.app.as_str()).collect();
-            let (go, wait): (Vec<_>, Vec<_>) = due.into_iter().partition(|(target, _)| {
-                self.unsettled_dependency(target, &inputs).is_none()
-                    && !depends_on_any(target, &held)
-            });
+            let (go, wait): (Vec<_>, Vec<_>) = due
+                .into_iter()
+                .partition(|(target, _)| !depends_on_any(target, &held));
             due = go;
             if wait.is_empty() {
                 break;
             }
-            for (target, _) in wait {
-                let reason = self
-                    .unsettled_dependency(target, &inputs)
-                    .unwrap_or_else(|| "depends on an app that waits for its own".into());
-                waiting.push((target, reason));
-            }
+            let reason = "depends on an app that waits for its own";
+            waiting.extend(wait.into_iter().map(|(target, _)| (target, reason.into())));
         }
         for (target, reason) in waiting {
             self.wait_for_dependency(target, reason);
