@@ -231,6 +231,43 @@ fn events(cluster: &TestCluster, ns: &str, parent: &str, reason: &str) -> usize 
         .count()
 }
 
+/// The successful writes (dry runs left out) our plugins made in `namespace` since
+/// `offset`, as the API server's audit log has them.
+fn writes_since(cluster: &TestCluster, offset: u64, namespace: &str) -> Vec<Value> {
+    cluster
+        .our_audit_events_since(offset)
+        .into_iter()
+        .filter(|e| {
+            e["objectRef"]["namespace"] == namespace
+                && matches!(
+                    e["verb"].as_str(),
+                    Some("create" | "update" | "patch" | "delete")
+                )
+                && e["responseStatus"]["code"]
+                    .as_u64()
+                    .is_some_and(|c| c < 300)
+                && !e["requestURI"].as_str().unwrap_or("").contains("dryRun")
+        })
+        .collect()
+}
+
+/// When each user's first and last of `writes` were made.
+fn spans<'a>(
+    writes: impl IntoIterator<Item = &'a Value>,
+) -> std::collections::BTreeMap<String, (String, String)> {
+    let mut spans: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    for write in writes {
+        let user = write["user"]["username"].as_str().unwrap().to_string();
+        let at = write["stageTimestamp"].as_str().unwrap().to_string();
+        let span = spans
+            .entry(user)
+            .or_insert_with(|| (at.clone(), at.clone()));
+        span.0 = span.0.clone().min(at.clone());
+        span.1 = span.1.clone().max(at);
+    }
+    spans
+}
+
 #[test]
 fn the_reconciler_syncs_every_app_then_only_the_one_a_commit_changes() {
     let cluster = TestCluster::get();
@@ -403,34 +440,7 @@ fn a_leader_killed_mid_sync_is_replaced_and_every_app_converges() {
 
     // No two replicas wrote at once: each one's successful writes form one span, and the
     // spans do not overlap.
-    let writes: Vec<(String, String)> = cluster
-        .our_audit_events_since(offset)
-        .into_iter()
-        .filter(|e| e["objectRef"]["namespace"] == ns.name.as_str())
-        .filter(|e| {
-            matches!(
-                e["verb"].as_str(),
-                Some("create" | "update" | "patch" | "delete")
-            ) && e["responseStatus"]["code"]
-                .as_u64()
-                .is_some_and(|c| c < 300)
-                && !e["requestURI"].as_str().unwrap_or("").contains("dryRun")
-        })
-        .map(|e| {
-            (
-                e["user"]["username"].as_str().unwrap().to_string(),
-                e["stageTimestamp"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let mut spans: std::collections::BTreeMap<String, (String, String)> = Default::default();
-    for (user, at) in writes {
-        let span = spans
-            .entry(user)
-            .or_insert_with(|| (at.clone(), at.clone()));
-        span.0 = span.0.clone().min(at.clone());
-        span.1 = span.1.clone().max(at);
-    }
+    let spans = spans(&writes_since(cluster, offset, &ns.name));
     assert!(spans.len() >= 2, "{spans:?}");
     let mut ordered: Vec<&(String, String)> = spans.values().collect();
     ordered.sort();
@@ -744,17 +754,8 @@ fn an_app_waits_for_the_apps_it_depends_on_and_starts_once_they_deployed() {
         deployed(cluster, n, "web") == [1]
     });
     assert_eq!(deployed(cluster, n, "db"), [1]);
-    let writes: Vec<(String, String)> = cluster
-        .our_audit_events_since(offset)
+    let writes: Vec<(String, String)> = writes_since(cluster, offset, n)
         .into_iter()
-        .filter(|e| e["objectRef"]["namespace"] == n)
-        .filter(|e| {
-            matches!(e["verb"].as_str(), Some("create" | "update" | "patch"))
-                && e["responseStatus"]["code"]
-                    .as_u64()
-                    .is_some_and(|c| c < 300)
-                && !e["requestURI"].as_str().unwrap_or("").contains("dryRun")
-        })
         .map(|e| {
             (
                 format!(
@@ -984,34 +985,12 @@ fn a_persons_sync_and_the_reconcilers_never_interleave_and_the_history_shows_bot
     assert_eq!(who, [(2, "r0"), (1, "admin")]);
 
     // From the audit log: every write of the reconciler's came after the person's last.
-    let mut spans: std::collections::BTreeMap<String, (String, String)> = Default::default();
-    for event in cluster.our_audit_events_since(offset) {
-        let write = event["objectRef"]["namespace"] == n
-            && matches!(
-                event["verb"].as_str(),
-                Some("create" | "update" | "patch" | "delete")
-            )
-            && event["responseStatus"]["code"]
-                .as_u64()
-                .is_some_and(|c| c < 300)
-            && !event["requestURI"]
-                .as_str()
-                .unwrap_or("")
-                .contains("dryRun")
-            && event["objectRef"]["resource"] != "events"
+    let writes = writes_since(cluster, offset, n);
+    let spans = spans(writes.iter().filter(|write| {
+        write["objectRef"]["resource"] != "events"
             // The replicas' leader Lease is theirs alone.
-            && event["objectRef"]["name"] != "kubectl-gitops-reconciler";
-        if !write {
-            continue;
-        }
-        let user = event["user"]["username"].as_str().unwrap().to_string();
-        let at = event["stageTimestamp"].as_str().unwrap().to_string();
-        let span = spans
-            .entry(user)
-            .or_insert_with(|| (at.clone(), at.clone()));
-        span.0 = span.0.clone().min(at.clone());
-        span.1 = span.1.clone().max(at);
-    }
+            && write["objectRef"]["name"] != "kubectl-gitops-reconciler"
+    }));
     let reconciler = &spans[&users[0].username()];
     let person = spans
         .iter()
@@ -1096,4 +1075,64 @@ fn a_tenants_app_is_synced_by_the_reconciler_as_its_account_which_is_all_the_rec
         "{:?}",
         replica.lines()
     );
+}
+
+#[test]
+fn the_reconciler_never_takes_over_an_object_another_app_owns() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("reconcile-owned");
+    let n = ns.name.as_str();
+    let repo = GitFixture::new();
+    // Both apps hold one ConfigMap; the second starts once the first has it.
+    repo.write(
+        ".kubectl-gitops.yaml",
+        &app_list(n, &[("first", ""), ("second", "  depends_on: [first]\n")]),
+    );
+    repo.write("apps/first/cm.yaml", &config_map("shared", "first's"));
+    repo.write("apps/second/cm.yaml", &config_map("shared", "second's"));
+    repo.commit("two apps claim one ConfigMap");
+    let users = replica_users(cluster, &ns, &["r0"]);
+    let replica = Replica::start(&users[0].kubeconfig, n, repo.path(), &[]);
+    wait_for(
+        Duration::from_secs(60),
+        "second refused",
+        &[&replica],
+        || !replica.said("sync failed", "second").is_empty(),
+    );
+    let error = replica.said("sync failed", "second")[0]["error"].to_string();
+    let first = cluster.kubectl_ok(&[
+        "get",
+        "secret",
+        "first.applyset",
+        "-n",
+        n,
+        "-o",
+        "jsonpath={.metadata.labels.applyset\\.kubernetes\\.io/id}",
+    ]);
+    assert!(
+        error.contains(&format!("ConfigMap {n}/shared belongs to ApplySet {first}")),
+        "{error}"
+    );
+    // As the cluster has it: the first app's value, its field manager, no record of the
+    // second app.
+    assert_eq!(deployed(cluster, n, "first"), [1]);
+    let value = cluster.kubectl_ok(&[
+        "get",
+        "configmap",
+        "shared",
+        "-n",
+        n,
+        "-o",
+        "jsonpath={.data.value}",
+    ]);
+    assert_eq!(value, "first's");
+    let offset = cluster.audit_offset();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        writes_since(cluster, offset, n)
+            .iter()
+            .all(|w| w["objectRef"]["name"] != "shared"),
+        "the ConfigMap was written again"
+    );
+    assert!(cluster.release_statuses(n, "second").is_empty());
 }
