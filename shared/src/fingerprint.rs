@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::live::FIELD_MANAGER;
+use crate::apply::applyset::ApplySetId;
+use crate::live::{FIELD_MANAGER, Glance};
 pub use crate::objects::hash::applied_hash;
 use crate::objects::hash::short_hex as hex;
 use crate::objects::{DesiredObject, ObjectKey};
@@ -181,6 +182,39 @@ impl Fingerprints {
         // unchanged objects the hashes were a tenth of a drift check's CPU time.
         resource_version(live)
             .is_some_and(|version| self.proven(desired, live, version, || owned_hash(live)))
+    }
+
+    /// The mark the release left on `desired`'s object, if the revision wants what the
+    /// release applied and the live object, a member of `ours`, is still at the
+    /// resourceVersion the release saw: nobody has written it since, so its mark is the
+    /// release's, and it is proven unchanged without reading it whole. None whenever the
+    /// full proof ([`Fingerprints::unchanged_at`]) is needed.
+    pub fn untouched(
+        &self,
+        desired: &DesiredObject,
+        live: &impl Glance,
+        ours: &ApplySetId,
+    ) -> Option<&LiveMark> {
+        let remembered = self.by_key.get(&desired.key)?;
+        let same = self.recorded_untouched(&desired.key, live, ours)
+            && remembered.applied == desired.applied_hash();
+        same.then_some(&remembered.mark)
+    }
+
+    /// Whether the live object of `key`, a member of `ours`, is still at the
+    /// resourceVersion the release saw: what the release applied to it is what it has,
+    /// whatever that was (a check against the release itself need not read it).
+    pub fn recorded_untouched(
+        &self,
+        key: &ObjectKey,
+        live: &impl Glance,
+        ours: &ApplySetId,
+    ) -> bool {
+        self.by_key.get(key).is_some_and(|remembered| {
+            live.part_of() == Some(ours.as_str())
+                && live.resource_version() == Some(remembered.mark.resource_version.as_str())
+                && remembered.mark.owned.is_some()
+        })
     }
 
     /// [`Fingerprints::unchanged`] for a caller that has `live`'s mark already.
@@ -349,6 +383,61 @@ mod tests {
                 &[]
             )
         ));
+    }
+
+    #[test]
+    fn an_object_at_the_version_the_release_saw_is_untouched_only_as_a_member_applied_alike() {
+        let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"}, "spec": {"replicas": 2}});
+        let key = ObjectKey::from_object(&desired).expect("key");
+        let ours = ApplySetId::for_app("web", "ns");
+        let member = |version: &str, set: &ApplySetId| {
+            let mut object = live(
+                "u1",
+                version,
+                entry(FIELD_MANAGER, "Apply", "2026-01-01T00:00:00Z", json!({})),
+                &[],
+            );
+            object["metadata"]["labels"] =
+                json!({crate::apply::applyset::PART_OF_LABEL: set.as_str()});
+            object
+        };
+        let owned = owned_hash(&member("10", &ours));
+        let known = Fingerprints::from_record(&record_owning(
+            &key,
+            &applied_hash(&desired),
+            "10",
+            owned.clone(),
+        ));
+        let wanted_now = wanted(&key, &desired);
+        let mark = known.untouched(&wanted_now, &member("10", &ours), &ours);
+        assert_eq!(mark.map(|m| m.owned.clone()), Some(owned.clone()));
+        assert_eq!(mark.map(|m| m.resource_version.as_str()), Some("10"));
+        // Written since: the full proof decides.
+        assert!(
+            known
+                .untouched(&wanted_now, &member("11", &ours), &ours)
+                .is_none()
+        );
+        // Another app's member at the same version (same field manager): not proven here.
+        let other = ApplySetId::for_app("other", "ns");
+        assert!(
+            known
+                .untouched(&wanted_now, &member("10", &other), &ours)
+                .is_none()
+        );
+        // The revision wants something else than the release applied.
+        let changed = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"}, "spec": {"replicas": 3}});
+        assert!(
+            known
+                .untouched(&wanted(&key, &changed), &member("10", &ours), &ours)
+                .is_none()
+        );
+        // A record without the owned hash: the live object's is computed the full way.
+        let old = Fingerprints::from_record(&record_with(&key, &applied_hash(&desired), "10"));
+        assert!(
+            old.untouched(&wanted_now, &member("10", &ours), &ours)
+                .is_none()
+        );
     }
 
     #[test]

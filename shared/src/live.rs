@@ -29,7 +29,7 @@ use crate::render::{Capabilities, ServedVersion, helm_api_versions};
 
 mod listed;
 
-pub use listed::ListedObject;
+pub use listed::{Glance, ListedObject, PART_OF_LABEL};
 
 /// Our field manager: every apply and dry-run uses it, so managedFields tell our fields apart.
 pub const FIELD_MANAGER: &str = "kubectl-gitops";

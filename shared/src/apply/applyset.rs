@@ -25,8 +25,9 @@ use sha2::{Digest, Sha256};
 use crate::live::{LiveCluster, LiveError};
 use crate::objects::{DesiredSet, ObjectKey};
 
-/// On every member: the id of the ApplySet it belongs to.
-pub const PART_OF_LABEL: &str = "applyset.kubernetes.io/part-of";
+/// On every member: the id of the ApplySet it belongs to (read by the live module from
+/// each listed object, so defined there).
+pub use crate::live::PART_OF_LABEL;
 /// On the parent: its own id.
 pub const ID_LABEL: &str = "applyset.kubernetes.io/id";
 /// On the parent: `<tool>/<version>` of the tool that manages the set.

@@ -17,12 +17,52 @@ use serde_json::value::RawValue;
 use super::LiveError;
 use crate::objects::ObjectKey;
 
-/// One item of a LIST, unread.
+/// On every member of an ApplySet: the id of the set it belongs to.
+pub const PART_OF_LABEL: &str = "applyset.kubernetes.io/part-of";
+
+/// One item of a LIST, unread but for the two facts that prove most objects unchanged.
 #[derive(Debug, Clone)]
 pub struct ListedObject {
     text: Arc<str>,
     /// The item's apiVersion and kind: the server leaves them out of list items.
     type_names: Arc<TypeNames>,
+    /// Taken while the item is keyed: comparing it with a release's mark needs no read
+    /// of the whole object (at 10,000 objects those reads were a tenth of a check).
+    resource_version: Option<Box<str>>,
+    part_of: Option<Box<str>>,
+}
+
+/// What a live object says of itself without being read whole: where it stands and which
+/// ApplySet it is a member of.
+pub trait Glance {
+    /// `metadata.resourceVersion`.
+    fn resource_version(&self) -> Option<&str>;
+    /// The ApplySet part-of label, if set and not empty.
+    fn part_of(&self) -> Option<&str>;
+}
+
+impl Glance for ListedObject {
+    fn resource_version(&self) -> Option<&str> {
+        self.resource_version.as_deref()
+    }
+
+    fn part_of(&self) -> Option<&str> {
+        self.part_of.as_deref()
+    }
+}
+
+impl Glance for Value {
+    fn resource_version(&self) -> Option<&str> {
+        self.pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+    }
+
+    fn part_of(&self) -> Option<&str> {
+        self.pointer("/metadata/labels")
+            .and_then(|labels| labels.get(PART_OF_LABEL))
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+    }
 }
 
 #[derive(Debug)]
@@ -68,6 +108,16 @@ pub(super) fn items(
         name: Option<String>,
         #[serde(default)]
         namespace: Option<String>,
+        #[serde(default, rename = "resourceVersion")]
+        resource_version: Option<Box<str>>,
+        #[serde(default)]
+        labels: Option<Labels>,
+    }
+    #[derive(Deserialize)]
+    struct Labels {
+        // PART_OF_LABEL (an attribute takes no constant; a test holds them equal).
+        #[serde(default, rename = "applyset.kubernetes.io/part-of")]
+        part_of: Option<Box<str>>,
     }
     let decode = |e: serde_json::Error| LiveError::Decode {
         what: format!("the list of {}", resource.plural),
@@ -93,6 +143,12 @@ pub(super) fn items(
         let object = ListedObject {
             text: Arc::from(raw.get()),
             type_names: type_names.clone(),
+            resource_version: item.metadata.resource_version,
+            part_of: item
+                .metadata
+                .labels
+                .and_then(|labels| labels.part_of)
+                .filter(|id| !id.is_empty()),
         };
         out.push((key, object));
     }
@@ -129,6 +185,35 @@ mod tests {
         );
         assert_eq!(value["apiVersion"], "apps/v1");
         assert_eq!(value["spec"]["replicas"], 2);
+    }
+
+    #[test]
+    fn an_item_tells_its_version_and_applyset_as_its_value_does() {
+        let body = format!(
+            r#"{{"items":[
+            {{"metadata":{{"name":"web","namespace":"a","resourceVersion":"41",
+              "labels":{{"app":"web","{PART_OF_LABEL}":"applyset-x-v1"}}}}}},
+            {{"metadata":{{"name":"api","namespace":"a","labels":{{"{PART_OF_LABEL}":""}}}}}},
+            {{"metadata":{{"name":"db","namespace":"a","resourceVersion":"7"}}}}]}}"#
+        );
+        let listed = items(&body, &deployments()).unwrap();
+        let glances: Vec<(Option<&str>, Option<&str>)> = listed
+            .iter()
+            .map(|(_, o)| (o.resource_version(), o.part_of()))
+            .collect();
+        assert_eq!(
+            glances,
+            [
+                (Some("41"), Some("applyset-x-v1")),
+                (None, None),
+                (Some("7"), None)
+            ]
+        );
+        for (_, object) in &listed {
+            let value = object.value().unwrap();
+            assert_eq!(value.resource_version(), object.resource_version());
+            assert_eq!(value.part_of(), object.part_of());
+        }
     }
 
     #[test]
