@@ -13,7 +13,7 @@ mod locate;
 mod remote;
 mod sops;
 mod tools;
-mod value;
+pub(crate) mod value;
 mod yaml;
 
 use std::fmt;

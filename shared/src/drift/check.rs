@@ -10,11 +10,12 @@ use super::fields::{IgnoredField, compare_object};
 use super::git::{self, GitRequest, Repos};
 use super::ignore::IgnoreRules;
 use super::model::{Against, AppDrift, LatestRelease, ObjectDrift, ObjectState};
+use super::untouched;
 use crate::apply::applyset;
 use crate::apply::object_options;
 use crate::apply::ownership::{Ownership, ownership};
 use crate::fingerprint::Fingerprints;
-use crate::live::{ListedObject, LiveCluster, LiveError};
+use crate::live::{Glance, ListedObject, LiveCluster, LiveError};
 use crate::objects::{DesiredObject, DesiredSet, ObjectKey, ScopeResolver};
 use crate::release::elsewhere::{self, Records};
 use crate::release::record::{ReleaseRecord, ReleaseStatus};
@@ -63,13 +64,35 @@ pub async fn check_app(
     // most of a second, and neither needs the other. The LISTs are kept for the
     // comparison below.
     let _reads = cluster.shared_reads();
-    let members = applyset::ApplySetId::for_app(&request.app, &request.namespace).member_selector();
+    let ours = applyset::ApplySetId::for_app(&request.app, &request.namespace);
+    let members = ours.member_selector();
+    let known = Fingerprints::from_record(&release);
+    // Checked against the release itself, the objects nobody wrote since it need not be
+    // read from its manifest at all: which they are is known once the LISTs are in.
+    let after_lists = request.against.is_none() && request.git.is_none() && !known.is_empty();
     let (latest, release_desired, ()) = futures::join!(
         unfinished_after(&store, &request.app, release.revision),
-        release_objects_apart(&release, cluster),
+        async {
+            if after_lists {
+                return Ok(None);
+            }
+            release_objects_apart(&release, cluster).await.map(Some)
+        },
         cluster.prefetch(release.objects.iter().map(|o| &o.key), Some(&members)),
     );
-    let release_desired = release_desired?;
+    let needed = match release_desired? {
+        Some(desired) => Needed {
+            desired,
+            untouched: BTreeSet::new(),
+            listed: None,
+        },
+        None => release_objects_needed(&release, cluster, &known, &ours).await?,
+    };
+    let Needed {
+        desired: release_desired,
+        untouched,
+        listed,
+    } = needed;
 
     let revision = request.against.as_deref().or(request.git.as_deref());
     let git_request = GitRequest {
@@ -111,11 +134,10 @@ pub async fn check_app(
     // What the release remembers of each object: those nobody has written since (or whose
     // fields we own nobody has) are in sync without a dry run. Against a revision, only
     // the objects the revision wants as the release applied them.
-    let known = Fingerprints::from_record(&release);
     let mut live = compare_live(
         cluster,
         request,
-        &desired,
+        (&desired, &untouched, listed),
         release_keys.as_ref(),
         &rules,
         &known,
@@ -133,8 +155,13 @@ pub async fn check_app(
     report.settle();
     // Taken from the set compared (the release's, unless against a revision): its objects
     // are dropped as their keys are moved out.
-    let release_keys =
-        release_keys.unwrap_or_else(|| desired.into_iter().map(|object| object.key).collect());
+    let release_keys = release_keys.unwrap_or_else(|| {
+        desired
+            .into_iter()
+            .map(|object| object.key)
+            .chain(untouched)
+            .collect()
+    });
     Ok(Checked {
         report,
         release,
@@ -163,6 +190,53 @@ async fn release_objects_apart(
         .await
         .map_err(|e| unreadable(release, e.to_string()))?;
     keyed(release, parsed, scopes)
+}
+
+/// What of a release a check compares.
+struct Needed {
+    desired: DesiredSet,
+    /// Objects proven in sync without being read (see [`untouched`]).
+    untouched: BTreeSet<ObjectKey>,
+    /// The live objects of the release's objects, as listed, when they were fetched to
+    /// find the untouched ones.
+    listed: Option<BTreeMap<ObjectKey, ListedObject>>,
+}
+
+/// The objects of `release` a check against it must compare, parsed from its manifest,
+/// and those proven in sync without being read. The LISTs of the release's kinds are made
+/// (or are being made) by the caller.
+async fn release_objects_needed(
+    release: &ReleaseRecord,
+    cluster: &LiveCluster,
+    known: &Fingerprints,
+    ours: &applyset::ApplySetId,
+) -> Result<Needed, DriftError> {
+    // The objects the sync applied and saw (pruned and kept ones have no version).
+    let applied: BTreeSet<ObjectKey> = release
+        .objects
+        .iter()
+        .filter(|o| o.resource_version.is_some())
+        .map(|o| o.key.clone())
+        .collect();
+    let listed = cluster.fetch_listed(&applied).await?;
+    let text = release.manifest.text();
+    let file = manifest_file(release);
+    let (desired, untouched) = match untouched::needed(release, &text, &listed, known, ours, &file)
+    {
+        Some(needed) => (
+            keyed(release, Ok(needed.manifests), cluster)?,
+            needed.untouched,
+        ),
+        None => (
+            keyed(release, parse_documents(&file, &text), cluster)?,
+            BTreeSet::new(),
+        ),
+    };
+    Ok(Needed {
+        desired,
+        untouched,
+        listed: Some(listed),
+    })
 }
 
 /// The name a release's manifest goes by in errors.
@@ -276,7 +350,11 @@ struct LiveDrift {
 async fn compare_live(
     cluster: &LiveCluster,
     request: &CheckRequest,
-    desired: &DesiredSet,
+    (desired, untouched, listed): (
+        &DesiredSet,
+        &BTreeSet<ObjectKey>,
+        Option<BTreeMap<ObjectKey, ListedObject>>,
+    ),
     release_keys: Option<&BTreeSet<ObjectKey>>,
     rules: &IgnoreRules,
     fingerprints: &Fingerprints,
@@ -309,12 +387,25 @@ async fn compare_live(
     let _reads = cluster.shared_reads();
     let members_of = applyset::ApplySetId::for_app(&request.app, &request.namespace);
     let members = members_of.member_selector();
+    // Those fetched already, to find the untouched objects, are not fetched again: a
+    // fetch takes them out of the member LISTs, which the stray lookup reads next.
+    let rest: BTreeSet<ObjectKey> = match &listed {
+        Some(live) => known
+            .iter()
+            .filter(|key| !live.contains_key(*key))
+            .cloned()
+            .collect(),
+        None => known.clone(),
+    };
     let (parent, ()) = futures::join!(
         applyset::read(cluster, &request.namespace, &request.app),
-        cluster.prefetch(&known, Some(&members)),
+        cluster.prefetch(&rest, Some(&members)),
     );
     let parent = parent?;
-    let live = cluster.fetch_listed(&known).await?;
+    let mut live = cluster.fetch_listed(&rest).await?;
+    if let Some(listed) = listed {
+        live.extend(listed.into_iter().filter(|(key, _)| known.contains(key)));
+    }
     for key in &known {
         if !live.contains_key(key) && in_release(key) {
             objects.push(ObjectDrift {
@@ -357,7 +448,7 @@ async fn compare_live(
         .buffer_unordered(cluster.concurrency())
         .try_collect::<Vec<_>>()
         .await?;
-    let mut in_sync = proven;
+    let mut in_sync = proven + untouched.len();
     let mut ignored = Vec::new();
     let mut applied_objects = BTreeMap::new();
     for (key, fields, applied) in compared {
@@ -394,6 +485,7 @@ async fn compare_live(
         let members = applyset::list_members(cluster, &set).await?;
         for (key, member) in members {
             let stray = !desired.contains(&key)
+                && !untouched.contains(&key)
                 && release_keys.is_none_or(|k| !k.contains(&key))
                 && !object_options::ignores_extraneous(&member);
             if stray {
@@ -431,7 +523,7 @@ struct Present<'a> {
 /// Splits the desired objects found in `live` into those `known` proves unchanged and
 /// those to dry-run. Only the listed object's resourceVersion, uid and managedFields are
 /// read for the proof, so no object is copied or read again in the manifest's version.
-fn present<'a, L>(
+fn present<'a, L: Glance>(
     desired: &'a DesiredSet,
     live: &BTreeMap<ObjectKey, L>,
     known: &Fingerprints,
@@ -444,6 +536,11 @@ fn present<'a, L>(
         let Some(listed) = live.get(&object.key) else {
             continue;
         };
+        // Where the release left it: no need to read it whole.
+        if known.untouched(object, listed, ours).is_some() {
+            proven += 1;
+            continue;
+        }
         // Read one at a time: a proven object's value is dropped at once.
         let listed = read(listed)?;
         // Only a member of this app is proven by its fingerprint: another app writes with
