@@ -288,6 +288,37 @@ def requests_since(cluster, offset, agent):
 
 
 LOADS = []  # the 1-minute load average before each measured command
+SETTLED = []  # seconds waited for the controllers before each measured command
+
+# What the control plane writes by itself after objects are created: ReplicaSets, pods,
+# Endpoints and EndpointSlices, Deployments' status.
+CONTROLLER_AGENTS = ("kube-controller-manager/", "kube-scheduler/")
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+def settle(cluster, quiet=2.0, limit=600):
+    """Waits until the controllers have caught up with what was created before (no write
+    of theirs for `quiet` seconds, at most `limit` seconds), so that a command is measured
+    on a quiet control plane and not behind an earlier round's backlog: 10,000 objects
+    leave the controllers thousands of writes to make. Returns the seconds waited."""
+    started = time.perf_counter()
+    offset = audit_offset(cluster)
+    last_write = started
+    while True:
+        time.sleep(0.5)
+        now = time.perf_counter()
+        new_offset = audit_offset(cluster)
+        writes = sum(count for agent in CONTROLLER_AGENTS
+                     for verb, count in requests_since(cluster, offset, agent).items() if verb in WRITES)
+        offset = new_offset
+        if writes:
+            last_write = now
+        if now - last_write >= quiet or now - started >= limit:
+            waited = now - started
+            if now - started >= limit:
+                log(f"the controllers were still writing after {limit} s; measuring anyway")
+            SETTLED.append(waited)
+            return waited
 
 
 def run(cmd, env, cwd, expect=(0,)):
@@ -469,6 +500,9 @@ def measure_size(args, n, last, cluster, env, kubectl, root, work):
     out = []
 
     def measured(row, which, cmd, agent, expect=(0,), cwd=repo):
+        waited = settle(cluster)
+        if waited > 10:
+            log(f"waited {waited:.0f} s for the controllers to catch up")
         offset = audit_offset(cluster)
         cpu_before = cluster.apiserver_cpu()
         seconds, mem = run(cmd, env, cwd, expect)
@@ -710,6 +744,7 @@ def dashboard_rows(args, cluster, env, kubectl, work, tag):
     app_page = Row(f"dashboard: app page of {big} objects, first answer", "< 500 ms")
     big_page = f"/app?c=0&ns={namespaces[-1]}&app=big&src=kubectl-gitops"
     for _ in range(args.repeat):
+        settle(cluster)
         with ServedDashboard(kubectl, env, ["-A"]) as dashboard:
             LOADS.append(os.getloadavg()[0])
             seconds, body = dashboard.get("/")
@@ -726,6 +761,7 @@ def dashboard_rows(args, cluster, env, kubectl, work, tag):
                 time.sleep(0.1)
                 _, body = dashboard.get("/")
             log(f"every app's state known {(time.perf_counter() - started) * 1000:.0f} ms after the first answer")
+        settle(cluster)
         with ServedDashboard(kubectl, env, ["-n", namespaces[-1]]) as dashboard:
             LOADS.append(os.getloadavg()[0])
             seconds, body = dashboard.get(big_page)
@@ -1020,6 +1056,11 @@ round. Medians; requests are one round's, by verb, from the API server's audit l
 User-Agent); API server CPU is the CPU time the kube-apiserver process used while the
 command ran (median; it includes the server's own background work, about 0.1 s per second
 here); peak memory is the process's maximum resident set.
+
+Before each measured command the run waits until the controllers have made every write
+the objects created before it call for (ReplicaSets, Endpoints, pods: no write of theirs
+for 2 s), so no command runs behind an earlier round's backlog; the wait was median
+{statistics.median(SETTLED or [0.0]):.0f} s, at most {max(SETTLED or [0.0]):.0f} s.
 
 Machine: {machine()}.
 1-minute load average before each command: min {loads[0]:.1f}, median {statistics.median(loads):.1f},
