@@ -758,3 +758,115 @@ fn the_overview_learns_each_apps_state_while_another_app_changes_all_the_time() 
         assert!(row.contains("healthy"), "{row}");
     }
 }
+
+/// The value of the hidden `csrf` field in `page`'s confirm form.
+fn csrf_in(page: &str) -> String {
+    let start = page
+        .find("name=\"csrf\" value=\"")
+        .map(|at| at + "name=\"csrf\" value=\"".len())
+        .unwrap_or_else(|| panic!("no CSRF field in {page}"));
+    page[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_rollback_onto_an_object_another_app_owns_is_refused_on_its_page_and_by_its_post() {
+    let cluster = TestCluster::get();
+    let ns = cluster.namespace("web-owned");
+    let n = ns.name.as_str();
+    // Release 1 has ConfigMap shared; release 2 leaves it out and prunes it; then app
+    // other makes a ConfigMap of the same name its own.
+    let repo = GitFixture::new();
+    repo.write("app/web.yaml", WEB);
+    repo.write("app/shared.yaml", &config_map("shared", "from-web"));
+    repo.commit("web and shared");
+    sync(cluster, &repo, n);
+    repo.remove("app/shared.yaml");
+    repo.commit("shared is not web's any more");
+    let pruned = cluster
+        .kubectl()
+        .args([
+            "sync", "HEAD", "app", "--app", "web", "-n", n, "--prune", "--yes",
+        ])
+        .args(["--timeout", "120s"])
+        .current_dir(repo.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(pruned.status.code(), Some(0), "{}", describe(&pruned));
+    let other = GitFixture::new();
+    other.write("other/shared.yaml", &config_map("shared", "from-other"));
+    other.commit("other's shared");
+    let synced = cluster
+        .kubectl()
+        .args(["sync", "HEAD", "other", "--app", "other", "-n", n, "--yes"])
+        .current_dir(other.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(synced.status.code(), Some(0), "{}", describe(&synced));
+    let owned_by_other = || {
+        cluster.kubectl_ok(&[
+            "get",
+            "configmap",
+            "shared",
+            "-n",
+            n,
+            "-o",
+            "jsonpath={.data.greeting} {.metadata.labels.applyset\\.kubernetes\\.io/part-of}",
+        ])
+    };
+    let before = owned_by_other();
+    assert!(before.starts_with("from-other "), "{before}");
+
+    let dashboard = ServedDashboard::start(cluster, &["-n", n, "--allow-actions"]);
+    let host = dashboard.host.as_str();
+    let cookie = dashboard.cookie();
+    let headers = [("Host", host), ("Cookie", cookie.as_str())];
+    let owner_line = format!("ConfigMap {n}/shared belongs to app other (namespace {n})");
+    // The rollback's page names the owner and offers nothing to confirm.
+    let page = request(
+        host,
+        "GET",
+        &format!("/rollback?{}&rev=1", app_query(n)),
+        &headers,
+    );
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains(&owner_line), "{}", page.body);
+    assert!(page.body.contains("--adopt"), "{}", page.body);
+    assert!(!page.body.contains("class=\"confirm\""), "{}", page.body);
+    // A POST made anyway (with the run's CSRF token, from the page that syncs release 2
+    // again) is refused by the rollback itself, naming the owner; nothing changes.
+    let again = request(
+        host,
+        "GET",
+        &format!("/rollback?{}&rev=2", app_query(n)),
+        &headers,
+    );
+    assert_eq!(again.status, 200, "{again:?}");
+    let csrf = csrf_in(&again.body);
+    let origin = format!("http://{host}");
+    let posted = request_with_body(
+        host,
+        "POST",
+        "/rollback",
+        &[("Host", host), ("Cookie", &cookie), ("Origin", &origin)],
+        &format!("{}&rev=1&csrf={csrf}", app_query(n)),
+    );
+    assert_ne!(posted.status, 303, "{posted:?}");
+    assert!(posted.body.contains(&owner_line), "{}", posted.body);
+    assert_eq!(
+        owned_by_other(),
+        before,
+        "the other app's ConfigMap was touched"
+    );
+    let statuses = cluster.release_statuses(n, "web");
+    assert_eq!(
+        statuses.len(),
+        2,
+        "a refused rollback recorded a release: {statuses:?}"
+    );
+}

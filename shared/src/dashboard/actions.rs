@@ -61,6 +61,11 @@ pub struct RollbackPreview {
     /// The changes as diff-git draws them, Secrets masked, and their summary line.
     pub text: String,
     pub summary: String,
+    /// Why it would be refused or fail, as `kubectl sync --rollback` would say it: objects
+    /// another app or a Helm release owns, fields another field manager took. The page
+    /// then offers nothing to confirm: what takes those over is the command line's
+    /// explicit `--adopt` or `--force-conflicts`, or a heal.
+    pub blocked: Vec<String>,
 }
 
 /// What a heal of `app` would undo: a drift check made now.
@@ -148,7 +153,7 @@ pub async fn preview_rollback(
     revision: u32,
 ) -> Result<RollbackPreview, String> {
     let (store, job, target, reason, again) = rollback_to(cluster, app, revision).await?;
-    let mut preview = flow::preview(&cluster.live, &store, &app.app, job.desired, false)
+    let mut preview = flow::preview(&cluster.live, &store, &app.app, job.desired, (false, None))
         .await
         .map_err(|e| e.to_string())?;
     preview.changes.mask_secrets();
@@ -162,12 +167,25 @@ pub async fn preview_rollback(
         .differences()
         .map(|change| diff::unified(change, "live", &after, &options))
         .collect();
+    let owned = preview.owners.iter().map(|owned| {
+        format!(
+            "{} belongs to {}: it is not taken over (kubectl sync --rollback {target} --adopt would take it)",
+            owned.key, owned.owner
+        )
+    });
+    let conflicts = preview.conflicts.iter().map(|conflict| {
+        format!(
+            "{}: {}: the apply would fail on this conflict (a heal takes such fields back; kubectl sync --rollback {target} --force-conflicts would take them)",
+            conflict.key, conflict.message
+        )
+    });
     Ok(RollbackPreview {
         target,
         reason,
         again,
         text,
         summary: diff::summary_line(&preview.changes.summary()),
+        blocked: owned.chain(conflicts).collect(),
     })
 }
 

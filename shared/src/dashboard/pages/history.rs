@@ -102,6 +102,19 @@ pub fn render_rollback(app: &AppRef, preview: &RollbackPreview, csrf: &str) -> S
         "<p class=\"summary\">{}</p>",
         escape(&preview.summary)
     );
+    if !preview.blocked.is_empty() {
+        // Nothing to confirm: the POST would be refused (and is, if forged) for the same
+        // reasons.
+        let _ = writeln!(
+            body,
+            "<h2>Why it cannot be done from here</h2>\n<ul class=\"blocked\">"
+        );
+        for reason in &preview.blocked {
+            let _ = writeln!(body, "<li>{} {}</li>", badge("refused"), escape(reason));
+        }
+        body.push_str("</ul>\n");
+        return page(&format!("{} rollback", app.app), &body);
+    }
     let target = preview.target.to_string();
     let mut fields = pairs(&params);
     fields.extend([("rev", target.as_str()), ("csrf", csrf)]);
