@@ -59,10 +59,10 @@ pub async fn check_app(
 ) -> Result<Checked, DriftError> {
     let store = ReleaseStore::new(cluster.client().clone(), &request.namespace);
     let release = deployed_release(&store, &request.app).await?;
-    // The release's objects are read from its manifest on another thread while their
-    // kinds are listed (the record names every object): at 10,000 objects each takes
-    // most of a second, and neither needs the other. The LISTs are kept for the
-    // comparison below.
+    // The release's objects are listed by kind (the record names every object), kept
+    // for the comparison below. Against a revision, or for a release without
+    // fingerprints, its manifest is read meanwhile on another thread: at 10,000 objects
+    // each takes most of a second, and neither needs the other.
     let _reads = cluster.shared_reads();
     let ours = applyset::ApplySetId::for_app(&request.app, &request.namespace);
     let members = ours.member_selector();
@@ -227,8 +227,9 @@ async fn release_objects_needed(
             keyed(release, Ok(needed.manifests), cluster)?,
             needed.untouched,
         ),
+        // Most of it is needed after all: parsed whole, off the async threads.
         None => (
-            keyed(release, parse_documents(&file, &text), cluster)?,
+            release_objects_apart(release, cluster).await?,
             BTreeSet::new(),
         ),
     };
