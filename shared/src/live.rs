@@ -67,6 +67,10 @@ struct ListKey {
 
 type Listed = Arc<Vec<(ObjectKey, ListedObject)>>;
 
+/// Member LISTs of one ApplySet made ahead of the scope that reads them (see
+/// [`LiveCluster::list_members_ahead`]).
+pub struct MemberLists(Vec<(ListKey, Members)>);
+
 /// The members of one ApplySet of one kind, in every namespace: a partial view of that
 /// kind (an object missing from it may still exist, unlabelled).
 struct Members {
@@ -391,10 +395,8 @@ impl LiveCluster {
     /// scope. A kind whose LIST fails (a user allowed to list only some namespaces) is left
     /// out: its objects are then read per namespace, as for an app never synced.
     async fn list_members_everywhere(&self, selector: &str, resources: Vec<ApiResource>) {
-        let params = ListParams::default().labels(selector);
-        let params = &params;
-        // A kind listed already in this scope (an earlier prefetch of the same app) is not
-        // listed again.
+        // A kind listed already in this scope (an earlier prefetch of the same app, or
+        // members listed ahead) is not listed again.
         let resources: Vec<ApiResource> = match self.lists.lock() {
             Ok(cache) => resources
                 .into_iter()
@@ -407,24 +409,44 @@ impl LiveCluster {
                 .collect(),
             Err(_) => resources,
         };
-        stream::iter(resources)
+        let lists = self.list_members_ahead(selector, resources).await;
+        self.keep_members(lists);
+    }
+
+    /// The member LISTs of [`LiveCluster::list_members_everywhere`], made before the
+    /// shared-reads scope that will read them is open (a sync makes them while its
+    /// revision renders), for [`LiveCluster::keep_members`] to hand to it.
+    pub async fn list_members_ahead(
+        &self,
+        selector: &str,
+        resources: Vec<ApiResource>,
+    ) -> MemberLists {
+        let params = ListParams::default().labels(selector);
+        let params = &params;
+        let lists = stream::iter(resources)
             .map(|resource| async move {
-                let Ok(listed) = self.list_items(&resource, None, params).await else {
-                    return;
-                };
+                let listed = self.list_items(&resource, None, params).await.ok()?;
                 let members = Members {
                     selector: selector.to_string(),
                     objects: listed.into_iter().collect(),
                 };
-                if let Ok(mut cache) = self.lists.lock()
-                    && cache.depth > 0
-                {
-                    cache.members.insert(list_key(&resource, None), members);
-                }
+                Some((list_key(&resource, None), members))
             })
             .buffer_unordered(self.concurrency)
-            .collect::<Vec<()>>()
+            .filter_map(|listed| async move { listed })
+            .collect()
             .await;
+        MemberLists(lists)
+    }
+
+    /// Serves member LISTs made ahead to the reads of the open shared-reads scope (none
+    /// open: they are dropped).
+    pub fn keep_members(&self, lists: MemberLists) {
+        if let Ok(mut cache) = self.lists.lock()
+            && cache.depth > 0
+        {
+            cache.members.extend(lists.0);
+        }
     }
 
     /// Whether every one of `names` (of one kind, in one namespace) is in that kind's

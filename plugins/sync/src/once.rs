@@ -49,7 +49,7 @@ pub async fn revision(
         let who = connection.actor();
         let namespace = &connection.namespace;
         let locked = match locks {
-            true => Some(flow::lock(&cluster, namespace, &app, &who, lock_duration).await),
+            true => Some(flow::lock_and_list(&cluster, namespace, &app, &who, lock_duration).await),
             false => None,
         };
         anyhow::Ok((connection, cluster, locked))

@@ -211,6 +211,18 @@ pub struct ApplySet {
 }
 
 impl ApplySet {
+    /// The kinds its members have, as the server serves them (kinds it no longer serves
+    /// are left out).
+    pub fn member_resources(&self, cluster: &LiveCluster) -> Vec<kube::discovery::ApiResource> {
+        self.group_kinds
+            .iter()
+            .filter_map(|group_kind| {
+                let (group, kind) = split_group_kind(group_kind);
+                Some(cluster.resolve_kind(group, kind)?.0)
+            })
+            .collect()
+    }
+
     /// The empty ApplySet of `app`, its parent in `app_namespace`.
     pub fn new(app_namespace: &str, app: &str) -> ApplySet {
         let name = parent_name(app);

@@ -26,7 +26,7 @@ use crate::compare::{Conflict, Missing, against_cluster};
 use crate::diff::{ChangeSet, NormaliseOptions};
 use crate::fingerprint::Fingerprints;
 use crate::hooks::{self, PlannedHook};
-use crate::live::LiveCluster;
+use crate::live::{LiveCluster, MemberLists};
 use crate::lock::{self, KeepAlive, TakenOver};
 use crate::objects::{DesiredSet, ObjectKey};
 use crate::release::record::{Operation, ReleaseRecord, StoredManifest};
@@ -55,6 +55,9 @@ pub struct SyncJob {
 pub struct Locked {
     lock: KeepAlive,
     parent: Result<Option<ApplySet>, ApplySetError>,
+    /// The members of the kinds the parent names, listed with the lock (see
+    /// [`lock_and_list`]).
+    members: Option<MemberLists>,
 }
 
 /// Takes `app`'s lock in `namespace` for `who` (an invalid app name is refused before any
@@ -72,7 +75,32 @@ pub async fn lock(
         .await?
         .keep_alive()?;
     let parent = applyset::read(cluster, namespace, app).await;
-    Ok(Locked { lock, parent })
+    Ok(Locked {
+        lock,
+        parent,
+        members: None,
+    })
+}
+
+/// [`lock`], then the LISTs of the app's members of every kind its parent names: a
+/// command that does this while its revision renders has them when it plans (at 10,000
+/// objects the LISTs keep the API server busy for a good part of a second).
+pub async fn lock_and_list(
+    cluster: &LiveCluster,
+    namespace: &str,
+    app: &str,
+    who: &str,
+    duration: Duration,
+) -> Result<Locked, SyncError> {
+    let mut locked = lock(cluster, namespace, app, who, duration).await?;
+    if let Ok(Some(set)) = &locked.parent {
+        let selector = ApplySetId::for_app(app, namespace).member_selector();
+        let lists = cluster
+            .list_members_ahead(&selector, set.member_resources(cluster))
+            .await;
+        locked.members = Some(lists);
+    }
+    Ok(locked)
 }
 
 impl Locked {
@@ -100,9 +128,13 @@ impl Locked {
         missing: Missing,
         cancel: &Cancel,
     ) -> Result<Planned, SyncError> {
-        let Locked { lock, parent } = self;
+        let Locked {
+            lock,
+            parent,
+            members,
+        } = self;
         let planned = tokio::select! {
-            planned = plan_locked(cluster, store, job, parent, missing) => planned,
+            planned = plan_locked(cluster, store, job, (parent, members), missing) => planned,
             () = cancel.cancelled() => Err(SyncError::InterruptedBeforeWriting),
         };
         match planned {
@@ -124,7 +156,7 @@ async fn plan_locked(
     cluster: &LiveCluster,
     store: &ReleaseStore,
     job: SyncJob,
-    parent: Result<Option<ApplySet>, ApplySetError>,
+    (parent, members): (Result<Option<ApplySet>, ApplySetError>, Option<MemberLists>),
     missing: Missing,
 ) -> Result<(SyncPlan, SyncOptions), SyncError> {
     let SyncJob {
@@ -137,6 +169,9 @@ async fn plan_locked(
     } = job;
     let namespace = store.namespace().to_string();
     let shared = cluster.shared_reads();
+    if let Some(listed) = members {
+        cluster.keep_members(listed);
+    }
     let members = ApplySetId::for_app(&app, &namespace).member_selector();
     // Without a parent nothing is a member yet: no member LISTs.
     let members_of = matches!(parent, Ok(Some(_))).then_some(members.as_str());
@@ -176,7 +211,7 @@ impl Locked {
         options: UninstallOptions,
         cancel: &Cancel,
     ) -> Result<PlannedUninstall, SyncError> {
-        let Locked { lock, parent } = self;
+        let Locked { lock, parent, .. } = self;
         let planned = tokio::select! {
             planned = uninstall::plan(cluster, store, app, parent, &options) => planned,
             () = cancel.cancelled() => Err(SyncError::InterruptedBeforeWriting),
@@ -366,22 +401,70 @@ struct Unlocked {
     known: Option<Fingerprints>,
 }
 
+/// What a preview reads that does not depend on the revision, read before it is rendered
+/// (see [`read_ahead`]).
+pub struct Ahead {
+    parent: Result<Option<ApplySet>, ApplySetError>,
+    known: Option<Fingerprints>,
+    members: Option<MemberLists>,
+}
+
+/// The app's parent, its deployed release's fingerprints and its members of every kind
+/// the parent names: a command that reads them while its revision renders has them when
+/// it plans ([`preview`]). No lock: nothing is written.
+pub async fn read_ahead(cluster: &LiveCluster, store: &ReleaseStore, app: &str) -> Ahead {
+    let namespace = store.namespace();
+    let (parent, known) = futures::join!(
+        applyset::read(cluster, namespace, app),
+        known_fingerprints(store, app),
+    );
+    let members = match &parent {
+        Ok(Some(set)) => {
+            let selector = ApplySetId::for_app(app, namespace).member_selector();
+            Some(
+                cluster
+                    .list_members_ahead(&selector, set.member_resources(cluster))
+                    .await,
+            )
+        }
+        _ => None,
+    };
+    Ahead {
+        parent,
+        known,
+        members,
+    }
+}
+
 /// Reads the parent and the records alongside (they matter only if the parent exists),
-/// and lists the objects' kinds meanwhile: the LISTs need neither. No lock: nothing is
-/// written, so nothing needs keeping out.
+/// and lists the objects' kinds meanwhile: the LISTs need neither; what was read `ahead`
+/// is not read again. No lock: nothing is written, so nothing needs keeping out.
 async fn read_unlocked(
     cluster: &LiveCluster,
     store: &ReleaseStore,
     app: &str,
     desired: &DesiredSet,
+    ahead: Option<Ahead>,
 ) -> Result<Unlocked, SyncError> {
     let namespace = store.namespace();
     let members = ApplySetId::for_app(app, namespace).member_selector();
-    let (parent, known, ()) = futures::join!(
-        applyset::read(cluster, namespace, app),
-        known_fingerprints(store, app),
-        cluster.prefetch(desired.keys(), Some(&members))
-    );
+    let (parent, known) = match ahead {
+        Some(ahead) => {
+            if let Some(listed) = ahead.members {
+                cluster.keep_members(listed);
+            }
+            cluster.prefetch(desired.keys(), Some(&members)).await;
+            (ahead.parent, ahead.known)
+        }
+        None => {
+            let (parent, known, ()) = futures::join!(
+                applyset::read(cluster, namespace, app),
+                known_fingerprints(store, app),
+                cluster.prefetch(desired.keys(), Some(&members))
+            );
+            (parent, known)
+        }
+    };
     let (parent, parent_forbidden) = match parent {
         Ok(parent) => (parent, false),
         Err(error) if error.is_forbidden() => (None, true),
@@ -397,16 +480,17 @@ async fn read_unlocked(
 /// Plans `desired` as app `app` with records in `store`'s namespace, without a lock and
 /// writing nothing. A synced app (one with an ApplySet parent) shows exactly what
 /// `kubectl sync --prune` would do, removals included; an app never synced is compared
-/// without the ApplySet bookkeeping a sync would add. `prune_crds`: as `--prune-crds`.
+/// without the ApplySet bookkeeping a sync would add. `prune_crds`: as `--prune-crds`;
+/// `ahead`: what [`read_ahead`] read for it.
 pub async fn preview(
     cluster: &LiveCluster,
     store: &ReleaseStore,
     app: &str,
     desired: DesiredSet,
-    prune_crds: bool,
+    (prune_crds, ahead): (bool, Option<Ahead>),
 ) -> Result<Preview, SyncError> {
     let reads = cluster.shared_reads();
-    let read = read_unlocked(cluster, store, app, &desired).await?;
+    let read = read_unlocked(cluster, store, app, &desired, ahead).await?;
     let occasion = hooks::occasion(Operation::Sync, read.known.is_some());
     let hooks = hooks::planned(desired.hooks(), occasion);
     let mut preview = if read.parent.is_some() {
@@ -477,7 +561,7 @@ pub async fn dry_run(
 ) -> Result<DryRun, SyncError> {
     let planning = async {
         let reads = cluster.shared_reads();
-        let read = read_unlocked(cluster, store, &job.app, &job.desired).await?;
+        let read = read_unlocked(cluster, store, &job.app, &job.desired, None).await?;
         let options = PlanOptions {
             prune: job.prune || job.options.rollback_of.is_some(),
             prune_crds: job.guard.rules.prune_crds,
