@@ -109,7 +109,7 @@ async fn against_cluster_of(
 ) -> Result<(String, String, Computed)> {
     let snapshot = target.snapshot(&tree.snapshot);
     let options = target.options(&args.connection);
-    let (connection, cluster, rendered, ahead) = if target.chart.is_some()
+    let (connection, cluster, rendered) = if target.chart.is_some()
         || render::is_chart_at(&snapshot, &snapshot.root)
     {
         // A chart sees the cluster's `.Capabilities`, which the discovery gives: it
@@ -122,24 +122,12 @@ async fn against_cluster_of(
             .helm
             .add_cluster(&cluster.capabilities(version_given)?);
         let rendered = desired::rendered(&snapshot, &render_options);
-        (connection, cluster, rendered, None)
+        (connection, cluster, rendered)
     } else {
-        // The app's parent, deployed release and members are read (on another task, once
-        // the discovery is in) while the revision renders here.
-        let discovering = EarlyDiscovery::begin(early, &args.connection, &options, None).await?;
-        let namespace = discovering.connection.namespace.clone();
-        let app = target.app.clone();
-        let reading = tokio::spawn(async move {
-            let (connection, cluster) = discovering.discovered().await?;
-            let store = ReleaseStore::new(cluster.client().clone(), &connection.namespace);
-            let ahead = flow::read_ahead(&cluster, &store, &app).await;
-            anyhow::Ok((connection, cluster, ahead))
-        });
-        let rendered = desired::rendered(&snapshot, &render_options(args, target, &namespace));
-        let (connection, cluster, ahead) = reading
-            .await
-            .map_err(|stopped| anyhow::anyhow!("reading the cluster stopped: {stopped}"))??;
-        (connection, cluster, rendered, Some(ahead))
+        EarlyDiscovery::discover_while(early, &args.connection, &options, None, |namespace| {
+            desired::rendered(&snapshot, &render_options(args, target, namespace))
+        })
+        .await?
     };
     let context = connection
         .context
@@ -150,7 +138,7 @@ async fn against_cluster_of(
     let app = &target.app;
     let store = ReleaseStore::new(cluster.client().clone(), &namespace);
     let prune_crds = args.prune_crds.for_app(target.spec.as_ref());
-    let preview = flow::preview(&cluster, &store, app, desired, (prune_crds, ahead)).await?;
+    let preview = flow::preview(&cluster, &store, app, desired, prune_crds).await?;
     let mut warnings = Vec::new();
     if preview.parent_forbidden {
         warnings.push(format!(

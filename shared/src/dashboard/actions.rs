@@ -153,7 +153,7 @@ pub async fn preview_rollback(
     revision: u32,
 ) -> Result<RollbackPreview, String> {
     let (store, job, target, reason, again) = rollback_to(cluster, app, revision).await?;
-    let mut preview = flow::preview(&cluster.live, &store, &app.app, job.desired, (false, None))
+    let mut preview = flow::preview(&cluster.live, &store, &app.app, job.desired, false)
         .await
         .map_err(|e| e.to_string())?;
     preview.changes.mask_secrets();

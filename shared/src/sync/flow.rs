@@ -401,70 +401,22 @@ struct Unlocked {
     known: Option<Fingerprints>,
 }
 
-/// What a preview reads that does not depend on the revision, read before it is rendered
-/// (see [`read_ahead`]).
-pub struct Ahead {
-    parent: Result<Option<ApplySet>, ApplySetError>,
-    known: Option<Fingerprints>,
-    members: Option<MemberLists>,
-}
-
-/// The app's parent, its deployed release's fingerprints and its members of every kind
-/// the parent names: a command that reads them while its revision renders has them when
-/// it plans ([`preview`]). No lock: nothing is written.
-pub async fn read_ahead(cluster: &LiveCluster, store: &ReleaseStore, app: &str) -> Ahead {
-    let namespace = store.namespace();
-    let (parent, known) = futures::join!(
-        applyset::read(cluster, namespace, app),
-        known_fingerprints(store, app),
-    );
-    let members = match &parent {
-        Ok(Some(set)) => {
-            let selector = ApplySetId::for_app(app, namespace).member_selector();
-            Some(
-                cluster
-                    .list_members_ahead(&selector, set.member_resources(cluster))
-                    .await,
-            )
-        }
-        _ => None,
-    };
-    Ahead {
-        parent,
-        known,
-        members,
-    }
-}
-
 /// Reads the parent and the records alongside (they matter only if the parent exists),
-/// and lists the objects' kinds meanwhile: the LISTs need neither; what was read `ahead`
-/// is not read again. No lock: nothing is written, so nothing needs keeping out.
+/// and lists the objects' kinds meanwhile: the LISTs need neither. No lock: nothing is
+/// written, so nothing needs keeping out.
 async fn read_unlocked(
     cluster: &LiveCluster,
     store: &ReleaseStore,
     app: &str,
     desired: &DesiredSet,
-    ahead: Option<Ahead>,
 ) -> Result<Unlocked, SyncError> {
     let namespace = store.namespace();
     let members = ApplySetId::for_app(app, namespace).member_selector();
-    let (parent, known) = match ahead {
-        Some(ahead) => {
-            if let Some(listed) = ahead.members {
-                cluster.keep_members(listed);
-            }
-            cluster.prefetch(desired.keys(), Some(&members)).await;
-            (ahead.parent, ahead.known)
-        }
-        None => {
-            let (parent, known, ()) = futures::join!(
-                applyset::read(cluster, namespace, app),
-                known_fingerprints(store, app),
-                cluster.prefetch(desired.keys(), Some(&members))
-            );
-            (parent, known)
-        }
-    };
+    let (parent, known, ()) = futures::join!(
+        applyset::read(cluster, namespace, app),
+        known_fingerprints(store, app),
+        cluster.prefetch(desired.keys(), Some(&members))
+    );
     let (parent, parent_forbidden) = match parent {
         Ok(parent) => (parent, false),
         Err(error) if error.is_forbidden() => (None, true),
@@ -480,17 +432,16 @@ async fn read_unlocked(
 /// Plans `desired` as app `app` with records in `store`'s namespace, without a lock and
 /// writing nothing. A synced app (one with an ApplySet parent) shows exactly what
 /// `kubectl sync --prune` would do, removals included; an app never synced is compared
-/// without the ApplySet bookkeeping a sync would add. `prune_crds`: as `--prune-crds`;
-/// `ahead`: what [`read_ahead`] read for it.
+/// without the ApplySet bookkeeping a sync would add. `prune_crds`: as `--prune-crds`.
 pub async fn preview(
     cluster: &LiveCluster,
     store: &ReleaseStore,
     app: &str,
     desired: DesiredSet,
-    (prune_crds, ahead): (bool, Option<Ahead>),
+    prune_crds: bool,
 ) -> Result<Preview, SyncError> {
     let reads = cluster.shared_reads();
-    let read = read_unlocked(cluster, store, app, &desired, ahead).await?;
+    let read = read_unlocked(cluster, store, app, &desired).await?;
     let occasion = hooks::occasion(Operation::Sync, read.known.is_some());
     let hooks = hooks::planned(desired.hooks(), occasion);
     let mut preview = if read.parent.is_some() {
@@ -561,7 +512,7 @@ pub async fn dry_run(
 ) -> Result<DryRun, SyncError> {
     let planning = async {
         let reads = cluster.shared_reads();
-        let read = read_unlocked(cluster, store, &job.app, &job.desired, None).await?;
+        let read = read_unlocked(cluster, store, &job.app, &job.desired).await?;
         let options = PlanOptions {
             prune: job.prune || job.options.rollback_of.is_some(),
             prune_crds: job.guard.rules.prune_crds,
