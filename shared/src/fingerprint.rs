@@ -195,10 +195,9 @@ impl Fingerprints {
         live: &impl Glance,
         ours: &ApplySetId,
     ) -> Option<&LiveMark> {
-        let remembered = self.by_key.get(&desired.key)?;
-        let same = self.recorded_untouched(&desired.key, live, ours)
-            && remembered.applied == desired.applied_hash();
-        same.then_some(&remembered.mark)
+        self.left_alone(&desired.key, live, ours)
+            .filter(|remembered| remembered.applied == desired.applied_hash())
+            .map(|remembered| &remembered.mark)
     }
 
     /// Whether the live object of `key`, a member of `ours`, is still at the
@@ -210,7 +209,18 @@ impl Fingerprints {
         live: &impl Glance,
         ours: &ApplySetId,
     ) -> bool {
-        self.by_key.get(key).is_some_and(|remembered| {
+        self.left_alone(key, live, ours).is_some()
+    }
+
+    /// What the release remembers of `key`, if its live object is a member of `ours` still
+    /// at the resourceVersion the release saw (and the release has its owned hash).
+    fn left_alone(
+        &self,
+        key: &ObjectKey,
+        live: &impl Glance,
+        ours: &ApplySetId,
+    ) -> Option<&Remembered> {
+        self.by_key.get(key).filter(|remembered| {
             live.part_of() == Some(ours.as_str())
                 && live.resource_version() == Some(remembered.mark.resource_version.as_str())
                 && remembered.mark.owned.is_some()

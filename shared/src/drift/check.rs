@@ -221,7 +221,7 @@ async fn release_objects_needed(
     let listed = cluster.fetch_listed(&applied).await?;
     let text = release.manifest.text();
     let file = manifest_file(release);
-    let (desired, untouched) = match untouched::needed(release, &text, &listed, known, ours, &file)
+    let (desired, untouched) = match untouched::needed(&applied, &text, &listed, known, ours, &file)
     {
         Some(needed) => (
             keyed(release, Ok(needed.manifests), cluster)?,

@@ -18,7 +18,6 @@ use crate::apply::applyset::ApplySetId;
 use crate::fingerprint::Fingerprints;
 use crate::live::ListedObject;
 use crate::objects::ObjectKey;
-use crate::release::record::ReleaseRecord;
 use crate::render::value::yaml11_reads_as_non_string;
 use crate::render::{Manifest, RenderError, parse_documents};
 
@@ -31,12 +30,12 @@ pub(super) struct Needed {
     pub untouched: BTreeSet<ObjectKey>,
 }
 
-/// The documents of `release`'s manifest a check must parse, given the live objects
-/// `listed`: those of objects not at the resourceVersion the release recorded, and those
+/// The documents of a release's manifest (`text`) a check must parse, given the live
+/// objects `listed` and the objects the release `applied`: those of objects not at the resourceVersion the release recorded, and those
 /// a glance cannot place. None when the whole manifest is better parsed at once (most of
 /// it is needed, or a glance placed something twice).
 pub(super) fn needed(
-    release: &ReleaseRecord,
+    applied: &BTreeSet<ObjectKey>,
     text: &str,
     listed: &BTreeMap<ObjectKey, ListedObject>,
     fingerprints: &Fingerprints,
@@ -83,14 +82,9 @@ pub(super) fn needed(
         .iter()
         .filter_map(|m| ObjectKey::from_object(&m.object))
         .collect();
-    let applied = release
-        .objects
-        .iter()
-        .filter(|o| o.applied_hash.is_some())
-        .map(|o| &o.key);
     let whole = untouched.iter().all(|key| !parsed.contains(key))
         && applied
-            .into_iter()
+            .iter()
             .all(|key| untouched.contains(key) || parsed.contains(key));
     whole.then_some(Needed {
         manifests,
@@ -201,7 +195,8 @@ fn plain(value: &str) -> bool {
         && value.bytes().all(|b| {
             b.is_ascii_hexdigit() || matches!(b, b'-' | b'.' | b'_' | b'x' | b'X' | b'o' | b'O')
         });
-    let keyword = ["y", "n", "yes", "no", "on", "off", "true", "false", "null"]
+    // YAML 1.2's words; 1.1's (`yes`, `on`, ...) are the last check's.
+    let keyword = ["true", "false", "null"]
         .iter()
         .any(|word| value.eq_ignore_ascii_case(word));
     charset
