@@ -49,7 +49,10 @@ pub async fn revision(
         let who = connection.actor();
         let namespace = &connection.namespace;
         let locked = match locks {
-            true => Some(flow::lock_and_list(&cluster, namespace, &app, &who, lock_duration).await),
+            true => match flow::lock(&cluster, namespace, &app, &who, lock_duration).await {
+                Ok(locked) => Some(Ok(locked.list_members(&cluster, &app).await)),
+                Err(error) => Some(Err(error)),
+            },
             false => None,
         };
         anyhow::Ok((connection, cluster, locked))

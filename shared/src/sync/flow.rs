@@ -56,7 +56,7 @@ pub struct Locked {
     lock: KeepAlive,
     parent: Result<Option<ApplySet>, ApplySetError>,
     /// The members of the kinds the parent names, listed with the lock (see
-    /// [`lock_and_list`]).
+    /// [`Locked::list_members`]).
     members: Option<MemberLists>,
 }
 
@@ -82,28 +82,21 @@ pub async fn lock(
     })
 }
 
-/// [`lock`], then the LISTs of the app's members of every kind its parent names: a
-/// command that does this while its revision renders has them when it plans (at 10,000
-/// objects the LISTs keep the API server busy for a good part of a second).
-pub async fn lock_and_list(
-    cluster: &LiveCluster,
-    namespace: &str,
-    app: &str,
-    who: &str,
-    duration: Duration,
-) -> Result<Locked, SyncError> {
-    let mut locked = lock(cluster, namespace, app, who, duration).await?;
-    if let Ok(Some(set)) = &locked.parent {
-        let selector = ApplySetId::for_app(app, namespace).member_selector();
-        let lists = cluster
-            .list_members_ahead(&selector, set.member_resources(cluster))
-            .await;
-        locked.members = Some(lists);
-    }
-    Ok(locked)
-}
-
 impl Locked {
+    /// Lists `app`'s members of every kind its parent names, for its plan: a command
+    /// that does this while its revision renders has them when it plans (at 10,000
+    /// objects the LISTs keep the API server busy for a good part of a second).
+    pub async fn list_members(mut self, cluster: &LiveCluster, app: &str) -> Locked {
+        if let Ok(Some(set)) = &self.parent {
+            let selector = ApplySetId::for_app(app, &set.namespace).member_selector();
+            let lists = cluster
+                .list_members_ahead(&selector, set.member_resources(cluster))
+                .await;
+            self.members = Some(lists);
+        }
+        self
+    }
+
     /// The holder whose lock this one replaced at once, because it was a process on this
     /// host that is no longer running: for the caller to say so.
     pub fn taken_over(&self) -> Option<&TakenOver> {
