@@ -31,19 +31,22 @@ fn two_releases(cluster: &TestCluster, ns: &str) -> GitFixture {
 }
 
 fn sync(cluster: &TestCluster, repo: &GitFixture, ns: &str) {
+    sync_app(cluster, repo, ("app", "web"), ns, &[]);
+}
+
+/// `kubectl sync HEAD PATH --app APP -n NS` with `extra` flags, which must succeed.
+fn sync_app(
+    cluster: &TestCluster,
+    repo: &GitFixture,
+    (path, app): (&str, &str),
+    ns: &str,
+    extra: &[&str],
+) {
     let out = cluster
         .kubectl()
-        .args([
-            "sync",
-            "HEAD",
-            "app",
-            "--app",
-            "web",
-            "-n",
-            ns,
-            "--timeout",
-            "120s",
-        ])
+        .args(["sync", "HEAD", path, "--app", app, "-n", ns])
+        .args(["--timeout", "120s"])
+        .args(extra)
         .current_dir(repo.path())
         .stdin(Stdio::null())
         .output()
@@ -786,28 +789,11 @@ fn a_rollback_onto_an_object_another_app_owns_is_refused_on_its_page_and_by_its_
     sync(cluster, &repo, n);
     repo.remove("app/shared.yaml");
     repo.commit("shared is not web's any more");
-    let pruned = cluster
-        .kubectl()
-        .args([
-            "sync", "HEAD", "app", "--app", "web", "-n", n, "--prune", "--yes",
-        ])
-        .args(["--timeout", "120s"])
-        .current_dir(repo.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(pruned.status.code(), Some(0), "{}", describe(&pruned));
+    sync_app(cluster, &repo, ("app", "web"), n, &["--prune", "--yes"]);
     let other = GitFixture::new();
     other.write("other/shared.yaml", &config_map("shared", "from-other"));
     other.commit("other's shared");
-    let synced = cluster
-        .kubectl()
-        .args(["sync", "HEAD", "other", "--app", "other", "-n", n, "--yes"])
-        .current_dir(other.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(synced.status.code(), Some(0), "{}", describe(&synced));
+    sync_app(cluster, &other, ("other", "other"), n, &["--yes"]);
     let owned_by_other = || {
         cluster.kubectl_ok(&[
             "get",
