@@ -622,6 +622,28 @@ impl LiveCluster {
         Ok(())
     }
 
+    /// Discovers again until each `(apiVersion, kind)` of `served` is in discovery, or
+    /// `timeout` has passed: a CRD's kinds reach the aggregated discovery document a moment
+    /// after it is Established, and a custom resource applied in that moment would be
+    /// refused as a kind the server does not serve.
+    pub async fn refresh_discovery_until_served(
+        &self,
+        served: &[(String, String)],
+        timeout: std::time::Duration,
+    ) -> Result<(), LiveError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.refresh_discovery().await?;
+            let all_served = served
+                .iter()
+                .all(|(api_version, kind)| self.resolve(api_version, kind).is_some());
+            if all_served || tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Like [`LiveCluster::resolve`], but asks the server about a kind discovery did not
     /// know: a CRD applied earlier in the same sync serves new kinds.
     pub async fn resolve_fresh(

@@ -267,6 +267,22 @@ impl ScopeResolver for BuiltinScopes {
 /// Scopes declared by CustomResourceDefinitions: `(group, kind)` -> namespaced.
 struct CrdScopes(HashMap<(String, String), bool>);
 
+/// The `(apiVersion, kind)` of each version a CustomResourceDefinition serves.
+pub fn crd_served_kinds(crd: &Value) -> Vec<(String, String)> {
+    let spec = &crd["spec"];
+    let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str()) else {
+        return Vec::new();
+    };
+    spec["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|version| version["served"].as_bool() != Some(false))
+        .filter_map(|version| version["name"].as_str())
+        .map(|version| (format!("{group}/{version}"), kind.to_string()))
+        .collect()
+}
+
 impl CrdScopes {
     fn from_manifests(manifests: &[Manifest]) -> Self {
         let mut scopes = HashMap::new();
@@ -568,6 +584,31 @@ impl<'a> IntoIterator for &'a DesiredSet {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_crd_serves_its_kind_at_each_version_not_marked_unserved() {
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "spec": {
+                "group": "example.com",
+                "names": {"kind": "Widget", "plural": "widgets"},
+                "versions": [
+                    {"name": "v1", "served": true},
+                    {"name": "v1beta1", "served": false},
+                    {"name": "v2"}
+                ]
+            }
+        });
+        assert_eq!(
+            crd_served_kinds(&crd),
+            [
+                ("example.com/v1".to_string(), "Widget".to_string()),
+                ("example.com/v2".to_string(), "Widget".to_string()),
+            ]
+        );
+        assert!(crd_served_kinds(&json!({"spec": {"group": "example.com"}})).is_empty());
+    }
 
     #[test]
     fn keys_order_as_their_fields_do() {

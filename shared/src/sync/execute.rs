@@ -23,8 +23,8 @@ use crate::diff::to_yaml;
 use crate::fingerprint::LiveMark;
 use crate::hooks::{self, run::Runner};
 use crate::live::{FIELD_MANAGER, LiveCluster};
-use crate::objects::ObjectKey;
 use crate::objects::hook::Stage;
+use crate::objects::{ObjectKey, crd_served_kinds};
 use crate::release::record::{
     CASCADE_ACTION, Counts, HookRun, ObjectResult, Operation, ReleaseRecord, ReleaseStatus,
     StoredManifest,
@@ -468,7 +468,14 @@ async fn run(
                         objects: vec![(key.clone(), h.to_string())],
                     });
                 }
-                cluster.refresh_discovery().await?;
+                let served: Vec<(String, String)> = crds
+                    .iter()
+                    .filter_map(|key| plan.desired.get(key))
+                    .flat_map(|crd| crd_served_kinds(&crd.object))
+                    .collect();
+                cluster
+                    .refresh_discovery_until_served(&served, CRD_ESTABLISH_TIMEOUT)
+                    .await?;
             }
         }
         if let Some(stages) = stages {
