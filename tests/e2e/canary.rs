@@ -201,6 +201,24 @@ fn every_plugin_in_every_mode_keeps_the_canary_secret_and_token_out_of_its_outpu
         "{}",
         describe(&out)
     );
+    // Each record's head rides on its Secret's metadata, which every list of apps reads:
+    // it holds no value.
+    let metadata = cluster.kubectl_ok(&[
+        "get",
+        "secrets",
+        "-n",
+        n,
+        "-l",
+        "kubectl-gitops.io/app=canary",
+        "-o",
+        "jsonpath={.items[*].metadata}",
+    ]);
+    assert!(
+        metadata.contains("kubectl-gitops.io/release-head"),
+        "{metadata}"
+    );
+    assert!(!metadata.contains(CANARY_SECRET_VALUE), "{metadata}");
+
     let so_far = check_canaries(&cluster.state);
     assert!(so_far.leaks.is_empty(), "leaks so far: {:#?}", so_far.leaks);
 }

@@ -335,6 +335,61 @@ fn all_namespaces_lists_apps_everywhere() {
             (helms.name.clone(), "web".into(), "helm".into()),
         ]
     );
+    // The list reads each record's head from the Secrets' metadata; a record without one
+    // (as written before heads) is read whole and listed the same.
+    let listed = |doc: &Value| -> Value {
+        doc["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["namespace"] == ours.name.as_str() && a["app"] == "cfg")
+            .cloned()
+            .unwrap()
+    };
+    let from_head = listed(&doc);
+    assert_eq!(from_head["latest"]["status"], "deployed", "{from_head}");
+    assert_eq!(from_head["latest"]["commit"]["subject"], "settings");
+    cluster.kubectl_ok(&[
+        "annotate",
+        "secret",
+        "cfg.r1",
+        "-n",
+        &ours.name,
+        "kubectl-gitops.io/release-head-",
+    ]);
+    assert_eq!(listed(&json_of(cluster, &["-A", "-o", "json"])), from_head);
+
+    // A second release rewrites the first record, its head too.
+    repo.write("settings.yaml", &SETTINGS.replace("hello", "hi"));
+    repo.commit("debug");
+    ok(&sync(
+        cluster,
+        &repo,
+        &["--app", "cfg", "-n", &ours.name, "--wait=false"],
+    ));
+    let head_of = |secret: &str| -> Value {
+        let text = cluster.kubectl_ok(&[
+            "get",
+            "secret",
+            secret,
+            "-n",
+            &ours.name,
+            "-o",
+            r"jsonpath={.metadata.annotations.kubectl-gitops\.io/release-head}",
+        ]);
+        serde_json::from_str(&text).unwrap()
+    };
+    assert_eq!(head_of("cfg.r1")["status"], "superseded");
+    assert_eq!(head_of("cfg.r2")["status"], "deployed");
+    let latest = listed(&json_of(cluster, &["-A", "-o", "json"]));
+    assert_eq!(
+        (
+            &latest["latest"]["revision"],
+            &latest["latest"]["commit"]["subject"]
+        ),
+        (&json!(2), &json!("debug"))
+    );
+
     let table = ok(&history(cluster, &["--all-namespaces"]));
     assert!(table.starts_with("APP "), "{table}");
     assert!(

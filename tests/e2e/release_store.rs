@@ -152,12 +152,22 @@ fn records_count_up_are_superseded_listed_and_trimmed() {
         );
 
         assert_eq!(store.apps().await.unwrap(), ["web"]);
-        let all = store::list_all(client(&cluster.admin_kubeconfig).await, Some(&ns.name))
+        let client = client(&cluster.admin_kubeconfig).await;
+        let all = store::list_all(client.clone(), Some(&ns.name), store::Read::Whole)
             .await
             .unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!((all[0].app.as_str(), all[0].records), ("web", 2));
-        assert_eq!(all[0].newest.as_ref().unwrap().revision, 6);
+        let whole = all[0].newest.as_ref().unwrap();
+        assert_eq!(whole.revision, 6);
+        assert!(!whole.manifest.text().is_empty());
+        // The head, from the listing alone, says the same of the release, without its manifest.
+        let heads = store::list_all(client, Some(&ns.name), store::Read::Head)
+            .await
+            .unwrap();
+        let head = heads[0].newest.as_ref().unwrap();
+        assert_eq!((head, heads[0].records), (&whole.head(), 2));
+        assert!(head.manifest.text().is_empty());
     });
 }
 

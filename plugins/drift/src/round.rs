@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use gitops::drift::{self, AppDrift, Checked, DriftError, Repos};
-use gitops::release::store::{ReleaseStore, list_all};
+use gitops::release::store::{Read, ReleaseStore, list_all};
 
 use anyhow::bail;
 use gitops::sync::SyncEvent;
@@ -61,7 +61,7 @@ pub async fn targets(args: &Args, session: &Session) -> Result<Vec<(String, Stri
     }
     let client = session.cluster.client().clone();
     if args.namespaces.all {
-        let apps = list_all(client, None).await?;
+        let apps = list_all(client, None, Read::Whole).await?;
         return Ok(apps.into_iter().map(|a| (a.namespace, a.app)).collect());
     }
     let apps = ReleaseStore::new(client, namespace).apps().await?;

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use gitops::kubeconfig::Connection;
 use gitops::live::LiveCluster;
 use gitops::release::history::{self, Release, Source};
+use gitops::release::store::Read;
 use gitops_cli::{diff_view, tree_view};
 
 use crate::{Args, Format, document, human};
@@ -57,7 +58,7 @@ impl View<'_> {
     /// Every app of the namespace (`-A`: of every namespace) with its newest release.
     pub async fn apps(&self) -> Result<()> {
         let scope = (!self.args.namespaces.all).then_some(self.namespace);
-        let apps = history::apps(&self.client, scope, self.only).await?;
+        let apps = history::apps(&self.client, scope, self.only, Read::Head).await?;
         match self.shown() {
             Shown::Document(format) => document::apps(&apps, format)?,
             // Refused with the arguments: a tree is one app's.

@@ -16,7 +16,7 @@ use super::data::Cluster;
 use crate::app_identity::APP_LABEL;
 use crate::apply::applyset::PART_OF_LABEL;
 use crate::release::history::{self, Source};
-use crate::release::store::STATUS_LABEL;
+use crate::release::store::{Read, STATUS_LABEL};
 
 /// Helm labels its release Secrets `owner=helm` and `name=<release>`.
 const HELM_OWNER_LABEL: &str = "owner=helm";
@@ -118,7 +118,13 @@ pub async fn watched(clusters: &[Cluster]) -> Vec<Watched> {
                 selector: selector.into(),
             });
         }
-        let Ok(apps) = history::apps(cluster.live.client(), cluster.scope.as_deref(), None).await
+        let Ok(apps) = history::apps(
+            cluster.live.client(),
+            cluster.scope.as_deref(),
+            None,
+            Read::Whole,
+        )
+        .await
         else {
             continue;
         };

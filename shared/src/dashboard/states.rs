@@ -20,6 +20,7 @@ use super::data::{AppRef, AppState, Cluster, app_state};
 use super::live::Change;
 use crate::apply::applyset::ApplySetId;
 use crate::release::history::{self, AppSummary, Source};
+use crate::release::store::Read;
 
 /// How long a state is kept without a change seen.
 pub const MAX_AGE: Duration = Duration::from_secs(300);
@@ -234,9 +235,14 @@ impl States {
             return Ok(listed.clone());
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let listed = history::apps(cluster.live.client(), cluster.scope.as_deref(), None)
-            .await
-            .map_err(|e| e.to_string())?;
+        let listed = history::apps(
+            cluster.live.client(),
+            cluster.scope.as_deref(),
+            None,
+            Read::Head,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let unchanged = self
             .touched
             .lock()

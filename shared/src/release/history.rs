@@ -275,6 +275,8 @@ pub struct AppSummary {
     pub namespace: String,
     /// How many release records it has.
     pub releases: usize,
+    /// The newest release; of ours, read with [`Read::Head`](crate::release::store::Read),
+    /// only what a list shows: no manifest, objects, hooks or values.
     pub latest: Result<Release, Unreadable>,
 }
 

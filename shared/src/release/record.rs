@@ -246,6 +246,48 @@ impl ReleaseRecord {
         serde_json::from_value(value.clone()).ok()
     }
 
+    /// What a listing of apps shows of this release: the record without its objects,
+    /// manifest and hooks, and with its chart's name, version, files and the keys of its
+    /// `--set` flags but none of their values. A head reads as a record ([`decode`]), so a
+    /// listing maps it as it maps a whole one; it is never a release to apply.
+    pub fn head(&self) -> ReleaseRecord {
+        let chart = self.chart().map(|chart| ChartInfo {
+            set: chart.set_keys(),
+            values: serde_json::Value::Null,
+            ..chart
+        });
+        ReleaseRecord {
+            format: self.format,
+            app: self.app.clone(),
+            namespace: self.namespace.clone(),
+            revision: self.revision,
+            operation: self.operation,
+            rollback_of: self.rollback_of,
+            description: self.description.clone(),
+            repo: self.repo.clone(),
+            path: self.path.clone(),
+            renderer: self.renderer.clone(),
+            commit: self.commit.clone(),
+            commits: self.commits.clone(),
+            commits_left_out: self.commits_left_out,
+            last_synced: self.last_synced,
+            who: self.who.clone(),
+            started: self.started,
+            finished: self.finished,
+            status: self.status,
+            counts: self.counts.clone(),
+            objects: Vec::new(),
+            error: self.error.clone(),
+            manifest: StoredManifest::new(""),
+            hooks: Vec::new(),
+            hooks_digest: None,
+            extra: chart
+                .and_then(|chart| serde_json::to_value(chart).ok())
+                .map(|chart| BTreeMap::from([(CHART_KEY.to_string(), chart)]))
+                .unwrap_or_default(),
+        }
+    }
+
     /// The Jsonnet options the release was rendered with ([`JSONNET_KEY`]), if any.
     pub fn jsonnet(&self) -> Option<JsonnetOptions> {
         let value = self.extra.get(JSONNET_KEY)?;
@@ -390,6 +432,17 @@ fn gzip(record: &ReleaseRecord, level: Compression) -> Result<Vec<u8>, RecordErr
         buffered.flush().map_err(|e| encode_error(&e))?;
     }
     encoder.finish().map_err(|e| encode_error(&e))
+}
+
+/// The most bytes a record's [head](ReleaseRecord::head) may take as JSON: it rides on the
+/// record Secret as an annotation, and every listing of records carries it.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// `record`'s [head](ReleaseRecord::head) as JSON, when it is within [`MAX_HEAD_BYTES`].
+pub fn encode_head(record: &ReleaseRecord) -> Option<String> {
+    serde_json::to_string(&record.head())
+        .ok()
+        .filter(|json| json.len() <= MAX_HEAD_BYTES)
 }
 
 /// Reads a record written by [`encode`], or plain JSON.

@@ -30,6 +30,9 @@ pub const REVISION_LABEL: &str = "kubectl-gitops.io/revision";
 pub const STATUS_LABEL: &str = "kubectl-gitops.io/status";
 /// The data key holding the encoded record.
 pub const DATA_KEY: &str = "release";
+/// The annotation holding the record's head ([`ReleaseRecord::head`]) as JSON, so a listing
+/// of apps reads what it shows from the Secrets' metadata, without their records.
+pub const HEAD_ANNOTATION: &str = "kubectl-gitops.io/release-head";
 /// The error recorded on a record a crashed sync left pending.
 pub const INTERRUPTED: &str =
     "interrupted: the sync that wrote this record stopped before finishing";
@@ -202,16 +205,7 @@ fn read_secret(secret: Secret, namespace: &str, app: &str) -> Entry {
     let record = match (secret.type_.as_deref(), secret.data.as_ref()) {
         (Some(RELEASE_TYPE), Some(data)) => match data.get(DATA_KEY) {
             None => Err(unreadable(format!("it has no \"{DATA_KEY}\" key"))),
-            Some(bytes) => record::decode(&bytes.0)
-                .map_err(|e| unreadable(e.to_string()))
-                .and_then(|record| match revision {
-                    Some(r) if record.app == app && record.revision == r => Ok(record),
-                    _ => Err(unreadable(format!(
-                        "it holds revision {} of app {}, which does not match its name",
-                        record.revision,
-                        one_line(&record.app)
-                    ))),
-                }),
+            Some(bytes) => decode_named(&bytes.0, app, revision).map_err(unreadable),
         },
         (Some(RELEASE_TYPE), None) => Err(unreadable("it has no data".into())),
         (other, _) => Err(unreadable(format!(
@@ -223,6 +217,20 @@ fn read_secret(secret: Secret, namespace: &str, app: &str) -> Entry {
         revision,
         name,
         record,
+    }
+}
+
+/// Reads the record (or head) `bytes` of the Secret naming `revision` of `app`: one that
+/// holds another app or revision is refused, as its name is the record's identity.
+fn decode_named(bytes: &[u8], app: &str, revision: Option<u32>) -> Result<ReleaseRecord, String> {
+    let record = record::decode(bytes).map_err(|e| e.to_string())?;
+    match revision {
+        Some(r) if record.app == app && record.revision == r => Ok(record),
+        _ => Err(format!(
+            "it holds revision {} of app {}, which does not match its name",
+            record.revision,
+            one_line(&record.app)
+        )),
     }
 }
 
@@ -432,6 +440,8 @@ impl ReleaseStore {
                 name: Some(secret_name(&record.app, record.revision)),
                 namespace: Some(self.namespace.clone()),
                 labels: Some(labels(record)),
+                annotations: record::encode_head(record)
+                    .map(|head| BTreeMap::from([(HEAD_ANNOTATION.to_string(), head)])),
                 ..ObjectMeta::default()
             },
             type_: Some(RELEASE_TYPE.to_string()),
@@ -488,15 +498,19 @@ impl ReleaseStore {
         validate_app_name(&record.app)?;
         let name = secret_name(&record.app, record.revision);
         let secret = self.secret(record)?;
-        // A merge patch of labels and data: other labels and annotations stay as they are.
-        let patch = Secret {
-            metadata: ObjectMeta {
-                labels: secret.metadata.labels,
-                ..ObjectMeta::default()
+        // A merge patch of labels, head and data: other labels and annotations stay as
+        // they are; a head too large now is removed rather than left stale.
+        let head = secret
+            .metadata
+            .annotations
+            .and_then(|mut annotations| annotations.remove(HEAD_ANNOTATION));
+        let patch = serde_json::json!({
+            "metadata": {
+                "labels": secret.metadata.labels,
+                "annotations": {HEAD_ANNOTATION: head},
             },
-            data: secret.data,
-            ..Secret::default()
-        };
+            "data": secret.data,
+        });
         match self
             .api()
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -638,7 +652,7 @@ impl ReleaseStore {
 
 mod overview;
 
-pub use overview::{AppReleases, list_all};
+pub use overview::{AppReleases, Read, list_all};
 
 #[cfg(test)]
 mod tests;

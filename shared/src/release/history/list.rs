@@ -7,20 +7,23 @@ use super::{AppHistory, AppSummary, HistoryError, Release, Source, Unreadable};
 use crate::app_identity::validate_app_name;
 use crate::release::elsewhere::{self, Records};
 use crate::release::helm;
-use crate::release::store::{self, ReleaseStore};
+use crate::release::store::{self, Read, ReleaseStore};
 
 /// Every app with releases in `namespace` or (None) all namespaces, with its newest
-/// release, sorted by namespace, app and source. `only` keeps one source.
+/// release, sorted by namespace, app and source. `only` keeps one source; `read` says
+/// whether our newest records are read whole (their manifests and objects) or, where
+/// they can be, only their heads (what a list shows).
 pub async fn apps(
     client: &Client,
     namespace: Option<&str>,
     only: Option<Source>,
+    read: Read,
 ) -> Result<Vec<AppSummary>, HistoryError> {
     let gitops = async {
         if !Source::Gitops.wanted(only) {
             return Ok(Vec::new());
         }
-        Ok::<_, HistoryError>(store::list_all(client.clone(), namespace).await?)
+        Ok::<_, HistoryError>(store::list_all(client.clone(), namespace, read).await?)
     };
     let helm = async {
         if !Source::Helm.wanted(only) {
@@ -123,7 +126,7 @@ pub async fn history(
                     None => Records::Both,
                 };
                 let (known, elsewhere) = futures::join!(
-                    apps(client, Some(namespace), only),
+                    apps(client, Some(namespace), only, Read::Head),
                     elsewhere::namespaces_of(client, app, records, namespace)
                 );
                 let known = known

@@ -79,6 +79,42 @@ fn our_records_map_with_duration_and_operation() {
 }
 
 #[test]
+fn a_records_head_lists_as_the_whole_record_does_and_holds_no_value() {
+    let mut whole = record();
+    whole.manifest = crate::release::record::StoredManifest::new(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n",
+    );
+    whole
+        .objects
+        .push(crate::release::record::ObjectResult::done(
+            &ObjectKey {
+                group: String::new(),
+                kind: "Secret".into(),
+                namespace: Some("apps".into()),
+                name: "db".into(),
+            },
+            "created",
+            None,
+        ));
+    let json = crate::release::record::encode_head(&whole).unwrap();
+    for value in ["s3cret", "hunter2", "Secret"] {
+        assert!(!json.contains(value), "{value} is in the head: {json}");
+    }
+    let head = crate::release::record::decode(json.as_bytes()).unwrap();
+    assert!(head.objects.is_empty() && head.manifest.text().is_empty());
+    // What `release-history -o json` prints of an app's newest release is the same.
+    assert_eq!(
+        serde_json::to_value(Release::from_record(head)).unwrap(),
+        serde_json::to_value(Release::from_record(whole)).unwrap()
+    );
+
+    // A head that would make every listing large is left off: the record is read instead.
+    let mut long = record();
+    long.error = Some("x".repeat(crate::release::record::MAX_HEAD_BYTES));
+    assert_eq!(crate::release::record::encode_head(&long), None);
+}
+
+#[test]
 fn helm_releases_map_with_chart_and_times() {
     let release = Release::from_helm(HelmRelease {
         name: "web".into(),
