@@ -321,25 +321,36 @@ def settle(cluster, quiet=2.0, limit=600):
             return waited
 
 
+# GNU time, which forks the command from its own small process: a command started from
+# this one inherits its peak resident memory (Linux carries a process's peak across exec,
+# and a vfork child's is the parent's), so wait4's figure was at least this script's.
+PEAK = "/usr/bin/time"
+
+
 def run(cmd, env, cwd, expect=(0,)):
-    """Runs a command; returns (seconds, peak RSS in MiB)."""
+    """Runs a command; returns (seconds, its peak RSS in MiB)."""
     LOADS.append(os.getloadavg()[0])
+    peak = tempfile.NamedTemporaryFile(prefix="kubectl-gitops-bench-peak-", delete=False)
+    peak.close()
     started = time.perf_counter()
-    process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen([PEAK, "-q", "-f", "%M", "-o", peak.name, *map(str, cmd)], cwd=cwd,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # stderr is read while the command runs: a pipe holds 64 KiB, and a command that
     # fills it waits for a reader (a sync of 10,000 objects prints a line per object).
     chunks = []
     reader = threading.Thread(target=lambda: chunks.append(process.stderr.read()), daemon=True)
     reader.start()
-    _, status, usage = os.wait4(process.pid, 0)
+    code = process.wait()
     elapsed = time.perf_counter() - started
     reader.join()
     process.stderr.close()
-    code = os.waitstatus_to_exitcode(status)
     stderr = b"".join(chunks).decode(errors="replace")
+    with open(peak.name) as f:
+        kib = f.read().strip()
+    os.unlink(peak.name)
     if code not in expect:
         raise SystemExit(f"{' '.join(map(str, cmd))} exited {code}:\n{stderr}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, int(kib.splitlines()[-1]) / 1024
 
 
 class Row:
@@ -1055,7 +1066,7 @@ by an unmeasured apply of the same objects; in the sync rows each goes first in 
 round. Medians; requests are one round's, by verb, from the API server's audit log (by
 User-Agent); API server CPU is the CPU time the kube-apiserver process used while the
 command ran (median; it includes the server's own background work, about 0.1 s per second
-here); peak memory is the process's maximum resident set.
+here); peak memory is the command's own maximum resident set (GNU time's).
 
 Before each measured command the run waits until the controllers have made every write
 the objects created before it call for (ReplicaSets, Endpoints, pods: no write of theirs

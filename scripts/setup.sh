@@ -18,6 +18,9 @@ for tool in git:git curl:curl openssl:openssl setsid:util-linux pgrep:procps pyt
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool#*:}")
 done
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need_pkgs+=(ca-certificates)
+# time: the bench reads each command's own peak memory from GNU time (`time` is also a
+# shell keyword, so look for the program).
+[ -x /usr/bin/time ] || need_pkgs+=(time)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"
