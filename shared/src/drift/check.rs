@@ -76,7 +76,9 @@ pub async fn check_app(
             if after_lists {
                 return Ok(None);
             }
-            release_objects_apart(&release, cluster).await.map(Some)
+            release_objects_apart(&release, cluster, None)
+                .await
+                .map(Some)
         },
         cluster.prefetch(release.objects.iter().map(|o| &o.key), Some(&members)),
     );
@@ -181,14 +183,19 @@ pub(crate) fn release_objects(
 
 /// [`release_objects`], the manifest parsed on a blocking thread so that the caller's
 /// requests go on meanwhile.
+/// `text`: the manifest's text when the caller has it already (else it is read here).
 async fn release_objects_apart(
     release: &ReleaseRecord,
     scopes: &dyn ScopeResolver,
+    text: Option<String>,
 ) -> Result<DesiredSet, DriftError> {
     let (file, manifest) = (manifest_file(release), release.manifest.clone());
-    let parsed = tokio::task::spawn_blocking(move || parse_documents(&file, &manifest.text()))
-        .await
-        .map_err(|e| unreadable(release, e.to_string()))?;
+    let parsed = tokio::task::spawn_blocking(move || {
+        let text = text.unwrap_or_else(|| manifest.text());
+        parse_documents(&file, &text)
+    })
+    .await
+    .map_err(|e| unreadable(release, e.to_string()))?;
     keyed(release, parsed, scopes)
 }
 
@@ -229,7 +236,7 @@ async fn release_objects_needed(
         ),
         // Most of it is needed after all: parsed whole, off the async threads.
         None => (
-            release_objects_apart(release, cluster).await?,
+            release_objects_apart(release, cluster, Some(text)).await?,
             BTreeSet::new(),
         ),
     };
