@@ -244,7 +244,21 @@ fn no_op_syncs_record_no_release_and_a_rollback_goes_to_the_last_change() {
     let changed = resource_version(cluster, n);
 
     // Two resyncs that change nothing: no release, release 1 is kept by --history-max 2,
-    // the ConfigMap is not written, and release 2 says when it was last found current.
+    // the ConfigMap is not written, and release 2 says when it was last found current;
+    // saying so rewrites the record's head, not the record itself.
+    let body = || {
+        cluster.kubectl_ok(&[
+            "get",
+            "secret",
+            "quiet.r2",
+            "-n",
+            n,
+            "-o",
+            "jsonpath={.data.release}",
+        ])
+    };
+    let body_before = body();
+    let mut found_current = Vec::new();
     for _ in 0..2 {
         let doc = ok(&sync(&["-o", "json"]));
         assert_eq!(doc["recorded"], false, "{doc}");
@@ -252,7 +266,11 @@ fn no_op_syncs_record_no_release_and_a_rollback_goes_to_the_last_change() {
         assert_eq!(doc["status"], "deployed", "{doc}");
         assert_eq!(doc["counts"]["unchanged"], 1, "{doc}");
         assert_eq!(doc["counts"]["configured"], 0, "{doc}");
+        found_current.push(releases(cluster, n, "quiet")[0]["last_synced"].clone());
     }
+    assert!(found_current[0].is_string(), "{found_current:?}");
+    assert_ne!(found_current[0], found_current[1]);
+    assert_eq!(body(), body_before);
     assert_eq!(
         cluster.release_statuses(n, "quiet"),
         statuses(&[(1, "superseded"), (2, "deployed")])

@@ -205,7 +205,9 @@ fn read_secret(secret: Secret, namespace: &str, app: &str) -> Entry {
     let record = match (secret.type_.as_deref(), secret.data.as_ref()) {
         (Some(RELEASE_TYPE), Some(data)) => match data.get(DATA_KEY) {
             None => Err(unreadable(format!("it has no \"{DATA_KEY}\" key"))),
-            Some(bytes) => decode_named(&bytes.0, app, revision).map_err(unreadable),
+            Some(bytes) => decode_named(&bytes.0, app, revision)
+                .map(|record| with_head_synced(record, secret.annotations()))
+                .map_err(unreadable),
         },
         (Some(RELEASE_TYPE), None) => Err(unreadable("it has no data".into())),
         (other, _) => Err(unreadable(format!(
@@ -232,6 +234,26 @@ fn decode_named(bytes: &[u8], app: &str, revision: Option<u32>) -> Result<Releas
             one_line(&record.app)
         )),
     }
+}
+
+/// `record` with the head's `last_synced` when it is the later: a sync that found the
+/// cluster current rewrites only the head ([`ReleaseStore::update_head`]).
+fn with_head_synced(
+    mut record: ReleaseRecord,
+    annotations: &BTreeMap<String, String>,
+) -> ReleaseRecord {
+    #[derive(serde::Deserialize)]
+    struct Synced {
+        last_synced: Option<jiff::Timestamp>,
+    }
+    let synced = annotations
+        .get(HEAD_ANNOTATION)
+        .and_then(|head| serde_json::from_str::<Synced>(head).ok())
+        .and_then(|head| head.last_synced);
+    if synced > record.last_synced {
+        record.last_synced = synced;
+    }
+    record
 }
 
 /// The labels of a record Secret.
@@ -511,6 +533,32 @@ impl ReleaseStore {
             },
             "data": secret.data,
         });
+        match self
+            .api()
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if status_is(&e, 404, None) => Err(StoreError::NotFound {
+                app: record.app.clone(),
+                revision: record.revision,
+                namespace: self.namespace.clone(),
+            }),
+            Err(e) => Err(self.fail("update", &format!("Secret {name}"))(e)),
+        }
+    }
+
+    /// Rewrites only the head of an existing record, for a change the record's body may go
+    /// without: `last_synced` (readers take the head's when it is the later). A sync that
+    /// found a 10,000-object release current wrote its whole ~1 MB record to say so. A
+    /// head too large for its annotation rewrites the whole record instead.
+    pub async fn update_head(&self, record: &ReleaseRecord) -> Result<(), StoreError> {
+        validate_app_name(&record.app)?;
+        let Some(head) = record::encode_head(record) else {
+            return self.update(record).await;
+        };
+        let name = secret_name(&record.app, record.revision);
+        let patch = serde_json::json!({"metadata": {"annotations": {HEAD_ANNOTATION: head}}});
         match self
             .api()
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -262,10 +262,18 @@ async fn finish_no_op(
 ) -> Result<SyncOutcome, SyncError> {
     let mut stored = current.clone();
     stored.last_synced = Some(jiff::Timestamp::now());
+    // Whether the record says more than when it was found current: else only its head is
+    // rewritten (see `ReleaseStore::update_head`).
+    let mut says_more = false;
     for object in &mut stored.objects {
         if let Some(mark) = progress.marks.get(&object.key) {
-            object.resource_version = Some(mark.resource_version.clone());
-            object.owned_hash = mark.owned.clone();
+            let moved = object.resource_version.as_deref() != Some(&mark.resource_version)
+                || object.owned_hash != mark.owned;
+            if moved {
+                object.resource_version = Some(mark.resource_version.clone());
+                object.owned_hash = mark.owned.clone();
+                says_more = true;
+            }
         }
     }
     let id = |c: &Option<crate::source::CommitInfo>| c.as_ref().map(|c| c.id.clone());
@@ -279,8 +287,14 @@ async fn finish_no_op(
             options.commits.clone()
         };
         stored.cover_newer(&newer, options.commits_left_out);
+        says_more = true;
     }
-    if let Err(write_error) = store.update(&stored).await {
+    let written = if says_more {
+        store.update(&stored).await
+    } else {
+        store.update_head(&stored).await
+    };
+    if let Err(write_error) = written {
         return Err(SyncError::RecordNotWritten {
             sync: None,
             write: write_error.to_string(),
