@@ -518,7 +518,6 @@ impl ReleaseStore {
     /// Rewrites an existing record, its status label too.
     pub async fn update(&self, record: &ReleaseRecord) -> Result<(), StoreError> {
         validate_app_name(&record.app)?;
-        let name = secret_name(&record.app, record.revision);
         let secret = self.secret(record)?;
         // A merge patch of labels, head and data: other labels and annotations stay as
         // they are; a head too large now is removed rather than left stale.
@@ -533,19 +532,7 @@ impl ReleaseStore {
             },
             "data": secret.data,
         });
-        match self
-            .api()
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if status_is(&e, 404, None) => Err(StoreError::NotFound {
-                app: record.app.clone(),
-                revision: record.revision,
-                namespace: self.namespace.clone(),
-            }),
-            Err(e) => Err(self.fail("update", &format!("Secret {name}"))(e)),
-        }
+        self.patch_record(record, &patch).await
     }
 
     /// Rewrites only the head of an existing record, for a change the record's body may go
@@ -557,11 +544,20 @@ impl ReleaseStore {
         let Some(head) = record::encode_head(record) else {
             return self.update(record).await;
         };
-        let name = secret_name(&record.app, record.revision);
         let patch = serde_json::json!({"metadata": {"annotations": {HEAD_ANNOTATION: head}}});
+        self.patch_record(record, &patch).await
+    }
+
+    /// Applies the merge `patch` to `record`'s Secret, which must exist.
+    async fn patch_record(
+        &self,
+        record: &ReleaseRecord,
+        patch: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let name = secret_name(&record.app, record.revision);
         match self
             .api()
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
             .await
         {
             Ok(_) => Ok(()),
