@@ -776,18 +776,23 @@ impl LiveCluster {
             .await
     }
 
-    /// Like [`LiveCluster::list`], with a label selector or other list parameters.
+    /// Like [`LiveCluster::list`], with a label selector or other list parameters. A kind
+    /// served at discovery and gone since (its CRD deleted meanwhile) lists as empty:
+    /// none of its objects is left.
     pub async fn list_selected(
         &self,
         resource: &ApiResource,
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<Vec<(ObjectKey, Value)>, LiveError> {
-        self.list_items(resource, namespace, params)
-            .await?
-            .into_iter()
-            .map(|(key, object)| Ok((key, object.value()?)))
-            .collect()
+        match self.list_items(resource, namespace, params).await {
+            Ok(items) => items
+                .into_iter()
+                .map(|(key, object)| Ok((key, object.value()?)))
+                .collect(),
+            Err(LiveError::Api(e)) if e.is_not_found() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
     }
 
     /// [`LiveCluster::list_selected`], the items unread.

@@ -516,18 +516,16 @@ pub async fn list_members_where(
                     .filter(|(_, object)| is_member(object, &set.id))
                     .collect());
             }
-            match cluster.list_selected(&resource, namespace, params).await {
-                Ok(items) => Ok(items),
-                // Served at discovery, gone since (a CRD deleted meanwhile): no members.
-                Err(LiveError::Api(e)) if e.is_not_found() => Ok(Vec::new()),
-                Err(source) => Err(ApplySetError::List {
+            cluster
+                .list_selected(&resource, namespace, params)
+                .await
+                .map_err(|source| ApplySetError::List {
                     namespace: set.namespace.clone(),
                     name: set.name.clone(),
                     group_kind: group_kind.clone(),
                     in_namespace: namespace.map(str::to_string),
                     source: Box::new(source),
-                }),
-            }
+                })
         })
         .buffer_unordered(cluster.concurrency())
         .try_collect::<Vec<_>>()

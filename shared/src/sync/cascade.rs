@@ -224,12 +224,7 @@ pub async fn look_up(
     }
     let answers: Vec<Result<Vec<Found>, LiveError>> = stream::iter(lists)
         .map(|(resource, namespace, by)| async move {
-            let items = match cluster.list(&resource, namespace.as_deref()).await {
-                Ok(items) => items,
-                // Its CRD was deleted since discovery: no object of the kind is left to go.
-                Err(LiveError::Api(e)) if e.is_not_found() => Vec::new(),
-                Err(e) => return Err(e),
-            };
+            let items = cluster.list(&resource, namespace.as_deref()).await?;
             Ok(items
                 .into_iter()
                 .map(|(key, object)| (key, object, by.clone()))
