@@ -31,9 +31,10 @@ pub(super) struct Needed {
 }
 
 /// The documents of a release's manifest (`text`) a check must parse, given the live
-/// objects `listed` and the objects the release `applied`: those of objects not at the resourceVersion the release recorded, and those
-/// a glance cannot place. None when the whole manifest is better parsed at once (most of
-/// it is needed, or a glance placed something twice).
+/// objects `listed` and the objects the release `applied`: those of objects not at the
+/// resourceVersion the release recorded, and those a glance cannot place. None when the
+/// whole manifest is better parsed at once (most of it is needed, or a glance placed
+/// something twice).
 pub(super) fn needed(
     applied: &BTreeSet<ObjectKey>,
     text: &str,
