@@ -813,26 +813,24 @@ fn a_rollback_onto_an_object_another_app_owns_is_refused_on_its_page_and_by_its_
     let cookie = dashboard.cookie();
     let headers = [("Host", host), ("Cookie", cookie.as_str())];
     let owner_line = format!("ConfigMap {n}/shared belongs to app other (namespace {n})");
+    let rollback_page = |rev: u32| {
+        let page = request(
+            host,
+            "GET",
+            &format!("/rollback?{}&rev={rev}", app_query(n)),
+            &headers,
+        );
+        assert_eq!(page.status, 200, "{page:?}");
+        page
+    };
     // The rollback's page names the owner and offers nothing to confirm.
-    let page = request(
-        host,
-        "GET",
-        &format!("/rollback?{}&rev=1", app_query(n)),
-        &headers,
-    );
-    assert_eq!(page.status, 200, "{page:?}");
+    let page = rollback_page(1);
     assert!(page.body.contains(&owner_line), "{}", page.body);
     assert!(page.body.contains("--adopt"), "{}", page.body);
     assert!(!page.body.contains("class=\"confirm\""), "{}", page.body);
     // A POST made anyway (with the run's CSRF token, from the page that syncs release 2
     // again) is refused by the rollback itself, naming the owner; nothing changes.
-    let again = request(
-        host,
-        "GET",
-        &format!("/rollback?{}&rev=2", app_query(n)),
-        &headers,
-    );
-    assert_eq!(again.status, 200, "{again:?}");
+    let again = rollback_page(2);
     let csrf = csrf_in(&again.body);
     let origin = format!("http://{host}");
     let posted = request_with_body(
