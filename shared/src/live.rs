@@ -71,6 +71,20 @@ type Listed = Arc<Vec<(ObjectKey, ListedObject)>>;
 /// [`LiveCluster::list_members_ahead`]).
 pub struct MemberLists(Vec<(ListKey, Members)>);
 
+impl MemberLists {
+    /// How many kinds were listed (a kind whose LIST failed is left out).
+    pub fn kinds(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Every member listed, of every kind.
+    pub fn objects(&self) -> impl Iterator<Item = (&ObjectKey, &ListedObject)> {
+        self.0
+            .iter()
+            .flat_map(|(_, members)| members.objects.iter())
+    }
+}
+
 /// The members of one ApplySet of one kind, in every namespace: a partial view of that
 /// kind (an object missing from it may still exist, unlabelled).
 struct Members {

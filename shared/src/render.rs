@@ -342,6 +342,19 @@ pub fn render(snapshot: &Snapshot, opts: &RenderOptions) -> Result<Vec<Manifest>
     Ok(manifests)
 }
 
+/// A digest of the files `snapshot`'s path renders from, when they alone decide its
+/// objects: plain YAML or JSON, no chart, no values. None for the other renderers, whose
+/// objects depend on more than the path's files (a chart's dependencies and the cluster's
+/// version, kustomize's bases elsewhere in the repository or on the network, Jsonnet's
+/// library paths), and for SOPS-encrypted files. Two renders of paths with one digest give
+/// the same objects.
+pub fn source_digest(snapshot: &Snapshot, opts: &RenderOptions) -> Option<String> {
+    if opts.helm.remote.is_some() || opts.helm.has_values() || detect(snapshot) != Renderer::Plain {
+        return None;
+    }
+    yaml::plain_digest(&snapshot.files, root_of(snapshot))
+}
+
 /// An `ENC[...]` value left in an object (a sops file rendered through kustomize, or
 /// stripped of its `sops` block) would be applied as the literal text: refuse it.
 fn refuse_encrypted_values(manifests: &[Manifest]) -> Result<(), RenderError> {
@@ -432,6 +445,53 @@ fn join(dir: &str, name: &str) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn a_plain_paths_digest_follows_the_manifests_it_renders_and_nothing_else() {
+        let cm = |name: &str| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: v\n")
+        };
+        let (a, b) = (cm("a"), cm("b"));
+        let digest = |root: &str, files: &[(&str, &str)]| {
+            source_digest(&snapshot(root, files), &RenderOptions::default())
+        };
+        let base = digest("app", &[("app/a.yaml", &a), ("app/b.yaml", &b)]);
+        assert!(base.is_some());
+        // Files the render does not read leave it as it was.
+        let unread = [
+            ("app/a.yaml", a.as_str()),
+            ("app/b.yaml", b.as_str()),
+            ("app/README.md", "notes"),
+            ("app/.github/ci.yaml", "on: push"),
+            ("other/c.yaml", "kind: ConfigMap"),
+        ];
+        assert_eq!(digest("app", &unread), base);
+        // A manifest's content, its name, one more: another digest.
+        let reformatted = a.replace("k: v", "k: \"v\"");
+        for changed in [
+            vec![("app/a.yaml", reformatted.as_str()), ("app/b.yaml", &b)],
+            vec![("app/a.yaml", &a), ("app/c.yaml", &b)],
+            vec![("app/a.yaml", &a), ("app/b.yaml", &b), ("app/c.yml", "{}")],
+        ] {
+            let other = digest("app", &changed);
+            assert!(other.is_some() && other != base, "{changed:?}");
+        }
+        // Objects decided by more than the files, or by keys: none.
+        let sops = format!("{a}sops:\n  version: 3.9.0\n");
+        assert_eq!(digest("app", &[("app/a.yaml", &sops)]), None);
+        let kustomize = [
+            ("app/kustomization.yaml", "resources: [a.yaml]"),
+            ("app/a.yaml", &a),
+        ];
+        assert_eq!(digest("app", &kustomize), None);
+        let mut with_values = RenderOptions::default();
+        with_values.helm.set = vec!["x=1".into()];
+        assert_eq!(
+            source_digest(&snapshot("app", &[("app/a.yaml", &a)]), &with_values),
+            None
+        );
+        assert_eq!(digest("gone", &[("app/a.yaml", &a)]), None);
+    }
 
     pub(crate) fn snapshot(root: &str, files: &[(&str, &str)]) -> Snapshot {
         Snapshot {

@@ -11,6 +11,7 @@ mod hook_stages;
 mod plan;
 mod refusal;
 mod rollback_job;
+mod unchanged;
 pub mod uninstall;
 
 use std::collections::BTreeMap;
@@ -76,6 +77,9 @@ pub struct SyncOptions {
     pub commits: Vec<CommitInfo>,
     pub commits_left_out: usize,
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// The digest of the files the objects were rendered from, if they alone decide them
+    /// (see [`ReleaseRecord::source_digest`]).
+    pub source_digest: Option<String>,
     /// The deployed release this sync follows, if the caller has read it (for its
     /// fingerprints): superseded at the end without reading it again.
     pub previous: Option<ReleaseRecord>,
@@ -110,6 +114,7 @@ impl SyncOptions {
             commits: Vec::new(),
             commits_left_out: 0,
             extra: BTreeMap::new(),
+            source_digest: None,
             previous: None,
             listed: None,
         }

@@ -40,6 +40,7 @@ mod release_store;
 mod remote_charts;
 mod requests;
 mod rollback;
+mod same_files;
 mod schemas;
 mod shipping;
 mod sops;

@@ -67,6 +67,18 @@ impl TestCluster {
         cmd
     }
 
+    /// `kubectl <plugin> <args>` as admin in `repo`'s working tree, with no terminal on
+    /// stdin (so a sync asks nothing).
+    pub fn plugin_in(&self, repo: &GitFixture, plugin: &str, args: &[&str]) -> Output {
+        self.kubectl()
+            .arg(plugin)
+            .args(args)
+            .current_dir(repo.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    }
+
     /// Runs kubectl as admin and returns stdout, failing the test on a non-zero exit.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl().args(args).output().unwrap();

@@ -6,7 +6,7 @@ use gitops::desired;
 use gitops::objects::DesiredSet;
 use gitops::release::record::{CHART_KEY, COMMITS_LISTED, JSONNET_KEY};
 use gitops::release::rollback;
-use gitops::render::{Capabilities, JsonnetOptions, Renderer};
+use gitops::render::{Capabilities, JsonnetOptions, RenderOptions, Renderer};
 use gitops::source::{CommitInfo, LoadedTree, TreeSpec, read_tree};
 use gitops::sync::flow::SyncJob;
 use gitops::sync::{self, Guard, PruneRules, SyncOptions, app_name_for_path};
@@ -191,18 +191,17 @@ pub struct Rendered {
     chart: Option<gitops::render::ChartInfo>,
     /// The Jsonnet options it was rendered with, recorded so drift renders it alike.
     jsonnet: Option<JsonnetOptions>,
+    /// The digest of the files that alone decide its objects, if they do.
+    source_digest: Option<String>,
 }
 
-/// One app of the revision rendered for `namespace`; a chart sees `cluster`'s
-/// `.Capabilities` (see [`Source::renders_with_helm`]). The rest needs no cluster.
-pub fn render(
+/// How `target` renders for `namespace`; a chart sees `cluster`'s `.Capabilities`.
+fn render_options(
     args: &Args,
-    source: &Source,
     target: &Target,
     namespace: &str,
     cluster: Option<&Capabilities>,
-) -> Result<Rendered> {
-    let snapshot = target.snapshot(&source.tree.snapshot);
+) -> RenderOptions {
     let mut options = gitops::render::render_options(
         &target.app,
         namespace,
@@ -215,6 +214,32 @@ pub fn render(
     if let Some(cluster) = cluster {
         options.helm.add_cluster(cluster);
     }
+    options
+}
+
+/// The digest of the files that alone decide `target`'s objects, if they do (see
+/// [`gitops::render::source_digest`]): known before rendering them.
+pub fn source_digest(
+    args: &Args,
+    source: &Source,
+    target: &Target,
+    namespace: &str,
+) -> Option<String> {
+    let snapshot = target.snapshot(&source.tree.snapshot);
+    gitops::render::source_digest(&snapshot, &render_options(args, target, namespace, None))
+}
+
+/// One app of the revision rendered for `namespace`; a chart sees `cluster`'s
+/// `.Capabilities` (see [`Source::renders_with_helm`]). The rest needs no cluster.
+pub fn render(
+    args: &Args,
+    source: &Source,
+    target: &Target,
+    namespace: &str,
+    cluster: Option<&Capabilities>,
+) -> Result<Rendered> {
+    let snapshot = target.snapshot(&source.tree.snapshot);
+    let options = render_options(args, target, namespace, cluster);
     let objects = desired::rendered(&snapshot, &options)?;
     let jsonnet = (objects.renderer == Renderer::Jsonnet && !options.jsonnet.is_empty())
         .then_some(options.jsonnet.clone());
@@ -222,6 +247,7 @@ pub fn render(
         objects,
         chart: gitops::render::chart_info(&snapshot, &options)?,
         jsonnet,
+        source_digest: gitops::render::source_digest(&snapshot, &options),
     })
 }
 
@@ -240,21 +266,9 @@ pub fn from_rendered<'s>(
     let (renderer, desired) = rendered
         .objects
         .keyed(&session.connection.namespace, &session.cluster)?;
-    let chart = rendered.chart;
-    let commit = source.tree.commit().cloned();
-    let description = match (&source.spec, &commit) {
-        (TreeSpec::Revision(rev), Some(c)) => {
-            format!("sync of {rev} ({} {})", c.short_id, c.subject)
-        }
-        _ => "sync".to_string(),
-    };
-    let mut sync_options = base_options(args, session, target.spec.as_ref());
-    sync_options.description = description;
-    sync_options.repo = Some(source.resolved.repo_label());
-    sync_options.path = target.root.clone();
-    sync_options.renderer = renderer.to_string();
-    sync_options.commit = commit;
-    if let Some(chart) = chart {
+    let mut sync_options = revision_options(args, session, source, target, renderer);
+    sync_options.source_digest = rendered.source_digest;
+    if let Some(chart) = rendered.chart {
         sync_options
             .extra
             .insert(CHART_KEY.to_string(), serde_json::to_value(chart)?);
@@ -274,6 +288,30 @@ pub fn from_rendered<'s>(
     job.source = Some(source);
     job.create_namespace = args.create_namespace.for_app(target.spec.as_ref());
     Ok(job)
+}
+
+/// What a sync of `target` at the source's revision records, rendered by `renderer`.
+pub fn revision_options(
+    args: &Args,
+    session: &Session,
+    source: &Source,
+    target: &Target,
+    renderer: Renderer,
+) -> SyncOptions {
+    let commit = source.tree.commit().cloned();
+    let description = match (&source.spec, &commit) {
+        (TreeSpec::Revision(rev), Some(c)) => {
+            format!("sync of {rev} ({} {})", c.short_id, c.subject)
+        }
+        _ => "sync".to_string(),
+    };
+    let mut options = base_options(args, session, target.spec.as_ref());
+    options.description = description;
+    options.repo = Some(source.resolved.repo_label());
+    options.path = target.root.clone();
+    options.renderer = renderer.to_string();
+    options.commit = commit;
+    options
 }
 
 /// The manifest stored in a release: `revision`, else the one [`rollback::choose`]

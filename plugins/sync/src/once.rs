@@ -7,10 +7,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{Result, bail};
 use gitops::cancel::Cancel;
 use gitops::compare::Missing;
-use gitops::diff::ChangeSet;
+use gitops::diff::{ChangeSet, Summary, summary_line};
 use gitops::hooks::{self, PlannedHook};
 use gitops::objects::hook::Occasion;
 use gitops::release::record::ReleaseRecord;
+use gitops::render::Renderer;
 use gitops::sync::app_namespace::{self, Provided};
 use gitops::sync::flow::SyncJob;
 use gitops::sync::{SyncError, SyncPlan, flow};
@@ -59,20 +60,37 @@ pub async fn revision(
     });
     // A chart renders with the cluster's `.Capabilities`, so once the discovery is in.
     let helm = source.renders_with_helm(target);
-    let early_render = (!helm).then(|| job::render(args, source, target, &namespace, None));
+    // Files that alone decide the objects, and the same files the deployed release came
+    // from, may prove the sync a no-op without rendering them: they render only if not.
+    let digest = (!helm && locks)
+        .then(|| job::source_digest(args, source, target, &namespace))
+        .flatten();
+    let early_render =
+        (!helm && digest.is_none()).then(|| job::render(args, source, target, &namespace, None));
     let (connection, cluster, locked) = reading
         .await
         .map_err(|stopped| anyhow::anyhow!("reading the app's state stopped: {stopped}"))??;
+    let session = Session::new(connection, cluster);
+    let locked = match (digest, locked) {
+        (Some(digest), Some(Ok(locked))) => {
+            match resync_unchanged(args, &session, source, target, locked, digest).await? {
+                Ok(outcome) => return Ok(outcome),
+                Err(locked) => Some(Ok(locked)),
+            }
+        }
+        (_, locked) => locked,
+    };
     let rendered = match early_render {
         Some(rendered) => rendered,
-        None => cluster
+        None if !helm => job::render(args, source, target, &namespace, None),
+        None => session
+            .cluster
             .capabilities(args.source.kube_version.is_some())
             .map_err(anyhow::Error::from)
             .and_then(|capabilities| {
                 job::render(args, source, target, &namespace, Some(&capabilities))
             }),
     };
-    let session = Session::new(connection, cluster);
     let job = rendered.and_then(|r| job::from_rendered(args, &session, source, target, r));
     // Rendering's errors come first; then the lock's (held, an invalid app name).
     let (job, locked) = match (job, locked.transpose()) {
@@ -89,6 +107,57 @@ pub async fn revision(
         (Ok(_), Err(error)) => return Err(error.into()),
     };
     single(args, &session, job, locked).await
+}
+
+/// A sync of files the deployed release was rendered from, proven a no-op without
+/// rendering them (see [`flow::Locked::resync_unchanged`]), shown as a no-op sync is:
+/// `Ok(Err(locked))` when it is not proven, for the caller to render and sync.
+async fn resync_unchanged(
+    args: &Args,
+    session: &Session,
+    source: &job::Source,
+    target: &Target,
+    locked: flow::Locked,
+    digest: String,
+) -> Result<Result<Outcome, flow::Locked>> {
+    let mut options = job::revision_options(args, session, source, target, Renderer::Plain);
+    options.source_digest = Some(digest);
+    let taken_over = locked.taken_over().cloned();
+    let mut display = progress::Display::new(None);
+    let executed = locked
+        .resync_unchanged(
+            &session.cluster,
+            &session.store,
+            &target.app,
+            options,
+            |previous| source.commits_since(previous),
+            &mut |event| display.event(event),
+        )
+        .await;
+    display.finish();
+    let executed = match executed {
+        Ok(executed) => executed,
+        Err(locked) => return Ok(Err(locked)),
+    };
+    let mut out = std::io::stdout();
+    if let Some(gone) = taken_over {
+        eprintln!(
+            "took over the lock of app {} from {}, which is no longer running",
+            gone.app, gone.holder
+        );
+    }
+    if let Some(record) = &executed.record {
+        if args.output.format.is_none() {
+            let summary = Summary {
+                unchanged: record.counts.unchanged,
+                ..Summary::default()
+            };
+            writeln!(out, "{}", summary_line(&summary))?;
+        }
+        print_record(args, &mut out, record, executed.recorded)?;
+    }
+    executed.result.map_err(interrupt::sync_error)?;
+    Ok(Ok(Outcome::Clean))
 }
 
 /// One app on one cluster, printing as it goes.

@@ -162,6 +162,8 @@ async fn heal_job(
         commits: release.commits.clone(),
         commits_left_out: release.commits_left_out,
         extra: release.extra.clone(),
+        // It records the release's manifest: the same files render it.
+        source_digest: release.source_digest.clone(),
         previous: None,
         listed: None,
     };

@@ -221,6 +221,11 @@ pub struct ReleaseRecord {
     /// objects are unchanged runs its hooks, and records a release, only when they differ.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks_digest: Option<String>,
+    /// A digest of the files the objects were rendered from, when those files alone
+    /// decide them (see `render::source_digest`): a later sync of the same files can
+    /// prove the app unchanged from this release without rendering them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_digest: Option<String>,
     /// Extras with stable key names, absent from older records: [`CHART_KEY`] holds the
     /// Helm chart and values of a chart's release ([`ChartInfo`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -281,6 +286,7 @@ impl ReleaseRecord {
             manifest: StoredManifest::new(""),
             hooks: Vec::new(),
             hooks_digest: None,
+            source_digest: self.source_digest.clone(),
             extra: chart
                 .and_then(|chart| serde_json::to_value(chart).ok())
                 .map(|chart| BTreeMap::from([(CHART_KEY.to_string(), chart)]))
@@ -351,6 +357,7 @@ impl ReleaseRecord {
             manifest,
             hooks: Vec::new(),
             hooks_digest: None,
+            source_digest: None,
             extra: BTreeMap::new(),
         }
     }

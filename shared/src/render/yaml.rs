@@ -6,6 +6,7 @@ use std::ops::Bound;
 
 use serde::de::DeserializeSeed as _;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::sops::{self, Keys};
 use super::value::Builder;
@@ -22,6 +23,19 @@ pub(super) fn render_plain(
     if let Some(bytes) = files.get(root) {
         return parse_file(root, bytes);
     }
+    match manifest_files(files, root) {
+        Some(to_read) => parse_files(&to_read),
+        None => Err(RenderError::RootNotFound {
+            root: root.to_string(),
+        }),
+    }
+}
+
+/// The files [`render_plain`] reads under the directory `root`; None if it holds none.
+fn manifest_files<'a>(
+    files: &'a BTreeMap<String, Vec<u8>>,
+    root: &str,
+) -> Option<Vec<(&'a str, &'a [u8])>> {
     let prefix = if root.is_empty() {
         String::new()
     } else {
@@ -40,15 +54,40 @@ pub(super) fn render_plain(
             .iter()
             .any(|ext| path.ends_with(ext));
         if manifest_file && !hidden {
-            to_read.push((path, bytes));
+            to_read.push((path.as_str(), bytes.as_slice()));
         }
     }
-    if !found {
-        return Err(RenderError::RootNotFound {
-            root: root.to_string(),
-        });
+    found.then_some(to_read)
+}
+
+/// A digest of everything [`render_plain`] reads under `root`: each file's path and
+/// content. None when a file may be SOPS-encrypted (what it renders to depends on the
+/// keys at hand too) or `root` holds nothing.
+pub(super) fn plain_digest(files: &BTreeMap<String, Vec<u8>>, root: &str) -> Option<String> {
+    let read: Vec<(&str, &[u8])> = match files.get_key_value(root) {
+        Some((path, bytes)) => vec![(path.as_str(), bytes.as_slice())],
+        None => manifest_files(files, root)?,
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(b"plain\0");
+    hasher.update(root.as_bytes());
+    for (path, bytes) in read {
+        if bytes.windows(5).any(|w| w == b"sops:") {
+            return None;
+        }
+        hasher.update([0]);
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
     }
-    parse_files(&to_read)
+    Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
 }
 
 /// The documents of `files`, in order; several threads share them when they are large

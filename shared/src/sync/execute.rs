@@ -103,6 +103,7 @@ pub async fn execute(
     pending.commits = options.commits.clone();
     pending.commits_left_out = options.commits_left_out;
     pending.extra = options.extra.clone();
+    pending.source_digest = options.source_digest.clone();
     let hooks_digest = hooks::digest(plan.desired.hooks());
     pending.hooks_digest = hooks_digest.clone();
     // Hooks run with a change: objects to apply or prune, or hooks unlike the deployed
@@ -246,12 +247,10 @@ fn no_op_of<'a>(plan: &SyncPlan, options: &'a SyncOptions) -> Option<&'a Release
     same.then_some(current)
 }
 
-/// Finishes a no-op sync: the deployed release `current` is rewritten with the time it
-/// was found current (`last_synced`), where its objects were left (for the next sync's
-/// fingerprints), and, for a sync of a later commit, that commit and those it covers
-/// (the release then says which commit is deployed); then the oldest records beyond
-/// `--history-max` are trimmed, as after any sync. What is returned is that release with
-/// this sync's counts and objects, for the caller to show.
+/// Finishes a no-op sync: the deployed release `current` is rewritten with where its
+/// objects were left (for the next sync's fingerprints) and as [`keep_current`] says.
+/// What is returned is that release with this sync's counts and objects, for the caller
+/// to show.
 async fn finish_no_op(
     store: &ReleaseStore,
     plan: &SyncPlan,
@@ -261,7 +260,6 @@ async fn finish_no_op(
     listed: &[RecordMeta],
 ) -> Result<SyncOutcome, SyncError> {
     let mut stored = current.clone();
-    stored.last_synced = Some(jiff::Timestamp::now());
     // Whether the record says more than when it was found current: else only its head is
     // rewritten (see `ReleaseStore::update_head`).
     let mut says_more = false;
@@ -276,6 +274,29 @@ async fn finish_no_op(
             }
         }
     }
+    let mut shown = keep_current(store, stored, says_more, options, listed).await?;
+    shown.counts = counts(progress);
+    shown.objects = object_results(plan, progress);
+    Ok(SyncOutcome {
+        record: shown,
+        recorded: false,
+    })
+}
+
+/// Rewrites the deployed release `stored` that a sync found current: the time it was
+/// found so (`last_synced`), for a sync of a later commit that commit and those it covers
+/// (the release then says which commit is deployed), and the digest of the files it came
+/// from; then trims the oldest records beyond `--history-max`, as after any sync.
+/// `says_more`: `stored` holds more news than these (where its objects were left), else
+/// only its head is written when nothing else changed.
+pub(super) async fn keep_current(
+    store: &ReleaseStore,
+    mut stored: ReleaseRecord,
+    mut says_more: bool,
+    options: &SyncOptions,
+    listed: &[RecordMeta],
+) -> Result<ReleaseRecord, SyncError> {
+    stored.last_synced = Some(jiff::Timestamp::now());
     let id = |c: &Option<crate::source::CommitInfo>| c.as_ref().map(|c| c.id.clone());
     if options.operation == Operation::Sync
         && options.commit.is_some()
@@ -287,6 +308,11 @@ async fn finish_no_op(
             options.commits.clone()
         };
         stored.cover_newer(&newer, options.commits_left_out);
+        says_more = true;
+    }
+    // The same objects from other files (reformatted, moved): the release now says which.
+    if options.source_digest.is_some() && options.source_digest != stored.source_digest {
+        stored.source_digest = options.source_digest.clone();
         says_more = true;
     }
     let written = if says_more {
@@ -301,13 +327,7 @@ async fn finish_no_op(
         });
     }
     store.trim_listed(options.history_max, listed).await?;
-    let mut shown = stored;
-    shown.counts = counts(progress);
-    shown.objects = object_results(plan, progress);
-    Ok(SyncOutcome {
-        record: shown,
-        recorded: false,
-    })
+    Ok(stored)
 }
 
 async fn run(

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use super::refusal::{self, Guard};
 use super::uninstall::{self, UninstallOptions, UninstallPlan};
-use super::{PlanOptions, SyncError, SyncEvent, SyncOptions, SyncPlan, execute, plan_with_parent};
+use super::{
+    PlanOptions, SyncError, SyncEvent, SyncOptions, SyncPlan, execute, plan_with_parent, unchanged,
+};
 use crate::apply::applyset::{self, ApplySet, ApplySetError, ApplySetId};
 use crate::apply::object_options;
 use crate::apply::ownership::ForeignOwner;
@@ -142,6 +144,87 @@ impl Locked {
                 Err(error)
             }
         }
+    }
+}
+
+impl Locked {
+    /// A sync of files whose digest is `options.source_digest` (see
+    /// [`ReleaseRecord::source_digest`]), when the deployed release was rendered from the
+    /// same files: proven from the release and the members listed with the lock to change
+    /// nothing (see the `unchanged` module), it ends as a no-op sync ends, the objects
+    /// neither rendered nor planned, and the lock is given up. `Err(self)` when it is not
+    /// proven: the caller renders and plans as usual. `commits_since` gives the commits a
+    /// release covers after the deployed release's commit.
+    pub async fn resync_unchanged(
+        self,
+        cluster: &LiveCluster,
+        store: &ReleaseStore,
+        app: &str,
+        mut options: SyncOptions,
+        commits_since: impl FnOnce(Option<&CommitInfo>) -> (Vec<CommitInfo>, usize),
+        events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
+    ) -> Result<Executed, Locked> {
+        let proven = match (&options.source_digest, &self.parent, &self.members) {
+            (Some(digest), Ok(Some(parent)), Some(members))
+                if options.operation == Operation::Sync =>
+            {
+                let (record, listed) =
+                    futures::join!(store.latest_deployed(app), store.metadata(app));
+                match (record, listed) {
+                    (Ok(Some(record)), Ok(listed))
+                        if listed.iter().map(|m| m.revision).max() == Some(record.revision)
+                            && record.repo == options.repo
+                            && record.path == options.path
+                            && record.renderer == options.renderer
+                            && record.extra == options.extra =>
+                    {
+                        let found = unchanged::Found {
+                            parent,
+                            members,
+                            kinds: parent.member_resources(cluster).len(),
+                        };
+                        unchanged::prove(&record, digest, &found, options.wait.is_some())
+                            .map(|proof| (record, listed, proof))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let Some((record, listed, proof)) = proven else {
+            return Err(self);
+        };
+        let lock = self.lock;
+        if let Err(lost) = lock.check() {
+            // Best effort: losing the lock is the error to report.
+            let _ = lock.release().await;
+            return Ok(Executed {
+                record: None,
+                recorded: false,
+                result: Err(lost.into()),
+            });
+        }
+        if let Some(wait) = &options.wait {
+            events(SyncEvent::Waiting {
+                count: proof.keys.len(),
+                timeout: wait.timeout,
+            });
+            for (key, health) in &proof.health {
+                events(SyncEvent::Health { key, health });
+            }
+        }
+        (options.commits, options.commits_left_out) = commits_since(record.commit.as_ref());
+        let kept = execute::keep_current(store, record, false, &options, &listed).await;
+        let released = lock.release().await.map_err(SyncError::NotReleased);
+        let (record, result) = match kept {
+            Ok(stored) => (Some(unchanged::shown(stored, &proof)), released),
+            Err(error) => (None, Err(error)),
+        };
+        Ok(Executed {
+            record,
+            recorded: false,
+            result,
+        })
     }
 }
 

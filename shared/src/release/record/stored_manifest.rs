@@ -48,6 +48,12 @@ impl StoredManifest {
         serde_json::from_str(self.0.get()).unwrap_or_default()
     }
 
+    /// Whether the text holds `needle`, which has no character JSON escapes (looked for
+    /// in the stored form, so without unescaping the text).
+    pub fn contains(&self, needle: &str) -> bool {
+        self.0.get().contains(needle)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.get() == "\"\""
     }

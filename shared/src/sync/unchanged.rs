@@ -1,0 +1,123 @@
+//! A resync of the very files the deployed release was rendered from, proven to change
+//! nothing without rendering them again.
+//!
+//! When a path's files alone decide its objects (plain YAML: see
+//! `render::source_digest`), the same digest means the same objects, which the deployed
+//! release holds. Its members, listed under the lock while the revision would render, then
+//! prove the rest: each object the release applied is still a member at the
+//! resourceVersion the release recorded (nobody wrote it since), and no other member
+//! exists. That is everything a plan of the rendered objects would have found: nothing to
+//! apply or prune. At 10,000 objects rendering was the larger half of such a sync.
+//!
+//! Anything else goes the usual way: a release with hooks, waves or sync options (they
+//! decide more than what to apply), an object written since, one more or less, a member
+//! not healthy when the sync waits for health.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::apply::applyset::{ApplySet, ApplySetId};
+use crate::apply::health::{Health, assess};
+use crate::fingerprint::Fingerprints;
+use crate::live::MemberLists;
+use crate::objects::ObjectKey;
+use crate::release::record::{CASCADE_ACTION, Counts, ReleaseRecord, ReleaseStatus};
+
+/// Annotations whose objects a sync treats as more than objects to apply (hooks, waves,
+/// options): a release holding any of them is planned the usual way.
+const PLANNED_ANNOTATIONS: [&str; 2] = ["argocd.argoproj.io/", "helm.sh/"];
+
+/// What proved the resync unchanged.
+#[derive(Debug)]
+pub(super) struct Proof {
+    /// The release's objects, in key order.
+    pub keys: Vec<ObjectKey>,
+    /// Their health, when the sync waits for it (all healthy).
+    pub health: BTreeMap<ObjectKey, Health>,
+}
+
+/// Where the app is, as read under its lock.
+pub(super) struct Found<'a> {
+    pub parent: &'a ApplySet,
+    pub members: &'a MemberLists,
+    /// How many kinds the parent names that the cluster serves (each must have been
+    /// listed: a failed LIST leaves its kind out of `members`).
+    pub kinds: usize,
+}
+
+/// Proves that a sync of files with `digest` would change nothing of the deployed release
+/// `record` (see the module's documentation); `wait`: the sync waits for health, so every
+/// object must be healthy now.
+pub(super) fn prove(
+    record: &ReleaseRecord,
+    digest: &str,
+    found: &Found<'_>,
+    wait: bool,
+) -> Option<Proof> {
+    let planned_more = PLANNED_ANNOTATIONS
+        .iter()
+        .any(|prefix| record.manifest.contains(prefix));
+    if record.status != ReleaseStatus::Deployed
+        || record.source_digest.as_deref() != Some(digest)
+        || record.hooks_digest.is_some()
+        || planned_more
+    {
+        return None;
+    }
+    // Each applied object has its fingerprint; the release's removals are no members.
+    let removal = |action: &str| action == "pruned" || action == CASCADE_ACTION;
+    let fingerprints = Fingerprints::from_record(record);
+    let keys: BTreeSet<ObjectKey> = record
+        .objects
+        .iter()
+        .filter(|object| !removal(&object.action))
+        .map(|object| object.key.clone())
+        .collect();
+    if keys.is_empty() || keys.len() != fingerprints.len() {
+        return None;
+    }
+    let ours = ApplySetId::for_app(&record.app, &record.namespace);
+    let expected = ApplySet::new(&record.namespace, &record.app).with_members(keys.iter());
+    if found.parent != &expected
+        || found.parent.check_tooling().is_err()
+        || found.members.kinds() != found.kinds
+    {
+        return None;
+    }
+    let mut listed = 0;
+    let mut health = BTreeMap::new();
+    for (key, live) in found.members.objects() {
+        listed += 1;
+        if !keys.contains(key) || !fingerprints.recorded_untouched(key, live, &ours) {
+            return None;
+        }
+        if wait {
+            let verdict = assess(&live.value().ok()?);
+            if !verdict.is_healthy() {
+                return None;
+            }
+            health.insert(key.clone(), verdict);
+        }
+    }
+    (listed == keys.len()).then(|| Proof {
+        keys: keys.into_iter().collect(),
+        health,
+    })
+}
+
+/// The deployed release `stored` as a proven resync shows it: every object unchanged
+/// (healthy, when it waited), the release's removals left out, as a no-op sync shows it.
+pub(super) fn shown(mut stored: ReleaseRecord, proof: &Proof) -> ReleaseRecord {
+    stored
+        .objects
+        .retain(|object| proof.keys.binary_search(&object.key).is_ok());
+    for object in &mut stored.objects {
+        object.action = "unchanged".to_string();
+        object.health = proof.health.get(&object.key).map(ToString::to_string);
+        object.message = None;
+    }
+    stored.counts = Counts {
+        unchanged: stored.objects.len(),
+        ..Counts::default()
+    };
+    stored
+}
