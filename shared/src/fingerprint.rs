@@ -212,6 +212,28 @@ impl Fingerprints {
         self.left_alone(key, live, ours).is_some()
     }
 
+    /// The mark of the live object of `key` when it was written since the release (a
+    /// controller's status, its annotations) but nothing the release applied to it changed:
+    /// still a member of `ours`, our managedFields entry as the release left it, and every
+    /// top-level field of `applied` (the object as the release's manifest has it) kept (see
+    /// [`stores_what_it_applied`]). A check against the release itself needs no desired
+    /// object beside that.
+    pub fn recorded_owned_untouched(
+        &self,
+        key: &ObjectKey,
+        applied: &Value,
+        live: &Value,
+        ours: &ApplySetId,
+    ) -> Option<LiveMark> {
+        let remembered = self.by_key.get(key)?;
+        let mark = LiveMark::of(live)?;
+        let kept = live.part_of() == Some(ours.as_str())
+            && remembered.mark.owned.is_some()
+            && mark.owned == remembered.mark.owned
+            && stores_what_it_applied(applied, live);
+        kept.then_some(mark)
+    }
+
     /// What the release remembers of `key`, if its live object is a member of `ours` still
     /// at the resourceVersion the release saw (and the release has its owned hash).
     fn left_alone(

@@ -2,7 +2,7 @@
 
 use std::process::Output;
 
-use crate::requests::{Request, counted, requests_about};
+use crate::requests::{Request, counted, lists_of, requests_about};
 use kubectl_gitops_tests::{GitFixture, TestCluster, TestNamespace, describe};
 
 /// The fixture app: a Namespace of its own, a CRD and a custom resource, a Deployment, a
@@ -937,10 +937,7 @@ fn objects_nobody_touched_since_the_sync_are_not_dry_run_but_an_edit_is_still_se
     .unwrap();
     assert!(r2["last_synced"].is_string(), "{r2}");
     assert_eq!(
-        counted(&requests, "list")
-            .into_iter()
-            .filter(|(what, _)| what.starts_with("configmaps"))
-            .collect::<Vec<_>>(),
+        lists_of(&requests, "configmaps"),
         [("configmaps *".to_string(), 1)],
         "{requests:#?}"
     );

@@ -73,3 +73,12 @@ pub fn counted(requests: &[Request], verb: &str) -> Vec<(String, usize)> {
     }
     counts.into_iter().collect()
 }
+
+/// The LISTs of `resource` among `requests`, by namespace (`*`: across all namespaces).
+pub fn lists_of(requests: &[Request], resource: &str) -> Vec<(String, usize)> {
+    let prefix = format!("{resource} ");
+    counted(requests, "list")
+        .into_iter()
+        .filter(|(what, _)| what.starts_with(&prefix))
+        .collect()
+}

@@ -7,11 +7,30 @@ use std::process::Output;
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 use serde_json::Value;
 
-use crate::requests::{counted, requests_about};
+use crate::requests::{lists_of, requests_about};
 
 fn config_map(name: &str, value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: \"{value}\"\n")
 }
+
+/// A Deployment: its controller writes its status (and moves its resourceVersion) after
+/// every sync that creates it.
+const WEB: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+";
 
 fn ok(out: Output) -> Output {
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
@@ -44,13 +63,14 @@ fn a_resync_of_the_same_files_is_proven_from_the_release_and_misses_no_change() 
     let repo = GitFixture::new();
     repo.write("app/a.yaml", &config_map("a", "1"))
         .write("app/b.yaml", &config_map("b", "1"))
+        .write("app/web.yaml", WEB)
         .write("app/README.md", "what the app is\n");
-    repo.commit("two config maps");
+    repo.commit("two config maps and a Deployment");
     let sync = |more: &[&str]| {
         let args = [&["HEAD", "app", "--app", "same", "-n", n][..], more].concat();
         cluster.plugin_in(&repo, "sync", &args)
     };
-    ok(sync(&["--wait=false"]));
+    ok(sync(&[]));
     let digest = head(cluster, n, 1)["source_digest"].clone();
     assert!(
         digest.as_str().is_some_and(|d| d.len() == 64),
@@ -66,13 +86,14 @@ fn a_resync_of_the_same_files_is_proven_from_the_release_and_misses_no_change() 
     ]);
     // Proven from the release: each kind read once, by its member LIST, health included
     // (a planned no-op that waits reads the objects again for their health); nothing
-    // applied, no release recorded.
+    // applied, no release recorded. The Deployment's controller has written its status
+    // since the release: what the release applied to it is read from its manifest.
     let proven = |what: &str| {
         let offset = cluster.audit_offset();
         let out = ok(sync(&["-o", "json"]));
         let doc = json(&out);
         assert_eq!(doc["recorded"], false, "{what}: {doc}");
-        assert_eq!(doc["counts"]["unchanged"], 2, "{what}: {doc}");
+        assert_eq!(doc["counts"]["unchanged"], 3, "{what}: {doc}");
         for object in doc["objects"].as_array().unwrap() {
             assert_eq!(
                 (&object["action"], &object["health"]),
@@ -81,14 +102,13 @@ fn a_resync_of_the_same_files_is_proven_from_the_release_and_misses_no_change() 
             );
         }
         let requests = requests_about(cluster, offset, &[n], Some(&id));
-        assert_eq!(
-            counted(&requests, "list")
-                .into_iter()
-                .filter(|(what, _)| what.starts_with("configmaps"))
-                .collect::<Vec<_>>(),
-            [("configmaps *".to_string(), 1)],
-            "{what}: {requests:#?}"
-        );
+        for kind in ["configmaps", "deployments"] {
+            assert_eq!(
+                lists_of(&requests, kind),
+                [(format!("{kind} *"), 1)],
+                "{what}: {requests:#?}"
+            );
+        }
         assert!(
             !requests
                 .iter()
@@ -102,7 +122,7 @@ fn a_resync_of_the_same_files_is_proven_from_the_release_and_misses_no_change() 
     let out = ok(sync(&["--color=never"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.starts_with("0 changed, 0 added, 0 removed, 2 unchanged\n")
+        text.starts_with("0 changed, 0 added, 0 removed, 3 unchanged\n")
             && text.contains(" ConfigMap ")
             && text.contains("no new release recorded"),
         "{}",
@@ -128,6 +148,7 @@ fn a_resync_of_the_same_files_is_proven_from_the_release_and_misses_no_change() 
     ]);
     let refused = sync(&["--wait=false"]);
     assert_eq!(refused.status.code(), Some(2), "{}", describe(&refused));
+    let offset = cluster.audit_offset();
     let doc = json(&ok(sync(&[
         "--wait=false",
         "--force-conflicts",
@@ -138,6 +159,14 @@ fn a_resync_of_the_same_files_is_proven_from_the_release_and_misses_no_change() 
         (&doc["recorded"], &doc["counts"]["configured"]),
         (&Value::from(true), &Value::from(1)),
         "{doc}"
+    );
+    // The records read for the proof serve the plan: listed twice (the deployed release,
+    // every record's metadata), as by any sync, not again.
+    let requests = requests_about(cluster, offset, &[n], Some(&id));
+    assert_eq!(
+        lists_of(&requests, "secrets"),
+        [(format!("secrets {n}"), 2)],
+        "{requests:#?}"
     );
     let value =
         |name: &str| cluster.kubectl_ok(&["get", name, "-n", n, "-o", "jsonpath={.data.k}"]);

@@ -228,18 +228,18 @@ async fn release_objects_needed(
     let listed = cluster.fetch_listed(&applied).await?;
     let text = release.manifest.text();
     let file = manifest_file(release);
-    let (desired, untouched) = match untouched::needed(&applied, &text, &listed, known, ours, &file)
-    {
-        Some(needed) => (
-            keyed(release, Ok(needed.manifests), cluster)?,
-            needed.untouched,
-        ),
-        // Most of it is needed after all: parsed whole, off the async threads.
-        None => (
-            release_objects_apart(release, cluster, Some(text)).await?,
-            BTreeSet::new(),
-        ),
-    };
+    let (desired, untouched) =
+        match untouched::needed(&applied, &text, |key| listed.get(key), known, ours, &file) {
+            Some(needed) => (
+                keyed(release, Ok(needed.manifests), cluster)?,
+                needed.untouched,
+            ),
+            // Most of it is needed after all: parsed whole, off the async threads.
+            None => (
+                release_objects_apart(release, cluster, Some(text)).await?,
+                BTreeSet::new(),
+            ),
+        };
     Ok(Needed {
         desired,
         untouched,

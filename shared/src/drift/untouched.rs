@@ -23,7 +23,7 @@ use crate::render::{Manifest, RenderError, parse_documents};
 
 /// What of a release's manifest a check must compare.
 #[derive(Debug)]
-pub(super) struct Needed {
+pub(crate) struct Needed {
     /// The objects to compare (and the release's hooks), parsed.
     pub manifests: Vec<Manifest>,
     /// The objects proven in sync without being parsed.
@@ -31,14 +31,14 @@ pub(super) struct Needed {
 }
 
 /// The documents of a release's manifest (`text`) a check must parse, given the live
-/// objects `listed` and the objects the release `applied`: those of objects not at the
-/// resourceVersion the release recorded, and those a glance cannot place. None when the
-/// whole manifest is better parsed at once (most of it is needed, or a glance placed
-/// something twice).
-pub(super) fn needed(
+/// objects (`listed` finds each) and the objects the release `applied`: those of objects
+/// not at the resourceVersion the release recorded, and those a glance cannot place. None
+/// when the whole manifest is better parsed at once (most of it is needed, or a glance
+/// placed something twice).
+pub(crate) fn needed<'l>(
     applied: &BTreeSet<ObjectKey>,
     text: &str,
-    listed: &BTreeMap<ObjectKey, ListedObject>,
+    listed: impl Fn(&ObjectKey) -> Option<&'l ListedObject>,
     fingerprints: &Fingerprints,
     ours: &ApplySetId,
     file: &str,
@@ -56,9 +56,8 @@ pub(super) fn needed(
         let [index] = at.as_slice() else {
             continue;
         };
-        let proven = listed
-            .get(key)
-            .is_some_and(|live| fingerprints.recorded_untouched(key, live, ours));
+        let proven =
+            listed(key).is_some_and(|live| fingerprints.recorded_untouched(key, live, ours));
         if proven {
             untouched.insert(key.clone());
             skipped[*index] = true;

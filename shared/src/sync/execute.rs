@@ -262,18 +262,7 @@ async fn finish_no_op(
     let mut stored = current.clone();
     // Whether the record says more than when it was found current: else only its head is
     // rewritten (see `ReleaseStore::update_head`).
-    let mut says_more = false;
-    for object in &mut stored.objects {
-        if let Some(mark) = progress.marks.get(&object.key) {
-            let moved = object.resource_version.as_deref() != Some(&mark.resource_version)
-                || object.owned_hash != mark.owned;
-            if moved {
-                object.resource_version = Some(mark.resource_version.clone());
-                object.owned_hash = mark.owned.clone();
-                says_more = true;
-            }
-        }
-    }
+    let says_more = move_marks(&mut stored, &progress.marks);
     let mut shown = keep_current(store, stored, says_more, options, listed).await?;
     shown.counts = counts(progress);
     shown.objects = object_results(plan, progress);
@@ -281,6 +270,25 @@ async fn finish_no_op(
         record: shown,
         recorded: false,
     })
+}
+
+/// Sets where `record`'s objects are now, as `marks` has them: whether any moved.
+pub(super) fn move_marks(
+    record: &mut ReleaseRecord,
+    marks: &BTreeMap<ObjectKey, LiveMark>,
+) -> bool {
+    let mut moved = false;
+    for object in &mut record.objects {
+        if let Some(mark) = marks.get(&object.key)
+            && (object.resource_version.as_deref() != Some(&mark.resource_version)
+                || object.owned_hash != mark.owned)
+        {
+            object.resource_version = Some(mark.resource_version.clone());
+            object.owned_hash = mark.owned.clone();
+            moved = true;
+        }
+    }
+    moved
 }
 
 /// Rewrites the deployed release `stored` that a sync found current: the time it was

@@ -32,7 +32,7 @@ use crate::live::{LiveCluster, MemberLists};
 use crate::lock::{self, KeepAlive, TakenOver};
 use crate::objects::{DesiredSet, ObjectKey};
 use crate::release::record::{Operation, ReleaseRecord, StoredManifest};
-use crate::release::store::ReleaseStore;
+use crate::release::store::{RecordMeta, ReleaseStore};
 use crate::source::CommitInfo;
 
 /// One sync's input: the app, the objects it wants, and what to record.
@@ -60,6 +60,26 @@ pub struct Locked {
     /// The members of the kinds the parent names, listed with the lock (see
     /// [`Locked::list_members`]).
     members: Option<MemberLists>,
+    /// The app's records as [`Locked::resync_unchanged`] read them, for the plan.
+    records: Option<Records>,
+}
+
+/// The records a plan reads, read under the lock.
+struct Records {
+    /// The last deployed release, if there is one and it could be read.
+    previous: Option<ReleaseRecord>,
+    /// Every record's metadata, if they could be listed.
+    listed: Option<Vec<RecordMeta>>,
+}
+
+impl Records {
+    async fn read(store: &ReleaseStore, app: &str) -> Records {
+        let (previous, listed) = futures::join!(last_deployed(store, app), store.metadata(app));
+        Records {
+            previous,
+            listed: listed.ok(),
+        }
+    }
 }
 
 /// Takes `app`'s lock in `namespace` for `who` (an invalid app name is refused before any
@@ -81,6 +101,7 @@ pub async fn lock(
         lock,
         parent,
         members: None,
+        records: None,
     })
 }
 
@@ -127,9 +148,11 @@ impl Locked {
             lock,
             parent,
             members,
+            records,
         } = self;
+        let read = (parent, members, records);
         let planned = tokio::select! {
-            planned = plan_locked(cluster, store, job, (parent, members), missing) => planned,
+            planned = plan_locked(cluster, store, job, read, missing) => planned,
             () = cancel.cancelled() => Err(SyncError::InterruptedBeforeWriting),
         };
         match planned {
@@ -156,7 +179,7 @@ impl Locked {
     /// proven: the caller renders and plans as usual. `commits_since` gives the commits a
     /// release covers after the deployed release's commit.
     pub async fn resync_unchanged(
-        self,
+        mut self,
         cluster: &LiveCluster,
         store: &ReleaseStore,
         app: &str,
@@ -164,35 +187,45 @@ impl Locked {
         commits_since: impl FnOnce(Option<&CommitInfo>) -> (Vec<CommitInfo>, usize),
         events: &mut (dyn FnMut(SyncEvent<'_>) + Send),
     ) -> Result<Executed, Locked> {
-        let proven = match (&options.source_digest, &self.parent, &self.members) {
-            (Some(digest), Ok(Some(parent)), Some(members))
-                if options.operation == Operation::Sync =>
+        if options.operation != Operation::Sync {
+            return Err(self);
+        }
+        let (Some(digest), Ok(Some(parent)), Some(members)) =
+            (&options.source_digest, &self.parent, &self.members)
+        else {
+            return Err(self);
+        };
+        let records = Records::read(store, app).await;
+        let proof = match (&records.previous, &records.listed) {
+            (Some(record), Some(listed))
+                if listed.iter().map(|m| m.revision).max() == Some(record.revision)
+                    && record.repo == options.repo
+                    && record.path == options.path
+                    && record.renderer == options.renderer
+                    && record.extra == options.extra =>
             {
-                let (record, listed) =
-                    futures::join!(store.latest_deployed(app), store.metadata(app));
-                match (record, listed) {
-                    (Ok(Some(record)), Ok(listed))
-                        if listed.iter().map(|m| m.revision).max() == Some(record.revision)
-                            && record.repo == options.repo
-                            && record.path == options.path
-                            && record.renderer == options.renderer
-                            && record.extra == options.extra =>
-                    {
-                        let found = unchanged::Found {
-                            parent,
-                            members,
-                            kinds: parent.member_resources(cluster).len(),
-                        };
-                        unchanged::prove(&record, digest, &found, options.wait.is_some())
-                            .map(|proof| (record, listed, proof))
-                    }
-                    _ => None,
-                }
+                let found = unchanged::Found {
+                    parent,
+                    members,
+                    kinds: parent.member_resources(cluster).len(),
+                };
+                unchanged::prove(record, digest, &found, options.wait.is_some())
             }
             _ => None,
         };
-        let Some((record, listed, proof)) = proven else {
-            return Err(self);
+        let (proof, mut record, listed) = match (proof, records) {
+            (
+                Some(proof),
+                Records {
+                    previous: Some(record),
+                    listed: Some(listed),
+                },
+            ) => (proof, record, listed),
+            (_, records) => {
+                // Not proven: the plan goes on with the records as read.
+                self.records = Some(records);
+                return Err(self);
+            }
         };
         let lock = self.lock;
         if let Err(lost) = lock.check() {
@@ -214,7 +247,10 @@ impl Locked {
             }
         }
         (options.commits, options.commits_left_out) = commits_since(record.commit.as_ref());
-        let kept = execute::keep_current(store, record, false, &options, &listed).await;
+        // Objects others wrote since (in fields the release did not apply): where they are
+        // now, for the next sync's fingerprints.
+        let moved = execute::move_marks(&mut record, &proof.moved);
+        let kept = execute::keep_current(store, record, moved, &options, &listed).await;
         let released = lock.release().await.map_err(SyncError::NotReleased);
         let (record, result) = match kept {
             Ok(stored) => (Some(unchanged::shown(stored, &proof)), released),
@@ -232,7 +268,11 @@ async fn plan_locked(
     cluster: &LiveCluster,
     store: &ReleaseStore,
     job: SyncJob,
-    (parent, members): (Result<Option<ApplySet>, ApplySetError>, Option<MemberLists>),
+    (parent, members, records): (
+        Result<Option<ApplySet>, ApplySetError>,
+        Option<MemberLists>,
+        Option<Records>,
+    ),
     missing: Missing,
 ) -> Result<(SyncPlan, SyncOptions), SyncError> {
     let SyncJob {
@@ -251,16 +291,19 @@ async fn plan_locked(
     let members = ApplySetId::for_app(&app, &namespace).member_selector();
     // Without a parent nothing is a member yet: no member LISTs.
     let members_of = matches!(parent, Ok(Some(_))).then_some(members.as_str());
-    let (previous, listed, ()) = futures::join!(
-        last_deployed(store, &app),
-        store.metadata(&app),
-        cluster.prefetch(desired.keys(), members_of)
-    );
+    let reading = async {
+        match records {
+            Some(records) => records,
+            None => Records::read(store, &app).await,
+        }
+    };
+    let (Records { previous, listed }, ()) =
+        futures::join!(reading, cluster.prefetch(desired.keys(), members_of));
     let existing = parent?;
     let known = previous.as_ref().map(Fingerprints::from_record);
     options.previous = previous;
     // Listed under the lock: the sync numbers, supersedes and trims from it.
-    options.listed = listed.ok();
+    options.listed = listed;
     let plan_options = PlanOptions {
         prune: prune || options.rollback_of.is_some(),
         prune_crds: guard.rules.prune_crds,

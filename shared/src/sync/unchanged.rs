@@ -13,18 +13,22 @@
 //! decide more than what to apply), an object written since, one more or less, a member
 //! not healthy when the sync waits for health.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::apply::applyset::{ApplySet, ApplySetId};
 use crate::apply::health::{Health, assess};
-use crate::fingerprint::Fingerprints;
-use crate::live::MemberLists;
+use crate::drift::untouched;
+use crate::fingerprint::{Fingerprints, LiveMark};
+use crate::live::{ListedObject, MemberLists};
 use crate::objects::ObjectKey;
 use crate::release::record::{CASCADE_ACTION, Counts, ReleaseRecord, ReleaseStatus};
 
 /// Annotations whose objects a sync treats as more than objects to apply (hooks, waves,
 /// options): a release holding any of them is planned the usual way.
 const PLANNED_ANNOTATIONS: [&str; 2] = ["argocd.argoproj.io/", "helm.sh/"];
+
+/// How the release's manifest is named in a parse error (which gives up the proof).
+const MANIFEST: &str = "the release's manifest";
 
 /// What proved the resync unchanged.
 #[derive(Debug)]
@@ -33,6 +37,9 @@ pub(super) struct Proof {
     pub keys: Vec<ObjectKey>,
     /// Their health, when the sync waits for it (all healthy).
     pub health: BTreeMap<ObjectKey, Health>,
+    /// Where the objects written since the release (by others, in fields it did not
+    /// apply) are now, for the record's fingerprints.
+    pub moved: BTreeMap<ObjectKey, LiveMark>,
 }
 
 /// Where the app is, as read under its lock.
@@ -83,24 +90,42 @@ pub(super) fn prove(
     {
         return None;
     }
-    let mut listed = 0;
-    let mut health = BTreeMap::new();
-    for (key, live) in found.members.objects() {
-        listed += 1;
-        if !keys.contains(key) || !fingerprints.recorded_untouched(key, live, &ours) {
-            return None;
+    let live: HashMap<&ObjectKey, &ListedObject> = found.members.objects().collect();
+    if live.len() != keys.len() || !keys.iter().all(|key| live.contains_key(key)) {
+        return None;
+    }
+    // Objects someone wrote since are proven from what the release applied to them: the
+    // documents of the manifest to read are theirs alone.
+    let lookup = |key: &ObjectKey| live.get(key).copied();
+    let mut moved = BTreeMap::new();
+    if keys
+        .iter()
+        .any(|key| !lookup(key).is_some_and(|l| fingerprints.recorded_untouched(key, l, &ours)))
+    {
+        let text = record.manifest.text();
+        let needed = untouched::needed(&keys, &text, lookup, &fingerprints, &ours, MANIFEST)?;
+        for applied in &needed.manifests {
+            let key = ObjectKey::from_object(&applied.object)?;
+            let value = lookup(&key)?.value().ok()?;
+            let mark =
+                fingerprints.recorded_owned_untouched(&key, &applied.object, &value, &ours)?;
+            moved.insert(key, mark);
         }
-        if wait {
-            let verdict = assess(&live.value().ok()?);
+    }
+    let mut health = BTreeMap::new();
+    if wait {
+        for (key, listed) in &live {
+            let verdict = assess(&listed.value().ok()?);
             if !verdict.is_healthy() {
                 return None;
             }
-            health.insert(key.clone(), verdict);
+            health.insert((*key).clone(), verdict);
         }
     }
-    (listed == keys.len()).then(|| Proof {
+    Some(Proof {
         keys: keys.into_iter().collect(),
         health,
+        moved,
     })
 }
 
