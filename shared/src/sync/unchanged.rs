@@ -4,14 +4,16 @@
 //! When a path's files alone decide its objects (plain YAML: see
 //! `render::source_digest`), the same digest means the same objects, which the deployed
 //! release holds. Its members, listed under the lock while the revision would render, then
-//! prove the rest: each object the release applied is still a member at the
-//! resourceVersion the release recorded (nobody wrote it since), and no other member
-//! exists. That is everything a plan of the rendered objects would have found: nothing to
-//! apply or prune. At 10,000 objects rendering was the larger half of such a sync.
+//! prove the rest: each object the release applied is still a member, at the
+//! resourceVersion the release recorded (nobody wrote it since) or written since by others
+//! in fields the release did not apply (see `Fingerprints::recorded_owned_untouched`), and
+//! no other member exists. That is everything a plan of the rendered objects would have
+//! found: nothing to apply or prune. At 10,000 objects rendering was the larger half of
+//! such a sync.
 //!
 //! Anything else goes the usual way: a release with hooks, waves or sync options (they
-//! decide more than what to apply), an object written since, one more or less, a member
-//! not healthy when the sync waits for health.
+//! decide more than what to apply), an object whose applied fields were written since, one
+//! more or less, a member not healthy when the sync waits for health.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
