@@ -107,10 +107,15 @@ fn canonical(value: &Value, out: &mut String) {
 /// by us in `managedFields`, but another writer's change to what it became (`data`) is not
 /// a change to it: for such an object only an unchanged resourceVersion proves anything.
 fn stores_what_it_applied(desired: &Value, live: &Value) -> bool {
-    let (Some(desired), Some(live)) = (desired.as_object(), live.as_object()) else {
-        return false;
-    };
-    desired.keys().all(|field| live.contains_key(field))
+    desired
+        .as_object()
+        .is_some_and(|desired| keeps_fields(desired.keys().map(String::as_str), live))
+}
+
+/// Whether `live` has every one of the top-level `fields`.
+fn keeps_fields<'a>(mut fields: impl Iterator<Item = &'a str>, live: &Value) -> bool {
+    live.as_object()
+        .is_some_and(|live| fields.all(|field| live.contains_key(field)))
 }
 
 /// Where a live object stands, as a release remembers it.
@@ -215,13 +220,13 @@ impl Fingerprints {
     /// The mark of the live object of `key` when it was written since the release (a
     /// controller's status, its annotations) but nothing the release applied to it changed:
     /// still a member of `ours`, our managedFields entry as the release left it, and every
-    /// top-level field of `applied` (the object as the release's manifest has it) kept (see
+    /// top-level field the release applied to it (`applied`) kept (see
     /// [`stores_what_it_applied`]). A check against the release itself needs no desired
     /// object beside that.
     pub fn recorded_owned_untouched(
         &self,
         key: &ObjectKey,
-        applied: &Value,
+        applied: &[&str],
         live: &Value,
         ours: &ApplySetId,
     ) -> Option<LiveMark> {
@@ -230,7 +235,7 @@ impl Fingerprints {
         let kept = live.part_of() == Some(ours.as_str())
             && remembered.mark.owned.is_some()
             && mark.owned == remembered.mark.owned
-            && stores_what_it_applied(applied, live);
+            && keeps_fields(applied.iter().copied(), live);
         kept.then_some(mark)
     }
 

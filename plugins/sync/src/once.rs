@@ -11,6 +11,7 @@ use gitops::diff::{ChangeSet, Summary, summary_line};
 use gitops::hooks::{self, PlannedHook};
 use gitops::objects::hook::Occasion;
 use gitops::release::record::ReleaseRecord;
+use gitops::release::store::ReleaseStore;
 use gitops::render::Renderer;
 use gitops::sync::app_namespace::{self, Provided};
 use gitops::sync::flow::SyncJob;
@@ -51,7 +52,10 @@ pub async fn revision(
         let namespace = &connection.namespace;
         let locked = match locks {
             true => match flow::lock(&cluster, namespace, &app, &who, lock_duration).await {
-                Ok(locked) => Some(Ok(locked.list_members(&cluster, &app).await)),
+                Ok(locked) => {
+                    let store = ReleaseStore::new(cluster.client().clone(), namespace);
+                    Some(Ok(locked.read_ahead(&cluster, &store, &app).await))
+                }
                 Err(error) => Some(Err(error)),
             },
             false => None,

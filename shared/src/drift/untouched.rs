@@ -94,9 +94,9 @@ pub(crate) fn needed<'l>(
 
 /// One document of a manifest.
 #[derive(Debug, PartialEq)]
-struct Document<'a> {
+pub(crate) struct Document<'a> {
     /// From the line after its `---` to the next one.
-    text: &'a str,
+    pub text: &'a str,
     /// The manifest's 1-based line number of its first line.
     line: usize,
 }
@@ -104,7 +104,7 @@ struct Document<'a> {
 /// Splits a manifest at its `---` lines. A line starting with `---` inside a document's
 /// content cannot be written by a YAML writer (block scalars are indented, quoted ones may
 /// not hold a document marker), so this is where YAML itself splits.
-fn split(text: &str) -> Vec<Document<'_>> {
+pub(crate) fn split(text: &str) -> Vec<Document<'_>> {
     let mut documents = Vec::new();
     let mut start = 0;
     let mut start_line = 1;
@@ -135,7 +135,7 @@ fn split(text: &str) -> Vec<Document<'_>> {
 /// them (`apiVersion`, `kind` and `metadata` at the top, `name` and `namespace` two spaces
 /// in), if every part is there once and plainly written; None otherwise (the document is
 /// then parsed).
-fn glance(document: &str) -> Option<ObjectKey> {
+pub(crate) fn glance(document: &str) -> Option<ObjectKey> {
     fn set<'a>(slot: &mut Option<&'a str>, value: &'a str) -> Option<()> {
         if slot.is_some() || !plain(value) {
             return None;

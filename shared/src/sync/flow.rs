@@ -106,17 +106,29 @@ pub async fn lock(
 }
 
 impl Locked {
-    /// Lists `app`'s members of every kind its parent names, for its plan: a command
-    /// that does this while its revision renders has them when it plans (at 10,000
-    /// objects the LISTs keep the API server busy for a good part of a second).
-    pub async fn list_members(mut self, cluster: &LiveCluster, app: &str) -> Locked {
-        if let Ok(Some(set)) = &self.parent {
-            let selector = ApplySetId::for_app(app, &set.namespace).member_selector();
-            let lists = cluster
-                .list_members_ahead(&selector, set.member_resources(cluster))
-                .await;
-            self.members = Some(lists);
-        }
+    /// Lists `app`'s members of every kind its parent names, and reads its records, for
+    /// its plan: a command that does this while its revision renders has them when it
+    /// plans (at 10,000 objects the LISTs keep the API server busy for a good part of a
+    /// second, and the deployed release is about 1 MB to read).
+    pub async fn read_ahead(
+        mut self,
+        cluster: &LiveCluster,
+        store: &ReleaseStore,
+        app: &str,
+    ) -> Locked {
+        let listing = async {
+            match &self.parent {
+                Ok(Some(set)) => {
+                    let selector = ApplySetId::for_app(app, &set.namespace).member_selector();
+                    let resources = set.member_resources(cluster);
+                    Some(cluster.list_members_ahead(&selector, resources).await)
+                }
+                _ => None,
+            }
+        };
+        let (members, records) = futures::join!(listing, Records::read(store, app));
+        self.members = members;
+        self.records = Some(records);
         self
     }
 
@@ -195,7 +207,10 @@ impl Locked {
         else {
             return Err(self);
         };
-        let records = Records::read(store, app).await;
+        let records = match self.records.take() {
+            Some(records) => records,
+            None => Records::read(store, app).await,
+        };
         let proof = match (&records.previous, &records.listed) {
             (Some(record), Some(listed))
                 if listed.iter().map(|m| m.revision).max() == Some(record.revision)

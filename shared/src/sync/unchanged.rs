@@ -29,9 +29,6 @@ use crate::release::record::{CASCADE_ACTION, Counts, ReleaseRecord, ReleaseStatu
 /// options): a release holding any of them is planned the usual way.
 const PLANNED_ANNOTATIONS: [&str; 2] = ["argocd.argoproj.io/", "helm.sh/"];
 
-/// How the release's manifest is named in a parse error (which gives up the proof).
-const MANIFEST: &str = "the release's manifest";
-
 /// What proved the resync unchanged.
 #[derive(Debug)]
 pub(super) struct Proof {
@@ -97,21 +94,32 @@ pub(super) fn prove(
         return None;
     }
     // Objects someone wrote since are proven from what the release applied to them: the
-    // documents of the manifest to read are theirs alone.
+    // top-level fields of their documents of the manifest, read from those lines alone.
     let lookup = |key: &ObjectKey| live.get(key).copied();
-    let mut moved = BTreeMap::new();
-    if keys
+    let moved_keys: BTreeSet<&ObjectKey> = keys
         .iter()
-        .any(|key| !lookup(key).is_some_and(|l| fingerprints.recorded_untouched(key, l, &ours)))
-    {
+        .filter(|key| !lookup(key).is_some_and(|l| fingerprints.recorded_untouched(key, l, &ours)))
+        .collect();
+    let mut moved = BTreeMap::new();
+    if !moved_keys.is_empty() {
         let text = record.manifest.text();
-        let needed = untouched::needed(&keys, &text, lookup, &fingerprints, &ours, MANIFEST)?;
-        for applied in &needed.manifests {
-            let key = ObjectKey::from_object(&applied.object)?;
-            let value = lookup(&key)?.value().ok()?;
-            let mark =
-                fingerprints.recorded_owned_untouched(&key, &applied.object, &value, &ours)?;
-            moved.insert(key, mark);
+        let mut applied: BTreeMap<ObjectKey, Vec<&str>> = BTreeMap::new();
+        for document in untouched::split(&text) {
+            if let Some(key) = untouched::glance(document.text)
+                && moved_keys.contains(&key)
+                && applied
+                    .insert(key, top_level_fields(document.text)?)
+                    .is_some()
+            {
+                // One object twice: not a manifest this reads.
+                return None;
+            }
+        }
+        for key in moved_keys {
+            let value = lookup(key)?.value().ok()?;
+            let fields = applied.get(key)?;
+            let mark = fingerprints.recorded_owned_untouched(key, fields, &value, &ours)?;
+            moved.insert(key.clone(), mark);
         }
     }
     let mut health = BTreeMap::new();
@@ -131,6 +139,28 @@ pub(super) fn prove(
     })
 }
 
+/// The top-level fields of a manifest's document as our YAML writer writes it (each a
+/// plain `field:` at the start of a line, its value indented below it or after it); None
+/// for a line that is anything else.
+fn top_level_fields(document: &str) -> Option<Vec<&str>> {
+    let mut fields = Vec::new();
+    for line in document.lines() {
+        if line.is_empty() || line.starts_with([' ', '-', '#']) {
+            continue;
+        }
+        let (field, _) = line.split_once(':')?;
+        let plain = !field.is_empty()
+            && field
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
+        if !plain {
+            return None;
+        }
+        fields.push(field);
+    }
+    Some(fields)
+}
+
 /// The deployed release `stored` as a proven resync shows it: every object unchanged
 /// (healthy, when it waited), the release's removals left out, as a no-op sync shows it.
 pub(super) fn shown(mut stored: ReleaseRecord, proof: &Proof) -> ReleaseRecord {
@@ -147,4 +177,28 @@ pub(super) fn shown(mut stored: ReleaseRecord, proof: &Proof) -> ReleaseRecord {
         ..Counts::default()
     };
     stored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_documents_top_level_fields_are_read_from_its_lines_or_not_at_all() {
+        let document = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    a: b\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\nlist:\n- a\nnote: |\n  text: not a field\n";
+        assert_eq!(
+            top_level_fields(document),
+            Some(vec![
+                "apiVersion",
+                "kind",
+                "metadata",
+                "spec",
+                "list",
+                "note"
+            ])
+        );
+        // A quoted or complex key: the document is not read this way.
+        assert_eq!(top_level_fields("kind: A\n\"odd key\": 1\n"), None);
+        assert_eq!(top_level_fields("kind: A\n? complex\n: 1\n"), None);
+    }
 }
