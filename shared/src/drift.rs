@@ -18,7 +18,7 @@ pub mod heal;
 pub mod ignore;
 mod model;
 pub mod owners;
-pub(crate) mod untouched;
+mod untouched;
 
 pub use check::{CheckRequest, Checked, check_app};
 pub use fields::{FieldDrift, IgnoredField};

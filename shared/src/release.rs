@@ -3,6 +3,7 @@
 pub mod elsewhere;
 pub mod helm;
 pub mod history;
+pub mod manifest_documents;
 pub mod record;
 pub mod rollback;
 pub mod store;

@@ -19,10 +19,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::apply::applyset::{ApplySet, ApplySetId};
 use crate::apply::health::{Health, assess};
-use crate::drift::untouched;
 use crate::fingerprint::{Fingerprints, LiveMark};
 use crate::live::{ListedObject, MemberLists};
 use crate::objects::ObjectKey;
+use crate::release::manifest_documents;
 use crate::release::record::{CASCADE_ACTION, Counts, ReleaseRecord, ReleaseStatus};
 
 /// Annotations whose objects a sync treats as more than objects to apply (hooks, waves,
@@ -104,8 +104,8 @@ pub(super) fn prove(
     if !moved_keys.is_empty() {
         let text = record.manifest.text();
         let mut applied: BTreeMap<ObjectKey, Vec<&str>> = BTreeMap::new();
-        for document in untouched::split(&text) {
-            if let Some(key) = untouched::glance(document.text)
+        for document in manifest_documents::split(&text) {
+            if let Some(key) = manifest_documents::glance(document.text)
                 && moved_keys.contains(&key)
                 && applied
                     .insert(key, top_level_fields(document.text)?)
