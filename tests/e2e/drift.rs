@@ -12,7 +12,9 @@ mod fingerprints;
 mod git;
 mod watch;
 
-const WEB: &str = "apiVersion: apps/v1
+/// A Deployment: its controller writes its status (and moves its resourceVersion) after
+/// every sync that creates it.
+pub(crate) const WEB: &str = "apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web

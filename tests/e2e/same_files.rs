@@ -7,30 +7,12 @@ use std::process::Output;
 use kubectl_gitops_tests::{GitFixture, TestCluster, describe};
 use serde_json::Value;
 
+use crate::drift::WEB;
 use crate::requests::{lists_of, requests_about};
 
 fn config_map(name: &str, value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: \"{value}\"\n")
 }
-
-/// A Deployment: its controller writes its status (and moves its resourceVersion) after
-/// every sync that creates it.
-const WEB: &str = "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: nginx:1.27
-";
 
 fn ok(out: Output) -> Output {
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
